@@ -1,0 +1,104 @@
+namespace Assent.Protocol.OAuth;
+
+/// <summary>Error codes of RFC 6749 §5.2, CIBA Core §13 and §11, RFC 8628 §3.5 and RFC 9396 §5.</summary>
+public static class OAuthErrors
+{
+    public const string InvalidRequest = "invalid_request";
+    public const string InvalidClient = "invalid_client";
+    public const string InvalidGrant = "invalid_grant";
+    public const string UnauthorizedClient = "unauthorized_client";
+    public const string UnsupportedGrantType = "unsupported_grant_type";
+    public const string InvalidScope = "invalid_scope";
+    public const string AccessDenied = "access_denied";
+    public const string AuthorizationPending = "authorization_pending";
+    public const string SlowDown = "slow_down";
+    public const string ExpiredToken = "expired_token";
+    public const string ExpiredLoginHintToken = "expired_login_hint_token";
+    public const string UnknownUserId = "unknown_user_id";
+    public const string InvalidBindingMessage = "invalid_binding_message";
+    public const string InvalidAuthorizationDetails = "invalid_authorization_details";
+    public const string InvalidToken = "invalid_token";
+    public const string UnsupportedTokenType = "unsupported_token_type";
+    public const string ServerError = "server_error";
+}
+
+/// <summary>Grant type identifiers (RFC 6749 §4.4, §6; RFC 8628 §3.4; CIBA Core §10.1).</summary>
+public static class GrantTypes
+{
+    public const string Ciba = "urn:openid:params:grant-type:ciba";
+    public const string DeviceCode = "urn:ietf:params:oauth:grant-type:device_code";
+    public const string RefreshToken = "refresh_token";
+    public const string ClientCredentials = "client_credentials";
+}
+
+/// <summary>Request and response parameter names.</summary>
+public static class OAuthParameters
+{
+    public const string ClientId = "client_id";
+    public const string ClientSecret = "client_secret";
+    public const string GrantType = "grant_type";
+    public const string Scope = "scope";
+    public const string LoginHint = "login_hint";
+    public const string BindingMessage = "binding_message";
+    public const string AuthorizationDetails = "authorization_details";
+    public const string RequestedExpiry = "requested_expiry";
+    public const string ClientNotificationToken = "client_notification_token";
+    public const string AuthReqId = "auth_req_id";
+    public const string Resource = "resource";
+    public const string DeviceCode = "device_code";
+    public const string RefreshToken = "refresh_token";
+    public const string Token = "token";
+}
+
+/// <summary>Scope values with protocol meaning.</summary>
+public static class Scopes
+{
+    public const string OpenId = "openid";
+}
+
+/// <summary>CIBA token delivery modes (CIBA Core §5).</summary>
+public static class DeliveryModes
+{
+    public const string Poll = "poll";
+    public const string Ping = "ping";
+    public const string Push = "push";
+}
+
+/// <summary>JWT claim names used in Assent tokens (RFC 7519, RFC 9068, RFC 8693, RFC 8176, RFC 9396).</summary>
+public static class ClaimNames
+{
+    public const string Issuer = "iss";
+    public const string Subject = "sub";
+    public const string Audience = "aud";
+    public const string ClientId = "client_id";
+    public const string Actor = "act";
+    public const string Scope = "scope";
+    public const string JwtId = "jti";
+    public const string IssuedAt = "iat";
+    public const string NotBefore = "nbf";
+    public const string Expiration = "exp";
+    public const string AuthTime = "auth_time";
+    public const string AuthenticationMethods = "amr";
+    public const string BindingMessage = "binding_message";
+    public const string AuthorizationDetails = "authorization_details";
+    public const string Transaction = "txn";
+    public const string Evidence = "evidence";
+    public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
+}
+
+/// <summary>Authentication method references (RFC 8176 §2).</summary>
+public static class AuthenticationMethods
+{
+    public const string HardwareKey = "hwk";
+    public const string SoftwareKey = "swk";
+    public const string User = "user";
+    public const string MultiFactor = "mfa";
+}
+
+/// <summary>Header names Assent reads or writes.</summary>
+public static class HeaderNames
+{
+    /// <summary>RFC 7240 §4.3 <c>Prefer: wait=N</c>.</summary>
+    public const string Prefer = "Prefer";
+    public const string PreferenceApplied = "Preference-Applied";
+}
