@@ -1,0 +1,153 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Jose;
+using Assent.Server.Audit;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Approvals;
+
+internal enum DecideStatus
+{
+    Decided,
+    NotFound,
+    UnknownDevice,
+    RevokedDevice,
+    WrongUser,
+    InvalidSignature,
+    AlreadyDecided,
+    Expired,
+    Malformed,
+}
+
+internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State = null, string? Detail = null);
+
+/// <summary>
+/// The approval lifecycle shared by every way a request is raised (CIBA, agent registration,
+/// CLI login): create with a payload built once, decide with a device signature, redeem once.
+/// </summary>
+internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, AssentOptions options, TimeProvider time)
+{
+    private readonly string _issuer = options.IssuerString;
+    private readonly Uri _issuerUri = options.IssuerUri;
+
+    public sealed record Created(ApprovalRecord Approval, string Handle);
+
+    public async Task<Created> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, CancellationToken ct)
+    {
+        var now = time.GetUtcNow();
+        var id = Ids.New("apr");
+        // The handle given to the client is a bearer-grade secret: only its hash is stored.
+        var handle = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        var exp = now + expiry;
+        var payload = ApprovalPayload.Build(_issuer, id, Protocol.Did.DidWeb.ForUser(_issuerUri, user.Id), clientId, clientName, scope,
+            bindingMessage, authorizationDetails is null ? default : System.Text.Encoding.UTF8.GetBytes(authorizationDetails),
+            now.ToUnixTimeSeconds(), exp.ToUnixTimeSeconds(), Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
+        var record = new ApprovalRecord(id, Ids.Hash(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
+            ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds());
+        await store.CreateApprovalAsync(record, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
+            new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) }), ct);
+        hub.Created(record);
+        return new Created(record, handle);
+    }
+
+    /// <summary>A device decides: its signature over <c>decision ‖ 0x00 ‖ payload</c> is the proof (SPEC §1).</summary>
+    public async Task<DecideOutcome> DecideEd25519Async(string approvalId, string deviceId, string decision, byte[] signature, CancellationToken ct)
+    {
+        if (!Decisions.IsValid(decision))
+        {
+            return new(DecideStatus.Malformed, Detail: "decision must be 'approve' or 'deny'");
+        }
+        var approval = await store.FindApprovalAsync(approvalId, ct);
+        if (approval is null)
+        {
+            return new(DecideStatus.NotFound);
+        }
+        var device = await store.FindDeviceAsync(deviceId, ct);
+        if (device is null)
+        {
+            return new(DecideStatus.UnknownDevice);
+        }
+        if (!device.Active)
+        {
+            return new(DecideStatus.RevokedDevice);
+        }
+        if (device.UserId != approval.UserId)
+        {
+            return new(DecideStatus.WrongUser);
+        }
+        if (device.Kind != DeviceKinds.Ed25519)
+        {
+            return new(DecideStatus.Malformed, Detail: "this device is a passkey: decide with a WebAuthn assertion");
+        }
+        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
+        if (jwk is null || !jwk.TryGetEd25519(out var publicKey) ||
+            !Ed25519.Verify(publicKey, ApprovalPayload.SigningInput(decision, approval.Payload), signature))
+        {
+            return new(DecideStatus.InvalidSignature);
+        }
+        var evidence = Evidence(DeviceKinds.Ed25519, approval.UserId, deviceId, approval.Payload, signature);
+        return await CommitDecisionAsync(approval, device, decision, evidence, ct);
+    }
+
+    internal async Task<DecideOutcome> CommitDecisionAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, CancellationToken ct)
+    {
+        var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var won = await store.TryDecideAsync(new DecisionRecord(approval.Id, device.Id, state, evidence, now),
+            new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id), ct);
+        if (!won)
+        {
+            var current = await store.FindApprovalAsync(approval.Id, ct);
+            return current is { State: ApprovalState.Pending } || current?.State == ApprovalState.Expired
+                ? new(DecideStatus.Expired, current.State)
+                : new(DecideStatus.AlreadyDecided, current?.State);
+        }
+        hub.Settled(approval.Id, approval.UserId, state == ApprovalState.Approved ? "approved" : "denied");
+        return new(DecideStatus.Decided, state);
+    }
+
+    /// <summary>The evidence object of SPEC §3, stored once and copied verbatim into the token.</summary>
+    internal string Evidence(string kind, string userId, string deviceId, byte[] payload, byte[] signature,
+        byte[]? authenticatorData = null, byte[]? clientDataJson = null)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("kind", kind);
+            w.WriteString("device", Protocol.Did.DidWeb.ForUser(_issuerUri, userId) + "#" + deviceId);
+            w.WriteString("payload", Base64Url.Encode(payload));
+            w.WriteString("sig", Base64Url.Encode(signature));
+            if (authenticatorData is not null)
+            {
+                w.WriteString("authenticator_data", Base64Url.Encode(authenticatorData));
+            }
+            if (clientDataJson is not null)
+            {
+                w.WriteString("client_data_json", Base64Url.Encode(clientDataJson));
+            }
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>Expires every overdue pending request and wakes whoever waits on it.</summary>
+    public async Task<int> SweepAsync(CancellationToken ct)
+    {
+        var expired = await store.ExpireDueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), 500, ct);
+        foreach (var a in expired)
+        {
+            hub.Settled(a.Id, a.UserId, "expired");
+        }
+        return expired.Count;
+    }
+}
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(Jwk))]
+internal sealed partial class JwkJson : System.Text.Json.Serialization.JsonSerializerContext;

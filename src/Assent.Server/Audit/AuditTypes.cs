@@ -1,0 +1,18 @@
+namespace Assent.Server.Audit;
+
+/// <summary>The audit event types (SPEC §1: every request created, decided, redeemed, expired; devices; agents; keys).</summary>
+internal static class AuditTypes
+{
+    public const string UserInvited = "user.invited";
+    public const string ApprovalCreated = "approval.created";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
+    public const string ApprovalRedeemed = "approval.redeemed";
+    public const string ApprovalExpired = "approval.expired";
+    public const string DeviceEnrolled = "device.enrolled";
+    public const string DeviceRenamed = "device.renamed";
+    public const string DeviceRevoked = "device.revoked";
+    public const string AgentCreated = "agent.created";
+    public const string KeyRotated = "key.rotated";
+    public const string KeyCreated = "key.created";
+}

@@ -1,0 +1,91 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using Assent.Protocol.OAuth;
+using Assent.Server.Hosting;
+using Assent.Server.Http;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Http;
+
+namespace Assent.Server.Clients;
+
+/// <summary>
+/// Authenticates an agent by <c>client_secret_basic</c> or <c>client_secret_post</c>
+/// (RFC 6749 §2.3.1). Secrets are compared as SHA-256 hashes in fixed time, and an unknown
+/// client costs the same hash-and-compare as a known one.
+/// </summary>
+internal sealed class ClientAuthenticator(IAssentStore store)
+{
+    private static readonly byte[] DummyHash = SHA256.HashData("assent-no-such-client"u8);
+
+    public sealed record Outcome(ClientRecord? Client, OAuthError? Error);
+
+    public async Task<Outcome> AuthenticateAsync(HttpRequest request, IFormCollection form, CancellationToken ct)
+    {
+        string? id, secret;
+        var header = request.Headers.Authorization.ToString();
+        var postedId = form.Value(OAuthParameters.ClientId);
+        var postedSecret = form.Value(OAuthParameters.ClientSecret);
+        if (header.Length > 0)
+        {
+            // RFC 6749 §2.3: a client must not use more than one authentication method per request.
+            if (postedSecret is not null)
+            {
+                return Fail(new OAuthError(OAuthErrors.InvalidRequest, "use either HTTP Basic or client_secret in the body, not both"));
+            }
+            if (!TryParseBasic(header, out id, out secret))
+            {
+                return Fail(OAuthError.InvalidClient("the Authorization header is not valid HTTP Basic client authentication"));
+            }
+            if (postedId is not null && postedId != id)
+            {
+                return Fail(new OAuthError(OAuthErrors.InvalidRequest, "client_id in the body differs from the authenticated client"));
+            }
+        }
+        else
+        {
+            (id, secret) = (postedId, postedSecret);
+        }
+        if (id is null || secret is null)
+        {
+            return Fail(OAuthError.InvalidClient("client authentication is required (client_secret_basic or client_secret_post)"));
+        }
+        var client = id.Length <= 128 ? await store.FindClientAsync(id, ct) : null;
+        var presented = Ids.Hash(secret);
+        var matches = CryptographicOperations.FixedTimeEquals(presented, client?.SecretHash ?? DummyHash);
+        if (client is null || !matches || client.RevokedAt is not null)
+        {
+            return Fail(OAuthError.InvalidClient("unknown client or wrong secret"));
+        }
+        return new Outcome(client, null);
+    }
+
+    private static Outcome Fail(OAuthError error) => new(null, error);
+
+    /// <summary>RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined by ':' and base64-encoded.</summary>
+    private static bool TryParseBasic(string header, out string? id, out string? secret)
+    {
+        id = secret = null;
+        if (!AuthenticationHeaderValue.TryParse(header, out var value) || !string.Equals(value.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) || value.Parameter is null)
+        {
+            return false;
+        }
+        string decoded;
+        try
+        {
+            decoded = Encoding.UTF8.GetString(Convert.FromBase64String(value.Parameter));
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+        var colon = decoded.IndexOf(':');
+        if (colon <= 0)
+        {
+            return false;
+        }
+        id = Uri.UnescapeDataString(decoded[..colon].Replace('+', ' '));
+        secret = Uri.UnescapeDataString(decoded[(colon + 1)..].Replace('+', ' '));
+        return secret.Length > 0;
+    }
+}

@@ -1,0 +1,77 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Devices;
+using Assent.Server.Approvals;
+using Assent.Server.Http;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Http;
+
+namespace Assent.Server.Devices;
+
+/// <summary>
+/// Checks the per-request device signature (see <see cref="DeviceSignatures"/>): fresh timestamp,
+/// unseen nonce, active device, valid Ed25519 signature over method, path, time, nonce and body hash.
+/// </summary>
+internal sealed class DeviceAuthenticator(IAssentStore store, TimeProvider time)
+{
+    private readonly ConcurrentDictionary<string, long> _seenNonces = new(StringComparer.Ordinal);
+    private long _lastPrune;
+
+    public sealed record Outcome(DeviceRecord? Device, UserRecord? User, IResult? Error);
+
+    public async Task<Outcome> AuthenticateAsync(HttpRequest request, byte[] body, CancellationToken ct)
+    {
+        if (!DeviceSignatures.TryParseHeader(request.Headers.Authorization.ToString(), out var header))
+        {
+            return Fail("sign the request with the device key: Authorization: AssentDevice id=…, ts=…, nonce=…, sig=…");
+        }
+        var now = time.GetUtcNow();
+        if (Math.Abs(now.ToUnixTimeSeconds() - header!.Timestamp) > DeviceSignatures.MaxClockSkew.TotalSeconds)
+        {
+            return Fail("the request timestamp is too far from the server clock; check the device's time");
+        }
+        var device = header.DeviceId.Length <= 64 ? await store.FindDeviceAsync(header.DeviceId, ct) : null;
+        if (device is null || !device.Active)
+        {
+            return Fail("unknown or revoked device");
+        }
+        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
+        if (jwk is null || !jwk.TryGetEd25519(out var publicKey))
+        {
+            return Fail("this device signs with a passkey, not an Ed25519 key");
+        }
+        var input = DeviceSignatures.RequestSigningInput(request.Method, request.Path + request.QueryString, header.Timestamp, header.Nonce, body);
+        if (!Ed25519.Verify(publicKey, input, header.Signature))
+        {
+            return Fail("the request signature does not verify");
+        }
+        // A captured request cannot be replayed within the skew window.
+        var expiry = now.ToUnixTimeSeconds() + (long)DeviceSignatures.MaxClockSkew.TotalSeconds * 2;
+        if (!_seenNonces.TryAdd(device.Id + ":" + header.Nonce, expiry))
+        {
+            return Fail("this request was already used (replayed nonce)");
+        }
+        Prune(now.ToUnixTimeSeconds());
+        var user = await store.FindUserAsync(device.UserId, ct);
+        return user is null ? Fail("the device's user no longer exists") : new Outcome(device, user, null);
+    }
+
+    private static Outcome Fail(string detail) => new(null, null, Problem.Unauthorized(detail));
+
+    private void Prune(long now)
+    {
+        var last = Interlocked.Read(ref _lastPrune);
+        if (now - last < 30 || Interlocked.CompareExchange(ref _lastPrune, now, last) != last)
+        {
+            return;
+        }
+        foreach (var (key, expiry) in _seenNonces)
+        {
+            if (expiry < now)
+            {
+                _seenNonces.TryRemove(key, out _);
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+using System.Text.Json;
+using Assent.Protocol.Jose;
+using Assent.Protocol.OAuth;
+using Assent.Server.Ciba;
+using Assent.Server.Hosting;
+using Assent.Server.Http;
+using Assent.Server.Keys;
+using Assent.Server.Tokens;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Assent.Server.Discovery;
+
+/// <summary>OpenID Connect Discovery 1.0 §4 and the JWKS (RFC 7517 §5).</summary>
+internal static class DiscoveryEndpoints
+{
+    public const string JwksPath = "/oauth/jwks";
+
+    public static IEndpointRouteBuilder MapDiscovery(this IEndpointRouteBuilder app, AssentOptions options)
+    {
+        var document = JsonSerializer.SerializeToUtf8Bytes(Document(options), ServerJson.Default.DiscoveryDocument);
+        app.MapGet("/.well-known/openid-configuration", (HttpResponse response) =>
+            {
+                response.Headers.CacheControl = "public, max-age=300";
+                return TypedResults.Bytes(document, "application/json");
+            })
+            .WithSummary("OpenID Connect discovery document").WithTags("Discovery");
+        app.MapGet(JwksPath, (HttpResponse response, KeyRing keys) =>
+            {
+                // Short cache: a rotation must reach verifiers quickly (they also refetch on an unknown kid).
+                response.Headers.CacheControl = "public, max-age=60";
+                return TypedResults.Bytes(keys.JwksJson, "application/jwk-set+json");
+            })
+            .WithSummary("The issuer's signing keys (current and still-valid previous)").WithTags("Discovery");
+        return app;
+    }
+
+    internal static DiscoveryDocument Document(AssentOptions options)
+    {
+        var issuer = options.IssuerString;
+        return new DiscoveryDocument(
+            Issuer: issuer,
+            JwksUri: issuer + JwksPath,
+            TokenEndpoint: issuer + TokenEndpoints.Path,
+            BackchannelAuthenticationEndpoint: issuer + CibaEndpoints.Path,
+            DeviceAuthorizationEndpoint: issuer + "/oauth/device/code",
+            RevocationEndpoint: issuer + "/oauth/revoke",
+            UserinfoEndpoint: issuer + "/userinfo",
+            GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.ClientCredentials],
+            BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll],
+            BackchannelUserCodeParameterSupported: false,
+            TokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post"],
+            IdTokenSigningAlgValuesSupported: [Jws.EdDsa],
+            AuthorizationDetailsTypesSupported: options.AuthorizationDetailsTypes,
+            ScopesSupported: [Scopes.OpenId],
+            ResponseTypesSupported: ["token"],
+            SubjectTypesSupported: ["public"],
+            ClaimsSupported: [ClaimNames.Issuer, ClaimNames.Subject, ClaimNames.Audience, ClaimNames.AuthTime, ClaimNames.AuthenticationMethods,
+                ClaimNames.AuthReqId, ClaimNames.BindingMessage, ClaimNames.AuthorizationDetails, ClaimNames.Transaction, ClaimNames.Evidence]);
+    }
+}

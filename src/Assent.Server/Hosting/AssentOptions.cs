@@ -1,0 +1,79 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Assent.Server.Hosting;
+
+/// <summary>Server settings, bound from the "Assent" configuration section and validated at start.</summary>
+public sealed class AssentOptions
+{
+    public const string Section = "Assent";
+
+    /// <summary>The public base URL; tokens carry it as <c>iss</c> and DIDs are derived from it.</summary>
+    [Required]
+    public string Issuer { get; set; } = "http://localhost:8400";
+
+    /// <summary>Where the SQLite file and the key-encryption key file live.</summary>
+    [Required]
+    public string DataDirectory { get; set; } = "assent-data";
+
+    /// <summary>A database connection; empty means SQLite in <see cref="DataDirectory"/>.</summary>
+    public string? Database { get; set; }
+
+    /// <summary>fsync on every commit (survives power loss, not only process crashes).</summary>
+    public bool SynchronousFull { get; set; }
+
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan DefaultRequestExpiry { get; set; } = TimeSpan.FromSeconds(300);
+
+    public TimeSpan MaxRequestExpiry { get; set; } = TimeSpan.FromSeconds(3600);
+
+    /// <summary>CIBA polling interval returned by bc-authorize (SPEC §2: at most 2 s).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Upper bound for <c>Prefer: wait=N</c> (SPEC §2).</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan InviteLifetime { get; set; } = TimeSpan.FromHours(72);
+
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>RFC 9396 types accepted in <c>authorization_details</c>; others get invalid_authorization_details.</summary>
+    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "agent_registration"];
+
+    /// <summary>Cap on request bodies; larger ones get 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
+
+    internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
+
+    internal string IssuerString => Issuer.TrimEnd('/');
+
+    /// <summary>Checks what data annotations cannot; returns the first problem or null.</summary>
+    internal string? Validate()
+    {
+        if (!Uri.TryCreate(Issuer, UriKind.Absolute, out var issuer) || issuer.Query.Length > 0 || issuer.Fragment.Length > 0)
+        {
+            return "Assent:Issuer must be an absolute URL without query or fragment";
+        }
+        if (issuer.Scheme != Uri.UriSchemeHttps && !(issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback))
+        {
+            return "Assent:Issuer must use https (plain http is allowed only for localhost)";
+        }
+        if (PollInterval <= TimeSpan.Zero || PollInterval > TimeSpan.FromSeconds(2))
+        {
+            return "Assent:PollInterval must be between 0 and 2 seconds";
+        }
+        if (DefaultRequestExpiry <= TimeSpan.Zero || DefaultRequestExpiry > MaxRequestExpiry)
+        {
+            return "Assent:DefaultRequestExpiry must be positive and at most MaxRequestExpiry";
+        }
+        if (MaxWait <= TimeSpan.Zero || MaxWait > TimeSpan.FromSeconds(60))
+        {
+            return "Assent:MaxWait must be between 0 and 60 seconds";
+        }
+        if (AccessTokenLifetime <= TimeSpan.Zero || AccessTokenLifetime > TimeSpan.FromHours(1))
+        {
+            return "Assent:AccessTokenLifetime must be between 0 and 1 hour";
+        }
+        return null;
+    }
+}

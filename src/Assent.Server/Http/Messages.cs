@@ -1,0 +1,110 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Assent.Protocol.Jose;
+
+namespace Assent.Server.Http;
+
+internal sealed record OAuthErrorBody(string Error, string? ErrorDescription);
+
+internal sealed record BcAuthorizeResponse(string AuthReqId, int ExpiresIn, int Interval);
+
+internal sealed record TokenResponse(
+    string AccessToken,
+    string TokenType,
+    int ExpiresIn,
+    string? Scope,
+    string? IdToken = null,
+    string? RefreshToken = null,
+    JsonElement? AuthorizationDetails = null);
+
+internal sealed record EnrollRequest(string? Code, string? PublicKey, string? Name, string? Proof);
+
+internal sealed record EnrollResponse(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
+
+internal sealed record PendingApproval(
+    string Id,
+    string Kind,
+    string ClientId,
+    string ClientName,
+    string Scope,
+    string? BindingMessage,
+    JsonElement? AuthorizationDetails,
+    long CreatedAt,
+    long ExpiresAt,
+    string Payload,
+    string? State = null);
+
+internal sealed record PendingList(IReadOnlyList<PendingApproval> Approvals);
+
+internal sealed record DecisionRequest(string? DeviceId, string? Decision, string? Signature, string? AuthenticatorData = null, string? ClientDataJson = null);
+
+internal sealed record DecisionResponse(string Id, string State);
+
+internal sealed record DeviceView(string Id, string Kind, string Name, long CreatedAt, long? RevokedAt, bool Active);
+
+internal sealed record DeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<DeviceView> Devices);
+
+internal sealed record RenameRequest(string? Name);
+
+internal sealed record VerificationMethod(
+    string Id,
+    string Type,
+    string Controller,
+    Jwk PublicKeyJwk);
+
+internal sealed record DidDocument(
+    [property: JsonPropertyName("@context")] IReadOnlyList<string> Context,
+    string Id,
+    IReadOnlyList<VerificationMethod> VerificationMethod,
+    IReadOnlyList<string> Authentication,
+    IReadOnlyList<string> AssertionMethod);
+
+internal sealed record AuditEntryView(long Seq, string Entry, string Hash);
+
+internal sealed record AuditPage(IReadOnlyList<AuditEntryView> Entries, long? Next);
+
+internal sealed record AuditCheckpoint(long Size, string Head, long Ts, string Signature);
+
+internal sealed record HealthReport(string Status, string Storage);
+
+internal sealed record DiscoveryDocument(
+    string Issuer,
+    string JwksUri,
+    string TokenEndpoint,
+    string BackchannelAuthenticationEndpoint,
+    string DeviceAuthorizationEndpoint,
+    string RevocationEndpoint,
+    string UserinfoEndpoint,
+    IReadOnlyList<string> GrantTypesSupported,
+    IReadOnlyList<string> BackchannelTokenDeliveryModesSupported,
+    bool BackchannelUserCodeParameterSupported,
+    IReadOnlyList<string> TokenEndpointAuthMethodsSupported,
+    IReadOnlyList<string> IdTokenSigningAlgValuesSupported,
+    IReadOnlyList<string> AuthorizationDetailsTypesSupported,
+    IReadOnlyList<string> ScopesSupported,
+    IReadOnlyList<string> ResponseTypesSupported,
+    IReadOnlyList<string> SubjectTypesSupported,
+    IReadOnlyList<string> ClaimsSupported);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    UseStringEnumConverter = false)]
+[JsonSerializable(typeof(OAuthErrorBody))]
+[JsonSerializable(typeof(BcAuthorizeResponse))]
+[JsonSerializable(typeof(TokenResponse))]
+[JsonSerializable(typeof(EnrollRequest))]
+[JsonSerializable(typeof(EnrollResponse))]
+[JsonSerializable(typeof(PendingApproval))]
+[JsonSerializable(typeof(PendingList))]
+[JsonSerializable(typeof(DecisionRequest))]
+[JsonSerializable(typeof(DecisionResponse))]
+[JsonSerializable(typeof(DeviceList))]
+[JsonSerializable(typeof(RenameRequest))]
+[JsonSerializable(typeof(DidDocument))]
+[JsonSerializable(typeof(AuditPage))]
+[JsonSerializable(typeof(AuditCheckpoint))]
+[JsonSerializable(typeof(HealthReport))]
+[JsonSerializable(typeof(DiscoveryDocument))]
+[JsonSerializable(typeof(JwkSet))]
+internal sealed partial class ServerJson : JsonSerializerContext;

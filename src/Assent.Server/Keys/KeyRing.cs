@@ -1,0 +1,102 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Jose;
+using Assent.Server.Audit;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Keys;
+
+/// <summary>One usable signing key with its encoded JWS headers computed once.</summary>
+internal sealed record SigningKey(string Kid, byte[] Seed, byte[] PublicKey, string AccessTokenHeader, string JwtHeader);
+
+/// <summary>
+/// The issuer's Ed25519 signing keys. The newest is current; retired keys stay published in the
+/// JWKS until every token they could have signed has expired (SPEC §6), then drop out. Another
+/// process (an operator's <c>assent admin keys rotate</c>, another node) may rotate, so the ring
+/// re-reads the table on a short period.
+/// </summary>
+internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOptions options, TimeProvider time)
+{
+    private const string KekCheckKey = "kek_check";
+    private static readonly byte[] KekCheckPlaintext = Encoding.ASCII.GetBytes("assent-kek-check-v1");
+
+    private volatile State? _state;
+
+    private sealed record State(SigningKey Current, byte[] JwksJson, IReadOnlyList<Jwk> Published, string Fingerprint);
+
+    public SigningKey Current => (_state ?? throw new InvalidOperationException("key ring not loaded")).Current;
+
+    public byte[] JwksJson => _state!.JwksJson;
+
+    public IReadOnlyList<Jwk> Published => _state!.Published;
+
+    /// <summary>How long a retired key stays in the JWKS: the longest token lifetime plus clock skew.</summary>
+    public TimeSpan RetentionAfterRetirement => options.AccessTokenLifetime + TimeSpan.FromMinutes(5);
+
+    /// <summary>Checks the key-encryption key, creates the first signing key if none exists, loads the ring.</summary>
+    public async Task InitializeAsync(CancellationToken ct)
+    {
+        var check = await store.GetOrAddMetaAsync(KekCheckKey, master.Seal(KekCheckPlaintext, KekCheckKey), ct);
+        try
+        {
+            master.Open(check, KekCheckKey);
+        }
+        catch (CryptographicException)
+        {
+            throw new InvalidOperationException(
+                $"the key-encryption key does not match this database: check {MasterKey.EnvironmentVariable} or {MasterKey.FileName} in the data directory");
+        }
+        if ((await store.ListSigningKeysAsync(ct)).Count == 0)
+        {
+            await AddKeyAsync(audit: false, ct);
+        }
+        await RefreshAsync(ct);
+    }
+
+    /// <summary>Makes a new current key; the previous one is retired but stays published.</summary>
+    public async Task<string> RotateAsync(CancellationToken ct)
+    {
+        var kid = await AddKeyAsync(audit: true, ct);
+        await RefreshAsync(ct);
+        return kid;
+    }
+
+    public async Task RefreshAsync(CancellationToken ct)
+    {
+        var rows = await store.ListSigningKeysAsync(ct);
+        var fingerprint = string.Join(',', rows.Select(r => r.Kid + ":" + r.RetiredAt));
+        if (_state is { } s && s.Fingerprint == fingerprint)
+        {
+            return;
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var current = rows.LastOrDefault(r => r.RetiredAt is null) ?? rows.Last();
+        var seed = master.Open(current.EncryptedSeed, current.Kid);
+        var published = rows
+            .Where(r => r.RetiredAt is null || r.RetiredAt.Value + (long)RetentionAfterRetirement.TotalMilliseconds > now)
+            .OrderByDescending(r => r.CreatedAt)
+            .Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid))
+            .ToList();
+        var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), Http.ServerJson.Default.JwkSet);
+        _state = new State(
+            new SigningKey(current.Kid, seed, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),
+            jwks, published, fingerprint);
+    }
+
+    private async Task<string> AddKeyAsync(bool audit, CancellationToken ct)
+    {
+        var seed = RandomNumberGenerator.GetBytes(Ed25519.SeedSize);
+        var pub = Ed25519.PublicKeyFromSeed(seed);
+        var kid = Jwk.Thumbprint(Base64Url.Encode(pub));
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var record = new SigningKeyRecord(kid, pub, master.Seal(seed, kid), now, null);
+        CryptographicOperations.ZeroMemory(seed);
+        await store.AddSigningKeyAsync(record, now,
+            audit ? new AuditEvent(AuditTypes.KeyRotated, null, "operator", kid) : new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct);
+        return kid;
+    }
+}

@@ -1,0 +1,73 @@
+namespace Assent.Server.Storage;
+
+/// <summary>
+/// Everything Assent persists. Methods are named after what the protocol does; every
+/// transition is atomic and appends its audit event in the same transaction, so a state
+/// change and its audit entry exist together or not at all. Times are Unix milliseconds.
+/// </summary>
+internal interface IAssentStore : IAsyncDisposable
+{
+    Task MigrateAsync(CancellationToken ct);
+
+    Task<bool> AnyUserAsync(CancellationToken ct);
+
+    Task<UserRecord?> FindUserAsync(string userId, CancellationToken ct);
+
+    Task<UserRecord?> FindUserByHandleAsync(string handle, CancellationToken ct);
+
+    /// <summary>Creates the user when the handle is new, and a one-time invite for them.</summary>
+    Task<UserRecord> CreateInviteAsync(UserRecord userIfNew, InviteRecord invite, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Consumes an unused, unexpired invite and enrols the device in one step; null when the code is not usable.</summary>
+    Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device, Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct);
+
+    Task<DeviceRecord?> FindDeviceAsync(string deviceId, CancellationToken ct);
+
+    Task<DeviceRecord?> FindDeviceByCredentialIdAsync(byte[] credentialId, CancellationToken ct);
+
+    Task<IReadOnlyList<DeviceRecord>> ListDevicesAsync(string userId, CancellationToken ct);
+
+    Task<bool> TryRenameDeviceAsync(string deviceId, string userId, string name, AuditEvent audit, CancellationToken ct);
+
+    Task<bool> TryRevokeDeviceAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Raises the stored WebAuthn sign count only forward; false when it would regress.</summary>
+    Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct);
+
+    Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct);
+
+    Task CreateClientAsync(ClientRecord client, AuditEvent audit, CancellationToken ct);
+
+    Task CreateApprovalAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
+
+    Task<ApprovalRecord?> FindApprovalAsync(string approvalId, CancellationToken ct);
+
+    Task<ApprovalRecord?> FindApprovalByHandleAsync(byte[] handleHash, CancellationToken ct);
+
+    Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct);
+
+    Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct);
+
+    /// <summary>pending → approved|denied, only while pending and unexpired. False when another decision won.</summary>
+    Task<bool> TryDecideAsync(DecisionRecord decision, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>approved → redeemed exactly once.</summary>
+    Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Moves every pending request whose expiry has passed to expired; returns those moved.</summary>
+    Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct);
+
+    Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct);
+
+    /// <summary>Adds a key as current and retires the previous current key (sets its RetiredAt).</summary>
+    Task AddSigningKeyAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct);
+
+    Task<IReadOnlyList<AuditRow>> ReadAuditAsync(long afterSeq, int limit, string? userId, CancellationToken ct);
+
+    Task<(long Size, byte[] Head)> ReadAuditHeadAsync(CancellationToken ct);
+
+    Task<byte[]?> GetMetaAsync(string key, CancellationToken ct);
+
+    /// <summary>Sets a value only if the key is absent; returns the value that is stored afterwards.</summary>
+    Task<byte[]> GetOrAddMetaAsync(string key, byte[] value, CancellationToken ct);
+}

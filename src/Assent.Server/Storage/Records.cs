@@ -1,0 +1,83 @@
+namespace Assent.Server.Storage;
+
+/// <summary>Approval states of SPEC §1. Numeric values are stored; never renumber.</summary>
+public enum ApprovalState
+{
+    Pending = 0,
+    Approved = 1,
+    Denied = 2,
+    Expired = 3,
+    Cancelled = 4,
+    Redeemed = 5,
+}
+
+/// <summary>What an approval request is for: an agent's CIBA request, or one Assent raises itself.</summary>
+public static class ApprovalKinds
+{
+    public const string Ciba = "ciba";
+    public const string AgentRegistration = "agent_registration";
+    public const string DeviceLogin = "device_login";
+}
+
+public static class DeviceKinds
+{
+    public const string WebAuthn = "webauthn";
+    public const string Ed25519 = "ed25519";
+}
+
+internal sealed record UserRecord(string Id, string Handle, bool IsAdmin, long CreatedAt);
+
+internal sealed record InviteRecord(byte[] CodeHash, string UserId, long ExpiresAt, long? UsedAt);
+
+internal sealed record DeviceRecord(
+    string Id,
+    string UserId,
+    string Kind,
+    string Name,
+    string PublicJwk,
+    byte[]? CredentialId,
+    long SignCount,
+    long CreatedAt,
+    long? RevokedAt)
+{
+    public bool Active => RevokedAt is null;
+}
+
+internal sealed record ClientRecord(
+    string Id,
+    byte[] SecretHash,
+    string Name,
+    string OwnerUserId,
+    string Scopes,
+    long CreatedAt,
+    long? RevokedAt);
+
+internal sealed record ApprovalRecord(
+    string Id,
+    byte[] HandleHash,
+    string Kind,
+    string ClientId,
+    string UserId,
+    string Scope,
+    string? BindingMessage,
+    string? AuthorizationDetails,
+    string? Resource,
+    byte[] Payload,
+    ApprovalState State,
+    long CreatedAt,
+    long ExpiresAt,
+    string? DeviceId = null,
+    string? Evidence = null,
+    long? DecidedAt = null,
+    long? RedeemedAt = null);
+
+/// <summary>The outcome a device posts; <see cref="Evidence"/> is the JSON object of SPEC §3.</summary>
+internal sealed record DecisionRecord(string ApprovalId, string DeviceId, ApprovalState NewState, string Evidence, long DecidedAt);
+
+internal sealed record SigningKeyRecord(string Kid, byte[] PublicKey, byte[] EncryptedSeed, long CreatedAt, long? RetiredAt);
+
+/// <summary>One audit event before it is sealed into the chain.</summary>
+internal sealed record AuditEvent(string Type, string? UserId, string? Actor, string? Subject, IReadOnlyDictionary<string, string>? Data = null);
+
+/// <summary>One sealed audit entry: the canonical bytes exactly as hashed, and the chain hash.</summary>
+internal sealed record AuditRow(long Seq, byte[] Entry, byte[] Hash);

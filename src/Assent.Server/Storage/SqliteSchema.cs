@@ -1,0 +1,103 @@
+using Microsoft.Data.Sqlite;
+
+namespace Assent.Server.Storage;
+
+/// <summary>Versioned schema: each migration runs once, in order, inside the caller's lock.</summary>
+internal static class SqliteSchema
+{
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE users(
+            id TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            is_admin INTEGER NOT NULL,
+            created_at INTEGER NOT NULL);
+        CREATE TABLE invites(
+            code_hash BLOB PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER);
+        CREATE TABLE devices(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_jwk TEXT NOT NULL,
+            credential_id BLOB UNIQUE,
+            sign_count INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER);
+        CREATE INDEX devices_user ON devices(user_id);
+        CREATE TABLE clients(
+            id TEXT PRIMARY KEY,
+            secret_hash BLOB NOT NULL,
+            name TEXT NOT NULL,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            scopes TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER);
+        CREATE TABLE approvals(
+            id TEXT PRIMARY KEY,
+            handle_hash BLOB NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            scope TEXT NOT NULL,
+            binding_message TEXT,
+            authorization_details TEXT,
+            resource TEXT,
+            payload BLOB NOT NULL,
+            state INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            device_id TEXT,
+            evidence TEXT,
+            decided_at INTEGER,
+            redeemed_at INTEGER);
+        CREATE INDEX approvals_user_state ON approvals(user_id, state, created_at);
+        CREATE INDEX approvals_pending_expiry ON approvals(expires_at) WHERE state = 0;
+        CREATE TABLE signing_keys(
+            kid TEXT PRIMARY KEY,
+            public_key BLOB NOT NULL,
+            encrypted_seed BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            retired_at INTEGER);
+        CREATE TABLE audit(
+            seq INTEGER PRIMARY KEY,
+            entry BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            user_id TEXT);
+        CREATE INDEX audit_user ON audit(user_id, seq);
+        CREATE TABLE meta(
+            key TEXT PRIMARY KEY,
+            value BLOB NOT NULL);
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    public static void Migrate(SqliteConnection c)
+    {
+        using (var create = c.CreateCommand())
+        {
+            create.CommandText = "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)";
+            create.ExecuteNonQuery();
+        }
+        using var tx = c.BeginTransaction(deferred: false);
+        using var read = c.CreateCommand();
+        read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+        var current = Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"the database schema is version {current}, newer than this build ({Migrations.Length}); upgrade Assent");
+        }
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            using var step = c.CreateCommand();
+            step.CommandText = Migrations[v] + $"; INSERT INTO schema_version(version) VALUES({v + 1});";
+            step.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+}

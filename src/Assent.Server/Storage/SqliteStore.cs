@@ -1,0 +1,431 @@
+using System.Collections.Concurrent;
+using Assent.Server.Audit;
+using Microsoft.Data.Sqlite;
+
+namespace Assent.Server.Storage;
+
+/// <summary>
+/// The embedded engine: one SQLite file in WAL mode. Writes go through one connection under a
+/// lock (SQLite has one writer anyway; queuing in-process avoids busy-wait sleeps), each in a
+/// <c>BEGIN IMMEDIATE</c> transaction that also appends the audit entry. Reads use a small pool
+/// of connections and never block the writer (WAL).
+/// </summary>
+internal sealed class SqliteStore : IAssentStore
+{
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly ConcurrentBag<SqliteConnection> _readers = new();
+    private SqliteConnection? _writer;
+
+    public SqliteStore(string path, TimeProvider time, bool synchronousFull = false)
+    {
+        _time = time;
+        Path = path;
+        SynchronousFull = synchronousFull;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public string Path { get; }
+
+    private bool SynchronousFull { get; }
+
+    public async Task MigrateAsync(CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            var w = Writer();
+            using (var pragma = w.CreateCommand())
+            {
+                // WAL: readers never block the writer. NORMAL keeps every commit across a
+                // process crash (kill -9); FULL adds an fsync per commit for power loss.
+                pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON;";
+                pragma.ExecuteNonQuery();
+            }
+            SqliteSchema.Migrate(w);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // ---- users and invites -------------------------------------------------------------
+
+    public Task<bool> AnyUserAsync(CancellationToken ct) =>
+        ReadAsync(c => Scalar<long>(c, "SELECT EXISTS(SELECT 1 FROM users)") == 1, ct);
+
+    public Task<UserRecord?> FindUserAsync(string userId, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT id, handle, is_admin, created_at FROM users WHERE id = $p0", ReadUser, userId), ct);
+
+    public Task<UserRecord?> FindUserByHandleAsync(string handle, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT id, handle, is_admin, created_at FROM users WHERE handle = $p0", ReadUser, handle), ct);
+
+    public Task<UserRecord> CreateInviteAsync(UserRecord userIfNew, InviteRecord invite, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            var user = QueryOne(c, "SELECT id, handle, is_admin, created_at FROM users WHERE handle = $p0", ReadUser, userIfNew.Handle);
+            if (user is null)
+            {
+                Exec(c, "INSERT INTO users(id, handle, is_admin, created_at) VALUES($p0, $p1, $p2, $p3)",
+                    userIfNew.Id, userIfNew.Handle, userIfNew.IsAdmin ? 1 : 0, userIfNew.CreatedAt);
+                user = userIfNew;
+            }
+            else if (userIfNew.IsAdmin && !user.IsAdmin)
+            {
+                Exec(c, "UPDATE users SET is_admin = 1 WHERE id = $p0", user.Id);
+                user = user with { IsAdmin = true };
+            }
+            Exec(c, "INSERT INTO invites(code_hash, user_id, expires_at, used_at) VALUES($p0, $p1, $p2, NULL)",
+                invite.CodeHash, user.Id, invite.ExpiresAt);
+            AppendAudit(c, audit with { UserId = user.Id, Subject = user.Id });
+            return user;
+        }, ct);
+
+    public Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device,
+        Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            var userId = QueryOne(c, "SELECT user_id FROM invites WHERE code_hash = $p0 AND used_at IS NULL AND expires_at > $p1",
+                r => r.GetString(0), codeHash, now);
+            if (userId is null)
+            {
+                return null;
+            }
+            var user = QueryOne(c, "SELECT id, handle, is_admin, created_at FROM users WHERE id = $p0", ReadUser, userId)!;
+            Exec(c, "UPDATE invites SET used_at = $p1 WHERE code_hash = $p0", codeHash, now);
+            var d = device(user);
+            InsertDevice(c, d);
+            AppendAudit(c, audit(user, d));
+            return user;
+        }, ct);
+
+    // ---- devices -----------------------------------------------------------------------
+
+    private const string DeviceColumns = "id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at, revoked_at";
+
+    public Task<DeviceRecord?> FindDeviceAsync(string deviceId, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {DeviceColumns} FROM devices WHERE id = $p0", ReadDevice, deviceId), ct);
+
+    public Task<DeviceRecord?> FindDeviceByCredentialIdAsync(byte[] credentialId, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {DeviceColumns} FROM devices WHERE credential_id = $p0", ReadDevice, credentialId), ct);
+
+    public Task<IReadOnlyList<DeviceRecord>> ListDevicesAsync(string userId, CancellationToken ct) =>
+        ReadAsync(c => QueryAll(c, $"SELECT {DeviceColumns} FROM devices WHERE user_id = $p0 ORDER BY created_at, id", ReadDevice, userId), ct);
+
+    public Task<bool> TryRenameDeviceAsync(string deviceId, string userId, string name, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            if (Exec(c, "UPDATE devices SET name = $p2 WHERE id = $p0 AND user_id = $p1 AND revoked_at IS NULL", deviceId, userId, name) != 1)
+            {
+                return false;
+            }
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<bool> TryRevokeDeviceAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            if (Exec(c, "UPDATE devices SET revoked_at = $p2 WHERE id = $p0 AND user_id = $p1 AND revoked_at IS NULL", deviceId, userId, now) != 1)
+            {
+                return false;
+            }
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct) =>
+        WriteAsync(c => Exec(c, "UPDATE devices SET sign_count = $p1 WHERE id = $p0 AND (sign_count < $p1 OR (sign_count = 0 AND $p1 = 0))", deviceId, signCount) == 1, ct);
+
+    // ---- clients -----------------------------------------------------------------------
+
+    public Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT id, secret_hash, name, owner_user_id, scopes, created_at, revoked_at FROM clients WHERE id = $p0",
+            r => new ClientRecord(r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt64(5), NullableLong(r, 6)), clientId), ct);
+
+    public Task CreateClientAsync(ClientRecord client, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "INSERT INTO clients(id, secret_hash, name, owner_user_id, scopes, created_at) VALUES($p0, $p1, $p2, $p3, $p4, $p5)",
+                client.Id, client.SecretHash, client.Name, client.OwnerUserId, client.Scopes, client.CreatedAt);
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    // ---- approvals ---------------------------------------------------------------------
+
+    private const string ApprovalColumns =
+        "id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at, device_id, evidence, decided_at, redeemed_at";
+
+    public Task CreateApprovalAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
+                    "VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8, $p9, $p10, $p11, $p12)",
+                a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+                (int)a.State, a.CreatedAt, a.ExpiresAt);
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<ApprovalRecord?> FindApprovalAsync(string approvalId, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {ApprovalColumns} FROM approvals WHERE id = $p0", ReadApproval, approvalId), ct);
+
+    public Task<ApprovalRecord?> FindApprovalByHandleAsync(byte[] handleHash, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {ApprovalColumns} FROM approvals WHERE handle_hash = $p0", ReadApproval, handleHash), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct) =>
+        ReadAsync(c => QueryAll(c, $"SELECT {ApprovalColumns} FROM approvals WHERE user_id = $p0 AND state = 0 AND expires_at > $p1 ORDER BY created_at, id",
+            ReadApproval, userId, now), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct) =>
+        ReadAsync(c => QueryAll(c, $"SELECT {ApprovalColumns} FROM approvals WHERE user_id = $p0 AND state <> 0 ORDER BY created_at DESC, id LIMIT $p1",
+            ReadApproval, userId, limit), ct);
+
+    public Task<bool> TryDecideAsync(DecisionRecord d, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            // The WHERE clause is the whole race guard: only one decision can match a pending row.
+            var changed = Exec(c, "UPDATE approvals SET state = $p1, device_id = $p2, evidence = $p3, decided_at = $p4 " +
+                                  "WHERE id = $p0 AND state = 0 AND expires_at > $p4",
+                d.ApprovalId, (int)d.NewState, d.DeviceId, d.Evidence, d.DecidedAt);
+            if (changed != 1)
+            {
+                return false;
+            }
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            if (Exec(c, "UPDATE approvals SET state = 5, redeemed_at = $p1 WHERE id = $p0 AND state = 1", approvalId, now) != 1)
+            {
+                return false;
+            }
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>
+        WriteAsync<IReadOnlyList<ApprovalRecord>>(c =>
+        {
+            var due = QueryAll(c, $"SELECT {ApprovalColumns} FROM approvals WHERE state = 0 AND expires_at <= $p0 ORDER BY expires_at LIMIT $p1",
+                ReadApproval, now, max);
+            foreach (var a in due)
+            {
+                Exec(c, "UPDATE approvals SET state = 3 WHERE id = $p0 AND state = 0", a.Id);
+                AppendAudit(c, new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id));
+            }
+            return due;
+        }, ct);
+
+    // ---- keys, audit, meta -------------------------------------------------------------
+
+    public Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct) =>
+        ReadAsync(c => QueryAll(c, "SELECT kid, public_key, encrypted_seed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            r => new SigningKeyRecord(r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetInt64(3), NullableLong(r, 4))), ct);
+
+    public Task AddSigningKeyAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "UPDATE signing_keys SET retired_at = $p0 WHERE retired_at IS NULL", now);
+            Exec(c, "INSERT INTO signing_keys(kid, public_key, encrypted_seed, created_at, retired_at) VALUES($p0, $p1, $p2, $p3, NULL)",
+                key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
+            if (audit is not null)
+            {
+                AppendAudit(c, audit);
+            }
+            return true;
+        }, ct);
+
+    public Task<IReadOnlyList<AuditRow>> ReadAuditAsync(long afterSeq, int limit, string? userId, CancellationToken ct) =>
+        ReadAsync(c => userId is null
+            ? QueryAll(c, "SELECT seq, entry, hash FROM audit WHERE seq > $p0 ORDER BY seq LIMIT $p1", ReadAuditRow, afterSeq, limit)
+            : QueryAll(c, "SELECT seq, entry, hash FROM audit WHERE seq > $p0 AND user_id = $p2 ORDER BY seq LIMIT $p1", ReadAuditRow, afterSeq, limit, userId), ct);
+
+    public Task<(long Size, byte[] Head)> ReadAuditHeadAsync(CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1])) is { } h
+            ? (h.Seq, h.Hash)
+            : (0L, AuditChain.Genesis), ct);
+
+    public Task<byte[]?> GetMetaAsync(string key, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT value FROM meta WHERE key = $p0", r => (byte[])r[0], key), ct);
+
+    public Task<byte[]> GetOrAddMetaAsync(string key, byte[] value, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "INSERT INTO meta(key, value) VALUES($p0, $p1) ON CONFLICT(key) DO NOTHING", key, value);
+            return QueryOne(c, "SELECT value FROM meta WHERE key = $p0", r => (byte[])r[0], key)!;
+        }, ct);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _writeLock.WaitAsync();
+        try
+        {
+            _writer?.Dispose();
+            _writer = null;
+            while (_readers.TryTake(out var r))
+            {
+                r.Dispose();
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // ---- plumbing ----------------------------------------------------------------------
+
+    private sealed record AuditHead(long Seq, byte[] Hash);
+
+    /// <summary>Seals an event into the chain. Runs inside the caller's write transaction, so
+    /// the head read here is the real head even when another process wrote last.</summary>
+    private void AppendAudit(SqliteConnection c, AuditEvent e)
+    {
+        var head = QueryOne(c, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]));
+        var seq = (head?.Seq ?? 0) + 1;
+        var entry = AuditChain.Canonical(seq, _time.GetUtcNow().ToUnixTimeMilliseconds(), e);
+        var hash = AuditChain.Link(head?.Hash ?? AuditChain.Genesis, entry);
+        Exec(c, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($p0, $p1, $p2, $p3)", seq, entry, hash, e.UserId);
+    }
+
+    private SqliteConnection Writer()
+    {
+        if (_writer is null)
+        {
+            _writer = Open();
+        }
+        return _writer;
+    }
+
+    private SqliteConnection Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+        cmd.ExecuteNonQuery();
+        return c;
+    }
+
+    private async Task<T> WriteAsync<T>(Func<SqliteConnection, T> work, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            var c = Writer();
+            using var tx = c.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
+            var result = work(c);
+            tx.Commit();
+            return result;
+        }
+        catch (SqliteException)
+        {
+            // A broken connection must not poison every later write.
+            _writer?.Dispose();
+            _writer = null;
+            throw;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private Task<T> ReadAsync<T>(Func<SqliteConnection, T> work, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        if (!_readers.TryTake(out var c))
+        {
+            c = Open();
+        }
+        try
+        {
+            var result = work(c);
+            if (_readers.Count < 16)
+            {
+                _readers.Add(c);
+                c = null;
+            }
+            return Task.FromResult(result);
+        }
+        finally
+        {
+            c?.Dispose();
+        }
+    }
+
+    private static SqliteCommand Command(SqliteConnection c, string sql, object?[] args)
+    {
+        var cmd = c.CreateCommand();
+        cmd.CommandText = sql;
+        for (var i = 0; i < args.Length; i++)
+        {
+            cmd.Parameters.AddWithValue("$p" + i, args[i] ?? DBNull.Value);
+        }
+        return cmd;
+    }
+
+    private static int Exec(SqliteConnection c, string sql, params object?[] args)
+    {
+        using var cmd = Command(c, sql, args);
+        return cmd.ExecuteNonQuery();
+    }
+
+    private static T Scalar<T>(SqliteConnection c, string sql, params object?[] args)
+    {
+        using var cmd = Command(c, sql, args);
+        return (T)Convert.ChangeType(cmd.ExecuteScalar()!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static T? QueryOne<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params object?[] args) where T : class
+    {
+        using var cmd = Command(c, sql, args);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? read(r) : null;
+    }
+
+    private static IReadOnlyList<T> QueryAll<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params object?[] args)
+    {
+        using var cmd = Command(c, sql, args);
+        using var r = cmd.ExecuteReader();
+        var list = new List<T>();
+        while (r.Read())
+        {
+            list.Add(read(r));
+        }
+        return list;
+    }
+
+    private static long? NullableLong(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+
+    private static string? NullableString(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private static UserRecord ReadUser(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), r.GetInt64(2) == 1, r.GetInt64(3));
+
+    private static DeviceRecord ReadDevice(SqliteDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
+        r.IsDBNull(5) ? null : (byte[])r[5], r.GetInt64(6), r.GetInt64(7), NullableLong(r, 8));
+
+    private static ApprovalRecord ReadApproval(SqliteDataReader r) => new(
+        r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), NullableString(r, 6), NullableString(r, 7),
+        NullableString(r, 8), (byte[])r[9], (ApprovalState)r.GetInt32(10), r.GetInt64(11), r.GetInt64(12), NullableString(r, 13), NullableString(r, 14),
+        NullableLong(r, 15), NullableLong(r, 16));
+
+    private static AuditRow ReadAuditRow(SqliteDataReader r) => new(r.GetInt64(0), (byte[])r[1], (byte[])r[2]);
+
+    private static void InsertDevice(SqliteConnection c, DeviceRecord d) =>
+        Exec(c, "INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7)",
+            d.Id, d.UserId, d.Kind, d.Name, d.PublicJwk, d.CredentialId, d.SignCount, d.CreatedAt);
+}

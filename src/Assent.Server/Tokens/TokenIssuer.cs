@@ -1,0 +1,138 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Did;
+using Assent.Protocol.Jose;
+using Assent.Protocol.OAuth;
+using Assent.Server.Hosting;
+using Assent.Server.Keys;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Tokens;
+
+internal sealed record IssuedTokens(string AccessToken, string? IdToken, int ExpiresIn);
+
+/// <summary>Signs access tokens (RFC 9068, <c>typ: at+jwt</c>) and CIBA ID tokens with the current issuer key.</summary>
+internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvider time)
+{
+    private readonly string _issuer = options.IssuerString;
+    private readonly Uri _issuerUri = options.IssuerUri;
+
+    public string UserDid(string userId) => DidWeb.ForUser(_issuerUri, userId);
+
+    /// <summary>Tokens for an approved request: the access token carries the device's evidence (SPEC §3).</summary>
+    public IssuedTokens ForApproval(ApprovalRecord approval, DeviceRecord? device, string authReqId, bool includeIdToken)
+    {
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var sub = UserDid(approval.UserId);
+        var authTime = (approval.DecidedAt ?? approval.CreatedAt) / 1000;
+        var amr = Amr(device);
+
+        var access = Write(w =>
+        {
+            w.WriteString(ClaimNames.Issuer, _issuer);
+            w.WriteString(ClaimNames.Subject, sub);
+            w.WriteString(ClaimNames.Audience, approval.Resource ?? approval.ClientId);
+            w.WriteString(ClaimNames.ClientId, approval.ClientId);
+            // RFC 8693 §4.1: the agent acts on the approver's behalf.
+            w.WriteStartObject(ClaimNames.Actor);
+            w.WriteString(ClaimNames.Subject, approval.ClientId);
+            w.WriteEndObject();
+            w.WriteString(ClaimNames.Scope, approval.Scope);
+            w.WriteString(ClaimNames.JwtId, NewJti());
+            w.WriteNumber(ClaimNames.IssuedAt, now);
+            w.WriteNumber(ClaimNames.NotBefore, now);
+            w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+            w.WriteNumber(ClaimNames.AuthTime, authTime);
+            WriteAmr(w, amr);
+            if (approval.BindingMessage is not null)
+            {
+                w.WriteString(ClaimNames.BindingMessage, approval.BindingMessage);
+            }
+            if (approval.AuthorizationDetails is not null)
+            {
+                w.WritePropertyName(ClaimNames.AuthorizationDetails);
+                w.WriteRawValue(approval.AuthorizationDetails, skipInputValidation: true);
+            }
+            w.WriteString(ClaimNames.Transaction, approval.Id);
+            if (approval.Evidence is not null)
+            {
+                w.WritePropertyName(ClaimNames.Evidence);
+                w.WriteRawValue(approval.Evidence, skipInputValidation: true);
+            }
+        });
+        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Seed);
+
+        string? idToken = null;
+        if (includeIdToken)
+        {
+            var id = Write(w =>
+            {
+                w.WriteString(ClaimNames.Issuer, _issuer);
+                w.WriteString(ClaimNames.Subject, sub);
+                w.WriteString(ClaimNames.Audience, approval.ClientId);
+                w.WriteNumber(ClaimNames.IssuedAt, now);
+                w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+                w.WriteNumber(ClaimNames.AuthTime, authTime);
+                WriteAmr(w, amr);
+                // CIBA Core §7.4 / §10.3.1: the ID token names the request it answers.
+                w.WriteString(ClaimNames.AuthReqId, authReqId);
+            });
+            idToken = Jws.Sign(key.JwtHeader, id, key.Seed);
+        }
+        return new IssuedTokens(accessToken, idToken, lifetime);
+    }
+
+    /// <summary>client_credentials: the agent acting for itself, no human involved.</summary>
+    public IssuedTokens ForClient(ClientRecord client, string scope, string? resource)
+    {
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var payload = Write(w =>
+        {
+            w.WriteString(ClaimNames.Issuer, _issuer);
+            w.WriteString(ClaimNames.Subject, client.Id);
+            w.WriteString(ClaimNames.Audience, resource ?? client.Id);
+            w.WriteString(ClaimNames.ClientId, client.Id);
+            w.WriteString(ClaimNames.Scope, scope);
+            w.WriteString(ClaimNames.JwtId, NewJti());
+            w.WriteNumber(ClaimNames.IssuedAt, now);
+            w.WriteNumber(ClaimNames.NotBefore, now);
+            w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+        });
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Seed), null, lifetime);
+    }
+
+    /// <summary>RFC 8176: a passkey with user verification is hardware key + user presence + MFA; a software key is swk.</summary>
+    private static string[] Amr(DeviceRecord? device) => device?.Kind == DeviceKinds.WebAuthn
+        ? [AuthenticationMethods.HardwareKey, AuthenticationMethods.User, AuthenticationMethods.MultiFactor]
+        : [AuthenticationMethods.SoftwareKey];
+
+    private static void WriteAmr(Utf8JsonWriter w, string[] amr)
+    {
+        w.WriteStartArray(ClaimNames.AuthenticationMethods);
+        foreach (var m in amr)
+        {
+            w.WriteStringValue(m);
+        }
+        w.WriteEndArray();
+    }
+
+    private static string NewJti() => Base64Url.Encode(RandomNumberGenerator.GetBytes(16));
+
+    private static byte[] Write(Action<Utf8JsonWriter> claims)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            claims(w);
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+}

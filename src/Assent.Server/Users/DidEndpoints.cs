@@ -1,0 +1,46 @@
+using System.Text.Json;
+using Assent.Protocol.Did;
+using Assent.Server.Approvals;
+using Assent.Server.Hosting;
+using Assent.Server.Http;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Assent.Server.Users;
+
+/// <summary>did:web documents: every active device key of a user as a verification method (SPEC §1).</summary>
+internal static class DidEndpoints
+{
+    public static IEndpointRouteBuilder MapDids(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/users/{id}/did.json", DocumentAsync).WithSummary("A user's DID document").WithTags("Identity");
+        return app;
+    }
+
+    internal static async Task<IResult> DocumentAsync(string id, HttpResponse response, IAssentStore store, AssentOptions options, CancellationToken ct)
+    {
+        var user = id.Length <= 64 ? await store.FindUserAsync(id, ct) : null;
+        if (user is null)
+        {
+            return Problem.NotFound("no such user");
+        }
+        var did = DidWeb.ForUser(options.IssuerUri, user.Id);
+        var methods = new List<VerificationMethod>();
+        foreach (var d in await store.ListDevicesAsync(user.Id, ct))
+        {
+            if (!d.Active)
+            {
+                continue;
+            }
+            var jwk = JsonSerializer.Deserialize(d.PublicJwk, JwkJson.Default.Jwk)!;
+            methods.Add(new VerificationMethod($"{did}#{d.Id}", "JsonWebKey2020", did, jwk with { Kid = d.Id }));
+        }
+        var ids = methods.Select(m => m.Id).ToList();
+        // Revocation must show quickly to verifiers checking evidence.
+        response.Headers.CacheControl = "no-cache";
+        return TypedResults.Json(new DidDocument(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"], did, methods, ids, ids),
+            ServerJson.Default.DidDocument, "application/did+json");
+    }
+}
