@@ -18,7 +18,12 @@ public sealed class Base64UrlTests
     [InlineData("+/8")]
     [InlineData("A")]
     [InlineData("AQI D")]
-    public void Refuses_padding_standard_alphabet_and_impossible_lengths(string text)
+    [InlineData("AQ IDAQ")]
+    [InlineData("AQID\n")]
+    [InlineData("\tAQID")]
+    [InlineData("AQID\r\nAQ")]
+    [InlineData("AR")]
+    public void Refuses_padding_whitespace_standard_alphabet_stray_bits_and_impossible_lengths(string text)
     {
         Assert.False(Base64Url.TryDecode(text, out _));
     }

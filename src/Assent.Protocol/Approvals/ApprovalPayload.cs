@@ -88,27 +88,46 @@ public sealed record ApprovalPayload(
         return result;
     }
 
+    private static readonly string[] Members =
+        ["v", "iss", "req", "sub", "client_id", "client_name", "scope", "binding_message", "authorization_details", "iat", "exp", "nonce"];
+
     /// <summary>Parses payload bytes for display or checking; false when they are not a v1 payload.</summary>
+    /// <remarks>
+    /// The human approves what is shown, and the device signs the bytes: so exactly the twelve
+    /// v1 members, each once and of its type. An extra, duplicate or mistyped member would be
+    /// signed without being shown, or shown differently by another parser.
+    /// </remarks>
     public static bool TryParse(ReadOnlySpan<byte> payload, out ApprovalPayload? parsed)
     {
         parsed = null;
         try
         {
-            using var doc = JsonDocument.Parse(payload.ToArray(), new JsonDocumentOptions { MaxDepth = 32 });
+            using var doc = JsonDocument.Parse(payload.ToArray(), new JsonDocumentOptions { MaxDepth = 32, AllowDuplicateProperties = false });
             var r = doc.RootElement;
-            if (r.ValueKind != JsonValueKind.Object || !r.TryGetProperty("v", out var v) || v.ValueKind != JsonValueKind.Number || v.GetInt32() != Version)
+            if (r.ValueKind != JsonValueKind.Object || r.GetPropertyCount() != Members.Length || !Members.All(m => r.TryGetProperty(m, out _)))
             {
                 return false;
             }
-            string? Str(string name) => r.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.String ? e.GetString() : null;
-            long Num(string name) => r.TryGetProperty(name, out var e) && e.ValueKind == JsonValueKind.Number ? e.GetInt64() : -1;
-            JsonElement? details = r.TryGetProperty("authorization_details", out var d) && d.ValueKind == JsonValueKind.Array ? d.Clone() : null;
+            var v = r.GetProperty("v");
+            if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out var version) || version != Version)
+            {
+                return false;
+            }
+            string? Str(string name) => r.GetProperty(name) is { ValueKind: JsonValueKind.String } e ? e.GetString() : null;
+            long? Num(string name) => r.GetProperty(name) is { ValueKind: JsonValueKind.Number } e && e.TryGetInt64(out var n) ? n : null;
+            var binding = r.GetProperty("binding_message");
+            var details = r.GetProperty("authorization_details");
             var (iss, req, sub, cid, cname, scope, nonce) = (Str("iss"), Str("req"), Str("sub"), Str("client_id"), Str("client_name"), Str("scope"), Str("nonce"));
-            if (iss is null || req is null || sub is null || cid is null || cname is null || scope is null || nonce is null)
+            var (iat, exp) = (Num("iat"), Num("exp"));
+            if (iss is null || req is null || sub is null || cid is null || cname is null || scope is null || nonce is null ||
+                iat is null || exp is null ||
+                binding.ValueKind is not (JsonValueKind.String or JsonValueKind.Null) ||
+                details.ValueKind is not (JsonValueKind.Array or JsonValueKind.Null))
             {
                 return false;
             }
-            parsed = new ApprovalPayload(Version, iss, req, sub, cid, cname, scope, Str("binding_message"), details, Num("iat"), Num("exp"), nonce);
+            parsed = new ApprovalPayload(Version, iss, req, sub, cid, cname, scope, binding.GetString(),
+                details.ValueKind == JsonValueKind.Array ? details.Clone() : null, iat.Value, exp.Value, nonce);
             return true;
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)

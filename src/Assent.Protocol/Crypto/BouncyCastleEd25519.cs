@@ -32,7 +32,7 @@ public sealed class BouncyCastleEd25519 : IEd25519
 
     public bool Verify(ReadOnlySpan<byte> publicKey, ReadOnlySpan<byte> message, ReadOnlySpan<byte> signature)
     {
-        if (publicKey.Length != 32 || signature.Length != 64)
+        if (publicKey.Length != 32 || signature.Length != 64 || HasSmallOrder(publicKey) || HasSmallOrder(signature[..32]))
         {
             return false;
         }
@@ -66,6 +66,38 @@ public sealed class BouncyCastleEd25519 : IEd25519
             throw new System.Security.Cryptography.CryptographicException("X25519 produced the all-zero value");
         }
         return q;
+    }
+
+    // libsodium's ge25519_has_small_order list, compared with the sign bit cleared: the points of
+    // order 1, 2, 4 and 8 and the non-canonical encodings p and p + 1 of y = 0 and y = 1. With a
+    // small-order key, R = (0, 1) and S = 0 verify for every message; Portable.BouncyCastle 1.8
+    // accepts that and libsodium refuses it, and the two backends must give the same answer.
+    private static readonly byte[][] SmallOrderEncodings =
+    [
+        Convert.FromHexString("0000000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("0100000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+        Convert.FromHexString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+        Convert.FromHexString("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        Convert.FromHexString("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        Convert.FromHexString("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ];
+
+    internal static IReadOnlyList<byte[]> SmallOrderPoints => SmallOrderEncodings;
+
+    private static bool HasSmallOrder(ReadOnlySpan<byte> point)
+    {
+        Span<byte> y = stackalloc byte[32];
+        point.CopyTo(y);
+        y[31] &= 0x7f;
+        foreach (var bad in SmallOrderEncodings)
+        {
+            if (y.SequenceEqual(bad))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static void Require(ReadOnlySpan<byte> value, int length, string name)

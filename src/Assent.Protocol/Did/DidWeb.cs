@@ -28,13 +28,18 @@ public static class DidWeb
         {
             return false;
         }
+        // did:web §3.2: a host name and an optional %3A port. Anything else ('/', '@', '\\', '?',
+        // '#', dot segments) would make the URL name another host or path than the DID does.
         var host = Uri.UnescapeDataString(parts[0]);
-        if (host.Contains('/') || host.Contains('@'))
+        var colon = host.IndexOf(':');
+        var hostName = colon < 0 ? host : host[..colon];
+        var port = colon < 0 ? "0" : host[(colon + 1)..];
+        if (hostName.Length == 0 || !hostName.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-') ||
+            port.Length is 0 or > 5 || !port.All(char.IsAsciiDigit) || parts.Any(p => p is "." or ".."))
         {
             return false;
         }
-        var hostOnly = host.Split(':')[0];
-        var scheme = hostOnly is "localhost" or "127.0.0.1" or "[::1]" ? "http" : "https";
+        var scheme = hostName is "localhost" or "127.0.0.1" ? "http" : "https";
         var path = parts.Length == 1 ? "/.well-known" : "/" + string.Join('/', parts[1..].Select(Uri.EscapeDataString));
         return Uri.TryCreate($"{scheme}://{host}{path}/did.json", UriKind.Absolute, out url);
     }

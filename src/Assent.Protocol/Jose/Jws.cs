@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Assent.Protocol.Crypto;
 
@@ -25,7 +26,9 @@ public static class Jws
     public static string EncodeHeader(string kid, string typ)
     {
         var buffer = new ArrayBufferWriter<byte>(96);
-        using (var w = new Utf8JsonWriter(buffer))
+        // The default encoder writes '+' as \u002B; SPEC §3 and RFC 9068 §2.1 show "at+jwt" as is.
+        // There is no HTML context in a JOSE header, so the relaxed encoder is safe here.
+        using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("alg", EdDsa);
