@@ -25,9 +25,14 @@ public static class DeviceSignatures
         return Encoding.UTF8.GetBytes(text);
     }
 
+    /// <summary>Invite codes are typed by humans: case, dashes and spaces do not matter. Sign and hash this form.</summary>
+    public static string NormalizeInviteCode(string code) =>
+        new(code.Where(c => c != '-' && !char.IsWhiteSpace(c)).Select(char.ToUpperInvariant).ToArray());
+
     /// <summary>What a new device signs at enrolment to prove it holds the private key of the public key it sends.</summary>
+    /// <remarks>The code is normalised first (<see cref="NormalizeInviteCode"/>).</remarks>
     public static byte[] EnrollmentSigningInput(string code, string publicKey) =>
-        Encoding.UTF8.GetBytes(string.Join('\n', "assent-device-enroll-v1", code, publicKey));
+        Encoding.UTF8.GetBytes(string.Join('\n', "assent-device-enroll-v1", NormalizeInviteCode(code), publicKey));
 
     public static string FormatHeader(string deviceId, long timestamp, string nonce, ReadOnlySpan<byte> signature) =>
         $"{Scheme} id=\"{deviceId}\", ts=\"{timestamp.ToString(CultureInfo.InvariantCulture)}\", nonce=\"{nonce}\", sig=\"{Base64Url.Encode(signature)}\"";

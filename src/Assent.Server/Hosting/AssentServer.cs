@@ -12,6 +12,7 @@ using Assent.Server.Storage;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.DependencyInjection;

@@ -29,7 +29,5 @@ internal static class Ids
         return new string(chars);
     }
 
-    /// <summary>Invite codes are case- and dash-insensitive when typed.</summary>
-    public static string NormalizeInviteCode(string code) =>
-        new(code.Where(c => c != '-' && !char.IsWhiteSpace(c)).Select(char.ToUpperInvariant).ToArray());
+    public static string NormalizeInviteCode(string code) => Protocol.Devices.DeviceSignatures.NormalizeInviteCode(code);
 }
