@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
+using System.Text.Unicode;
 
 namespace Assent.Protocol.WebAuthn;
 
@@ -34,6 +35,13 @@ public sealed record ClientData(string Type, byte[] Challenge, string Origin, bo
         if (json.Length > MaxLength)
         {
             error = Malformed("client data is larger than allowed");
+            return false;
+        }
+        // RFC 8259 §8.1: JSON text is UTF-8. JsonDocument only transcodes strings when read, and
+        // then throws InvalidOperationException, so the whole input is checked up front.
+        if (!Utf8.IsValid(json))
+        {
+            error = Malformed("client data is not valid UTF-8");
             return false;
         }
         try
