@@ -223,11 +223,17 @@ public sealed class TestServer : IAsyncDisposable
         return body.GetProperty("error").GetString()!;
     }
 
-    public async ValueTask DisposeAsync()
+    /// <summary>Stops the server but leaves its data directory for the test to inspect or reuse.</summary>
+    public async Task StopKeepingDataAsync()
     {
         Http.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopKeepingDataAsync();
         try
         {
             Directory.Delete(DataDirectory, recursive: true);

@@ -68,19 +68,20 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
     public async Task RefreshAsync(CancellationToken ct)
     {
         var rows = await store.ListSigningKeysAsync(ct);
-        var fingerprint = string.Join(',', rows.Select(r => r.Kid + ":" + r.RetiredAt));
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var current = rows.LastOrDefault(r => r.RetiredAt is null) ?? rows.Last();
+        var publishedRows = rows
+            .Where(r => r.RetiredAt is null || r.RetiredAt.Value + (long)RetentionAfterRetirement.TotalMilliseconds > now)
+            .OrderByDescending(r => r.CreatedAt)
+            .ToList();
+        // Rebuild only when the current key or the published set changed (rotation, or a retired key aging out).
+        var fingerprint = current.Kid + "|" + string.Join(',', publishedRows.Select(r => r.Kid));
         if (_state is { } s && s.Fingerprint == fingerprint)
         {
             return;
         }
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var current = rows.LastOrDefault(r => r.RetiredAt is null) ?? rows.Last();
         var seed = master.Open(current.EncryptedSeed, current.Kid);
-        var published = rows
-            .Where(r => r.RetiredAt is null || r.RetiredAt.Value + (long)RetentionAfterRetirement.TotalMilliseconds > now)
-            .OrderByDescending(r => r.CreatedAt)
-            .Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid))
-            .ToList();
+        var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid)).ToList();
         var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), Http.ServerJson.Default.JwkSet);
         _state = new State(
             new SigningKey(current.Kid, seed, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),

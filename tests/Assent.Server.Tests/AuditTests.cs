@@ -1,0 +1,148 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Jose;
+using Assent.Server.Audit;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Tests;
+
+public sealed class AuditChainTests
+{
+    private static List<AuditRow> Chain(int n)
+    {
+        var rows = new List<AuditRow>();
+        var prev = AuditChain.Genesis;
+        for (var seq = 1; seq <= n; seq++)
+        {
+            var entry = AuditChain.Canonical(seq, 1_700_000_000_000 + seq, new AuditEvent("approval.created", "usr_1", "agt_1", "apr_" + seq));
+            prev = AuditChain.Link(prev, entry);
+            rows.Add(new AuditRow(seq, entry, prev));
+        }
+        return rows;
+    }
+
+    [Fact]
+    public void An_untouched_chain_verifies()
+    {
+        var result = AuditChain.Verify(Chain(10));
+        Assert.True(result.Valid);
+        Assert.Equal(10, result.Verified);
+    }
+
+    [Fact]
+    public void An_edited_entry_is_detected()
+    {
+        var rows = Chain(10);
+        var edited = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(rows[4].Entry).Replace("apr_5", "apr_X"));
+        rows[4] = rows[4] with { Entry = edited };
+        var result = AuditChain.Verify(rows);
+        Assert.False(result.Valid);
+        Assert.Equal(5, result.FailedAt);
+    }
+
+    [Fact]
+    public void An_edited_entry_with_recomputed_hash_breaks_the_next_link()
+    {
+        var rows = Chain(10);
+        var edited = Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(rows[4].Entry).Replace("apr_5", "apr_X"));
+        rows[4] = rows[4] with { Entry = edited, Hash = AuditChain.Link(rows[3].Hash, edited) };
+        var result = AuditChain.Verify(rows);
+        Assert.False(result.Valid);
+        Assert.Equal(6, result.FailedAt);
+    }
+
+    [Fact]
+    public void A_deleted_entry_is_detected()
+    {
+        var rows = Chain(10);
+        rows.RemoveAt(3);
+        Assert.False(AuditChain.Verify(rows).Valid);
+        var renumbered = Chain(10);
+        renumbered.RemoveAt(9);
+        Assert.True(AuditChain.Verify(renumbered).Valid, "dropping the tail is only detectable against a signed checkpoint");
+    }
+
+    [Fact]
+    public void An_inserted_entry_is_detected()
+    {
+        var rows = Chain(10);
+        var forged = AuditChain.Canonical(4, 1, new AuditEvent("approval.approved", "usr_1", "dev_evil", "apr_4"));
+        rows.Insert(3, new AuditRow(4, forged, AuditChain.Link(rows[2].Hash, forged)));
+        Assert.False(AuditChain.Verify(rows).Valid);
+    }
+
+    [Fact]
+    public void Reordered_entries_are_detected()
+    {
+        var rows = Chain(10);
+        (rows[2], rows[3]) = (rows[3] with { Seq = 3 }, rows[2] with { Seq = 4 });
+        Assert.False(AuditChain.Verify(rows).Valid);
+    }
+}
+
+public sealed class AuditEndpointTests
+{
+    [Fact]
+    public async Task Every_step_of_a_flow_is_audited_and_the_whole_chain_verifies_against_the_signed_checkpoint()
+    {
+        await using var server = await TestServer.StartAsync();
+        var adminCode = server.Banner.Split('\n').First(l => l.Trim().StartsWith("code:", StringComparison.Ordinal)).Split(':')[1].Trim();
+        var admin = await server.EnrollAsync(adminCode);
+        var device = await server.UserWithDeviceAsync("carol");
+        var agent = await server.AgentAsync("carol");
+        var id = await server.AskAsync(agent);
+        using (await device.DecideOnlyPendingAsync("approve"))
+        {
+        }
+        using (await server.TokenAsync(agent, id))
+        {
+        }
+
+        var all = await PageAsync(server, admin);
+        var types = all.Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Contains(AuditTypes.KeyCreated, types);
+        Assert.Contains(AuditTypes.UserInvited, types);
+        Assert.Contains(AuditTypes.DeviceEnrolled, types);
+        Assert.Contains(AuditTypes.AgentCreated, types);
+        Assert.Contains(AuditTypes.ApprovalCreated, types);
+        Assert.Contains(AuditTypes.ApprovalApproved, types);
+        Assert.Contains(AuditTypes.ApprovalRedeemed, types);
+
+        // A plain user sees only their own entries.
+        var own = await PageAsync(server, device);
+        Assert.All(own, e => Assert.Equal(device.UserId, e.GetProperty("user").GetString()));
+        Assert.True(own.Count < all.Count);
+
+        var rows = await server.Store.ReadAuditAsync(0, 10_000, null, default);
+        var verified = AuditChain.Verify(rows);
+        Assert.True(verified.Valid, verified.Reason);
+
+        var checkpoint = JsonDocument.Parse(await server.Http.GetStringAsync("/audit/checkpoint")).RootElement;
+        Assert.Equal(rows.Count, checkpoint.GetProperty("size").GetInt64());
+        Assert.Equal(Base64Url.Encode(verified.Head), checkpoint.GetProperty("head").GetString());
+        var jws = checkpoint.GetProperty("signature").GetString()!;
+        var claims = await FlowTests.VerifiedClaimsAsync(server, jws, AuditEndpoints.CheckpointType);
+        Assert.Equal(rows.Count, claims.GetProperty("size").GetInt64());
+        Assert.Equal(checkpoint.GetProperty("head").GetString(), claims.GetProperty("head").GetString());
+    }
+
+    [Fact]
+    public async Task The_audit_log_requires_a_signed_device_request()
+    {
+        await using var server = await TestServer.StartAsync();
+        using var response = await server.Http.GetAsync("/audit");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    private static async Task<List<JsonElement>> PageAsync(TestServer server, TestDevice device)
+    {
+        using var response = await server.Http.SendAsync(device.Signed(HttpMethod.Get, "/audit?after=0&limit=1000"));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var page = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        return page.GetProperty("entries").EnumerateArray()
+            .Select(e => JsonDocument.Parse(Base64Url.Decode(e.GetProperty("entry").GetString()!)).RootElement.Clone())
+            .ToList();
+    }
+}
