@@ -15,8 +15,8 @@ internal sealed class SqliteStore : IAssentStore
     private readonly string _connectionString;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
-    private readonly ConcurrentBag<SqliteConnection> _readers = new();
-    private SqliteConnection? _writer;
+    private readonly ConcurrentBag<Db> _readers = new();
+    private Db? _writer;
 
     public SqliteStore(string path, TimeProvider time, bool synchronousFull = false)
     {
@@ -41,7 +41,7 @@ internal sealed class SqliteStore : IAssentStore
         await _writeLock.WaitAsync(ct);
         try
         {
-            var w = Writer();
+            var w = Writer().Connection;
             using (var pragma = w.CreateCommand())
             {
                 // WAL: readers never block the writer. NORMAL keeps every commit across a
@@ -292,7 +292,7 @@ internal sealed class SqliteStore : IAssentStore
 
     /// <summary>Seals an event into the chain. Runs inside the caller's write transaction, so
     /// the head read here is the real head even when another process wrote last.</summary>
-    private void AppendAudit(SqliteConnection c, AuditEvent e)
+    private void AppendAudit(Db c, AuditEvent e)
     {
         var head = QueryOne(c, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]));
         var seq = (head?.Seq ?? 0) + 1;
@@ -301,35 +301,79 @@ internal sealed class SqliteStore : IAssentStore
         Exec(c, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($p0, $p1, $p2, $p3)", seq, entry, hash, e.UserId);
     }
 
-    private SqliteConnection Writer()
-    {
-        if (_writer is null)
-        {
-            _writer = Open();
-        }
-        return _writer;
-    }
+    private Db Writer() => _writer ??= Open();
 
-    private SqliteConnection Open()
+    private Db Open()
     {
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
         cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
         cmd.ExecuteNonQuery();
-        return c;
+        return new Db(c);
     }
 
-    private async Task<T> WriteAsync<T>(Func<SqliteConnection, T> work, CancellationToken ct)
+    /// <summary>
+    /// A connection with its prepared statements kept: Microsoft.Data.Sqlite prepares a new
+    /// command on every execution, so reusing one command per SQL text saves the parse each time.
+    /// </summary>
+    internal sealed class Db(SqliteConnection connection) : IDisposable
+    {
+        private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+
+        public SqliteConnection Connection => connection;
+
+        public SqliteTransaction? Transaction { get; set; }
+
+        public SqliteCommand Prepared(string sql, object?[] args)
+        {
+            if (!_commands.TryGetValue(sql, out var cmd))
+            {
+                cmd = connection.CreateCommand();
+                cmd.CommandText = sql;
+                for (var i = 0; i < args.Length; i++)
+                {
+                    cmd.Parameters.Add(new SqliteParameter("$p" + i, DBNull.Value));
+                }
+                _commands[sql] = cmd;
+            }
+            cmd.Transaction = Transaction;
+            for (var i = 0; i < args.Length; i++)
+            {
+                cmd.Parameters[i].Value = args[i] ?? DBNull.Value;
+            }
+            return cmd;
+        }
+
+        public void Dispose()
+        {
+            foreach (var cmd in _commands.Values)
+            {
+                cmd.Dispose();
+            }
+            _commands.Clear();
+            connection.Dispose();
+        }
+    }
+
+    private async Task<T> WriteAsync<T>(Func<Db, T> work, CancellationToken ct)
     {
         await _writeLock.WaitAsync(ct);
         try
         {
             var c = Writer();
-            using var tx = c.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
-            var result = work(c);
-            tx.Commit();
-            return result;
+            using var tx = c.Connection.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
+            c.Transaction = tx;
+            try
+            {
+                var result = work(c);
+                tx.Commit();
+                return result;
+            }
+            finally
+            {
+                c.Transaction = null;
+            }
         }
         catch (SqliteException)
         {
@@ -344,7 +388,7 @@ internal sealed class SqliteStore : IAssentStore
         }
     }
 
-    private Task<T> ReadAsync<T>(Func<SqliteConnection, T> work, CancellationToken ct)
+    private Task<T> ReadAsync<T>(Func<Db, T> work, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
         if (!_readers.TryTake(out var c))
@@ -367,40 +411,25 @@ internal sealed class SqliteStore : IAssentStore
         }
     }
 
-    private static SqliteCommand Command(SqliteConnection c, string sql, object?[] args)
+    private static int Exec(Db c, string sql, params object?[] args)
     {
-        var cmd = c.CreateCommand();
-        cmd.CommandText = sql;
-        for (var i = 0; i < args.Length; i++)
-        {
-            cmd.Parameters.AddWithValue("$p" + i, args[i] ?? DBNull.Value);
-        }
-        return cmd;
+        return c.Prepared(sql, args).ExecuteNonQuery();
     }
 
-    private static int Exec(SqliteConnection c, string sql, params object?[] args)
+    private static T Scalar<T>(Db c, string sql, params object?[] args)
     {
-        using var cmd = Command(c, sql, args);
-        return cmd.ExecuteNonQuery();
+        return (T)Convert.ChangeType(c.Prepared(sql, args).ExecuteScalar()!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static T Scalar<T>(SqliteConnection c, string sql, params object?[] args)
+    private static T? QueryOne<T>(Db c, string sql, Func<SqliteDataReader, T> read, params object?[] args) where T : class
     {
-        using var cmd = Command(c, sql, args);
-        return (T)Convert.ChangeType(cmd.ExecuteScalar()!, typeof(T), System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static T? QueryOne<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params object?[] args) where T : class
-    {
-        using var cmd = Command(c, sql, args);
-        using var r = cmd.ExecuteReader();
+        using var r = c.Prepared(sql, args).ExecuteReader();
         return r.Read() ? read(r) : null;
     }
 
-    private static IReadOnlyList<T> QueryAll<T>(SqliteConnection c, string sql, Func<SqliteDataReader, T> read, params object?[] args)
+    private static IReadOnlyList<T> QueryAll<T>(Db c, string sql, Func<SqliteDataReader, T> read, params object?[] args)
     {
-        using var cmd = Command(c, sql, args);
-        using var r = cmd.ExecuteReader();
+        using var r = c.Prepared(sql, args).ExecuteReader();
         var list = new List<T>();
         while (r.Read())
         {
@@ -425,7 +454,7 @@ internal sealed class SqliteStore : IAssentStore
 
     private static AuditRow ReadAuditRow(SqliteDataReader r) => new(r.GetInt64(0), (byte[])r[1], (byte[])r[2]);
 
-    private static void InsertDevice(SqliteConnection c, DeviceRecord d) =>
+    private static void InsertDevice(Db c, DeviceRecord d) =>
         Exec(c, "INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7)",
             d.Id, d.UserId, d.Kind, d.Name, d.PublicJwk, d.CredentialId, d.SignCount, d.CreatedAt);
 }
