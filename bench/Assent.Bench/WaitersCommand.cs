@@ -7,8 +7,8 @@ namespace Assent.Bench;
 /// <summary>
 /// Many agents held at once: <c>--count</c> pending requests, each with a token request held by
 /// <c>Prefer: wait=60</c> on its own connection. While they are held, other traffic (discovery,
-/// bc-authorize, a plain token poll) is timed, and the server's memory read. Then every waiter is
-/// cancelled and the server stopped.
+/// bc-authorize, a plain token poll) is timed and the server's memory read; they stay held for
+/// <c>--seconds</c> and none may be answered early. Then every waiter is cancelled and the server stopped.
 /// </summary>
 internal static class WaitersCommand
 {
@@ -19,8 +19,8 @@ internal static class WaitersCommand
     {
         var count = args.Int("count", 10_000, 1, 50_000);
         var users = Math.Min(count, args.Int("users", 100, 1, 10_000));
-        var hold = TimeSpan.FromSeconds(args.Int("seconds", 20, 5, WaitSeconds - 10));
-        var probe = TimeSpan.FromSeconds(Math.Min(args.Int("probe", 10, 1, 50), hold.TotalSeconds - 3));
+        var hold = TimeSpan.FromSeconds(args.Int("seconds", 20, 5, 40));
+        var probe = TimeSpan.FromSeconds(Math.Min(args.Int("probe", 10, 1, 50), hold.TotalSeconds - 2));
         var probeLoops = args.Int("probe-loops", 4, 1, 64);
 
         // Each waiter is one socket in the driver and one in the server: both processes need the fds.
@@ -97,8 +97,8 @@ internal static class WaitersCommand
                 }
             }
             Console.WriteLine($"  opened {Volatile.Read(ref connected)} waiter connections in {Stats.F(ramp.Elapsed.TotalSeconds)} s");
-            await Task.Delay(TimeSpan.FromSeconds(2), ct);
             var heldFrom = Stopwatch.GetTimestamp();
+            await Task.Delay(TimeSpan.FromSeconds(2), ct);
 
             // Other traffic while they are held.
             var discovery = new List<double>();
@@ -140,6 +140,12 @@ internal static class WaitersCommand
             }, ct)).ToArray();
             await Task.WhenAll(probes);
             var (rss, peak) = server.Memory();
+            // Keep holding for the rest of --seconds: none may be answered before its wait runs out.
+            var holdLeft = hold - TimeSpan.FromSeconds(Stats.Milliseconds(Stopwatch.GetTimestamp() - heldFrom) / 1000);
+            if (holdLeft > TimeSpan.Zero)
+            {
+                await Task.Delay(holdLeft, ct);
+            }
             var held = count - Volatile.Read(ref answered);
             var heldFor = Stats.Milliseconds(Stopwatch.GetTimestamp() - heldFrom) / 1000;
 
@@ -150,7 +156,7 @@ internal static class WaitersCommand
             discovery.Sort();
             ask.Sort();
             poll.Sort();
-            Console.WriteLine($"  held                 {held} of {count} waiters for {Stats.F(heldFor, 1)} s while probing ({Volatile.Read(ref unexpected)} unexpected answers)");
+            Console.WriteLine($"  held                 {held} of {count} waiters for {Stats.F(heldFor, 1)} s ({Volatile.Read(ref unexpected)} unexpected answers)");
             Console.WriteLine($"  server RSS           {Stats.Mb(rss)} MB with waiters held (before waiters {Stats.Mb(baseline)} MB, peak {Stats.Mb(peak)} MB)");
             Console.WriteLine($"  other requests p99   {Stats.F(Stats.Percentile(all, 0.99))} ms over {all.Count} requests (p50 {Stats.F(Stats.Percentile(all, 0.50))} ms)");
             Console.WriteLine($"    discovery          p50 {Stats.F(Stats.Percentile(discovery, 0.50))} ms, p99 {Stats.F(Stats.Percentile(discovery, 0.99))} ms");
