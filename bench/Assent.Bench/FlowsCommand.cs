@@ -1,0 +1,125 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Assent.Protocol.Approvals;
+
+namespace Assent.Bench;
+
+/// <summary>
+/// Full approval flows at saturation: each agent asks (bc-authorize) and at once holds a token
+/// request with <c>Prefer: wait=30</c>; its user's device hears the request on its SSE stream,
+/// signs and posts the decision; the held token request answers. Approve→token latency runs from
+/// just before the decision is sent to the token's arrival.
+/// </summary>
+internal static class FlowsCommand
+{
+    private const int WaitSeconds = 30;
+
+    public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
+    {
+        var agents = args.Int("agents", 32, 1, 1024);
+        var measure = TimeSpan.FromSeconds(args.Int("seconds", 20, 1, 600));
+        var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
+
+        var dataDirectory = Provisioning.NewDataDirectory();
+        var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
+        try
+        {
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, agents, ct);
+            using var http = BenchHttp.Create(baseUri);
+            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct);
+            Console.WriteLine($"flows: {agents} agents and devices, warm-up {warmup.TotalSeconds:0} s, measured {measure.TotalSeconds:0} s, server pid {server.Id}, {Environment.ProcessorCount} cores");
+
+            var devices = await Task.WhenAll(provisioned.Select(p => BenchDevice.EnrollAsync(http, p.InviteCode, ct)));
+
+            // Everything stops by itself: the loops at `stop`, every request at `hard`.
+            using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            hard.CancelAfter(warmup + measure + TimeSpan.FromSeconds(WaitSeconds + 30));
+            using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
+
+            var decisionSentAt = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+            long decisionErrors = 0;
+            var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+            var streams = devices.Select((device, i) => Task.Run(async () =>
+            {
+                try
+                {
+                    await device.StreamAsync(async (id, payload, token) =>
+                    {
+                        var content = device.Decision(Decisions.Approve, payload);
+                        decisionSentAt[id] = Stopwatch.GetTimestamp();
+                        if (await device.PostDecisionAsync(id, content, token) != HttpStatusCode.OK)
+                        {
+                            Interlocked.Increment(ref decisionErrors);
+                        }
+                    }, ready[i], streamsDone.Token);
+                }
+                catch (OperationCanceledException) when (streamsDone.IsCancellationRequested)
+                {
+                }
+            })).ToArray();
+            await Task.WhenAll(ready.Select(r => r.Task)).WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+            var started = Stopwatch.GetTimestamp();
+            var windowStart = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+            var windowEnd = windowStart + (long)(measure.TotalSeconds * Stopwatch.Frequency);
+            long flowErrors = 0;
+            var completions = new ConcurrentBag<(long At, double LatencyMs)>();
+            var loops = provisioned.Select((p, i) => Task.Run(async () =>
+            {
+                var agent = new BenchAgent(http, p);
+                var n = 0;
+                while (Stopwatch.GetTimestamp() < windowEnd && !hard.IsCancellationRequested)
+                {
+                    var authReqId = await agent.AskAsync($"Bench flow {i}.{n++}", null, hard.Token);
+                    var (status, body) = await agent.TokenAsync(authReqId, WaitSeconds, hard.Token);
+                    var at = Stopwatch.GetTimestamp();
+                    if (status != HttpStatusCode.OK || !decisionSentAt.TryRemove(BenchAgent.TransactionOf(body), out var sent))
+                    {
+                        Interlocked.Increment(ref flowErrors);
+                        continue;
+                    }
+                    completions.Add((at, Stats.Milliseconds(at - sent)));
+                }
+            })).ToArray();
+
+            await Task.Delay(warmup, ct);
+            var cpuStart = server.CpuTime();
+            var driverCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+            var measuredFrom = Stopwatch.GetTimestamp();
+            await Task.Delay(measure, ct);
+            var measuredTo = Stopwatch.GetTimestamp();
+            var cpuEnd = server.CpuTime();
+            var driverCpuEnd = Process.GetCurrentProcess().TotalProcessorTime;
+            var (rss, peak) = server.Memory();
+
+            await Task.WhenAll(loops);
+            await streamsDone.CancelAsync();
+            await Task.WhenAll(streams);
+
+            var inWindow = completions.Where(c => c.At >= measuredFrom && c.At < measuredTo).Select(c => c.LatencyMs).Order().ToList();
+            var seconds = Stats.Milliseconds(measuredTo - measuredFrom) / 1000;
+            var flowsPerSecond = inWindow.Count / seconds;
+            var serverCpuMsPerFlow = inWindow.Count == 0 ? double.NaN : (cpuEnd - cpuStart).TotalMilliseconds / inWindow.Count;
+            var driverCpuMsPerFlow = inWindow.Count == 0 ? double.NaN : (driverCpuEnd - driverCpuStart).TotalMilliseconds / inWindow.Count;
+
+            Console.WriteLine($"  flows in window      {inWindow.Count} in {Stats.F(seconds)} s = {Stats.F(flowsPerSecond, 1)} flows/s (all flows {completions.Count}, errors {flowErrors}, decision errors {decisionErrors})");
+            Console.WriteLine($"  approve->token       p50 {Stats.F(Stats.Percentile(inWindow, 0.50))} ms, p99 {Stats.F(Stats.Percentile(inWindow, 0.99))} ms, max {Stats.F(inWindow.Count == 0 ? double.NaN : inWindow[^1])} ms");
+            Console.WriteLine($"  server CPU per flow  {Stats.F(serverCpuMsPerFlow, 3)} ms ({Stats.F((cpuEnd - cpuStart).TotalSeconds / seconds * 100, 0)}% of one core); driver {Stats.F(driverCpuMsPerFlow, 3)} ms");
+            Console.WriteLine($"  server RSS           {Stats.Mb(rss)} MB (peak {Stats.Mb(peak)} MB)");
+            Stats.Result("flows",
+                ("flows_per_s", Stats.F(flowsPerSecond, 1)),
+                ("approve_token_p50_ms", Stats.F(Stats.Percentile(inWindow, 0.50))),
+                ("approve_token_p99_ms", Stats.F(Stats.Percentile(inWindow, 0.99))),
+                ("server_cpu_ms_per_flow", Stats.F(serverCpuMsPerFlow, 3)),
+                ("driver_cpu_ms_per_flow", Stats.F(driverCpuMsPerFlow, 3)),
+                ("server_rss_mb", Stats.Mb(rss)),
+                ("errors", (flowErrors + decisionErrors).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            return flowErrors + decisionErrors == 0 && inWindow.Count > 0 ? 0 : 1;
+        }
+        finally
+        {
+            Provisioning.Delete(dataDirectory);
+        }
+    }
+}

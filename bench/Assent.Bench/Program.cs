@@ -1,0 +1,40 @@
+using Assent.Bench;
+
+// Load driver for a real Assent server running as a separate process (so its CPU and memory
+// are measured apart from the driver's). Loopback only; every loop is bounded in time and count.
+//   serve   --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
+//   flows   [--agents 32] [--seconds 20] [--warmup 5]
+//   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
+var command = args.Length > 0 ? args[0] : "";
+var options = BenchArgs.Parse(args.Skip(1));
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    cts.Cancel();
+};
+try
+{
+    return command switch
+    {
+        "serve" => await ServeCommand.RunAsync(options, cts.Token),
+        "flows" => await FlowsCommand.RunAsync(options, cts.Token),
+        "waiters" => await WaitersCommand.RunAsync(options, cts.Token),
+        _ => Usage(),
+    };
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 64;
+}
+
+static int Usage()
+{
+    Console.Error.WriteLine("""
+        usage: Assent.Bench serve --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
+               Assent.Bench flows [--agents 32] [--seconds 20] [--warmup 5]
+               Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
+        """);
+    return 64;
+}

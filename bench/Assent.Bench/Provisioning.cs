@@ -1,0 +1,42 @@
+using Assent.Server.Admin;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+
+namespace Assent.Bench;
+
+internal sealed record Provisioned(string Handle, string InviteCode, string ClientId, string ClientSecret);
+
+/// <summary>Users, invites and agents written straight into the database before the server starts, as <c>assent admin</c> does.</summary>
+internal static class Provisioning
+{
+    public const string Scopes = "approve:action";
+
+    public static async Task<IReadOnlyList<Provisioned>> UsersWithAgentsAsync(string dataDirectory, Uri issuer, int count, CancellationToken ct)
+    {
+        var options = new AssentOptions { Issuer = issuer.ToString().TrimEnd('/'), DataDirectory = dataDirectory };
+        await using var store = await StoreFactory.OpenAsync(options, TimeProvider.System, ct);
+        var admin = new AdminOperations(store, options, TimeProvider.System);
+        var made = new List<Provisioned>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var invite = await admin.InviteAsync($"bench{i:D5}", admin: false, ct);
+            var agent = await admin.CreateAgentAsync(invite.Handle, $"Bench agent {i}", Scopes, ct);
+            made.Add(new Provisioned(invite.Handle, invite.Code, agent.ClientId, agent.ClientSecret));
+        }
+        return made;
+    }
+
+    public static string NewDataDirectory() => Directory.CreateTempSubdirectory("assent-bench-").FullName;
+
+    public static void Delete(string dataDirectory)
+    {
+        try
+        {
+            Directory.Delete(dataDirectory, recursive: true);
+        }
+        catch (IOException e)
+        {
+            Console.Error.WriteLine($"could not delete {dataDirectory}: {e.Message}");
+        }
+    }
+}

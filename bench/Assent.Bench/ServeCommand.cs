@@ -1,0 +1,29 @@
+using Assent.Server.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Assent.Bench;
+
+/// <summary>The server alone, as the driver's child process.</summary>
+internal static class ServeCommand
+{
+    public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
+    {
+        var urls = args.Required("urls");
+        var options = new AssentOptions { Issuer = args.String("issuer") ?? urls, DataDirectory = args.Required("data") };
+        var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
+        if (args.Flag("stop-on-stdin-eof"))
+        {
+            // The driver stops its child by closing our stdin: a clean shutdown without signals.
+            _ = Task.Run(async () =>
+            {
+                await Console.In.ReadToEndAsync(CancellationToken.None);
+                app.Lifetime.StopApplication();
+            }, CancellationToken.None);
+        }
+        await app.RunAsync(ct);
+        await app.DisposeAsync();
+        return 0;
+    }
+}

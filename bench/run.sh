@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Load benchmark: builds Release, runs `flows` and `waiters` three times each against a server
+# child process, and prints every run plus the median of each figure. Output goes to stdout only.
+#   bench/run.sh — settings through the environment, e.g. FLOWS_ARGS="--agents 64" WAITERS_ARGS="--count 5000" bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+FLOWS_ARGS=${FLOWS_ARGS:-"--agents 32 --seconds 20 --warmup 5"}
+WAITERS_ARGS=${WAITERS_ARGS:-"--count 10000 --seconds 20"}
+
+# Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
+# 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
+ulimit -Hn 65536 2>/dev/null || true
+want=65536
+hard=$(ulimit -Hn)
+if [ "$hard" != "unlimited" ] && [ "$hard" -lt "$want" ]; then want=$hard; fi
+ulimit -Sn "$want"
+echo "open-file limit: soft $(ulimit -Sn), hard $(ulimit -Hn)"
+
+dotnet build bench/Assent.Bench -c Release -nologo -v quiet
+BENCH=(dotnet bench/Assent.Bench/bin/Release/net10.0/Assent.Bench.dll)
+
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+
+run() {
+  local mode=$1; shift
+  for i in $(seq 1 "$RUNS"); do
+    echo
+    echo "\$ ${BENCH[*]} $mode $*   # run $i of $RUNS"
+    "${BENCH[@]}" "$mode" "$@" | tee -a "$results"
+  done
+}
+
+# shellcheck disable=SC2086
+run flows $FLOWS_ARGS
+# shellcheck disable=SC2086
+run waiters $WAITERS_ARGS
+
+echo
+echo "== medians of $RUNS runs =="
+for mode in flows waiters; do
+  grep "^RESULT mode=$mode " "$results" | awk -v mode="$mode" '
+    { for (i = 3; i <= NF; i++) { split($i, kv, "="); keys[i] = kv[1]; v[kv[1], NR] = kv[2] } n = NR; last = NF }
+    END {
+      printf "%s:", mode
+      for (i = 3; i <= last; i++) {
+        k = keys[i]; m = 0
+        for (r = 1; r <= n; r++) a[++m] = v[k, r] + 0
+        # insertion sort, then the middle value
+        for (x = 2; x <= m; x++) { t = a[x]; y = x - 1; while (y > 0 && a[y] > t) { a[y + 1] = a[y]; y-- } a[y + 1] = t }
+        med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        printf " %s=%s", k, med
+        delete a
+      }
+      printf "\n"
+    }'
+done
