@@ -14,7 +14,7 @@ namespace Assent.Server.Clients;
 /// (RFC 6749 §2.3.1). Secrets are compared as SHA-256 hashes in fixed time, and an unknown
 /// client costs the same hash-and-compare as a known one.
 /// </summary>
-internal sealed class ClientAuthenticator(IAssentStore store)
+internal sealed class ClientAuthenticator(ClientDirectory directory)
 {
     private static readonly byte[] DummyHash = SHA256.HashData("assent-no-such-client"u8);
 
@@ -50,7 +50,7 @@ internal sealed class ClientAuthenticator(IAssentStore store)
         {
             return Fail(OAuthError.InvalidClient("client authentication is required (client_secret_basic or client_secret_post)"));
         }
-        var client = id.Length <= 128 ? await store.FindClientAsync(id, ct) : null;
+        var client = id.Length <= 128 ? await directory.FindAsync(id, ct) : null;
         var presented = Ids.Hash(secret);
         var matches = CryptographicOperations.FixedTimeEquals(presented, client?.SecretHash ?? DummyHash);
         if (client is null || !matches || client.RevokedAt is not null)

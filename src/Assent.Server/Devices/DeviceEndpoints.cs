@@ -7,6 +7,7 @@ using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
+using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Storage;
@@ -81,7 +82,7 @@ internal static class DeviceEndpoints
             new EnrollResponse(deviceId, user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle, options.IssuerString));
     }
 
-    internal static async Task<IResult> PendingAsync(HttpRequest request, DeviceAuthenticator auth, IAssentStore store, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> PendingAsync(HttpRequest request, DeviceAuthenticator auth, IAssentStore store, ClientDirectory clients, TimeProvider time, CancellationToken ct)
     {
         var (device, user, error) = await auth.AuthenticateAsync(request, [], ct);
         if (error is not null)
@@ -92,12 +93,12 @@ internal static class DeviceEndpoints
         var views = new List<PendingApproval>(pending.Count);
         foreach (var a in pending)
         {
-            views.Add(await ViewAsync(a, store, ct));
+            views.Add(await ViewAsync(a, clients, ct));
         }
         return TypedResults.Json(new PendingList(views), ServerJson.Default.PendingList);
     }
 
-    internal static async Task<IResult> ApprovalAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, CancellationToken ct)
+    internal static async Task<IResult> ApprovalAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, ClientDirectory clients, CancellationToken ct)
     {
         var (_, user, error) = await auth.AuthenticateAsync(request, [], ct);
         if (error is not null)
@@ -109,7 +110,7 @@ internal static class DeviceEndpoints
         {
             return Problem.NotFound("no such approval request for this user");
         }
-        return TypedResults.Json(await ViewAsync(approval, store, ct), ServerJson.Default.PendingApproval);
+        return TypedResults.Json(await ViewAsync(approval, clients, ct), ServerJson.Default.PendingApproval);
     }
 
     internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
@@ -145,7 +146,7 @@ internal static class DeviceEndpoints
         _ => Problem.BadRequest(outcome.Detail ?? "malformed decision"),
     };
 
-    internal static async Task StreamAsync(HttpContext http, DeviceAuthenticator auth, ApprovalHub hub, IAssentStore store, TimeProvider time, CancellationToken ct)
+    internal static async Task StreamAsync(HttpContext http, DeviceAuthenticator auth, ApprovalHub hub, IAssentStore store, ClientDirectory clients, TimeProvider time, CancellationToken ct)
     {
         var (_, user, error) = await auth.AuthenticateAsync(http.Request, [], ct);
         if (error is not null)
@@ -161,7 +162,7 @@ internal static class DeviceEndpoints
         response.Headers["X-Accel-Buffering"] = "no";
         foreach (var a in await store.ListPendingAsync(user.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
         {
-            await WriteEventAsync(response, "approval", a.Id, JsonSerializer.Serialize(await ViewAsync(a, store, ct), ServerJson.Default.PendingApproval), ct);
+            await WriteEventAsync(response, "approval", a.Id, JsonSerializer.Serialize(await ViewAsync(a, clients, ct), ServerJson.Default.PendingApproval), ct);
         }
         await response.WriteAsync(": ready\n\n", ct);
         await response.Body.FlushAsync(ct);
@@ -186,7 +187,7 @@ internal static class DeviceEndpoints
             {
                 var data = e.Approval is null
                     ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ServerJson.Default.DecisionResponse)
-                    : JsonSerializer.Serialize(await ViewAsync(e.Approval, store, ct), ServerJson.Default.PendingApproval);
+                    : JsonSerializer.Serialize(await ViewAsync(e.Approval, clients, ct), ServerJson.Default.PendingApproval);
                 await WriteEventAsync(response, e.Approval is null ? "settled" : "approval", e.ApprovalId, data, ct);
             }
             await response.Body.FlushAsync(ct);
@@ -248,9 +249,9 @@ internal static class DeviceEndpoints
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
 
-    internal static async Task<PendingApproval> ViewAsync(ApprovalRecord a, IAssentStore store, CancellationToken ct)
+    internal static async Task<PendingApproval> ViewAsync(ApprovalRecord a, ClientDirectory clients, CancellationToken ct)
     {
-        var client = await store.FindClientAsync(a.ClientId, ct);
+        var client = await clients.FindAsync(a.ClientId, ct);
         JsonElement? details = a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement.Clone();
         return new PendingApproval(a.Id, a.Kind, a.ClientId, client?.Name ?? a.ClientId, a.Scope, a.BindingMessage, details,
             a.CreatedAt / 1000, a.ExpiresAt / 1000, Base64Url.Encode(a.Payload), StateName(a.State));

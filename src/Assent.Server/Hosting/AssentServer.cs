@@ -59,6 +59,7 @@ public static class AssentServer
         services.AddSingleton<ApprovalHub>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<PollPacer>();
+        services.AddSingleton<ClientDirectory>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<TokenIssuer>();

@@ -15,6 +15,9 @@ internal sealed class SqliteStore : IAssentStore
     private readonly string _connectionString;
     private readonly TimeProvider _time;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
+        System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
+    private Thread? _writerThread;
     private readonly ConcurrentBag<Db> _readers = new();
     private Db? _writer;
 
@@ -50,6 +53,11 @@ internal sealed class SqliteStore : IAssentStore
                 pragma.ExecuteNonQuery();
             }
             SqliteSchema.Migrate(w);
+            if (_writerThread is null)
+            {
+                _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "assent-sqlite-writer" };
+                _writerThread.Start();
+            }
         }
         finally
         {
@@ -270,6 +278,11 @@ internal sealed class SqliteStore : IAssentStore
 
     public async ValueTask DisposeAsync()
     {
+        _queue.Writer.TryComplete();
+        if (_writerThread is { } thread)
+        {
+            await Task.Run(() => thread.Join());
+        }
         await _writeLock.WaitAsync();
         try
         {
@@ -308,7 +321,8 @@ internal sealed class SqliteStore : IAssentStore
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;";
+        // mmap: readers map the file instead of re-reading pages a write invalidated.
+        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA mmap_size=268435456; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
         cmd.ExecuteNonQuery();
         return new Db(c);
     }
@@ -356,36 +370,119 @@ internal sealed class SqliteStore : IAssentStore
         }
     }
 
-    private async Task<T> WriteAsync<T>(Func<Db, T> work, CancellationToken ct)
+    private Task<T> WriteAsync<T>(Func<Db, T> work, CancellationToken ct)
     {
-        await _writeLock.WaitAsync(ct);
-        try
+        ct.ThrowIfCancellationRequested();
+        var item = new WriteItem<T>(work);
+        if (!_queue.Writer.TryWrite(item))
         {
-            var c = Writer();
-            using var tx = c.Connection.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
-            c.Transaction = tx;
+            throw new ObjectDisposedException(nameof(SqliteStore));
+        }
+        // Once queued the write happens even if this caller stops waiting: state stays consistent.
+        return item.Completion.WaitAsync(ct);
+    }
+
+    /// <summary>
+    /// Group commit: one thread owns the write connection and commits whatever is queued as one
+    /// transaction, each item inside its own savepoint so a failing item rolls back alone. Under
+    /// load many transitions share one commit; when idle a single write commits at once.
+    /// </summary>
+    private void WriterLoop()
+    {
+        var batch = new List<IWriteItem>(MaxBatch);
+        var reader = _queue.Reader;
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && reader.TryRead(out var next))
+            {
+                batch.Add(next);
+            }
             try
             {
-                var result = work(c);
-                tx.Commit();
-                return result;
+                var c = Writer();
+                using var tx = c.Connection.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
+                c.Transaction = tx;
+                try
+                {
+                    foreach (var item in batch)
+                    {
+                        Exec(c, "SAVEPOINT item");
+                        try
+                        {
+                            item.Run(c);
+                            Exec(c, "RELEASE item");
+                        }
+                        catch (Exception e) when (e is not SqliteException { SqliteErrorCode: 10 or 11 or 13 or 14 })
+                        {
+                            // This item's changes vanish; the rest of the batch commits.
+                            Exec(c, "ROLLBACK TO item");
+                            Exec(c, "RELEASE item");
+                            item.Failed(e);
+                        }
+                    }
+                    tx.Commit();
+                }
+                finally
+                {
+                    c.Transaction = null;
+                }
+                foreach (var item in batch)
+                {
+                    item.Publish();
+                }
             }
-            finally
+            catch (Exception e)
             {
-                c.Transaction = null;
+                // I/O error, full disk, corrupt file: nothing of the batch committed. Reopen next time.
+                _writer?.Dispose();
+                _writer = null;
+                foreach (var item in batch)
+                {
+                    item.Abort(e);
+                }
             }
         }
-        catch (SqliteException)
+    }
+
+    private const int MaxBatch = 128;
+
+    private interface IWriteItem
+    {
+        void Run(Db db);
+
+        void Failed(Exception error);
+
+        void Publish();
+
+        void Abort(Exception error);
+    }
+
+    private sealed class WriteItem<T>(Func<Db, T> work) : IWriteItem
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+        private Exception? _error;
+
+        public Task<T> Completion => _completion.Task;
+
+        public void Run(Db db) => _result = work(db);
+
+        public void Failed(Exception error) => _error = error;
+
+        public void Publish()
         {
-            // A broken connection must not poison every later write.
-            _writer?.Dispose();
-            _writer = null;
-            throw;
+            if (_error is null)
+            {
+                _completion.TrySetResult(_result!);
+            }
+            else
+            {
+                _completion.TrySetException(_error);
+            }
         }
-        finally
-        {
-            _writeLock.Release();
-        }
+
+        public void Abort(Exception error) => _completion.TrySetException(error);
     }
 
     private Task<T> ReadAsync<T>(Func<Db, T> work, CancellationToken ct)

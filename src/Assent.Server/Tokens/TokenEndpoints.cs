@@ -97,8 +97,7 @@ internal static class TokenEndpoints
                     return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
                 }
                 pacer.Forget(approval.Id);
-                var device = approval.DeviceId is null ? null : await store.FindDeviceAsync(approval.DeviceId, ct);
-                var tokens = issuer.ForApproval(approval, device, handle, includeIdToken: approval.Scope.Split(' ').Contains(Scopes.OpenId));
+                var tokens = issuer.ForApproval(approval, handle, includeIdToken: approval.Scope.Split(' ').Contains(Scopes.OpenId));
                 return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, approval.Scope, tokens.IdToken,
                     AuthorizationDetails: approval.AuthorizationDetails is null ? null : JsonDocument.Parse(approval.AuthorizationDetails).RootElement));
             case ApprovalState.Denied:

@@ -22,14 +22,14 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     public string UserDid(string userId) => DidWeb.ForUser(_issuerUri, userId);
 
     /// <summary>Tokens for an approved request: the access token carries the device's evidence (SPEC §3).</summary>
-    public IssuedTokens ForApproval(ApprovalRecord approval, DeviceRecord? device, string authReqId, bool includeIdToken)
+    public IssuedTokens ForApproval(ApprovalRecord approval, string authReqId, bool includeIdToken)
     {
         var key = keys.Current;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
         var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
         var sub = UserDid(approval.UserId);
         var authTime = (approval.DecidedAt ?? approval.CreatedAt) / 1000;
-        var amr = Amr(device);
+        var amr = Amr(approval.Evidence);
 
         var access = Write(w =>
         {
@@ -108,7 +108,8 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     }
 
     /// <summary>RFC 8176: a passkey with user verification is hardware key + user presence + MFA; a software key is swk.</summary>
-    private static string[] Amr(DeviceRecord? device) => device?.Kind == DeviceKinds.WebAuthn
+    /// <remarks>The evidence object is written by ApprovalService.Evidence with <c>kind</c> first, so its prefix names the device kind.</remarks>
+    private static string[] Amr(string? evidence) => evidence?.StartsWith("{\"kind\":\"" + DeviceKinds.WebAuthn + "\"", StringComparison.Ordinal) == true
         ? [AuthenticationMethods.HardwareKey, AuthenticationMethods.User, AuthenticationMethods.MultiFactor]
         : [AuthenticationMethods.SoftwareKey];
 
