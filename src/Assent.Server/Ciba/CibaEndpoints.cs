@@ -24,7 +24,6 @@ internal static class CibaEndpoints
         app.MapPost(Path, BackchannelAuthorizeAsync)
             .DisableAntiforgery()
             .WithSummary("CIBA backchannel authentication request (CIBA Core 1.0 §7)")
-            .Accepts<IFormCollection>("application/x-www-form-urlencoded")
             .WithTags("OAuth");
         return app;
     }

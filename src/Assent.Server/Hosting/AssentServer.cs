@@ -73,7 +73,13 @@ public static class AssentServer
             f.BufferBodyLengthLimit = limits.BufferBodyLengthLimit;
             f.MultipartBodyLengthLimit = limits.MultipartBodyLengthLimit;
         });
-        services.ConfigureHttpJsonOptions(j => j.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJson.Default));
+        services.ConfigureHttpJsonOptions(j =>
+        {
+            // One wire style everywhere: snake_case members, absent rather than null.
+            j.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
+            j.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            j.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJson.Default);
+        });
         services.AddProblemDetails();
         services.AddOpenApi("v1");
 

@@ -46,18 +46,19 @@ internal sealed record DeviceList(string UserId, string UserDid, string Handle, 
 
 internal sealed record RenameRequest(string? Name);
 
+/// <summary>DID Core §5.2 member names are camelCase, unlike the rest of the API.</summary>
 internal sealed record VerificationMethod(
-    string Id,
-    string Type,
-    string Controller,
-    Jwk PublicKeyJwk);
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("type")] string Type,
+    [property: JsonPropertyName("controller")] string Controller,
+    [property: JsonPropertyName("publicKeyJwk")] Jwk PublicKeyJwk);
 
 internal sealed record DidDocument(
     [property: JsonPropertyName("@context")] IReadOnlyList<string> Context,
-    string Id,
-    IReadOnlyList<VerificationMethod> VerificationMethod,
-    IReadOnlyList<string> Authentication,
-    IReadOnlyList<string> AssertionMethod);
+    [property: JsonPropertyName("id")] string Id,
+    [property: JsonPropertyName("verificationMethod")] IReadOnlyList<VerificationMethod> VerificationMethod,
+    [property: JsonPropertyName("authentication")] IReadOnlyList<string> Authentication,
+    [property: JsonPropertyName("assertionMethod")] IReadOnlyList<string> AssertionMethod);
 
 internal sealed record AuditEntryView(long Seq, string Entry, string Hash);
 

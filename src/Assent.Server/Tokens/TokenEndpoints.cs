@@ -25,7 +25,6 @@ internal static class TokenEndpoints
         app.MapPost(Path, TokenAsync)
             .DisableAntiforgery()
             .WithSummary("Token endpoint: CIBA, client_credentials (RFC 6749 §3.2, CIBA Core §10)")
-            .Accepts<IFormCollection>("application/x-www-form-urlencoded")
             .WithTags("OAuth");
         return app;
     }

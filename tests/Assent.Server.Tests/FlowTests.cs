@@ -1,0 +1,247 @@
+using System.Net;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Jose;
+
+namespace Assent.Server.Tests;
+
+[Collection(SharedServerCollection.Name)]
+public sealed class FlowTests(SharedServer shared)
+{
+    private TestServer Server => shared.Server;
+
+    internal static async Task<JsonElement> VerifiedClaimsAsync(TestServer server, string token, string expectedTyp = "at+jwt")
+    {
+        Assert.True(Jws.TryParse(token, Jws.DefaultMaxLength, out var parts, out var error), error);
+        Assert.Equal("EdDSA", parts!.Header.Alg);
+        Assert.Equal(expectedTyp, parts.Header.Typ);
+        var jwks = JsonSerializer.Deserialize<JwkSet>(await server.Http.GetStringAsync("/oauth/jwks"))!;
+        var key = Assert.Single(jwks.Keys, k => k.Kid == parts.Header.Kid);
+        Assert.True(key.TryGetEd25519(out var publicKey));
+        Assert.True(Jws.VerifySignature(token, parts, publicKey), "token signature does not verify against the JWKS");
+        return JsonDocument.Parse(parts.Payload).RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Agent_asks_device_approves_and_agent_receives_a_token_carrying_the_device_signature()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        const string details = """[{"type":"payment","amount":"125.00","currency":"USD","recipient":"ACME Corp"}]""";
+        var authReqId = await Server.AskAsync(agent, "Pay ACME Corp $125.00", details);
+
+        var pending = Assert.Single(await device.PendingAsync());
+        Assert.Equal("Pay ACME Corp $125.00", pending.GetProperty("binding_message").GetString());
+        Assert.Equal("125.00", pending.GetProperty("authorization_details")[0].GetProperty("amount").GetString());
+        var payloadBytes = Base64Url.Decode(pending.GetProperty("payload").GetString()!);
+        Assert.True(ApprovalPayload.TryParse(payloadBytes, out var payload));
+        Assert.Equal(device.Did, payload!.Sub);
+        Assert.Equal(agent.ClientId, payload.ClientId);
+
+        using var decided = await device.DecideOnlyPendingAsync(Decisions.Approve);
+        Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+
+        using var tokenResponse = await Server.TokenAsync(agent, authReqId);
+        var (status, body) = await TestServer.ReadAsync(tokenResponse);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("no-store", tokenResponse.Headers.CacheControl?.ToString());
+        Assert.Equal("Bearer", body.GetProperty("token_type").GetString());
+        Assert.Equal("openid approve:action", body.GetProperty("scope").GetString());
+
+        var claims = await VerifiedClaimsAsync(Server, body.GetProperty("access_token").GetString()!);
+        Assert.Equal(Server.Options.Issuer, claims.GetProperty("iss").GetString());
+        Assert.Equal(device.Did, claims.GetProperty("sub").GetString());
+        Assert.Equal(agent.ClientId, claims.GetProperty("aud").GetString());
+        Assert.Equal(agent.ClientId, claims.GetProperty("act").GetProperty("sub").GetString());
+        Assert.Equal(["swk"], claims.GetProperty("amr").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("Pay ACME Corp $125.00", claims.GetProperty("binding_message").GetString());
+        Assert.Equal(payload.Req, claims.GetProperty("txn").GetString());
+        Assert.Equal(300, claims.GetProperty("exp").GetInt64() - claims.GetProperty("iat").GetInt64());
+
+        // The evidence lets anyone check, with the DID document alone, that the device signed this payload.
+        var evidence = claims.GetProperty("evidence");
+        Assert.Equal("ed25519", evidence.GetProperty("kind").GetString());
+        Assert.Equal(payloadBytes, Base64Url.Decode(evidence.GetProperty("payload").GetString()!));
+        var did = JsonDocument.Parse(await Server.Http.GetStringAsync($"/users/{device.UserId}/did.json")).RootElement;
+        var method = Assert.Single(did.GetProperty("verificationMethod").EnumerateArray(),
+            m => m.GetProperty("id").GetString() == evidence.GetProperty("device").GetString());
+        var jwk = JsonSerializer.Deserialize<Jwk>(method.GetProperty("publicKeyJwk").GetRawText())!;
+        Assert.True(jwk.TryGetEd25519(out var devicePublicKey));
+        Assert.True(Ed25519.Verify(devicePublicKey, ApprovalPayload.SigningInput("approve", payloadBytes),
+            Base64Url.Decode(evidence.GetProperty("sig").GetString()!)));
+
+        var idClaims = await VerifiedClaimsAsync(Server, body.GetProperty("id_token").GetString()!, "JWT");
+        Assert.Equal(authReqId, idClaims.GetProperty("urn:openid:params:jwt:claim:auth_req_id").GetString());
+        Assert.Equal(agent.ClientId, idClaims.GetProperty("aud").GetString());
+    }
+
+    [Fact]
+    public async Task Token_request_before_approval_returns_authorization_pending_then_slow_down_when_polling_too_fast()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+
+        using var first = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal("authorization_pending", await TestServer.ErrorOf(first));
+        Assert.Equal(HttpStatusCode.BadRequest, first.StatusCode);
+        using var second = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal("slow_down", await TestServer.ErrorOf(second));
+
+        // Once the interval (now grown by 5 s) has passed, polling is welcome again.
+        Server.Clock.Advance(TimeSpan.FromSeconds(8));
+        using var third = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal("authorization_pending", await TestServer.ErrorOf(third));
+    }
+
+    [Fact]
+    public async Task Denied_request_answers_access_denied()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+        using var decided = await device.DecideOnlyPendingAsync(Decisions.Deny);
+        Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+        using var token = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal("access_denied", await TestServer.ErrorOf(token));
+    }
+
+    [Fact]
+    public async Task Auth_req_id_that_is_unknown_foreign_or_already_redeemed_is_invalid_grant()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var other = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+
+        using (var unknown = await Server.TokenAsync(agent, Base64Url.Encode(new byte[32])))
+        {
+            Assert.Equal("invalid_grant", await TestServer.ErrorOf(unknown));
+        }
+        using (var foreign = await Server.TokenAsync(other, authReqId))
+        {
+            Assert.Equal("invalid_grant", await TestServer.ErrorOf(foreign));
+        }
+        using (await device.DecideOnlyPendingAsync(Decisions.Approve))
+        {
+        }
+        using (var ok = await Server.TokenAsync(agent, authReqId))
+        {
+            Assert.Equal(HttpStatusCode.OK, ok.StatusCode);
+        }
+        using var again = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal("invalid_grant", await TestServer.ErrorOf(again));
+    }
+
+    [Fact]
+    public async Task Prefer_wait_holds_the_token_request_and_answers_the_moment_the_device_decides()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+
+        var held = Server.TokenAsync(agent, authReqId, wait: 30);
+        await Task.Delay(200);
+        Assert.False(held.IsCompleted, "the token request should be held while the request is pending");
+        using (await device.DecideOnlyPendingAsync(Decisions.Approve))
+        {
+        }
+        var finished = await Task.WhenAny(held, Task.Delay(TimeSpan.FromSeconds(10)));
+        Assert.Same(held, finished);
+        using var response = await held;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("wait=30", string.Join(",", response.Headers.GetValues("Preference-Applied")));
+    }
+
+    [Fact]
+    public async Task Prefer_wait_that_runs_out_answers_authorization_pending_and_may_be_repeated_at_once()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+        using (var first = await Server.TokenAsync(agent, authReqId, wait: 1))
+        {
+            Assert.Equal("authorization_pending", await TestServer.ErrorOf(first));
+        }
+        using var second = await Server.TokenAsync(agent, authReqId, wait: 1);
+        Assert.Equal("authorization_pending", await TestServer.ErrorOf(second));
+    }
+
+    [Fact]
+    public async Task Fifty_parallel_redemptions_of_one_approved_request_yield_exactly_one_token()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var authReqId = await Server.AskAsync(agent);
+        using (await device.DecideOnlyPendingAsync(Decisions.Approve))
+        {
+        }
+        var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => Server.TokenAsync(agent, authReqId)));
+        Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
+        foreach (var r in responses.Where(r => r.StatusCode != HttpStatusCode.OK))
+        {
+            Assert.Equal("invalid_grant", await TestServer.ErrorOf(r));
+        }
+        foreach (var r in responses)
+        {
+            r.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task Two_devices_deciding_at_once_yield_one_decision()
+    {
+        var first = await Server.UserWithDeviceAsync();
+        var invite = await Server.InviteAsync(first.Handle);
+        var second = await Server.EnrollAsync(invite.Code, "second");
+        var agent = await Server.AgentAsync(first.Handle);
+        var authReqId = await Server.AskAsync(agent);
+        var pending = Assert.Single(await first.PendingAsync());
+        var id = pending.GetProperty("id").GetString()!;
+        var payload = pending.GetProperty("payload").GetString()!;
+
+        var results = await Task.WhenAll(
+            first.PostDecisionAsync(id, "approve", first.SignDecision("approve", payload)),
+            second.PostDecisionAsync(id, "deny", second.SignDecision("deny", payload)));
+        Assert.Single(results, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.Single(results, r => r.StatusCode == HttpStatusCode.Conflict);
+        var winner = results[0].StatusCode == HttpStatusCode.OK ? "approve" : "deny";
+        using var token = await Server.TokenAsync(agent, authReqId);
+        Assert.Equal(winner == "approve" ? HttpStatusCode.OK : HttpStatusCode.BadRequest, token.StatusCode);
+    }
+
+    [Fact]
+    public async Task Login_hint_may_be_the_users_did()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        using var response = await Server.BcAuthorizeAsync(agent, new Dictionary<string, string> { ["scope"] = "openid", ["login_hint"] = device.Did });
+        var (status, body) = await TestServer.ReadAsync(response);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(body.GetProperty("interval").GetInt32() <= 2);
+        Assert.Equal(300, body.GetProperty("expires_in").GetInt32());
+    }
+
+    [Fact]
+    public async Task Client_credentials_grant_issues_a_token_for_the_agent_itself_within_its_scopes()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        Task<HttpResponseMessage> Post(string scope) => Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = agent.ClientId,
+            ["client_secret"] = agent.ClientSecret,
+            ["scope"] = scope,
+        }));
+        using var ok = await Post("approve:action");
+        var (status, body) = await TestServer.ReadAsync(ok);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var claims = await VerifiedClaimsAsync(Server, body.GetProperty("access_token").GetString()!);
+        Assert.Equal(agent.ClientId, claims.GetProperty("sub").GetString());
+        using var tooMuch = await Post("admin:everything");
+        Assert.Equal("invalid_scope", await TestServer.ErrorOf(tooMuch));
+    }
+}
