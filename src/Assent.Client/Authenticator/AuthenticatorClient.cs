@@ -38,6 +38,10 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
         var proof = Base64Url.Encode(Ed25519.Sign(seed, DeviceSignatures.EnrollmentSigningInput(code, publicKey)));
         var body = JsonSerializer.SerializeToUtf8Bytes(new EnrollBody(code, publicKey, name, proof), ClientJson.Default.EnrollBody);
         var answer = await SendAsync(HttpMethod.Post, Prefix + "/enroll", body, signed: false, ClientJson.Default.EnrollAnswer, ct);
+        if (string.IsNullOrEmpty(answer.DeviceId) || string.IsNullOrEmpty(answer.UserDid) || string.IsNullOrEmpty(answer.Issuer))
+        {
+            throw new AssentProtocolException("the enrolment answer lacks device_id, user_did or issuer");
+        }
         return new EnrolledDevice(new DeviceKey(answer.DeviceId, seed), publicKey, answer.UserId, answer.UserDid, answer.Handle, answer.Issuer);
     }
 
