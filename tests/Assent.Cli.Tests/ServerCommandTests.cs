@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Assent.Cli.Commands;
 
 namespace Assent.Cli.Tests;
 
@@ -44,6 +45,30 @@ public sealed class ServerCommandTests
         Assert.Contains("--issuer must use https", result.Stderr);
         Assert.DoesNotContain("   at ", result.Stderr);
     }
+
+    [Fact]
+    public async Task A_second_server_on_a_port_in_use_exits_1_with_one_line_saying_what_to_do()
+    {
+        await using var box = new CliSandbox();
+        await box.StartServerAsync();
+
+        var second = await box.RunAsync("server", "--urls", box.Url, "--data", Path.Combine(box.Home, "other-data"));
+
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains("choose another address with --urls", second.Stderr);
+        Assert.DoesNotContain("   at ", second.Stdout + second.Stderr);
+        Assert.DoesNotContain("code:", second.Stdout);
+    }
+
+    [Theory]
+    [InlineData("http://localhost:8400", "http://localhost:8400")]
+    [InlineData("http://0.0.0.0:9000;http://localhost:9001", "http://localhost:9000")]
+    [InlineData("http://+:80", "http://localhost:80")]
+    [InlineData("http://*:8400", "http://localhost:8400")]
+    [InlineData("http://[::]:8400", "http://localhost:8400")]
+    [InlineData("https://assent.example.com/", "https://assent.example.com")]
+    public void The_default_issuer_is_the_first_listen_url_with_wildcard_hosts_as_localhost(string urls, string issuer) =>
+        Assert.Equal(issuer, ServerCommand.IssuerFromUrls(urls));
 
     private static async Task<List<string?>> KidsAsync(CliSandbox box)
     {

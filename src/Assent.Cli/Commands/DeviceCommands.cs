@@ -95,19 +95,23 @@ internal static class DeviceCommands
                 await Terminal.WriteJsonAsync(new DeviceListOutput(views, remote), CliJson.Default.DeviceListOutput);
                 return ExitCodes.Success;
             }
+            var console = Terminal.Rich();
             var here = new Table().Title("Enrolled on this computer").AddColumns("", "device", "user", "server", "name", "enrolled");
+            here.Columns[1].NoWrap();
+            here.Columns[3].NoWrap();
             foreach (var v in views)
             {
                 here.AddRow(v.Selected ? "*" : "", v.DeviceId, Markup.Escape(v.Handle), Markup.Escape(v.Server), Markup.Escape(Terminal.Visible(v.Name)), v.CreatedAt.ToString("u"));
             }
-            AnsiConsole.Write(here);
+            console.Write(here);
             var there = new Table().Title($"{Markup.Escape(remote.Handle)}'s devices at {Markup.Escape(selected.Server)}").AddColumns("device", "kind", "name", "enrolled", "status");
+            there.Columns[0].NoWrap();
             foreach (var d in remote.Devices)
             {
                 there.AddRow(d.Id, d.Kind, Markup.Escape(Terminal.Visible(d.Name)), DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt).ToString("u"),
                     d.Active ? "active" : "[grey]revoked[/]");
             }
-            AnsiConsole.Write(there);
+            console.Write(there);
             return ExitCodes.Success;
         }));
         return command;

@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Assent.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -38,6 +40,7 @@ internal static partial class ServerCommand
             {
                 throw CliException.Usage($"{problem.Replace("Assent:Issuer", "--issuer", StringComparison.Ordinal)}");
             }
+            EnsureFree(listen);
             WebApplication app;
             try
             {
@@ -69,6 +72,48 @@ internal static partial class ServerCommand
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// Tries each address before the host starts, so a port already in use is one clear line rather
+    /// than the host's logged stack trace (and no first-user invite is minted for a server that cannot start).
+    /// </summary>
+    private static void EnsureFree(string urls)
+    {
+        foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var match = ListenUrl().Match(url);
+            if (!match.Success)
+            {
+                throw CliException.Usage($"--urls: '{url}' is not an address like http://localhost:8400");
+            }
+            var host = match.Groups["host"].Value.Trim('[', ']');
+            var address = host switch
+            {
+                "localhost" => IPAddress.Loopback,
+                "0.0.0.0" or "+" or "*" => IPAddress.Any,
+                _ => IPAddress.TryParse(host, out var ip) ? ip : null,
+            };
+            if (address is null)
+            {
+                continue; // A name Kestrel will resolve; it reports its own errors.
+            }
+            var port = match.Groups["port"].Success ? int.Parse(match.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : match.Groups["scheme"].Value.Equals("https", StringComparison.OrdinalIgnoreCase) ? 443 : 80;
+            var probe = new TcpListener(address, port);
+            try
+            {
+                probe.Start();
+            }
+            catch (SocketException e)
+            {
+                throw CliException.Invalid($"cannot listen on {url}: {e.Message}; stop the other process or choose another address with --urls");
+            }
+            finally
+            {
+                probe.Stop();
+            }
+        }
     }
 
     /// <summary>

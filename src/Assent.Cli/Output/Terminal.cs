@@ -1,12 +1,34 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Spectre.Console;
 
 namespace Assent.Cli.Output;
 
 /// <summary>Where output goes: <c>--json</c> gets exactly one JSON object on stdout; people get text.</summary>
 internal static class Terminal
 {
+    /// <summary>
+    /// Spectre.Console for tables and colour, on stdout. When stdout is a file or a pipe there are no
+    /// escape codes and no wrapping at 80 columns, so ids and URLs stay whole for whoever reads them.
+    /// </summary>
+    public static IAnsiConsole Rich()
+    {
+        var redirected = Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(Console.Out),
+            Ansi = redirected ? AnsiSupport.No : AnsiSupport.Detect,
+            ColorSystem = redirected ? ColorSystemSupport.NoColors : ColorSystemSupport.Detect,
+            Interactive = InteractionSupport.No,
+        });
+        if (redirected)
+        {
+            console.Profile.Width = 240;
+        }
+        return console;
+    }
+
     public static async Task WriteJsonAsync<T>(T value, JsonTypeInfo<T> type)
     {
         await Console.Out.WriteLineAsync(JsonSerializer.Serialize(value, type));
