@@ -1,0 +1,145 @@
+using System.CommandLine;
+using Assent.Cli.Output;
+using Assent.Server.Admin;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+
+namespace Assent.Cli.Commands;
+
+/// <summary>
+/// <c>assent admin …</c>: operator actions straight on the database (SPEC §4: offline bootstrap),
+/// so they work before the first device exists and whether or not a server is running.
+/// </summary>
+internal static class AdminCommands
+{
+    public static Command Build()
+    {
+        var agent = new Command("agent", "Manage agents (OAuth clients). Example: assent admin agent create --owner alice --name deploy-bot --scopes approve:action");
+        agent.Subcommands.Add(AgentCreate());
+        var keys = new Command("keys", "Manage the token signing keys. Example: assent admin keys rotate");
+        keys.Subcommands.Add(KeysRotate());
+        return new Command("admin", "Operator commands that work offline on the data directory. Example: assent admin invite alice --admin")
+        {
+            Invite(), agent, keys,
+        };
+    }
+
+    private static Command Invite()
+    {
+        var handle = new Argument<string>("HANDLE") { Description = "The user's handle: 1 to 48 of a-z 0-9 . _ -" };
+        var admin = new Option<bool>("--admin") { Description = "Make the user an administrator" };
+        var (data, database, issuer, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Issuer(), StoreOptions.Json());
+        var command = new Command("invite", "Create a one-time enrolment code and link for a user. Example: assent admin invite alice --admin")
+        {
+            handle, admin, data, database, issuer, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var name = parse.GetValue(handle)!;
+            if (!AdminOperations.IsValidHandle(name))
+            {
+                throw CliException.Usage($"'{name}' is not a valid handle: use 1 to 48 characters of a-z, 0-9, '.', '_' and '-' (e.g. alice)");
+            }
+            var options = StoreOptions.Read(parse, data, database, issuer);
+            var invite = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).InviteAsync(name, parse.GetValue(admin), ct), ct);
+            var enroll = $"assent device enroll --server {options.IssuerString} --code {invite.Code}";
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new InviteOutput(invite.Code, invite.Link, invite.Handle, invite.UserId, invite.Admin, invite.ExpiresAt, enroll),
+                    CliJson.Default.InviteOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"""
+                Invited {invite.Handle}{(invite.Admin ? " (admin)" : "")}. One-time enrolment code, valid until {invite.ExpiresAt:u}:
+
+                  code: {invite.Code}
+                  link: {invite.Link}
+
+                On the computer that will approve requests, run:
+
+                  {enroll}
+                """);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command AgentCreate()
+    {
+        var owner = new Option<string>("--owner") { Description = "Handle of the user who owns the agent and approves its requests", Required = true };
+        var name = new Option<string>("--name") { Description = "A name shown to the approver, e.g. deploy-bot", Required = true };
+        var scopes = new Option<string>("--scopes") { Description = "Scopes the agent may ask for, space- or comma-separated (openid is added)", Required = true };
+        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var command = new Command("create", "Register an agent and print its client id and secret. Example: assent admin agent create --owner alice --name deploy-bot --scopes approve:action")
+        {
+            owner, name, scopes, data, database, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var options = StoreOptions.Read(parse, data, database, null);
+            var agent = await WithStoreAsync(options, (store, time) =>
+                new AdminOperations(store, options, time).CreateAgentAsync(parse.GetValue(owner)!, parse.GetValue(name)!, parse.GetValue(scopes)!, ct), ct);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new AgentOutput(agent.ClientId, agent.ClientSecret, agent.Name, agent.Scopes, agent.Owner), CliJson.Default.AgentOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"""
+                Agent '{agent.Name}' created for {agent.Owner}, scopes: {agent.Scopes}
+
+                  client_id:     {agent.ClientId}
+                  client_secret: {agent.ClientSecret}
+
+                """);
+            await Console.Error.WriteLineAsync("The secret is shown only this once (the server keeps only its hash): store it now, e.g. as ASSENT_CLIENT_SECRET.");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command KeysRotate()
+    {
+        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var command = new Command("rotate", "Make a new signing key current; old keys stay in JWKS until their tokens expire. Example: assent admin keys rotate --data ./assent-data")
+        {
+            data, database, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var options = StoreOptions.Read(parse, data, database, null);
+            var kid = await WithStoreAsync(options, (store, time) => AdminOperations.RotateKeysAsync(store, options, time, ct), ct);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new KeyOutput(kid), CliJson.Default.KeyOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"New signing key {kid} is current. Running servers pick it up within seconds; tokens signed with older keys stay valid until they expire.");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<IAssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
+    {
+        IAssentStore store;
+        try
+        {
+            store = await StoreFactory.OpenAsync(options, TimeProvider.System, ct);
+        }
+        catch (NotSupportedException e)
+        {
+            throw CliException.Usage($"--database: {e.Message}");
+        }
+        await using (store)
+        {
+            try
+            {
+                return await action(store, TimeProvider.System);
+            }
+            catch (ArgumentException e)
+            {
+                throw CliException.Usage(e.Message);
+            }
+        }
+    }
+}

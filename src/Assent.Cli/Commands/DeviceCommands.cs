@@ -1,0 +1,279 @@
+using System.CommandLine;
+using System.Net;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using Assent.Cli.Devices;
+using Assent.Cli.Output;
+using Assent.Client;
+using Assent.Client.Authenticator;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Spectre.Console;
+
+namespace Assent.Cli.Commands;
+
+/// <summary>
+/// <c>assent device …</c>: this computer as an Ed25519 authenticator (SPEC §1 device kind
+/// <c>ed25519</c>). The private key stays in <c>~/.assent/devices/</c>; every call is signed with it.
+/// </summary>
+internal static class DeviceCommands
+{
+    private static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    public static Command Build() =>
+        new("device", "Use this computer as an approving device. Example: assent device approve --all")
+        {
+            Enroll(), List(), Approve(),
+        };
+
+    private static Command Enroll()
+    {
+        var server = new Option<string>("--server") { Description = "The Assent server's URL, as in the invite", Required = true };
+        var code = new Option<string>("--code") { Description = "The one-time enrolment code from the invite", Required = true };
+        var name = new Option<string?>("--name") { Description = "A name for this device (default: the computer's name)" };
+        var json = StoreOptions.Json();
+        var command = new Command("enroll", "Enrol this computer as a device with a one-time code. Example: assent device enroll --server http://localhost:8400 --code ABCD-EFGH-JKMN-PQRS")
+        {
+            server, code, name, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var url = ServerUrl.Parse(parse.GetValue(server)!, "--server");
+            var deviceName = parse.GetValue(name) ?? Environment.MachineName;
+            var local = LocalDevices.ForCurrentUser();
+            using var client = new AuthenticatorClient(url);
+            EnrolledDevice enrolled;
+            try
+            {
+                enrolled = await client.EnrollAsync(parse.GetValue(code)!, deviceName, ct);
+            }
+            catch (AssentProblemException e) when (e.Status == HttpStatusCode.BadRequest)
+            {
+                throw CliException.Invalid($"enrolment failed: {e.Detail}");
+            }
+            var file = new DeviceFile(enrolled.Key.DeviceId, ServerUrl.Format(url), enrolled.Issuer, enrolled.UserId, enrolled.UserDid, enrolled.Handle,
+                deviceName, Base64Url.Encode(enrolled.Key.Seed), enrolled.PublicKey, DateTimeOffset.UtcNow);
+            var path = local.Save(file);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new EnrollOutput(file.DeviceId, file.UserDid, file.UserId, file.Handle, file.Server, file.Name, path),
+                    CliJson.Default.EnrollOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"""
+                Enrolled device {file.DeviceId} ('{Terminal.Visible(file.Name)}') for {file.Handle} ({file.UserDid}).
+                Key saved to {path} (readable only by you).
+                Approve requests with: assent device approve
+                """);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command List()
+    {
+        var server = new Option<string?>("--server") { Description = "Only devices enrolled with this server" };
+        var device = DeviceOption();
+        var json = StoreOptions.Json();
+        var command = new Command("list", "List the devices enrolled here and the user's devices on the server. Example: assent device list --json")
+        {
+            server, device, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
+            var local = LocalDevices.ForCurrentUser();
+            var selected = local.Select(parse.GetValue(device), url);
+            var views = local.List()
+                .Where(d => url is null || ServerUrl.SameServer(d.Server, url))
+                .Select(d => new LocalDeviceView(d.DeviceId, d.Server, d.Handle, d.UserDid, d.Name, d.CreatedAt, d.DeviceId == selected.DeviceId))
+                .ToList();
+            using var client = ClientFor(selected);
+            var remote = await client.ListDevicesAsync(ct);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new DeviceListOutput(views, remote), CliJson.Default.DeviceListOutput);
+                return ExitCodes.Success;
+            }
+            var console = Terminal.Rich();
+            var here = new Table().Title("Enrolled on this computer").AddColumns("", "device", "user", "server", "name", "enrolled");
+            here.Columns[1].NoWrap();
+            here.Columns[3].NoWrap();
+            foreach (var v in views)
+            {
+                here.AddRow(v.Selected ? "*" : "", v.DeviceId, Markup.Escape(v.Handle), Markup.Escape(v.Server), Markup.Escape(Terminal.Visible(v.Name)), v.CreatedAt.ToString("u"));
+            }
+            console.Write(here);
+            var there = new Table().Title($"{Markup.Escape(remote.Handle)}'s devices at {Markup.Escape(selected.Server)}").AddColumns("device", "kind", "name", "enrolled", "status");
+            there.Columns[0].NoWrap();
+            foreach (var d in remote.Devices)
+            {
+                there.AddRow(d.Id, d.Kind, Markup.Escape(Terminal.Visible(d.Name)), DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt).ToString("u"),
+                    d.Active ? "active" : "[grey]revoked[/]");
+            }
+            console.Write(there);
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command Approve()
+    {
+        var id = new Argument<string?>("ID") { Description = "The request to decide (default: each pending request in turn)", Arity = ArgumentArity.ZeroOrOne };
+        var all = new Option<bool>("--all") { Description = "Decide every pending request" };
+        var deny = new Option<bool>("--deny") { Description = "Deny instead of approve" };
+        var yes = new Option<bool>("--yes", "-y") { Description = "Do not ask for confirmation (required when stdin is not a terminal)" };
+        var server = new Option<string?>("--server") { Description = "Use the device enrolled with this server" };
+        var device = DeviceOption();
+        var json = StoreOptions.Json();
+        var command = new Command("approve", "Show pending requests and approve (or --deny) them, signing with this device's key. Example: assent device approve --all --yes")
+        {
+            id, all, deny, yes, server, device, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var (one, every, confirmed, asJson) = (parse.GetValue(id), parse.GetValue(all), parse.GetValue(yes), parse.GetValue(json));
+            var decision = parse.GetValue(deny) ? Decisions.Deny : Decisions.Approve;
+            if (one is not null && every)
+            {
+                throw CliException.Usage("give either an ID or --all, not both");
+            }
+            if (confirmed && one is null && !every)
+            {
+                // With --yes nothing is shown before signing, so say which requests on purpose.
+                throw CliException.Usage("--yes needs an ID or --all: assent device approve --all --yes");
+            }
+            if (!confirmed && Console.IsInputRedirected)
+            {
+                throw CliException.Usage("stdin is not a terminal, so there is no one to ask; pass --yes to decide without asking");
+            }
+            var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
+            var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
+            using var client = ClientFor(selected);
+            // Human-readable text goes to stderr under --json so stdout stays one JSON object.
+            var text = asJson ? Console.Error : Console.Out;
+
+            IReadOnlyList<PendingRequest> requests;
+            if (one is not null)
+            {
+                var request = await client.GetAsync(one, ct);
+                if (request.State is { } state and not "pending")
+                {
+                    throw new CliException(state == "expired" ? ExitCodes.ExpiredOrTimeout : ExitCodes.DeniedOrInvalid,
+                        $"request {one} is {state}; nothing to decide");
+                }
+                requests = [request];
+            }
+            else
+            {
+                requests = await client.ListPendingAsync(ct);
+            }
+            if (requests.Count == 0)
+            {
+                await text.WriteLineAsync("No pending requests.");
+            }
+
+            var decided = new List<DecidedItem>();
+            var failed = new List<FailedItem>();
+            foreach (var request in requests)
+            {
+                await ShowAsync(text, request);
+                if (Mismatch(request, selected) is { } why)
+                {
+                    failed.Add(new FailedItem(request.Id, decision, ExitCodes.DeniedOrInvalid, why));
+                    await Console.Error.WriteLineAsync($"error: not signing {request.Id}: {why}");
+                    continue;
+                }
+                if (!confirmed && !await AskAsync(text, decision))
+                {
+                    await text.WriteLineAsync($"Skipped {request.Id}; it stays pending.");
+                    continue;
+                }
+                try
+                {
+                    var result = await client.DecideAsync(request, decision, ct);
+                    decided.Add(new DecidedItem(result.Id, decision, result.State));
+                    await text.WriteLineAsync($"{(decision == Decisions.Approve ? "Approved" : "Denied")} {result.Id} (now {result.State}).");
+                }
+                catch (AssentProblemException e)
+                {
+                    var code = e.Status == HttpStatusCode.Gone ? ExitCodes.ExpiredOrTimeout : ExitCodes.DeniedOrInvalid;
+                    failed.Add(new FailedItem(request.Id, decision, code, e.Detail));
+                    await Console.Error.WriteLineAsync($"error: {request.Id}: {e.Detail}");
+                }
+            }
+            if (asJson)
+            {
+                await Terminal.WriteJsonAsync(new DecideOutput(decided, failed), CliJson.Default.DecideOutput);
+            }
+            // A refusal says more than an expiry: report it first.
+            return failed.Count == 0 ? ExitCodes.Success
+                : failed.Any(f => f.ExitCode == ExitCodes.DeniedOrInvalid) ? ExitCodes.DeniedOrInvalid
+                : ExitCodes.ExpiredOrTimeout;
+        }));
+        return command;
+    }
+
+    private static Option<string?> DeviceOption() =>
+        new("--device") { Description = "The local device to use when several are enrolled (default: the most recent)" };
+
+    private static AuthenticatorClient ClientFor(DeviceFile device)
+    {
+        if (!Base64Url.TryDecode(device.Seed, out var seed) || seed.Length != Protocol.Crypto.Ed25519.SeedSize)
+        {
+            throw CliException.Invalid($"the key file of {device.DeviceId} is damaged (seed); enrol this computer again");
+        }
+        return new AuthenticatorClient(ServerUrl.Parse(device.Server, "the device's server"), new DeviceKey(device.DeviceId, seed));
+    }
+
+    /// <summary>The payload is what gets signed, so it must be for this user at this issuer; anything else is not signed.</summary>
+    private static string? Mismatch(PendingRequest request, DeviceFile device) => request.Payload switch
+    {
+        null => "the server sent no valid approval payload for it",
+        { } p when p.Iss != device.Issuer => $"its payload names issuer {p.Iss}, but this device belongs to {device.Issuer}",
+        { } p when p.Sub != device.UserDid => $"its payload is for {p.Sub}, not {device.UserDid}",
+        _ => null,
+    };
+
+    /// <summary>Shows what will be signed: the parsed payload, not the server's summary of it (SPEC §1).</summary>
+    private static async Task ShowAsync(TextWriter text, PendingRequest request)
+    {
+        await text.WriteLineAsync();
+        await text.WriteLineAsync($"Request {request.Id} ({request.Kind})");
+        if (request.Payload is not { } p)
+        {
+            return;
+        }
+        await text.WriteLineAsync($"  from:     {Terminal.Visible(p.ClientName)} ({p.ClientId})");
+        await text.WriteLineAsync($"  message:  {(p.BindingMessage is null ? "(none)" : Terminal.Visible(p.BindingMessage))}");
+        await text.WriteLineAsync($"  scope:    {Terminal.Visible(p.Scope)}");
+        if (p.AuthorizationDetails is { } details)
+        {
+            await text.WriteLineAsync("  details:");
+            foreach (var line in JsonSerializer.Serialize(details, Pretty).Split('\n'))
+            {
+                await text.WriteLineAsync("    " + Terminal.Visible(line.TrimEnd('\r')));
+            }
+        }
+        var expires = DateTimeOffset.FromUnixTimeSeconds(p.Exp);
+        var left = expires - DateTimeOffset.UtcNow;
+        await text.WriteLineAsync($"  expires:  {expires:u} ({(left > TimeSpan.Zero ? $"in {(int)left.TotalMinutes}m {left.Seconds}s" : "already expired")})");
+    }
+
+    private static async Task<bool> AskAsync(TextWriter text, string decision)
+    {
+        while (true)
+        {
+            await text.WriteAsync($"{(decision == Decisions.Approve ? "Approve" : "Deny")} this request? [y/n] ");
+            await text.FlushAsync();
+            var answer = Console.ReadLine()?.Trim().ToLowerInvariant();
+            switch (answer)
+            {
+                case null or "n" or "no":
+                    return false;
+                case "y" or "yes":
+                    return true;
+            }
+        }
+    }
+}

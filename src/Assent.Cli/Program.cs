@@ -1,0 +1,3 @@
+using Assent.Cli;
+
+return await CliApp.RunAsync(args);

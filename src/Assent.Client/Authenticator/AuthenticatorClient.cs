@@ -1,0 +1,166 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Devices;
+
+namespace Assent.Client.Authenticator;
+
+/// <summary>
+/// The device side of the authenticator API (SPEC §2 <c>/authenticator/…</c>): enrol an Ed25519
+/// key with a one-time code, then list and decide requests. Every call after enrolment is signed
+/// with the device key (<see cref="DeviceSignatures"/>), so the device holds no bearer secret.
+/// </summary>
+/// <param name="server">The server's base URL.</param>
+/// <param name="device">The enrolled key; required for everything but <see cref="EnrollAsync"/>.</param>
+/// <param name="http">An HttpClient to use; when null the client makes (and disposes) its own.</param>
+public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, HttpClient? http = null, TimeProvider? time = null) : IDisposable
+{
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
+
+    private const string Prefix = "/authenticator";
+    private readonly HttpClient _http = http ?? new HttpClient { Timeout = DefaultTimeout };
+    private readonly bool _ownsHttp = http is null;
+    private readonly string _base = server.AbsoluteUri.TrimEnd('/');
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
+    public Uri Server => server;
+
+    /// <summary>Generates a new Ed25519 key, proves possession of it with the code, and enrols it.</summary>
+    /// <remarks>The seed never leaves this process; the caller stores <see cref="EnrolledDevice.Key"/>.</remarks>
+    public async Task<EnrolledDevice> EnrollAsync(string code, string? name, CancellationToken ct)
+    {
+        var seed = Ed25519.NewSeed();
+        var publicKey = Base64Url.Encode(Ed25519.PublicKeyFromSeed(seed));
+        var proof = Base64Url.Encode(Ed25519.Sign(seed, DeviceSignatures.EnrollmentSigningInput(code, publicKey)));
+        var body = JsonSerializer.SerializeToUtf8Bytes(new EnrollBody(code, publicKey, name, proof), ClientJson.Default.EnrollBody);
+        var answer = await SendAsync(HttpMethod.Post, Prefix + "/enroll", body, signed: false, ClientJson.Default.EnrollAnswer, ct);
+        if (string.IsNullOrEmpty(answer.DeviceId) || string.IsNullOrEmpty(answer.UserDid) || string.IsNullOrEmpty(answer.Issuer))
+        {
+            throw new AssentProtocolException("the enrolment answer lacks device_id, user_did or issuer");
+        }
+        return new EnrolledDevice(new DeviceKey(answer.DeviceId, seed), publicKey, answer.UserId, answer.UserDid, answer.Handle, answer.Issuer);
+    }
+
+    /// <summary>The pending requests of the device's user, oldest first as the server lists them.</summary>
+    public async Task<IReadOnlyList<PendingRequest>> ListPendingAsync(CancellationToken ct)
+    {
+        var list = await SendAsync(HttpMethod.Get, Prefix + "/approvals", null, signed: true, ClientJson.Default.ApprovalViewList, ct);
+        return list.Approvals.Select(ToRequest).ToList();
+    }
+
+    /// <summary>One request of the device's user, in whatever state it is.</summary>
+    public async Task<PendingRequest> GetAsync(string id, CancellationToken ct) =>
+        ToRequest(await SendAsync(HttpMethod.Get, $"{Prefix}/approvals/{Uri.EscapeDataString(id)}", null, signed: true, ClientJson.Default.ApprovalView, ct));
+
+    /// <summary>Signs <c>decision ‖ 0x00 ‖ payload</c> (SPEC §1) with the device key and posts it.</summary>
+    /// <exception cref="AssentProblemException">409 when already decided, 410 when expired, 401/403 when the device may not decide.</exception>
+    public async Task<DecisionResult> DecideAsync(PendingRequest request, string decision, CancellationToken ct)
+    {
+        var key = RequireDevice();
+        if (request.Payload is null)
+        {
+            // What is signed must be what was shown; bytes we cannot show are not signed.
+            throw new AssentProtocolException($"request {request.Id} does not carry a valid approval payload; refusing to sign it");
+        }
+        var signature = Ed25519.Sign(key.Seed, ApprovalPayload.SigningInput(decision, request.PayloadBytes));
+        var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionBody(key.DeviceId, decision, Base64Url.Encode(signature)), ClientJson.Default.DecisionBody);
+        return await SendAsync(HttpMethod.Post, $"{Prefix}/approvals/{Uri.EscapeDataString(request.Id)}/decision", body, signed: false,
+            ClientJson.Default.DecisionResult, ct);
+    }
+
+    /// <summary>The devices of the device's user, as the server knows them.</summary>
+    public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);
+
+    public void Dispose()
+    {
+        if (_ownsHttp)
+        {
+            _http.Dispose();
+        }
+    }
+
+    private DeviceKey RequireDevice() =>
+        device ?? throw new InvalidOperationException("this call is signed with a device key; create the client with the enrolled DeviceKey");
+
+    private static PendingRequest ToRequest(ApprovalView view)
+    {
+        if (!Base64Url.TryDecode(view.Payload, out var bytes))
+        {
+            return new PendingRequest(view.Id, view.Kind, view.State, [], null);
+        }
+        // The payload must be about this very request; otherwise a signature could be moved to another one.
+        var payload = ApprovalPayload.TryParse(bytes, out var parsed) && parsed!.Req == view.Id ? parsed : null;
+        return new PendingRequest(view.Id, view.Kind, view.State, bytes, payload);
+    }
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body, bool signed, JsonTypeInfo<T> type, CancellationToken ct)
+    {
+        var uri = new Uri(_base + path);
+        using var request = new HttpRequestMessage(method, uri);
+        if (body is not null)
+        {
+            request.Content = new ByteArrayContent(body);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+        if (signed)
+        {
+            var key = RequireDevice();
+            request.Headers.TryAddWithoutValidation("Authorization",
+                DeviceSignatures.SignRequest(key.DeviceId, key.Seed, method.Method, uri.PathAndQuery, body ?? [], _time.GetUtcNow()));
+        }
+        HttpResponseMessage response;
+        try
+        {
+            response = await _http.SendAsync(request, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AssentUnreachableException(server, e.InnerException?.Message ?? e.Message, e);
+        }
+        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new AssentUnreachableException(server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
+        }
+        using (response)
+        {
+            if (!response.IsSuccessStatusCode)
+            {
+                throw await ProblemAsync(response, ct);
+            }
+            try
+            {
+                return await response.Content.ReadFromJsonAsync(type, ct)
+                    ?? throw new AssentProtocolException($"{method} {path} answered with an empty body");
+            }
+            catch (JsonException e)
+            {
+                throw new AssentProtocolException($"{method} {path} answered with JSON of an unexpected shape: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Reads RFC 9457 <c>detail</c> (or an RFC 6749 <c>error_description</c>) from an error response.</summary>
+    internal static async Task<AssentProblemException> ProblemAsync(HttpResponseMessage response, CancellationToken ct)
+    {
+        ProblemBody? problem = null;
+        try
+        {
+            var text = await response.Content.ReadAsStringAsync(ct);
+            if (text.TrimStart().StartsWith('{'))
+            {
+                problem = JsonSerializer.Deserialize(text, ClientJson.Default.ProblemBody);
+            }
+        }
+        catch (JsonException)
+        {
+            problem = null;
+        }
+        var detail = problem?.Detail ?? problem?.ErrorDescription ?? problem?.Error ?? response.ReasonPhrase ?? "no detail given";
+        return new AssentProblemException(response.StatusCode, problem?.Title ?? problem?.Error ?? response.ReasonPhrase, detail);
+    }
+}

@@ -1,0 +1,61 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Assent.Protocol.Approvals;
+
+namespace Assent.Client.Authenticator;
+
+/// <summary>The key a device holds: its id at the server and its Ed25519 seed (the private key).</summary>
+public sealed record DeviceKey(string DeviceId, byte[] Seed);
+
+/// <summary>The result of enrolling: the new device key and whom it belongs to.</summary>
+public sealed record EnrolledDevice(DeviceKey Key, string PublicKey, string UserId, string UserDid, string Handle, string Issuer);
+
+/// <summary>
+/// A request waiting for this user's decision. <see cref="Payload"/> is what the human must be
+/// shown: the parsed form of <see cref="PayloadBytes"/>, the exact bytes the device signs.
+/// It is null when the bytes are not a valid v1 payload for this request; such a request must not be decided.
+/// </summary>
+public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload);
+
+/// <summary>The state of a request after a decision was accepted.</summary>
+public sealed record DecisionResult(string Id, string State);
+
+public sealed record ServerDevice(string Id, string Kind, string Name, long CreatedAt, long? RevokedAt, bool Active);
+
+public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
+
+internal sealed record EnrollBody(string Code, string PublicKey, string? Name, string Proof);
+
+internal sealed record EnrollAnswer(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
+
+internal sealed record ApprovalView(
+    string Id,
+    string Kind,
+    string ClientId,
+    string ClientName,
+    string Scope,
+    string? BindingMessage,
+    JsonElement? AuthorizationDetails,
+    long CreatedAt,
+    long ExpiresAt,
+    string Payload,
+    string? State = null);
+
+internal sealed record ApprovalViewList(IReadOnlyList<ApprovalView> Approvals);
+
+internal sealed record DecisionBody(string DeviceId, string Decision, string Signature);
+
+internal sealed record ProblemBody(string? Title, string? Detail, string? Error, string? ErrorDescription);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(EnrollBody))]
+[JsonSerializable(typeof(EnrollAnswer))]
+[JsonSerializable(typeof(ApprovalView))]
+[JsonSerializable(typeof(ApprovalViewList))]
+[JsonSerializable(typeof(DecisionBody))]
+[JsonSerializable(typeof(DecisionResult))]
+[JsonSerializable(typeof(ServerDeviceList))]
+[JsonSerializable(typeof(ProblemBody))]
+internal sealed partial class ClientJson : JsonSerializerContext;
