@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using Assent.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 
 namespace Assent.Cli.Commands;
@@ -30,12 +31,13 @@ internal static partial class ServerCommand
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
             var listen = parse.GetValue(urls) ?? DefaultUrls;
-            var options = new AssentOptions
-            {
-                Issuer = parse.GetValue(issuer) ?? IssuerFromUrls(listen),
-                DataDirectory = parse.GetValue(data) ?? StoreOptions.DefaultData,
-                Database = StoreOptions.DatabaseOrEnvironment(parse.GetValue(database)),
-            };
+            // Settings: defaults < environment (Assent__Issuer, Assent__AccessTokenLifetime, …) < flags.
+            var settings = new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection(AssentOptions.Section);
+            var options = new AssentOptions();
+            settings.Bind(options);
+            options.Issuer = parse.GetValue(issuer) ?? settings["Issuer"] ?? IssuerFromUrls(listen);
+            options.DataDirectory = parse.GetValue(data) ?? settings["DataDirectory"] ?? StoreOptions.DefaultData;
+            options.Database = StoreOptions.DatabaseOrEnvironment(parse.GetValue(database)) ?? settings["Database"];
             if (options.Validate() is { } problem)
             {
                 throw CliException.Usage($"{problem.Replace("Assent:Issuer", "--issuer", StringComparison.Ordinal)}");
