@@ -18,6 +18,8 @@ internal sealed class SqliteStore : IAssentStore
     private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
         System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
     private Thread? _writerThread;
+    private Thread? _checkpointer;
+    private readonly CancellationTokenSource _closing = new();
     private readonly ConcurrentBag<Db> _readers = new();
     private Db? _writer;
 
@@ -49,7 +51,9 @@ internal sealed class SqliteStore : IAssentStore
             {
                 // WAL: readers never block the writer. NORMAL keeps every commit across a
                 // process crash (kill -9); FULL adds an fsync per commit for power loss.
-                pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON;";
+                // wal_autocheckpoint=0: checkpoints (and their fsync) run on a background
+                // connection instead of stalling whichever commit crosses the threshold.
+                pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;";
                 pragma.ExecuteNonQuery();
             }
             SqliteSchema.Migrate(w);
@@ -57,6 +61,8 @@ internal sealed class SqliteStore : IAssentStore
             {
                 _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "assent-sqlite-writer" };
                 _writerThread.Start();
+                _checkpointer = new Thread(CheckpointLoop) { IsBackground = true, Name = "assent-sqlite-checkpoint" };
+                _checkpointer.Start();
             }
         }
         finally
@@ -276,12 +282,40 @@ internal sealed class SqliteStore : IAssentStore
             return QueryOne(c, "SELECT value FROM meta WHERE key = $p0", r => (byte[])r[0], key)!;
         }, ct);
 
+    /// <summary>
+    /// Copies the WAL back into the database file about once a second (PASSIVE: never blocks
+    /// readers or the writer), and truncates it when it has grown large and nobody is reading it.
+    /// </summary>
+    private void CheckpointLoop()
+    {
+        using var db = Open();
+        using var passive = db.Connection.CreateCommand();
+        passive.CommandText = "PRAGMA wal_checkpoint(PASSIVE)";
+        var token = _closing.Token;
+        while (!token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1)))
+        {
+            try
+            {
+                passive.ExecuteNonQuery();
+            }
+            catch (SqliteException)
+            {
+                // Busy or transient: the next tick tries again; the WAL only grows meanwhile.
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        _closing.Cancel();
         _queue.Writer.TryComplete();
         if (_writerThread is { } thread)
         {
             await Task.Run(() => thread.Join());
+        }
+        if (_checkpointer is { } checkpointer)
+        {
+            await Task.Run(() => checkpointer.Join());
         }
         await _writeLock.WaitAsync();
         try
@@ -321,8 +355,7 @@ internal sealed class SqliteStore : IAssentStore
         var c = new SqliteConnection(_connectionString);
         c.Open();
         using var cmd = c.CreateCommand();
-        // mmap: readers map the file instead of re-reading pages a write invalidated.
-        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA mmap_size=268435456; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
+        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
         cmd.ExecuteNonQuery();
         return new Db(c);
     }
