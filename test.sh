@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Assent's whole test suite. On a fresh machine it first installs what the tests need
-# (libsodium, Node.js for the third-party interop clients) and restores the npm test clients.
+# (libsodium, Node.js for the third-party interop clients, PostgreSQL server binaries for the
+# scale-out tests, which start their own throwaway cluster) and restores the npm test clients.
 # Works as root with no standard input (CI) or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,6 +10,7 @@ missing=()
 ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test dependencies: ${missing[*]}"
   sudo=""

@@ -49,13 +49,25 @@ internal sealed class ApprovalHub
         Slot? slot;
         lock (_slots)
         {
-            if (_slots.Remove(approvalId, out slot))
-            {
-                slot.References = int.MinValue;
-            }
+            _slots.Remove(approvalId, out slot);
         }
         slot?.Signal.TrySetResult();
         Publish(userId, new StreamEvent(state, approvalId, null));
+    }
+
+    /// <summary>Wakes every waiter so each re-reads its request (after a lost cross-node notification channel).</summary>
+    public void WakeAll()
+    {
+        List<Slot> all;
+        lock (_slots)
+        {
+            all = [.. _slots.Values];
+            _slots.Clear();
+        }
+        foreach (var slot in all)
+        {
+            slot.Signal.TrySetResult();
+        }
     }
 
     public void Created(ApprovalRecord approval) => Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));
@@ -83,6 +95,7 @@ internal sealed class ApprovalHub
     {
         lock (_slots)
         {
+            // A settled slot was already removed; only the live slot for this id is dropped when its last waiter leaves.
             if (--slot.References == 0 && _slots.TryGetValue(approvalId, out var current) && ReferenceEquals(current, slot))
             {
                 _slots.Remove(approvalId);

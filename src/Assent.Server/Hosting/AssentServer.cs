@@ -65,6 +65,11 @@ public static class AssentServer
         services.AddSingleton<TokenIssuer>();
         services.AddSingleton<AdminOperations>();
         services.AddHostedService<Sweeper>();
+        if (store is PostgresStore postgres)
+        {
+            services.AddSingleton(postgres);
+            services.AddHostedService<PostgresListener>();
+        }
         services.Configure<FormOptions>(f =>
         {
             var limits = RequestBodies.Limits(options.MaxRequestBodyBytes);
@@ -91,7 +96,7 @@ public static class AssentServer
         app.MapGet("/healthz", async (IAssentStore s, CancellationToken c) =>
             {
                 await s.AnyUserAsync(c);
-                return TypedResults.Json(new HealthReport("ok", s is SqliteStore ? "sqlite" : "database"), ServerJson.Default.HealthReport);
+                return TypedResults.Json(new HealthReport("ok", s is SqliteStore ? "sqlite" : "postgres"), ServerJson.Default.HealthReport);
             })
             .WithSummary("Liveness and readiness: answers once storage responds").WithTags("Operations");
         app.MapDiscovery(options);

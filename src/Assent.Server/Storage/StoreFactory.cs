@@ -6,6 +6,12 @@ internal static class StoreFactory
 {
     public const string SqliteFileName = "assent.db";
 
+    /// <summary>A postgres:// URI or an Npgsql keyword connection string.</summary>
+    public static bool IsPostgres(string database) =>
+        database.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) ||
+        database.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase) ||
+        database.Contains("Host=", StringComparison.OrdinalIgnoreCase);
+
     /// <summary>Opens the configured engine and applies its migrations.</summary>
     public static async Task<IAssentStore> OpenAsync(AssentOptions options, TimeProvider time, CancellationToken ct)
     {
@@ -22,9 +28,14 @@ internal static class StoreFactory
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             store = new SqliteStore(path, time, options.SynchronousFull);
         }
+        else if (IsPostgres(database))
+        {
+            var builder = new Npgsql.NpgsqlDataSourceBuilder(PostgresStore.ToConnectionString(database));
+            store = new PostgresStore(builder.Build(), time);
+        }
         else
         {
-            throw new NotSupportedException("only the embedded SQLite engine is available in this build; leave --database empty or use sqlite:PATH");
+            throw new NotSupportedException("--database takes postgres://user:pass@host:port/db, an Npgsql connection string (Host=…;Database=…), or sqlite:PATH");
         }
         await store.MigrateAsync(ct);
         return store;

@@ -1,0 +1,113 @@
+using Npgsql;
+
+namespace Assent.Server.Storage;
+
+/// <summary>
+/// PostgreSQL schema, versioned like the SQLite one. Every node migrates at start; an advisory
+/// lock makes concurrent starts take turns, so each migration runs exactly once.
+/// </summary>
+internal static class PostgresSchema
+{
+    private const long MigrationLock = 0x4153534E54; // "ASSNT"
+
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE users(
+            id TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            is_admin BOOLEAN NOT NULL,
+            created_at BIGINT NOT NULL);
+        CREATE TABLE invites(
+            code_hash BYTEA PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT);
+        CREATE TABLE devices(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_jwk TEXT NOT NULL,
+            credential_id BYTEA UNIQUE,
+            sign_count BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT);
+        CREATE INDEX devices_user ON devices(user_id);
+        CREATE TABLE clients(
+            id TEXT PRIMARY KEY,
+            secret_hash BYTEA NOT NULL,
+            name TEXT NOT NULL,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            scopes TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT);
+        CREATE TABLE approvals(
+            id TEXT PRIMARY KEY,
+            handle_hash BYTEA NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            scope TEXT NOT NULL,
+            binding_message TEXT,
+            authorization_details TEXT,
+            resource TEXT,
+            payload BYTEA NOT NULL,
+            state INT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            device_id TEXT,
+            evidence TEXT,
+            decided_at BIGINT,
+            redeemed_at BIGINT);
+        CREATE INDEX approvals_user_state ON approvals(user_id, state, created_at);
+        CREATE INDEX approvals_pending_expiry ON approvals(expires_at) WHERE state = 0;
+        CREATE TABLE signing_keys(
+            kid TEXT PRIMARY KEY,
+            public_key BYTEA NOT NULL,
+            encrypted_seed BYTEA NOT NULL,
+            created_at BIGINT NOT NULL,
+            retired_at BIGINT);
+        CREATE TABLE audit(
+            seq BIGINT PRIMARY KEY,
+            entry BYTEA NOT NULL,
+            hash BYTEA NOT NULL,
+            user_id TEXT);
+        CREATE INDEX audit_user ON audit(user_id, seq);
+        -- One row: the chain head. Appending locks it, so entries are sealed in one order across every node.
+        CREATE TABLE audit_head(
+            id INT PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash BYTEA NOT NULL);
+        INSERT INTO audit_head(id, seq, hash) VALUES (1, 0, '\x0000000000000000000000000000000000000000000000000000000000000000');
+        CREATE TABLE meta(
+            key TEXT PRIMARY KEY,
+            value BYTEA NOT NULL);
+        """,
+    ];
+
+    public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)
+    {
+        await using var c = await source.OpenConnectionAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({MigrationLock}); CREATE TABLE IF NOT EXISTS schema_version(version INT NOT NULL);", c, tx))
+        {
+            await lockCmd.ExecuteNonQueryAsync(ct);
+        }
+        int current;
+        await using (var read = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM schema_version", c, tx))
+        {
+            current = Convert.ToInt32(await read.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"the database schema is version {current}, newer than this build ({Migrations.Length}); upgrade Assent");
+        }
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            await using var step = new NpgsqlCommand(Migrations[v] + $"; INSERT INTO schema_version(version) VALUES({v + 1});", c, tx);
+            await step.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+}

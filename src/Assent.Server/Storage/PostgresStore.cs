@@ -1,0 +1,339 @@
+using System.Data.Common;
+using Assent.Server.Audit;
+using Npgsql;
+
+namespace Assent.Server.Storage;
+
+/// <summary>
+/// The scale-out engine: any number of stateless nodes over one PostgreSQL database. Transitions
+/// are guarded by their WHERE clauses under READ COMMITTED (a racing update waits and re-checks),
+/// and audit appends lock the single chain-head row, so the chain has one order across all nodes.
+/// </summary>
+internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) : IAssentStore
+{
+    public const string Channel = "assent_approvals";
+
+    public NpgsqlDataSource Source => source;
+
+    /// <summary>Identifies this process in notifications, so it ignores its own (it told its hub directly).</summary>
+    public string NodeId { get; } = Guid.NewGuid().ToString("N")[..12];
+
+    public Task MigrateAsync(CancellationToken ct) => PostgresSchema.MigrateAsync(source, ct);
+
+    /// <summary>Accepts <c>postgres://user:pass@host:port/db?…</c> or an Npgsql connection string.</summary>
+    public static string ToConnectionString(string database)
+    {
+        if (!database.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) && !database.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
+        {
+            return new NpgsqlConnectionStringBuilder(database).ConnectionString;
+        }
+        var uri = new Uri(database);
+        var b = new NpgsqlConnectionStringBuilder
+        {
+            Host = uri.Host,
+            Port = uri.IsDefaultPort || uri.Port <= 0 ? 5432 : uri.Port,
+            Database = Uri.UnescapeDataString(uri.AbsolutePath.TrimStart('/')),
+        };
+        if (uri.UserInfo.Length > 0)
+        {
+            var parts = uri.UserInfo.Split(':', 2);
+            b.Username = Uri.UnescapeDataString(parts[0]);
+            if (parts.Length == 2)
+            {
+                b.Password = Uri.UnescapeDataString(parts[1]);
+            }
+        }
+        foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = pair.Split('=', 2);
+            b[Uri.UnescapeDataString(kv[0])] = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "true";
+        }
+        return b.ConnectionString;
+    }
+
+    // ---- users and invites -------------------------------------------------------------
+
+    private const string UserColumns = "id, handle, is_admin, created_at";
+
+    public Task<bool> AnyUserAsync(CancellationToken ct) =>
+        ReadAsync(async (c, ct) => (bool)(await Cmd(c, null, "SELECT EXISTS(SELECT 1 FROM users)").ExecuteScalarAsync(ct))!, ct);
+
+    public Task<UserRecord?> FindUserAsync(string userId, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {UserColumns} FROM users WHERE id = $1", ReadUser, ct, userId), ct);
+
+    public Task<UserRecord?> FindUserByHandleAsync(string handle, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {UserColumns} FROM users WHERE handle = $1", ReadUser, ct, handle), ct);
+
+    public Task<UserRecord> CreateInviteAsync(UserRecord userIfNew, InviteRecord invite, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "INSERT INTO users(id, handle, is_admin, created_at) VALUES($1, $2, $3, $4) ON CONFLICT (handle) DO NOTHING", ct,
+                userIfNew.Id, userIfNew.Handle, userIfNew.IsAdmin, userIfNew.CreatedAt);
+            if (userIfNew.IsAdmin)
+            {
+                await Exec(c, tx, "UPDATE users SET is_admin = TRUE WHERE handle = $1", ct, userIfNew.Handle);
+            }
+            var user = (await One(c, tx, $"SELECT {UserColumns} FROM users WHERE handle = $1", ReadUser, ct, userIfNew.Handle))!;
+            await Exec(c, tx, "INSERT INTO invites(code_hash, user_id, expires_at, used_at) VALUES($1, $2, $3, NULL)", ct, invite.CodeHash, user.Id, invite.ExpiresAt);
+            await AppendAuditAsync(c, tx, audit with { UserId = user.Id, Subject = user.Id }, ct);
+            return user;
+        }, ct);
+
+    public Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device,
+        Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            var userId = await One(c, tx, "UPDATE invites SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
+                r => r.GetString(0), ct, codeHash, now);
+            if (userId is null)
+            {
+                return null;
+            }
+            var user = (await One(c, tx, $"SELECT {UserColumns} FROM users WHERE id = $1", ReadUser, ct, userId))!;
+            var d = device(user);
+            await InsertDeviceAsync(c, tx, d, ct);
+            await AppendAuditAsync(c, tx, audit(user, d), ct);
+            return user;
+        }, ct);
+
+    // ---- devices -----------------------------------------------------------------------
+
+    private const string DeviceColumns = "id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at, revoked_at";
+
+    public Task<DeviceRecord?> FindDeviceAsync(string deviceId, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {DeviceColumns} FROM devices WHERE id = $1", ReadDevice, ct, deviceId), ct);
+
+    public Task<DeviceRecord?> FindDeviceByCredentialIdAsync(byte[] credentialId, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {DeviceColumns} FROM devices WHERE credential_id = $1", ReadDevice, ct, credentialId), ct);
+
+    public Task<IReadOnlyList<DeviceRecord>> ListDevicesAsync(string userId, CancellationToken ct) =>
+        ReadAsync((c, ct) => All(c, null, $"SELECT {DeviceColumns} FROM devices WHERE user_id = $1 ORDER BY created_at, id", ReadDevice, ct, userId), ct);
+
+    public Task<bool> TryRenameDeviceAsync(string deviceId, string userId, string name, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+            await Exec(c, tx, "UPDATE devices SET name = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", ct, deviceId, userId, name) == 1 &&
+            await AuditedAsync(c, tx, audit, ct), ct);
+
+    public Task<bool> TryRevokeDeviceAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+            await Exec(c, tx, "UPDATE devices SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", ct, deviceId, userId, now) == 1 &&
+            await AuditedAsync(c, tx, audit, ct), ct);
+
+    public Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+            await Exec(c, tx, "UPDATE devices SET sign_count = $2 WHERE id = $1 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))", ct, deviceId, signCount) == 1, ct);
+
+    // ---- clients -----------------------------------------------------------------------
+
+    public Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, "SELECT id, secret_hash, name, owner_user_id, scopes, created_at, revoked_at FROM clients WHERE id = $1",
+            r => new ClientRecord(r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetInt64(5), NullableLong(r, 6)), ct, clientId), ct);
+
+    public Task CreateClientAsync(ClientRecord client, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "INSERT INTO clients(id, secret_hash, name, owner_user_id, scopes, created_at) VALUES($1, $2, $3, $4, $5, $6)", ct,
+                client.Id, client.SecretHash, client.Name, client.OwnerUserId, client.Scopes, client.CreatedAt);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    // ---- approvals ---------------------------------------------------------------------
+
+    private const string ApprovalColumns =
+        "id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at, device_id, evidence, decided_at, redeemed_at";
+
+    public Task CreateApprovalAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
+                              "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", ct,
+                a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+                (int)a.State, a.CreatedAt, a.ExpiresAt);
+            await NotifyAsync(c, tx, "created", a.Id, a.UserId, "pending", ct);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<ApprovalRecord?> FindApprovalAsync(string approvalId, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {ApprovalColumns} FROM approvals WHERE id = $1", ReadApproval, ct, approvalId), ct);
+
+    public Task<ApprovalRecord?> FindApprovalByHandleAsync(byte[] handleHash, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {ApprovalColumns} FROM approvals WHERE handle_hash = $1", ReadApproval, ct, handleHash), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct) =>
+        ReadAsync((c, ct) => All(c, null, $"SELECT {ApprovalColumns} FROM approvals WHERE user_id = $1 AND state = 0 AND expires_at > $2 ORDER BY created_at, id",
+            ReadApproval, ct, userId, now), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct) =>
+        ReadAsync((c, ct) => All(c, null, $"SELECT {ApprovalColumns} FROM approvals WHERE user_id = $1 AND state <> 0 ORDER BY created_at DESC, id LIMIT $2",
+            ReadApproval, ct, userId, limit), ct);
+
+    public Task<bool> TryDecideAsync(DecisionRecord d, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            // The WHERE clause is the race guard: a concurrent decision waits on the row lock, then finds state <> 0.
+            var userId = await One(c, tx, "UPDATE approvals SET state = $2, device_id = $3, evidence = $4, decided_at = $5 " +
+                                          "WHERE id = $1 AND state = 0 AND expires_at > $5 RETURNING user_id",
+                r => r.GetString(0), ct, d.ApprovalId, (int)d.NewState, d.DeviceId, d.Evidence, d.DecidedAt);
+            if (userId is null)
+            {
+                return false;
+            }
+            await NotifyAsync(c, tx, "settled", d.ApprovalId, userId, d.NewState == ApprovalState.Approved ? "approved" : "denied", ct);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+            await Exec(c, tx, "UPDATE approvals SET state = 5, redeemed_at = $2 WHERE id = $1 AND state = 1", ct, approvalId, now) == 1 &&
+            await AuditedAsync(c, tx, audit, ct), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>
+        WriteAsync<IReadOnlyList<ApprovalRecord>>(async (c, tx, ct) =>
+        {
+            // SKIP LOCKED: several nodes sweep at once without waiting on, or double-expiring, each other's rows.
+            var due = await All(c, tx, $"UPDATE approvals SET state = 3 WHERE id IN (SELECT id FROM approvals WHERE state = 0 AND expires_at <= $1 " +
+                                       $"ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING {ApprovalColumns}", ReadApproval, ct, now, max);
+            foreach (var a in due)
+            {
+                await NotifyAsync(c, tx, "settled", a.Id, a.UserId, "expired", ct);
+                await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id), ct);
+            }
+            return due;
+        }, ct);
+
+    // ---- keys, audit, meta -------------------------------------------------------------
+
+    public Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct) =>
+        ReadAsync((c, ct) => All(c, null, "SELECT kid, public_key, encrypted_seed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            r => new SigningKeyRecord(r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetInt64(3), NullableLong(r, 4)), ct), ct);
+
+    public Task AddSigningKeyAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL", ct, now);
+            await Exec(c, tx, "INSERT INTO signing_keys(kid, public_key, encrypted_seed, created_at, retired_at) VALUES($1, $2, $3, $4, NULL)", ct,
+                key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
+            return audit is null || await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<IReadOnlyList<AuditRow>> ReadAuditAsync(long afterSeq, int limit, string? userId, CancellationToken ct) =>
+        ReadAsync((c, ct) => userId is null
+            ? All(c, null, "SELECT seq, entry, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", ReadAuditRow, ct, afterSeq, limit)
+            : All(c, null, "SELECT seq, entry, hash FROM audit WHERE seq > $1 AND user_id = $3 ORDER BY seq LIMIT $2", ReadAuditRow, ct, afterSeq, limit, userId), ct);
+
+    public Task<(long Size, byte[] Head)> ReadAuditHeadAsync(CancellationToken ct) =>
+        ReadAsync(async (c, ct) => (await One(c, null, "SELECT seq, hash FROM audit_head WHERE id = 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))
+            is { } h ? (h.Seq, h.Hash) : (0L, AuditChain.Genesis), ct);
+
+    public Task<byte[]?> GetMetaAsync(string key, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, "SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], ct, key), ct);
+
+    public Task<byte[]> GetOrAddMetaAsync(string key, byte[] value, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO NOTHING", ct, key, value);
+            return (await One(c, tx, "SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], ct, key))!;
+        }, ct);
+
+    public ValueTask DisposeAsync() => source.DisposeAsync();
+
+    // ---- plumbing ----------------------------------------------------------------------
+
+    private sealed record AuditHead(long Seq, byte[] Hash);
+
+    /// <summary>
+    /// NOTIFY is transactional: the other nodes hear of a transition only once it has committed.
+    /// Payload: <c>node|kind|approval|user|state</c> (ids never contain '|').
+    /// </summary>
+    private Task<int> NotifyAsync(NpgsqlConnection c, NpgsqlTransaction tx, string kind, string approvalId, string userId, string state, CancellationToken ct) =>
+        Exec(c, tx, "SELECT pg_notify($1, $2)", ct, Channel, string.Join('|', NodeId, kind, approvalId, userId, state));
+
+    private async Task<bool> AuditedAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
+    {
+        await AppendAuditAsync(c, tx, e, ct);
+        return true;
+    }
+
+    /// <summary>Locks the chain head for the rest of the transaction, seals the entry after it, and moves the head.</summary>
+    private async Task AppendAuditAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
+    {
+        var head = (await One(c, tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))!;
+        var seq = head.Seq + 1;
+        var entry = AuditChain.Canonical(seq, time.GetUtcNow().ToUnixTimeMilliseconds(), e);
+        var hash = AuditChain.Link(head.Hash, entry);
+        await Exec(c, tx, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($1, $2, $3, $4)", ct, seq, entry, hash, e.UserId);
+        await Exec(c, tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", ct, seq, hash);
+    }
+
+    private async Task<T> ReadAsync<T>(Func<NpgsqlConnection, CancellationToken, Task<T>> work, CancellationToken ct)
+    {
+        await using var c = await source.OpenConnectionAsync(ct);
+        return await work(c, ct);
+    }
+
+    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work, CancellationToken ct)
+    {
+        await using var c = await source.OpenConnectionAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        var result = await work(c, tx, ct);
+        await tx.CommitAsync(ct);
+        return result;
+    }
+
+    private static NpgsqlCommand Cmd(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params object?[] args)
+    {
+        var cmd = new NpgsqlCommand(sql, c, tx);
+        foreach (var arg in args)
+        {
+            cmd.Parameters.Add(new NpgsqlParameter { Value = arg ?? DBNull.Value });
+        }
+        return cmd;
+    }
+
+    private static async Task<int> Exec(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, CancellationToken ct, params object?[] args)
+    {
+        await using var cmd = Cmd(c, tx, sql, args);
+        return await cmd.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<T?> One<T>(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, Func<DbDataReader, T> read, CancellationToken ct, params object?[] args)
+        where T : class
+    {
+        await using var cmd = Cmd(c, tx, sql, args);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        return await r.ReadAsync(ct) ? read(r) : null;
+    }
+
+    private static async Task<IReadOnlyList<T>> All<T>(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, Func<DbDataReader, T> read, CancellationToken ct,
+        params object?[] args)
+    {
+        await using var cmd = Cmd(c, tx, sql, args);
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var list = new List<T>();
+        while (await r.ReadAsync(ct))
+        {
+            list.Add(read(r));
+        }
+        return list;
+    }
+
+    private static long? NullableLong(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetInt64(i);
+
+    private static string? NullableString(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private static UserRecord ReadUser(DbDataReader r) => new(r.GetString(0), r.GetString(1), r.GetBoolean(2), r.GetInt64(3));
+
+    private static DeviceRecord ReadDevice(DbDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
+        r.IsDBNull(5) ? null : (byte[])r[5], r.GetInt64(6), r.GetInt64(7), NullableLong(r, 8));
+
+    private static ApprovalRecord ReadApproval(DbDataReader r) => new(
+        r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), NullableString(r, 6), NullableString(r, 7),
+        NullableString(r, 8), (byte[])r[9], (ApprovalState)r.GetInt32(10), r.GetInt64(11), r.GetInt64(12), NullableString(r, 13), NullableString(r, 14),
+        NullableLong(r, 15), NullableLong(r, 16));
+
+    private static AuditRow ReadAuditRow(DbDataReader r) => new(r.GetInt64(0), (byte[])r[1], (byte[])r[2]);
+
+    private static Task<int> InsertDeviceAsync(NpgsqlConnection c, NpgsqlTransaction tx, DeviceRecord d, CancellationToken ct) =>
+        Exec(c, tx, "INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)", ct,
+            d.Id, d.UserId, d.Kind, d.Name, d.PublicJwk, d.CredentialId, d.SignCount, d.CreatedAt);
+}

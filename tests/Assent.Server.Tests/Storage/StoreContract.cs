@@ -1,0 +1,215 @@
+using System.Text.Json;
+using Assent.Server.Audit;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+using Npgsql;
+
+namespace Assent.Server.Tests.Storage;
+
+/// <summary>One storage contract, run unchanged against every engine.</summary>
+public abstract class StoreContract : IAsyncLifetime
+{
+    private IAssentStore _store = null!;
+
+    internal IAssentStore Store => _store;
+
+    protected ManualClock Clock { get; } = new(DateTimeOffset.UtcNow);
+
+    internal abstract Task<IAssentStore> OpenAsync();
+
+    public async Task InitializeAsync()
+    {
+        _store = await OpenAsync();
+        await _store.MigrateAsync(default);
+    }
+
+    public async Task DisposeAsync() => await _store.DisposeAsync();
+
+    private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    private async Task<UserRecord> UserAsync(string handle)
+    {
+        var code = Ids.Hash(Guid.NewGuid().ToString());
+        return await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), handle, false, Now), new InviteRecord(code, "", Now + 60_000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+    }
+
+    private async Task<ApprovalRecord> PendingAsync(UserRecord user, long lifetimeMs = 300_000)
+    {
+        var a = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user.Id, "openid", "hello",
+            "[{\"type\":\"payment\"}]", null, [1, 2, 3], ApprovalState.Pending, Now, Now + lifetimeMs);
+        await Store.CreateApprovalAsync(a, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", a.Id), default);
+        return a;
+    }
+
+    private DecisionRecord Decision(ApprovalRecord a, string device, ApprovalState state = ApprovalState.Approved) =>
+        new(a.Id, device, state, "{\"kind\":\"ed25519\"}", Now);
+
+    [Fact]
+    public async Task Migrating_twice_is_harmless()
+    {
+        await Store.MigrateAsync(default);
+        Assert.False(await Store.AnyUserAsync(default));
+    }
+
+    [Fact]
+    public async Task An_invite_for_an_existing_handle_reuses_the_user_and_can_promote_to_admin()
+    {
+        var first = await UserAsync("dana");
+        var again = await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), "dana", true, Now), new InviteRecord(Ids.Hash("x" + Guid.NewGuid()), "", Now + 1000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+        Assert.Equal(first.Id, again.Id);
+        Assert.True(again.IsAdmin);
+        Assert.True((await Store.FindUserByHandleAsync("dana", default))!.IsAdmin);
+    }
+
+    [Fact]
+    public async Task An_invite_enrols_exactly_one_device_even_when_raced()
+    {
+        var code = Ids.Hash("code-" + Guid.NewGuid());
+        await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), "erin", false, Now), new InviteRecord(code, "", Now + 60_000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Store.TryEnrollAsync(code, Now,
+            u => new DeviceRecord($"dev_{i}", u.Id, DeviceKinds.Ed25519, "d", "{}", null, 0, Now, null),
+            (u, d) => new AuditEvent(AuditTypes.DeviceEnrolled, u.Id, d.Id, d.Id), default)));
+        Assert.Single(attempts, u => u is not null);
+        var user = attempts.First(u => u is not null)!;
+        Assert.Single(await Store.ListDevicesAsync(user.Id, default));
+    }
+
+    [Fact]
+    public async Task An_expired_invite_enrols_nothing()
+    {
+        var code = Ids.Hash("old-" + Guid.NewGuid());
+        await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), "fred", false, Now), new InviteRecord(code, "", Now + 1000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Null(await Store.TryEnrollAsync(code, Now, u => new DeviceRecord("dev_late", u.Id, DeviceKinds.Ed25519, "d", "{}", null, 0, Now, null),
+            (u, d) => new AuditEvent(AuditTypes.DeviceEnrolled, u.Id, d.Id, d.Id), default));
+    }
+
+    [Fact]
+    public async Task Racing_decisions_yield_exactly_one()
+    {
+        var user = await UserAsync("gail");
+        var a = await PendingAsync(user);
+        var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
+            Store.TryDecideAsync(Decision(a, "dev_" + i, i % 2 == 0 ? ApprovalState.Approved : ApprovalState.Denied),
+                new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_" + i, a.Id), default)));
+        Assert.Single(results, r => r);
+        var stored = (await Store.FindApprovalAsync(a.Id, default))!;
+        Assert.NotEqual(ApprovalState.Pending, stored.State);
+        Assert.NotNull(stored.DeviceId);
+    }
+
+    [Fact]
+    public async Task Racing_redemptions_yield_exactly_one_and_only_after_approval()
+    {
+        var user = await UserAsync("hank");
+        var a = await PendingAsync(user);
+        Assert.False(await Store.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", a.Id), default));
+        Assert.True(await Store.TryDecideAsync(Decision(a, "dev_1"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_1", a.Id), default));
+        var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ =>
+            Store.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", a.Id), default)));
+        Assert.Single(results, r => r);
+        Assert.Equal(ApprovalState.Redeemed, (await Store.FindApprovalAsync(a.Id, default))!.State);
+    }
+
+    [Fact]
+    public async Task A_request_past_its_expiry_cannot_be_decided_and_is_swept_once()
+    {
+        var user = await UserAsync("ivy");
+        var a = await PendingAsync(user, lifetimeMs: 1000);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.False(await Store.TryDecideAsync(Decision(a, "dev_1"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_1", a.Id), default));
+        var sweeps = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Store.ExpireDueAsync(Now, 100, default)));
+        Assert.Equal(1, sweeps.Sum(s => s.Count(x => x.Id == a.Id)));
+        Assert.Equal(ApprovalState.Expired, (await Store.FindApprovalAsync(a.Id, default))!.State);
+        Assert.Empty(await Store.ListPendingAsync(user.Id, Now, default));
+        Assert.Single(await Store.ListHistoryAsync(user.Id, 10, default));
+    }
+
+    [Fact]
+    public async Task Lookups_by_handle_hash_and_pending_lists_see_what_was_created()
+    {
+        var user = await UserAsync("jack");
+        var a = await PendingAsync(user);
+        var byHandle = (await Store.FindApprovalByHandleAsync(a.HandleHash, default))!;
+        Assert.Equal(a.Id, byHandle.Id);
+        Assert.Equal(a.Payload, byHandle.Payload);
+        Assert.Equal("[{\"type\":\"payment\"}]", byHandle.AuthorizationDetails);
+        Assert.Equal(a.Id, Assert.Single(await Store.ListPendingAsync(user.Id, Now, default)).Id);
+    }
+
+    [Fact]
+    public async Task Devices_rename_revoke_and_sign_counts_only_move_forward()
+    {
+        var code = Ids.Hash("dev-" + Guid.NewGuid());
+        await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), "kate", false, Now), new InviteRecord(code, "", Now + 60_000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+        var user = (await Store.TryEnrollAsync(code, Now, u => new DeviceRecord("dev_k", u.Id, DeviceKinds.WebAuthn, "phone", "{}", [9, 9], 5, Now, null),
+            (u, d) => new AuditEvent(AuditTypes.DeviceEnrolled, u.Id, d.Id, d.Id), default))!;
+        Assert.Equal("dev_k", (await Store.FindDeviceByCredentialIdAsync([9, 9], default))!.Id);
+        Assert.True(await Store.TryAdvanceSignCountAsync("dev_k", 6, default));
+        Assert.False(await Store.TryAdvanceSignCountAsync("dev_k", 6, default));
+        Assert.False(await Store.TryAdvanceSignCountAsync("dev_k", 3, default));
+        Assert.True(await Store.TryRenameDeviceAsync("dev_k", user.Id, "work phone", new AuditEvent(AuditTypes.DeviceRenamed, user.Id, "dev_k", "dev_k"), default));
+        Assert.False(await Store.TryRenameDeviceAsync("dev_k", "usr_other", "x", new AuditEvent(AuditTypes.DeviceRenamed, user.Id, "dev_k", "dev_k"), default));
+        Assert.True(await Store.TryRevokeDeviceAsync("dev_k", user.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, user.Id, "dev_k", "dev_k"), default));
+        Assert.False(await Store.TryRevokeDeviceAsync("dev_k", user.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, user.Id, "dev_k", "dev_k"), default));
+        var device = (await Store.FindDeviceAsync("dev_k", default))!;
+        Assert.False(device.Active);
+        Assert.Equal("work phone", device.Name);
+        Assert.Equal(6, device.SignCount);
+    }
+
+    [Fact]
+    public async Task Signing_keys_rotate_by_retiring_the_current_one()
+    {
+        await Store.AddSigningKeyAsync(new SigningKeyRecord("k1", [1], [2], Now, null), Now, null, default);
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        await Store.AddSigningKeyAsync(new SigningKeyRecord("k2", [3], [4], Now, null), Now, new AuditEvent(AuditTypes.KeyRotated, null, "op", "k2"), default);
+        var keys = await Store.ListSigningKeysAsync(default);
+        Assert.Equal(["k1", "k2"], keys.Select(k => k.Kid));
+        Assert.NotNull(keys[0].RetiredAt);
+        Assert.Null(keys[1].RetiredAt);
+    }
+
+    [Fact]
+    public async Task Meta_values_are_set_once()
+    {
+        Assert.Equal([1], await Store.GetOrAddMetaAsync("m", [1], default));
+        Assert.Equal([1], await Store.GetOrAddMetaAsync("m", [2], default));
+        Assert.Equal([1], await Store.GetMetaAsync("m", default));
+        Assert.Null(await Store.GetMetaAsync("absent", default));
+    }
+
+    [Fact]
+    public async Task Concurrent_writes_keep_one_verifiable_audit_chain()
+    {
+        var user = await UserAsync("liam");
+        await Task.WhenAll(Enumerable.Range(0, 40).Select(_ => PendingAsync(user)));
+        var rows = await Store.ReadAuditAsync(0, 10_000, null, default);
+        var result = AuditChain.Verify(rows);
+        Assert.True(result.Valid, result.Reason);
+        var (size, head) = await Store.ReadAuditHeadAsync(default);
+        Assert.Equal(rows.Count, size);
+        Assert.Equal(result.Head, head);
+        Assert.All(await Store.ReadAuditAsync(0, 10_000, user.Id, default),
+            r => Assert.Equal(user.Id, JsonDocument.Parse(r.Entry).RootElement.GetProperty("user").GetString()));
+    }
+}
+
+public sealed class SqliteStoreContract : StoreContract
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("assent-store-").FullName;
+
+    internal override Task<IAssentStore> OpenAsync() => Task.FromResult<IAssentStore>(new SqliteStore(Path.Combine(_dir, "t.db"), Clock));
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresStoreContract(PostgresCluster cluster) : StoreContract
+{
+    internal override async Task<IAssentStore> OpenAsync() =>
+        new PostgresStore(NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync()), Clock);
+}
