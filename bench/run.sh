@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 FLOWS_ARGS=${FLOWS_ARGS:-"--agents 32 --seconds 20 --warmup 5"}
 WAITERS_ARGS=${WAITERS_ARGS:-"--count 10000 --seconds 20"}
+# Scale-out: the same flows against two server nodes over PostgreSQL (fsync on), decisions crossing nodes.
+SCALE_ARGS=${SCALE_ARGS:-"--engine postgres --nodes 2 --agents 32 --seconds 20 --warmup 5"}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
 # 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
@@ -36,17 +38,21 @@ run() {
 # shellcheck disable=SC2086
 run flows $FLOWS_ARGS
 # shellcheck disable=SC2086
+run flows $SCALE_ARGS
+# shellcheck disable=SC2086
 run waiters $WAITERS_ARGS
 
 echo
 echo "== medians of $RUNS runs =="
-for mode in flows waiters; do
+for mode in flows flows_postgres_2n waiters; do
   grep "^RESULT mode=$mode " "$results" | awk -v mode="$mode" '
     { for (i = 3; i <= NF; i++) { split($i, kv, "="); keys[i] = kv[1]; v[kv[1], NR] = kv[2] } n = NR; last = NF }
     END {
       printf "%s:", mode
       for (i = 3; i <= last; i++) {
         k = keys[i]; m = 0
+        # Labels (engine=sqlite, nodes=2) are printed as they are; figures get their median.
+        if (v[k, 1] !~ /^-?[0-9.]+$/) { printf " %s=%s", k, v[k, 1]; continue }
         for (r = 1; r <= n; r++) a[++m] = v[k, r] + 0
         # insertion sort, then the middle value
         for (x = 2; x <= m; x++) { t = a[x]; y = x - 1; while (y > 0 && a[y] > t) { a[y + 1] = a[y]; y-- } a[y + 1] = t }

@@ -21,16 +21,40 @@ internal static class FlowsCommand
         var measure = TimeSpan.FromSeconds(args.Int("seconds", 20, 1, 600));
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
 
+        var engine = args.String("engine") ?? "sqlite";
+        if (engine is not ("sqlite" or "postgres"))
+        {
+            throw new ArgumentException("--engine is sqlite or postgres");
+        }
+        var nodeCount = args.Int("nodes", 1, 1, 8);
+        if (engine == "sqlite" && nodeCount != 1)
+        {
+            throw new ArgumentException("SQLite is one node; use --engine postgres for --nodes > 1");
+        }
+
         var dataDirectory = Provisioning.NewDataDirectory();
-        var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
+        var nodeUris = Enumerable.Range(0, nodeCount).Select(_ => new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}")).ToList();
+        // One deployment, one issuer: the first node's address stands for the load balancer's.
+        var issuer = nodeUris[0];
+        await using var postgres = engine == "postgres" ? await BenchPostgres.StartAsync() : null;
+        var database = postgres?.ConnectionString;
+        var https = nodeUris.Select(u => BenchHttp.Create(u)).ToList();
+        var servers = new List<ServerProcess>();
         try
         {
-            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, agents, ct);
-            using var http = BenchHttp.Create(baseUri);
-            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct);
-            Console.WriteLine($"flows: {agents} agents and devices, warm-up {warmup.TotalSeconds:0} s, measured {measure.TotalSeconds:0} s, server pid {server.Id}, {Environment.ProcessorCount} cores");
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, issuer, agents, ct, database);
+            foreach (var (uri, client) in nodeUris.Zip(https))
+            {
+                servers.Add(await ServerProcess.StartAsync(dataDirectory, uri, client, ct, database, issuer));
+            }
+            Console.WriteLine($"flows: engine {engine}, {nodeCount} node(s), {agents} agents and devices, warm-up {warmup.TotalSeconds:0} s, measured {measure.TotalSeconds:0} s, " +
+                              $"server pids {string.Join(',', servers.Select(s => s.Id))}, {Environment.ProcessorCount} cores");
+            // With several nodes an agent talks to one node and its user's device to the next one,
+            // so every decision has to cross nodes to wake the waiting agent.
+            HttpClient AgentNode(int i) => https[i % nodeCount];
+            HttpClient DeviceNode(int i) => https[(i + 1) % nodeCount];
 
-            var devices = await Task.WhenAll(provisioned.Select(p => BenchDevice.EnrollAsync(http, p.InviteCode, ct)));
+            var devices = await Task.WhenAll(provisioned.Select((p, i) => BenchDevice.EnrollAsync(DeviceNode(i), p.InviteCode, ct)));
 
             // Everything stops by itself: the loops at `stop`, every request at `hard`.
             using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -67,7 +91,7 @@ internal static class FlowsCommand
             var completions = new ConcurrentBag<(long At, double LatencyMs)>();
             var loops = provisioned.Select((p, i) => Task.Run(async () =>
             {
-                var agent = new BenchAgent(http, p);
+                var agent = new BenchAgent(AgentNode(i), p);
                 var n = 0;
                 while (Stopwatch.GetTimestamp() < windowEnd && !hard.IsCancellationRequested)
                 {
@@ -84,14 +108,15 @@ internal static class FlowsCommand
             })).ToArray();
 
             await Task.Delay(warmup, ct);
-            var cpuStart = server.CpuTime();
+            TimeSpan ServersCpu() => servers.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime());
+            var cpuStart = ServersCpu();
             var driverCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
             var measuredFrom = Stopwatch.GetTimestamp();
             await Task.Delay(measure, ct);
             var measuredTo = Stopwatch.GetTimestamp();
-            var cpuEnd = server.CpuTime();
+            var cpuEnd = ServersCpu();
             var driverCpuEnd = Process.GetCurrentProcess().TotalProcessorTime;
-            var (rss, peak) = server.Memory();
+            var (rss, peak) = servers.Select(s => s.Memory()).Aggregate((0L, 0L), (sum, m) => (sum.Item1 + m.Rss, sum.Item2 + m.Peak));
 
             await Task.WhenAll(loops);
             await streamsDone.CancelAsync();
@@ -107,7 +132,10 @@ internal static class FlowsCommand
             Console.WriteLine($"  approve->token       p50 {Stats.F(Stats.Percentile(inWindow, 0.50))} ms, p99 {Stats.F(Stats.Percentile(inWindow, 0.99))} ms, max {Stats.F(inWindow.Count == 0 ? double.NaN : inWindow[^1])} ms");
             Console.WriteLine($"  server CPU per flow  {Stats.F(serverCpuMsPerFlow, 3)} ms ({Stats.F((cpuEnd - cpuStart).TotalSeconds / seconds * 100, 0)}% of one core); driver {Stats.F(driverCpuMsPerFlow, 3)} ms");
             Console.WriteLine($"  server RSS           {Stats.Mb(rss)} MB (peak {Stats.Mb(peak)} MB)");
-            Stats.Result("flows",
+            // One result name per configuration, so bench/run.sh takes medians per configuration.
+            Stats.Result(engine == "sqlite" ? "flows" : $"flows_{engine}_{nodeCount}n",
+                ("engine", engine),
+                ("nodes", nodeCount.ToString(System.Globalization.CultureInfo.InvariantCulture)),
                 ("flows_per_s", Stats.F(flowsPerSecond, 1)),
                 ("approve_token_p50_ms", Stats.F(Stats.Percentile(inWindow, 0.50))),
                 ("approve_token_p99_ms", Stats.F(Stats.Percentile(inWindow, 0.99))),
@@ -119,6 +147,14 @@ internal static class FlowsCommand
         }
         finally
         {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+            foreach (var client in https)
+            {
+                client.Dispose();
+            }
             Provisioning.Delete(dataDirectory);
         }
     }

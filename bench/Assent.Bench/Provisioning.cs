@@ -11,9 +11,9 @@ internal static class Provisioning
 {
     public const string Scopes = "approve:action";
 
-    public static async Task<IReadOnlyList<Provisioned>> UsersWithAgentsAsync(string dataDirectory, Uri issuer, int count, CancellationToken ct)
+    public static async Task<IReadOnlyList<Provisioned>> UsersWithAgentsAsync(string dataDirectory, Uri issuer, int count, CancellationToken ct, string? database = null)
     {
-        var options = new AssentOptions { Issuer = issuer.ToString().TrimEnd('/'), DataDirectory = dataDirectory };
+        var options = new AssentOptions { Issuer = issuer.ToString().TrimEnd('/'), DataDirectory = dataDirectory, Database = database };
         await using var store = await StoreFactory.OpenAsync(options, TimeProvider.System, ct);
         var admin = new AdminOperations(store, options, TimeProvider.System);
         var made = new List<Provisioned>(count);

@@ -11,7 +11,7 @@ internal static class ServeCommand
     public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
     {
         var urls = args.Required("urls");
-        var options = new AssentOptions { Issuer = args.String("issuer") ?? urls, DataDirectory = args.Required("data") };
+        var options = new AssentOptions { Issuer = args.String("issuer") ?? urls, DataDirectory = args.Required("data"), Database = args.String("database") };
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {

@@ -24,7 +24,7 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, Uri baseUri, HttpClient http, CancellationToken ct)
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, Uri baseUri, HttpClient http, CancellationToken ct, string? database = null, Uri? issuer = null)
     {
         var host = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which executable is running");
         var info = new ProcessStartInfo(host)
@@ -38,9 +38,14 @@ internal sealed class ServerProcess : IAsyncDisposable
         {
             info.ArgumentList.Add(typeof(ServerProcess).Assembly.Location);
         }
-        foreach (var arg in new[] { "serve", "--data", dataDirectory, "--urls", baseUri.ToString().TrimEnd('/'), "--stop-on-stdin-eof" })
+        foreach (var arg in new[] { "serve", "--data", dataDirectory, "--urls", baseUri.ToString().TrimEnd('/'), "--issuer", (issuer ?? baseUri).ToString().TrimEnd('/'), "--stop-on-stdin-eof" })
         {
             info.ArgumentList.Add(arg);
+        }
+        if (database is not null)
+        {
+            info.ArgumentList.Add("--database");
+            info.ArgumentList.Add(database);
         }
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server process");
         process.OutputDataReceived += (_, e) => Forward(e.Data);
