@@ -180,6 +180,19 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.Page.ClickAsync("#add-passkey");
         await phone.Page.Locator("#devices li", new() { HasText = "Laptop" }).WaitForAsync();
         Assert.Equal(2, (await Server.Store.ListDevicesAsync(userId, default)).Count(d => d.Active && d.Kind == DeviceKinds.WebAuthn));
+
+        // Sign out, then back in with the (new) passkey: usernameless, discoverable credential.
+        await phone.Page.ClickAsync("#signout");
+        await phone.Page.Locator("#v-signin").WaitForAsync();
+        await phone.Page.ClickAsync("#signin");
+        await phone.Page.Locator("#v-main").WaitForAsync();
+        Assert.Equal("web-devices", await phone.Page.TextContentAsync("#who"));
+
+        // The RFC 8628 page takes the user code; CLI login itself is not on this branch yet (501, shown to the user).
+        await phone.Page.GotoAsync("/device?user_code=WDJB-MJHT");
+        Assert.Equal("WDJB-MJHT", await phone.Page.InputValueAsync("#user-code"));
+        await phone.Page.PressAsync("#user-code", "Enter");
+        await phone.Page.Locator("#status.error", new() { HasText = "not available" }).WaitForAsync();
     }
 
     [Fact]
@@ -201,22 +214,36 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         // Tap to token: the agent already waits (Prefer: wait); time from the tap to its token.
         var (phone, agent, _) = await EnrolledAsync("web-bench");
         await using var __ = phone;
-        var samples = new List<double>();
+        var samples = new List<(double Tap, double Ceremony, double Post, double Wake)>();
         for (var i = 0; i < 12; i++)
         {
             var authReqId = await Server.AskAsync(agent, $"Bench request {i}");
             var card = phone.Page.Locator("#pending li", new() { HasText = $"Bench request {i}" });
             await card.WaitForAsync();
             var token = Server.TokenAsync(agent, authReqId, wait: 30);
-            var tap = Stopwatch.StartNew();
             await card.Locator("button[data-act=approve]").ClickAsync();
             using var response = await token;
-            samples.Add(tap.Elapsed.TotalMilliseconds);
+            var arrived = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).TotalMilliseconds;
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+            // Page clock (epoch ms) of the tap, the finished assertion and the decision POST's response.
+            var marks = await phone.Page.EvaluateAsync<double[]>("""
+                () => {
+                  const tap = performance.getEntriesByName('assent:tap').pop(), done = performance.getEntriesByName('assent:asserted').pop();
+                  const post = performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/decision')).pop();
+                  performance.clearMarks(); performance.clearResourceTimings();
+                  return [performance.timeOrigin + tap.startTime, performance.timeOrigin + done.startTime, post.duration, performance.timeOrigin + post.responseEnd];
+                }
+                """);
+            samples.Add((arrived - marks[0], marks[1] - marks[0], marks[2], arrived - marks[3]));
         }
-        samples.Sort();
-        var line = $"bench: tap to token over {samples.Count} approvals: p50 {samples[samples.Count / 2]:F1} ms, max (p99) {samples[^1]:F1} ms, first {samples.Min():F1} ms";
+        static string Stat(IEnumerable<double> values)
+        {
+            var v = values.Order().ToArray();
+            return $"p50 {v[v.Length / 2]:F1} / max {v[^1]:F1} ms";
+        }
+        var line = $"bench: tap to token over {samples.Count} approvals: {Stat(samples.Select(s => s.Tap))}; of which passkey ceremony {Stat(samples.Select(s => s.Ceremony))}, " +
+                   $"decision POST {Stat(samples.Select(s => s.Post))}, decision response to agent's token {Stat(samples.Select(s => s.Wake))}";
         output.WriteLine(line);
         Console.WriteLine(line);
     }

@@ -84,6 +84,7 @@
   // SPEC §1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
   async function decide(a, decision, buttons) {
     buttons.forEach((b) => { b.disabled = true; });
+    performance.mark('assent:tap'); // for the tap-to-token benchmark
     status(decision === 'approve' ? 'Confirm with your passkey to approve…' : 'Confirm with your passkey to deny…');
     try {
       const word = new TextEncoder().encode(decision);
@@ -93,6 +94,7 @@
       const challenge = await crypto.subtle.digest('SHA-256', input);
       const body = await assertion(challenge, S.session.rp_id, S.session.credentials);
       body.decision = decision;
+      performance.mark('assent:asserted');
       const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
       status(r.state === 'approved' ? 'Approved.' : 'Denied.');
       removeCard(a.id);
@@ -220,6 +222,7 @@
     signedIn();
     if (path === '/app/enroll') {
       const code = params.get('code');
+      $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
       if (code) {
         $('code').value = code;
         $('qr-img').src = '/app/enroll/qr.svg?code=' + encodeURIComponent(code);
