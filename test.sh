@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Assent's whole test suite. On a fresh machine it first installs what the tests need
-# (libsodium, Node.js for the third-party interop clients, PostgreSQL server binaries for the
-# scale-out tests, which start their own throwaway cluster) and restores the npm test clients.
+# (libsodium, Node.js for the third-party interop clients, Chromium for the web app tests,
+# PostgreSQL server binaries for the scale-out tests, which start their own throwaway cluster)
+# and restores the npm test clients.
 # Works as root with no standard input (CI) or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -11,6 +12,8 @@ ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# The web app tests drive Debian's Chromium through Playwright (never a downloaded browser).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing test dependencies: ${missing[*]}"
   sudo=""

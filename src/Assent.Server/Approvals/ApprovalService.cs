@@ -5,6 +5,7 @@ using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
+using Assent.Protocol.WebAuthn;
 using Assent.Server.Audit;
 using Assent.Server.Hosting;
 using Assent.Server.Storage;
@@ -22,6 +23,7 @@ internal enum DecideStatus
     AlreadyDecided,
     Expired,
     Malformed,
+    AssertionRefused,
 }
 
 internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State = null, string? Detail = null);
@@ -94,6 +96,89 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
         var evidence = Evidence(DeviceKinds.Ed25519, approval.UserId, deviceId, approval.Payload, signature);
         return await CommitDecisionAsync(approval, device, decision, evidence, ct);
     }
+
+    /// <summary>
+    /// A passkey decides: a WebAuthn assertion whose challenge is SHA-256(decision ‖ 0x00 ‖ payload)
+    /// (SPEC §1), so no server challenge is needed and an assertion made for one request or decision
+    /// cannot serve another. The device is named by its id or its credential id.
+    /// </summary>
+    public async Task<DecideOutcome> DecideWebAuthnAsync(string approvalId, string? deviceId, byte[]? credentialId, string decision,
+        byte[] authenticatorData, byte[] clientDataJson, byte[] signature, CancellationToken ct)
+    {
+        if (!Decisions.IsValid(decision))
+        {
+            return new(DecideStatus.Malformed, Detail: "decision must be 'approve' or 'deny'");
+        }
+        var approval = await store.FindApprovalAsync(approvalId, ct);
+        if (approval is null)
+        {
+            return new(DecideStatus.NotFound);
+        }
+        var device = deviceId is not null ? await store.FindDeviceAsync(deviceId, ct)
+            : credentialId is not null ? await store.FindDeviceByCredentialIdAsync(credentialId, ct)
+            : null;
+        if (device is null || (credentialId is not null && (device.CredentialId is null || !CryptographicOperations.FixedTimeEquals(device.CredentialId, credentialId))))
+        {
+            return new(DecideStatus.UnknownDevice);
+        }
+        if (!device.Active)
+        {
+            return new(DecideStatus.RevokedDevice);
+        }
+        if (device.UserId != approval.UserId)
+        {
+            return new(DecideStatus.WrongUser);
+        }
+        if (device.Kind != DeviceKinds.WebAuthn)
+        {
+            return new(DecideStatus.Malformed, Detail: "this device holds an Ed25519 key: decide with its signature");
+        }
+        // A settled request is answered before any verification, so a replayed assertion changes nothing.
+        if (approval.State != ApprovalState.Pending)
+        {
+            return approval.State == ApprovalState.Expired ? new(DecideStatus.Expired, approval.State) : new(DecideStatus.AlreadyDecided, approval.State);
+        }
+        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
+        if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
+        {
+            return new(DecideStatus.Malformed, Detail: "the stored passkey key is unusable");
+        }
+        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(decision, approval.Payload));
+        var verified = WebAuthnVerifier.VerifyAssertion(authenticatorData, clientDataJson, signature, key, challenge,
+            options.Origins, options.RpId, (uint)device.SignCount);
+        if (!verified.Succeeded)
+        {
+            if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
+            {
+                await AuditSignCountRegressionAsync(device, approval.Id, verified.Error.Detail, ct);
+            }
+            return new(DecideStatus.AssertionRefused, Detail: $"{verified.Error.Code}: {verified.Error.Detail}");
+        }
+        if (!await AdvanceSignCountAsync(device, verified.Value.SignCount, approval.Id, ct))
+        {
+            return new(DecideStatus.AssertionRefused, Detail: $"{WebAuthnFailures.SignCountRegression}: the signature counter did not advance");
+        }
+        var evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, signature, authenticatorData, clientDataJson);
+        return await CommitDecisionAsync(approval, device, decision, evidence, ct);
+    }
+
+    /// <summary>
+    /// Moves the stored counter forward (WebAuthn L3 §7.2 step 22). A counter that fails to advance
+    /// here lost a race with another assertion of the same count: a clone or a replay, so refused and audited.
+    /// </summary>
+    internal async Task<bool> AdvanceSignCountAsync(DeviceRecord device, uint signCount, string? subject, CancellationToken ct)
+    {
+        if (signCount == 0 || await store.TryAdvanceSignCountAsync(device.Id, signCount, ct))
+        {
+            return true;
+        }
+        await AuditSignCountRegressionAsync(device, subject, $"signature counter {signCount} did not advance", ct);
+        return false;
+    }
+
+    internal Task AuditSignCountRegressionAsync(DeviceRecord device, string? subject, string detail, CancellationToken ct) =>
+        store.AppendAuditAsync(new AuditEvent(AuditTypes.DeviceSignCountRegression, device.UserId, device.Id, subject ?? device.Id,
+            new Dictionary<string, string> { ["stored_sign_count"] = device.SignCount.ToString(System.Globalization.CultureInfo.InvariantCulture), ["detail"] = detail }), ct);
 
     internal async Task<DecideOutcome> CommitDecisionAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, CancellationToken ct)
     {

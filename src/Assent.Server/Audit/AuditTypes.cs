@@ -12,6 +12,8 @@ internal static class AuditTypes
     public const string DeviceEnrolled = "device.enrolled";
     public const string DeviceRenamed = "device.renamed";
     public const string DeviceRevoked = "device.revoked";
+    public const string DeviceSignCountRegression = "device.sign_count_regression";
+    public const string SessionCreated = "session.created";
     public const string AgentCreated = "agent.created";
     public const string KeyRotated = "key.rotated";
     public const string KeyCreated = "key.created";

@@ -125,6 +125,17 @@ internal static class DeviceEndpoints
         {
             return Problem.BadRequest("device_id, decision and signature are required");
         }
+        if (body.AuthenticatorData is not null || body.ClientDataJson is not null)
+        {
+            // A passkey's decision: a WebAuthn assertion over the same signing input (SPEC §1).
+            if (!Base64Url.TryDecode(body.Signature, out var assertionSignature) ||
+                !Base64Url.TryDecode(body.AuthenticatorData ?? "", out var authenticatorData) ||
+                !Base64Url.TryDecode(body.ClientDataJson ?? "", out var clientDataJson))
+            {
+                return Problem.BadRequest("signature, authenticator_data and client_data_json must all be base64url");
+            }
+            return Answer(id, await approvals.DecideWebAuthnAsync(id, body.DeviceId, null, body.Decision, authenticatorData, clientDataJson, assertionSignature, ct));
+        }
         if (!Base64Url.TryDecode(body.Signature, out var signature) || signature.Length != Ed25519.SignatureSize)
         {
             return Problem.Unauthorized("signature must be a base64url Ed25519 signature (64 bytes) over decision ‖ 0x00 ‖ payload");
@@ -143,6 +154,7 @@ internal static class DeviceEndpoints
         DecideStatus.InvalidSignature => Problem.Unauthorized("the signature does not verify against this device's key for this request and decision"),
         DecideStatus.AlreadyDecided => Problem.Conflict($"the request was already decided ({StateName(outcome.State ?? ApprovalState.Approved)})"),
         DecideStatus.Expired => Problem.Gone("the request has expired"),
+        DecideStatus.AssertionRefused => Problem.Unauthorized("the passkey assertion was refused: " + outcome.Detail),
         _ => Problem.BadRequest(outcome.Detail ?? "malformed decision"),
     };
 
@@ -154,13 +166,19 @@ internal static class DeviceEndpoints
             await error.ExecuteAsync(http);
             return;
         }
+        await WriteStreamAsync(http, user!.Id, hub, store, clients, time, ct);
+    }
+
+    /// <summary>The SSE body shared by the device stream and the web app's cookie-authenticated stream.</summary>
+    internal static async Task WriteStreamAsync(HttpContext http, string userId, ApprovalHub hub, IAssentStore store, ClientDirectory clients, TimeProvider time, CancellationToken ct)
+    {
         // Subscribe before listing, so nothing created in between is missed (a duplicate is harmless: ids are stable).
-        using var subscription = hub.Subscribe(user!.Id);
+        using var subscription = hub.Subscribe(userId);
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-store";
         response.Headers["X-Accel-Buffering"] = "no";
-        foreach (var a in await store.ListPendingAsync(user.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
+        foreach (var a in await store.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
         {
             await WriteEventAsync(response, "approval", a.Id, JsonSerializer.Serialize(await ViewAsync(a, clients, ct), ServerJson.Default.PendingApproval), ct);
         }
@@ -254,7 +272,7 @@ internal static class DeviceEndpoints
         var client = await clients.FindAsync(a.ClientId, ct);
         JsonElement? details = a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement.Clone();
         return new PendingApproval(a.Id, a.Kind, a.ClientId, client?.Name ?? a.ClientId, a.Scope, a.BindingMessage, details,
-            a.CreatedAt / 1000, a.ExpiresAt / 1000, Base64Url.Encode(a.Payload), StateName(a.State));
+            a.CreatedAt / 1000, a.ExpiresAt / 1000, Base64Url.Encode(a.Payload), StateName(a.State), a.Resource, a.DecidedAt / 1000);
     }
 
     internal static string StateName(ApprovalState state) => state switch

@@ -43,7 +43,28 @@ public sealed class AssentOptions
     /// <summary>Cap on request bodies; larger ones get 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
 
+    /// <summary>WebAuthn relying-party ID; empty means the issuer's host (WebAuthn L3 §5.1.2).</summary>
+    public string? WebAuthnRpId { get; set; }
+
+    /// <summary>Origins whose WebAuthn ceremonies are accepted; empty means the issuer's origin only.</summary>
+    public string[]? WebAuthnOrigins { get; set; }
+
+    /// <summary>How long a passkey registration or sign-in challenge stays usable.</summary>
+    public TimeSpan WebAuthnChallengeLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Absolute lifetime of a web app session (the approver signed in with a passkey).</summary>
+    public TimeSpan WebSessionLifetime { get; set; } = TimeSpan.FromHours(1);
+
     internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
+
+    internal string RpId => string.IsNullOrWhiteSpace(WebAuthnRpId) ? IssuerUri.Host : WebAuthnRpId.Trim();
+
+    internal IReadOnlyList<string> Origins => WebAuthnOrigins is { Length: > 0 } origins
+        ? origins.Select(o => o.TrimEnd('/')).ToArray()
+        : [IssuerUri.GetLeftPart(UriPartial.Authority)];
+
+    /// <summary>The web session cookie: the __Host- prefix (RFC 6265bis §4.1.3.2) needs Secure, so only over https.</summary>
+    internal string SessionCookieName => IssuerUri.Scheme == Uri.UriSchemeHttps ? "__Host-assent_session" : "assent_session";
 
     internal string IssuerString => Issuer.TrimEnd('/');
 
@@ -57,6 +78,30 @@ public sealed class AssentOptions
         if (issuer.Scheme != Uri.UriSchemeHttps && !(issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback))
         {
             return "Assent:Issuer must use https (plain http is allowed only for localhost)";
+        }
+        foreach (var origin in Origins)
+        {
+            // WebAuthn L3 §5.1.3: the RP ID must equal the origin's host or be a registrable suffix of it.
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var o) || o.AbsolutePath != "/" || o.Query.Length > 0)
+            {
+                return $"Assent:WebAuthnOrigins: '{origin}' is not an origin (scheme://host[:port])";
+            }
+            if (o.Scheme != Uri.UriSchemeHttps && !(o.Scheme == Uri.UriSchemeHttp && o.IsLoopback))
+            {
+                return $"Assent:WebAuthnOrigins: '{origin}' must use https (plain http is allowed only for localhost)";
+            }
+            if (!o.Host.Equals(RpId, StringComparison.OrdinalIgnoreCase) && !o.Host.EndsWith("." + RpId, StringComparison.OrdinalIgnoreCase))
+            {
+                return $"Assent:WebAuthnRpId '{RpId}' must be the host of every WebAuthn origin or a parent domain of it ('{origin}')";
+            }
+        }
+        if (WebAuthnChallengeLifetime <= TimeSpan.Zero || WebAuthnChallengeLifetime > TimeSpan.FromMinutes(30))
+        {
+            return "Assent:WebAuthnChallengeLifetime must be between 0 and 30 minutes";
+        }
+        if (WebSessionLifetime <= TimeSpan.Zero || WebSessionLifetime > TimeSpan.FromDays(1))
+        {
+            return "Assent:WebSessionLifetime must be between 0 and 1 day";
         }
         if (PollInterval <= TimeSpan.Zero || PollInterval > TimeSpan.FromSeconds(2))
         {

@@ -1,5 +1,6 @@
 using System.Text;
 using Assent.Server.Admin;
+using Assent.Server.App;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Ciba;
@@ -8,6 +9,7 @@ using Assent.Server.Devices;
 using Assent.Server.Discovery;
 using Assent.Server.Http;
 using Assent.Server.Keys;
+using Assent.Server.Passkeys;
 using Assent.Server.Storage;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
@@ -64,6 +66,7 @@ public static class AssentServer
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<TokenIssuer>();
         services.AddSingleton<AdminOperations>();
+        services.AddSingleton<WebSessions>();
         services.AddHostedService<Sweeper>();
         if (store is PostgresStore postgres)
         {
@@ -105,7 +108,8 @@ public static class AssentServer
         app.MapDevices();
         app.MapDids();
         app.MapAudit();
-        app.MapEnrollPage(options);
+        app.MapPasskeys();
+        app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
         if (!await store.AnyUserAsync(ct))
@@ -127,23 +131,5 @@ public static class AssentServer
         sb.AppendLine($"  or from a terminal: assent device enroll --server {invite.Link[..invite.Link.IndexOf(AdminOperations.EnrollPath, StringComparison.Ordinal)]} --code {invite.Code}");
         sb.AppendLine($"The code works once and expires at {invite.ExpiresAt:u}.");
         return sb.ToString();
-    }
-
-    /// <summary>A minimal page the invite link opens: how to enrol with the CLI authenticator.</summary>
-    private static void MapEnrollPage(this WebApplication app, AssentOptions options)
-    {
-        app.MapGet(AdminOperations.EnrollPath, (string? code) =>
-        {
-            var safe = System.Net.WebUtility.HtmlEncode(code ?? "");
-            var server = System.Net.WebUtility.HtmlEncode(options.IssuerString);
-            var html = $$"""
-                <!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-                <title>Enrol a device · Assent</title><style>body{font:16px system-ui,sans-serif;max-width:36rem;margin:2rem auto;padding:0 1rem}code{background:#f3f3f3;padding:.1rem .3rem;word-break:break-all}</style></head>
-                <body><h1>Enrol a device</h1><p>Your one-time enrolment code:</p><p><code>{{safe}}</code></p>
-                <p>On the computer that will approve requests, run:</p>
-                <p><code>assent device enroll --server {{server}} --code {{safe}}</code></p></body></html>
-                """;
-            return Results.Content(html, "text/html; charset=utf-8");
-        }).ExcludeFromDescription();
     }
 }

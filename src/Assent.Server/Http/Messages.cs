@@ -32,7 +32,9 @@ internal sealed record PendingApproval(
     long CreatedAt,
     long ExpiresAt,
     string Payload,
-    string? State = null);
+    string? State = null,
+    string? Resource = null,
+    long? DecidedAt = null);
 
 internal sealed record PendingList(IReadOnlyList<PendingApproval> Approvals);
 

@@ -21,6 +21,29 @@ internal interface IAssentStore : IAsyncDisposable
     /// <summary>Consumes an unused, unexpired invite and enrols the device in one step; null when the code is not usable.</summary>
     Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device, Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct);
 
+    /// <summary>The user an unused, unexpired invite is for; the invite stays unused.</summary>
+    Task<UserRecord?> FindInviteUserAsync(byte[] codeHash, long now, CancellationToken ct);
+
+    /// <summary>Adds a device to an existing user (a signed-in user registering another passkey).</summary>
+    Task AddDeviceAsync(DeviceRecord device, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Stores a WebAuthn challenge; expired ones are purged on the way.</summary>
+    Task CreateWebAuthnChallengeAsync(WebAuthnChallengeRecord challenge, long now, CancellationToken ct);
+
+    /// <summary>Removes and returns an unexpired challenge: each one is usable exactly once.</summary>
+    Task<WebAuthnChallengeRecord?> TryTakeWebAuthnChallengeAsync(byte[] challengeHash, long now, CancellationToken ct);
+
+    /// <summary>Opens a web session; expired ones are purged on the way.</summary>
+    Task CreateWebSessionAsync(WebSessionRecord session, long now, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>An unexpired session whose device is still active; null otherwise.</summary>
+    Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct);
+
+    Task DeleteWebSessionAsync(byte[] tokenHash, CancellationToken ct);
+
+    /// <summary>Records an event that changes no other state (e.g. a refused, suspicious assertion).</summary>
+    Task AppendAuditAsync(AuditEvent audit, CancellationToken ct);
+
     Task<DeviceRecord?> FindDeviceAsync(string deviceId, CancellationToken ct);
 
     Task<DeviceRecord?> FindDeviceByCredentialIdAsync(byte[] credentialId, CancellationToken ct);

@@ -84,6 +84,23 @@ internal static class PostgresSchema
             key TEXT PRIMARY KEY,
             value BYTEA NOT NULL);
         """,
+        // 2: passkey ceremonies (single-use server challenges) and web app sessions.
+        """
+        CREATE TABLE webauthn_challenges(
+            challenge_hash BYTEA PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            user_id TEXT,
+            invite_hash BYTEA,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_at);
+        CREATE TABLE web_sessions(
+            token_hash BYTEA PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

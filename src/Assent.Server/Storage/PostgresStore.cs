@@ -96,7 +96,57 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             return user;
         }, ct);
 
+    public Task<UserRecord?> FindInviteUserAsync(byte[] codeHash, long now, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, "SELECT u.id, u.handle, u.is_admin, u.created_at FROM invites i JOIN users u ON u.id = i.user_id " +
+                                          "WHERE i.code_hash = $1 AND i.used_at IS NULL AND i.expires_at > $2", ReadUser, ct, codeHash, now), ct);
+
+    // ---- passkey challenges and web sessions -------------------------------------------
+
+    public Task CreateWebAuthnChallengeAsync(WebAuthnChallengeRecord ch, long now, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "DELETE FROM webauthn_challenges WHERE expires_at <= $1", ct, now);
+            return await Exec(c, tx, "INSERT INTO webauthn_challenges(challenge_hash, purpose, user_id, invite_hash, expires_at) VALUES($1, $2, $3, $4, $5)", ct,
+                ch.ChallengeHash, ch.Purpose, ch.UserId, ch.InviteHash, ch.ExpiresAt);
+        }, ct);
+
+    public Task<WebAuthnChallengeRecord?> TryTakeWebAuthnChallengeAsync(byte[] challengeHash, long now, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            // Deleted whether or not it is still valid: a challenge is spent by its first use, on any node.
+            var ch = await One(c, tx, "DELETE FROM webauthn_challenges WHERE challenge_hash = $1 RETURNING challenge_hash, purpose, user_id, invite_hash, expires_at",
+                r => new WebAuthnChallengeRecord((byte[])r[0], r.GetString(1), NullableString(r, 2), r.IsDBNull(3) ? null : (byte[])r[3], r.GetInt64(4)), ct, challengeHash);
+            return ch is not null && ch.ExpiresAt > now ? ch : null;
+        }, ct);
+
+    public Task CreateWebSessionAsync(WebSessionRecord s, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "DELETE FROM web_sessions WHERE expires_at <= $1", ct, now);
+            await Exec(c, tx, "INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($1, $2, $3, $4, $5)", ct,
+                s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, "SELECT s.token_hash, s.user_id, s.device_id, s.created_at, s.expires_at FROM web_sessions s " +
+                                          "JOIN devices d ON d.id = s.device_id WHERE s.token_hash = $1 AND s.expires_at > $2 AND d.revoked_at IS NULL",
+            r => new WebSessionRecord((byte[])r[0], r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4)), ct, tokenHash, now), ct);
+
+    public Task DeleteWebSessionAsync(byte[] tokenHash, CancellationToken ct) =>
+        WriteAsync((c, tx, ct) => Exec(c, tx, "DELETE FROM web_sessions WHERE token_hash = $1", ct, tokenHash), ct);
+
+    public Task AppendAuditAsync(AuditEvent audit, CancellationToken ct) =>
+        WriteAsync((c, tx, ct) => AuditedAsync(c, tx, audit, ct), ct);
+
     // ---- devices -----------------------------------------------------------------------
+
+    public Task AddDeviceAsync(DeviceRecord device, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await InsertDeviceAsync(c, tx, device, ct);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
 
     private const string DeviceColumns = "id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at, revoked_at";
 

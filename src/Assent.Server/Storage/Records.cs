@@ -81,3 +81,19 @@ internal sealed record AuditEvent(string Type, string? UserId, string? Actor, st
 
 /// <summary>One sealed audit entry: the canonical bytes exactly as hashed, and the chain hash.</summary>
 internal sealed record AuditRow(long Seq, byte[] Entry, byte[] Hash);
+
+/// <summary>What a server-issued WebAuthn challenge is for; stored, so never renamed.</summary>
+internal static class ChallengePurposes
+{
+    public const string Register = "register";
+    public const string SignIn = "signin";
+}
+
+/// <summary>
+/// A single-use WebAuthn challenge (WebAuthn L3 §13.4.3), stored hashed. A registration
+/// challenge names the user it enrols and, when it came with an invite, that invite's hash.
+/// </summary>
+internal sealed record WebAuthnChallengeRecord(byte[] ChallengeHash, string Purpose, string? UserId, byte[]? InviteHash, long ExpiresAt);
+
+/// <summary>A web app session opened by a passkey sign-in; only the hash of the cookie token is stored.</summary>
+internal sealed record WebSessionRecord(byte[] TokenHash, string UserId, string DeviceId, long CreatedAt, long ExpiresAt);

@@ -73,6 +73,24 @@ internal static class SqliteSchema
             key TEXT PRIMARY KEY,
             value BLOB NOT NULL);
         """,
+        // 2: passkeys. Server-issued WebAuthn challenges (single-use, so several nodes share them)
+        // and web app sessions; both keyed by SHA-256 of the value handed out.
+        """
+        CREATE TABLE webauthn_challenges(
+            challenge_hash BLOB PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            user_id TEXT,
+            invite_hash BLOB,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_at);
+        CREATE TABLE web_sessions(
+            token_hash BLOB PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -121,7 +121,65 @@ internal sealed class SqliteStore : IAssentStore
             return user;
         }, ct);
 
+    public Task<UserRecord?> FindInviteUserAsync(byte[] codeHash, long now, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT u.id, u.handle, u.is_admin, u.created_at FROM invites i JOIN users u ON u.id = i.user_id " +
+                                   "WHERE i.code_hash = $p0 AND i.used_at IS NULL AND i.expires_at > $p1", ReadUser, codeHash, now), ct);
+
+    // ---- passkey challenges and web sessions -------------------------------------------
+
+    public Task CreateWebAuthnChallengeAsync(WebAuthnChallengeRecord ch, long now, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "DELETE FROM webauthn_challenges WHERE expires_at <= $p0", now);
+            Exec(c, "INSERT INTO webauthn_challenges(challenge_hash, purpose, user_id, invite_hash, expires_at) VALUES($p0, $p1, $p2, $p3, $p4)",
+                ch.ChallengeHash, ch.Purpose, ch.UserId, ch.InviteHash, ch.ExpiresAt);
+            return true;
+        }, ct);
+
+    public Task<WebAuthnChallengeRecord?> TryTakeWebAuthnChallengeAsync(byte[] challengeHash, long now, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            // Deleted whether or not it is still valid: a challenge is spent by its first use.
+            var ch = QueryOne(c, "DELETE FROM webauthn_challenges WHERE challenge_hash = $p0 RETURNING challenge_hash, purpose, user_id, invite_hash, expires_at",
+                r => new WebAuthnChallengeRecord((byte[])r[0], r.GetString(1), NullableString(r, 2), r.IsDBNull(3) ? null : (byte[])r[3], r.GetInt64(4)),
+                challengeHash);
+            return ch is not null && ch.ExpiresAt > now ? ch : null;
+        }, ct);
+
+    public Task CreateWebSessionAsync(WebSessionRecord s, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "DELETE FROM web_sessions WHERE expires_at <= $p0", now);
+            Exec(c, "INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($p0, $p1, $p2, $p3, $p4)",
+                s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    public Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, "SELECT s.token_hash, s.user_id, s.device_id, s.created_at, s.expires_at FROM web_sessions s " +
+                                   "JOIN devices d ON d.id = s.device_id WHERE s.token_hash = $p0 AND s.expires_at > $p1 AND d.revoked_at IS NULL",
+            r => new WebSessionRecord((byte[])r[0], r.GetString(1), r.GetString(2), r.GetInt64(3), r.GetInt64(4)), tokenHash, now), ct);
+
+    public Task DeleteWebSessionAsync(byte[] tokenHash, CancellationToken ct) =>
+        WriteAsync(c => Exec(c, "DELETE FROM web_sessions WHERE token_hash = $p0", tokenHash), ct);
+
+    public Task AppendAuditAsync(AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
     // ---- devices -----------------------------------------------------------------------
+
+    public Task AddDeviceAsync(DeviceRecord device, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            InsertDevice(c, device);
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
 
     private const string DeviceColumns = "id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at, revoked_at";
 

@@ -185,6 +185,45 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_passkey_challenge_is_spent_by_its_first_use_even_when_raced()
+    {
+        var hash = Ids.Hash("challenge-" + Guid.NewGuid());
+        await Store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(hash, "signin", null, null, Now + 60_000), Now, default);
+        var takes = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Store.TryTakeWebAuthnChallengeAsync(hash, Now, default)));
+        Assert.Single(takes, t => t is not null);
+        var late = Ids.Hash("late-" + Guid.NewGuid());
+        await Store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(late, "signin", null, null, Now + 1000), Now, default);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Null(await Store.TryTakeWebAuthnChallengeAsync(late, Now, default));
+    }
+
+    [Fact]
+    public async Task A_web_session_ends_at_expiry_on_sign_out_and_when_its_passkey_is_revoked()
+    {
+        var code = Ids.Hash("ws-" + Guid.NewGuid());
+        await Store.CreateInviteAsync(new UserRecord(Ids.New("usr"), "mona", false, Now), new InviteRecord(code, "", Now + 60_000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+        Assert.NotNull(await Store.FindInviteUserAsync(code, Now, default));
+        var user = (await Store.TryEnrollAsync(code, Now, u => new DeviceRecord("dev_m", u.Id, DeviceKinds.WebAuthn, "phone", "{}", [7], 0, Now, null),
+            (u, d) => new AuditEvent(AuditTypes.DeviceEnrolled, u.Id, d.Id, d.Id), default))!;
+        Assert.Null(await Store.FindInviteUserAsync(code, Now, default));
+        await Store.AddDeviceAsync(new DeviceRecord("dev_m2", user.Id, DeviceKinds.WebAuthn, "laptop", "{}", [8], 0, Now, null),
+            new AuditEvent(AuditTypes.DeviceEnrolled, user.Id, "dev_m", "dev_m2"), default);
+        Assert.Equal(2, (await Store.ListDevicesAsync(user.Id, default)).Count);
+
+        var (a, b) = (Ids.Hash("s1" + Guid.NewGuid()), Ids.Hash("s2" + Guid.NewGuid()));
+        await Store.CreateWebSessionAsync(new WebSessionRecord(a, user.Id, "dev_m", Now, Now + 60_000), Now, new AuditEvent("session.created", user.Id, "dev_m", null), default);
+        await Store.CreateWebSessionAsync(new WebSessionRecord(b, user.Id, "dev_m2", Now, Now + 60_000), Now, new AuditEvent("session.created", user.Id, "dev_m2", null), default);
+        Assert.NotNull(await Store.FindWebSessionAsync(a, Now, default));
+        await Store.DeleteWebSessionAsync(a, default);
+        Assert.Null(await Store.FindWebSessionAsync(a, Now, default));
+        await Store.TryRevokeDeviceAsync("dev_m2", user.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, user.Id, "dev_m", "dev_m2"), default);
+        Assert.Null(await Store.FindWebSessionAsync(b, Now, default));
+        await Store.AppendAuditAsync(new AuditEvent("device.sign_count_regression", user.Id, "dev_m", "dev_m"), default);
+        Assert.True(AuditChain.Verify(await Store.ReadAuditAsync(0, 1000, null, default)).Valid);
+    }
+
+    [Fact]
     public async Task Concurrent_writes_keep_one_verifiable_audit_chain()
     {
         var user = await UserAsync("liam");

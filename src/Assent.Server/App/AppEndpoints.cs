@@ -1,0 +1,86 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using Assent.Protocol;
+using Assent.Server.Admin;
+using Assent.Server.Hosting;
+using Assent.Server.Http;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Net.Http.Headers;
+using QRCoder;
+
+namespace Assent.Server.App;
+
+/// <summary>
+/// The approver web app (SPEC §2 <c>/app</c>): one page, one script, one stylesheet, embedded in
+/// the server assembly; no CDN and no build step. <c>/app</c>, <c>/app/enroll</c> and
+/// <c>/device</c> serve the same page, which picks its view from the path.
+/// </summary>
+internal static class AppEndpoints
+{
+    public const string AppPath = "/app";
+    public const string DevicePath = "/device";
+
+    // Nothing but our own origin: scripts, styles, images (the QR), fetch and EventSource.
+    private const string ContentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+    private sealed record Asset(byte[] Bytes, string ContentType, string ETag);
+
+    private static readonly Asset Page = Load("app.html", "text/html; charset=utf-8");
+    private static readonly Asset Script = Load("app.js", "text/javascript; charset=utf-8");
+    private static readonly Asset Style = Load("app.css", "text/css; charset=utf-8");
+
+    public static IEndpointRouteBuilder MapApp(this IEndpointRouteBuilder app, AssentOptions options)
+    {
+        app.MapGet(AppPath, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
+        app.MapGet(AdminOperations.EnrollPath, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
+        app.MapGet(DevicePath, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
+        app.MapGet(AppPath + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
+        app.MapGet(AppPath + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
+        app.MapGet(AdminOperations.EnrollPath + "/qr.svg", (string? code) => EnrollQr(options, code))
+            .WithSummary("The invite link as a QR code (SVG), to scan with a phone").WithTags("Web app");
+        return app;
+    }
+
+    /// <summary>The QR encodes the enrolment link itself, so a phone camera opens the page with the code filled in.</summary>
+    private static IResult EnrollQr(AssentOptions options, string? code)
+    {
+        if (string.IsNullOrWhiteSpace(code) || code.Length > 64 || !code.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
+        {
+            return Problem.BadRequest("code must be an invite code");
+        }
+        var link = $"{options.IssuerString}{AdminOperations.EnrollPath}?code={Uri.EscapeDataString(code)}";
+        using var generator = new QRCodeGenerator();
+        using var data = generator.CreateQrCode(link, QRCodeGenerator.ECCLevel.M);
+        var svg = new SvgQRCode(data).GetGraphic(4);
+        return Results.Text(svg, "image/svg+xml; charset=utf-8");
+    }
+
+    private static IResult Serve(HttpContext http, Asset asset)
+    {
+        var headers = http.Response.Headers;
+        headers.CacheControl = "no-cache";
+        headers.ETag = asset.ETag;
+        headers.XContentTypeOptions = "nosniff";
+        headers.ContentSecurityPolicy = ContentSecurityPolicy;
+        headers["Referrer-Policy"] = "no-referrer";
+        if (http.Request.Headers.IfNoneMatch.ToString() == asset.ETag)
+        {
+            return Results.StatusCode(StatusCodes.Status304NotModified);
+        }
+        return Results.Bytes(asset.Bytes, asset.ContentType);
+    }
+
+    private static Asset Load(string name, string contentType)
+    {
+        using var stream = Assembly.GetExecutingAssembly().GetManifestResourceStream("Assent.App." + name)
+            ?? throw new InvalidOperationException($"embedded web asset {name} is missing");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        var bytes = copy.ToArray();
+        return new Asset(bytes, contentType, new EntityTagHeaderValue("\"" + Base64Url.Encode(SHA256.HashData(bytes)[..12]) + "\"").ToString());
+    }
+}

@@ -1,0 +1,282 @@
+// Assent approver web app. Plain ES2020, no dependencies, no build step.
+// Every piece of server data reaches the page through textContent, never innerHTML.
+'use strict';
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const TIMEOUT_MS = 120000; // every navigator.credentials call is abortable and bounded
+  const S = { session: null, stream: null, pending: new Map() };
+
+  // ---- helpers -------------------------------------------------------------------
+  const b64e = (buf) => {
+    const bytes = new Uint8Array(buf); let s = '';
+    for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+    return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  };
+  const b64d = (text) => {
+    const s = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4));
+    const out = new Uint8Array(s.length);
+    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  };
+  const signal = (ms) => {
+    if (AbortSignal.timeout) return AbortSignal.timeout(ms);
+    const c = new AbortController(); setTimeout(() => c.abort(), ms); return c.signal;
+  };
+  const el = (tag, props, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (k === 'text') e.textContent = v; else if (k.startsWith('on')) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+    }
+    for (const k of kids) if (k != null) e.append(k);
+    return e;
+  };
+  const status = (text, error) => { const s = $('status'); s.textContent = text || ''; s.className = error ? 'error' : ''; };
+  const show = (view) => { for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view; };
+  const when = (unix) => new Date(unix * 1000).toLocaleString();
+
+  async function api(method, path, body) {
+    const init = { method, headers: {}, credentials: 'same-origin' };
+    if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
+    const r = await fetch(path, init);
+    const text = await r.text();
+    const data = text ? JSON.parse(text) : null;
+    if (!r.ok) { const e = new Error((data && (data.detail || data.title)) || ('HTTP ' + r.status)); e.status = r.status; throw e; }
+    return data;
+  }
+  const failed = (e) => status(e.name === 'NotAllowedError' || e.name === 'AbortError'
+    ? 'The passkey request was cancelled or timed out.' : e.message, true);
+
+  // ---- passkeys ------------------------------------------------------------------
+  async function createPasskey(code, name) {
+    const o = await api('POST', '/webauthn/register/options', code ? { code } : {});
+    const publicKey = {
+      rp: o.rp, challenge: b64d(o.challenge), pubKeyCredParams: o.pubKeyCredParams, timeout: o.timeout,
+      user: { id: b64d(o.user.id), name: o.user.name, displayName: o.user.displayName },
+      excludeCredentials: o.excludeCredentials.map((c) => ({ type: c.type, id: b64d(c.id) })),
+      authenticatorSelection: o.authenticatorSelection, attestation: o.attestation,
+    };
+    const cred = await navigator.credentials.create({ publicKey, signal: signal(TIMEOUT_MS) });
+    return api('POST', '/webauthn/register', {
+      client_data_json: b64e(cred.response.clientDataJSON), attestation_object: b64e(cred.response.attestationObject), name: name || undefined,
+    });
+  }
+
+  async function assertion(challenge, rpId, allow) {
+    const cred = await navigator.credentials.get({
+      publicKey: {
+        challenge, rpId, timeout: TIMEOUT_MS, userVerification: 'required',
+        allowCredentials: (allow || []).map((id) => ({ type: 'public-key', id: b64d(id) })),
+      },
+      signal: signal(TIMEOUT_MS),
+    });
+    const r = cred.response;
+    return {
+      credential_id: b64e(cred.rawId), authenticator_data: b64e(r.authenticatorData),
+      client_data_json: b64e(r.clientDataJSON), signature: b64e(r.signature),
+    };
+  }
+
+  async function signIn() {
+    const o = await api('POST', '/webauthn/signin/options', {});
+    S.session = await api('POST', '/webauthn/signin', await assertion(b64d(o.challenge), o.rpId, []));
+  }
+
+  // SPEC §1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
+  async function decide(a, decision, buttons) {
+    buttons.forEach((b) => { b.disabled = true; });
+    performance.mark('assent:tap'); // for the tap-to-token benchmark
+    status(decision === 'approve' ? 'Confirm with your passkey to approve…' : 'Confirm with your passkey to deny…');
+    try {
+      const word = new TextEncoder().encode(decision);
+      const payload = b64d(a.payload);
+      const input = new Uint8Array(word.length + 1 + payload.length);
+      input.set(word, 0); input.set(payload, word.length + 1);
+      const challenge = await crypto.subtle.digest('SHA-256', input);
+      const body = await assertion(challenge, S.session.rp_id, S.session.credentials);
+      body.decision = decision;
+      performance.mark('assent:asserted');
+      const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
+      status(r.state === 'approved' ? 'Approved.' : 'Denied.');
+      removeCard(a.id);
+      loadHistory();
+    } catch (e) {
+      failed(e);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
+  // ---- pending requests ----------------------------------------------------------
+  function detailBlock(d, resource) {
+    const box = el('div', { class: 'detail' });
+    if (d.amount != null) box.append(el('p', { class: 'amount', text: String(d.amount) + (d.currency ? ' ' + d.currency : '') }));
+    const dl = el('dl');
+    const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { text: k }), el('dd', { text: typeof v === 'string' ? v : JSON.stringify(v) })); };
+    row('Type', d.type);
+    row('Recipient', d.recipient || d.creditor || d.payee);
+    row('Resource', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
+    row('Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
+    for (const [k, v] of Object.entries(d)) {
+      if (!['type', 'amount', 'currency', 'recipient', 'creditor', 'payee', 'resource', 'locations', 'actions'].includes(k)) row(k, v);
+    }
+    box.append(dl);
+    return box;
+  }
+
+  function card(a) {
+    const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
+    const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
+    const li = el('li', { 'data-id': a.id },
+      el('p', { class: 'agent', text: (a.kind === 'device_login' ? 'Sign-in request from ' : '') + a.client_name }),
+      el('p', { class: 'message', text: a.binding_message || '(no message)' }));
+    const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
+    for (const d of details) li.append(detailBlock(d, a.resource));
+    if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
+    li.append(el('p', { class: 'small', text: 'Scope: ' + a.scope + ' · expires ' + when(a.expires_at) }));
+    li.append(el('div', { class: 'actions' }, approve, deny));
+    approve.addEventListener('click', () => decide(a, 'approve', [approve, deny]));
+    deny.addEventListener('click', () => decide(a, 'deny', [approve, deny]));
+    return li;
+  }
+
+  function upsertCard(a) {
+    const old = S.pending.get(a.id);
+    const li = card(a);
+    if (old) old.replaceWith(li); else $('pending').append(li);
+    S.pending.set(a.id, li);
+    counts();
+  }
+  function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
+  function counts() { $('count').textContent = S.pending.size ? '(' + S.pending.size + ')' : ''; $('empty').hidden = S.pending.size > 0; }
+
+  function openStream() {
+    if (S.stream) S.stream.close();
+    const es = new EventSource('/webauthn/stream');
+    es.addEventListener('approval', (e) => upsertCard(JSON.parse(e.data)));
+    es.addEventListener('settled', (e) => { removeCard(JSON.parse(e.data).id); loadHistory(); });
+    es.addEventListener('error', async () => {
+      if (es.readyState === EventSource.CLOSED) { try { await api('GET', '/webauthn/session'); setTimeout(openStream, 2000); } catch { start(); } }
+    });
+    S.stream = es;
+  }
+
+  // ---- history and devices -------------------------------------------------------
+  async function loadHistory() {
+    try {
+      const h = await api('GET', '/webauthn/history');
+      $('history').replaceChildren(...h.approvals.map((a) => el('li', {},
+        el('span', { class: 'grow', text: a.binding_message || a.scope }),
+        el('span', { class: 'state-' + a.state, text: a.state }),
+        el('span', { class: 'small', text: a.client_name + ' · ' + when(a.decided_at || a.created_at) }))));
+    } catch (e) { failed(e); }
+  }
+
+  async function loadDevices() {
+    try {
+      const d = await api('GET', '/webauthn/devices');
+      $('devices').replaceChildren(...d.devices.map((dev) => {
+        const li = el('li', { 'data-id': dev.id },
+          el('span', { class: 'grow', text: dev.name }),
+          el('span', { class: 'small', text: (dev.kind === 'webauthn' ? 'passkey' : 'key') + (dev.active ? '' : ' · revoked') + (S.session && dev.id === S.session.device_id ? ' · this session' : '') }));
+        if (dev.active) {
+          li.append(el('button', { type: 'button', text: 'Rename', onclick: async () => {
+            const name = prompt('New name for ' + dev.name, dev.name);
+            if (!name) return;
+            try { await api('PATCH', '/webauthn/devices/' + encodeURIComponent(dev.id), { name }); loadDevices(); } catch (e) { failed(e); }
+          } }));
+          li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
+            if (!confirm('Revoke ' + dev.name + '? It will not be able to approve anything.')) return;
+            try { await api('DELETE', '/webauthn/devices/' + encodeURIComponent(dev.id)); status('Revoked ' + dev.name + '.'); start(); } catch (e) { failed(e); }
+          } }));
+        }
+        return li;
+      }));
+    } catch (e) { failed(e); }
+  }
+
+  function tab(name) {
+    for (const b of document.querySelectorAll('.tabs button')) {
+      if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
+    }
+    for (const t of ['pending', 'history', 'devices']) $('t-' + t).hidden = t !== name;
+    if (name === 'history') loadHistory();
+    if (name === 'devices') loadDevices();
+  }
+
+  // ---- views ---------------------------------------------------------------------
+  function signedIn() {
+    $('who').textContent = S.session ? S.session.handle : '';
+    $('signout').hidden = !S.session;
+  }
+
+  function showMain() {
+    show('main');
+    counts();
+    openStream();
+    loadHistory();
+  }
+
+  async function start() {
+    const path = location.pathname.replace(/\/+$/, '');
+    const params = new URLSearchParams(location.search);
+    try { S.session = await api('GET', '/webauthn/session'); } catch { S.session = null; }
+    signedIn();
+    if (path === '/app/enroll') {
+      const code = params.get('code');
+      $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
+      if (code) {
+        $('code').value = code;
+        $('qr-img').src = '/app/enroll/qr.svg?code=' + encodeURIComponent(code);
+        $('qr').hidden = false;
+      }
+      show('enroll');
+      return;
+    }
+    if (!S.session) { show('signin'); return; }
+    if (path === '/device') {
+      if (params.get('user_code')) $('user-code').value = params.get('user_code');
+      show('device');
+      return;
+    }
+    showMain();
+  }
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('signin').addEventListener('click', async (ev) => {
+      ev.target.disabled = true;
+      status('Confirm with your passkey…');
+      try { await signIn(); status(''); await start(); } catch (e) { failed(e); } finally { ev.target.disabled = false; }
+    });
+    $('signout').addEventListener('click', async () => {
+      try { await api('POST', '/webauthn/signout', {}); } catch (e) { failed(e); }
+      if (S.stream) S.stream.close();
+      S.session = null; S.pending.forEach((li) => li.remove()); S.pending.clear();
+      signedIn(); show('signin');
+    });
+    $('enroll-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const button = ev.target.querySelector('button'); button.disabled = true;
+      status('Creating your passkey…');
+      try {
+        const r = await createPasskey($('code').value.trim(), $('dev-name').value.trim());
+        status('Passkey registered for ' + r.handle + '.');
+        history.replaceState(null, '', '/app');
+        await start();
+      } catch (e) { failed(e); } finally { button.disabled = false; }
+    });
+    $('device-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      try {
+        await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
+        status('Approve the sign-in request below with your passkey.');
+        history.replaceState(null, '', '/app');
+        showMain();
+      } catch (e) { failed(e); }
+    });
+    $('add-passkey').addEventListener('click', async () => {
+      status('Creating another passkey…');
+      try { await createPasskey(null, prompt('Name for the new passkey', 'passkey') || ''); status('Passkey added.'); S.session = await api('GET', '/webauthn/session'); loadDevices(); } catch (e) { failed(e); }
+    });
+    for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => tab(b.dataset.tab));
+    start();
+  });
+})();

@@ -1,0 +1,62 @@
+using System.Text.Json.Serialization;
+using Assent.Server.Http;
+
+namespace Assent.Server.Passkeys;
+
+// Requests from the web app: snake_case like the rest of the API, binary values base64url.
+
+internal sealed record RegistrationOptionsRequest(string? Code);
+
+internal sealed record RegistrationRequest(string? ClientDataJson, string? AttestationObject, string? Name);
+
+internal sealed record AssertionRequest(string? CredentialId, string? ClientDataJson, string? AuthenticatorData, string? Signature, string? Decision = null);
+
+internal sealed record DeviceLoginRequest(string? UserCode);
+
+internal sealed record RegistrationResponse(string DeviceId, string UserId, string UserDid, string Handle);
+
+internal sealed record SessionView(string UserId, string UserDid, string Handle, string DeviceId, long ExpiresAt, string RpId, IReadOnlyList<string> Credentials);
+
+internal sealed record HistoryList(IReadOnlyList<PendingApproval> Approvals);
+
+[JsonSourceGenerationOptions(
+    PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
+[JsonSerializable(typeof(RegistrationOptionsRequest))]
+[JsonSerializable(typeof(RegistrationRequest))]
+[JsonSerializable(typeof(AssertionRequest))]
+[JsonSerializable(typeof(DeviceLoginRequest))]
+[JsonSerializable(typeof(RegistrationResponse))]
+[JsonSerializable(typeof(SessionView))]
+[JsonSerializable(typeof(HistoryList))]
+internal sealed partial class PasskeyJson : JsonSerializerContext;
+
+// Options for navigator.credentials: the WebAuthn L3 JSON forms (§5.1.1
+// PublicKeyCredentialCreationOptionsJSON, §5.5 PublicKeyCredentialRequestOptionsJSON), camelCase by spec.
+
+internal sealed record RpEntity(string Id, string Name);
+
+internal sealed record UserEntity(string Id, string Name, string DisplayName);
+
+internal sealed record CredentialParameter(string Type, int Alg);
+
+internal sealed record CredentialDescriptor(string Type, string Id);
+
+internal sealed record AuthenticatorSelection(string ResidentKey, bool RequireResidentKey, string UserVerification);
+
+internal sealed record CreationOptions(
+    RpEntity Rp,
+    UserEntity User,
+    string Challenge,
+    IReadOnlyList<CredentialParameter> PubKeyCredParams,
+    long Timeout,
+    IReadOnlyList<CredentialDescriptor> ExcludeCredentials,
+    AuthenticatorSelection AuthenticatorSelection,
+    string Attestation);
+
+internal sealed record RequestOptions(string Challenge, long Timeout, string RpId, IReadOnlyList<CredentialDescriptor> AllowCredentials, string UserVerification);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase)]
+[JsonSerializable(typeof(CreationOptions))]
+[JsonSerializable(typeof(RequestOptions))]
+internal sealed partial class WebAuthnOptionsJson : JsonSerializerContext;
