@@ -17,6 +17,16 @@ public sealed record EnrolledDevice(DeviceKey Key, string PublicKey, string User
 /// </summary>
 public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload);
 
+/// <summary>One event of the device stream: a request to decide (<see cref="Request"/>), or one that settled (<see cref="State"/>).</summary>
+public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? Request, string? State)
+{
+    /// <summary>A request waiting for a decision.</summary>
+    public const string Approval = "approval";
+
+    /// <summary>A request that was decided, expired or cancelled.</summary>
+    public const string Settled = "settled";
+}
+
 /// <summary>The state of a request after a decision was accepted.</summary>
 public sealed record DecisionResult(string Id, string State);
 
