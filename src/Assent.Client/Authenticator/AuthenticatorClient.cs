@@ -78,6 +78,17 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
         SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);
 
+    /// <summary>
+    /// One page of audit entries after sequence number <paramref name="after"/>: the user's own, or
+    /// every entry when the device's user is an admin. <see cref="AuditPage.Next"/> is null on the last page.
+    /// </summary>
+    public Task<AuditPage> ReadAuditAsync(long after, int limit, CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, $"/audit?after={after}&limit={limit}", null, signed: true, ClientJson.Default.AuditPage, ct);
+
+    /// <summary>The latest signed checkpoint of the audit chain.</summary>
+    public Task<AuditCheckpoint> ReadAuditCheckpointAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, "/audit/checkpoint", null, signed: false, ClientJson.Default.AuditCheckpoint, ct);
+
     /// <summary>Revokes one of the user's devices (this one included); it can decide nothing afterwards.</summary>
     public async Task RevokeDeviceAsync(string deviceId, CancellationToken ct)
     {

@@ -34,6 +34,15 @@ public sealed record ServerDevice(string Id, string Kind, string Name, long Crea
 
 public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
 
+/// <summary>One audit entry: its canonical bytes and chain hash, both base64url (SPEC §1).</summary>
+public sealed record AuditEntry(long Seq, string Entry, string Hash);
+
+/// <summary>A page of audit entries; <see cref="Next"/> is the sequence number to continue after, null on the last page.</summary>
+public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, long? Next);
+
+/// <summary>The signed head of the audit chain: <c>{size, head, ts}</c> and its JWS.</summary>
+public sealed record AuditCheckpoint(long Size, string Head, long Ts, string Signature);
+
 internal sealed record EnrollBody(string Code, string PublicKey, string? Name, string Proof);
 
 internal sealed record EnrollAnswer(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
@@ -68,4 +77,6 @@ internal sealed record ProblemBody(string? Title, string? Detail, string? Error,
 [JsonSerializable(typeof(DecisionResult))]
 [JsonSerializable(typeof(ServerDeviceList))]
 [JsonSerializable(typeof(ProblemBody))]
+[JsonSerializable(typeof(AuditPage))]
+[JsonSerializable(typeof(AuditCheckpoint))]
 internal sealed partial class ClientJson : JsonSerializerContext;
