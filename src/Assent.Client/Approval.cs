@@ -16,6 +16,13 @@ public enum ApprovalStatus
 }
 
 /// <summary>The outcome of <see cref="AssentClient.ApproveAsync"/>: denied and expired are results, not exceptions.</summary>
+/// <param name="Status">How the request ended.</param>
+/// <param name="AuthReqId">The CIBA request handle (CIBA Core §7.3).</param>
+/// <param name="AccessToken">The EdDSA access token (RFC 9068) carrying the device evidence; set when approved.</param>
+/// <param name="IdToken">The CIBA ID token; set when approved.</param>
+/// <param name="Scope">The scope granted, space-separated.</param>
+/// <param name="ExpiresIn">Seconds until the access token expires.</param>
+/// <param name="Claims">The access token's claims, unverified.</param>
 public sealed record Approval(
     ApprovalStatus Status,
     string AuthReqId,

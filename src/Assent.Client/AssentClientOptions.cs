@@ -3,10 +3,16 @@ namespace Assent.Client;
 /// <summary>How an <see cref="AssentClient"/> reaches its server and authenticates as an agent (SPEC §5).</summary>
 public sealed class AssentClientOptions
 {
-    /// <summary>Environment variable names of SPEC §4.</summary>
+    /// <summary>SPEC §4: the server's base URL.</summary>
     public const string ServerVariable = "ASSENT_SERVER";
+
+    /// <summary>SPEC §4: the agent's client_id.</summary>
     public const string ClientIdVariable = "ASSENT_CLIENT_ID";
+
+    /// <summary>SPEC §4: the agent's client_secret.</summary>
     public const string ClientSecretVariable = "ASSENT_CLIENT_SECRET";
+
+    /// <summary>SPEC §4: the DID (or handle) of the user to ask by default.</summary>
     public const string UserDidVariable = "ASSENT_USER_DID";
 
     /// <summary>The server's base URL, which is also its issuer (e.g. <c>http://localhost:8400</c>).</summary>

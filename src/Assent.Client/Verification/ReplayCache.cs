@@ -16,6 +16,8 @@ public interface IReplayCache
 /// The in-process default: a bounded map of <c>jti</c> to expiry. When full of unexpired entries it
 /// refuses new ones (fails closed) rather than forgetting one that could then be replayed.
 /// </summary>
+/// <param name="capacity">The most values remembered at once.</param>
+/// <param name="time">The clock that decides when an entry may be forgotten.</param>
 public sealed class MemoryReplayCache(int capacity = 1_000_000, TimeProvider? time = null) : IReplayCache
 {
     // Expired entries are swept once a minute, and at most once a second while the map is full.
