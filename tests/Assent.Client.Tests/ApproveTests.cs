@@ -110,7 +110,7 @@ public sealed class ApproveTests(Issuers issuers)
     }
 
     [Fact]
-    public async Task Wrong_secret_and_unknown_user_are_typed_OAuth_errors()
+    public async Task Wrong_secret_and_unregistered_scope_are_typed_OAuth_errors()
     {
         var user = await issuers.A.UserAsync();
         using var wrongSecret = new AssentClient(new AssentClientOptions
