@@ -5,6 +5,8 @@ using Assent.Bench;
 //   serve   --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
 //   flows   [--agents 32] [--seconds 20] [--warmup 5]
 //   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
+//   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
+//   approve-latency [--count 300]                  device decision -> ApproveAsync returned
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
 using var cts = new CancellationTokenSource();
@@ -20,6 +22,8 @@ try
         "serve" => await ServeCommand.RunAsync(options, cts.Token),
         "flows" => await FlowsCommand.RunAsync(options, cts.Token),
         "waiters" => await WaitersCommand.RunAsync(options, cts.Token),
+        "verify" => await VerifyCommand.RunAsync(options, cts.Token),
+        "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
         _ => Usage(),
     };
 }
@@ -35,6 +39,8 @@ static int Usage()
         usage: Assent.Bench serve --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
                Assent.Bench flows [--agents 32] [--seconds 20] [--warmup 5]
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
+               Assent.Bench verify [--tokens 20000] [--rounds 5]
+               Assent.Bench approve-latency [--count 300]
         """);
     return 64;
 }

@@ -119,7 +119,7 @@ internal static class AdminCommands
         return command;
     }
 
-    private static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<IAssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
+    internal static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<IAssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
     {
         IAssentStore store;
         try

@@ -23,7 +23,7 @@ internal static class DeviceCommands
     public static Command Build() =>
         new("device", "Use this computer as an approving device. Example: assent device approve --all")
         {
-            Enroll(), List(), Approve(),
+            Enroll(), List(), Approve(), Watch(),
         };
 
     private static Command Enroll()
@@ -214,10 +214,109 @@ internal static class DeviceCommands
         return command;
     }
 
+    private static Command Watch()
+    {
+        var server = new Option<string?>("--server") { Description = "Use the device enrolled with this server" };
+        var device = DeviceOption();
+        var command = new Command("watch", "Watch for requests live; for each, show what it asks and approve (y), deny (n) or skip (s). Ctrl+C stops. Example: assent device watch")
+        {
+            server, device,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            if (Console.IsInputRedirected)
+            {
+                throw CliException.Usage("device watch asks on the terminal, and stdin is not one; from a script use: assent device approve ID --yes");
+            }
+            var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
+            var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
+            using var client = ClientFor(selected);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            await Console.Out.WriteLineAsync($"Watching requests for {selected.Handle} at {selected.Server} with device {selected.DeviceId}. Ctrl+C stops.");
+            try
+            {
+                while (true)
+                {
+                    try
+                    {
+                        await foreach (var e in client.StreamAsync(ct))
+                        {
+                            if (e.Type == AuthenticatorEvent.Settled)
+                            {
+                                if (seen.Contains(e.Id))
+                                {
+                                    await Console.Out.WriteLineAsync($"Request {e.Id} is now {e.State}.");
+                                }
+                                continue;
+                            }
+                            // The stream lists pending requests again after a reconnect; ask about each once.
+                            if (e.Request is not { } request || !seen.Add(request.Id))
+                            {
+                                continue;
+                            }
+                            await DecideLiveAsync(client, request, selected, ct);
+                        }
+                        await Console.Error.WriteLineAsync("The server closed the stream; reconnecting in 2 s.");
+                    }
+                    catch (AssentUnreachableException e)
+                    {
+                        await Console.Error.WriteLineAsync($"Lost the server ({e.Reason}); reconnecting in 2 s.");
+                    }
+                    await Task.Delay(TimeSpan.FromSeconds(2), ct);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                await Console.Out.WriteLineAsync("Stopped watching.");
+                return ExitCodes.Success;
+            }
+        }));
+        return command;
+    }
+
+    private static async Task DecideLiveAsync(AuthenticatorClient client, PendingRequest request, DeviceFile device, CancellationToken ct)
+    {
+        await ShowAsync(Console.Out, request);
+        if (Mismatch(request, device) is { } why)
+        {
+            await Console.Error.WriteLineAsync($"error: not signing {request.Id}: {why}");
+            return;
+        }
+        string? decision = null;
+        while (decision is null)
+        {
+            await Console.Out.WriteAsync("Approve? [y]es / [n]o, deny / [s]kip: ");
+            await Console.Out.FlushAsync(ct);
+            // ReadLine cannot be cancelled; waiting on it this way lets Ctrl+C end the command at once.
+            var answer = (await Task.Run(Console.ReadLine, ct).WaitAsync(ct))?.Trim().ToLowerInvariant();
+            switch (answer)
+            {
+                case "y" or "yes":
+                    decision = Decisions.Approve;
+                    break;
+                case "n" or "no":
+                    decision = Decisions.Deny;
+                    break;
+                case null or "s" or "skip":
+                    await Console.Out.WriteLineAsync($"Skipped {request.Id}; it stays pending.");
+                    return;
+            }
+        }
+        try
+        {
+            var result = await client.DecideAsync(request, decision, ct);
+            await Console.Out.WriteLineAsync($"{(decision == Decisions.Approve ? "Approved" : "Denied")} {result.Id} (now {result.State}).");
+        }
+        catch (AssentProblemException e)
+        {
+            await Console.Error.WriteLineAsync($"error: {request.Id}: {e.Detail}");
+        }
+    }
+
     private static Option<string?> DeviceOption() =>
         new("--device") { Description = "The local device to use when several are enrolled (default: the most recent)" };
 
-    private static AuthenticatorClient ClientFor(DeviceFile device)
+    internal static AuthenticatorClient ClientFor(DeviceFile device)
     {
         if (!Base64Url.TryDecode(device.Seed, out var seed) || seed.Length != Protocol.Crypto.Ed25519.SeedSize)
         {

@@ -22,6 +22,16 @@ internal sealed record FailedItem(string Id, string Decision, int ExitCode, stri
 
 internal sealed record DecideOutput(IReadOnlyList<DecidedItem> Decided, IReadOnlyList<FailedItem> Failed);
 
+internal sealed record ApproveOutput(bool Approved, string Status, string? AccessToken = null, string? Scope = null, int? ExpiresIn = null);
+
+internal sealed record VerifyOutput(bool Valid, string? Error = null, string? Message = null, string? Sub = null, string? ClientId = null,
+    string? Scope = null, IReadOnlyList<string>? Aud = null, string? BindingMessage = null, System.Text.Json.JsonElement? AuthorizationDetails = null,
+    string? Txn = null, string? Jti = null, long? Exp = null, string? EvidenceDevice = null);
+
+internal sealed record AuditExport(string Server, long After, AuditCheckpoint? Checkpoint, IReadOnlyList<AuditEntry> Entries);
+
+internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head, long? FailedAt = null, string? Reason = null);
+
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     WriteIndented = false,
@@ -33,4 +43,8 @@ internal sealed record DecideOutput(IReadOnlyList<DecidedItem> Decided, IReadOnl
 [JsonSerializable(typeof(DeviceListOutput))]
 [JsonSerializable(typeof(DecideOutput))]
 [JsonSerializable(typeof(DeviceFile))]
+[JsonSerializable(typeof(ApproveOutput))]
+[JsonSerializable(typeof(VerifyOutput))]
+[JsonSerializable(typeof(AuditExport))]
+[JsonSerializable(typeof(AuditVerifyOutput))]
 internal sealed partial class CliJson : JsonSerializerContext;

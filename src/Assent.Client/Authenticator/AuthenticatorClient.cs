@@ -1,5 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Assent.Protocol;
@@ -75,6 +77,139 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     /// <summary>The devices of the device's user, as the server knows them.</summary>
     public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
         SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);
+
+    /// <summary>
+    /// One page of audit entries after sequence number <paramref name="after"/>: the user's own, or
+    /// every entry when the device's user is an admin. <see cref="AuditPage.Next"/> is null on the last page.
+    /// </summary>
+    public Task<AuditPage> ReadAuditAsync(long after, int limit, CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, $"/audit?after={after}&limit={limit}", null, signed: true, ClientJson.Default.AuditPage, ct);
+
+    /// <summary>The latest signed checkpoint of the audit chain.</summary>
+    public Task<AuditCheckpoint> ReadAuditCheckpointAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, "/audit/checkpoint", null, signed: false, ClientJson.Default.AuditCheckpoint, ct);
+
+    /// <summary>Revokes one of the user's devices (this one included); it can decide nothing afterwards.</summary>
+    public async Task RevokeDeviceAsync(string deviceId, CancellationToken ct)
+    {
+        using var response = await SendRawAsync(HttpMethod.Delete, $"{Prefix}/devices/{Uri.EscapeDataString(deviceId)}", ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw await ProblemAsync(response, ct);
+        }
+    }
+
+    /// <summary>
+    /// The live stream of the user's requests (Server-Sent Events): first every pending request, then
+    /// each new one as it is created and each one as it settles. Ends when <paramref name="ct"/> is cancelled or the server closes it.
+    /// </summary>
+    public async IAsyncEnumerable<AuthenticatorEvent> StreamAsync([EnumeratorCancellation] CancellationToken ct)
+    {
+        using var response = await SendRawAsync(HttpMethod.Get, Prefix + "/stream", ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw await ProblemAsync(response, ct);
+        }
+        await using var stream = await response.Content.ReadAsStreamAsync(ct);
+        using var reader = new StreamReader(stream);
+        string? type = null, id = null;
+        var data = new StringBuilder();
+        while (true)
+        {
+            string? line;
+            try
+            {
+                line = await reader.ReadLineAsync(ct);
+            }
+            catch (IOException e) when (!ct.IsCancellationRequested)
+            {
+                throw new AssentUnreachableException(server, "the event stream broke: " + e.Message, e);
+            }
+            if (line is null)
+            {
+                yield break;
+            }
+            // HTML Living Standard §9.2.6: a blank line dispatches the event; ':' starts a comment.
+            if (line.Length == 0)
+            {
+                if (data.Length > 0 && ToEvent(type ?? "message", id, data.ToString()) is { } e)
+                {
+                    yield return e;
+                }
+                (type, id) = (null, null);
+                data.Clear();
+                continue;
+            }
+            if (line[0] == ':')
+            {
+                continue;
+            }
+            var colon = line.IndexOf(':');
+            var field = colon < 0 ? line : line[..colon];
+            var value = colon < 0 ? "" : line[(colon + 1)..].TrimStart(' ');
+            switch (field)
+            {
+                case "event":
+                    type = value;
+                    break;
+                case "id":
+                    id = value;
+                    break;
+                case "data":
+                    if (data.Length > 0)
+                    {
+                        data.Append('\n');
+                    }
+                    data.Append(value);
+                    break;
+            }
+        }
+    }
+
+    private static AuthenticatorEvent? ToEvent(string type, string? id, string data)
+    {
+        try
+        {
+            switch (type)
+            {
+                case AuthenticatorEvent.Approval:
+                    var view = JsonSerializer.Deserialize(data, ClientJson.Default.ApprovalView);
+                    return view is null ? null : new AuthenticatorEvent(type, view.Id, ToRequest(view), null);
+                case AuthenticatorEvent.Settled:
+                    var settled = JsonSerializer.Deserialize(data, ClientJson.Default.DecisionResult);
+                    return settled is null ? null : new AuthenticatorEvent(type, settled.Id, null, settled.State);
+                default:
+                    return null;
+            }
+        }
+        catch (JsonException)
+        {
+            // An event this client cannot read is skipped, not fatal: the list can always be fetched again.
+            return null;
+        }
+    }
+
+    private async Task<HttpResponseMessage> SendRawAsync(HttpMethod method, string path, CancellationToken ct)
+    {
+        var uri = new Uri(_base + path);
+        using var request = new HttpRequestMessage(method, uri);
+        var key = RequireDevice();
+        request.Headers.TryAddWithoutValidation("Authorization",
+            DeviceSignatures.SignRequest(key.DeviceId, key.Seed, method.Method, uri.PathAndQuery, [], _time.GetUtcNow()));
+        try
+        {
+            // Headers only: the stream's body lasts as long as the caller reads it, beyond HttpClient.Timeout.
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new AssentUnreachableException(server, e.InnerException?.Message ?? e.Message, e);
+        }
+        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new AssentUnreachableException(server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
+        }
+    }
 
     public void Dispose()
     {

@@ -17,12 +17,31 @@ public sealed record EnrolledDevice(DeviceKey Key, string PublicKey, string User
 /// </summary>
 public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload);
 
+/// <summary>One event of the device stream: a request to decide (<see cref="Request"/>), or one that settled (<see cref="State"/>).</summary>
+public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? Request, string? State)
+{
+    /// <summary>A request waiting for a decision.</summary>
+    public const string Approval = "approval";
+
+    /// <summary>A request that was decided, expired or cancelled.</summary>
+    public const string Settled = "settled";
+}
+
 /// <summary>The state of a request after a decision was accepted.</summary>
 public sealed record DecisionResult(string Id, string State);
 
 public sealed record ServerDevice(string Id, string Kind, string Name, long CreatedAt, long? RevokedAt, bool Active);
 
 public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
+
+/// <summary>One audit entry: its canonical bytes and chain hash, both base64url (SPEC §1).</summary>
+public sealed record AuditEntry(long Seq, string Entry, string Hash);
+
+/// <summary>A page of audit entries; <see cref="Next"/> is the sequence number to continue after, null on the last page.</summary>
+public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, long? Next);
+
+/// <summary>The signed head of the audit chain: <c>{size, head, ts}</c> and its JWS.</summary>
+public sealed record AuditCheckpoint(long Size, string Head, long Ts, string Signature);
 
 internal sealed record EnrollBody(string Code, string PublicKey, string? Name, string Proof);
 
@@ -58,4 +77,6 @@ internal sealed record ProblemBody(string? Title, string? Detail, string? Error,
 [JsonSerializable(typeof(DecisionResult))]
 [JsonSerializable(typeof(ServerDeviceList))]
 [JsonSerializable(typeof(ProblemBody))]
+[JsonSerializable(typeof(AuditPage))]
+[JsonSerializable(typeof(AuditCheckpoint))]
 internal sealed partial class ClientJson : JsonSerializerContext;

@@ -1,0 +1,330 @@
+using System.Text.Json;
+using Assent.Protocol.Jose;
+using Assent.Protocol.OAuth;
+
+namespace Assent.Client.Verification;
+
+/// <summary>
+/// Verifies Assent access tokens as SPEC §3 and RFC 8725 require: size cap, EdDSA only, <c>typ</c>
+/// <c>at+jwt</c> (RFC 9068 §4), key by <c>kid</c> from the issuer's JWKS, exact <c>iss</c>, time claims
+/// with at most 60 s skew, required audience and/or scope, a <c>jti</c> replay guard, and optionally
+/// the expected action and the device evidence. One instance per issuer; thread-safe; reuse it.
+/// </summary>
+/// <example>
+/// <code>
+/// var verifier = new TokenVerifier("https://assent.example.com");
+/// var token = await verifier.VerifyAsync(accessToken, new() { Scope = "approve:action", CheckEvidence = true }, ct);
+/// </code>
+/// </example>
+public sealed class TokenVerifier : IDisposable
+{
+    private static readonly TimeSpan MaxSkew = TimeSpan.FromSeconds(60);
+
+    private readonly string _issuer;
+    private readonly TimeProvider _time;
+    private readonly long _skewSeconds;
+    private readonly int _maxLength;
+    private readonly IReplayCache _replay;
+    private readonly HttpClient _http;
+    private readonly bool _ownsHttp;
+    private readonly IssuerKeys _keys;
+    private readonly DidDocuments _dids;
+
+    /// <summary>Creates a verifier for tokens of <paramref name="issuer"/> (its base URL, exactly as tokens carry it in <c>iss</c>).</summary>
+    /// <exception cref="ArgumentException">The issuer is not an absolute http(s) URL, or an option is out of range.</exception>
+    public TokenVerifier(string issuer, TokenVerifierOptions? options = null)
+    {
+        options ??= new TokenVerifierOptions();
+        if (!Uri.TryCreate(issuer, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+        {
+            throw new ArgumentException($"the issuer must be an absolute http(s) URL (got '{issuer}')", nameof(issuer));
+        }
+        if (options.ClockSkew < TimeSpan.Zero || options.ClockSkew > MaxSkew)
+        {
+            throw new ArgumentException("ClockSkew must be between 0 and 60 seconds (SPEC §3)", nameof(options));
+        }
+        if (options.MaxTokenLength is < 1 or > Jws.DefaultMaxLength)
+        {
+            throw new ArgumentException($"MaxTokenLength must be between 1 and {Jws.DefaultMaxLength}", nameof(options));
+        }
+        // Assent issuers have no trailing slash; one typed by a person is not part of the identifier.
+        _issuer = issuer.TrimEnd('/');
+        _time = options.TimeProvider;
+        _skewSeconds = (long)options.ClockSkew.TotalSeconds;
+        _maxLength = options.MaxTokenLength;
+        _replay = options.ReplayCache ?? new MemoryReplayCache(time: _time);
+        _ownsHttp = options.HttpClient is null;
+        _http = options.HttpClient ?? new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        _keys = new IssuerKeys(_issuer, options.JwksUri, _http, _time, options.JwksRefreshInterval);
+        _dids = new DidDocuments(_http, _time, options.DidDocumentCacheDuration);
+    }
+
+    /// <summary>The issuer this verifier accepts.</summary>
+    public string Issuer => _issuer;
+
+    internal int JwksFetches => _keys.Fetches;
+
+    /// <summary>Verifies <paramref name="token"/>; returns its claims or throws <see cref="TokenVerificationException"/>.</summary>
+    /// <exception cref="ArgumentException">Neither <see cref="VerifyOptions.Audience"/> nor <see cref="VerifyOptions.Scope"/> is set.</exception>
+    /// <exception cref="TokenVerificationException">The token is refused; <see cref="TokenVerificationException.Code"/> says why.</exception>
+    public async Task<VerifiedToken> VerifyAsync(string token, VerifyOptions options, CancellationToken ct)
+    {
+        if (options.Audience is null && options.Scope is null)
+        {
+            // SPEC §3: a token valid for "anything" is a confused deputy waiting to happen.
+            throw new ArgumentException("ask for an Audience or a Scope (or both): a token is only valid for something", nameof(options));
+        }
+        // RFC 8725 §3.5: cap the size before any parsing.
+        if (token.Length > _maxLength)
+        {
+            throw Fail(TokenErrors.MalformedToken, $"the token is larger than {_maxLength} characters");
+        }
+        if (!Jws.TryParse(token, _maxLength, out var parts, out var parseError))
+        {
+            throw ParseFailure(token, parseError!);
+        }
+        var header = parts!.Header;
+        // RFC 8725 §3.1: the algorithm is pinned, never taken from the token.
+        if (header.Alg != Jws.EdDsa)
+        {
+            throw Fail(TokenErrors.InvalidSignature, $"alg '{header.Alg}' is not accepted; only EdDSA");
+        }
+        // RFC 9068 §4 / RFC 8725 §3.11: explicit typing keeps ID tokens and other JWTs out.
+        if (header.Typ is not { } typ || !(typ == Jws.AccessTokenType || typ.Equals("application/at+jwt", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw Fail(TokenErrors.MalformedToken, $"typ '{header.Typ}' is not at+jwt (RFC 9068 §4)");
+        }
+        if (header.Kid is not { Length: > 0 } kid)
+        {
+            throw Fail(TokenErrors.MalformedToken, "the header has no kid");
+        }
+        var key = await _keys.FindAsync(kid, ct)
+            ?? throw Fail(TokenErrors.InvalidSignature, $"kid '{kid}' is not a current key of {_issuer}");
+        if (!Jws.VerifySignature(token, parts, key))
+        {
+            throw Fail(TokenErrors.InvalidSignature, "the signature does not verify");
+        }
+
+        var claims = ReadClaims(parts.Payload);
+        var c = new Claims(claims);
+        if (c.Iss != _issuer)
+        {
+            throw Fail(TokenErrors.InvalidIssuer, $"iss '{c.Iss}' is not '{_issuer}'");
+        }
+        CheckTimes(c);
+        if (options.Audience is { } audience && !c.HasAudience(audience))
+        {
+            throw Fail(TokenErrors.InvalidAudience, $"aud does not name '{audience}'");
+        }
+        if (options.Scope is { } scope)
+        {
+            foreach (var wanted in scope.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (!ContainsScope(c.Scope, wanted))
+                {
+                    throw Fail(TokenErrors.InsufficientScope, $"scope lacks '{wanted}'");
+                }
+            }
+        }
+        if (options.ExpectedBindingMessage is { } message && c.BindingMessage != message)
+        {
+            throw Fail(TokenErrors.EvidenceMismatch, "binding_message is not the expected one");
+        }
+        if (options.ExpectedAuthorizationDetails is { } details && !JsonEqual(c.AuthorizationDetails, ExpectedDetails(details)))
+        {
+            throw Fail(TokenErrors.EvidenceMismatch, "authorization_details are not the expected ones");
+        }
+        string? device = null;
+        if (options.CheckEvidence)
+        {
+            device = await Evidence.CheckAsync(claims, c, _dids, ct);
+        }
+        // Last: a token refused for another reason must not use up its jti.
+        if (options.CheckReplay && !await _replay.TryAddAsync(c.Jti, DateTimeOffset.FromUnixTimeSeconds(c.Exp + _skewSeconds), ct))
+        {
+            throw Fail(TokenErrors.ReplayedToken, $"jti '{c.Jti}' was already used");
+        }
+        return new VerifiedToken(c.Iss, c.Sub, c.Audiences, c.ClientId, c.Scope, c.Jti, DateTimeOffset.FromUnixTimeSeconds(c.Iat),
+            DateTimeOffset.FromUnixTimeSeconds(c.Exp), c.BindingMessage, c.AuthorizationDetails, c.Txn, kid, claims)
+        {
+            EvidenceDevice = device,
+        };
+    }
+
+    /// <summary>Disposes the HttpClient when the verifier created it.</summary>
+    public void Dispose()
+    {
+        if (_ownsHttp)
+        {
+            _http.Dispose();
+        }
+    }
+
+    internal static bool ContainsScope(string scopes, string wanted)
+    {
+        // Space-delimited (RFC 6749 §3.3), matched whole: "read" is not in "reader".
+        var span = scopes.AsSpan();
+        foreach (var range in span.Split(' '))
+        {
+            if (span[range].SequenceEqual(wanted))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    internal static bool JsonEqual(JsonElement? a, JsonElement? b) =>
+        a is null || b is null ? a is null && b is null : JsonElement.DeepEquals(a.Value, b.Value);
+
+    private static JsonElement ExpectedDetails(object details)
+    {
+        using var doc = JsonDocument.Parse(AssentClient.DetailsJson(details));
+        return doc.RootElement.Clone();
+    }
+
+    private void CheckTimes(Claims c)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeSeconds();
+        if (now > c.Exp + _skewSeconds)
+        {
+            throw Fail(TokenErrors.ExpiredToken, $"the token expired at {DateTimeOffset.FromUnixTimeSeconds(c.Exp):u}");
+        }
+        if (c.Nbf is { } nbf && now + _skewSeconds < nbf)
+        {
+            throw Fail(TokenErrors.ExpiredToken, $"the token is not valid before {DateTimeOffset.FromUnixTimeSeconds(nbf):u}");
+        }
+        if (now + _skewSeconds < c.Iat)
+        {
+            throw Fail(TokenErrors.ExpiredToken, $"the token claims to be issued in the future ({DateTimeOffset.FromUnixTimeSeconds(c.Iat):u})");
+        }
+    }
+
+    private static JsonElement ReadClaims(byte[] payload)
+    {
+        try
+        {
+            // RFC 7519 §4 / RFC 8725 §3.9: duplicate claim names make a token ambiguous; refuse it.
+            using var doc = JsonDocument.Parse(payload, new JsonDocumentOptions { MaxDepth = 32, AllowDuplicateProperties = false });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw Fail(TokenErrors.MalformedToken, "the claims are not a JSON object");
+            }
+            return doc.RootElement.Clone();
+        }
+        catch (JsonException e)
+        {
+            throw new TokenVerificationException(TokenErrors.MalformedToken, "the claims are not valid JSON", e);
+        }
+    }
+
+    /// <summary>A token that does not even parse as a JWS; if its header names another algorithm, say so.</summary>
+    private static TokenVerificationException ParseFailure(string token, string error)
+    {
+        var dot = token.IndexOf('.');
+        if (dot > 0 && Protocol.Base64Url.TryDecode(token.AsSpan(0, dot), out var headerBytes))
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(headerBytes);
+                if (doc.RootElement.ValueKind == JsonValueKind.Object &&
+                    doc.RootElement.TryGetProperty("alg", out var alg) && (alg.ValueKind != JsonValueKind.String || alg.GetString() != Jws.EdDsa))
+                {
+                    return Fail(TokenErrors.InvalidSignature, $"alg {alg.GetRawText()} is not accepted; only EdDSA");
+                }
+            }
+            catch (JsonException)
+            {
+                // Falls through to malformed.
+            }
+        }
+        return Fail(TokenErrors.MalformedToken, error);
+    }
+
+    internal static TokenVerificationException Fail(string code, string message) => new(code, message);
+
+    /// <summary>The registered and Assent claims, read once with their types checked.</summary>
+    internal sealed class Claims
+    {
+        public Claims(JsonElement root)
+        {
+            Iss = Str(root, ClaimNames.Issuer) ?? throw Fail(TokenErrors.InvalidIssuer, "the token has no iss");
+            Sub = Str(root, ClaimNames.Subject) ?? throw Fail(TokenErrors.MalformedToken, "the token has no sub");
+            Exp = Time(root, ClaimNames.Expiration) ?? throw Fail(TokenErrors.MalformedToken, "the token has no exp");
+            Iat = Time(root, ClaimNames.IssuedAt) ?? throw Fail(TokenErrors.MalformedToken, "the token has no iat");
+            Nbf = Time(root, ClaimNames.NotBefore);
+            Jti = Str(root, ClaimNames.JwtId) ?? throw Fail(TokenErrors.MalformedToken, "the token has no jti");
+            Scope = Str(root, ClaimNames.Scope) ?? "";
+            ClientId = Str(root, ClaimNames.ClientId);
+            BindingMessage = Str(root, ClaimNames.BindingMessage);
+            Txn = Str(root, ClaimNames.Transaction);
+            AuthorizationDetails = root.TryGetProperty(ClaimNames.AuthorizationDetails, out var d) && d.ValueKind != JsonValueKind.Null ? d : null;
+            if (root.TryGetProperty(ClaimNames.Audience, out var aud))
+            {
+                Audiences = aud.ValueKind switch
+                {
+                    JsonValueKind.String => [aud.GetString()!],
+                    JsonValueKind.Array => aud.EnumerateArray().Select(a => a.ValueKind == JsonValueKind.String
+                        ? a.GetString()!
+                        : throw Fail(TokenErrors.MalformedToken, "aud holds a non-string")).ToArray(),
+                    _ => throw Fail(TokenErrors.MalformedToken, "aud is neither a string nor an array"),
+                };
+            }
+        }
+
+        public string Iss { get; }
+        public string Sub { get; }
+        public long Exp { get; }
+        public long Iat { get; }
+        public long? Nbf { get; }
+        public string Jti { get; }
+        public string Scope { get; }
+        public string? ClientId { get; }
+        public string? BindingMessage { get; }
+        public string? Txn { get; }
+        public JsonElement? AuthorizationDetails { get; }
+        public IReadOnlyList<string> Audiences { get; } = [];
+
+        public bool HasAudience(string audience)
+        {
+            foreach (var a in Audiences)
+            {
+                if (a == audience)
+                {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        private static string? Str(JsonElement root, string name)
+        {
+            if (!root.TryGetProperty(name, out var v) || v.ValueKind == JsonValueKind.Null)
+            {
+                return null;
+            }
+            return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Fail(TokenErrors.MalformedToken, $"{name} is not a string");
+        }
+
+        /// <summary>RFC 7519 §2 NumericDate: seconds, possibly fractional.</summary>
+        private static long? Time(JsonElement root, string name)
+        {
+            if (!root.TryGetProperty(name, out var v))
+            {
+                return null;
+            }
+            if (v.ValueKind == JsonValueKind.Number)
+            {
+                if (v.TryGetInt64(out var whole))
+                {
+                    return whole;
+                }
+                if (v.TryGetDouble(out var fractional) && double.IsFinite(fractional) && Math.Abs(fractional) < 1e15)
+                {
+                    return (long)Math.Floor(fractional);
+                }
+            }
+            throw Fail(TokenErrors.MalformedToken, $"{name} is not a NumericDate");
+        }
+    }
+}

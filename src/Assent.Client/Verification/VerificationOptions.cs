@@ -1,0 +1,59 @@
+using Assent.Protocol.Jose;
+
+namespace Assent.Client.Verification;
+
+/// <summary>Settings of a <see cref="TokenVerifier"/>, fixed for its lifetime.</summary>
+public sealed class TokenVerifierOptions
+{
+    /// <summary>An HttpClient for discovery, JWKS and DID documents; when null the verifier owns one.</summary>
+    public HttpClient? HttpClient { get; set; }
+
+    /// <summary>The clock for <c>exp</c>/<c>nbf</c>/<c>iat</c>, caches and rate limits.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>The <c>jti</c> store; when null each verifier keeps its own <see cref="MemoryReplayCache"/>.</summary>
+    public IReplayCache? ReplayCache { get; set; }
+
+    /// <summary>Allowed clock difference for time claims; at most 60 s (SPEC §3).</summary>
+    public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>An unknown <c>kid</c> refetches the JWKS at most this often.</summary>
+    public TimeSpan JwksRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a fetched DID document is trusted; short, so a revoked device stops verifying quickly.</summary>
+    public TimeSpan DidDocumentCacheDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The largest token accepted, in characters; at most 16 KB (SPEC §3).</summary>
+    public int MaxTokenLength { get; set; } = Jws.DefaultMaxLength;
+
+    /// <summary>The JWKS URL, when it should not be read from the issuer's discovery document.</summary>
+    public Uri? JwksUri { get; set; }
+}
+
+/// <summary>What one token must satisfy. At least one of <see cref="Audience"/> or <see cref="Scope"/> is required.</summary>
+public sealed class VerifyOptions
+{
+    /// <summary>The audience the token must name in <c>aud</c> (the resource, or the agent's client_id).</summary>
+    public string? Audience { get; set; }
+
+    /// <summary>Space-separated scopes the token's <c>scope</c> must all contain.</summary>
+    public string? Scope { get; set; }
+
+    /// <summary>When set, the token's <c>binding_message</c> must equal it exactly.</summary>
+    public string? ExpectedBindingMessage { get; set; }
+
+    /// <summary>
+    /// When set, the token's <c>authorization_details</c> must be JSON-equal to it (member order and
+    /// number spelling aside). Same forms as <see cref="ApproveOptions.Details"/>.
+    /// </summary>
+    public object? ExpectedAuthorizationDetails { get; set; }
+
+    /// <summary>
+    /// Also check the device evidence: resolve the approver's DID document, verify the device's
+    /// signature over the approval payload, and that the payload matches the token's claims.
+    /// </summary>
+    public bool CheckEvidence { get; set; }
+
+    /// <summary>Refuse a <c>jti</c> seen before (on by default; SPEC §3).</summary>
+    public bool CheckReplay { get; set; } = true;
+}

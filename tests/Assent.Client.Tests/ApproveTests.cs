@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Assent.Client.Verification;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.OAuth;
+
+namespace Assent.Client.Tests;
+
+[Collection(IssuersCollection.Name)]
+public sealed class ApproveTests(Issuers issuers)
+{
+    private static readonly JsonElement Payment =
+        JsonDocument.Parse("""[{"type":"payment","amount":"125.00","currency":"EUR","recipient":"Zoë"}]""").RootElement.Clone();
+
+    [Fact]
+    public async Task Approved_request_returns_a_token_that_verifies_with_its_evidence()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        var human = Human.DecideAsync(user, Decisions.Approve);
+
+        var approval = await client.ApproveAsync("Pay Zoë 125 EUR", new() { Scope = "payments:write", Details = Payment }, CancellationToken.None);
+        await human;
+
+        Assert.True(approval.Approved, approval.Status.ToString());
+        Assert.NotNull(approval.IdToken);
+        Assert.Equal("openid payments:write", approval.Scope);
+        Assert.True(approval.ExpiresIn > 0);
+        Assert.Equal("Pay Zoë 125 EUR", approval.Claims["binding_message"].GetString());
+        using var verifier = new TokenVerifier(issuers.A.Issuer);
+        var token = await verifier.VerifyAsync(approval.AccessToken!, new()
+        {
+            Scope = "payments:write",
+            Audience = user.ClientId,
+            CheckEvidence = true,
+            ExpectedBindingMessage = "Pay Zoë 125 EUR",
+            ExpectedAuthorizationDetails = new[] { new { recipient = "Zoë", currency = "EUR", amount = "125.00", type = "payment" } },
+        }, CancellationToken.None);
+        Assert.Equal(user.Did, token.Subject);
+        Assert.Equal($"{user.Did}#{user.DeviceId}", token.EvidenceDevice);
+        Assert.True(token.HasScope("openid"));
+    }
+
+    [Fact]
+    public async Task Denied_request_is_a_result_not_an_exception()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        var human = Human.DecideAsync(user, Decisions.Deny);
+
+        var approval = await client.ApproveAsync("Delete user alice@corp", new() { Scope = "approve:action" }, CancellationToken.None);
+        await human;
+
+        Assert.Equal(ApprovalStatus.Denied, approval.Status);
+        Assert.False(approval.Approved);
+        Assert.Null(approval.AccessToken);
+    }
+
+    [Fact]
+    public async Task Request_nobody_decides_comes_back_expired()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+
+        var approval = await client.ApproveAsync("Nobody will answer", new() { Expiry = TimeSpan.FromSeconds(1), Timeout = TimeSpan.FromSeconds(20) },
+            CancellationToken.None);
+
+        Assert.Equal(ApprovalStatus.Expired, approval.Status);
+    }
+
+    [Fact]
+    public async Task Waiting_longer_than_the_timeout_throws_AssentTimeoutException()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        var clock = Stopwatch.StartNew();
+
+        var e = await Assert.ThrowsAsync<AssentTimeoutException>(() =>
+            client.ApproveAsync("Too slow", new() { Timeout = TimeSpan.FromSeconds(1.5), Expiry = TimeSpan.FromMinutes(5) }, CancellationToken.None));
+
+        Assert.NotNull(e.AuthReqId);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1.4), TimeSpan.FromSeconds(6));
+    }
+
+    [Fact]
+    public async Task Cancellation_stops_a_held_wait_promptly()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(300));
+        var clock = Stopwatch.StartNew();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.ApproveAsync("Cancelled", null, cts.Token));
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), clock.Elapsed.ToString());
+    }
+
+    [Fact]
+    public async Task Server_down_throws_AssentUnreachableException()
+    {
+        using var client = new AssentClient(new AssentClientOptions
+        {
+            Server = new Uri($"http://127.0.0.1:{IssuerServer.FreePort()}"),
+            ClientId = "agt_x",
+            ClientSecret = "sec_x",
+            UserDid = "alice",
+        });
+
+        await Assert.ThrowsAsync<AssentUnreachableException>(() => client.ApproveAsync("Anyone there?", null, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Wrong_secret_and_unregistered_scope_are_typed_OAuth_errors()
+    {
+        var user = await issuers.A.UserAsync();
+        using var wrongSecret = new AssentClient(new AssentClientOptions
+        {
+            Server = issuers.A.BaseUri, ClientId = user.ClientId, ClientSecret = "sec_wrong", UserDid = user.Did,
+        });
+        using var client = issuers.A.ClientFor(user);
+
+        var badClient = await Assert.ThrowsAsync<AssentOAuthException>(() => wrongSecret.ApproveAsync("x", null, CancellationToken.None));
+        var badScope = await Assert.ThrowsAsync<AssentOAuthException>(() => client.ApproveAsync("x", new() { Scope = "admin:everything" }, CancellationToken.None));
+
+        Assert.Equal(OAuthErrors.InvalidClient, badClient.Error);
+        Assert.Equal(OAuthErrors.InvalidScope, badScope.Error);
+    }
+
+    [Fact]
+    public async Task Without_Prefer_wait_the_client_polls_at_the_interval_and_discovers_once()
+    {
+        var user = await issuers.A.UserAsync();
+        using var handler = new StripPrefer();
+        using var http = new HttpClient(handler);
+        using var client = issuers.A.ClientFor(user, http);
+        var clock = Stopwatch.StartNew();
+        var human = Human.DecideAsync(user, Decisions.Approve, TimeSpan.FromMilliseconds(300));
+
+        var first = await client.ApproveAsync("Polled", null, CancellationToken.None);
+        await human;
+
+        Assert.True(first.Approved);
+        // bc-authorize answers interval 2: the first poll is immediate, the next one 2 s later.
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1.9), clock.Elapsed.ToString());
+        Assert.Equal(2, handler.TokenRequests);
+        Assert.Equal(1, handler.DiscoveryRequests);
+
+        var denied = Human.DecideAsync(user, Decisions.Deny);
+        Assert.Equal(ApprovalStatus.Denied, (await client.ApproveAsync("Again", null, CancellationToken.None)).Status);
+        await denied;
+        Assert.Equal(1, handler.DiscoveryRequests);
+    }
+
+    [Fact]
+    public void Options_come_from_the_ASSENT_environment_variables()
+    {
+        Environment.SetEnvironmentVariable(AssentClientOptions.ServerVariable, "http://localhost:8400");
+        Environment.SetEnvironmentVariable(AssentClientOptions.ClientIdVariable, "agt_env");
+        Environment.SetEnvironmentVariable(AssentClientOptions.ClientSecretVariable, "sec_env");
+        Environment.SetEnvironmentVariable(AssentClientOptions.UserDidVariable, "did:web:localhost%3A8400:users:usr_1");
+        try
+        {
+            var options = AssentClientOptions.FromEnvironment();
+            Assert.Equal(new Uri("http://localhost:8400"), options.Server);
+            Assert.Equal("agt_env", options.ClientId);
+            Assert.Equal("sec_env", options.ClientSecret);
+            Assert.Equal("did:web:localhost%3A8400:users:usr_1", options.UserDid);
+        }
+        finally
+        {
+            foreach (var name in new[] { AssentClientOptions.ServerVariable, AssentClientOptions.ClientIdVariable, AssentClientOptions.ClientSecretVariable, AssentClientOptions.UserDidVariable })
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
+        }
+    }
+
+    /// <summary>A proxy that drops <c>Prefer</c>, as some gateways do, and counts what passes.</summary>
+    private sealed class StripPrefer() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private int _token;
+        private int _discovery;
+
+        public int TokenRequests => _token;
+
+        public int DiscoveryRequests => _discovery;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            request.Headers.Remove("Prefer");
+            if (request.RequestUri!.AbsolutePath == "/oauth/token")
+            {
+                Interlocked.Increment(ref _token);
+            }
+            if (request.RequestUri.AbsolutePath == "/.well-known/openid-configuration")
+            {
+                Interlocked.Increment(ref _discovery);
+            }
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+}
