@@ -46,16 +46,22 @@ internal sealed class ApprovalHub
     /// <summary>The request changed state (decided, expired, cancelled): wake every waiter.</summary>
     public void Settled(string approvalId, string userId, string state)
     {
+        Wake(approvalId);
+        Publish(userId, new StreamEvent(state, approvalId, null));
+    }
+
+    /// <summary>Wakes whoever watches <paramref name="key"/> (a request id, or a device authorization that just got its request).</summary>
+    public void Wake(string key)
+    {
         Slot? slot;
         lock (_slots)
         {
-            if (_slots.Remove(approvalId, out slot))
+            if (_slots.Remove(key, out slot))
             {
                 slot.References = int.MinValue;
             }
         }
         slot?.Signal.TrySetResult();
-        Publish(userId, new StreamEvent(state, approvalId, null));
     }
 
     public void Created(ApprovalRecord approval) => Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));

@@ -1,5 +1,6 @@
 using System.Text;
 using Assent.Server.Admin;
+using Assent.Server.Agents;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Ciba;
@@ -8,6 +9,7 @@ using Assent.Server.Devices;
 using Assent.Server.Discovery;
 using Assent.Server.Http;
 using Assent.Server.Keys;
+using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
@@ -63,6 +65,8 @@ public static class AssentServer
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<TokenIssuer>();
+        services.AddSingleton<SessionService>();
+        services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<AdminOperations>();
         services.AddHostedService<Sweeper>();
         services.Configure<FormOptions>(f =>
@@ -98,6 +102,8 @@ public static class AssentServer
         app.MapCiba();
         app.MapTokens();
         app.MapDevices();
+        app.MapSessions();
+        app.MapAgents();
         app.MapDids();
         app.MapAudit();
         app.MapEnrollPage(options);
