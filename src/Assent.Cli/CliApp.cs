@@ -14,6 +14,8 @@ internal static class CliApp
         root.Subcommands.Add(ServerCommand.Build());
         root.Subcommands.Add(AdminCommands.Build());
         root.Subcommands.Add(DeviceCommands.Build());
+        root.Subcommands.Add(AuthCommands.Build());
+        root.Subcommands.Add(ProfileCommands.Build());
         return root;
     }
 

@@ -45,6 +45,8 @@ internal sealed record ApprovalViewList(IReadOnlyList<ApprovalView> Approvals);
 
 internal sealed record DecisionBody(string DeviceId, string Decision, string Signature);
 
+internal sealed record DeviceLoginBody(string UserCode);
+
 internal sealed record ProblemBody(string? Title, string? Detail, string? Error, string? ErrorDescription);
 
 [JsonSourceGenerationOptions(
@@ -58,4 +60,5 @@ internal sealed record ProblemBody(string? Title, string? Detail, string? Error,
 [JsonSerializable(typeof(DecisionResult))]
 [JsonSerializable(typeof(ServerDeviceList))]
 [JsonSerializable(typeof(ProblemBody))]
+[JsonSerializable(typeof(DeviceLoginBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;
