@@ -312,6 +312,40 @@ public sealed class SessionClockTests
     }
 
     [Fact]
+    public async Task An_agent_registration_nobody_decides_answers_410_once_it_expires()
+    {
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        var access = (await Session.SignInAsync(server, device)).GetProperty("access_token").GetString()!;
+        using var accepted = await server.Http.SendAsync(Session.Bearer(HttpMethod.Post, "/agents", access, new { name = "bot", scopes = "approve:action" }));
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        var location = accepted.Headers.Location!.ToString();
+        // Keep the session token valid while the request runs out: sign in again after moving the clock.
+        server.Clock.Advance(TimeSpan.FromSeconds(301));
+        var fresh = (await Session.SignInAsync(server, device)).GetProperty("access_token").GetString()!;
+
+        using var gone = await server.Http.SendAsync(Session.Bearer(HttpMethod.Get, location, fresh));
+
+        Assert.Equal(HttpStatusCode.Gone, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task Pushed_sign_ins_stop_at_three_waiting_per_user()
+    {
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await Session.StartAsync(server, device.Handle);
+        }
+
+        using var fourth = await Session.Form(server, "/oauth/device/code", new() { ["client_id"] = "assent-cli", ["login_hint"] = device.Handle });
+
+        Assert.Equal("invalid_request", await TestServer.ErrorOf(fourth));
+        Assert.Equal(3, (await device.PendingAsync()).Length);
+    }
+
+    [Fact]
     public async Task Agents_refuses_expired_session_tokens_but_accepts_one_signed_by_a_retired_key_still_published()
     {
         await using var server = await TestServer.StartAsync();

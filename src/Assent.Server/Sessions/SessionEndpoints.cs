@@ -85,7 +85,7 @@ internal static partial class SessionEndpoints
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             if ((await store.ListPendingAsync(user.Id, now, ct)).Count(a => a.Kind == ApprovalKinds.DeviceLogin) >= MaxPendingLogins)
             {
-                return new OAuthError(OAuthErrors.SlowDown, "this user already has sign-ins waiting on their devices; approve or deny those first");
+                return new OAuthError(OAuthErrors.InvalidRequest, "this user already has sign-ins waiting on their devices; approve or deny those first");
             }
         }
 
