@@ -40,7 +40,7 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
     /// <summary>Stores a new request and its audit event; false when it must not be created after all (e.g. a code already bound).</summary>
     public delegate Task<bool> Persist(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
 
-    /// <param name="persist">How to store it; by default on its own. Callers that create something with it pass a store method doing both at once.</param>
+    /// <param name="persist">How to store it, atomically with whatever belongs to it (e.g. the device code it is bound to).</param>
     /// <returns>The request and its handle, or null when <paramref name="persist"/> declined.</returns>
     public async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct)
