@@ -81,12 +81,25 @@ internal static class AuthCommands
             var profile = new HumanProfile(ServerUrl.Format(url), who, info.Sub, tokens.Scope ?? info.Scope, tokens.AccessToken,
                 DateTimeOffset.UtcNow.AddSeconds(tokens.ExpiresIn), tokens.RefreshToken
                     ?? throw CliException.Invalid("the server issued no refresh token; it does not support CLI sessions"), DateTimeOffset.UtcNow);
-            store.Update(file =>
+            var replaced = store.Update(file =>
             {
+                var previous = file.Humans.GetValueOrDefault(name);
                 file.Humans[name] = profile;
                 file.Defaults.Human = name;
-                return true;
+                return previous;
             });
+            if (replaced is not null)
+            {
+                // Signing in again replaces the saved session: end the old one at the server rather than leave it valid and unused.
+                try
+                {
+                    await client.RevokeAsync(replaced.RefreshToken, "refresh_token", ct);
+                }
+                catch (Exception e) when (e is CliException or Client.AssentUnreachableException)
+                {
+                    await Console.Error.WriteLineAsync($"warning: could not end the previous session of '{name}': {e.Message}");
+                }
+            }
             if (asJson)
             {
                 await Terminal.WriteJsonAsync(new LoginOutput(name, profile.Server, who, info.Sub, profile.Scope, profile.AccessTokenExpiresAt), AuthJson.Default.LoginOutput);
