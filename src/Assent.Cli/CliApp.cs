@@ -17,6 +17,8 @@ internal static class CliApp
         root.Subcommands.Add(ApproveCommand.Build());
         root.Subcommands.Add(VerifyCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());
+        root.Subcommands.Add(AuthCommands.Build());
+        root.Subcommands.Add(ProfileCommands.Build());
         return root;
     }
 

@@ -188,11 +188,47 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.Page.Locator("#v-main").WaitForAsync();
         Assert.Equal("web-devices", await phone.Page.TextContentAsync("#who"));
 
-        // The RFC 8628 page takes the user code; CLI login itself is not on this branch yet (501, shown to the user).
-        await phone.Page.GotoAsync("/device?user_code=WDJB-MJHT");
-        Assert.Equal("WDJB-MJHT", await phone.Page.InputValueAsync("#user-code"));
+    }
+
+    [Fact]
+    public async Task A_cli_login_is_approved_from_the_device_page_with_a_passkey()
+    {
+        var (phone, _, _) = await EnrolledAsync("web-cli-login");
+        await using var __ = phone;
+
+        // The terminal's side (RFC 8628): ask for a code, then hold the token request open.
+        using var codeResponse = await Server.Http.PostAsync("/oauth/device/code",
+            new FormUrlEncodedContent(new Dictionary<string, string> { ["client_id"] = "assent-cli" }));
+        var (codeStatus, code) = await TestServer.ReadAsync(codeResponse);
+        Assert.Equal(HttpStatusCode.OK, codeStatus);
+        var userCode = code.GetProperty("user_code").GetString()!;
+        var held = Server.Http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
+        {
+            Content = new FormUrlEncodedContent(new Dictionary<string, string>
+            {
+                ["grant_type"] = "urn:ietf:params:oauth:grant-type:device_code",
+                ["device_code"] = code.GetProperty("device_code").GetString()!,
+                ["client_id"] = "assent-cli",
+            }),
+            Headers = { { "Prefer", "wait=30" } },
+        });
+
+        // The human's side: open the verification link, confirm the code, approve with the passkey.
+        await phone.Page.GotoAsync(code.GetProperty("verification_uri_complete").GetString()!);
+        Assert.Equal(userCode, await phone.Page.InputValueAsync("#user-code"));
         await phone.Page.PressAsync("#user-code", "Enter");
-        await phone.Page.Locator("#status.error", new() { HasText = "not available" }).WaitForAsync();
+        var card = phone.Page.Locator("#pending li", new() { HasText = userCode });
+        await card.WaitForAsync();
+        Assert.Contains("Sign-in request", await card.InnerTextAsync());
+        await card.Locator("button[data-act=approve]").ClickAsync();
+
+        using var response = await held;
+        var (status, body) = await TestServer.ReadAsync(response);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.False(string.IsNullOrEmpty(body.GetProperty("refresh_token").GetString()));
+        var claims = Claims(body.GetProperty("access_token").GetString()!);
+        Assert.Equal("webauthn", claims.GetProperty("evidence").GetProperty("kind").GetString());
+        Assert.Contains("session", claims.GetProperty("scope").GetString()!.Split(' '));
     }
 
     [Fact]

@@ -123,22 +123,24 @@ internal static class DeviceCommands
         var all = new Option<bool>("--all") { Description = "Decide every pending request" };
         var deny = new Option<bool>("--deny") { Description = "Deny instead of approve" };
         var yes = new Option<bool>("--yes", "-y") { Description = "Do not ask for confirmation (required when stdin is not a terminal)" };
+        var code = new Option<string?>("--code") { Description = "Sign in a terminal: the code `assent auth login` shows (RFC 8628 user code)" };
         var server = new Option<string?>("--server") { Description = "Use the device enrolled with this server" };
         var device = DeviceOption();
         var json = StoreOptions.Json();
         var command = new Command("approve", "Show pending requests and approve (or --deny) them, signing with this device's key. Example: assent device approve --all --yes")
         {
-            id, all, deny, yes, server, device, json,
+            id, all, deny, yes, code, server, device, json,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
             var (one, every, confirmed, asJson) = (parse.GetValue(id), parse.GetValue(all), parse.GetValue(yes), parse.GetValue(json));
             var decision = parse.GetValue(deny) ? Decisions.Deny : Decisions.Approve;
-            if (one is not null && every)
+            var userCode = parse.GetValue(code);
+            if ((one is not null ? 1 : 0) + (every ? 1 : 0) + (userCode is not null ? 1 : 0) > 1)
             {
-                throw CliException.Usage("give either an ID or --all, not both");
+                throw CliException.Usage("give one of an ID, --all or --code");
             }
-            if (confirmed && one is null && !every)
+            if (confirmed && one is null && !every && userCode is null)
             {
                 // With --yes nothing is shown before signing, so say which requests on purpose.
                 throw CliException.Usage("--yes needs an ID or --all: assent device approve --all --yes");
@@ -154,7 +156,12 @@ internal static class DeviceCommands
             var text = asJson ? Console.Error : Console.Out;
 
             IReadOnlyList<PendingRequest> requests;
-            if (one is not null)
+            if (userCode is not null)
+            {
+                // The sign-in becomes a request of this device's user only now; it is then shown and decided like any other.
+                requests = [await client.StartDeviceLoginAsync(userCode, ct)];
+            }
+            else if (one is not null)
             {
                 var request = await client.GetAsync(one, ct);
                 if (request.State is { } state and not "pending")

@@ -74,6 +74,16 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
             ClientJson.Default.DecisionResult, ct);
     }
 
+    /// <summary>
+    /// Binds an RFC 8628 user code (shown by <c>assent auth login</c>) to the device's user: the server raises
+    /// the sign-in as a request of this user and returns it, to be shown and decided like any other.
+    /// </summary>
+    public async Task<PendingRequest> StartDeviceLoginAsync(string userCode, CancellationToken ct)
+    {
+        var body = JsonSerializer.SerializeToUtf8Bytes(new DeviceLoginBody(userCode), ClientJson.Default.DeviceLoginBody);
+        return ToRequest(await SendAsync(HttpMethod.Post, Prefix + "/device-login", body, signed: true, ClientJson.Default.ApprovalView, ct));
+    }
+
     /// <summary>The devices of the device's user, as the server knows them.</summary>
     public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
         SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);

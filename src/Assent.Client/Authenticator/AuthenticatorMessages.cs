@@ -64,6 +64,8 @@ internal sealed record ApprovalViewList(IReadOnlyList<ApprovalView> Approvals);
 
 internal sealed record DecisionBody(string DeviceId, string Decision, string Signature);
 
+internal sealed record DeviceLoginBody(string UserCode);
+
 internal sealed record ProblemBody(string? Title, string? Detail, string? Error, string? ErrorDescription);
 
 [JsonSourceGenerationOptions(
@@ -79,4 +81,5 @@ internal sealed record ProblemBody(string? Title, string? Detail, string? Error,
 [JsonSerializable(typeof(ProblemBody))]
 [JsonSerializable(typeof(AuditPage))]
 [JsonSerializable(typeof(AuditCheckpoint))]
+[JsonSerializable(typeof(DeviceLoginBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

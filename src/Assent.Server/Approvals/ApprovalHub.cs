@@ -46,13 +46,19 @@ internal sealed class ApprovalHub
     /// <summary>The request changed state (decided, expired, cancelled): wake every waiter.</summary>
     public void Settled(string approvalId, string userId, string state)
     {
+        Wake(approvalId);
+        Publish(userId, new StreamEvent(state, approvalId, null));
+    }
+
+    /// <summary>Wakes whoever watches <paramref name="key"/> (a request id, or a device authorization that just got its request).</summary>
+    public void Wake(string key)
+    {
         Slot? slot;
         lock (_slots)
         {
-            _slots.Remove(approvalId, out slot);
+            _slots.Remove(key, out slot);
         }
         slot?.Signal.TrySetResult();
-        Publish(userId, new StreamEvent(state, approvalId, null));
     }
 
     /// <summary>Wakes every waiter so each re-reads its request (after a lost cross-node notification channel).</summary>

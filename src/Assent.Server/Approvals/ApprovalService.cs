@@ -39,8 +39,13 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
 
     public sealed record Created(ApprovalRecord Approval, string Handle);
 
-    public async Task<Created> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
-        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, CancellationToken ct)
+    /// <summary>Stores a new request and its audit event; false when it must not be created after all (e.g. a code already bound).</summary>
+    public delegate Task<bool> Persist(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
+
+    /// <param name="persist">How to store it, atomically with whatever belongs to it (e.g. the device code it is bound to).</param>
+    /// <returns>The request and its handle, or null when <paramref name="persist"/> declined.</returns>
+    public async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var id = Ids.New("apr");
@@ -52,11 +57,23 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
             now.ToUnixTimeSeconds(), exp.ToUnixTimeSeconds(), Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
         var record = new ApprovalRecord(id, Ids.Hash(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
             ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds());
-        await store.CreateApprovalAsync(record, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
-            new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) }), ct);
+        var audit = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
+            new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) });
+        if (!await persist(record, audit, ct))
+        {
+            return null;
+        }
         hub.Created(record);
         return new Created(record, handle);
     }
+
+    public async Task<Created> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, CancellationToken ct) =>
+        (await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, async (a, e, c) =>
+        {
+            await store.CreateApprovalAsync(a, e, c);
+            return true;
+        }, ct))!;
 
     /// <summary>A device decides: its signature over <c>decision ‖ 0x00 ‖ payload</c> is the proof (SPEC §1).</summary>
     public async Task<DecideOutcome> DecideEd25519Async(string approvalId, string deviceId, string decision, byte[] signature, CancellationToken ct)

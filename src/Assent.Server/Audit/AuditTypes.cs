@@ -15,6 +15,13 @@ internal static class AuditTypes
     public const string DeviceSignCountRegression = "device.sign_count_regression";
     public const string SessionCreated = "session.created";
     public const string AgentCreated = "agent.created";
+    public const string DeviceLoginStarted = "device_login.started";
+    public const string DeviceLoginBound = "device_login.bound";
+    public const string SessionStarted = "session.started";
+    public const string SessionRefreshed = "session.refreshed";
+    public const string SessionReuseDetected = "session.reuse_detected";
+    public const string SessionRevoked = "session.revoked";
+    public const string AccessTokenRevoked = "access_token.revoked";
     public const string KeyRotated = "key.rotated";
     public const string KeyCreated = "key.created";
 }

@@ -20,12 +20,19 @@ internal sealed class ClientAuthenticator(ClientDirectory directory)
 
     public sealed record Outcome(ClientRecord? Client, OAuthError? Error);
 
-    public async Task<Outcome> AuthenticateAsync(HttpRequest request, IFormCollection form, CancellationToken ct)
+    /// <param name="allowPublic">Whether the public CLI client (<see cref="CliClient"/>, identified by client_id alone) may call.</param>
+    public async Task<Outcome> AuthenticateAsync(HttpRequest request, IFormCollection form, CancellationToken ct, bool allowPublic = false)
     {
         string? id, secret;
         var header = request.Headers.Authorization.ToString();
         var postedId = form.Value(OAuthParameters.ClientId);
         var postedSecret = form.Value(OAuthParameters.ClientSecret);
+        if (postedId == CliClient.Id && header.Length == 0 && postedSecret is null)
+        {
+            // RFC 6749 §3.2.1: a public client sends its client_id and nothing to authenticate with.
+            return allowPublic ? new Outcome(CliClient.Record, null) : Fail(new OAuthError(OAuthErrors.UnauthorizedClient,
+                "the public client assent-cli may only use the device_code and refresh_token grants and revocation", StatusCodes.Status400BadRequest));
+        }
         if (header.Length > 0)
         {
             // RFC 6749 §2.3: a client must not use more than one authentication method per request.

@@ -285,7 +285,7 @@ internal static class DeviceEndpoints
         _ => "redeemed",
     };
 
-    private static async Task<byte[]?> ReadSignedBodyAsync(HttpRequest request, CancellationToken ct)
+    internal static async Task<byte[]?> ReadSignedBodyAsync(HttpRequest request, CancellationToken ct)
     {
         using var buffer = new MemoryStream();
         var chunk = new byte[4096];

@@ -2,9 +2,11 @@ using System.Text.Json;
 using Assent.Protocol.Jose;
 using Assent.Protocol.OAuth;
 using Assent.Server.Ciba;
+using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Keys;
+using Assent.Server.Sessions;
 using Assent.Server.Tokens;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -44,16 +46,17 @@ internal static class DiscoveryEndpoints
             JwksUri: issuer + JwksPath,
             TokenEndpoint: issuer + TokenEndpoints.Path,
             BackchannelAuthenticationEndpoint: issuer + CibaEndpoints.Path,
-            DeviceAuthorizationEndpoint: issuer + "/oauth/device/code",
-            RevocationEndpoint: issuer + "/oauth/revoke",
-            UserinfoEndpoint: issuer + "/userinfo",
-            GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.ClientCredentials],
+            DeviceAuthorizationEndpoint: issuer + SessionEndpoints.DeviceAuthorizationPath,
+            RevocationEndpoint: issuer + SessionEndpoints.RevocationPath,
+            UserinfoEndpoint: issuer + SessionEndpoints.UserInfoPath,
+            GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials],
             BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll],
             BackchannelUserCodeParameterSupported: false,
-            TokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post"],
+            // "none": the CLI's public client (RFC 8414 §2), which only signs humans in.
+            TokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "none"],
             IdTokenSigningAlgValuesSupported: [Jws.EdDsa],
             AuthorizationDetailsTypesSupported: options.AuthorizationDetailsTypes,
-            ScopesSupported: [Scopes.OpenId],
+            ScopesSupported: [Scopes.OpenId, CliClient.SessionScope, CliClient.AgentsWriteScope],
             ResponseTypesSupported: ["token"],
             SubjectTypesSupported: ["public"],
             ClaimsSupported: [ClaimNames.Issuer, ClaimNames.Subject, ClaimNames.Audience, ClaimNames.AuthTime, ClaimNames.AuthenticationMethods,

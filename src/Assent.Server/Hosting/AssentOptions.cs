@@ -23,6 +23,12 @@ public sealed class AssentOptions
 
     public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>How long a CLI session's refresh token lives; each use (rotation) starts the period again.</summary>
+    public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>RFC 8628 §3.2 <c>expires_in</c> of a device code.</summary>
+    public TimeSpan DeviceCodeLifetime { get; set; } = TimeSpan.FromSeconds(600);
+
     public TimeSpan DefaultRequestExpiry { get; set; } = TimeSpan.FromSeconds(300);
 
     public TimeSpan MaxRequestExpiry { get; set; } = TimeSpan.FromSeconds(3600);
@@ -118,6 +124,10 @@ public sealed class AssentOptions
         if (AccessTokenLifetime <= TimeSpan.Zero || AccessTokenLifetime > TimeSpan.FromHours(1))
         {
             return "Assent:AccessTokenLifetime must be between 0 and 1 hour";
+        }
+        if (RefreshTokenLifetime <= TimeSpan.Zero || DeviceCodeLifetime <= TimeSpan.Zero || DeviceCodeLifetime > MaxRequestExpiry)
+        {
+            return "Assent:RefreshTokenLifetime must be positive and Assent:DeviceCodeLifetime between 0 and MaxRequestExpiry";
         }
         return null;
     }

@@ -1,6 +1,7 @@
 using System.Text;
 using Assent.Server.Admin;
 using Assent.Server.App;
+using Assent.Server.Agents;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Ciba;
@@ -10,6 +11,7 @@ using Assent.Server.Discovery;
 using Assent.Server.Http;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
+using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
@@ -65,6 +67,8 @@ public static class AssentServer
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<TokenIssuer>();
+        services.AddSingleton<SessionService>();
+        services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<AdminOperations>();
         services.AddSingleton<WebSessions>();
         services.AddHostedService<Sweeper>();
@@ -106,6 +110,8 @@ public static class AssentServer
         app.MapCiba();
         app.MapTokens();
         app.MapDevices();
+        app.MapSessions();
+        app.MapAgents();
         app.MapDids();
         app.MapAudit();
         app.MapPasskeys();

@@ -29,5 +29,30 @@ internal static class Ids
         return new string(chars);
     }
 
+    /// <summary>RFC 8628 §6.1: the alphabet of user codes, consonants only (no words, no look-alikes); 20^8 ≈ 2^34.6.</summary>
+    public const string UserCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ";
+
+    /// <summary>An RFC 8628 user code, shown as XXXX-XXXX.</summary>
+    public static string UserCode()
+    {
+        Span<char> chars = stackalloc char[9];
+        for (var i = 0; i < chars.Length; i++)
+        {
+            chars[i] = i == 4 ? '-' : UserCodeAlphabet[RandomNumberGenerator.GetInt32(UserCodeAlphabet.Length)];
+        }
+        return new string(chars);
+    }
+
+    /// <summary>RFC 8628 §6.1: case, dashes and spaces do not matter when a human types the code back; null when it cannot be one.</summary>
+    public static string? NormalizeUserCode(string? code)
+    {
+        if (code is null || code.Length > 32)
+        {
+            return null;
+        }
+        var chars = code.ToUpperInvariant().Where(c => c is not ('-' or ' ')).ToArray();
+        return chars.Length == 8 && chars.All(c => UserCodeAlphabet.Contains(c)) ? new string(chars, 0, 4) + "-" + new string(chars, 4, 4) : null;
+    }
+
     public static string NormalizeInviteCode(string code) => Protocol.Devices.DeviceSignatures.NormalizeInviteCode(code);
 }

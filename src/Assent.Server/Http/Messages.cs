@@ -17,6 +17,21 @@ internal sealed record TokenResponse(
     string? RefreshToken = null,
     JsonElement? AuthorizationDetails = null);
 
+/// <summary>RFC 8628 §3.2.</summary>
+internal sealed record DeviceAuthorizationResponse(string DeviceCode, string UserCode, string VerificationUri, string VerificationUriComplete,
+    int ExpiresIn, int Interval);
+
+internal sealed record DeviceLoginRequest(string? UserCode);
+
+/// <summary>OpenID Connect Core §5.3.2, with the members SPEC §2 names.</summary>
+internal sealed record UserInfoResponse(string Sub, string Scope, string ClientId, string? PreferredUsername);
+
+internal sealed record AgentRegistrationRequest(string? Name, JsonElement? Scopes);
+
+/// <summary>SPEC §2 <c>POST /agents</c>: the secret appears exactly once, in the answer that created the agent.</summary>
+internal sealed record AgentRegistrationResponse(string RequestId, string Status, string? ClientId = null, string? ClientSecret = null,
+    string? Name = null, string? Scopes = null, string? Owner = null, long? ExpiresAt = null);
+
 internal sealed record EnrollRequest(string? Code, string? PublicKey, string? Name, string? Proof);
 
 internal sealed record EnrollResponse(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
@@ -97,6 +112,11 @@ internal sealed record DiscoveryDocument(
 [JsonSerializable(typeof(BcAuthorizeResponse))]
 [JsonSerializable(typeof(TokenResponse))]
 [JsonSerializable(typeof(EnrollRequest))]
+[JsonSerializable(typeof(DeviceAuthorizationResponse))]
+[JsonSerializable(typeof(DeviceLoginRequest))]
+[JsonSerializable(typeof(UserInfoResponse))]
+[JsonSerializable(typeof(AgentRegistrationRequest))]
+[JsonSerializable(typeof(AgentRegistrationResponse))]
 [JsonSerializable(typeof(EnrollResponse))]
 [JsonSerializable(typeof(PendingApproval))]
 [JsonSerializable(typeof(PendingList))]

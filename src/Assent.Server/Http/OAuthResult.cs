@@ -18,13 +18,19 @@ internal sealed class OAuthError(string error, string? description, int status =
 
     public Task ExecuteAsync(HttpContext context)
     {
-        context.Response.StatusCode = status;
-        NoStore(context.Response);
         if (status == StatusCodes.Status401Unauthorized)
         {
             // RFC 6749 §5.2: a 401 for invalid_client carries WWW-Authenticate for the scheme used.
             context.Response.Headers.WWWAuthenticate = "Basic realm=\"assent\"";
         }
+        return ExecuteBodyAsync(context);
+    }
+
+    /// <summary>Writes status and body, leaving any WWW-Authenticate challenge to the caller.</summary>
+    public Task ExecuteBodyAsync(HttpContext context)
+    {
+        context.Response.StatusCode = status;
+        NoStore(context.Response);
         context.Response.ContentType = "application/json";
         return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), ServerJson.Default.OAuthErrorBody, context.RequestAborted);
     }
@@ -38,6 +44,33 @@ internal sealed class OAuthError(string error, string? description, int status =
 
     public static void PopulateMetadata(MethodInfo method, EndpointBuilder builder) =>
         builder.Metadata.Add(new ProducesResponseTypeMetadata(StatusCodes.Status400BadRequest, typeof(OAuthErrorBody), ["application/json"]));
+}
+
+/// <summary>
+/// RFC 6750 §3: a refused Bearer token. The challenge carries the error; the body is an RFC 6749 error
+/// (UserInfo) or an RFC 9457 problem (everything else), as SPEC §2 wants for each kind of endpoint.
+/// </summary>
+internal sealed class BearerError(int status, string? error, string description, bool problem) : IResult
+{
+    public static BearerError Missing(bool problem) => new(StatusCodes.Status401Unauthorized, null, "send the session's access token: Authorization: Bearer …", problem);
+
+    public static BearerError InvalidToken(string description, bool problem) => new(StatusCodes.Status401Unauthorized, OAuthErrors.InvalidToken, description, problem);
+
+    public static BearerError InsufficientScope(string scope, bool problem) =>
+        new(StatusCodes.Status403Forbidden, "insufficient_scope", $"the token lacks the scope '{scope}'; sign in again with assent auth login", problem);
+
+    public Task ExecuteAsync(HttpContext context)
+    {
+        // §3.1: without any token there is no error code, only the scheme.
+        context.Response.Headers.WWWAuthenticate = error is null
+            ? "Bearer realm=\"assent\""
+            : $"Bearer realm=\"assent\", error=\"{error}\", error_description=\"{description.Replace("\"", "'", StringComparison.Ordinal)}\"";
+        if (problem)
+        {
+            return Problem.Make(status, status == StatusCodes.Status401Unauthorized ? "Unauthorized" : "Forbidden", description).ExecuteAsync(context);
+        }
+        return new OAuthError(error ?? OAuthErrors.InvalidToken, description, status).ExecuteBodyAsync(context);
+    }
 }
 
 /// <summary>RFC 9457 problem details for the non-OAuth endpoints.</summary>

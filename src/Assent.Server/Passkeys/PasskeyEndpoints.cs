@@ -11,6 +11,7 @@ using Assent.Server.Clients;
 using Assent.Server.Devices;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
+using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -396,7 +397,8 @@ internal static class PasskeyEndpoints
     /// RFC 8628 §3.3: the signed-in user enters the code shown by the CLI; binding it raises a
     /// device_login approval request that the user then approves with a passkey like any other.
     /// </summary>
-    internal static async Task<IResult> DeviceLoginAsync(HttpRequest request, WebSessions sessions, CancellationToken ct)
+    internal static async Task<IResult> DeviceLoginAsync(HttpRequest request, WebSessions sessions, IAssentStore store, ApprovalService approvals,
+        ApprovalHub hub, ClientDirectory clients, TimeProvider time, CancellationToken ct)
     {
         var current = await sessions.GetAsync(request, ct);
         if (current is null)
@@ -412,13 +414,8 @@ internal static class PasskeyEndpoints
         {
             return read.Error;
         }
-        if (string.IsNullOrWhiteSpace(read.Value!.UserCode) || read.Value.UserCode.Length > 32)
-        {
-            return Problem.BadRequest("user_code is required");
-        }
-        // The device authorization grant (POST /oauth/device/code and its store) is not in this build yet.
-        return Problem.Make(StatusCodes.Status501NotImplemented, "Not implemented",
-            "CLI login (RFC 8628 device authorization) is not available on this server yet");
+        // The sign-in request then appears in the pending list and is approved with a passkey like any other.
+        return await SessionEndpoints.BindUserCodeAsync(current.User, read.Value!.UserCode, store, approvals, hub, clients, time, ct);
     }
 
     private static async Task<SessionView> SessionViewAsync(IAssentStore store, AssentOptions options, UserRecord user, WebSessionRecord session, CancellationToken ct)

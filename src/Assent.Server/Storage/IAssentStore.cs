@@ -80,6 +80,37 @@ internal interface IAssentStore : IAsyncDisposable
     /// <summary>Moves every pending request whose expiry has passed to expired; returns those moved.</summary>
     Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct);
 
+    /// <summary>approved agent_registration → redeemed, and the agent's client created, in one step; false when already redeemed.</summary>
+    Task<bool> TryRedeemAgentRegistrationAsync(string approvalId, long now, ClientRecord client, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>RFC 8628 §3.2: stores a new device authorization, with its approval when the login is pushed to a known user.</summary>
+    Task CreateDeviceAuthorizationAsync(DeviceAuthorizationRecord authorization, ApprovalRecord? approval, AuditEvent? approvalAudit, CancellationToken ct);
+
+    Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationAsync(byte[] deviceCodeHash, CancellationToken ct);
+
+    Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationByUserCodeAsync(byte[] userCodeHash, CancellationToken ct);
+
+    /// <summary>Binds an unbound, unexpired user code to a new approval request (created here); false when already bound or expired.</summary>
+    Task<bool> TryBindUserCodeAsync(string authorizationId, long now, ApprovalRecord approval, AuditEvent approvalAudit, CancellationToken ct);
+
+    /// <summary>approved → redeemed exactly once, and the session's first refresh token stored with it.</summary>
+    Task<bool> TryStartSessionAsync(string approvalId, long now, RefreshTokenRecord first, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>
+    /// Consumes a refresh token and stores its successor (built from the consumed one) atomically. A token
+    /// already consumed revokes its whole family (RFC 9700 §4.14.2). Returns the consumed record when rotated.
+    /// </summary>
+    Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, long now,
+        Func<RefreshTokenRecord, RefreshTokenRecord> next, CancellationToken ct);
+
+    /// <summary>RFC 7009: revokes the family of a refresh token issued to the client; false when there is no such live token.</summary>
+    Task<bool> RevokeRefreshTokenFamilyAsync(byte[] tokenHash, string clientId, long now, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>RFC 7009: denies an access token by its jti until it expires; expired entries are dropped.</summary>
+    Task RevokeAccessTokenAsync(string jti, long expiresAt, long now, AuditEvent audit, CancellationToken ct);
+
+    Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct);
+
     Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct);
 
     /// <summary>Adds a key as current and retires the previous current key (sets its RetiredAt).</summary>

@@ -195,13 +195,153 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     public Task CreateApprovalAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
         WriteAsync(async (c, tx, ct) =>
         {
-            await Exec(c, tx, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
-                              "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", ct,
-                a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
-                (int)a.State, a.CreatedAt, a.ExpiresAt);
-            await NotifyAsync(c, tx, "created", a.Id, a.UserId, "pending", ct);
+            await InsertApprovalAsync(c, tx, a, ct);
             return await AuditedAsync(c, tx, audit, ct);
         }, ct);
+
+    /// <summary>Inserts a pending request and tells the other nodes (their device streams) once it commits.</summary>
+    private async Task InsertApprovalAsync(NpgsqlConnection c, NpgsqlTransaction tx, ApprovalRecord a, CancellationToken ct)
+    {
+        await Exec(c, tx, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
+                          "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)", ct,
+            a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+            (int)a.State, a.CreatedAt, a.ExpiresAt);
+        await NotifyAsync(c, tx, "created", a.Id, a.UserId, "pending", ct);
+    }
+
+    public Task<bool> TryRedeemAgentRegistrationAsync(string approvalId, long now, ClientRecord client, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            // The state guard makes this the one winner: the client exists iff the approval was redeemed here.
+            if (await Exec(c, tx, "UPDATE approvals SET state = 5, redeemed_at = $2 WHERE id = $1 AND state = 1 AND kind = $3", ct,
+                    approvalId, now, ApprovalKinds.AgentRegistration) != 1)
+            {
+                return false;
+            }
+            await Exec(c, tx, "INSERT INTO clients(id, secret_hash, name, owner_user_id, scopes, created_at) VALUES($1, $2, $3, $4, $5, $6)", ct,
+                client.Id, client.SecretHash, client.Name, client.OwnerUserId, client.Scopes, client.CreatedAt);
+            await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.ApprovalRedeemed, audit.UserId, audit.Actor, approvalId), ct);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    // ---- device authorization and sessions ---------------------------------------------
+
+    private const string DeviceAuthorizationColumns =
+        "id, device_code_hash, user_code_hash, client_id, scope, requested_from, approval_id, created_at, expires_at";
+
+    private const string RefreshColumns = "token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at";
+
+    public Task CreateDeviceAuthorizationAsync(DeviceAuthorizationRecord d, ApprovalRecord? approval, AuditEvent? approvalAudit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            if (approval is not null)
+            {
+                await InsertApprovalAsync(c, tx, approval, ct);
+            }
+            await Exec(c, tx, $"INSERT INTO device_authorizations({DeviceAuthorizationColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9)", ct,
+                d.Id, d.DeviceCodeHash, d.UserCodeHash, d.ClientId, d.Scope, d.RequestedFrom, approval?.Id, d.CreatedAt, d.ExpiresAt);
+            await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.DeviceLoginStarted, approval?.UserId, d.ClientId, d.Id,
+                new Dictionary<string, string> { ["requested_from"] = d.RequestedFrom }), ct);
+            return approvalAudit is null || await AuditedAsync(c, tx, approvalAudit, ct);
+        }, ct);
+
+    public Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationAsync(byte[] deviceCodeHash, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {DeviceAuthorizationColumns} FROM device_authorizations WHERE device_code_hash = $1", ReadDeviceAuthorization, ct, deviceCodeHash), ct);
+
+    public Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationByUserCodeAsync(byte[] userCodeHash, CancellationToken ct) =>
+        ReadAsync((c, ct) => One(c, null, $"SELECT {DeviceAuthorizationColumns} FROM device_authorizations WHERE user_code_hash = $1", ReadDeviceAuthorization, ct, userCodeHash), ct);
+
+    public Task<bool> TryBindUserCodeAsync(string authorizationId, long now, ApprovalRecord approval, AuditEvent approvalAudit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            // Lock the authorization first: of two devices binding one code, the second waits here, then finds it bound.
+            if (await One(c, tx, "SELECT id FROM device_authorizations WHERE id = $1 AND approval_id IS NULL AND expires_at > $2 FOR UPDATE",
+                    r => r.GetString(0), ct, authorizationId, now) is null)
+            {
+                return false;
+            }
+            await InsertApprovalAsync(c, tx, approval, ct);
+            await Exec(c, tx, "UPDATE device_authorizations SET approval_id = $2 WHERE id = $1", ct, authorizationId, approval.Id);
+            await AppendAuditAsync(c, tx, approvalAudit, ct);
+            return await AuditedAsync(c, tx, new AuditEvent(AuditTypes.DeviceLoginBound, approval.UserId, approval.UserId, authorizationId,
+                new Dictionary<string, string> { ["approval"] = approval.Id }), ct);
+        }, ct);
+
+    public Task<bool> TryStartSessionAsync(string approvalId, long now, RefreshTokenRecord first, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            if (await Exec(c, tx, "UPDATE approvals SET state = 5, redeemed_at = $2 WHERE id = $1 AND state = 1", ct, approvalId, now) != 1)
+            {
+                return false;
+            }
+            await InsertRefreshTokenAsync(c, tx, first, ct);
+            await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.ApprovalRedeemed, first.UserId, first.ClientId, approvalId), ct);
+            return await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, long now,
+        Func<RefreshTokenRecord, RefreshTokenRecord> next, CancellationToken ct) =>
+        WriteAsync<(RefreshOutcome, RefreshTokenRecord?)>(async (c, tx, ct) =>
+        {
+            // FOR UPDATE: two racing refreshes of one token take turns, so exactly one rotates it.
+            var token = await One(c, tx, $"SELECT {RefreshColumns} FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE", ReadRefreshToken, ct, tokenHash);
+            if (token is null)
+            {
+                return (RefreshOutcome.Unknown, null);
+            }
+            if (token.RevokedAt is not null)
+            {
+                return (RefreshOutcome.Revoked, token);
+            }
+            if (token.UsedAt is not null)
+            {
+                // RFC 9700 §4.14.2: a consumed token presented again means two parties hold the family; end it for both.
+                await Exec(c, tx, "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL", ct, token.FamilyId, now);
+                await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.SessionReuseDetected, token.UserId, token.ClientId, token.FamilyId), ct);
+                return (RefreshOutcome.Reused, token);
+            }
+            if (token.ExpiresAt <= now)
+            {
+                return (RefreshOutcome.Expired, token);
+            }
+            await Exec(c, tx, "UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL", ct, tokenHash, now);
+            await InsertRefreshTokenAsync(c, tx, next(token), ct);
+            await AppendAuditAsync(c, tx, new AuditEvent(AuditTypes.SessionRefreshed, token.UserId, token.ClientId, token.FamilyId), ct);
+            return (RefreshOutcome.Rotated, token);
+        }, ct);
+
+    public Task<bool> RevokeRefreshTokenFamilyAsync(byte[] tokenHash, string clientId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            var token = await One(c, tx, $"SELECT {RefreshColumns} FROM refresh_tokens WHERE token_hash = $1 AND client_id = $2", ReadRefreshToken, ct, tokenHash, clientId);
+            if (token is null || await Exec(c, tx, "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL", ct, token.FamilyId, now) == 0)
+            {
+                return false;
+            }
+            return await AuditedAsync(c, tx, audit with { UserId = token.UserId, Subject = token.FamilyId }, ct);
+        }, ct);
+
+    public Task RevokeAccessTokenAsync(string jti, long expiresAt, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            await Exec(c, tx, "DELETE FROM revoked_access_tokens WHERE expires_at <= $1", ct, now);
+            return await Exec(c, tx, "INSERT INTO revoked_access_tokens(jti, expires_at) VALUES($1, $2) ON CONFLICT (jti) DO NOTHING", ct, jti, expiresAt) != 1 ||
+                   await AuditedAsync(c, tx, audit, ct);
+        }, ct);
+
+    public Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct) =>
+        ReadAsync(async (c, ct) => (bool)(await Cmd(c, null, "SELECT EXISTS(SELECT 1 FROM revoked_access_tokens WHERE jti = $1)", jti).ExecuteScalarAsync(ct))!, ct);
+
+    private static Task<int> InsertRefreshTokenAsync(NpgsqlConnection c, NpgsqlTransaction tx, RefreshTokenRecord t, CancellationToken ct) =>
+        Exec(c, tx, $"INSERT INTO refresh_tokens({RefreshColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)", ct,
+            t.TokenHash, t.FamilyId, t.UserId, t.ClientId, t.Scope, t.ApprovalId, t.CreatedAt, t.ExpiresAt, t.UsedAt, t.RevokedAt);
+
+    private static DeviceAuthorizationRecord ReadDeviceAuthorization(DbDataReader r) => new(
+        r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetString(3), r.GetString(4), r.GetString(5), NullableString(r, 6), r.GetInt64(7), r.GetInt64(8));
+
+    private static RefreshTokenRecord ReadRefreshToken(DbDataReader r) => new(
+        (byte[])r[0], r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6), r.GetInt64(7),
+        NullableLong(r, 8), NullableLong(r, 9));
 
     public Task<ApprovalRecord?> FindApprovalAsync(string approvalId, CancellationToken ct) =>
         ReadAsync((c, ct) => One(c, null, $"SELECT {ApprovalColumns} FROM approvals WHERE id = $1", ReadApproval, ct, approvalId), ct);

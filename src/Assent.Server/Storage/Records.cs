@@ -76,6 +76,48 @@ internal sealed record DecisionRecord(string ApprovalId, string DeviceId, Approv
 
 internal sealed record SigningKeyRecord(string Kid, byte[] PublicKey, byte[] EncryptedSeed, long CreatedAt, long? RetiredAt);
 
+/// <summary>
+/// An RFC 8628 device authorization: both codes stored only as hashes. <see cref="ApprovalId"/> is set
+/// once, when the login is pushed to a user (login_hint) or a device binds the user code.
+/// </summary>
+internal sealed record DeviceAuthorizationRecord(
+    string Id,
+    byte[] DeviceCodeHash,
+    byte[] UserCodeHash,
+    string ClientId,
+    string Scope,
+    string RequestedFrom,
+    string? ApprovalId,
+    long CreatedAt,
+    long ExpiresAt);
+
+/// <summary>
+/// One refresh token of a human session. Every use consumes it (<see cref="UsedAt"/>) and issues the next
+/// of the same family; <see cref="ApprovalId"/> is the approval that started the session (its evidence).
+/// </summary>
+internal sealed record RefreshTokenRecord(
+    byte[] TokenHash,
+    string FamilyId,
+    string UserId,
+    string ClientId,
+    string Scope,
+    string ApprovalId,
+    long CreatedAt,
+    long ExpiresAt,
+    long? UsedAt = null,
+    long? RevokedAt = null);
+
+internal enum RefreshOutcome
+{
+    Rotated,
+    Unknown,
+    Expired,
+    Revoked,
+
+    /// <summary>A consumed token came back: the whole family is now revoked (RFC 9700 §4.14.2).</summary>
+    Reused,
+}
+
 /// <summary>One audit event before it is sealed into the chain.</summary>
 internal sealed record AuditEvent(string Type, string? UserId, string? Actor, string? Subject, IReadOnlyDictionary<string, string>? Data = null);
 

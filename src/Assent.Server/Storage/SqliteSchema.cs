@@ -91,6 +91,35 @@ internal static class SqliteSchema
             expires_at INTEGER NOT NULL);
         CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
         """,
+        // 3: RFC 8628 device authorization, human sessions (refresh-token families) and the access-token denylist.
+        """
+        CREATE TABLE device_authorizations(
+            id TEXT PRIMARY KEY,
+            device_code_hash BLOB NOT NULL UNIQUE,
+            user_code_hash BLOB NOT NULL UNIQUE,
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            requested_from TEXT NOT NULL,
+            approval_id TEXT UNIQUE REFERENCES approvals(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX device_authorizations_expiry ON device_authorizations(expires_at);
+        CREATE TABLE refresh_tokens(
+            token_hash BLOB PRIMARY KEY,
+            family_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            approval_id TEXT NOT NULL REFERENCES approvals(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER,
+            revoked_at INTEGER);
+        CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+        CREATE TABLE revoked_access_tokens(
+            jti TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

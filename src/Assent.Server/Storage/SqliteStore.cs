@@ -240,10 +240,7 @@ internal sealed class SqliteStore : IAssentStore
     public Task CreateApprovalAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
         WriteAsync(c =>
         {
-            Exec(c, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
-                    "VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8, $p9, $p10, $p11, $p12)",
-                a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
-                (int)a.State, a.CreatedAt, a.ExpiresAt);
+            InsertApproval(c, a);
             AppendAudit(c, audit);
             return true;
         }, ct);
@@ -300,6 +297,139 @@ internal sealed class SqliteStore : IAssentStore
             }
             return due;
         }, ct);
+
+    public Task<bool> TryRedeemAgentRegistrationAsync(string approvalId, long now, ClientRecord client, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            // The state guard makes this the one winner: the client exists iff the approval was redeemed here.
+            if (Exec(c, "UPDATE approvals SET state = 5, redeemed_at = $p1 WHERE id = $p0 AND state = 1 AND kind = $p2",
+                    approvalId, now, ApprovalKinds.AgentRegistration) != 1)
+            {
+                return false;
+            }
+            Exec(c, "INSERT INTO clients(id, secret_hash, name, owner_user_id, scopes, created_at) VALUES($p0, $p1, $p2, $p3, $p4, $p5)",
+                client.Id, client.SecretHash, client.Name, client.OwnerUserId, client.Scopes, client.CreatedAt);
+            AppendAudit(c, new AuditEvent(AuditTypes.ApprovalRedeemed, audit.UserId, audit.Actor, approvalId));
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    // ---- device authorization and sessions ---------------------------------------------
+
+    private const string DeviceAuthorizationColumns =
+        "id, device_code_hash, user_code_hash, client_id, scope, requested_from, approval_id, created_at, expires_at";
+
+    public Task CreateDeviceAuthorizationAsync(DeviceAuthorizationRecord d, ApprovalRecord? approval, AuditEvent? approvalAudit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            if (approval is not null)
+            {
+                InsertApproval(c, approval);
+            }
+            Exec(c, $"INSERT INTO device_authorizations({DeviceAuthorizationColumns}) VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8)",
+                d.Id, d.DeviceCodeHash, d.UserCodeHash, d.ClientId, d.Scope, d.RequestedFrom, approval?.Id, d.CreatedAt, d.ExpiresAt);
+            AppendAudit(c, new AuditEvent(AuditTypes.DeviceLoginStarted, approval?.UserId, d.ClientId, d.Id,
+                new Dictionary<string, string> { ["requested_from"] = d.RequestedFrom }));
+            if (approvalAudit is not null)
+            {
+                AppendAudit(c, approvalAudit);
+            }
+            return true;
+        }, ct);
+
+    public Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationAsync(byte[] deviceCodeHash, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {DeviceAuthorizationColumns} FROM device_authorizations WHERE device_code_hash = $p0", ReadDeviceAuthorization, deviceCodeHash), ct);
+
+    public Task<DeviceAuthorizationRecord?> FindDeviceAuthorizationByUserCodeAsync(byte[] userCodeHash, CancellationToken ct) =>
+        ReadAsync(c => QueryOne(c, $"SELECT {DeviceAuthorizationColumns} FROM device_authorizations WHERE user_code_hash = $p0", ReadDeviceAuthorization, userCodeHash), ct);
+
+    public Task<bool> TryBindUserCodeAsync(string authorizationId, long now, ApprovalRecord approval, AuditEvent approvalAudit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            // Inside the write transaction the check and the update cannot be split by another writer.
+            if (Scalar<long>(c, "SELECT EXISTS(SELECT 1 FROM device_authorizations WHERE id = $p0 AND approval_id IS NULL AND expires_at > $p1)",
+                    authorizationId, now) != 1)
+            {
+                return false;
+            }
+            InsertApproval(c, approval);
+            Exec(c, "UPDATE device_authorizations SET approval_id = $p1 WHERE id = $p0", authorizationId, approval.Id);
+            AppendAudit(c, approvalAudit);
+            AppendAudit(c, new AuditEvent(AuditTypes.DeviceLoginBound, approval.UserId, approval.UserId, authorizationId,
+                new Dictionary<string, string> { ["approval"] = approval.Id }));
+            return true;
+        }, ct);
+
+    public Task<bool> TryStartSessionAsync(string approvalId, long now, RefreshTokenRecord first, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            if (Exec(c, "UPDATE approvals SET state = 5, redeemed_at = $p1 WHERE id = $p0 AND state = 1", approvalId, now) != 1)
+            {
+                return false;
+            }
+            InsertRefreshToken(c, first);
+            AppendAudit(c, new AuditEvent(AuditTypes.ApprovalRedeemed, first.UserId, first.ClientId, approvalId));
+            AppendAudit(c, audit);
+            return true;
+        }, ct);
+
+    private const string RefreshColumns = "token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at";
+
+    public Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, long now,
+        Func<RefreshTokenRecord, RefreshTokenRecord> next, CancellationToken ct) =>
+        WriteAsync<(RefreshOutcome, RefreshTokenRecord?)>(c =>
+        {
+            var token = QueryOne(c, $"SELECT {RefreshColumns} FROM refresh_tokens WHERE token_hash = $p0", ReadRefreshToken, tokenHash);
+            if (token is null)
+            {
+                return (RefreshOutcome.Unknown, null);
+            }
+            if (token.RevokedAt is not null)
+            {
+                return (RefreshOutcome.Revoked, token);
+            }
+            if (token.UsedAt is not null)
+            {
+                // RFC 9700 §4.14.2: a consumed token presented again means two parties hold the family; end it for both.
+                Exec(c, "UPDATE refresh_tokens SET revoked_at = $p1 WHERE family_id = $p0 AND revoked_at IS NULL", token.FamilyId, now);
+                AppendAudit(c, new AuditEvent(AuditTypes.SessionReuseDetected, token.UserId, token.ClientId, token.FamilyId));
+                return (RefreshOutcome.Reused, token);
+            }
+            if (token.ExpiresAt <= now)
+            {
+                return (RefreshOutcome.Expired, token);
+            }
+            Exec(c, "UPDATE refresh_tokens SET used_at = $p1 WHERE token_hash = $p0 AND used_at IS NULL", tokenHash, now);
+            InsertRefreshToken(c, next(token));
+            AppendAudit(c, new AuditEvent(AuditTypes.SessionRefreshed, token.UserId, token.ClientId, token.FamilyId));
+            return (RefreshOutcome.Rotated, token);
+        }, ct);
+
+    public Task<bool> RevokeRefreshTokenFamilyAsync(byte[] tokenHash, string clientId, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            var token = QueryOne(c, $"SELECT {RefreshColumns} FROM refresh_tokens WHERE token_hash = $p0 AND client_id = $p1", ReadRefreshToken, tokenHash, clientId);
+            if (token is null || Exec(c, "UPDATE refresh_tokens SET revoked_at = $p1 WHERE family_id = $p0 AND revoked_at IS NULL", token.FamilyId, now) == 0)
+            {
+                return false;
+            }
+            AppendAudit(c, audit with { UserId = token.UserId, Subject = token.FamilyId });
+            return true;
+        }, ct);
+
+    public Task RevokeAccessTokenAsync(string jti, long expiresAt, long now, AuditEvent audit, CancellationToken ct) =>
+        WriteAsync(c =>
+        {
+            Exec(c, "DELETE FROM revoked_access_tokens WHERE expires_at <= $p0", now);
+            if (Exec(c, "INSERT INTO revoked_access_tokens(jti, expires_at) VALUES($p0, $p1) ON CONFLICT(jti) DO NOTHING", jti, expiresAt) == 1)
+            {
+                AppendAudit(c, audit);
+            }
+            return true;
+        }, ct);
+
+    public Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct) =>
+        ReadAsync(c => Scalar<long>(c, "SELECT EXISTS(SELECT 1 FROM revoked_access_tokens WHERE jti = $p0)", jti) == 1, ct);
 
     // ---- keys, audit, meta -------------------------------------------------------------
 
@@ -641,6 +771,23 @@ internal sealed class SqliteStore : IAssentStore
         NullableLong(r, 15), NullableLong(r, 16));
 
     private static AuditRow ReadAuditRow(SqliteDataReader r) => new(r.GetInt64(0), (byte[])r[1], (byte[])r[2]);
+
+    private static void InsertApproval(Db c, ApprovalRecord a) =>
+        Exec(c, "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
+                "VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, $p8, $p9, $p10, $p11, $p12)",
+            a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+            (int)a.State, a.CreatedAt, a.ExpiresAt);
+
+    private static void InsertRefreshToken(Db c, RefreshTokenRecord t) =>
+        Exec(c, $"INSERT INTO refresh_tokens({RefreshColumns}) VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7, NULL, NULL)",
+            t.TokenHash, t.FamilyId, t.UserId, t.ClientId, t.Scope, t.ApprovalId, t.CreatedAt, t.ExpiresAt);
+
+    private static DeviceAuthorizationRecord ReadDeviceAuthorization(SqliteDataReader r) => new(
+        r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetString(3), r.GetString(4), r.GetString(5), NullableString(r, 6), r.GetInt64(7), r.GetInt64(8));
+
+    private static RefreshTokenRecord ReadRefreshToken(SqliteDataReader r) => new(
+        (byte[])r[0], r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6), r.GetInt64(7),
+        NullableLong(r, 8), NullableLong(r, 9));
 
     private static void InsertDevice(Db c, DeviceRecord d) =>
         Exec(c, "INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($p0, $p1, $p2, $p3, $p4, $p5, $p6, $p7)",

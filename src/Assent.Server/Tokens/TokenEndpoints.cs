@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
@@ -7,6 +6,7 @@ using Assent.Server.Ciba;
 using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
+using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -15,7 +15,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Assent.Server.Tokens;
 
-/// <summary>The token endpoint (RFC 6749 §3.2): CIBA and client_credentials grants.</summary>
+/// <summary>The token endpoint (RFC 6749 §3.2): CIBA, device_code (RFC 8628), refresh_token and client_credentials grants.</summary>
 internal static class TokenEndpoints
 {
     public const string Path = "/oauth/token";
@@ -24,14 +24,14 @@ internal static class TokenEndpoints
     {
         app.MapPost(Path, TokenAsync)
             .DisableAntiforgery()
-            .WithSummary("Token endpoint: CIBA, client_credentials (RFC 6749 §3.2, CIBA Core §10)")
+            .WithSummary("Token endpoint: CIBA, device_code, refresh_token, client_credentials (RFC 6749 §3.2, CIBA Core §10, RFC 8628 §3.4)")
             .WithTags("OAuth");
         return app;
     }
 
     internal static async Task<Results<Ok<TokenResponse>, OAuthError>> TokenAsync(
         HttpContext http, ClientAuthenticator clients, IAssentStore store, ApprovalHub hub, PollPacer pacer, TokenIssuer issuer,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        SessionService sessions, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         OAuthError.NoStore(http.Response);
         var read = await RequestBodies.ReadFormAsync(http.Request, ct);
@@ -40,125 +40,135 @@ internal static class TokenEndpoints
             return read.Error;
         }
         var form = read.Form!;
-        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct);
+        var grant = form.Value(OAuthParameters.GrantType);
+        var humanGrant = grant is GrantTypes.DeviceCode or GrantTypes.RefreshToken;
+        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct, allowPublic: humanGrant);
         if (authError is not null)
         {
             return authError;
         }
-        return form.Value(OAuthParameters.GrantType) switch
+        if (humanGrant && client!.Id != CliClient.Id)
         {
-            GrantTypes.Ciba => await CibaAsync(http, form, client!, store, hub, pacer, issuer, options, time, ct),
+            // Sessions are for humans at the CLI; agents get their tokens through CIBA.
+            return new OAuthError(OAuthErrors.UnauthorizedClient, $"grant_type '{grant}' is only for the public client {CliClient.Id}");
+        }
+        var deps = new Deps(http, store, hub, pacer, options, time);
+        return grant switch
+        {
+            GrantTypes.Ciba => await CibaAsync(deps, form, client!, issuer, ct),
+            GrantTypes.DeviceCode => await DeviceCodeAsync(deps, form, sessions, ct),
+            GrantTypes.RefreshToken => await sessions.RefreshAsync(form.Value(OAuthParameters.RefreshToken), form.Value(OAuthParameters.Scope), ct),
             GrantTypes.ClientCredentials => ClientCredentials(form, client!, issuer),
             null => new OAuthError(OAuthErrors.InvalidRequest, "grant_type is required"),
             var other => new OAuthError(OAuthErrors.UnsupportedGrantType, $"grant_type '{other}' is not supported here"),
         };
     }
 
-    /// <summary>CIBA Core §10.1–§11, with RFC 7240 <c>Prefer: wait</c> holding a pending answer open.</summary>
-    private static async Task<Results<Ok<TokenResponse>, OAuthError>> CibaAsync(HttpContext http, IFormCollection form, ClientRecord client,
-        IAssentStore store, ApprovalHub hub, PollPacer pacer, TokenIssuer issuer, AssentOptions options, TimeProvider time, CancellationToken ct)
+    private sealed record Deps(HttpContext Http, IAssentStore Store, ApprovalHub Hub, PollPacer Pacer, AssentOptions Options, TimeProvider Time);
+
+    /// <summary>CIBA Core §10.1–§11.</summary>
+    private static async Task<Results<Ok<TokenResponse>, OAuthError>> CibaAsync(Deps d, IFormCollection form, ClientRecord client, TokenIssuer issuer,
+        CancellationToken ct)
     {
         var handle = form.Value(OAuthParameters.AuthReqId);
         if (handle is null || handle.Length > 128)
         {
             return new OAuthError(OAuthErrors.InvalidRequest, "auth_req_id is required");
         }
-        var approval = await store.FindApprovalByHandleAsync(Ids.Hash(handle), ct);
+        var approval = await d.Store.FindApprovalByHandleAsync(Ids.Hash(handle), ct);
         // §11: an auth_req_id that is unknown or was issued to another client is invalid_grant.
         if (approval is null || approval.ClientId != client.Id || approval.Kind != ApprovalKinds.Ciba)
         {
             return new OAuthError(OAuthErrors.InvalidGrant, "auth_req_id is unknown or was not issued to this client");
         }
-
-        var wait = PreferredWait(http.Request, options.MaxWait);
-        if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
+        return await SettleAsync(d, approval.Id, approval, approval.ExpiresAt, c => d.Store.FindApprovalAsync(approval.Id, c), async approved =>
         {
-            http.Response.Headers[HeaderNames.PreferenceApplied] = "wait=" + ((int)wait.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-            approval = await WaitForDecisionAsync(approval, wait, store, hub, time, ct);
-            pacer.Held(approval.Id);
-            if (approval.State == ApprovalState.Pending)
+            if (!await d.Store.TryRedeemAsync(approved.Id, d.Time.GetUtcNow().ToUnixTimeMilliseconds(),
+                    new AuditEvent(AuditTypes.ApprovalRedeemed, approved.UserId, client.Id, approved.Id), ct))
             {
-                return Pending(approval, time);
+                return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
+            }
+            var tokens = issuer.ForApproval(approved, handle, includeIdToken: approved.Scope.Split(' ').Contains(Scopes.OpenId));
+            return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, approved.Scope, tokens.IdToken,
+                AuthorizationDetails: approved.AuthorizationDetails is null ? null : JsonDocument.Parse(approved.AuthorizationDetails).RootElement));
+        }, "auth_req_id", ct);
+    }
+
+    /// <summary>RFC 8628 §3.4–§3.5: the CLI polls (or waits) with its device_code until a device decides.</summary>
+    private static async Task<Results<Ok<TokenResponse>, OAuthError>> DeviceCodeAsync(Deps d, IFormCollection form, SessionService sessions,
+        CancellationToken ct)
+    {
+        var code = form.Value(OAuthParameters.DeviceCode);
+        if (code is null || code.Length > 128)
+        {
+            return new OAuthError(OAuthErrors.InvalidRequest, "device_code is required");
+        }
+        var hash = Ids.Hash(code);
+        var authorization = await d.Store.FindDeviceAuthorizationAsync(hash, ct);
+        if (authorization is null || authorization.ClientId != CliClient.Id)
+        {
+            return new OAuthError(OAuthErrors.InvalidGrant, "device_code is unknown");
+        }
+        var approval = authorization.ApprovalId is null ? null : await d.Store.FindApprovalAsync(authorization.ApprovalId, ct);
+        return await SettleAsync(d, authorization.Id, approval, authorization.ExpiresAt, async c =>
+                await d.Store.FindDeviceAuthorizationAsync(hash, c) is { ApprovalId: { } id } ? await d.Store.FindApprovalAsync(id, c) : null,
+            async approved => await sessions.StartAsync(approved, ct) is { } tokens
+                ? TypedResults.Ok(tokens)
+                : new OAuthError(OAuthErrors.InvalidGrant, "this device_code has already been used"),
+            "device_code", ct);
+    }
+
+    /// <summary>
+    /// The shared tail of the CIBA and device-code grants (CIBA Core §11, RFC 8628 §3.5): hold a pending
+    /// request open for <c>Prefer: wait</c> or pace plain polls, then answer by the request's state.
+    /// <paramref name="approval"/> is null while a device code is not yet bound to a request.
+    /// </summary>
+    private static async Task<Results<Ok<TokenResponse>, OAuthError>> SettleAsync(Deps d, string key, ApprovalRecord? approval, long expiresAt,
+        Func<CancellationToken, Task<ApprovalRecord?>> read, Func<ApprovalRecord, Task<Results<Ok<TokenResponse>, OAuthError>>> redeem,
+        string codeName, CancellationToken ct)
+    {
+        var wait = PreferWait.Requested(d.Http.Request, d.Options.MaxWait);
+        var pending = approval is null || approval.State == ApprovalState.Pending;
+        if (pending && wait > TimeSpan.Zero)
+        {
+            PreferWait.Applied(d.Http.Response, wait);
+            approval = await PreferWait.HoldAsync(d.Hub, key, approval, approval?.ExpiresAt ?? expiresAt, read, wait, d.Time, ct);
+            d.Pacer.Held(key);
+            if (approval is null || approval.State == ApprovalState.Pending)
+            {
+                return Pending(approval?.ExpiresAt ?? expiresAt, d.Time);
             }
         }
 
-        switch (approval.State)
+        switch (approval?.State)
         {
+            case null:
             case ApprovalState.Pending:
-                if (!pacer.TryPoll(approval.Id, options.PollInterval, approval.ExpiresAt))
+                var expires = approval?.ExpiresAt ?? expiresAt;
+                if (expires > d.Time.GetUtcNow().ToUnixTimeMilliseconds() && !d.Pacer.TryPoll(key, d.Options.PollInterval, expires))
                 {
                     return new OAuthError(OAuthErrors.SlowDown, "polling faster than the interval; wait 5 seconds longer between polls");
                 }
-                return Pending(approval, time);
+                return Pending(expires, d.Time);
             case ApprovalState.Approved:
-                if (!await store.TryRedeemAsync(approval.Id, time.GetUtcNow().ToUnixTimeMilliseconds(),
-                        new AuditEvent(AuditTypes.ApprovalRedeemed, approval.UserId, client.Id, approval.Id), ct))
-                {
-                    return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
-                }
-                pacer.Forget(approval.Id);
-                var tokens = issuer.ForApproval(approval, handle, includeIdToken: approval.Scope.Split(' ').Contains(Scopes.OpenId));
-                return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, approval.Scope, tokens.IdToken,
-                    AuthorizationDetails: approval.AuthorizationDetails is null ? null : JsonDocument.Parse(approval.AuthorizationDetails).RootElement));
+                d.Pacer.Forget(key);
+                return await redeem(approval);
             case ApprovalState.Denied:
             case ApprovalState.Cancelled:
-                pacer.Forget(approval.Id);
+                d.Pacer.Forget(key);
                 return new OAuthError(OAuthErrors.AccessDenied, "the user denied the request");
             case ApprovalState.Expired:
-                pacer.Forget(approval.Id);
+                d.Pacer.Forget(key);
                 return new OAuthError(OAuthErrors.ExpiredToken, "the request expired before the user decided; start a new one");
             default:
-                return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
+                return new OAuthError(OAuthErrors.InvalidGrant, $"this {codeName} has already been redeemed");
         }
     }
 
-    private static OAuthError Pending(ApprovalRecord approval, TimeProvider time) =>
-        approval.ExpiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds()
+    private static OAuthError Pending(long expiresAt, TimeProvider time) =>
+        expiresAt <= time.GetUtcNow().ToUnixTimeMilliseconds()
             ? new OAuthError(OAuthErrors.ExpiredToken, "the request expired before the user decided; start a new one")
             : new OAuthError(OAuthErrors.AuthorizationPending, "the user has not decided yet");
-
-    /// <summary>Holds until the request settles or the wait (capped by its expiry) runs out.</summary>
-    internal static async Task<ApprovalRecord> WaitForDecisionAsync(ApprovalRecord approval, TimeSpan wait, IAssentStore store, ApprovalHub hub,
-        TimeProvider time, CancellationToken ct)
-    {
-        using var watch = hub.Watch(approval.Id);
-        // Re-read after registering: a decision between the first read and Watch() is not lost.
-        var current = await store.FindApprovalAsync(approval.Id, ct) ?? approval;
-        if (current.State != ApprovalState.Pending)
-        {
-            return current;
-        }
-        var untilExpiry = TimeSpan.FromMilliseconds(Math.Max(0, current.ExpiresAt - time.GetUtcNow().ToUnixTimeMilliseconds()));
-        var limit = wait < untilExpiry ? wait : untilExpiry + TimeSpan.FromMilliseconds(50);
-        try
-        {
-            await watch.Signaled.WaitAsync(limit, time, ct);
-        }
-        catch (TimeoutException)
-        {
-            return current;
-        }
-        return await store.FindApprovalAsync(approval.Id, ct) ?? current;
-    }
-
-    /// <summary>RFC 7240 §4.3: <c>Prefer: wait=N</c>, capped at the server's maximum.</summary>
-    internal static TimeSpan PreferredWait(HttpRequest request, TimeSpan max)
-    {
-        foreach (var header in request.Headers[HeaderNames.Prefer])
-        {
-            foreach (var preference in (header ?? "").Split(','))
-            {
-                var token = preference.Split(';')[0].Trim();
-                if (token.StartsWith("wait=", StringComparison.OrdinalIgnoreCase) &&
-                    int.TryParse(token.AsSpan(5).Trim('"'), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
-                {
-                    var wanted = TimeSpan.FromSeconds(seconds);
-                    return wanted < max ? wanted : max;
-                }
-            }
-        }
-        return TimeSpan.Zero;
-    }
 
     /// <summary>RFC 6749 §4.4: the agent authenticates as itself; scope must be within what it was registered for.</summary>
     private static Results<Ok<TokenResponse>, OAuthError> ClientCredentials(IFormCollection form, ClientRecord client, TokenIssuer issuer)

@@ -31,39 +31,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var authTime = (approval.DecidedAt ?? approval.CreatedAt) / 1000;
         var amr = Amr(approval.Evidence);
 
-        var access = Write(w =>
-        {
-            w.WriteString(ClaimNames.Issuer, _issuer);
-            w.WriteString(ClaimNames.Subject, sub);
-            w.WriteString(ClaimNames.Audience, approval.Resource ?? approval.ClientId);
-            w.WriteString(ClaimNames.ClientId, approval.ClientId);
-            // RFC 8693 §4.1: the agent acts on the approver's behalf.
-            w.WriteStartObject(ClaimNames.Actor);
-            w.WriteString(ClaimNames.Subject, approval.ClientId);
-            w.WriteEndObject();
-            w.WriteString(ClaimNames.Scope, approval.Scope);
-            w.WriteString(ClaimNames.JwtId, NewJti());
-            w.WriteNumber(ClaimNames.IssuedAt, now);
-            w.WriteNumber(ClaimNames.NotBefore, now);
-            w.WriteNumber(ClaimNames.Expiration, now + lifetime);
-            w.WriteNumber(ClaimNames.AuthTime, authTime);
-            WriteAmr(w, amr);
-            if (approval.BindingMessage is not null)
-            {
-                w.WriteString(ClaimNames.BindingMessage, approval.BindingMessage);
-            }
-            if (approval.AuthorizationDetails is not null)
-            {
-                w.WritePropertyName(ClaimNames.AuthorizationDetails);
-                w.WriteRawValue(approval.AuthorizationDetails, skipInputValidation: true);
-            }
-            w.WriteString(ClaimNames.Transaction, approval.Id);
-            if (approval.Evidence is not null)
-            {
-                w.WritePropertyName(ClaimNames.Evidence);
-                w.WriteRawValue(approval.Evidence, skipInputValidation: true);
-            }
-        });
+        var access = AccessClaims(approval, approval.Scope, actor: true, now, lifetime, sub, authTime, amr);
         var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Seed);
 
         string? idToken = null;
@@ -85,6 +53,57 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         }
         return new IssuedTokens(accessToken, idToken, lifetime);
     }
+
+    /// <summary>
+    /// A human's CLI session (RFC 8628): the same claims and device evidence as an approval token, but the
+    /// human acts for themself, so there is no <c>act</c>. Refreshed tokens keep the original approval's evidence.
+    /// </summary>
+    public IssuedTokens ForSession(ApprovalRecord approval, string scope)
+    {
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var access = AccessClaims(approval, scope, actor: false, now, lifetime, UserDid(approval.UserId), (approval.DecidedAt ?? approval.CreatedAt) / 1000,
+            Amr(approval.Evidence));
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Seed), null, lifetime);
+    }
+
+    private byte[] AccessClaims(ApprovalRecord approval, string scope, bool actor, long now, int lifetime, string sub, long authTime, string[] amr) => Write(w =>
+    {
+        w.WriteString(ClaimNames.Issuer, _issuer);
+        w.WriteString(ClaimNames.Subject, sub);
+        w.WriteString(ClaimNames.Audience, approval.Resource ?? approval.ClientId);
+        w.WriteString(ClaimNames.ClientId, approval.ClientId);
+        if (actor)
+        {
+            // RFC 8693 §4.1: the agent acts on the approver's behalf.
+            w.WriteStartObject(ClaimNames.Actor);
+            w.WriteString(ClaimNames.Subject, approval.ClientId);
+            w.WriteEndObject();
+        }
+        w.WriteString(ClaimNames.Scope, scope);
+        w.WriteString(ClaimNames.JwtId, NewJti());
+        w.WriteNumber(ClaimNames.IssuedAt, now);
+        w.WriteNumber(ClaimNames.NotBefore, now);
+        w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+        w.WriteNumber(ClaimNames.AuthTime, authTime);
+        WriteAmr(w, amr);
+        if (approval.BindingMessage is not null)
+        {
+            w.WriteString(ClaimNames.BindingMessage, approval.BindingMessage);
+        }
+        if (approval.AuthorizationDetails is not null)
+        {
+            w.WritePropertyName(ClaimNames.AuthorizationDetails);
+            w.WriteRawValue(approval.AuthorizationDetails, skipInputValidation: true);
+        }
+        w.WriteString(ClaimNames.Transaction, approval.Id);
+        if (approval.Evidence is not null)
+        {
+            w.WritePropertyName(ClaimNames.Evidence);
+            w.WriteRawValue(approval.Evidence, skipInputValidation: true);
+        }
+    });
 
     /// <summary>client_credentials: the agent acting for itself, no human involved.</summary>
     public IssuedTokens ForClient(ClientRecord client, string scope, string? resource)

@@ -224,6 +224,45 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_user_code_binds_one_request_and_a_refresh_token_rotates_once_even_when_raced()
+    {
+        var user = await UserAsync("nora");
+        var auth = new DeviceAuthorizationRecord(Ids.New("da"), Ids.Hash("dc" + Guid.NewGuid()), Ids.Hash("uc" + Guid.NewGuid()), "assent-cli",
+            "openid session", "a terminal", null, Now, Now + 600_000);
+        await Store.CreateDeviceAuthorizationAsync(auth, null, null, default);
+        Assert.Equal(auth.Id, (await Store.FindDeviceAuthorizationByUserCodeAsync(auth.UserCodeHash, default))!.Id);
+
+        ApprovalRecord Login() => new(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.DeviceLogin, "assent-cli", user.Id,
+            "openid session", "Sign in", null, null, [1], ApprovalState.Pending, Now, Now + 600_000);
+        var binds = await Task.WhenAll(Enumerable.Range(0, 5).Select(_ =>
+        {
+            var a = Login();
+            return Store.TryBindUserCodeAsync(auth.Id, Now, a, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "assent-cli", a.Id), default);
+        }));
+        Assert.Single(binds, b => b);
+        var bound = (await Store.FindDeviceAuthorizationAsync(auth.DeviceCodeHash, default))!;
+        var login = Assert.Single(await Store.ListPendingAsync(user.Id, Now, default));
+        Assert.Equal(login.Id, bound.ApprovalId);
+
+        Assert.True(await Store.TryDecideAsync(Decision(login, "dev_n"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_n", login.Id), default));
+        RefreshTokenRecord Token(string family) => new(Ids.Hash("rt" + Guid.NewGuid()), family, user.Id, "assent-cli", "openid session", login.Id, Now, Now + 60_000);
+        var first = Token("fam_1");
+        Assert.True(await Store.TryStartSessionAsync(login.Id, Now, first, new AuditEvent("session.started", user.Id, "assent-cli", "fam_1"), default));
+        Assert.False(await Store.TryStartSessionAsync(login.Id, Now, Token("fam_2"), new AuditEvent("session.started", user.Id, "assent-cli", "fam_2"), default));
+
+        var rotations = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Store.TryRotateRefreshTokenAsync(first.TokenHash, Now, t => Token(t.FamilyId), default)));
+        Assert.Single(rotations, r => r.Outcome == RefreshOutcome.Rotated);
+        // The first late racer is reuse (it revokes the family); any after it find the family revoked.
+        Assert.Contains(rotations, r => r.Outcome == RefreshOutcome.Reused);
+        Assert.All(rotations.Where(r => r.Outcome != RefreshOutcome.Rotated), r => Assert.Contains(r.Outcome, new[] { RefreshOutcome.Reused, RefreshOutcome.Revoked }));
+
+        await Store.RevokeAccessTokenAsync("jti-1", Now + 60_000, Now, new AuditEvent("access_token.revoked", user.Id, "assent-cli", "jti-1"), default);
+        Assert.True(await Store.IsAccessTokenRevokedAsync("jti-1", default));
+        Assert.False(await Store.IsAccessTokenRevokedAsync("jti-2", default));
+        Assert.True(AuditChain.Verify(await Store.ReadAuditAsync(0, 1000, null, default)).Valid);
+    }
+
+    [Fact]
     public async Task Concurrent_writes_keep_one_verifiable_audit_chain()
     {
         var user = await UserAsync("liam");

@@ -1,0 +1,202 @@
+using System.Buffers;
+using System.Text.Json;
+using Assent.Server.Admin;
+using Assent.Server.Approvals;
+using Assent.Server.Audit;
+using Assent.Server.Ciba;
+using Assent.Server.Clients;
+using Assent.Server.Hosting;
+using Assent.Server.Http;
+using Assent.Server.Sessions;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Assent.Server.Agents;
+
+/// <summary>
+/// SPEC §2 <c>POST /agents</c>: a signed-in human asks to register an agent, and their own device must
+/// approve it, like any other request. The agent's secret exists once: in the answer that creates it.
+/// </summary>
+internal static class AgentEndpoints
+{
+    public const string Path = "/agents";
+    public const string RequestsPath = "/agents/requests";
+
+    public static IEndpointRouteBuilder MapAgents(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Agents").DisableAntiforgery();
+        group.MapPost("", RegisterAsync)
+            .WithSummary("Ask (with a session token) to register an agent; the owner's device approves. Honours Prefer: wait");
+        group.MapGet("/requests/{id}", RequestAsync)
+            .WithSummary("An agent registration request: 202 pending, 201 with the credentials (once), 403 denied, 410 expired. Honours Prefer: wait");
+        return app;
+    }
+
+    internal static async Task<IResult> RegisterAsync(HttpContext http, AccessTokenValidator validator, IAssentStore store, ApprovalService approvals,
+        ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var (user, refused) = await SessionUserAsync(http.Request, validator, store, ct);
+        if (refused is not null)
+        {
+            return refused;
+        }
+        var read = await RequestBodies.ReadJsonAsync(http.Request, ServerJson.Default.AgentRegistrationRequest, ct);
+        if (read.Error is not null)
+        {
+            return read.Error;
+        }
+        var name = read.Value!.Name?.Trim();
+        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl) || !CibaEndpoints.IsDisplayable(name))
+        {
+            return Problem.BadRequest("name is required: 1 to 64 printable characters, e.g. deploy-bot");
+        }
+        string scopes;
+        try
+        {
+            scopes = AdminOperations.NormalizeScopes(read.Value.Scopes switch
+            {
+                null => "",
+                { ValueKind: JsonValueKind.String } s => s.GetString()!,
+                { ValueKind: JsonValueKind.Array } a when a.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+                    string.Join(' ', a.EnumerateArray().Select(e => e.GetString())),
+                _ => throw new ArgumentException("scopes must be an array of strings or one space-separated string"),
+            });
+        }
+        catch (ArgumentException e)
+        {
+            return Problem.BadRequest(e.Message);
+        }
+        var message = $"Register agent '{name}' with scopes {scopes}";
+        if (!CibaEndpoints.IsDisplayable(message))
+        {
+            return Problem.BadRequest("too many scopes to show the approver in one message (at most 256 characters)");
+        }
+        var created = await approvals.CreateAsync(ApprovalKinds.AgentRegistration, CliClient.Id, CliClient.Name, user!, CliClient.AgentsWriteScope,
+            message, Details(name, scopes), null, options.DefaultRequestExpiry, ct);
+        return await AnswerAsync(http, created.Approval, user!, store, hub, options, time, ct);
+    }
+
+    internal static async Task<IResult> RequestAsync(string id, HttpContext http, AccessTokenValidator validator, IAssentStore store, ApprovalHub hub,
+        AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var (user, refused) = await SessionUserAsync(http.Request, validator, store, ct);
+        if (refused is not null)
+        {
+            return refused;
+        }
+        var approval = id.Length <= 64 ? await store.FindApprovalAsync(id, ct) : null;
+        if (approval is null || approval.Kind != ApprovalKinds.AgentRegistration || approval.UserId != user!.Id)
+        {
+            return Problem.NotFound("no such agent registration request of yours");
+        }
+        return await AnswerAsync(http, approval, user, store, hub, options, time, ct);
+    }
+
+    private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, UserRecord user, IAssentStore store, ApprovalHub hub,
+        AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        http.Response.Headers.CacheControl = "no-store";
+        var wait = PreferWait.Requested(http.Request, options.MaxWait);
+        if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
+        {
+            PreferWait.Applied(http.Response, wait);
+            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, approval.ExpiresAt, c => store.FindApprovalAsync(approval.Id, c), wait, time, ct)
+                ?? approval;
+        }
+        var location = $"{RequestsPath}/{approval.Id}";
+        var (name, scopes) = ReadDetails(approval.AuthorizationDetails);
+        var clientId = ClientIdFor(approval);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        switch (approval.State)
+        {
+            case ApprovalState.Pending when approval.ExpiresAt > now:
+                http.Response.Headers.Location = location;
+                return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "pending", ExpiresAt: approval.ExpiresAt / 1000),
+                    ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status202Accepted);
+            case ApprovalState.Pending:
+            case ApprovalState.Expired:
+                return Problem.Gone("the owner did not decide in time; ask again");
+            case ApprovalState.Denied:
+            case ApprovalState.Cancelled:
+                return Problem.Forbidden("the owner denied registering this agent");
+            case ApprovalState.Approved:
+                var secret = Ids.Secret("sec");
+                var client = new ClientRecord(clientId, Ids.Hash(secret), name, user.Id, scopes, now, null);
+                if (await store.TryRedeemAgentRegistrationAsync(approval.Id, now, client, new AuditEvent(AuditTypes.AgentCreated, user.Id, approval.DeviceId, clientId,
+                        new Dictionary<string, string> { ["name"] = name, ["scopes"] = scopes, ["approval"] = approval.Id }), ct))
+                {
+                    http.Response.Headers.Location = location;
+                    return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, secret, name, scopes, user.Handle),
+                        ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status201Created);
+                }
+                // Another fetch created it a moment ago and took the secret with it.
+                goto default;
+            default:
+                return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, null, name, scopes, user.Handle),
+                    ServerJson.Default.AgentRegistrationResponse);
+        }
+    }
+
+    /// <summary>The agent registered by request <c>apr_X</c> is <c>agt_X</c>: one request, one agent, found again without a lookup.</summary>
+    private static string ClientIdFor(ApprovalRecord approval) => "agt_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
+
+    /// <summary>The session of a signed-in human: an access token of ours, for the CLI client, with the session scopes.</summary>
+    private static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator, IAssentStore store,
+        CancellationToken ct)
+    {
+        var token = AccessTokenValidator.BearerToken(request);
+        if (token is null)
+        {
+            return (null, BearerError.Missing(problem: true));
+        }
+        var (claims, error) = await validator.ValidateAsync(token, ct);
+        if (claims is null)
+        {
+            return (null, BearerError.InvalidToken(error!, problem: true));
+        }
+        if (claims.ClientId != CliClient.Id || !claims.HasScope(CliClient.SessionScope))
+        {
+            return (null, BearerError.InvalidToken("not a signed-in session token; sign in with assent auth login", problem: true));
+        }
+        if (!claims.HasScope(CliClient.AgentsWriteScope))
+        {
+            return (null, BearerError.InsufficientScope(CliClient.AgentsWriteScope, problem: true));
+        }
+        var user = claims.UserId is null ? null : await store.FindUserAsync(claims.UserId, ct);
+        return user is null ? (null, BearerError.InvalidToken("the token's user does not exist here", problem: true)) : (user, null);
+    }
+
+    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"agent_registration","name":…,"scopes":[…]}]</c>.</summary>
+    private static string Details(string name, string scopes)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            w.WriteStartObject();
+            w.WriteString("type", ApprovalKinds.AgentRegistration);
+            w.WriteString("name", name);
+            w.WriteStartArray("scopes");
+            foreach (var s in scopes.Split(' '))
+            {
+                w.WriteStringValue(s);
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>What the owner approved is what gets created: name and scopes are read back from the signed details.</summary>
+    private static (string Name, string Scopes) ReadDetails(string? details)
+    {
+        using var doc = JsonDocument.Parse(details ?? "[{}]");
+        var entry = doc.RootElement[0];
+        var name = entry.TryGetProperty("name", out var n) ? n.GetString() ?? "" : "";
+        var scopes = entry.TryGetProperty("scopes", out var s) ? string.Join(' ', s.EnumerateArray().Select(e => e.GetString())) : "";
+        return (name, scopes);
+    }
+}

@@ -1,0 +1,76 @@
+using System.Globalization;
+using Assent.Protocol.OAuth;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Http;
+
+namespace Assent.Server.Approvals;
+
+/// <summary>
+/// RFC 7240 <c>Prefer: wait=N</c>: hold a pending request open until it is decided or N seconds pass.
+/// Shared by the CIBA and device-code grants and by agent registration.
+/// </summary>
+internal static class PreferWait
+{
+    /// <summary>RFC 7240 §4.3: the wait asked for, capped at the server's maximum; zero when none.</summary>
+    public static TimeSpan Requested(HttpRequest request, TimeSpan max)
+    {
+        foreach (var header in request.Headers[HeaderNames.Prefer])
+        {
+            foreach (var preference in (header ?? "").Split(','))
+            {
+                var token = preference.Split(';')[0].Trim();
+                if (token.StartsWith("wait=", StringComparison.OrdinalIgnoreCase) &&
+                    int.TryParse(token.AsSpan(5).Trim('"'), NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds > 0)
+                {
+                    var wanted = TimeSpan.FromSeconds(seconds);
+                    return wanted < max ? wanted : max;
+                }
+            }
+        }
+        return TimeSpan.Zero;
+    }
+
+    public static void Applied(HttpResponse response, TimeSpan wait) =>
+        response.Headers[HeaderNames.PreferenceApplied] = "wait=" + ((int)wait.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Holds until the request settles, <paramref name="wait"/> runs out, or <paramref name="expiresAt"/> (ms) passes.
+    /// <paramref name="current"/> may be null while nothing is raised yet (an RFC 8628 code no device has bound):
+    /// then <paramref name="pendingKey"/> is watched, and once <paramref name="read"/> finds a request, that request is.
+    /// </summary>
+    public static async Task<ApprovalRecord?> HoldAsync(ApprovalHub hub, string pendingKey, ApprovalRecord? current, long expiresAt,
+        Func<CancellationToken, Task<ApprovalRecord?>> read, TimeSpan wait, TimeProvider time, CancellationToken ct)
+    {
+        var deadline = Math.Min(time.GetUtcNow().ToUnixTimeMilliseconds() + (long)wait.TotalMilliseconds, expiresAt + 50);
+        while (true)
+        {
+            using var watch = hub.Watch(current?.Id ?? pendingKey);
+            // Re-read after registering: a decision between the caller's read and Watch() is not lost.
+            var fresh = await read(ct) ?? current;
+            if (fresh is not null && fresh.State != ApprovalState.Pending)
+            {
+                return fresh;
+            }
+            if (fresh is not null && current is null)
+            {
+                // The request was just raised: watch it instead of the key.
+                current = fresh;
+                continue;
+            }
+            current = fresh;
+            var left = deadline - time.GetUtcNow().ToUnixTimeMilliseconds();
+            if (left <= 0)
+            {
+                return current;
+            }
+            try
+            {
+                await watch.Signaled.WaitAsync(TimeSpan.FromMilliseconds(left), time, ct);
+            }
+            catch (TimeoutException)
+            {
+                return current;
+            }
+        }
+    }
+}
