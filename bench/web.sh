@@ -6,6 +6,7 @@
 #   bench/web.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export ASSENT_WEB_BENCH_SAMPLES=${ASSENT_WEB_BENCH_SAMPLES:-100}
 dotnet test tests/Assent.Web.Tests --nologo -v quiet \
   --filter "FullyQualifiedName~The_app_first_load_is_small_and_tap_to_token_is_measured" \
   --logger "console;verbosity=detailed" | grep '^bench:'

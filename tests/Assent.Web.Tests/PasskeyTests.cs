@@ -251,7 +251,9 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var (phone, agent, _) = await EnrolledAsync("web-bench");
         await using var __ = phone;
         var samples = new List<(double Tap, double Ceremony, double Post, double Wake)>();
-        for (var i = 0; i < 12; i++)
+        // bench/web.sh asks for more samples (a p99 needs them); the suite keeps the run short.
+        var count = int.TryParse(Environment.GetEnvironmentVariable("ASSENT_WEB_BENCH_SAMPLES"), out var n) && n is > 0 and <= 1000 ? n : 12;
+        for (var i = 0; i < count; i++)
         {
             var authReqId = await Server.AskAsync(agent, $"Bench request {i}");
             var card = phone.Page.Locator("#pending li", new() { HasText = $"Bench request {i}" });
@@ -276,7 +278,9 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         static string Stat(IEnumerable<double> values)
         {
             var v = values.Order().ToArray();
-            return $"p50 {v[v.Length / 2]:F1} / max {v[^1]:F1} ms";
+            // Nearest-rank p99: with 100 samples the 99th value.
+            var p99 = v[Math.Max(0, (int)Math.Ceiling(v.Length * 0.99) - 1)];
+            return $"p50 {v[v.Length / 2]:F1} / p99 {p99:F1} / max {v[^1]:F1} ms";
         }
         var line = $"bench: tap to token over {samples.Count} approvals: {Stat(samples.Select(s => s.Tap))}; of which passkey ceremony {Stat(samples.Select(s => s.Ceremony))}, " +
                    $"decision POST {Stat(samples.Select(s => s.Post))}, decision response to agent's token {Stat(samples.Select(s => s.Wake))}";
