@@ -76,6 +76,13 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var evidence = claims.GetProperty("evidence");
         Assert.Equal("webauthn", evidence.GetProperty("kind").GetString());
         Assert.True(await EvidenceVerifiesAsync(evidence, "approve"));
+
+        // The SDK's own evidence check accepts it: the passkey's assertion over this exact payload,
+        // checked against the approver's DID document alone.
+        using var verifier = new Assent.Client.Verification.TokenVerifier(Server.Options.Issuer);
+        var verified = await verifier.VerifyAsync(body.GetProperty("access_token").GetString()!,
+            new Assent.Client.Verification.VerifyOptions { Scope = "payments:write", CheckEvidence = true, ExpectedBindingMessage = message }, default);
+        Assert.Equal(claims.GetProperty("sub").GetString(), verified.Subject);
         await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
         await RecordFixtureAsync(userId, evidence);
     }

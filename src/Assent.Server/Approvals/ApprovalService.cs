@@ -171,12 +171,10 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
             }
             return new(DecideStatus.AssertionRefused, Detail: $"{verified.Error.Code}: {verified.Error.Detail}");
         }
-        if (!await AdvanceSignCountAsync(device, verified.Value.SignCount, approval.Id, ct))
-        {
-            return new(DecideStatus.AssertionRefused, Detail: $"{WebAuthnFailures.SignCountRegression}: the signature counter did not advance");
-        }
         var evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, signature, authenticatorData, clientDataJson);
-        return await CommitDecisionAsync(approval, device, decision, evidence, ct);
+        // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
+        var signCount = verified.Value.SignCount;
+        return await CommitDecisionAsync(approval, device, decision, evidence, ct, signCount == 0 ? null : signCount);
     }
 
     /// <summary>
@@ -197,15 +195,23 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
         store.AppendAuditAsync(new AuditEvent(AuditTypes.DeviceSignCountRegression, device.UserId, device.Id, subject ?? device.Id,
             new Dictionary<string, string> { ["stored_sign_count"] = device.SignCount.ToString(System.Globalization.CultureInfo.InvariantCulture), ["detail"] = detail }), ct);
 
-    internal async Task<DecideOutcome> CommitDecisionAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, CancellationToken ct)
+    internal async Task<DecideOutcome> CommitDecisionAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, CancellationToken ct,
+        long? signCount = null)
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var won = await store.TryDecideAsync(new DecisionRecord(approval.Id, device.Id, state, evidence, now),
+        var won = await store.TryDecideAsync(new DecisionRecord(approval.Id, device.Id, state, evidence, now, signCount),
             new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id), ct);
         if (!won)
         {
             var current = await store.FindApprovalAsync(approval.Id, ct);
+            if (signCount is not null && current is { State: ApprovalState.Pending } && current.ExpiresAt > now)
+            {
+                // Still pending and unexpired: the counter did not advance. A racing assertion of the same
+                // count (a cloned authenticator, or a replay) got there first: refused and audited.
+                await AuditSignCountRegressionAsync(device, approval.Id, $"signature counter {signCount} did not advance", ct);
+                return new(DecideStatus.AssertionRefused, Detail: $"{WebAuthnFailures.SignCountRegression}: the signature counter did not advance");
+            }
             return current is { State: ApprovalState.Pending } || current?.State == ApprovalState.Expired
                 ? new(DecideStatus.Expired, current.State)
                 : new(DecideStatus.AlreadyDecided, current?.State);

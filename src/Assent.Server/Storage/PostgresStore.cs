@@ -360,6 +360,11 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     public Task<bool> TryDecideAsync(DecisionRecord d, AuditEvent audit, CancellationToken ct) =>
         WriteAsync(async (c, tx, ct) =>
         {
+            if (d.SignCount is { } count &&
+                await Exec(c, tx, "UPDATE devices SET sign_count = $2 WHERE id = $1 AND sign_count < $2", ct, d.DeviceId, count) != 1)
+            {
+                return false;
+            }
             // The WHERE clause is the race guard: a concurrent decision waits on the row lock, then finds state <> 0.
             var userId = await One(c, tx, "UPDATE approvals SET state = $2, device_id = $3, evidence = $4, decided_at = $5 " +
                                           "WHERE id = $1 AND state = 0 AND expires_at > $5 RETURNING user_id",

@@ -72,7 +72,11 @@ internal sealed record ApprovalRecord(
     long? RedeemedAt = null);
 
 /// <summary>The outcome a device posts; <see cref="Evidence"/> is the JSON object of SPEC §3.</summary>
-internal sealed record DecisionRecord(string ApprovalId, string DeviceId, ApprovalState NewState, string Evidence, long DecidedAt);
+/// <remarks>
+/// <see cref="SignCount"/> (passkeys): the authenticator's new signature counter, advanced in the same
+/// transaction; a counter that does not move forward means no decision (WebAuthn L3 §7.2 step 22).
+/// </remarks>
+internal sealed record DecisionRecord(string ApprovalId, string DeviceId, ApprovalState NewState, string Evidence, long DecidedAt, long? SignCount = null);
 
 internal sealed record SigningKeyRecord(string Kid, byte[] PublicKey, byte[] EncryptedSeed, long CreatedAt, long? RetiredAt);
 

@@ -262,6 +262,11 @@ internal sealed class SqliteStore : IAssentStore
     public Task<bool> TryDecideAsync(DecisionRecord d, AuditEvent audit, CancellationToken ct) =>
         WriteAsync(c =>
         {
+            if (d.SignCount is { } count &&
+                Exec(c, "UPDATE devices SET sign_count = $p1 WHERE id = $p0 AND sign_count < $p1", d.DeviceId, count) != 1)
+            {
+                return false;
+            }
             // The WHERE clause is the whole race guard: only one decision can match a pending row.
             var changed = Exec(c, "UPDATE approvals SET state = $p1, device_id = $p2, evidence = $p3, decided_at = $p4 " +
                                   "WHERE id = $p0 AND state = 0 AND expires_at > $p4",
