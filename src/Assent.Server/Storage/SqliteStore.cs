@@ -528,17 +528,20 @@ internal sealed class SqliteStore : IAssentStore
 
     // ---- plumbing ----------------------------------------------------------------------
 
-    private sealed record AuditHead(long Seq, byte[] Hash);
+    internal sealed record AuditHead(long Seq, byte[] Hash);
 
     /// <summary>Seals an event into the chain. Runs inside the caller's write transaction, so
     /// the head read here is the real head even when another process wrote last.</summary>
     private void AppendAudit(Db c, AuditEvent e)
     {
-        var head = QueryOne(c, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]));
-        var seq = (head?.Seq ?? 0) + 1;
+        // The head is read once per transaction (BEGIN IMMEDIATE holds the write lock, so nobody else appends meanwhile).
+        var head = c.AuditHead ??= QueryOne(c, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]))
+                                  ?? new AuditHead(0, AuditChain.Genesis);
+        var seq = head.Seq + 1;
         var entry = AuditChain.Canonical(seq, _time.GetUtcNow().ToUnixTimeMilliseconds(), e);
-        var hash = AuditChain.Link(head?.Hash ?? AuditChain.Genesis, entry);
+        var hash = AuditChain.Link(head.Hash, entry);
         Exec(c, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($p0, $p1, $p2, $p3)", seq, entry, hash, e.UserId);
+        c.AuditHead = new AuditHead(seq, hash);
     }
 
     private Db Writer() => _writer ??= Open();
@@ -564,6 +567,9 @@ internal sealed class SqliteStore : IAssentStore
         public SqliteConnection Connection => connection;
 
         public SqliteTransaction? Transaction { get; set; }
+
+        /// <summary>The chain head as of this transaction's last append; null outside a write transaction.</summary>
+        public AuditHead? AuditHead { get; set; }
 
         public SqliteCommand Prepared(string sql, object?[] args)
         {
@@ -610,8 +616,8 @@ internal sealed class SqliteStore : IAssentStore
 
     /// <summary>
     /// Group commit: one thread owns the write connection and commits whatever is queued as one
-    /// transaction, each item inside its own savepoint so a failing item rolls back alone. Under
-    /// load many transitions share one commit; when idle a single write commits at once.
+    /// transaction. Under load many transitions share one commit; when idle a single write commits
+    /// at once. If an item throws, the batch is replayed item by item so only that one fails.
     /// </summary>
     private void WriterLoop()
     {
@@ -627,31 +633,17 @@ internal sealed class SqliteStore : IAssentStore
             try
             {
                 var c = Writer();
-                using var tx = c.Connection.BeginTransaction(deferred: false); // BEGIN IMMEDIATE: take the write lock up front
-                c.Transaction = tx;
-                try
+                if (!TryCommitTogether(c, batch))
                 {
+                    // An item threw (a constraint, a bug): nothing of the batch committed. Replay each
+                    // item in a transaction of its own, so only the failing one fails.
                     foreach (var item in batch)
                     {
-                        Exec(c, "SAVEPOINT item");
-                        try
+                        if (!TryCommitTogether(c, [item], out var error))
                         {
-                            item.Run(c);
-                            Exec(c, "RELEASE item");
-                        }
-                        catch (Exception e) when (e is not SqliteException { SqliteErrorCode: 10 or 11 or 13 or 14 })
-                        {
-                            // This item's changes vanish; the rest of the batch commits.
-                            Exec(c, "ROLLBACK TO item");
-                            Exec(c, "RELEASE item");
-                            item.Failed(e);
+                            item.Failed(error!);
                         }
                     }
-                    tx.Commit();
-                }
-                finally
-                {
-                    c.Transaction = null;
                 }
                 foreach (var item in batch)
                 {
@@ -668,6 +660,37 @@ internal sealed class SqliteStore : IAssentStore
                     item.Abort(e);
                 }
             }
+        }
+    }
+
+    private static bool TryCommitTogether(Db c, List<IWriteItem> items) => TryCommitTogether(c, items, out _);
+
+    /// <summary>Runs the items in one <c>BEGIN IMMEDIATE</c> transaction; false (rolled back) when one throws. I/O and corruption errors propagate.</summary>
+    private static bool TryCommitTogether(Db c, List<IWriteItem> items, out Exception? error)
+    {
+        using var tx = c.Connection.BeginTransaction(deferred: false);
+        c.Transaction = tx;
+        c.AuditHead = null;
+        try
+        {
+            foreach (var item in items)
+            {
+                item.Run(c);
+            }
+            tx.Commit();
+            error = null;
+            return true;
+        }
+        catch (Exception e) when (e is not SqliteException { SqliteErrorCode: 10 or 11 or 13 or 14 })
+        {
+            tx.Rollback();
+            error = e;
+            return false;
+        }
+        finally
+        {
+            c.Transaction = null;
+            c.AuditHead = null;
         }
     }
 

@@ -263,6 +263,25 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_failing_write_fails_alone_and_the_writes_around_it_commit()
+    {
+        var user = await UserAsync("olga");
+        await Store.CreateClientAsync(new ClientRecord("agt_dup", [1], "first", user.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default);
+        var writes = Enumerable.Range(0, 30).Select(i => i == 15
+            ? Store.CreateClientAsync(new ClientRecord("agt_dup", [2], "again", user.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default)
+            : (Task)PendingAsync(user)).ToList();
+        await Assert.ThrowsAnyAsync<Exception>(() => writes[15]);
+        foreach (var w in writes.Where((_, i) => i != 15))
+        {
+            await w;
+        }
+        Assert.Equal(29, (await Store.ListPendingAsync(user.Id, Now, default)).Count);
+        Assert.Equal("first", (await Store.FindClientAsync("agt_dup", default))!.Name);
+        var chain = AuditChain.Verify(await Store.ReadAuditAsync(0, 10_000, null, default));
+        Assert.True(chain.Valid, chain.Reason);
+    }
+
+    [Fact]
     public async Task Concurrent_writes_keep_one_verifiable_audit_chain()
     {
         var user = await UserAsync("liam");
