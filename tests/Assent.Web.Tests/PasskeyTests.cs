@@ -48,12 +48,17 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task An_agents_request_appears_live_and_a_passkey_approval_gives_a_token_whose_evidence_verifies()
+    public async Task An_agents_ApproveAsync_appears_live_and_a_passkey_approval_returns_a_token_whose_evidence_verifies()
     {
         var (phone, agent, userId) = await EnrolledAsync("web-approve");
         await using var _ = phone;
         const string message = "Pay ACME GmbH <b>invoice</b> 42";
-        var authReqId = await Server.AskAsync(agent, message, Payment, "openid payments:write");
+        // The agent asks through the SDK, which holds its token request open with Prefer: wait.
+        using var assent = new Assent.Client.AssentClient(new Assent.Client.AssentClientOptions
+        {
+            Server = Server.BaseUri, ClientId = agent.ClientId, ClientSecret = agent.ClientSecret, LoginHint = agent.Owner,
+        });
+        var approving = assent.ApproveAsync(message, new Assent.Client.ApproveOptions { Scope = "payments:write", Details = Payment }, default);
 
         var card = phone.Page.Locator("#pending li", new() { HasText = "invoice" });
         await card.WaitForAsync();
@@ -62,16 +67,14 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         Assert.Contains("ACME GmbH", await card.InnerTextAsync());
         Assert.Contains("Test agent", await card.InnerTextAsync());
 
-        var token = Server.TokenAsync(agent, authReqId, wait: 30);
         var tap = Stopwatch.StartNew();
         await card.Locator("button[data-act=approve]").ClickAsync();
-        using var response = await token;
+        var approval = await approving;
         tap.Stop();
-        var (status, body) = await TestServer.ReadAsync(response);
-        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(approval.Approved);
         output.WriteLine($"tap to token: {tap.Elapsed.TotalMilliseconds:F1} ms");
 
-        var claims = Claims(body.GetProperty("access_token").GetString()!);
+        var claims = Claims(approval.AccessToken!);
         Assert.Equal(["hwk", "user", "mfa"], claims.GetProperty("amr").EnumerateArray().Select(e => e.GetString()!).ToArray());
         var evidence = claims.GetProperty("evidence");
         Assert.Equal("webauthn", evidence.GetProperty("kind").GetString());
@@ -80,7 +83,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         // The SDK's own evidence check accepts it: the passkey's assertion over this exact payload,
         // checked against the approver's DID document alone.
         using var verifier = new Assent.Client.Verification.TokenVerifier(Server.Options.Issuer);
-        var verified = await verifier.VerifyAsync(body.GetProperty("access_token").GetString()!,
+        var verified = await verifier.VerifyAsync(approval.AccessToken!,
             new Assent.Client.Verification.VerifyOptions { Scope = "payments:write", CheckEvidence = true, ExpectedBindingMessage = message }, default);
         Assert.Equal(claims.GetProperty("sub").GetString(), verified.Subject);
         await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
@@ -88,18 +91,24 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task A_passkey_denial_gives_the_agent_access_denied()
+    public async Task A_passkey_denial_comes_back_to_the_agents_ApproveAsync_as_denied()
     {
         var (phone, agent, _) = await EnrolledAsync("web-deny");
         await using var __ = phone;
-        var authReqId = await Server.AskAsync(agent, "Drop table customers");
+        using var assent = new Assent.Client.AssentClient(new Assent.Client.AssentClientOptions
+        {
+            Server = Server.BaseUri, ClientId = agent.ClientId, ClientSecret = agent.ClientSecret, LoginHint = agent.Owner,
+        });
+        var asking = assent.ApproveAsync("Drop table customers", new Assent.Client.ApproveOptions { Scope = "approve:action" }, default);
         var card = phone.Page.Locator("#pending li", new() { HasText = "Drop table customers" });
         await card.WaitForAsync();
 
-        var token = Server.TokenAsync(agent, authReqId, wait: 30);
         await card.Locator("button[data-act=deny]").ClickAsync();
-        using var response = await token;
-        Assert.Equal("access_denied", await TestServer.ErrorOf(response));
+        var answer = await asking;
+        // Denied is a result, not an exception.
+        Assert.False(answer.Approved);
+        Assert.Equal(Assent.Client.ApprovalStatus.Denied, answer.Status);
+        Assert.Null(answer.AccessToken);
         await phone.Page.ClickAsync(".tabs button[data-tab=history]");
         await phone.Page.Locator("#history li", new() { HasText = "Drop table customers" }).Locator(".state-denied").WaitForAsync();
     }
