@@ -1,15 +1,18 @@
 using Assent.Server.Approvals;
 using Assent.Server.Ciba;
 using Assent.Server.Keys;
+using Assent.Server.Storage;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Assent.Server.Hosting;
 
-/// <summary>Expires overdue requests (waking their waiters), prunes poll pacing, and picks up key rotations made elsewhere.</summary>
-internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, AssentOptions options, TimeProvider time, ILogger<Sweeper> log)
+/// <summary>Expires overdue requests (waking their waiters), prunes poll pacing and expired sign-in rows, and picks up key rotations made elsewhere.</summary>
+internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, IAssentStore store, AssentOptions options, TimeProvider time, ILogger<Sweeper> log)
     : BackgroundService
 {
+    private static readonly TimeSpan PruneGrace = TimeSpan.FromHours(1);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.SweepInterval, time);
@@ -25,6 +28,11 @@ internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRin
                 {
                     pacer.Prune();
                     await keys.RefreshAsync(stoppingToken);
+                }
+                if (ticks % 60 == 0)
+                {
+                    // An hour's grace: a client coming back just after expiry still hears "expired", not "unknown".
+                    await store.PruneExpiredAsync((time.GetUtcNow() - PruneGrace).ToUnixTimeMilliseconds(), stoppingToken);
                 }
             }
             catch (Exception e) when (e is not OperationCanceledException)

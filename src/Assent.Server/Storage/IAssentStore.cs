@@ -111,6 +111,12 @@ internal interface IAssentStore : IAsyncDisposable
 
     Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct);
 
+    /// <summary>
+    /// Deletes rows that can no longer be used: device authorizations, refresh tokens, web sessions and
+    /// passkey challenges past their expiry, and denylisted token ids whose tokens have expired. Returns how many.
+    /// </summary>
+    Task<int> PruneExpiredAsync(long now, CancellationToken ct);
+
     Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct);
 
     /// <summary>Adds a key as current and retires the previous current key (sets its RetiredAt).</summary>

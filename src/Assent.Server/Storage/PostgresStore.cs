@@ -396,6 +396,17 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             return due;
         }, ct);
 
+    public Task<int> PruneExpiredAsync(long now, CancellationToken ct) =>
+        WriteAsync(async (c, tx, ct) =>
+        {
+            var removed = 0;
+            foreach (var table in SqliteStore.PruneTables)
+            {
+                removed += await Exec(c, tx, $"DELETE FROM {table} WHERE expires_at <= $1", ct, now);
+            }
+            return removed;
+        }, ct);
+
     // ---- keys, audit, meta -------------------------------------------------------------
 
     public Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct) =>

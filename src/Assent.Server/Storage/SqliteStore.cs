@@ -436,6 +436,12 @@ internal sealed class SqliteStore : IAssentStore
     public Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct) =>
         ReadAsync(c => Scalar<long>(c, "SELECT EXISTS(SELECT 1 FROM revoked_access_tokens WHERE jti = $p0)", jti) == 1, ct);
 
+    public Task<int> PruneExpiredAsync(long now, CancellationToken ct) =>
+        WriteAsync(c => PruneTables.Sum(table => Exec(c, $"DELETE FROM {table} WHERE expires_at <= $p0", now)), ct);
+
+    /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
+    internal static readonly string[] PruneTables = ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens"];
+
     // ---- keys, audit, meta -------------------------------------------------------------
 
     public Task<IReadOnlyList<SigningKeyRecord>> ListSigningKeysAsync(CancellationToken ct) =>

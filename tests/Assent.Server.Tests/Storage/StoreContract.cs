@@ -282,6 +282,22 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Pruning_removes_only_expired_sign_in_rows()
+    {
+        var live = Ids.Hash("live" + Guid.NewGuid());
+        var dead = Ids.Hash("dead" + Guid.NewGuid());
+        await Store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(dead, "signin", null, null, Now + 1000), Now, default);
+        await Store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(live, "signin", null, null, Now + 60_000), Now, default);
+        await Store.RevokeAccessTokenAsync("old-jti", Now + 1000, Now, new AuditEvent("access_token.revoked", null, "t", "old-jti"), default);
+        await Store.RevokeAccessTokenAsync("new-jti", Now + 60_000, Now, new AuditEvent("access_token.revoked", null, "t", "new-jti"), default);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(2, await Store.PruneExpiredAsync(Now, default));
+        Assert.False(await Store.IsAccessTokenRevokedAsync("old-jti", default));
+        Assert.True(await Store.IsAccessTokenRevokedAsync("new-jti", default));
+        Assert.NotNull(await Store.TryTakeWebAuthnChallengeAsync(live, Now, default));
+    }
+
+    [Fact]
     public async Task Concurrent_writes_keep_one_verifiable_audit_chain()
     {
         var user = await UserAsync("liam");
