@@ -276,21 +276,7 @@ public sealed class AssentClient : IDisposable
         return (null, error, held);
     }
 
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
-    {
-        try
-        {
-            return await _http.SendAsync(request, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new AssentUnreachableException(_server, e.InnerException?.Message ?? e.Message, e);
-        }
-        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new AssentUnreachableException(_server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
-        }
-    }
+    private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => Transport.SendAsync(_http, _server, request, ct);
 
     private static async Task<T> ReadJsonAsync<T>(HttpResponseMessage response, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, CancellationToken ct)
     {

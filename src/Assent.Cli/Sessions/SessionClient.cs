@@ -187,21 +187,7 @@ internal sealed class SessionClient : IDisposable
     private static TokenAnswer ToToken(FormAnswer answer) =>
         answer.Error is null ? new TokenAnswer(Parse(answer.Json!, SessionJson.Default.SessionTokens), null, null) : new TokenAnswer(null, answer.Error, answer.Description);
 
-    private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
-    {
-        try
-        {
-            return await _http.SendAsync(request, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new AssentUnreachableException(_server, e.InnerException?.Message ?? e.Message, e);
-        }
-        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new AssentUnreachableException(_server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
-        }
-    }
+    private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => Transport.SendAsync(_http, _server, request, ct);
 
     private static T Parse<T>(string json, JsonTypeInfo<T> type)
     {

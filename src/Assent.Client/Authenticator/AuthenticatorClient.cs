@@ -206,19 +206,8 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
         var key = RequireDevice();
         request.Headers.TryAddWithoutValidation("Authorization",
             DeviceSignatures.SignRequest(key.DeviceId, key.Seed, method.Method, uri.PathAndQuery, [], _time.GetUtcNow()));
-        try
-        {
-            // Headers only: the stream's body lasts as long as the caller reads it, beyond HttpClient.Timeout.
-            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new AssentUnreachableException(server, e.InnerException?.Message ?? e.Message, e);
-        }
-        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new AssentUnreachableException(server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
-        }
+        // Headers only: the stream's body lasts as long as the caller reads it, beyond HttpClient.Timeout.
+        return await Transport.SendAsync(_http, server, request, ct, HttpCompletionOption.ResponseHeadersRead);
     }
 
     public void Dispose()
@@ -258,19 +247,7 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
             request.Headers.TryAddWithoutValidation("Authorization",
                 DeviceSignatures.SignRequest(key.DeviceId, key.Seed, method.Method, uri.PathAndQuery, body ?? [], _time.GetUtcNow()));
         }
-        HttpResponseMessage response;
-        try
-        {
-            response = await _http.SendAsync(request, ct);
-        }
-        catch (HttpRequestException e)
-        {
-            throw new AssentUnreachableException(server, e.InnerException?.Message ?? e.Message, e);
-        }
-        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
-        {
-            throw new AssentUnreachableException(server, $"no answer within {_http.Timeout.TotalSeconds:0} s", e);
-        }
+        var response = await Transport.SendAsync(_http, server, request, ct);
         using (response)
         {
             if (!response.IsSuccessStatusCode)
