@@ -441,7 +441,16 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             return (await One(c, tx, "SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], ct, key))!;
         }, ct);
 
-    public ValueTask DisposeAsync() => source.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        if (_writer is { } writer)
+        {
+            await writer;
+        }
+        await _closing.CancelAsync();
+        await source.DisposeAsync();
+    }
 
     // ---- plumbing ----------------------------------------------------------------------
 
@@ -461,14 +470,18 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     }
 
     /// <summary>Locks the chain head for the rest of the transaction, seals the entry after it, and moves the head.</summary>
+    /// <summary>
+    /// Seals the entry after the head this transaction locked at its start; the head row itself is
+    /// written once, when the transaction commits (<see cref="TryCommitTogetherAsync"/>).
+    /// </summary>
     private async Task AppendAuditAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
     {
-        var head = (await One(c, tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))!;
+        var head = _head ?? throw new InvalidOperationException("audit appends run only inside the writer's transaction");
         var seq = head.Seq + 1;
         var entry = AuditChain.Canonical(seq, time.GetUtcNow().ToUnixTimeMilliseconds(), e);
         var hash = AuditChain.Link(head.Hash, entry);
         await Exec(c, tx, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($1, $2, $3, $4)", ct, seq, entry, hash, e.UserId);
-        await Exec(c, tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", ct, seq, hash);
+        _head = new AuditHead(seq, hash);
     }
 
     private async Task<T> ReadAsync<T>(Func<NpgsqlConnection, CancellationToken, Task<T>> work, CancellationToken ct)
@@ -477,13 +490,164 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         return await work(c, ct);
     }
 
-    private async Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work, CancellationToken ct)
+    private Task<T> WriteAsync<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work, CancellationToken ct)
     {
-        await using var c = await source.OpenConnectionAsync(ct);
+        ct.ThrowIfCancellationRequested();
+        var item = new WriteItem<T>(work);
+        if (!_queue.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(PostgresStore));
+        }
+        // Once queued the write happens even if this caller stops waiting: state stays consistent.
+        EnsureWriter();
+        return item.Completion.WaitAsync(ct);
+    }
+
+    /// <summary>
+    /// Group commit, as on SQLite: this node's writes are queued and committed together. Each batch
+    /// locks the audit head first, so batches from different nodes take turns instead of
+    /// deadlocking on each other's rows, and one lock and one commit carry the whole batch.
+    /// </summary>
+    private async Task WriterLoopAsync()
+    {
+        var batch = new List<IWriteItem>(MaxBatch);
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync(CancellationToken.None))
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && reader.TryRead(out var next))
+            {
+                batch.Add(next);
+            }
+            try
+            {
+                await using var c = await source.OpenConnectionAsync(_closing.Token);
+                if ((await TryCommitTogetherAsync(c, batch)).Error is not null)
+                {
+                    // An item threw (a constraint, a deadlock victim): nothing committed. Replay each alone.
+                    foreach (var item in batch)
+                    {
+                        if ((await TryCommitTogetherAsync(c, [item])).Error is { } error)
+                        {
+                            item.Failed(error);
+                        }
+                    }
+                }
+                foreach (var item in batch)
+                {
+                    item.Publish();
+                }
+            }
+            catch (Exception e)
+            {
+                // The connection broke or the server went away: nothing of this batch committed.
+                foreach (var item in batch)
+                {
+                    item.Abort(e);
+                }
+            }
+        }
+    }
+
+    private sealed record CommitResult(Exception? Error);
+
+    private async Task<CommitResult> TryCommitTogetherAsync(NpgsqlConnection c, List<IWriteItem> items)
+    {
+        var ct = _closing.Token;
         await using var tx = await c.BeginTransactionAsync(ct);
-        var result = await work(c, tx, ct);
-        await tx.CommitAsync(ct);
-        return result;
+        _head = await One(c, tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct);
+        var start = _head;
+        try
+        {
+            foreach (var item in items)
+            {
+                await item.RunAsync(c, tx, ct);
+            }
+            if (!ReferenceEquals(_head, start))
+            {
+                await Exec(c, tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", ct, _head!.Seq, _head.Hash);
+            }
+            await tx.CommitAsync(ct);
+            return new CommitResult(null);
+        }
+        catch (PostgresException e) when (!e.IsTransient || e.SqlState == PostgresErrorCodes.DeadlockDetected)
+        {
+            await tx.RollbackAsync(CancellationToken.None);
+            return new CommitResult(e);
+        }
+        catch (Exception e) when (e is not (NpgsqlException or IOException or OperationCanceledException))
+        {
+            await tx.RollbackAsync(CancellationToken.None);
+            return new CommitResult(e);
+        }
+        finally
+        {
+            _head = null;
+        }
+    }
+
+    private void EnsureWriter()
+    {
+        if (_writer is null)
+        {
+            lock (_queue)
+            {
+                _writer ??= Task.Run(WriterLoopAsync);
+            }
+        }
+    }
+
+    private const int MaxBatch = 64;
+
+    private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
+        System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
+
+    private readonly CancellationTokenSource _closing = new();
+    private Task? _writer;
+
+    /// <summary>The chain head inside the writer's current transaction (the writer runs one batch at a time).</summary>
+    private AuditHead? _head;
+
+    private interface IWriteItem
+    {
+        Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct);
+
+        void Failed(Exception error);
+
+        void Publish();
+
+        void Abort(Exception error);
+    }
+
+    private sealed class WriteItem<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work) : IWriteItem
+    {
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T? _result;
+        private Exception? _error;
+
+        public Task<T> Completion => _completion.Task;
+
+        public async Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct)
+        {
+            _error = null;
+            _result = await work(c, tx, ct);
+        }
+
+        public void Failed(Exception error) => _error = error;
+
+        public void Publish()
+        {
+            if (_error is null)
+            {
+                _completion.TrySetResult(_result!);
+            }
+            else
+            {
+                _completion.TrySetException(_error);
+            }
+        }
+
+        public void Abort(Exception error) => _completion.TrySetException(error);
     }
 
     private static NpgsqlCommand Cmd(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params object?[] args)
