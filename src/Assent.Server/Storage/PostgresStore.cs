@@ -25,7 +25,7 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     {
         if (!database.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) && !database.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
         {
-            return new NpgsqlConnectionStringBuilder(database).ConnectionString;
+            return WithDefaults(new NpgsqlConnectionStringBuilder(database));
         }
         var uri = new Uri(database);
         var b = new NpgsqlConnectionStringBuilder
@@ -47,6 +47,17 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         {
             var kv = pair.Split('=', 2);
             b[Uri.UnescapeDataString(kv[0])] = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "true";
+        }
+        return WithDefaults(b);
+    }
+
+    /// <summary>Assent runs a small fixed set of statements: let Npgsql prepare them server-side unless told otherwise.</summary>
+    private static string WithDefaults(NpgsqlConnectionStringBuilder b)
+    {
+        if (b.MaxAutoPrepare == 0)
+        {
+            b.MaxAutoPrepare = 128;
+            b.AutoPrepareMinUsages = 2;
         }
         return b.ConnectionString;
     }

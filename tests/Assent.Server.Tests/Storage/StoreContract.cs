@@ -324,5 +324,5 @@ public sealed class SqliteStoreContract : StoreContract
 public sealed class PostgresStoreContract(PostgresCluster cluster) : StoreContract
 {
     internal override async Task<IAssentStore> OpenAsync() =>
-        new PostgresStore(NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync()), Clock);
+        new PostgresStore(NpgsqlDataSource.Create(PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync())), Clock);
 }
