@@ -31,18 +31,12 @@ internal static class CibaEndpoints
     internal static async Task<Results<Ok<BcAuthorizeResponse>, OAuthError>> BackchannelAuthorizeAsync(
         HttpContext http, ClientAuthenticator clients, IAssentStore store, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
-        http.Response.Headers.CacheControl = "no-store";
-        var read = await RequestBodies.ReadFormAsync(http.Request, ct);
-        if (read.Error is not null)
+        var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => false, ct);
+        if (error is not null)
         {
-            return read.Error;
+            return error;
         }
-        var form = read.Form!;
-        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct);
-        if (authError is not null)
-        {
-            return authError;
-        }
+        var form = read!;
 
         // §7.1: scope is required and, this being OpenID, must contain openid.
         var scope = form.Value(OAuthParameters.Scope);

@@ -21,6 +21,25 @@ internal sealed class ClientAuthenticator(ClientDirectory directory)
     public sealed record Outcome(ClientRecord? Client, OAuthError? Error);
 
     /// <param name="allowPublic">Whether the public CLI client (<see cref="CliClient"/>, identified by client_id alone) may call.</param>
+    public sealed record AuthenticatedForm(IFormCollection? Form, ClientRecord? Client, OAuthError? Error);
+
+    /// <summary>
+    /// The opening of every OAuth endpoint: answers are never cached (RFC 6749 §5.1), the body is a
+    /// form, and the client authenticates. <paramref name="allowPublic"/> decides per request whether
+    /// the public CLI client may come without a secret.
+    /// </summary>
+    public async Task<AuthenticatedForm> ReadFormAsync(HttpRequest request, Func<IFormCollection, bool> allowPublic, CancellationToken ct)
+    {
+        OAuthError.NoStore(request.HttpContext.Response);
+        var read = await RequestBodies.ReadFormAsync(request, ct);
+        if (read.Error is not null)
+        {
+            return new AuthenticatedForm(null, null, read.Error);
+        }
+        var (client, error) = await AuthenticateAsync(request, read.Form!, ct, allowPublic(read.Form!));
+        return new AuthenticatedForm(read.Form, client, error);
+    }
+
     public async Task<Outcome> AuthenticateAsync(HttpRequest request, IFormCollection form, CancellationToken ct, bool allowPublic = false)
     {
         string? id, secret;

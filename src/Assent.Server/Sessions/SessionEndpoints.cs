@@ -50,18 +50,12 @@ internal static partial class SessionEndpoints
     internal static async Task<Results<Ok<DeviceAuthorizationResponse>, OAuthError>> DeviceAuthorizationAsync(HttpContext http, ClientAuthenticator clients,
         IAssentStore store, ApprovalService approvals, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        OAuthError.NoStore(http.Response);
-        var read = await RequestBodies.ReadFormAsync(http.Request, ct);
-        if (read.Error is not null)
+        var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => true, ct);
+        if (error is not null)
         {
-            return read.Error;
+            return error;
         }
-        var form = read.Form!;
-        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct, allowPublic: true);
-        if (authError is not null)
-        {
-            return authError;
-        }
+        var form = read!;
         if (client!.Id != CliClient.Id)
         {
             return new OAuthError(OAuthErrors.UnauthorizedClient, $"device authorization is for the CLI's public client {CliClient.Id}; agents use CIBA");
@@ -184,18 +178,12 @@ internal static partial class SessionEndpoints
     internal static async Task<IResult> RevokeAsync(HttpContext http, ClientAuthenticator clients, SessionService sessions, AccessTokenValidator validator,
         IAssentStore store, TimeProvider time, CancellationToken ct)
     {
-        OAuthError.NoStore(http.Response);
-        var read = await RequestBodies.ReadFormAsync(http.Request, ct);
-        if (read.Error is not null)
+        var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => true, ct);
+        if (error is not null)
         {
-            return read.Error;
+            return error;
         }
-        var form = read.Form!;
-        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct, allowPublic: true);
-        if (authError is not null)
-        {
-            return authError;
-        }
+        var form = read!;
         var token = form.Value(OAuthParameters.Token);
         if (token is null)
         {

@@ -619,46 +619,14 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     /// <summary>The chain head inside the writer's current transaction (the writer runs one batch at a time).</summary>
     private AuditHead? _head;
 
-    private interface IWriteItem
+    private interface IWriteItem : IQueuedWrite
     {
         Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct);
-
-        void Failed(Exception error);
-
-        void Publish();
-
-        void Abort(Exception error);
     }
 
-    private sealed class WriteItem<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work) : IWriteItem
+    private sealed class WriteItem<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work) : QueuedWrite<T>, IWriteItem
     {
-        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private T? _result;
-        private Exception? _error;
-
-        public Task<T> Completion => _completion.Task;
-
-        public async Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct)
-        {
-            _error = null;
-            _result = await work(c, tx, ct);
-        }
-
-        public void Failed(Exception error) => _error = error;
-
-        public void Publish()
-        {
-            if (_error is null)
-            {
-                _completion.TrySetResult(_result!);
-            }
-            else
-            {
-                _completion.TrySetException(_error);
-            }
-        }
-
-        public void Abort(Exception error) => _completion.TrySetException(error);
+        public async Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct) => Ran(await work(c, tx, ct));
     }
 
     private static NpgsqlCommand Cmd(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params object?[] args)

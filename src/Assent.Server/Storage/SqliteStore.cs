@@ -702,42 +702,14 @@ internal sealed class SqliteStore : IAssentStore
 
     private const int MaxBatch = 128;
 
-    private interface IWriteItem
+    private interface IWriteItem : IQueuedWrite
     {
         void Run(Db db);
-
-        void Failed(Exception error);
-
-        void Publish();
-
-        void Abort(Exception error);
     }
 
-    private sealed class WriteItem<T>(Func<Db, T> work) : IWriteItem
+    private sealed class WriteItem<T>(Func<Db, T> work) : QueuedWrite<T>, IWriteItem
     {
-        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private T? _result;
-        private Exception? _error;
-
-        public Task<T> Completion => _completion.Task;
-
-        public void Run(Db db) => _result = work(db);
-
-        public void Failed(Exception error) => _error = error;
-
-        public void Publish()
-        {
-            if (_error is null)
-            {
-                _completion.TrySetResult(_result!);
-            }
-            else
-            {
-                _completion.TrySetException(_error);
-            }
-        }
-
-        public void Abort(Exception error) => _completion.TrySetException(error);
+        public void Run(Db db) => Ran(work(db));
     }
 
     private Task<T> ReadAsync<T>(Func<Db, T> work, CancellationToken ct)

@@ -33,21 +33,16 @@ internal static class TokenEndpoints
         HttpContext http, ClientAuthenticator clients, IAssentStore store, ApprovalHub hub, PollPacer pacer, TokenIssuer issuer,
         SessionService sessions, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        OAuthError.NoStore(http.Response);
-        var read = await RequestBodies.ReadFormAsync(http.Request, ct);
-        if (read.Error is not null)
+        // The human grants come from the public CLI client, which has no secret.
+        static bool IsHumanGrant(string? grant) => grant is GrantTypes.DeviceCode or GrantTypes.RefreshToken;
+        var (read, client, error) = await clients.ReadFormAsync(http.Request, f => IsHumanGrant(f.Value(OAuthParameters.GrantType)), ct);
+        if (error is not null)
         {
-            return read.Error;
+            return error;
         }
-        var form = read.Form!;
+        var form = read!;
         var grant = form.Value(OAuthParameters.GrantType);
-        var humanGrant = grant is GrantTypes.DeviceCode or GrantTypes.RefreshToken;
-        var (client, authError) = await clients.AuthenticateAsync(http.Request, form, ct, allowPublic: humanGrant);
-        if (authError is not null)
-        {
-            return authError;
-        }
-        if (humanGrant && client!.Id != CliClient.Id)
+        if (IsHumanGrant(grant) && client!.Id != CliClient.Id)
         {
             // Sessions are for humans at the CLI; agents get their tokens through CIBA.
             return new OAuthError(OAuthErrors.UnauthorizedClient, $"grant_type '{grant}' is only for the public client {CliClient.Id}");
