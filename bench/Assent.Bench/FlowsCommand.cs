@@ -100,7 +100,10 @@ internal static class FlowsCommand
                     var at = Stopwatch.GetTimestamp();
                     if (status != HttpStatusCode.OK || !decisionSentAt.TryRemove(BenchAgent.TransactionOf(body), out var sent))
                     {
-                        Interlocked.Increment(ref flowErrors);
+                        if (Interlocked.Increment(ref flowErrors) <= 3)
+                        {
+                            Console.Error.WriteLine($"  flow error: token answered {(int)status}: {body}");
+                        }
                         continue;
                     }
                     completions.Add((at, Stats.Milliseconds(at - sent)));

@@ -23,6 +23,18 @@ public sealed class AuditChainTests
         return rows;
     }
 
+    [Theory]
+    [InlineData(1L)]
+    [InlineData(9L)]
+    [InlineData(10L)]
+    [InlineData(123_456_789_012L)]
+    [InlineData(long.MaxValue)]
+    public void An_entry_sealed_later_is_byte_for_byte_the_canonical_entry(long seq)
+    {
+        var e = new AuditEvent("approval.created", "usr_1", null, "apr_1", new Dictionary<string, string> { ["z"] = "1", ["a"] = "\"quoted\"" });
+        Assert.Equal(AuditChain.Canonical(seq, 1_700_000_000_123, e), AuditChain.Seal(seq, AuditChain.Unsealed(1_700_000_000_123, e)));
+    }
+
     [Fact]
     public void An_untouched_chain_verifies()
     {

@@ -73,9 +73,10 @@ internal static class AgentEndpoints
         {
             return Problem.BadRequest("too many scopes to show the approver in one message (at most 256 characters)");
         }
+        var version = hub.Version;
         var created = await approvals.CreateAsync(ApprovalKinds.AgentRegistration, CliClient.Id, CliClient.Name, user!, CliClient.AgentsWriteScope,
             message, Details(name, scopes), null, options.DefaultRequestExpiry, ct);
-        return await AnswerAsync(http, created.Approval, user!, store, hub, options, time, ct);
+        return await AnswerAsync(http, created.Approval, version, user!, store, hub, options, time, ct);
     }
 
     internal static async Task<IResult> RequestAsync(string id, HttpContext http, AccessTokenValidator validator, IAssentStore store, ApprovalHub hub,
@@ -86,15 +87,16 @@ internal static class AgentEndpoints
         {
             return refused;
         }
+        var version = hub.Version;
         var approval = id.Length <= 64 ? await store.FindApprovalAsync(id, ct) : null;
         if (approval is null || approval.Kind != ApprovalKinds.AgentRegistration || approval.UserId != user!.Id)
         {
             return Problem.NotFound("no such agent registration request of yours");
         }
-        return await AnswerAsync(http, approval, user, store, hub, options, time, ct);
+        return await AnswerAsync(http, approval, version, user, store, hub, options, time, ct);
     }
 
-    private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, UserRecord user, IAssentStore store, ApprovalHub hub,
+    private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, long readAtVersion, UserRecord user, IAssentStore store, ApprovalHub hub,
         AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         http.Response.Headers.CacheControl = "no-store";
@@ -102,7 +104,7 @@ internal static class AgentEndpoints
         if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
         {
             PreferWait.Applied(http.Response, wait);
-            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, approval.ExpiresAt, c => store.FindApprovalAsync(approval.Id, c), wait, time, ct)
+            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindApprovalAsync(approval.Id, c), wait, time, ct)
                 ?? approval;
         }
         var location = $"{RequestsPath}/{approval.Id}";

@@ -10,11 +10,29 @@ internal sealed record StreamEvent(string Type, string ApprovalId, ApprovalRecor
 /// <summary>
 /// In-process fan-out: agents held by <c>Prefer: wait</c> are woken when their request is
 /// decided or expires, and each user's open device streams hear of new and settled requests.
-/// A waiter registers before it re-reads the state, so a decision landing in between is never missed.
+/// A waiter that read the state before registering passes the <see cref="Version"/> it read at:
+/// a request settled in between is remembered (briefly), so its watch starts signalled and no
+/// decision is missed without a second read.
 /// </summary>
 internal sealed class ApprovalHub
 {
+    /// <summary>How many recent wakes are remembered for waiters that read before they registered.</summary>
+    internal const int RememberedWakes = 16_384;
+
+    /// <summary>How many recently announced requests are kept for the decisions that follow.</summary>
+    internal const int RememberedAnnouncements = 4_096;
+
     private readonly Dictionary<string, Slot> _slots = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _recentWakes = new(StringComparer.Ordinal);
+    private readonly Queue<(string Key, long Version)> _wakeOrder = new();
+    private long _version;
+    private long _forgottenBefore;
+
+    // Requests announced here recently (created here, or told by another node), by id: their
+    // immutable parts (user, payload) spare a decision a database read. Bounded like the wakes.
+    private readonly ConcurrentDictionary<string, ApprovalRecord> _announced = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ApprovalRecord> _announcedByHandle = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _announcedOrder = new();
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<StreamEvent>, byte>> _streams = new(StringComparer.Ordinal);
 
     public int WaiterCount
@@ -28,11 +46,21 @@ internal sealed class ApprovalHub
         }
     }
 
-    /// <summary>Registers interest in one request; dispose when done waiting.</summary>
-    public Watch Watch(string approvalId)
+    /// <summary>Counts wakes; read it before reading a request's state, and pass it to <see cref="Watch"/>.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <summary>
+    /// Registers interest in one request; dispose when done waiting. The watch starts signalled when the
+    /// request was woken after <paramref name="readAtVersion"/> (or when that is too long ago to tell).
+    /// </summary>
+    public Watch Watch(string approvalId, long readAtVersion)
     {
         lock (_slots)
         {
+            if (readAtVersion < _forgottenBefore || (_recentWakes.TryGetValue(approvalId, out var wokenAt) && wokenAt > readAtVersion))
+            {
+                return new Watch(this, approvalId, Slot.Signalled);
+            }
             if (!_slots.TryGetValue(approvalId, out var slot))
             {
                 slot = new Slot();
@@ -43,22 +71,37 @@ internal sealed class ApprovalHub
         }
     }
 
-    /// <summary>The request changed state (decided, expired, cancelled): wake every waiter.</summary>
+    /// <summary>The request changed state (decided, expired, cancelled): wake every waiter, telling them the new state.</summary>
     public void Settled(string approvalId, string userId, string state)
     {
-        Wake(approvalId);
+        Wake(approvalId, state);
         Publish(userId, new StreamEvent(state, approvalId, null));
     }
 
     /// <summary>Wakes whoever watches <paramref name="key"/> (a request id, or a device authorization that just got its request).</summary>
-    public void Wake(string key)
+    public void Wake(string key, string? state = null)
     {
         Slot? slot;
         lock (_slots)
         {
+            // Forgotten with the wake, under one lock: whoever found it announced after taking Version is woken,
+            // and an announcement arriving after this (see Created) is refused.
+            Forget(key);
             _slots.Remove(key, out slot);
+            var version = ++_version;
+            _recentWakes[key] = version;
+            _wakeOrder.Enqueue((key, version));
+            if (_wakeOrder.Count > RememberedWakes)
+            {
+                var (old, oldVersion) = _wakeOrder.Dequeue();
+                if (_recentWakes.TryGetValue(old, out var latest) && latest == oldVersion)
+                {
+                    _recentWakes.Remove(old);
+                }
+                _forgottenBefore = oldVersion;
+            }
         }
-        slot?.Signal.TrySetResult();
+        slot?.Signal.TrySetResult(state);
     }
 
     /// <summary>Wakes every waiter so each re-reads its request (after a lost cross-node notification channel).</summary>
@@ -69,14 +112,65 @@ internal sealed class ApprovalHub
         {
             all = [.. _slots.Values];
             _slots.Clear();
+            // Whatever read before now may have missed a wake: their watches start signalled.
+            _forgottenBefore = ++_version;
+            // And what this node believed pending may have been settled unheard: ask the database again.
+            _announced.Clear();
+            _announcedByHandle.Clear();
         }
+
         foreach (var slot in all)
         {
-            slot.Signal.TrySetResult();
+            slot.Signal.TrySetResult(null);
         }
     }
 
-    public void Created(ApprovalRecord approval) => Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));
+    public void Created(ApprovalRecord approval)
+    {
+        lock (_slots)
+        {
+            if (_recentWakes.ContainsKey(approval.Id))
+            {
+                // Settled before this announcement got here (another node was quicker than this thread): nothing to announce.
+                return;
+            }
+            _announced[approval.Id] = approval;
+            if (approval.HandleHash.Length > 0)
+            {
+                _announcedByHandle[Convert.ToHexString(approval.HandleHash)] = approval;
+            }
+            _announcedOrder.Enqueue(approval.Id);
+            while (_announcedOrder.Count > RememberedAnnouncements && _announcedOrder.TryDequeue(out var old))
+            {
+                Forget(old);
+            }
+        }
+        Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));
+    }
+
+    /// <summary>
+    /// A request announced here and not yet settled as far as this node has heard. Only its immutable
+    /// parts (user, client, payload, expiry) may be relied on: its state is checked where it changes.
+    /// </summary>
+    public ApprovalRecord? Announced(string approvalId) => _announced.GetValueOrDefault(approvalId);
+
+    /// <summary>
+    /// A request created on this node, by its handle's hash, while no settlement of it has reached this
+    /// node: still pending as far as this node knows. Take <see cref="Version"/> before asking, as
+    /// before a read: a settlement arriving after this answer wakes a watch from that version.
+    /// </summary>
+    public ApprovalRecord? AnnouncedByHandle(byte[] handleHash) => _announcedByHandle.GetValueOrDefault(Convert.ToHexString(handleHash));
+
+    private void Forget(string approvalId)
+    {
+        if (_announced.TryRemove(approvalId, out var gone) && gone.HandleHash.Length > 0)
+        {
+            _announcedByHandle.TryRemove(Convert.ToHexString(gone.HandleHash), out _);
+        }
+    }
+
+    /// <summary>Whether any of this user's devices has a stream open here.</summary>
+    public bool HasStreams(string userId) => _streams.TryGetValue(userId, out var set) && !set.IsEmpty;
 
     /// <summary>Opens a stream of events for one user's devices.</summary>
     public Subscription Subscribe(string userId)
@@ -102,7 +196,7 @@ internal sealed class ApprovalHub
         lock (_slots)
         {
             // A settled slot was already removed; only the live slot for this id is dropped when its last waiter leaves.
-            if (--slot.References == 0 && _slots.TryGetValue(approvalId, out var current) && ReferenceEquals(current, slot))
+            if (!ReferenceEquals(slot, Slot.Signalled) && --slot.References == 0 && _slots.TryGetValue(approvalId, out var current) && ReferenceEquals(current, slot))
             {
                 _slots.Remove(approvalId);
             }
@@ -129,15 +223,26 @@ internal sealed class ApprovalHub
 /// <summary>One waited-on request: a signal shared by every waiter, and how many hold it.</summary>
 internal sealed class Slot
 {
-    public readonly TaskCompletionSource Signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Shared by watches that start signalled (with no state told); never stored in the hub.</summary>
+    public static readonly Slot Signalled = CreateSignalled();
+
+    /// <summary>Completes with the state the request moved to, when the waker knew it ("approved", "denied", "expired"), else null.</summary>
+    public readonly TaskCompletionSource<string?> Signal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public int References;
+
+    private static Slot CreateSignalled()
+    {
+        var slot = new Slot();
+        slot.Signal.SetResult(null);
+        return slot;
+    }
 }
 
 internal sealed class Watch(ApprovalHub hub, string approvalId, Slot slot) : IDisposable
 {
     private int _disposed;
 
-    public Task Signaled => slot.Signal.Task;
+    public Task<string?> Signaled => slot.Signal.Task;
 
     public void Dispose()
     {

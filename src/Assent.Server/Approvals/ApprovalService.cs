@@ -9,6 +9,7 @@ using Assent.Protocol.WebAuthn;
 using Assent.Server.Audit;
 using Assent.Server.Hosting;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 
 namespace Assent.Server.Approvals;
 
@@ -32,7 +33,7 @@ internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State =
 /// The approval lifecycle shared by every way a request is raised (CIBA, agent registration,
 /// CLI login): create with a payload built once, decide with a device signature, redeem once.
 /// </summary>
-internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, AssentOptions options, TimeProvider time)
+internal sealed class ApprovalService(IAssentStore store, IdentityDirectory directory, ApprovalHub hub, AssentOptions options, TimeProvider time)
 {
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
@@ -82,12 +83,15 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
         {
             return new(DecideStatus.Malformed, Detail: "decision must be 'approve' or 'deny'");
         }
-        var approval = await store.FindApprovalAsync(approvalId, ct);
+        // A request this node announced is known without a read: user and payload never change,
+        // and whether it is still pending and unexpired is checked by the decision's own update.
+        var approval = hub.Announced(approvalId) ?? await store.FindApprovalAsync(approvalId, ct);
         if (approval is null)
         {
             return new(DecideStatus.NotFound);
         }
-        var device = await store.FindDeviceAsync(deviceId, ct);
+        // Cached: the key is immutable, and the decision's own transaction refuses a device revoked meanwhile.
+        var device = await directory.FindDeviceAsync(deviceId, ct);
         if (device is null)
         {
             return new(DecideStatus.UnknownDevice);
@@ -211,6 +215,12 @@ internal sealed class ApprovalService(IAssentStore store, ApprovalHub hub, Assen
                 // count (a cloned authenticator, or a replay) got there first: refused and audited.
                 await AuditSignCountRegressionAsync(device, approval.Id, $"signature counter {signCount} did not advance", ct);
                 return new(DecideStatus.AssertionRefused, Detail: $"{WebAuthnFailures.SignCountRegression}: the signature counter did not advance");
+            }
+            if (current is { State: ApprovalState.Pending } && current.ExpiresAt > now)
+            {
+                // Still pending and unexpired: the device was revoked after it was last read (the update checks it).
+                directory.ForgetDevice(device.Id);
+                return new(DecideStatus.RevokedDevice);
             }
             return current is { State: ApprovalState.Pending } || current?.State == ApprovalState.Expired
                 ? new(DecideStatus.Expired, current.State)

@@ -37,27 +37,40 @@ internal static class PreferWait
     /// Holds until the request settles, <paramref name="wait"/> runs out, or <paramref name="expiresAt"/> (ms) passes.
     /// <paramref name="current"/> may be null while nothing is raised yet (an RFC 8628 code no device has bound):
     /// then <paramref name="pendingKey"/> is watched, and once <paramref name="read"/> finds a request, that request is.
+    /// <paramref name="readAtVersion"/> is <see cref="ApprovalHub.Version"/> taken before <paramref name="current"/> was read:
+    /// the hub then tells whether anything happened to it since, and an unchanged request is not read again.
+    /// With <paramref name="approvedWithoutReading"/>, a wake that says "approved" returns <paramref name="current"/>
+    /// marked approved without a read: for a caller whose redemption returns the decided row itself.
     /// </summary>
-    public static async Task<ApprovalRecord?> HoldAsync(ApprovalHub hub, string pendingKey, ApprovalRecord? current, long expiresAt,
-        Func<CancellationToken, Task<ApprovalRecord?>> read, TimeSpan wait, TimeProvider time, CancellationToken ct)
+    public static async Task<ApprovalRecord?> HoldAsync(ApprovalHub hub, string pendingKey, ApprovalRecord? current, long readAtVersion, long expiresAt,
+        Func<CancellationToken, Task<ApprovalRecord?>> read, TimeSpan wait, TimeProvider time, CancellationToken ct, bool approvedWithoutReading = false)
     {
         var deadline = Math.Min(time.GetUtcNow().ToUnixTimeMilliseconds() + (long)wait.TotalMilliseconds, expiresAt + 50);
         while (true)
         {
-            using var watch = hub.Watch(current?.Id ?? pendingKey);
-            // Re-read after registering: a decision between the caller's read and Watch() is not lost.
-            var fresh = await read(ct) ?? current;
-            if (fresh is not null && fresh.State != ApprovalState.Pending)
+            using var watch = hub.Watch(current?.Id ?? pendingKey, readAtVersion);
+            if (current is null || watch.Signaled.IsCompleted)
             {
-                return fresh;
-            }
-            if (fresh is not null && current is null)
-            {
-                // The request was just raised: watch it instead of the key.
+                // Woken since the last read (or nothing read yet): read again, noting the version first.
+                readAtVersion = hub.Version;
+                var fresh = await read(ct) ?? current;
+                if (fresh is not null && fresh.State != ApprovalState.Pending)
+                {
+                    return fresh;
+                }
+                if (fresh is not null && current is null)
+                {
+                    // The request was just raised: watch it instead of the key.
+                    current = fresh;
+                    continue;
+                }
                 current = fresh;
-                continue;
+                if (watch.Signaled.IsCompleted)
+                {
+                    // A wake that changed nothing visible (e.g. every waiter woken after a lost notification channel).
+                    continue;
+                }
             }
-            current = fresh;
             var left = deadline - time.GetUtcNow().ToUnixTimeMilliseconds();
             if (left <= 0)
             {
@@ -65,7 +78,11 @@ internal static class PreferWait
             }
             try
             {
-                await watch.Signaled.WaitAsync(TimeSpan.FromMilliseconds(left), time, ct);
+                var state = await watch.Signaled.WaitAsync(TimeSpan.FromMilliseconds(left), time, ct);
+                if (approvedWithoutReading && state == "approved" && current is not null)
+                {
+                    return current with { State = ApprovalState.Approved };
+                }
             }
             catch (TimeoutException)
             {

@@ -40,6 +40,34 @@ internal static class AuditChain
         return buffer.WrittenSpan.ToArray();
     }
 
+    private static readonly byte[] SeqPrefix = "{\"seq\":"u8.ToArray();
+
+    /// <summary>
+    /// An entry before its place in the chain is known: <see cref="Canonical"/> without its leading
+    /// <c>{"seq":N,</c>. <see cref="Seal"/> puts the sequence number in front, byte for byte as Canonical would.
+    /// </summary>
+    public static byte[] Unsealed(long timestampMs, AuditEvent e)
+    {
+        var whole = Canonical(0, timestampMs, e);
+        return whole[(SeqPrefix.Length + 2)..];
+    }
+
+    /// <summary>The canonical entry at <paramref name="seq"/> from an <see cref="Unsealed"/> body.</summary>
+    public static byte[] Seal(long seq, ReadOnlySpan<byte> unsealed)
+    {
+        Span<byte> digits = stackalloc byte[20];
+        if (!System.Buffers.Text.Utf8Formatter.TryFormat(seq, digits, out var written))
+        {
+            throw new InvalidOperationException("sequence number does not format");
+        }
+        var entry = new byte[SeqPrefix.Length + written + 1 + unsealed.Length];
+        SeqPrefix.CopyTo(entry, 0);
+        digits[..written].CopyTo(entry.AsSpan(SeqPrefix.Length));
+        entry[SeqPrefix.Length + written] = (byte)',';
+        unsealed.CopyTo(entry.AsSpan(SeqPrefix.Length + written + 1));
+        return entry;
+    }
+
     public static byte[] Link(ReadOnlySpan<byte> previousHash, ReadOnlySpan<byte> entry)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

@@ -7,6 +7,7 @@ using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -29,7 +30,7 @@ internal static class CibaEndpoints
     }
 
     internal static async Task<Results<Ok<BcAuthorizeResponse>, OAuthError>> BackchannelAuthorizeAsync(
-        HttpContext http, ClientAuthenticator clients, IAssentStore store, ApprovalService approvals, AssentOptions options, CancellationToken ct)
+        HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => false, ct);
         if (error is not null)
@@ -63,7 +64,7 @@ internal static class CibaEndpoints
         {
             return new OAuthError(OAuthErrors.InvalidRequest, "login_hint is required: the approver's handle or DID");
         }
-        var user = await FindUserAsync(hint, store, options, ct);
+        var user = await FindUserAsync(hint, directory, options, ct);
         if (user is null)
         {
             // §13: the hint names no user this server knows.
@@ -113,15 +114,15 @@ internal static class CibaEndpoints
         return TypedResults.Ok(new BcAuthorizeResponse(created.Handle, (int)expiry.TotalSeconds, (int)Math.Ceiling(options.PollInterval.TotalSeconds)));
     }
 
-    internal static async Task<UserRecord?> FindUserAsync(string hint, IAssentStore store, AssentOptions options, CancellationToken ct)
+    internal static async Task<UserRecord?> FindUserAsync(string hint, IdentityDirectory directory, AssentOptions options, CancellationToken ct)
     {
         if (hint.StartsWith(DidWeb.Prefix, StringComparison.Ordinal))
         {
             return DidWeb.TryGetUserId(hint, out var userId) && DidWeb.ForUser(options.IssuerUri, userId) == hint
-                ? await store.FindUserAsync(userId, ct)
+                ? await directory.FindUserAsync(userId, ct)
                 : null;
         }
-        return hint.Length <= 48 ? await store.FindUserByHandleAsync(hint, ct) : null;
+        return hint.Length <= 48 ? await directory.FindUserByHandleAsync(hint, ct) : null;
     }
 
     /// <summary>SPEC §1: at most 256 characters, shown verbatim, so no control characters that could hide or reorder text.</summary>

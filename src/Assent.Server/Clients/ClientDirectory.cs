@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using Assent.Server.Hosting;
 using Assent.Server.Storage;
 
 namespace Assent.Server.Clients;
@@ -10,26 +10,9 @@ namespace Assent.Server.Clients;
 internal sealed class ClientDirectory(IAssentStore store, TimeProvider time)
 {
     public static readonly TimeSpan Lifetime = TimeSpan.FromSeconds(5);
-    private readonly ConcurrentDictionary<string, (ClientRecord? Client, long Until)> _cache = new(StringComparer.Ordinal);
+    private readonly TtlCache<ClientRecord> _cache = new(time, Lifetime);
 
-    public async ValueTask<ClientRecord?> FindAsync(string clientId, CancellationToken ct)
-    {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (_cache.TryGetValue(clientId, out var hit) && hit.Until > now && hit.Client is not null)
-        {
-            return hit.Client;
-        }
-        var client = await store.FindClientAsync(clientId, ct);
-        if (client is not null)
-        {
-            if (_cache.Count > 10_000)
-            {
-                _cache.Clear();
-            }
-            _cache[clientId] = (client, now + (long)Lifetime.TotalMilliseconds);
-        }
-        return client;
-    }
+    public ValueTask<ClientRecord?> FindAsync(string clientId, CancellationToken ct) => _cache.GetAsync(clientId, store.FindClientAsync, ct);
 
-    public void Forget(string clientId) => _cache.TryRemove(clientId, out _);
+    public void Forget(string clientId) => _cache.Forget(clientId);
 }

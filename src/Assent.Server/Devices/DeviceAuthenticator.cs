@@ -5,6 +5,7 @@ using Assent.Protocol.Devices;
 using Assent.Server.Approvals;
 using Assent.Server.Http;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 using Microsoft.AspNetCore.Http;
 
 namespace Assent.Server.Devices;
@@ -13,7 +14,7 @@ namespace Assent.Server.Devices;
 /// Checks the per-request device signature (see <see cref="DeviceSignatures"/>): fresh timestamp,
 /// unseen nonce, active device, valid Ed25519 signature over method, path, time, nonce and body hash.
 /// </summary>
-internal sealed class DeviceAuthenticator(IAssentStore store, TimeProvider time)
+internal sealed class DeviceAuthenticator(IdentityDirectory directory, TimeProvider time)
 {
     private readonly ConcurrentDictionary<string, long> _seenNonces = new(StringComparer.Ordinal);
     private long _lastPrune;
@@ -31,7 +32,7 @@ internal sealed class DeviceAuthenticator(IAssentStore store, TimeProvider time)
         {
             return Fail("the request timestamp is too far from the server clock; check the device's time");
         }
-        var device = header.DeviceId.Length <= 64 ? await store.FindDeviceAsync(header.DeviceId, ct) : null;
+        var device = header.DeviceId.Length <= 64 ? await directory.FindDeviceAsync(header.DeviceId, ct) : null;
         if (device is null || !device.Active)
         {
             return Fail("unknown or revoked device");
@@ -53,7 +54,7 @@ internal sealed class DeviceAuthenticator(IAssentStore store, TimeProvider time)
             return Fail("this request was already used (replayed nonce)");
         }
         Prune(now.ToUnixTimeSeconds());
-        var user = await store.FindUserAsync(device.UserId, ct);
+        var user = await directory.FindUserAsync(device.UserId, ct);
         return user is null ? Fail("the device's user no longer exists") : new Outcome(device, user, null);
     }
 

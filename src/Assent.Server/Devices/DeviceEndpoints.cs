@@ -11,6 +11,7 @@ using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -224,7 +225,7 @@ internal static class DeviceEndpoints
             devices.Select(d => new DeviceView(d.Id, d.Kind, d.Name, d.CreatedAt, d.RevokedAt, d.Active)).ToList()), ServerJson.Default.DeviceList);
     }
 
-    internal static async Task<IResult> RenameDeviceAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, CancellationToken ct)
+    internal static async Task<IResult> RenameDeviceAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, IdentityDirectory directory, CancellationToken ct)
     {
         var body = await ReadSignedBodyAsync(request, ct);
         if (body is null)
@@ -252,10 +253,11 @@ internal static class DeviceEndpoints
         }
         var ok = await store.TryRenameDeviceAsync(id, user!.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, user.Id, device!.Id, id,
             new Dictionary<string, string> { ["name"] = name }), ct);
+        directory.ForgetDevice(id);
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
 
-    internal static async Task<IResult> RevokeDeviceAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RevokeDeviceAsync(string id, HttpRequest request, DeviceAuthenticator auth, IAssentStore store, TimeProvider time, IdentityDirectory directory, CancellationToken ct)
     {
         var (device, user, error) = await auth.AuthenticateAsync(request, [], ct);
         if (error is not null)
@@ -264,6 +266,7 @@ internal static class DeviceEndpoints
         }
         var ok = await store.TryRevokeDeviceAsync(id, user!.Id, time.GetUtcNow().ToUnixTimeMilliseconds(),
             new AuditEvent(AuditTypes.DeviceRevoked, user.Id, device!.Id, id), ct);
+        directory.ForgetDevice(id);
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
 

@@ -64,6 +64,7 @@ public static class AssentServer
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<PollPacer>();
         services.AddSingleton<ClientDirectory>();
+        services.AddSingleton<IdentityDirectory>();
         services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<TokenIssuer>();

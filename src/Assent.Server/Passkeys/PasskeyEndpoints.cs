@@ -13,6 +13,7 @@ using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -351,7 +352,7 @@ internal static class PasskeyEndpoints
             devices.Select(d => new DeviceView(d.Id, d.Kind, d.Name, d.CreatedAt, d.RevokedAt, d.Active)).ToList()), ServerJson.Default.DeviceList);
     }
 
-    internal static async Task<IResult> RenameDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, CancellationToken ct)
+    internal static async Task<IResult> RenameDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, IdentityDirectory directory, CancellationToken ct)
     {
         var current = await sessions.GetAsync(request, ct);
         if (current is null)
@@ -374,10 +375,11 @@ internal static class PasskeyEndpoints
         }
         var ok = await store.TryRenameDeviceAsync(id, current.User.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, current.User.Id, current.Session.DeviceId, id,
             new Dictionary<string, string> { ["name"] = name }), ct);
+        directory.ForgetDevice(id);
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
 
-    internal static async Task<IResult> RevokeDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RevokeDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, TimeProvider time, IdentityDirectory directory, CancellationToken ct)
     {
         var current = await sessions.GetAsync(request, ct);
         if (current is null)
@@ -390,6 +392,7 @@ internal static class PasskeyEndpoints
         }
         var ok = await store.TryRevokeDeviceAsync(id, current.User.Id, time.GetUtcNow().ToUnixTimeMilliseconds(),
             new AuditEvent(AuditTypes.DeviceRevoked, current.User.Id, current.Session.DeviceId, id), ct);
+        directory.ForgetDevice(id);
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
 

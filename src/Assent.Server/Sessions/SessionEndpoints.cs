@@ -10,6 +10,7 @@ using Assent.Server.Devices;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Storage;
+using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -48,7 +49,7 @@ internal static partial class SessionEndpoints
 
     /// <summary>RFC 8628 §3.1–§3.2.</summary>
     internal static async Task<Results<Ok<DeviceAuthorizationResponse>, OAuthError>> DeviceAuthorizationAsync(HttpContext http, ClientAuthenticator clients,
-        IAssentStore store, ApprovalService approvals, AssentOptions options, TimeProvider time, CancellationToken ct)
+        IAssentStore store, IdentityDirectory directory, ApprovalService approvals, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => true, ct);
         if (error is not null)
@@ -70,7 +71,7 @@ internal static partial class SessionEndpoints
         UserRecord? user = null;
         if (form.Value(OAuthParameters.LoginHint) is { } hint)
         {
-            user = await CibaEndpoints.FindUserAsync(hint, store, options, ct);
+            user = await CibaEndpoints.FindUserAsync(hint, directory, options, ct);
             if (user is null)
             {
                 return new OAuthError(OAuthErrors.UnknownUserId, "login_hint names no user of this server");

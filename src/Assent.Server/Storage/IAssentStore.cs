@@ -71,11 +71,11 @@ internal interface IAssentStore : IAsyncDisposable
 
     Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct);
 
-    /// <summary>pending → approved|denied, only while pending and unexpired. False when another decision won.</summary>
+    /// <summary>pending → approved|denied, only while pending and unexpired and the deciding device active. False when another decision won (or the device was revoked).</summary>
     Task<bool> TryDecideAsync(DecisionRecord decision, AuditEvent audit, CancellationToken ct);
 
-    /// <summary>approved → redeemed exactly once.</summary>
-    Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct);
+    /// <summary>approved → redeemed exactly once; returns the redeemed row (with its decision's evidence), null when not approved or already redeemed.</summary>
+    Task<ApprovalRecord?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct);
 
     /// <summary>Moves every pending request whose expiry has passed to expired; returns those moved.</summary>
     Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct);

@@ -28,9 +28,16 @@ internal sealed class PostgresListener(PostgresStore store, ApprovalHub hub, ILo
                 }
                 hub.WakeAll();
                 backoff = TimeSpan.FromMilliseconds(100);
-                while (!stoppingToken.IsCancellationRequested)
+                try
                 {
-                    await connection.WaitAsync(stoppingToken);
+                    while (!stoppingToken.IsCancellationRequested)
+                    {
+                        await connection.WaitAsync(stoppingToken);
+                    }
+                }
+                finally
+                {
+                    await UnlistenAsync(connection);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -47,10 +54,29 @@ internal sealed class PostgresListener(PostgresStore store, ApprovalHub hub, ILo
         }
     }
 
+    /// <summary>Pooled connections are not reset on reuse (see PostgresStore), so the LISTEN is undone before this one goes back.</summary>
+    private static async Task UnlistenAsync(NpgsqlConnection connection)
+    {
+        if (connection.FullState != System.Data.ConnectionState.Open)
+        {
+            return;
+        }
+        try
+        {
+            await using var unlisten = new NpgsqlCommand("UNLISTEN *", connection);
+            await unlisten.ExecuteNonQueryAsync(CancellationToken.None);
+        }
+        catch (Exception e) when (e is NpgsqlException or System.IO.IOException or InvalidOperationException)
+        {
+            // A broken connection is not returned to the pool.
+        }
+    }
+
     private void OnNotification(string payload, CancellationToken ct)
     {
-        var parts = payload.Split('|');
-        if (parts.Length != 5 || parts[0] == store.NodeId)
+        // node|kind|approval|user|state, and for a new request optionally |request-json (which may contain '|').
+        var parts = payload.Split('|', 6);
+        if (parts.Length < 5 || parts[0] == store.NodeId)
         {
             return;
         }
@@ -60,7 +86,16 @@ internal sealed class PostgresListener(PostgresStore store, ApprovalHub hub, ILo
             hub.Settled(approvalId, userId, state);
             return;
         }
-        // A request created elsewhere: fetch it for this node's device streams, off the notification thread.
+        // A request created elsewhere: fetch it for this node's device streams (if it has any for that user), off the notification thread.
+        if (!hub.HasStreams(userId))
+        {
+            return;
+        }
+        if (parts.Length == 6 && PostgresStore.AnnouncedIn(parts[5]) is { State: ApprovalState.Pending } announced && announced.Id == approvalId && announced.UserId == userId)
+        {
+            hub.Created(announced);
+            return;
+        }
         _ = Task.Run(async () =>
         {
             try

@@ -130,6 +130,14 @@ internal static class PostgresSchema
             jti TEXT PRIMARY KEY,
             expires_at BIGINT NOT NULL);
         """,
+        // 4: audit events are stored unsealed with their transition and chained by a sealer, so writes
+        // from every node no longer queue for the chain-head row. body = the canonical entry after {"seq":N,
+        """
+        CREATE TABLE audit_pending(
+            id BIGSERIAL PRIMARY KEY,
+            body BYTEA NOT NULL,
+            user_id TEXT);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

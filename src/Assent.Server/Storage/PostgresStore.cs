@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Text.Json;
 using Assent.Server.Audit;
 using Npgsql;
 
@@ -6,8 +7,10 @@ namespace Assent.Server.Storage;
 
 /// <summary>
 /// The scale-out engine: any number of stateless nodes over one PostgreSQL database. Transitions
-/// are guarded by their WHERE clauses under READ COMMITTED (a racing update waits and re-checks),
-/// and audit appends lock the single chain-head row, so the chain has one order across all nodes.
+/// are guarded by their WHERE clauses under READ COMMITTED (a racing update waits and re-checks).
+/// A transition's audit event is stored in its own transaction, unsealed (<c>audit_pending</c>);
+/// a sealer then chains pending entries in batches under the chain-head row lock, so the chain
+/// has one order across all nodes without every write queueing for that lock.
 /// </summary>
 internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) : IAssentStore
 {
@@ -18,7 +21,11 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     /// <summary>Identifies this process in notifications, so it ignores its own (it told its hub directly).</summary>
     public string NodeId { get; } = Guid.NewGuid().ToString("N")[..12];
 
-    public Task MigrateAsync(CancellationToken ct) => PostgresSchema.MigrateAsync(source, ct);
+    public async Task MigrateAsync(CancellationToken ct)
+    {
+        await PostgresSchema.MigrateAsync(source, ct);
+        EnsureSealer();
+    }
 
     /// <summary>Accepts <c>postgres://user:pass@host:port/db?…</c> or an Npgsql connection string.</summary>
     public static string ToConnectionString(string database)
@@ -51,13 +58,21 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         return WithDefaults(b);
     }
 
-    /// <summary>Assent runs a small fixed set of statements: let Npgsql prepare them server-side unless told otherwise.</summary>
+    /// <summary>
+    /// Assent runs a small fixed set of statements: let Npgsql prepare them server-side unless told
+    /// otherwise. And Assent sets no session state on pooled connections (the one LISTEN connection
+    /// undoes its LISTEN before it goes back), so the reset round trip on every reuse is skipped.
+    /// </summary>
     private static string WithDefaults(NpgsqlConnectionStringBuilder b)
     {
         if (b.MaxAutoPrepare == 0)
         {
             b.MaxAutoPrepare = 128;
             b.AutoPrepareMinUsages = 2;
+        }
+        if (!b.ContainsKey("No Reset On Close") && !b.ContainsKey("NoResetOnClose"))
+        {
+            b.NoResetOnClose = true;
         }
         return b.ConnectionString;
     }
@@ -204,11 +219,14 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         "id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at, device_id, evidence, decided_at, redeemed_at";
 
     public Task CreateApprovalAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
-        WriteAsync(async (c, tx, ct) =>
-        {
-            await InsertApprovalAsync(c, tx, a, ct);
-            return await AuditedAsync(c, tx, audit, ct);
-        }, ct);
+        // The hot path's first write, as one statement: the row, its audit event and the other nodes' notice.
+        PipelineAsync(Batched("WITH a AS (INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at) " +
+                              "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)), " +
+                              "p AS (INSERT INTO audit_pending(body, user_id) VALUES($14, $15)) " +
+                              "SELECT pg_notify($16, $17)",
+                a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+                (int)a.State, a.CreatedAt, a.ExpiresAt, Unsealed(audit), audit.UserId, Channel, CreatedPayload(a)),
+            static async (r, ct) => await r.ReadAsync(ct), ct);
 
     /// <summary>Inserts a pending request and tells the other nodes (their device streams) once it commits.</summary>
     private async Task InsertApprovalAsync(NpgsqlConnection c, NpgsqlTransaction tx, ApprovalRecord a, CancellationToken ct)
@@ -369,16 +387,26 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             ReadApproval, ct, userId, limit), ct);
 
     public Task<bool> TryDecideAsync(DecisionRecord d, AuditEvent audit, CancellationToken ct) =>
-        WriteAsync(async (c, tx, ct) =>
+        d.SignCount is null
+            // One statement: the guarded update, and only if it matched, the audit event and the notice.
+            ? PipelineAsync(Batched("WITH d AS (UPDATE approvals SET state = $2, device_id = $3, evidence = $4, decided_at = $5 " +
+                                    "WHERE id = $1 AND state = 0 AND expires_at > $5 AND EXISTS (SELECT 1 FROM devices WHERE id = $3 AND revoked_at IS NULL) RETURNING user_id), " +
+                                    "p AS (INSERT INTO audit_pending(body, user_id) SELECT $6, $7 FROM d) " +
+                                    "SELECT pg_notify($8, $9 || d.user_id || $10) FROM d",
+                    d.ApprovalId, (int)d.NewState, d.DeviceId, d.Evidence, d.DecidedAt, Unsealed(audit), audit.UserId,
+                    Channel, string.Join('|', NodeId, "settled", d.ApprovalId, ""), "|" + (d.NewState == ApprovalState.Approved ? "approved" : "denied")),
+                static async (r, ct) => await r.ReadAsync(ct), ct)
+            : WriteAsync(async (c, tx, ct) =>
         {
             if (d.SignCount is { } count &&
                 await Exec(c, tx, "UPDATE devices SET sign_count = $2 WHERE id = $1 AND sign_count < $2", ct, d.DeviceId, count) != 1)
             {
                 return false;
             }
-            // The WHERE clause is the race guard: a concurrent decision waits on the row lock, then finds state <> 0.
+            // The WHERE clause is the race guard: a concurrent decision waits on the row lock, then finds state <> 0;
+            // and the device must still be active at commit, so a revocation racing this decision wins.
             var userId = await One(c, tx, "UPDATE approvals SET state = $2, device_id = $3, evidence = $4, decided_at = $5 " +
-                                          "WHERE id = $1 AND state = 0 AND expires_at > $5 RETURNING user_id",
+                                          "WHERE id = $1 AND state = 0 AND expires_at > $5 AND EXISTS (SELECT 1 FROM devices WHERE id = $3 AND revoked_at IS NULL) RETURNING user_id",
                 r => r.GetString(0), ct, d.ApprovalId, (int)d.NewState, d.DeviceId, d.Evidence, d.DecidedAt);
             if (userId is null)
             {
@@ -388,10 +416,12 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             return await AuditedAsync(c, tx, audit, ct);
         }, ct);
 
-    public Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
-        WriteAsync(async (c, tx, ct) =>
-            await Exec(c, tx, "UPDATE approvals SET state = 5, redeemed_at = $2 WHERE id = $1 AND state = 1", ct, approvalId, now) == 1 &&
-            await AuditedAsync(c, tx, audit, ct), ct);
+    public Task<ApprovalRecord?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+        PipelineAsync(Batched($"WITH r AS (UPDATE approvals SET state = 5, redeemed_at = $2 WHERE id = $1 AND state = 1 RETURNING {ApprovalColumns}), " +
+                              "p AS (INSERT INTO audit_pending(body, user_id) SELECT $3, $4 FROM r) " +
+                              $"SELECT {ApprovalColumns} FROM r",
+                approvalId, now, Unsealed(audit), audit.UserId),
+            static async (r, ct) => await r.ReadAsync(ct) ? ReadApproval(r) : null, ct);
 
     public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>
         WriteAsync<IReadOnlyList<ApprovalRecord>>(async (c, tx, ct) =>
@@ -433,14 +463,21 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             return audit is null || await AuditedAsync(c, tx, audit, ct);
         }, ct);
 
-    public Task<IReadOnlyList<AuditRow>> ReadAuditAsync(long afterSeq, int limit, string? userId, CancellationToken ct) =>
-        ReadAsync((c, ct) => userId is null
+    public async Task<IReadOnlyList<AuditRow>> ReadAuditAsync(long afterSeq, int limit, string? userId, CancellationToken ct)
+    {
+        // Read your writes: whatever committed before this call is in the chain before it is read.
+        await SealPendingAsync(ct);
+        return await ReadAsync((c, ct) => userId is null
             ? All(c, null, "SELECT seq, entry, hash FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2", ReadAuditRow, ct, afterSeq, limit)
             : All(c, null, "SELECT seq, entry, hash FROM audit WHERE seq > $1 AND user_id = $3 ORDER BY seq LIMIT $2", ReadAuditRow, ct, afterSeq, limit, userId), ct);
+    }
 
-    public Task<(long Size, byte[] Head)> ReadAuditHeadAsync(CancellationToken ct) =>
-        ReadAsync(async (c, ct) => (await One(c, null, "SELECT seq, hash FROM audit_head WHERE id = 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))
+    public async Task<(long Size, byte[] Head)> ReadAuditHeadAsync(CancellationToken ct)
+    {
+        await SealPendingAsync(ct);
+        return await ReadAsync(async (c, ct) => (await One(c, null, "SELECT seq, hash FROM audit_head WHERE id = 1", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))
             is { } h ? (h.Seq, h.Hash) : (0L, AuditChain.Genesis), ct);
+    }
 
     public Task<byte[]?> GetMetaAsync(string key, CancellationToken ct) =>
         ReadAsync((c, ct) => One(c, null, "SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], ct, key), ct);
@@ -459,8 +496,133 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         {
             await writer;
         }
+        if (_sealer is { } sealer)
+        {
+            try
+            {
+                // Seal what this node wrote last; if the database is gone, any other node (or the next start) seals it.
+                await SealPendingAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or OperationCanceledException)
+            {
+            }
+            await _closing.CancelAsync();
+            await sealer;
+        }
         await _closing.CancelAsync();
         await source.DisposeAsync();
+    }
+
+    // ---- audit sealing -----------------------------------------------------------------
+
+    private const int SealBatch = 2000;
+    private static readonly TimeSpan SealPoll = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan SealGather = TimeSpan.FromMilliseconds(20);
+    private readonly SemaphoreSlim _sealNeeded = new(0, 1);
+    private Task? _sealer;
+
+    /// <summary>Asks the sealer to run soon (after a commit that stored audit events).</summary>
+    private void RequestSeal()
+    {
+        if (_sealNeeded.CurrentCount == 0)
+        {
+            try
+            {
+                _sealNeeded.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
+        }
+    }
+
+    private void EnsureSealer()
+    {
+        if (_sealer is null)
+        {
+            lock (_queue)
+            {
+                _sealer ??= Task.Run(SealerLoopAsync);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Runs on every node: wakes after local commits and polls for other nodes' (or a crashed node's)
+    /// pending entries. Sealers on several nodes take turns on the head row; each seals what it sees.
+    /// </summary>
+    private async Task SealerLoopAsync()
+    {
+        var ct = _closing.Token;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                if (await _sealNeeded.WaitAsync(SealPoll, ct))
+                {
+                    // Let the commits of the next few milliseconds join this pass: one pass seals them all.
+                    await Task.Delay(SealGather, ct);
+                }
+                while (await SealPendingAsync(ct) == SealBatch)
+                {
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e) when (e is NpgsqlException or IOException or InvalidOperationException)
+            {
+                // The database is unreachable: the entries wait in audit_pending; try again at the next poll.
+                await Task.Delay(SealPoll, CancellationToken.None);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Chains up to <see cref="SealBatch"/> committed pending entries after the head, in one transaction
+    /// holding the head row: entry n = <c>{"seq":n,</c> + its unsealed body, hash_n = SHA-256(hash_{n-1} ‖ entry_n).
+    /// Returns how many were sealed.
+    /// </summary>
+    private async Task<int> SealPendingAsync(CancellationToken ct)
+    {
+        await using var c = await source.OpenConnectionAsync(ct);
+        await using (var probe = Cmd(c, null, "SELECT EXISTS(SELECT 1 FROM audit_pending)"))
+        {
+            if (!(bool)(await probe.ExecuteScalarAsync(ct))!)
+            {
+                return 0;
+            }
+        }
+        await using var tx = await c.BeginTransactionAsync(ct);
+        var head = (await One(c, tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct))!;
+        // Read after the lock: a sealer that held it before us has already moved (and deleted) what it sealed.
+        var pending = await All(c, tx, "SELECT id, body, user_id FROM audit_pending ORDER BY id LIMIT $1",
+            r => (Id: r.GetInt64(0), Body: (byte[])r[1], UserId: NullableString(r, 2)), ct, SealBatch);
+        if (pending.Count == 0)
+        {
+            await tx.RollbackAsync(ct);
+            return 0;
+        }
+        var seqs = new long[pending.Count];
+        var entries = new byte[pending.Count][];
+        var hashes = new byte[pending.Count][];
+        var users = new string?[pending.Count];
+        var ids = new long[pending.Count];
+        var (seq, hash) = (head.Seq, head.Hash);
+        for (var i = 0; i < pending.Count; i++)
+        {
+            seq++;
+            entries[i] = AuditChain.Seal(seq, pending[i].Body);
+            hash = AuditChain.Link(hash, entries[i]);
+            (seqs[i], hashes[i], users[i], ids[i]) = (seq, hash, pending[i].UserId, pending[i].Id);
+        }
+        await Exec(c, tx, "INSERT INTO audit(seq, entry, hash, user_id) SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::text[])", ct,
+            seqs, entries, hashes, users);
+        await Exec(c, tx, "DELETE FROM audit_pending WHERE id = ANY($1)", ct, ids);
+        await Exec(c, tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", ct, seq, hash);
+        await tx.CommitAsync(ct);
+        return pending.Count;
     }
 
     // ---- plumbing ----------------------------------------------------------------------
@@ -472,7 +634,41 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     /// Payload: <c>node|kind|approval|user|state</c> (ids never contain '|').
     /// </summary>
     private Task<int> NotifyAsync(NpgsqlConnection c, NpgsqlTransaction tx, string kind, string approvalId, string userId, string state, CancellationToken ct) =>
-        Exec(c, tx, "SELECT pg_notify($1, $2)", ct, Channel, string.Join('|', NodeId, kind, approvalId, userId, state));
+        Exec(c, tx, "SELECT pg_notify($1, $2)", ct, Channel, NotifyPayload(kind, approvalId, userId, state));
+
+    private string NotifyPayload(string kind, string approvalId, string userId, string state) => string.Join('|', NodeId, kind, approvalId, userId, state);
+
+    /// <summary>
+    /// A new request's notice carries the request itself (without its handle hash) when it fits
+    /// PostgreSQL's 8000-byte payload limit, so the other nodes' device streams need no read.
+    /// </summary>
+    private string CreatedPayload(ApprovalRecord a)
+    {
+        var head = NotifyPayload("created", a.Id, a.UserId, "pending");
+        var json = JsonSerializer.Serialize(a with { HandleHash = [] }, StoreJson.Default.ApprovalRecord);
+        return head.Length + 1 + System.Text.Encoding.UTF8.GetByteCount(json) < MaxNotifyPayload ? head + "|" + json : head;
+    }
+
+    private const int MaxNotifyPayload = 7900;
+
+    /// <summary>Reads a request carried by a notice (see <see cref="CreatedPayload"/>); null when it carries none.</summary>
+    internal static ApprovalRecord? AnnouncedIn(string? json)
+    {
+        if (string.IsNullOrEmpty(json))
+        {
+            return null;
+        }
+        try
+        {
+            return JsonSerializer.Deserialize(json, StoreJson.Default.ApprovalRecord);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private byte[] Unsealed(AuditEvent e) => AuditChain.Unsealed(time.GetUtcNow().ToUnixTimeMilliseconds(), e);
 
     private async Task<bool> AuditedAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
     {
@@ -480,19 +676,10 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         return true;
     }
 
-    /// <summary>Locks the chain head for the rest of the transaction, seals the entry after it, and moves the head.</summary>
-    /// <summary>
-    /// Seals the entry after the head this transaction locked at its start; the head row itself is
-    /// written once, when the transaction commits (<see cref="TryCommitTogetherAsync"/>).
-    /// </summary>
-    private async Task AppendAuditAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
+    /// <summary>Stores the event unsealed in the caller's transaction; the sealer gives it its place in the chain.</summary>
+    private Task<int> AppendAuditAsync(NpgsqlConnection c, NpgsqlTransaction tx, AuditEvent e, CancellationToken ct)
     {
-        var head = _head ?? throw new InvalidOperationException("audit appends run only inside the writer's transaction");
-        var seq = head.Seq + 1;
-        var entry = AuditChain.Canonical(seq, time.GetUtcNow().ToUnixTimeMilliseconds(), e);
-        var hash = AuditChain.Link(head.Hash, entry);
-        await Exec(c, tx, "INSERT INTO audit(seq, entry, hash, user_id) VALUES($1, $2, $3, $4)", ct, seq, entry, hash, e.UserId);
-        _head = new AuditHead(seq, hash);
+        return Exec(c, tx, "INSERT INTO audit_pending(body, user_id) VALUES($1, $2)", ct, Unsealed(e), e.UserId);
     }
 
     private async Task<T> ReadAsync<T>(Func<NpgsqlConnection, CancellationToken, Task<T>> work, CancellationToken ct)
@@ -515,9 +702,36 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     }
 
     /// <summary>
-    /// Group commit, as on SQLite: this node's writes are queued and committed together. Each batch
-    /// locks the audit head first, so batches from different nodes take turns instead of
-    /// deadlocking on each other's rows, and one lock and one commit carry the whole batch.
+    /// Queues a write that is one statement: it joins the other one-statement writes of its batch in a
+    /// single round trip (see <see cref="TryCommitTogetherAsync"/>). <paramref name="read"/> reads its one result set.
+    /// </summary>
+    private Task<T> PipelineAsync<T>(Func<NpgsqlBatchCommand> command, Func<NpgsqlDataReader, CancellationToken, Task<T>> read, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var item = new PipelinedItem<T>(command, read);
+        if (!_queue.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(PostgresStore));
+        }
+        EnsureWriter();
+        return item.Completion.WaitAsync(ct);
+    }
+
+    /// <summary>A statement for a batch; a factory, because a replayed item needs a fresh command.</summary>
+    private static Func<NpgsqlBatchCommand> Batched(string sql, params object?[] args) => () =>
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var arg in args)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = arg ?? DBNull.Value });
+        }
+        return command;
+    };
+
+    /// <summary>
+    /// Group commit, as on SQLite: this node's writes are queued and committed together, one commit
+    /// per batch. No global lock is taken (audit entries are sealed later), so several writers per
+    /// node and the writers of every node commit side by side; rows guard themselves.
     /// </summary>
     private async Task WriterLoopAsync()
     {
@@ -548,6 +762,7 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
                 {
                     item.Publish();
                 }
+                RequestSeal();
             }
             catch (Exception e)
             {
@@ -565,18 +780,34 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     private async Task<CommitResult> TryCommitTogetherAsync(NpgsqlConnection c, List<IWriteItem> items)
     {
         var ct = _closing.Token;
+        if (items.TrueForAll(i => i is IPipelinedItem))
+        {
+            // Every item is one statement: send them all at once. The statements of one batch message run
+            // in one implicit transaction (PostgreSQL protocol, "Multiple Statements in an Extended Query"):
+            // all commit at its Sync, or none does.
+            try
+            {
+                await RunPipelinedAsync(c, null, items, ct);
+                return new CommitResult(null);
+            }
+            catch (PostgresException e) when (!e.IsTransient || e.SqlState == PostgresErrorCodes.DeadlockDetected)
+            {
+                return new CommitResult(e);
+            }
+        }
         await using var tx = await c.BeginTransactionAsync(ct);
-        _head = await One(c, tx, "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE", r => new AuditHead(r.GetInt64(0), (byte[])r[1]), ct);
-        var start = _head;
         try
         {
+            if (items.Exists(i => i is IPipelinedItem))
+            {
+                await RunPipelinedAsync(c, tx, items, ct);
+            }
             foreach (var item in items)
             {
-                await item.RunAsync(c, tx, ct);
-            }
-            if (!ReferenceEquals(_head, start))
-            {
-                await Exec(c, tx, "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1", ct, _head!.Seq, _head.Hash);
+                if (item is IScriptedItem scripted)
+                {
+                    await scripted.RunAsync(c, tx, ct);
+                }
             }
             await tx.CommitAsync(ct);
             return new CommitResult(null);
@@ -591,10 +822,6 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
             await tx.RollbackAsync(CancellationToken.None);
             return new CommitResult(e);
         }
-        finally
-        {
-            _head = null;
-        }
     }
 
     private void EnsureWriter()
@@ -603,30 +830,70 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         {
             lock (_queue)
             {
-                _writer ??= Task.Run(WriterLoopAsync);
+                _writer ??= Task.WhenAll(Enumerable.Range(0, Writers).Select(_ => Task.Run(WriterLoopAsync)));
             }
         }
     }
 
     private const int MaxBatch = 64;
 
+    /// <summary>Batches in flight per node: while one waits for its commit, the next is built.</summary>
+    private const int Writers = 2;
+
     private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
-        System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
+        System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = false });
 
     private readonly CancellationTokenSource _closing = new();
     private Task? _writer;
 
-    /// <summary>The chain head inside the writer's current transaction (the writer runs one batch at a time).</summary>
-    private AuditHead? _head;
+    /// <summary>Sends the one-statement items of <paramref name="items"/> as one batch and hands each its result set.</summary>
+    private static async Task RunPipelinedAsync(NpgsqlConnection c, NpgsqlTransaction? tx, List<IWriteItem> items, CancellationToken ct)
+    {
+        await using var batch = new NpgsqlBatch(c, tx);
+        var pipelined = new List<IPipelinedItem>(items.Count);
+        foreach (var item in items)
+        {
+            if (item is IPipelinedItem p)
+            {
+                batch.BatchCommands.Add(p.Command());
+                pipelined.Add(p);
+            }
+        }
+        await using var reader = await batch.ExecuteReaderAsync(ct);
+        for (var i = 0; i < pipelined.Count; i++)
+        {
+            if (i > 0 && !await reader.NextResultAsync(ct))
+            {
+                throw new InvalidOperationException("a batched statement returned no result");
+            }
+            await pipelined[i].ReadAsync(reader, ct);
+        }
+    }
 
-    private interface IWriteItem : IQueuedWrite
+    private interface IWriteItem : IQueuedWrite;
+
+    private interface IScriptedItem : IWriteItem
     {
         Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct);
     }
 
-    private sealed class WriteItem<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work) : QueuedWrite<T>, IWriteItem
+    private interface IPipelinedItem : IWriteItem
+    {
+        NpgsqlBatchCommand Command();
+
+        Task ReadAsync(NpgsqlDataReader reader, CancellationToken ct);
+    }
+
+    private sealed class WriteItem<T>(Func<NpgsqlConnection, NpgsqlTransaction, CancellationToken, Task<T>> work) : QueuedWrite<T>, IScriptedItem
     {
         public async Task RunAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct) => Ran(await work(c, tx, ct));
+    }
+
+    private sealed class PipelinedItem<T>(Func<NpgsqlBatchCommand> command, Func<NpgsqlDataReader, CancellationToken, Task<T>> read) : QueuedWrite<T>, IPipelinedItem
+    {
+        public NpgsqlBatchCommand Command() => command();
+
+        public async Task ReadAsync(NpgsqlDataReader reader, CancellationToken ct) => Ran(await read(reader, ct));
     }
 
     private static NpgsqlCommand Cmd(NpgsqlConnection c, NpgsqlTransaction? tx, string sql, params object?[] args)
@@ -686,3 +953,6 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         Exec(c, tx, "INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)", ct,
             d.Id, d.UserId, d.Kind, d.Name, d.PublicJwk, d.CredentialId, d.SignCount, d.CreatedAt);
 }
+
+[System.Text.Json.Serialization.JsonSerializable(typeof(ApprovalRecord))]
+internal sealed partial class StoreJson : System.Text.Json.Serialization.JsonSerializerContext;

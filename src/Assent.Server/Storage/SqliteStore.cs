@@ -268,8 +268,9 @@ internal sealed class SqliteStore : IAssentStore
                 return false;
             }
             // The WHERE clause is the whole race guard: only one decision can match a pending row.
+            // The device must still be active at commit: a revocation racing this decision wins.
             var changed = Exec(c, "UPDATE approvals SET state = $p1, device_id = $p2, evidence = $p3, decided_at = $p4 " +
-                                  "WHERE id = $p0 AND state = 0 AND expires_at > $p4",
+                                  "WHERE id = $p0 AND state = 0 AND expires_at > $p4 AND EXISTS (SELECT 1 FROM devices WHERE id = $p2 AND revoked_at IS NULL)",
                 d.ApprovalId, (int)d.NewState, d.DeviceId, d.Evidence, d.DecidedAt);
             if (changed != 1)
             {
@@ -279,15 +280,16 @@ internal sealed class SqliteStore : IAssentStore
             return true;
         }, ct);
 
-    public Task<bool> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+    public Task<ApprovalRecord?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
         WriteAsync(c =>
         {
-            if (Exec(c, "UPDATE approvals SET state = 5, redeemed_at = $p1 WHERE id = $p0 AND state = 1", approvalId, now) != 1)
+            var redeemed = QueryOne(c, $"UPDATE approvals SET state = 5, redeemed_at = $p1 WHERE id = $p0 AND state = 1 RETURNING {ApprovalColumns}",
+                ReadApproval, approvalId, now);
+            if (redeemed is not null)
             {
-                return false;
+                AppendAudit(c, audit);
             }
-            AppendAudit(c, audit);
-            return true;
+            return redeemed;
         }, ct);
 
     public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>

@@ -70,16 +70,21 @@ internal static class TokenEndpoints
         {
             return new OAuthError(OAuthErrors.InvalidRequest, "auth_req_id is required");
         }
-        var approval = await d.Store.FindApprovalByHandleAsync(Ids.Hash(handle), ct);
+        var version = d.Hub.Version;
+        var handleHash = Ids.Hash(handle);
+        // A request created here and not settled as far as this node has heard needs no read (see AnnouncedByHandle).
+        var approval = d.Hub.AnnouncedByHandle(handleHash) ?? await d.Store.FindApprovalByHandleAsync(handleHash, ct);
         // §11: an auth_req_id that is unknown or was issued to another client is invalid_grant.
         if (approval is null || approval.ClientId != client.Id || approval.Kind != ApprovalKinds.Ciba)
         {
             return new OAuthError(OAuthErrors.InvalidGrant, "auth_req_id is unknown or was not issued to this client");
         }
-        return await SettleAsync(d, approval.Id, approval, approval.ExpiresAt, c => d.Store.FindApprovalAsync(approval.Id, c), async approved =>
+        // A wake that says "approved" goes straight to the redemption, which returns the decided row.
+        return await SettleAsync(d, approval.Id, approval, version, approval.ExpiresAt, c => d.Store.FindApprovalAsync(approval.Id, c), true, async decided =>
         {
-            if (!await d.Store.TryRedeemAsync(approved.Id, d.Time.GetUtcNow().ToUnixTimeMilliseconds(),
-                    new AuditEvent(AuditTypes.ApprovalRedeemed, approved.UserId, client.Id, approved.Id), ct))
+            // The redemption returns the row as decided, so the token is built from what was committed.
+            if (await d.Store.TryRedeemAsync(decided.Id, d.Time.GetUtcNow().ToUnixTimeMilliseconds(),
+                    new AuditEvent(AuditTypes.ApprovalRedeemed, decided.UserId, client.Id, decided.Id), ct) is not { } approved)
             {
                 return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
             }
@@ -99,14 +104,15 @@ internal static class TokenEndpoints
             return new OAuthError(OAuthErrors.InvalidRequest, "device_code is required");
         }
         var hash = Ids.Hash(code);
+        var version = d.Hub.Version;
         var authorization = await d.Store.FindDeviceAuthorizationAsync(hash, ct);
         if (authorization is null || authorization.ClientId != CliClient.Id)
         {
             return new OAuthError(OAuthErrors.InvalidGrant, "device_code is unknown");
         }
         var approval = authorization.ApprovalId is null ? null : await d.Store.FindApprovalAsync(authorization.ApprovalId, ct);
-        return await SettleAsync(d, authorization.Id, approval, authorization.ExpiresAt, async c =>
-                await d.Store.FindDeviceAuthorizationAsync(hash, c) is { ApprovalId: { } id } ? await d.Store.FindApprovalAsync(id, c) : null,
+        return await SettleAsync(d, authorization.Id, approval, version, authorization.ExpiresAt, async c =>
+                await d.Store.FindDeviceAuthorizationAsync(hash, c) is { ApprovalId: { } id } ? await d.Store.FindApprovalAsync(id, c) : null, false,
             async approved => await sessions.StartAsync(approved, ct) is { } tokens
                 ? TypedResults.Ok(tokens)
                 : new OAuthError(OAuthErrors.InvalidGrant, "this device_code has already been used"),
@@ -118,8 +124,8 @@ internal static class TokenEndpoints
     /// request open for <c>Prefer: wait</c> or pace plain polls, then answer by the request's state.
     /// <paramref name="approval"/> is null while a device code is not yet bound to a request.
     /// </summary>
-    private static async Task<Results<Ok<TokenResponse>, OAuthError>> SettleAsync(Deps d, string key, ApprovalRecord? approval, long expiresAt,
-        Func<CancellationToken, Task<ApprovalRecord?>> read, Func<ApprovalRecord, Task<Results<Ok<TokenResponse>, OAuthError>>> redeem,
+    private static async Task<Results<Ok<TokenResponse>, OAuthError>> SettleAsync(Deps d, string key, ApprovalRecord? approval, long readAtVersion, long expiresAt,
+        Func<CancellationToken, Task<ApprovalRecord?>> read, bool approvedWithoutReading, Func<ApprovalRecord, Task<Results<Ok<TokenResponse>, OAuthError>>> redeem,
         string codeName, CancellationToken ct)
     {
         var wait = PreferWait.Requested(d.Http.Request, d.Options.MaxWait);
@@ -127,7 +133,7 @@ internal static class TokenEndpoints
         if (pending && wait > TimeSpan.Zero)
         {
             PreferWait.Applied(d.Http.Response, wait);
-            approval = await PreferWait.HoldAsync(d.Hub, key, approval, approval?.ExpiresAt ?? expiresAt, read, wait, d.Time, ct);
+            approval = await PreferWait.HoldAsync(d.Hub, key, approval, readAtVersion, approval?.ExpiresAt ?? expiresAt, read, wait, d.Time, ct, approvedWithoutReading);
             d.Pacer.Held(key);
             if (approval is null || approval.State == ApprovalState.Pending)
             {

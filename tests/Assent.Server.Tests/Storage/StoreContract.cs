@@ -42,6 +42,10 @@ public abstract class StoreContract : IAsyncLifetime
         return a;
     }
 
+    private Task DeviceAsync(UserRecord user, string id) =>
+        Store.AddDeviceAsync(new DeviceRecord(id, user.Id, DeviceKinds.Ed25519, "d", "{}", null, 0, Now, null),
+            new AuditEvent(AuditTypes.DeviceEnrolled, user.Id, id, id), default);
+
     private DecisionRecord Decision(ApprovalRecord a, string device, ApprovalState state = ApprovalState.Approved) =>
         new(a.Id, device, state, "{\"kind\":\"ed25519\"}", Now);
 
@@ -93,6 +97,10 @@ public abstract class StoreContract : IAsyncLifetime
     {
         var user = await UserAsync("gail");
         var a = await PendingAsync(user);
+        for (var i = 0; i < 20; i++)
+        {
+            await DeviceAsync(user, "dev_" + i);
+        }
         var results = await Task.WhenAll(Enumerable.Range(0, 20).Select(i =>
             Store.TryDecideAsync(Decision(a, "dev_" + i, i % 2 == 0 ? ApprovalState.Approved : ApprovalState.Denied),
                 new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_" + i, a.Id), default)));
@@ -107,12 +115,29 @@ public abstract class StoreContract : IAsyncLifetime
     {
         var user = await UserAsync("hank");
         var a = await PendingAsync(user);
-        Assert.False(await Store.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", a.Id), default));
+        await DeviceAsync(user, "dev_1");
+        Assert.Null(await Store.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", a.Id), default));
         Assert.True(await Store.TryDecideAsync(Decision(a, "dev_1"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_1", a.Id), default));
         var results = await Task.WhenAll(Enumerable.Range(0, 30).Select(_ =>
             Store.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", a.Id), default)));
-        Assert.Single(results, r => r);
+        var redeemed = Assert.Single(results, r => r is not null)!;
+        Assert.Equal(ApprovalState.Redeemed, redeemed.State);
+        Assert.Equal("dev_1", redeemed.DeviceId);
+        Assert.Equal("{\"kind\":\"ed25519\"}", redeemed.Evidence);
         Assert.Equal(ApprovalState.Redeemed, (await Store.FindApprovalAsync(a.Id, default))!.State);
+    }
+
+    [Fact]
+    public async Task A_revoked_device_cannot_decide_and_changes_nothing()
+    {
+        var user = await UserAsync("rhea");
+        var a = await PendingAsync(user);
+        await DeviceAsync(user, "dev_r");
+        Assert.True(await Store.TryRevokeDeviceAsync("dev_r", user.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, user.Id, "dev_r", "dev_r"), default));
+        var (size, _) = await Store.ReadAuditHeadAsync(default);
+        Assert.False(await Store.TryDecideAsync(Decision(a, "dev_r"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_r", a.Id), default));
+        Assert.Equal(ApprovalState.Pending, (await Store.FindApprovalAsync(a.Id, default))!.State);
+        Assert.Equal(size, (await Store.ReadAuditHeadAsync(default)).Size);
     }
 
     [Fact]
@@ -120,6 +145,7 @@ public abstract class StoreContract : IAsyncLifetime
     {
         var user = await UserAsync("ivy");
         var a = await PendingAsync(user, lifetimeMs: 1000);
+        await DeviceAsync(user, "dev_1");
         Clock.Advance(TimeSpan.FromSeconds(2));
         Assert.False(await Store.TryDecideAsync(Decision(a, "dev_1"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_1", a.Id), default));
         var sweeps = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Store.ExpireDueAsync(Now, 100, default)));
@@ -244,6 +270,7 @@ public abstract class StoreContract : IAsyncLifetime
         var login = Assert.Single(await Store.ListPendingAsync(user.Id, Now, default));
         Assert.Equal(login.Id, bound.ApprovalId);
 
+        await DeviceAsync(user, "dev_n");
         Assert.True(await Store.TryDecideAsync(Decision(login, "dev_n"), new AuditEvent(AuditTypes.ApprovalApproved, user.Id, "dev_n", login.Id), default));
         RefreshTokenRecord Token(string family) => new(Ids.Hash("rt" + Guid.NewGuid()), family, user.Id, "assent-cli", "openid session", login.Id, Now, Now + 60_000);
         var first = Token("fam_1");
