@@ -517,7 +517,7 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
 
     private const int SealBatch = 2000;
     private static readonly TimeSpan SealPoll = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan SealGather = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan SealGather = TimeSpan.FromMilliseconds(200);
     private readonly SemaphoreSlim _sealNeeded = new(0, 1);
     private Task? _sealer;
 
@@ -642,7 +642,7 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     /// A new request's notice carries the request itself (without its handle hash) when it fits
     /// PostgreSQL's 8000-byte payload limit, so the other nodes' device streams need no read.
     /// </summary>
-    private string CreatedPayload(ApprovalRecord a)
+    internal string CreatedPayload(ApprovalRecord a)
     {
         var head = NotifyPayload("created", a.Id, a.UserId, "pending");
         var json = JsonSerializer.Serialize(a with { HandleHash = [] }, StoreJson.Default.ApprovalRecord);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
+using System.Text.Json;
 using Assent.Server.Admin;
 using Assent.Server.Audit;
 using Assent.Server.Hosting;
@@ -135,6 +136,18 @@ public sealed class CrashTests(PostgresCluster cluster)
             Assert.Equal("invalid_grant", second.Error);
         }
         Assert.Equal(8, tokens.Count);
+
+        // The dead node's audit events (stored unsealed with its writes) are in the one chain, which verifies.
+        await using var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default);
+        var rows = await store.ReadAuditAsync(0, 1_000_000, null, default);
+        var chain = AuditChain.Verify(rows);
+        Assert.True(chain.Valid, chain.Reason);
+        var types = rows.Select(r => JsonDocument.Parse(r.Entry).RootElement)
+            .Where(e => e.GetProperty("subject").GetString() is { } s && s.StartsWith("apr_", StringComparison.Ordinal))
+            .GroupBy(e => e.GetProperty("type").GetString()).ToDictionary(g => g.Key!, g => g.Count());
+        Assert.Equal(8, types[AuditTypes.ApprovalCreated]);
+        Assert.Equal(8, types[AuditTypes.ApprovalApproved]);
+        Assert.Equal(8, types[AuditTypes.ApprovalRedeemed]);
     }
 
     [Fact]

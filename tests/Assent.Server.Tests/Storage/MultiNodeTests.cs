@@ -1,5 +1,9 @@
 using System.Net;
 using System.Text.Json;
+using Assent.Server.Audit;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
+using Npgsql;
 
 namespace Assent.Server.Tests.Storage;
 
@@ -45,6 +49,58 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
 
         using var again = await b.TokenAsync(agent, authReqId);
         Assert.Equal("invalid_grant", await TestServer.ErrorOf(again));
+    }
+
+    [Fact]
+    public async Task Two_nodes_writing_at_once_build_one_verifiable_audit_chain()
+    {
+        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var a = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        await using var b = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        await a.MigrateAsync(default);
+        await b.MigrateAsync(default);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var user = await a.CreateInviteAsync(new UserRecord(Ids.New("usr"), "chain", false, now), new InviteRecord(Ids.Hash("code"), "", now + 60_000, null),
+            new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
+
+        Task Write(PostgresStore store, int i)
+        {
+            var approval = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user.Id, "openid", $"n{i}",
+                null, null, [1], ApprovalState.Pending, now, now + 60_000);
+            return store.CreateApprovalAsync(approval, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", approval.Id), default);
+        }
+        await Task.WhenAll(Enumerable.Range(0, 150).SelectMany(i => new[] { Write(a, i), Write(b, i) }));
+
+        // Reading seals first: every committed event is in the chain at once, from either node.
+        var (size, head) = await b.ReadAuditHeadAsync(default);
+        Assert.Equal(301, size);
+        var rows = await a.ReadAuditAsync(0, 1000, null, default);
+        var chain = AuditChain.Verify(rows);
+        Assert.True(chain.Valid, chain.Reason);
+        Assert.Equal(301, chain.Verified);
+        Assert.Equal(head, chain.Head);
+        Assert.Equal(300, rows.Count(r => JsonDocument.Parse(r.Entry).RootElement.GetProperty("type").GetString() == AuditTypes.ApprovalCreated));
+        Assert.Equal(rows.Count, rows.Select(r => r.Seq).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task A_new_request_announced_to_other_nodes_carries_the_request_unless_it_is_too_big()
+    {
+        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var store = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        var small = new ApprovalRecord("apr_1", [7, 7], ApprovalKinds.Ciba, "agt_x", "usr_1", "openid", "hello | there", "[{\"type\":\"x\"}]", null, [1, 2, 3],
+            ApprovalState.Pending, 1, 2);
+        var payload = store.CreatedPayload(small);
+        var parts = payload.Split('|', 6);
+        Assert.Equal([store.NodeId, "created", "apr_1", "usr_1", "pending"], parts[..5]);
+        var carried = PostgresStore.AnnouncedIn(parts[5])!;
+        Assert.Equal(small, carried with { HandleHash = small.HandleHash, Payload = small.Payload });
+        Assert.Equal(small.Payload, carried.Payload);
+        Assert.Empty(carried.HandleHash);
+
+        var big = small with { AuthorizationDetails = "[{\"type\":\"x\",\"blob\":\"" + new string('a', 9000) + "\"}]" };
+        Assert.Equal(5, store.CreatedPayload(big).Split('|', 6).Length);
+        Assert.Null(PostgresStore.AnnouncedIn("{not json"));
     }
 
     private static async Task<JsonElement> NextApprovalAsync(StreamReader reader, CancellationToken ct)
