@@ -32,7 +32,7 @@ internal sealed class ApprovalHub
     // immutable parts (user, payload) spare a decision a database read. Bounded like the wakes.
     private readonly ConcurrentDictionary<string, ApprovalRecord> _announced = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, ApprovalRecord> _announcedByHandle = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<string> _announcedOrder = new();
+    private readonly Queue<string> _announcedOrder = new(); // under the _slots lock, like the wakes
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<StreamEvent>, byte>> _streams = new(StringComparer.Ordinal);
 
     public int WaiterCount
@@ -140,9 +140,9 @@ internal sealed class ApprovalHub
                 _announcedByHandle[Convert.ToHexString(approval.HandleHash)] = approval;
             }
             _announcedOrder.Enqueue(approval.Id);
-            while (_announcedOrder.Count > RememberedAnnouncements && _announcedOrder.TryDequeue(out var old))
+            if (_announcedOrder.Count > RememberedAnnouncements)
             {
-                Forget(old);
+                Forget(_announcedOrder.Dequeue());
             }
         }
         Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));
