@@ -49,7 +49,7 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var id = Ids.New("apr");
+        var id = Ids.Ordered("apr", now);
         // The handle given to the client is a bearer-grade secret: only its hash is stored.
         var handle = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var exp = now + expiry;
