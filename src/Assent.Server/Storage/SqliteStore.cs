@@ -484,8 +484,8 @@ internal sealed class SqliteStore : IAssentStore
     /// waits on it) and before the next begins. Nothing is appended meanwhile, so it copies the whole log
     /// back (a batch's few pages) unless a reader still holds older frames, and the next commit starts the
     /// WAL over from its beginning: the log stays a few pages long. A checkpoint from another connection
-    /// never catches up with steady writes, the WAL then never restarts and grows by gigabytes a minute at
-    /// full load; measured here it also made every read slower. Where syncs are slow the writer still
+    /// never catches up with steady writes: the WAL then never restarts and grows by gigabytes a minute at
+    /// full load, and the kernel writes all of it back. Where syncs are slow the writer still
     /// spends at most half its time here: it skips checkpoints until as long as the last one took has
     /// passed, and the group commit gathers larger batches meanwhile.
     /// </summary>
