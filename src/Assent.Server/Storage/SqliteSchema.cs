@@ -122,8 +122,8 @@ internal static class SqliteSchema
         """,
         // A user's requests: the pending ones in a small index of their own, which a decision leaves, and all
         // of them by creation time for the history, which no state change touches. The index this replaces
-        // held the state, so every decision and redemption moved an entry across a large index: in WAL mode
-        // each commit rewrites every page it touched, and those moves were most of them.
+        // held the state, so every decision and redemption moved an entry across a large index, and in WAL mode
+        // each commit writes out every page it touched.
         """
         DROP INDEX approvals_user_state;
         CREATE INDEX approvals_user_created ON approvals(user_id, created_at);
