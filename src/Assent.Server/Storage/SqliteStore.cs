@@ -498,10 +498,7 @@ internal sealed class SqliteStore : IAssentStore
         var started = Stopwatch.GetTimestamp();
         try
         {
-            using var result = c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteReader();
-            while (result.Read())
-            {
-            }
+            c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteNonQuery();
         }
         catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)
         {
