@@ -27,6 +27,8 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var invite = await Server.InviteAsync("web-enrol");
         await using var phone = await host.PhoneAsync();
         await phone.Page.GotoAsync("/app/enroll?code=" + Uri.EscapeDataString(invite.Code));
+        // The script fills the view after its session check answers, which may come after "load".
+        await phone.Page.Locator("#v-enroll").WaitForAsync();
         Assert.True(await phone.Page.Locator("#qr-img").IsVisibleAsync());
         Assert.Equal(invite.Code, await phone.Page.InputValueAsync("#code"));
 
@@ -231,6 +233,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
 
         // The human's side: open the verification link, confirm the code, approve with the passkey.
         await phone.Page.GotoAsync(code.GetProperty("verification_uri_complete").GetString()!);
+        await phone.Page.Locator("#v-device").WaitForAsync();
         Assert.Equal(userCode, await phone.Page.InputValueAsync("#user-code"));
         await phone.Page.PressAsync("#user-code", "Enter");
         var card = phone.Page.Locator("#pending li", new() { HasText = userCode });
