@@ -32,7 +32,9 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     {
         if (!database.StartsWith("postgres://", StringComparison.OrdinalIgnoreCase) && !database.StartsWith("postgresql://", StringComparison.OrdinalIgnoreCase))
         {
-            return WithDefaults(new NpgsqlConnectionStringBuilder(database));
+            // The plain builder lists only the keywords written; Npgsql's answers true for every keyword it knows.
+            var written = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = database };
+            return WithDefaults(new NpgsqlConnectionStringBuilder(database), written.Keys.Cast<string>());
         }
         var uri = new Uri(database);
         var b = new NpgsqlConnectionStringBuilder
@@ -50,27 +52,36 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
                 b.Password = Uri.UnescapeDataString(parts[1]);
             }
         }
+        var keys = new List<string>();
         foreach (var pair in uri.Query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
         {
             var kv = pair.Split('=', 2);
-            b[Uri.UnescapeDataString(kv[0])] = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "true";
+            var key = Uri.UnescapeDataString(kv[0]);
+            b[key] = kv.Length == 2 ? Uri.UnescapeDataString(kv[1]) : "true";
+            keys.Add(key);
         }
-        return WithDefaults(b);
+        return WithDefaults(b, keys);
     }
 
     /// <summary>
     /// Assent runs a small fixed set of statements: let Npgsql prepare them server-side unless told
     /// otherwise. And Assent sets no session state on pooled connections (the one LISTEN connection
-    /// undoes its LISTEN before it goes back), so the reset round trip on every reuse is skipped.
+    /// undoes its LISTEN before it goes back), so the reset on every return to the pool (seven
+    /// statements once anything is prepared) is skipped unless the connection string asks for it.
     /// </summary>
-    private static string WithDefaults(NpgsqlConnectionStringBuilder b)
+    private static string WithDefaults(NpgsqlConnectionStringBuilder b, IEnumerable<string> written)
     {
-        if (b.MaxAutoPrepare == 0)
+        // Keywords compare without case or spaces: "No Reset On Close" and "NoResetOnClose" are one.
+        var given = written.Select(k => k.Replace(" ", "", StringComparison.Ordinal).ToUpperInvariant()).ToHashSet(StringComparer.Ordinal);
+        if (!given.Contains("MAXAUTOPREPARE"))
         {
             b.MaxAutoPrepare = 128;
-            b.AutoPrepareMinUsages = 2;
+            if (!given.Contains("AUTOPREPAREMINUSAGES"))
+            {
+                b.AutoPrepareMinUsages = 2;
+            }
         }
-        if (!b.ContainsKey("No Reset On Close") && !b.ContainsKey("NoResetOnClose"))
+        if (!given.Contains("NORESETONCLOSE"))
         {
             b.NoResetOnClose = true;
         }
@@ -563,8 +574,16 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
                     // Let the commits of the next few milliseconds join this pass: one pass seals them all.
                     await Task.Delay(SealGather, ct);
                 }
-                while (await SealPendingAsync(ct) == SealBatch)
+                int sealedNow, sealedInPass = 0;
+                do
                 {
+                    sealedNow = await SealPendingAsync(ct);
+                    sealedInPass += sealedNow;
+                }
+                while (sealedNow == SealBatch);
+                if (sealedInPass > 0 && Environment.TickCount64 - _lastVacuum >= VacuumEveryMs)
+                {
+                    await VacuumPendingAsync(ct);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -587,9 +606,10 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     private async Task<int> SealPendingAsync(CancellationToken ct)
     {
         await using var c = await source.OpenConnectionAsync(ct);
-        await using (var probe = Cmd(c, null, "SELECT EXISTS(SELECT 1 FROM audit_pending)"))
+        // Through the index: a scan of the heap would walk every deleted row that vacuum has not yet removed.
+        await using (var probe = Cmd(c, null, "SELECT id FROM audit_pending ORDER BY id LIMIT 1"))
         {
-            if (!(bool)(await probe.ExecuteScalarAsync(ct))!)
+            if (await probe.ExecuteScalarAsync(ct) is null)
             {
                 return 0;
             }
@@ -624,6 +644,25 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         await tx.CommitAsync(ct);
         return pending.Count;
     }
+
+    /// <summary>
+    /// audit_pending is a queue: every row is deleted within moments of its insert. Autovacuum looks
+    /// at a table about once a minute, by which time the table holds a minute of deleted rows that
+    /// every seal pass walks and every insert grows past. Vacuumed each second, it stays a few pages.
+    /// SKIP_LOCKED: a vacuum already running (another node's, or autovacuum) is enough. A role that
+    /// does not own the table gets a warning, not an error, and autovacuum does the work as before.
+    /// </summary>
+    private async Task VacuumPendingAsync(CancellationToken ct)
+    {
+        _lastVacuum = Environment.TickCount64;
+        await using var c = await source.OpenConnectionAsync(ct);
+        await using var vacuum = Cmd(c, null, "VACUUM (SKIP_LOCKED, TRUNCATE false) audit_pending");
+        await vacuum.ExecuteNonQueryAsync(ct);
+    }
+
+    // Machine time, not the store's clock: this paces the database's housekeeping, not request lifetimes.
+    private const long VacuumEveryMs = 1000;
+    private long _lastVacuum = Environment.TickCount64;
 
     // ---- plumbing ----------------------------------------------------------------------
 

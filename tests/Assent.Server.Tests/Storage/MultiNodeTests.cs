@@ -84,6 +84,38 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
     }
 
     [Fact]
+    public async Task The_sealer_vacuums_its_queue_of_pending_audit_entries_itself()
+    {
+        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var store = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        await store.MigrateAsync(default);
+
+        // Entries keep arriving for longer than the vacuum interval (1 s), as under load.
+        var until = DateTimeOffset.UtcNow.AddSeconds(3);
+        while (DateTimeOffset.UtcNow < until)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => store.AppendAuditAsync(new AuditEvent(AuditTypes.AgentCreated, null, "test", null), default)));
+            await Task.Delay(50);
+        }
+
+        // A manual VACUUM is recorded as last_vacuum; autovacuum (about once a minute) would set last_autovacuum.
+        await using var probe = NpgsqlDataSource.Create(database);
+        DateTime? vacuumed = null;
+        for (var attempt = 0; attempt < 100 && vacuumed is null; attempt++)
+        {
+            await using var query = probe.CreateCommand("SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'audit_pending'");
+            vacuumed = await query.ExecuteScalarAsync() as DateTime?;
+            if (vacuumed is null)
+            {
+                await Task.Delay(100);
+            }
+        }
+        Assert.NotNull(vacuumed);
+        var chain = AuditChain.Verify(await store.ReadAuditAsync(0, 10_000, null, default));
+        Assert.True(chain.Valid, chain.Reason);
+    }
+
+    [Fact]
     public async Task A_new_request_announced_to_other_nodes_carries_the_request_unless_it_is_too_big()
     {
         var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
