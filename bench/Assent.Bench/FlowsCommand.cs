@@ -63,6 +63,8 @@ internal static class FlowsCommand
 
             var decisionSentAt = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
             long decisionErrors = 0;
+            var decisionAnswers = new ConcurrentBag<(long At, double LatencyMs)>();
+            var askAnswers = new ConcurrentBag<(long At, double LatencyMs)>();
             var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
             var streams = devices.Select((device, i) => Task.Run(async () =>
             {
@@ -71,11 +73,14 @@ internal static class FlowsCommand
                     await device.StreamAsync(async (id, payload, token) =>
                     {
                         var content = device.Decision(Decisions.Approve, payload);
-                        decisionSentAt[id] = Stopwatch.GetTimestamp();
+                        var sentAt = Stopwatch.GetTimestamp();
+                        decisionSentAt[id] = sentAt;
                         if (await device.PostDecisionAsync(id, content, token) != HttpStatusCode.OK)
                         {
                             Interlocked.Increment(ref decisionErrors);
                         }
+                        var answeredAt = Stopwatch.GetTimestamp();
+                        decisionAnswers.Add((answeredAt, Stats.Milliseconds(answeredAt - sentAt)));
                     }, ready[i], streamsDone.Token);
                 }
                 catch (OperationCanceledException) when (streamsDone.IsCancellationRequested)
@@ -95,7 +100,10 @@ internal static class FlowsCommand
                 var n = 0;
                 while (Stopwatch.GetTimestamp() < windowEnd && !hard.IsCancellationRequested)
                 {
+                    var askedAt = Stopwatch.GetTimestamp();
                     var authReqId = await agent.AskAsync($"Bench flow {i}.{n++}", null, hard.Token);
+                    var askAnsweredAt = Stopwatch.GetTimestamp();
+                    askAnswers.Add((askAnsweredAt, Stats.Milliseconds(askAnsweredAt - askedAt)));
                     var (status, body) = await agent.TokenAsync(authReqId, WaitSeconds, hard.Token);
                     var at = Stopwatch.GetTimestamp();
                     if (status != HttpStatusCode.OK || !decisionSentAt.TryRemove(BenchAgent.TransactionOf(body), out var sent))
@@ -111,13 +119,22 @@ internal static class FlowsCommand
             })).ToArray();
 
             await Task.Delay(warmup, ct);
+            if (postgres is not null)
+            {
+                // Steady state: from here on, new WAL segments reuse old ones (see CheckpointAsync).
+                await postgres.CheckpointAsync(ct);
+            }
             TimeSpan ServersCpu() => servers.Aggregate(TimeSpan.Zero, (sum, s) => sum + s.CpuTime());
             var cpuStart = ServersCpu();
+            var databaseCpuStart = postgres?.CpuTime();
+            var walStart = postgres is null ? 0 : await postgres.WalBytesAsync(ct);
             var driverCpuStart = Process.GetCurrentProcess().TotalProcessorTime;
             var measuredFrom = Stopwatch.GetTimestamp();
             await Task.Delay(measure, ct);
             var measuredTo = Stopwatch.GetTimestamp();
             var cpuEnd = ServersCpu();
+            var databaseCpuEnd = postgres?.CpuTime();
+            var walEnd = postgres is null ? 0 : await postgres.WalBytesAsync(ct);
             var driverCpuEnd = Process.GetCurrentProcess().TotalProcessorTime;
             var (rss, peak) = servers.Select(s => s.Memory()).Aggregate((0L, 0L), (sum, m) => (sum.Item1 + m.Rss, sum.Item2 + m.Peak));
 
@@ -133,10 +150,15 @@ internal static class FlowsCommand
 
             Console.WriteLine($"  flows in window      {inWindow.Count} in {Stats.F(seconds)} s = {Stats.F(flowsPerSecond, 1)} flows/s (all flows {completions.Count}, errors {flowErrors}, decision errors {decisionErrors})");
             Console.WriteLine($"  approve->token       p50 {Stats.F(Stats.Percentile(inWindow, 0.50))} ms, p99 {Stats.F(Stats.Percentile(inWindow, 0.99))} ms, max {Stats.F(inWindow.Count == 0 ? double.NaN : inWindow[^1])} ms");
+            // Where the time goes: the device's decision request alone, and the agent's bc-authorize.
+            List<double> Window(ConcurrentBag<(long At, double LatencyMs)> all) =>
+                all.Where(c => c.At >= measuredFrom && c.At < measuredTo).Select(c => c.LatencyMs).Order().ToList();
+            var decided = Window(decisionAnswers);
+            var asked = Window(askAnswers);
+            Console.WriteLine($"  decision answered    p50 {Stats.F(Stats.Percentile(decided, 0.50))} ms, p99 {Stats.F(Stats.Percentile(decided, 0.99))} ms; bc-authorize p50 {Stats.F(Stats.Percentile(asked, 0.50))} ms, p99 {Stats.F(Stats.Percentile(asked, 0.99))} ms");
             Console.WriteLine($"  server CPU per flow  {Stats.F(serverCpuMsPerFlow, 3)} ms ({Stats.F((cpuEnd - cpuStart).TotalSeconds / seconds * 100, 0)}% of one core); driver {Stats.F(driverCpuMsPerFlow, 3)} ms");
-            Console.WriteLine($"  server RSS           {Stats.Mb(rss)} MB (peak {Stats.Mb(peak)} MB)");
-            // One result name per configuration, so bench/run.sh takes medians per configuration.
-            Stats.Result(engine == "sqlite" ? "flows" : $"flows_{engine}_{nodeCount}n",
+            var figures = new List<(string Key, string Value)>
+            {
                 ("engine", engine),
                 ("nodes", nodeCount.ToString(System.Globalization.CultureInfo.InvariantCulture)),
                 ("flows_per_s", Stats.F(flowsPerSecond, 1)),
@@ -145,7 +167,21 @@ internal static class FlowsCommand
                 ("server_cpu_ms_per_flow", Stats.F(serverCpuMsPerFlow, 3)),
                 ("driver_cpu_ms_per_flow", Stats.F(driverCpuMsPerFlow, 3)),
                 ("server_rss_mb", Stats.Mb(rss)),
-                ("errors", (flowErrors + decisionErrors).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            };
+            if (postgres is not null)
+            {
+                // The database's share: its CPU and the write-ahead log it wrote, per flow in the window.
+                var databaseCpuMsPerFlow = inWindow.Count == 0 ? double.NaN : (databaseCpuEnd!.Value - databaseCpuStart!.Value).TotalMilliseconds / inWindow.Count;
+                var walKibPerFlow = inWindow.Count == 0 ? double.NaN : (walEnd - walStart) / 1024.0 / inWindow.Count;
+                Console.WriteLine($"  PostgreSQL           CPU {Stats.F(databaseCpuMsPerFlow, 3)} ms per flow ({Stats.F((databaseCpuEnd!.Value - databaseCpuStart!.Value).TotalSeconds / seconds * 100, 0)}% of one core), " +
+                                  $"WAL {Stats.F(walKibPerFlow)} KiB per flow");
+                figures.Add(("database_cpu_ms_per_flow", Stats.F(databaseCpuMsPerFlow, 3)));
+                figures.Add(("wal_kib_per_flow", Stats.F(walKibPerFlow)));
+            }
+            Console.WriteLine($"  server RSS           {Stats.Mb(rss)} MB (peak {Stats.Mb(peak)} MB)");
+            figures.Add(("errors", (flowErrors + decisionErrors).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            // One result name per configuration, so bench/run.sh takes medians per configuration.
+            Stats.Result(engine == "sqlite" ? "flows" : $"flows_{engine}_{nodeCount}n", [.. figures]);
             return flowErrors + decisionErrors == 0 && inWindow.Count > 0 ? 0 : 1;
         }
         finally
