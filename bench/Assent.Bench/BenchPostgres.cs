@@ -48,12 +48,12 @@ internal sealed class BenchPostgres : IAsyncDisposable
     public TimeSpan CpuTime()
     {
         var postmaster = int.Parse(File.ReadLines(Path.Combine(Data, "postmaster.pid")).First(), System.Globalization.CultureInfo.InvariantCulture);
-        var total = ServerProcess.CpuTimeOf(postmaster) ?? TimeSpan.Zero;
+        var total = ServerProcess.Stat(postmaster)?.Cpu ?? TimeSpan.Zero;
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (int.TryParse(Path.GetFileName(dir), out var pid) && ServerProcess.ParentOf(pid) == postmaster)
+            if (int.TryParse(Path.GetFileName(dir), out var pid) && ServerProcess.Stat(pid) is { } stat && stat.Parent == postmaster)
             {
-                total += ServerProcess.CpuTimeOf(pid) ?? TimeSpan.Zero;
+                total += stat.Cpu;
             }
         }
         return total;
@@ -64,21 +64,18 @@ internal sealed class BenchPostgres : IAsyncDisposable
     /// each new 16 MB segment (zero-filled and synced while commits wait: a stall of tens of ms
     /// about every second at this load); a cluster that has run for a while renames old ones.
     /// </summary>
-    public async Task CheckpointAsync(CancellationToken ct)
-    {
-        await using var connection = new Npgsql.NpgsqlConnection(ConnectionString);
-        await connection.OpenAsync(ct);
-        await using var command = new Npgsql.NpgsqlCommand("CHECKPOINT", connection);
-        await command.ExecuteNonQueryAsync(ct);
-    }
+    public Task CheckpointAsync(CancellationToken ct) => ScalarAsync("CHECKPOINT", ct);
 
     /// <summary>Bytes of write-ahead log written since the cluster started.</summary>
-    public async Task<long> WalBytesAsync(CancellationToken ct)
+    public async Task<long> WalBytesAsync(CancellationToken ct) =>
+        (long)(await ScalarAsync("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", ct))!;
+
+    private async Task<object?> ScalarAsync(string sql, CancellationToken ct)
     {
         await using var connection = new Npgsql.NpgsqlConnection(ConnectionString);
         await connection.OpenAsync(ct);
-        await using var command = new Npgsql.NpgsqlCommand("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", connection);
-        return (long)(await command.ExecuteScalarAsync(ct))!;
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync(ct);
     }
 
     public async ValueTask DisposeAsync()

@@ -171,9 +171,10 @@ internal static class FlowsCommand
             if (postgres is not null)
             {
                 // The database's share: its CPU and the write-ahead log it wrote, per flow in the window.
-                var databaseCpuMsPerFlow = inWindow.Count == 0 ? double.NaN : (databaseCpuEnd!.Value - databaseCpuStart!.Value).TotalMilliseconds / inWindow.Count;
+                var databaseCpu = databaseCpuEnd!.Value - databaseCpuStart!.Value;
+                var databaseCpuMsPerFlow = inWindow.Count == 0 ? double.NaN : databaseCpu.TotalMilliseconds / inWindow.Count;
                 var walKibPerFlow = inWindow.Count == 0 ? double.NaN : (walEnd - walStart) / 1024.0 / inWindow.Count;
-                Console.WriteLine($"  PostgreSQL           CPU {Stats.F(databaseCpuMsPerFlow, 3)} ms per flow ({Stats.F((databaseCpuEnd!.Value - databaseCpuStart!.Value).TotalSeconds / seconds * 100, 0)}% of one core), " +
+                Console.WriteLine($"  PostgreSQL           CPU {Stats.F(databaseCpuMsPerFlow, 3)} ms per flow ({Stats.F(databaseCpu.TotalSeconds / seconds * 100, 0)}% of one core), " +
                                   $"WAL {Stats.F(walKibPerFlow)} KiB per flow");
                 figures.Add(("database_cpu_ms_per_flow", Stats.F(databaseCpuMsPerFlow, 3)));
                 figures.Add(("wal_kib_per_flow", Stats.F(walKibPerFlow)));

@@ -91,38 +91,25 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>Server CPU time so far (user + system).</summary>
-    public TimeSpan CpuTime() => CpuTimeOf(_process.Id) ?? TimeSpan.Zero;
+    public TimeSpan CpuTime() => Stat(_process.Id)?.Cpu ?? TimeSpan.Zero;
 
-    /// <summary>CPU time so far (user + system) of process <paramref name="pid"/>; null once it is gone.</summary>
-    public static TimeSpan? CpuTimeOf(int pid)
-    {
-        var fields = StatFields(pid);
-        if (fields is null)
-        {
-            return null;
-        }
-        // stat(5): field 14 utime and 15 stime; fields[0] here is field 3 (state).
-        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-        return TimeSpan.FromSeconds(ticks / ClockTicksPerSecond);
-    }
-
-    /// <summary>The parent of process <paramref name="pid"/> (stat(5) field 4); null once it is gone.</summary>
-    public static int? ParentOf(int pid) =>
-        StatFields(pid) is { } fields ? int.Parse(fields[1], CultureInfo.InvariantCulture) : null;
-
-    private static string[]? StatFields(int pid)
+    /// <summary>Parent and CPU time so far (user + system) of process <paramref name="pid"/>; null once it is gone.</summary>
+    public static (int Parent, TimeSpan Cpu)? Stat(int pid)
     {
         string stat;
         try
         {
             stat = File.ReadAllText($"/proc/{pid}/stat");
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or IOException)
+        catch (IOException)
         {
             return null;
         }
         // Fields after the command name, which is in parentheses and may contain spaces.
-        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // stat(5): field 4 ppid, 14 utime and 15 stime; fields[0] here is field 3 (state).
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        return (int.Parse(fields[1], CultureInfo.InvariantCulture), TimeSpan.FromSeconds(ticks / ClockTicksPerSecond));
     }
 
     /// <summary>Resident set size now and at its peak, in bytes.</summary>

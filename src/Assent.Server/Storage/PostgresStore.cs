@@ -648,9 +648,11 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
     /// <summary>
     /// audit_pending is a queue: every row is deleted within moments of its insert. Autovacuum looks
     /// at a table about once a minute, by which time the table holds a minute of deleted rows that
-    /// every seal pass walks and every insert grows past. Vacuumed each second, it stays a few pages.
-    /// SKIP_LOCKED: a vacuum already running (another node's, or autovacuum) is enough. A role that
-    /// does not own the table gets a warning, not an error, and autovacuum does the work as before.
+    /// seal passes walk and inserts grow the file past. Vacuumed each second, its space is reused.
+    /// SKIP_LOCKED: a vacuum already running (another node's, or autovacuum) is enough. TRUNCATE
+    /// false: giving the file's empty end back takes a lock that stops inserts (with it, these
+    /// vacuums took 81 ms each under load; without, 1.2 ms). A role that does not own the table
+    /// gets a warning, not an error, and autovacuum does the work as before.
     /// </summary>
     private async Task VacuumPendingAsync(CancellationToken ct)
     {
