@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
@@ -14,11 +13,8 @@ namespace Assent.Server.Devices;
 /// Checks the per-request device signature (see <see cref="DeviceSignatures"/>): fresh timestamp,
 /// unseen nonce, active device, valid Ed25519 signature over method, path, time, nonce and body hash.
 /// </summary>
-internal sealed class DeviceAuthenticator(IdentityDirectory directory, TimeProvider time)
+internal sealed class DeviceAuthenticator(IdentityDirectory directory, IAssentStore store, TimeProvider time)
 {
-    private readonly ConcurrentDictionary<string, long> _seenNonces = new(StringComparer.Ordinal);
-    private long _lastPrune;
-
     public sealed record Outcome(DeviceRecord? Device, UserRecord? User, IResult? Error);
 
     public async Task<Outcome> AuthenticateAsync(HttpRequest request, byte[] body, CancellationToken ct)
@@ -47,32 +43,16 @@ internal sealed class DeviceAuthenticator(IdentityDirectory directory, TimeProvi
         {
             return Fail("the request signature does not verify");
         }
-        // A captured request cannot be replayed within the skew window.
-        var expiry = now.ToUnixTimeSeconds() + (long)DeviceSignatures.MaxClockSkew.TotalSeconds * 2;
-        if (!_seenNonces.TryAdd(device.Id + ":" + header.Nonce, expiry))
+        // A captured request cannot be replayed within the skew window, on this node or any other:
+        // the nonce is stored until the request's timestamp can no longer pass the check above.
+        var expiresAt = (header.Timestamp + (long)DeviceSignatures.MaxClockSkew.TotalSeconds + 1) * 1000;
+        if (!await store.TryUseDeviceNonceAsync(device.Id, header.Nonce, expiresAt, ct))
         {
             return Fail("this request was already used (replayed nonce)");
         }
-        Prune(now.ToUnixTimeSeconds());
         var user = await directory.FindUserAsync(device.UserId, ct);
         return user is null ? Fail("the device's user no longer exists") : new Outcome(device, user, null);
     }
 
     private static Outcome Fail(string detail) => new(null, null, Problem.Unauthorized(detail));
-
-    private void Prune(long now)
-    {
-        var last = Interlocked.Read(ref _lastPrune);
-        if (now - last < 30 || Interlocked.CompareExchange(ref _lastPrune, now, last) != last)
-        {
-            return;
-        }
-        foreach (var (key, expiry) in _seenNonces)
-        {
-            if (expiry < now)
-            {
-                _seenNonces.TryRemove(key, out _);
-            }
-        }
-    }
 }

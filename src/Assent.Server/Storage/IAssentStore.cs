@@ -57,6 +57,12 @@ internal interface IAssentStore : IAsyncDisposable
     /// <summary>Raises the stored WebAuthn sign count only forward; false when it would regress.</summary>
     Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct);
 
+    /// <summary>
+    /// Records a signed device request's nonce until <paramref name="expiresAt"/>; false when the
+    /// device has used it before. Stored, so every node (and the next start) refuses a replay.
+    /// </summary>
+    Task<bool> TryUseDeviceNonceAsync(string deviceId, string nonce, long expiresAt, CancellationToken ct);
+
     Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct);
 
     Task CreateClientAsync(ClientRecord client, AuditEvent audit, CancellationToken ct);
@@ -112,8 +118,9 @@ internal interface IAssentStore : IAsyncDisposable
     Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct);
 
     /// <summary>
-    /// Deletes rows that can no longer be used: device authorizations, refresh tokens, web sessions and
-    /// passkey challenges past their expiry, and denylisted token ids whose tokens have expired. Returns how many.
+    /// Deletes rows that can no longer be used: device authorizations, refresh tokens, web sessions,
+    /// passkey challenges and device request nonces past their expiry, and denylisted token ids whose
+    /// tokens have expired. Returns how many.
     /// </summary>
     Task<int> PruneExpiredAsync(long now, CancellationToken ct);
 

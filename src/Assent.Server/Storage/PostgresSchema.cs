@@ -138,6 +138,15 @@ internal static class PostgresSchema
             body BYTEA NOT NULL,
             user_id TEXT);
         """,
+        // 5: nonces of signed device requests, shared: a request replayed to another node is refused there too.
+        """
+        CREATE TABLE device_nonces(
+            device_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (device_id, nonce));
+        CREATE INDEX device_nonces_expiry ON device_nonces(expires_at);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -210,6 +210,11 @@ internal sealed class PostgresStore(NpgsqlDataSource source, TimeProvider time) 
         WriteAsync(async (c, tx, ct) =>
             await Exec(c, tx, "UPDATE devices SET sign_count = $2 WHERE id = $1 AND (sign_count < $2 OR (sign_count = 0 AND $2 = 0))", ct, deviceId, signCount) == 1, ct);
 
+    public Task<bool> TryUseDeviceNonceAsync(string deviceId, string nonce, long expiresAt, CancellationToken ct) =>
+        // RETURNING: a pipelined statement hands back a result set (a row when the nonce was new).
+        PipelineAsync(Batched("INSERT INTO device_nonces(device_id, nonce, expires_at) VALUES($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1", deviceId, nonce, expiresAt),
+            static async (r, ct) => await r.ReadAsync(ct), ct);
+
     // ---- clients -----------------------------------------------------------------------
 
     public Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct) =>

@@ -129,6 +129,15 @@ internal static class SqliteSchema
         CREATE INDEX approvals_user_created ON approvals(user_id, created_at);
         CREATE INDEX approvals_user_pending ON approvals(user_id, created_at) WHERE state = 0;
         """,
+        // Nonces of signed device requests, kept past the clock-skew window: a replay is refused after a restart too.
+        """
+        CREATE TABLE device_nonces(
+            device_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, nonce)) WITHOUT ROWID;
+        CREATE INDEX device_nonces_expiry ON device_nonces(expires_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

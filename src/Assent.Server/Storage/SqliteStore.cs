@@ -213,6 +213,9 @@ internal sealed class SqliteStore : IAssentStore
     public Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct) =>
         WriteAsync(c => Exec(c, "UPDATE devices SET sign_count = $p1 WHERE id = $p0 AND (sign_count < $p1 OR (sign_count = 0 AND $p1 = 0))", deviceId, signCount) == 1, ct);
 
+    public Task<bool> TryUseDeviceNonceAsync(string deviceId, string nonce, long expiresAt, CancellationToken ct) =>
+        WriteAsync(c => Exec(c, "INSERT INTO device_nonces(device_id, nonce, expires_at) VALUES($p0, $p1, $p2) ON CONFLICT DO NOTHING", deviceId, nonce, expiresAt) == 1, ct);
+
     // ---- clients -----------------------------------------------------------------------
 
     public Task<ClientRecord?> FindClientAsync(string clientId, CancellationToken ct) =>
@@ -438,7 +441,7 @@ internal sealed class SqliteStore : IAssentStore
         WriteAsync(c => PruneTables.Sum(table => Exec(c, $"DELETE FROM {table} WHERE expires_at <= $p0", now)), ct);
 
     /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
-    internal static readonly string[] PruneTables = ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens"];
+    internal static readonly string[] PruneTables = ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces"];
 
     // ---- keys, audit, meta -------------------------------------------------------------
 

@@ -52,6 +52,35 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
     }
 
     [Fact]
+    public async Task A_signed_device_request_replayed_to_another_node_is_refused()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        var device = await a.UserWithDeviceAsync();
+
+        using var original = device.Signed(HttpMethod.Get, "/authenticator/approvals");
+        using (var r = await a.Http.SendAsync(original))
+        {
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+        // The same bytes, captured and sent to the other node within the clock-skew window.
+        using var replay = new HttpRequestMessage(HttpMethod.Get, "/authenticator/approvals");
+        replay.Headers.TryAddWithoutValidation("Authorization", original.Headers.Authorization!.ToString());
+        using (var r = await b.Http.SendAsync(replay))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
+            Assert.Contains("already used", await r.Content.ReadAsStringAsync());
+        }
+        // A fresh request from the device still works on either node.
+        using (var r = await b.Http.SendAsync(new TestDevice(b, device.DeviceId, device.Seed, device.UserId, device.Did, device.Handle).Signed(HttpMethod.Get, "/authenticator/approvals")))
+        {
+            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Two_nodes_writing_at_once_build_one_verifiable_audit_chain()
     {
         var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());

@@ -309,6 +309,18 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_device_request_nonce_is_accepted_once_and_pruned_once_it_expires()
+    {
+        Assert.True(await Store.TryUseDeviceNonceAsync("dev_a", "nonce-0123456789abcdef", Now + 1000, default));
+        Assert.False(await Store.TryUseDeviceNonceAsync("dev_a", "nonce-0123456789abcdef", Now + 1000, default));
+        Assert.True(await Store.TryUseDeviceNonceAsync("dev_b", "nonce-0123456789abcdef", Now + 60_000, default));
+
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(1, await Store.PruneExpiredAsync(Now, default));
+        Assert.False(await Store.TryUseDeviceNonceAsync("dev_b", "nonce-0123456789abcdef", Now + 60_000, default));
+    }
+
+    [Fact]
     public async Task Pruning_removes_only_expired_sign_in_rows()
     {
         var live = Ids.Hash("live" + Guid.NewGuid());
