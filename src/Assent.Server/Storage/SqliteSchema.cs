@@ -120,7 +120,7 @@ internal static class SqliteSchema
             jti TEXT PRIMARY KEY,
             expires_at INTEGER NOT NULL);
         """,
-        // A user's requests: the pending ones in a small index of their own, which a decision leaves, and all
+        // 4: a user's requests: the pending ones in a small index of their own, which a decision leaves, and all
         // of them by creation time for the history, which no state change touches. The index this replaces
         // held the state, so every decision and redemption moved an entry across a large index, and in WAL mode
         // each commit writes out every page it touched.
@@ -129,7 +129,7 @@ internal static class SqliteSchema
         CREATE INDEX approvals_user_created ON approvals(user_id, created_at);
         CREATE INDEX approvals_user_pending ON approvals(user_id, created_at) WHERE state = 0;
         """,
-        // Nonces of signed device requests, kept past the clock-skew window: a replay is refused after a restart too.
+        // 5: nonces of signed device requests, kept past the clock-skew window: a replay is refused after a restart too.
         """
         CREATE TABLE device_nonces(
             device_id TEXT NOT NULL,
