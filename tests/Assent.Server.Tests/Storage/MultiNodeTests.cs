@@ -10,18 +10,41 @@ namespace Assent.Server.Tests.Storage;
 [Collection(PostgresCollection.Name)]
 public sealed class MultiNodeTests(PostgresCluster cluster)
 {
+    /// <summary>Two nodes of one deployment: one fresh database and one key-encryption key (the same data directory's master.key).</summary>
+    private async Task<Nodes> TwoNodesAsync()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        try
+        {
+            return new Nodes(a, await TestServer.StartAsync(shared, configure: o => o.Database = database));
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed record Nodes(TestServer A, TestServer B) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await B.DisposeAsync();
+            await A.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Request_on_node_a_is_streamed_and_decided_on_node_b_and_wakes_the_waiting_agent_on_a()
     {
-        var database = await cluster.CreateDatabaseAsync();
-        // Nodes share the database and the key-encryption key (here: the same data directory's master.key).
-        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var nodes = await TwoNodesAsync();
+        var (a, b) = (nodes.A, nodes.B);
 
         var deviceOnA = await a.UserWithDeviceAsync();
         var agent = await a.AgentAsync(deviceOnA.Handle);
-        var deviceOnB = new TestDevice(b, deviceOnA.DeviceId, deviceOnA.Seed, deviceOnA.UserId, deviceOnA.Did, deviceOnA.Handle);
+        var deviceOnB = deviceOnA.On(b);
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         using var stream = await b.Http.SendAsync(deviceOnB.Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
@@ -54,10 +77,8 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
     [Fact]
     public async Task A_signed_device_request_replayed_to_another_node_is_refused()
     {
-        var database = await cluster.CreateDatabaseAsync();
-        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var nodes = await TwoNodesAsync();
+        var (a, b) = (nodes.A, nodes.B);
         var device = await a.UserWithDeviceAsync();
 
         using var original = device.Signed(HttpMethod.Get, "/authenticator/approvals");
@@ -74,7 +95,7 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
             Assert.Contains("already used", await r.Content.ReadAsStringAsync());
         }
         // A fresh request from the device still works on either node.
-        using (var r = await b.Http.SendAsync(new TestDevice(b, device.DeviceId, device.Seed, device.UserId, device.Did, device.Handle).Signed(HttpMethod.Get, "/authenticator/approvals")))
+        using (var r = await b.Http.SendAsync(device.On(b).Signed(HttpMethod.Get, "/authenticator/approvals")))
         {
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         }
