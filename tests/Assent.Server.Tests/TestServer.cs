@@ -34,10 +34,10 @@ public sealed class TestDevice(TestServer server, string deviceId, byte[] seed, 
     public string UserId => userId;
     public string Did => did;
     public string Handle => handle;
+    public byte[] Seed => seed;
 
     /// <summary>The same device talking to another node of the deployment.</summary>
     public TestDevice On(TestServer other) => new(other, deviceId, seed, userId, did, handle);
-    public byte[] Seed => seed;
 
     public HttpRequestMessage Signed(HttpMethod method, string pathAndQuery, byte[]? body = null)
     {
