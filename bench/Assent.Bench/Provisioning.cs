@@ -1,5 +1,5 @@
 using Assent.Server.Admin;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 using Assent.Server.Storage;
 
 namespace Assent.Bench;

@@ -1,3 +1,4 @@
+using Assent.Server.Common;
 using Assent.Server.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;

@@ -8,7 +8,11 @@ using Assent.Protocol;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
 using Assent.Server.Admin;
+using Assent.Server.Common;
 using Assent.Server.Hosting;
+using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -66,7 +70,7 @@ public sealed class IssuerServer : IAsyncDisposable
 
     public async Task<TestUser> UserAsync(string scopes = "approve:action payments:write")
     {
-        var admin = _app.Services.GetRequiredService<AdminOperations>();
+        var admin = new AdminOperations(_app.Services.GetRequiredService<AssentStore>(), _app.Services.GetRequiredService<AssentOptions>(), TimeProvider.System);
         var handle = "u" + Guid.NewGuid().ToString("N")[..10];
         var invite = await admin.InviteAsync(handle, false, CancellationToken.None);
         using var enrolling = new AuthenticatorClient(BaseUri);

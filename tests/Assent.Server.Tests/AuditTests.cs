@@ -5,6 +5,8 @@ using Assent.Protocol;
 using Assent.Protocol.Jose;
 using Assent.Server.Audit;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 
@@ -127,7 +129,7 @@ public sealed class AuditEndpointTests
         Assert.All(own, e => Assert.Equal(device.UserId, e.GetProperty("user").GetString()));
         Assert.True(own.Count < all.Count);
 
-        var rows = await server.Store.ReadAuditAsync(0, 10_000, null, default);
+        var rows = await server.Store.Audit.ReadAsync(0, 10_000, null, default);
         var verified = AuditChain.Verify(rows);
         Assert.True(verified.Valid, verified.Reason);
 

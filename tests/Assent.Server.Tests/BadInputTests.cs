@@ -4,6 +4,8 @@ using System.Text;
 using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 
@@ -198,7 +200,7 @@ public sealed class BadInputTests(SharedServer shared)
         {
             Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
         }
-        Assert.Equal(ApprovalState.Pending, (await Server.Store.FindApprovalAsync(id, default))!.State);
+        Assert.Equal(ApprovalState.Pending, (await Server.Store.Approvals.FindAsync(id, default))!.State);
         using (var r = await device.PostDecisionAsync(id, "approve", good))
         {
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
@@ -236,7 +238,7 @@ public sealed class BadInputTests(SharedServer shared)
         var did = await Server.Http.GetStringAsync($"/users/{device.UserId}/did.json");
         Assert.Contains(device.DeviceId, did);
         Assert.DoesNotContain(second.DeviceId, did);
-        Assert.Equal(ApprovalState.Pending, (await Server.Store.FindApprovalAsync(id, default))!.State);
+        Assert.Equal(ApprovalState.Pending, (await Server.Store.Approvals.FindAsync(id, default))!.State);
     }
 
     [Fact]

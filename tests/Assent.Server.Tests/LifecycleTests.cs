@@ -1,10 +1,12 @@
 using System.Net;
 using System.Text.Json;
 using Assent.Protocol.Jose;
-using Assent.Server.Audit;
+using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
+using Assent.Server.Common;
 using Assent.Server.Hosting;
 using Assent.Server.Keys;
-using Assent.Server.Storage;
 
 namespace Assent.Server.Tests;
 
@@ -47,9 +49,9 @@ public sealed class LifecycleTests
         Assert.Same(held, await Task.WhenAny(held, Task.Delay(TimeSpan.FromSeconds(10))));
         using var response = await held;
         Assert.Equal("expired_token", await TestServer.ErrorOf(response));
-        var approval = await server.Store.FindApprovalByHandleAsync(Ids.Hash(authReqId), default);
+        var approval = await server.Store.Approvals.FindByHandleAsync(Ids.Hash(authReqId), default);
         Assert.Equal(ApprovalState.Expired, approval!.State);
-        var entries = await server.Store.ReadAuditAsync(0, 1000, null, default);
+        var entries = await server.Store.Audit.ReadAsync(0, 1000, null, default);
         Assert.Contains(entries, e => JsonDocument.Parse(e.Entry).RootElement.GetProperty("type").GetString() == AuditTypes.ApprovalExpired);
     }
 
@@ -110,7 +112,7 @@ public sealed class LifecycleTests
     {
         var server = await TestServer.StartAsync();
         var dir = server.DataDirectory;
-        var keys = await server.Store.ListSigningKeysAsync(default);
+        var keys = await server.Store.Keys.ListAsync(default);
         var current = server.Service<KeyRing>().Current;
         Assert.All(keys, k => Assert.False(k.EncryptedSeed.AsSpan().IndexOf(current.Seed) >= 0));
         var port = server.Port;
@@ -133,7 +135,7 @@ public sealed class LifecycleTests
         var code = server.Banner.Split('\n').First(l => l.Trim().StartsWith("code:", StringComparison.Ordinal)).Split(':')[1].Trim();
         var admin = await server.EnrollAsync(code);
         Assert.Equal("admin", admin.Handle);
-        Assert.True((await server.Store.FindUserAsync(admin.UserId, default))!.IsAdmin);
+        Assert.True((await server.Store.Users.FindAsync(admin.UserId, default))!.IsAdmin);
         await server.RestartAsync();
         Assert.Equal("", server.Banner);
     }

@@ -2,8 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Server.Approvals;
-using Assent.Server.Audit;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 
@@ -35,9 +36,9 @@ public sealed class PasskeyDecisionTests
         var invite = await server.InviteAsync("fixture");
         var now = server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         var deviceId = "dev_recorded";
-        await server.Store.AddDeviceAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "recorded", Recorded.PublicJwk,
+        await server.Store.Devices.AddAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "recorded", Recorded.PublicJwk,
             Base64Url.Decode(Recorded.CredentialId), storedSignCount, now, null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
-        await server.Store.CreateApprovalAsync(new ApprovalRecord(Recorded.ApprovalId, [1, 2, 3], ApprovalKinds.Ciba, "agt_9LrXb7G-_CrU2s22", invite.UserId,
+        await server.Store.Approvals.CreateAsync(new ApprovalRecord(Recorded.ApprovalId, [1, 2, 3], ApprovalKinds.Ciba, "agt_9LrXb7G-_CrU2s22", invite.UserId,
             "openid payments:write", "Pay ACME GmbH <b>invoice</b> 42", null, null, Base64Url.Decode(Recorded.Payload), ApprovalState.Pending, now, now + 300_000),
             new AuditEvent(AuditTypes.ApprovalCreated, invite.UserId, "test", Recorded.ApprovalId), default);
         return new Setup(server, invite.UserId, deviceId);
@@ -45,14 +46,14 @@ public sealed class PasskeyDecisionTests
 
     private static Task<DecideOutcome> DecideAsync(TestServer server, string decision = "approve", string authenticatorData = Recorded.AuthenticatorData,
         string clientDataJson = Recorded.ClientDataJson, string signature = Recorded.Signature) =>
-        server.Service<ApprovalService>().DecideWebAuthnAsync(Recorded.ApprovalId, null, Base64Url.Decode(Recorded.CredentialId), decision,
-            Base64Url.Decode(authenticatorData), Base64Url.Decode(clientDataJson), Base64Url.Decode(signature), default);
+        server.Service<ApprovalService>().DecideAsync(Recorded.ApprovalId, new AssertionProof(null, Base64Url.Decode(Recorded.CredentialId), decision,
+            Base64Url.Decode(authenticatorData), Base64Url.Decode(clientDataJson), Base64Url.Decode(signature)), default);
 
     private static async Task AssertPendingAsync(TestServer server)
     {
-        var approval = await server.Store.FindApprovalAsync(Recorded.ApprovalId, default);
+        var approval = await server.Store.Approvals.FindAsync(Recorded.ApprovalId, default);
         Assert.Equal(ApprovalState.Pending, approval!.State);
-        Assert.Null(approval.Evidence);
+        Assert.Empty(await server.Store.Approvals.ListDecisionsAsync(Recorded.ApprovalId, default));
     }
 
     [Fact]
@@ -62,15 +63,15 @@ public sealed class PasskeyDecisionTests
         await using var _ = server;
         var outcome = await DecideAsync(server);
         Assert.Equal(DecideStatus.Decided, outcome.Status);
-        var approval = await server.Store.FindApprovalAsync(Recorded.ApprovalId, default);
+        var approval = await server.Store.Approvals.FindAsync(Recorded.ApprovalId, default);
         Assert.Equal(ApprovalState.Approved, approval!.State);
-        var evidence = JsonDocument.Parse(approval.Evidence!).RootElement;
+        var evidence = JsonDocument.Parse(Assert.Single(await server.Store.Approvals.ListDecisionsAsync(Recorded.ApprovalId, default)).Evidence).RootElement;
         Assert.Equal("webauthn", evidence.GetProperty("kind").GetString());
         Assert.Equal(Recorded.AuthenticatorData, evidence.GetProperty("authenticator_data").GetString());
         Assert.Equal(Recorded.ClientDataJson, evidence.GetProperty("client_data_json").GetString());
         Assert.Equal(Recorded.Signature, evidence.GetProperty("sig").GetString());
         Assert.Equal(Recorded.Payload, evidence.GetProperty("payload").GetString());
-        Assert.Equal(2, (await server.Store.FindDeviceAsync(deviceId, default))!.SignCount);
+        Assert.Equal(2, (await server.Store.Devices.FindAsync(deviceId, default))!.SignCount);
         // Posted again: already decided, nothing verified, nothing changed.
         Assert.Equal(DecideStatus.AlreadyDecided, (await DecideAsync(server)).Status);
     }
@@ -119,7 +120,7 @@ public sealed class PasskeyDecisionTests
         Assert.Equal(DecideStatus.AssertionRefused, outcome.Status);
         Assert.StartsWith("sign_count_regression", outcome.Detail);
         await AssertPendingAsync(server);
-        var audit = await server.Store.ReadAuditAsync(0, 100, userId, default);
+        var audit = await server.Store.Audit.ReadAsync(0, 100, userId, default);
         var last = JsonDocument.Parse(audit[^1].Entry).RootElement;
         Assert.Contains(AuditTypes.DeviceSignCountRegression, last.GetRawText());
         Assert.Contains(deviceId, last.GetRawText());
@@ -130,7 +131,7 @@ public sealed class PasskeyDecisionTests
     {
         var (server, userId, deviceId) = await RecordedAsync();
         await using var _ = server;
-        await server.Store.TryRevokeDeviceAsync(deviceId, userId, server.Clock.GetUtcNow().ToUnixTimeMilliseconds(),
+        await server.Store.Devices.TryRevokeAsync(deviceId, userId, server.Clock.GetUtcNow().ToUnixTimeMilliseconds(),
             new AuditEvent(AuditTypes.DeviceRevoked, userId, deviceId, deviceId), default);
         Assert.Equal(DecideStatus.RevokedDevice, (await DecideAsync(server)).Status);
         await AssertPendingAsync(server);
@@ -168,7 +169,7 @@ public sealed class PasskeyOptionsTests
     [InlineData("http://localhost:8400", null, "http://localhost:9000", null)]
     public void Relying_party_settings_derive_from_the_issuer_and_are_validated(string issuer, string? rpId, string? origin, string? problem)
     {
-        var options = new Hosting.AssentOptions { Issuer = issuer, WebAuthnRpId = rpId, WebAuthnOrigins = origin is null ? null : [origin] };
+        var options = new Common.AssentOptions { Issuer = issuer, WebAuthnRpId = rpId, WebAuthnOrigins = origin is null ? null : [origin] };
         var error = options.Validate();
         if (problem is null)
         {
@@ -183,7 +184,7 @@ public sealed class PasskeyOptionsTests
     [Fact]
     public void Defaults_are_the_issuer_host_and_origin()
     {
-        var options = new Hosting.AssentOptions { Issuer = "https://assent.example.com:8443/base" };
+        var options = new Common.AssentOptions { Issuer = "https://assent.example.com:8443/base" };
         Assert.Equal("assent.example.com", options.RpId);
         Assert.Equal(["https://assent.example.com:8443"], options.Origins);
         Assert.Equal("__Host-assent_session", options.SessionCookieName);

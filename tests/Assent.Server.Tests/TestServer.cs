@@ -8,8 +8,11 @@ using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
 using Assent.Server.Admin;
+using Assent.Server.Common;
 using Assent.Server.Hosting;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -93,7 +96,7 @@ public sealed class TestServer : IAsyncDisposable
     public Uri BaseUri => new($"http://localhost:{Port}");
     public HttpClient Http { get; private set; } = null!;
     public AssentOptions Options { get; private set; } = null!;
-    internal IAssentStore Store => _app.Services.GetRequiredService<IAssentStore>();
+    internal AssentStore Store => _app.Services.GetRequiredService<AssentStore>();
     internal T Service<T>() where T : notnull => _app.Services.GetRequiredService<T>();
     public string Banner { get; private set; } = "";
 
@@ -139,7 +142,10 @@ public sealed class TestServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    internal Task<Invite> InviteAsync(string handle, bool admin = false) => Service<AdminOperations>().InviteAsync(handle, admin, CancellationToken.None);
+    /// <summary>Operator actions on this server's store, as <c>assent admin</c> runs them.</summary>
+    internal AdminOperations Admin => new(Store, Options, Clock);
+
+    internal Task<Invite> InviteAsync(string handle, bool admin = false) => Admin.InviteAsync(handle, admin, CancellationToken.None);
 
     public async Task<TestDevice> EnrollAsync(string code, string name = "test device")
     {
@@ -168,7 +174,7 @@ public sealed class TestServer : IAsyncDisposable
 
     public async Task<TestAgent> AgentAsync(string ownerHandle, string scopes = "approve:action payments:write")
     {
-        var created = await Service<AdminOperations>().CreateAgentAsync(ownerHandle, "Test agent", scopes, CancellationToken.None);
+        var created = await Admin.CreateAgentAsync(ownerHandle, "Test agent", scopes, CancellationToken.None);
         return new TestAgent(created.ClientId, created.ClientSecret, ownerHandle);
     }
 

@@ -8,6 +8,8 @@ using Assent.Protocol.Approvals;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 using Assent.Server.Tests;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -35,7 +37,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.EnrollAsync(invite.Code, "Alice's phone");
 
         Assert.Equal("web-enrol", await phone.Page.TextContentAsync("#who"));
-        var device = Assert.Single(await Server.Store.ListDevicesAsync(invite.UserId, default));
+        var device = Assert.Single(await Server.Store.Devices.ListAsync(invite.UserId, default));
         Assert.Equal(DeviceKinds.WebAuthn, device.Kind);
         Assert.Equal("Alice's phone", device.Name);
         Assert.NotNull(device.CredentialId);
@@ -124,7 +126,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.SetUserVerifiedAsync(false);
         var assertion = await phone.AssertAsync("approve", approval.Payload, userVerification: "discouraged");
 
-        var before = await Server.Store.ReadAuditHeadAsync(default);
+        var before = await Server.Store.Audit.ReadHeadAsync(default);
         using var response = await PostDecisionAsync(approval.Id, assertion.Body("approve"));
         Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
         Assert.Contains(WebAuthnFailures.UserNotVerified, await response.Content.ReadAsStringAsync());
@@ -141,7 +143,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var forFirst = await phone.AssertAsync("approve", first.Payload);
 
         // Made for another request: its challenge is the first request's payload hash.
-        var before = await Server.Store.ReadAuditHeadAsync(default);
+        var before = await Server.Store.Audit.ReadHeadAsync(default);
         using (var r = await PostDecisionAsync(second.Id, forFirst.Body("approve")))
         {
             Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
@@ -160,12 +162,12 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         }
         // Replayed: the same assertion posted again.
-        before = await Server.Store.ReadAuditHeadAsync(default);
+        before = await Server.Store.Audit.ReadHeadAsync(default);
         using (var r = await PostDecisionAsync(first.Id, forFirst.Body("approve")))
         {
             Assert.Equal(HttpStatusCode.Conflict, r.StatusCode);
         }
-        var firstAfter = await Server.Store.FindApprovalAsync(first.Id, default);
+        var firstAfter = await Server.Store.Approvals.FindAsync(first.Id, default);
         Assert.Equal(ApprovalState.Approved, firstAfter!.State);
 
         // From another origin: a page on another port of localhost (same RP ID, different origin).
@@ -180,8 +182,9 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
             Assert.Contains(WebAuthnFailures.OriginNotAllowed, await r.Content.ReadAsStringAsync());
         }
         await AssertUnchangedAsync(second.Id, before);
-        var firstFinally = await Server.Store.FindApprovalAsync(first.Id, default);
-        Assert.Equal((firstAfter.State, firstAfter.Evidence, firstAfter.DecidedAt), (firstFinally!.State, firstFinally.Evidence, firstFinally.DecidedAt));
+        var firstFinally = await Server.Store.Approvals.FindAsync(first.Id, default);
+        Assert.Equal((firstAfter.State, firstAfter.DecidedAt), (firstFinally!.State, firstFinally.DecidedAt));
+        Assert.Single(await Server.Store.Approvals.ListDecisionsAsync(first.Id, default));
     }
 
     [Fact]
@@ -197,7 +200,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.AddAuthenticatorAsync();
         await phone.Page.ClickAsync("#add-passkey");
         await phone.Page.Locator("#devices li", new() { HasText = "Laptop" }).WaitForAsync();
-        Assert.Equal(2, (await Server.Store.ListDevicesAsync(userId, default)).Count(d => d.Active && d.Kind == DeviceKinds.WebAuthn));
+        Assert.Equal(2, (await Server.Store.Devices.ListAsync(userId, default)).Count(d => d.Active && d.Kind == DeviceKinds.WebAuthn));
 
         // Sign out, then back in with the (new) passkey: usernameless, discoverable credential.
         await phone.Page.ClickAsync("#signout");
@@ -323,7 +326,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var card = phone.Page.Locator("#pending li", new() { HasText = message });
         await card.WaitForAsync();
         var id = await card.GetAttributeAsync("data-id");
-        return (await Server.Store.FindApprovalAsync(id!, default))!;
+        return (await Server.Store.Approvals.FindAsync(id!, default))!;
     }
 
     private Task<HttpResponseMessage> PostDecisionAsync(string approvalId, Dictionary<string, string> body) =>
@@ -331,10 +334,10 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
 
     private async Task AssertUnchangedAsync(string approvalId, (long Size, byte[] Head) auditBefore)
     {
-        var approval = await Server.Store.FindApprovalAsync(approvalId, default);
+        var approval = await Server.Store.Approvals.FindAsync(approvalId, default);
         Assert.Equal(ApprovalState.Pending, approval!.State);
-        Assert.Null(approval.Evidence);
-        var after = await Server.Store.ReadAuditHeadAsync(default);
+        Assert.Empty(await Server.Store.Approvals.ListDecisionsAsync(approvalId, default));
+        var after = await Server.Store.Audit.ReadHeadAsync(default);
         Assert.Equal(auditBefore.Size, after.Size);
     }
 
@@ -368,7 +371,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         {
             return;
         }
-        var device = (await Server.Store.ListDevicesAsync(userId, default)).Single();
+        var device = (await Server.Store.Devices.ListAsync(userId, default)).Single();
         await File.WriteAllTextAsync(path, JsonSerializer.Serialize(new Dictionary<string, object?>
         {
             ["origin"] = Server.BaseUri.GetLeftPart(UriPartial.Authority),

@@ -1,7 +1,8 @@
 using System.CommandLine;
 using Assent.Cli.Output;
 using Assent.Server.Admin;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Storage;
 
 namespace Assent.Cli.Commands;
@@ -36,7 +37,7 @@ internal static class AdminCommands
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
             var name = parse.GetValue(handle)!;
-            if (!AdminOperations.IsValidHandle(name))
+            if (!Naming.IsValidHandle(name))
             {
                 throw CliException.Usage($"'{name}' is not a valid handle: use 1 to 48 characters of a-z, 0-9, '.', '_' and '-' (e.g. alice)");
             }
@@ -107,7 +108,7 @@ internal static class AdminCommands
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
             var options = StoreOptions.Read(parse, data, database, null);
-            var kid = await WithStoreAsync(options, (store, time) => AdminOperations.RotateKeysAsync(store, options, time, ct), ct);
+            var kid = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).RotateKeysAsync(ct), ct);
             if (parse.GetValue(json))
             {
                 await Terminal.WriteJsonAsync(new KeyOutput(kid), CliJson.Default.KeyOutput);
@@ -119,9 +120,9 @@ internal static class AdminCommands
         return command;
     }
 
-    internal static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<IAssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
+    internal static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<AssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
     {
-        IAssentStore store;
+        AssentStore store;
         try
         {
             store = await StoreFactory.OpenAsync(options, TimeProvider.System, ct);

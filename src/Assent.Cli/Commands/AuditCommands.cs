@@ -5,7 +5,6 @@ using Assent.Cli.Devices;
 using Assent.Cli.Output;
 using Assent.Client.Authenticator;
 using Assent.Protocol;
-using Assent.Server.Audit;
 using Assent.Server.Storage;
 
 namespace Assent.Cli.Commands;
@@ -122,12 +121,12 @@ internal static class AuditCommands
         return command;
     }
 
-    private static async Task<List<AuditRow>> ReadAllAsync(IAssentStore store, CancellationToken ct)
+    private static async Task<List<AuditRow>> ReadAllAsync(AssentStore store, CancellationToken ct)
     {
         var rows = new List<AuditRow>();
         while (true)
         {
-            var page = await store.ReadAuditAsync(rows.Count == 0 ? 0 : rows[^1].Seq, PageSize, null, ct);
+            var page = await store.Audit.ReadAsync(rows.Count == 0 ? 0 : rows[^1].Seq, PageSize, null, ct);
             rows.AddRange(page);
             if (page.Count < PageSize)
             {

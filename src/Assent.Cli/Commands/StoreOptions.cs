@@ -1,5 +1,5 @@
 using System.CommandLine;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 
 namespace Assent.Cli.Commands;
 

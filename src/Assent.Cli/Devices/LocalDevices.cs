@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Assent.Cli.Output;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 
 namespace Assent.Cli.Devices;
 

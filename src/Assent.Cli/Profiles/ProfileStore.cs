@@ -1,6 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 
 namespace Assent.Cli.Profiles;
 

@@ -44,3 +44,8 @@ public sealed record Jwk(
 
 /// <summary>A JWK Set (RFC 7517 §5).</summary>
 public sealed record JwkSet([property: JsonPropertyName("keys")] IReadOnlyList<Jwk> Keys);
+
+/// <summary>JSON for JWKs, generated at build time (no reflection).</summary>
+[JsonSerializable(typeof(Jwk))]
+[JsonSerializable(typeof(JwkSet))]
+public sealed partial class JwkJson : JsonSerializerContext;

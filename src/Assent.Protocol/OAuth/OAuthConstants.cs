@@ -20,6 +20,9 @@ public static class OAuthErrors
     public const string InvalidToken = "invalid_token";
     public const string UnsupportedTokenType = "unsupported_token_type";
     public const string ServerError = "server_error";
+
+    /// <summary>RFC 8707 §2: the resource is not one this server issues tokens for.</summary>
+    public const string InvalidTarget = "invalid_target";
 }
 
 /// <summary>Grant type identifiers (RFC 6749 §4.4, §6; RFC 8628 §3.4; CIBA Core §10.1).</summary>
@@ -39,6 +42,9 @@ public static class OAuthParameters
     public const string GrantType = "grant_type";
     public const string Scope = "scope";
     public const string LoginHint = "login_hint";
+    public const string LoginHintToken = "login_hint_token";
+    public const string IdTokenHint = "id_token_hint";
+    public const string TokenTypeHint = "token_type_hint";
     public const string BindingMessage = "binding_message";
     public const string AuthorizationDetails = "authorization_details";
     public const string RequestedExpiry = "requested_expiry";
@@ -47,6 +53,7 @@ public static class OAuthParameters
     public const string Resource = "resource";
     public const string DeviceCode = "device_code";
     public const string RefreshToken = "refresh_token";
+    public const string AccessToken = "access_token";
     public const string Token = "token";
 }
 
@@ -83,6 +90,9 @@ public static class ClaimNames
     public const string AuthorizationDetails = "authorization_details";
     public const string Transaction = "txn";
     public const string Evidence = "evidence";
+
+    /// <summary>Every approver of a quorum request, as DIDs (docs/tokens.md §1).</summary>
+    public const string Approvers = "approvers";
     public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
 }
 

@@ -1,13 +1,10 @@
 using System.Buffers;
 using System.Text.Json;
-using Assent.Server.Admin;
+using Assent.Protocol;
 using Assent.Server.Approvals;
-using Assent.Server.Audit;
-using Assent.Server.Ciba;
-using Assent.Server.Clients;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
-using Assent.Server.Sessions;
+using Assent.Server.Common;
+using Assent.Server.Identity;
+using Assent.Server.Keys;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -16,17 +13,14 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Agents;
 
 /// <summary>
-/// SPEC §2 <c>POST /agents</c>: a signed-in human asks to register an agent, and their own device must
+/// <c>POST /agents</c> (docs/http-api.md §6): a signed-in human asks to register an agent, and their own device must
 /// approve it, like any other request. The agent's secret exists once: in the answer that creates it.
 /// </summary>
 internal static class AgentEndpoints
 {
-    public const string Path = "/agents";
-    public const string RequestsPath = "/agents/requests";
-
     public static IEndpointRouteBuilder MapAgents(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup(Path).WithTags("Agents").DisableAntiforgery();
+        var group = app.MapGroup(EndpointPaths.Agents).WithTags("Agents").DisableAntiforgery();
         group.MapPost("", RegisterAsync)
             .WithSummary("Ask (with a session token) to register an agent; the owner's device approves. Honours Prefer: wait");
         group.MapGet("/requests/{id}", RequestAsync)
@@ -34,10 +28,10 @@ internal static class AgentEndpoints
         return app;
     }
 
-    internal static async Task<IResult> RegisterAsync(HttpContext http, AccessTokenValidator validator, IAssentStore store, ApprovalService approvals,
-        ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RegisterAsync(HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, IApprovalStore store,
+        IClientStore clients, ApprovalService approvals, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var (user, refused) = await SessionUserAsync(http.Request, validator, store, ct);
+        var (user, refused) = await SessionUserAsync(http.Request, validator, directory, ct);
         if (refused is not null)
         {
             return refused;
@@ -48,14 +42,14 @@ internal static class AgentEndpoints
             return read.Error;
         }
         var name = read.Value!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl) || !CibaEndpoints.IsDisplayable(name))
+        if (name is null || !Naming.IsValidName(name) || !ApprovalText.IsDisplayable(name))
         {
             return Problem.BadRequest("name is required: 1 to 64 printable characters, e.g. deploy-bot");
         }
         string scopes;
         try
         {
-            scopes = AdminOperations.NormalizeScopes(read.Value.Scopes switch
+            scopes = Naming.NormalizeScopes(read.Value.Scopes switch
             {
                 null => "",
                 { ValueKind: JsonValueKind.String } s => s.GetString()!,
@@ -69,45 +63,45 @@ internal static class AgentEndpoints
             return Problem.BadRequest(e.Message);
         }
         var message = $"Register agent '{name}' with scopes {scopes}";
-        if (!CibaEndpoints.IsDisplayable(message))
+        if (!ApprovalText.IsDisplayable(message))
         {
             return Problem.BadRequest("too many scopes to show the approver in one message (at most 256 characters)");
         }
         var version = hub.Version;
         var created = await approvals.CreateAsync(ApprovalKinds.AgentRegistration, CliClient.Id, CliClient.Name, user!, CliClient.AgentsWriteScope,
             message, Details(name, scopes), null, options.DefaultRequestExpiry, ct);
-        return await AnswerAsync(http, created.Approval, version, user!, store, hub, options, time, ct);
+        return await AnswerAsync(http, created.Approval, version, user!, store, clients, hub, options, time, ct);
     }
 
-    internal static async Task<IResult> RequestAsync(string id, HttpContext http, AccessTokenValidator validator, IAssentStore store, ApprovalHub hub,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RequestAsync(string id, HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, IApprovalStore store,
+        IClientStore clients, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var (user, refused) = await SessionUserAsync(http.Request, validator, store, ct);
+        var (user, refused) = await SessionUserAsync(http.Request, validator, directory, ct);
         if (refused is not null)
         {
             return refused;
         }
         var version = hub.Version;
-        var approval = id.Length <= 64 ? await store.FindApprovalAsync(id, ct) : null;
+        var approval = id.Length <= 64 ? await store.FindAsync(id, ct) : null;
         if (approval is null || approval.Kind != ApprovalKinds.AgentRegistration || approval.UserId != user!.Id)
         {
             return Problem.NotFound("no such agent registration request of yours");
         }
-        return await AnswerAsync(http, approval, version, user, store, hub, options, time, ct);
+        return await AnswerAsync(http, approval, version, user, store, clients, hub, options, time, ct);
     }
 
-    private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, long readAtVersion, UserRecord user, IAssentStore store, ApprovalHub hub,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+    private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, long readAtVersion, UserRecord user, IApprovalStore store,
+        IClientStore clients, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         http.Response.Headers.CacheControl = "no-store";
         var wait = PreferWait.Requested(http.Request, options.MaxWait);
         if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
         {
             PreferWait.Applied(http.Response, wait);
-            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindApprovalAsync(approval.Id, c), wait, time, ct)
+            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindAsync(approval.Id, c), wait, time, ct)
                 ?? approval;
         }
-        var location = $"{RequestsPath}/{approval.Id}";
+        var location = $"{EndpointPaths.AgentRequests}/{approval.Id}";
         var (name, scopes) = ReadDetails(approval.AuthorizationDetails);
         var clientId = ClientIdFor(approval);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -126,7 +120,9 @@ internal static class AgentEndpoints
             case ApprovalState.Approved:
                 var secret = Ids.Secret("sec");
                 var client = new ClientRecord(clientId, Ids.Hash(secret), name, user.Id, scopes, now, null);
-                if (await store.TryRedeemAgentRegistrationAsync(approval.Id, now, client, new AuditEvent(AuditTypes.AgentCreated, user.Id, approval.DeviceId, clientId,
+                // The actor is the device that approved it.
+                var approver = (await store.ListDecisionsAsync(approval.Id, ct)).FirstOrDefault(d => d.Decision == ApprovalState.Approved)?.DeviceId;
+                if (await clients.TryCreateFromRegistrationAsync(approval.Id, now, client, new AuditEvent(AuditTypes.AgentCreated, user.Id, approver, clientId,
                         new Dictionary<string, string> { ["name"] = name, ["scopes"] = scopes, ["approval"] = approval.Id }), ct))
                 {
                     http.Response.Headers.Location = location;
@@ -145,8 +141,8 @@ internal static class AgentEndpoints
     private static string ClientIdFor(ApprovalRecord approval) => "agt_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
 
     /// <summary>The session of a signed-in human: an access token of ours, for the CLI client, with the session scopes.</summary>
-    private static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator, IAssentStore store,
-        CancellationToken ct)
+    private static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator,
+        IdentityDirectory directory, CancellationToken ct)
     {
         var token = AccessTokenValidator.BearerToken(request);
         if (token is null)
@@ -166,7 +162,7 @@ internal static class AgentEndpoints
         {
             return (null, BearerError.InsufficientScope(CliClient.AgentsWriteScope, problem: true));
         }
-        var user = claims.UserId is null ? null : await store.FindUserAsync(claims.UserId, ct);
+        var user = claims.UserId is null ? null : await directory.FindUserAsync(claims.UserId, ct);
         return user is null ? (null, BearerError.InvalidToken("the token's user does not exist here", problem: true)) : (user, null);
     }
 

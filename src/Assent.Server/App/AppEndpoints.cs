@@ -1,9 +1,7 @@
 using System.Reflection;
 using System.Security.Cryptography;
 using Assent.Protocol;
-using Assent.Server.Admin;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
+using Assent.Server.Common;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -13,15 +11,12 @@ using QRCoder;
 namespace Assent.Server.App;
 
 /// <summary>
-/// The approver web app (SPEC §2 <c>/app</c>): one page, one script, one stylesheet, embedded in
+/// The approver web app (docs/http-api.md §5, <c>/app</c>): one page, one script, one stylesheet, embedded in
 /// the server assembly; no CDN and no build step. <c>/app</c>, <c>/app/enroll</c> and
 /// <c>/device</c> serve the same page, which picks its view from the path.
 /// </summary>
 internal static class AppEndpoints
 {
-    public const string AppPath = "/app";
-    public const string DevicePath = "/device";
-
     // Nothing but our own origin: scripts, styles, images (the QR), fetch and EventSource.
     private const string ContentSecurityPolicy =
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
@@ -35,12 +30,12 @@ internal static class AppEndpoints
 
     public static IEndpointRouteBuilder MapApp(this IEndpointRouteBuilder app, AssentOptions options)
     {
-        app.MapGet(AppPath, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
-        app.MapGet(AdminOperations.EnrollPath, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
-        app.MapGet(DevicePath, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
-        app.MapGet(AppPath + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
-        app.MapGet(AppPath + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
-        app.MapGet(AdminOperations.EnrollPath + "/qr.svg", (string? code) => EnrollQr(options, code))
+        app.MapGet(EndpointPaths.App, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.Enroll, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.Verification, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
+        app.MapGet(EndpointPaths.App + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.Enroll + "/qr.svg", (string? code) => EnrollQr(options, code))
             .WithSummary("The invite link as a QR code (SVG), to scan with a phone").WithTags("Web app");
         return app;
     }
@@ -52,7 +47,7 @@ internal static class AppEndpoints
         {
             return Problem.BadRequest("code must be an invite code");
         }
-        var link = $"{options.IssuerString}{AdminOperations.EnrollPath}?code={Uri.EscapeDataString(code)}";
+        var link = $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}";
         using var generator = new QRCodeGenerator();
         using var data = generator.CreateQrCode(link, QRCodeGenerator.ECCLevel.M);
         var svg = new SvgQRCode(data).GetGraphic(4);

@@ -14,7 +14,7 @@ internal sealed record StreamEvent(string Type, string ApprovalId, ApprovalRecor
 /// a request settled in between is remembered (briefly), so its watch starts signalled and no
 /// decision is missed without a second read.
 /// </summary>
-internal sealed class ApprovalHub
+internal sealed class ApprovalHub : IApprovalEvents
 {
     /// <summary>How many recent wakes are remembered for waiters that read before they registered.</summary>
     internal const int RememberedWakes = 16_384;
@@ -171,6 +171,10 @@ internal sealed class ApprovalHub
 
     /// <summary>Whether any of this user's devices has a stream open here.</summary>
     public bool HasStreams(string userId) => _streams.TryGetValue(userId, out var set) && !set.IsEmpty;
+
+    bool IApprovalEvents.Wants(string userId) => HasStreams(userId);
+
+    void IApprovalEvents.Resync() => WakeAll();
 
     /// <summary>Opens a stream of events for one user's devices.</summary>
     public Subscription Subscribe(string userId)

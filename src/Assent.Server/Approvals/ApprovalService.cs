@@ -6,10 +6,9 @@ using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
-using Assent.Server.Audit;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Storage;
-using Assent.Server.Users;
 
 namespace Assent.Server.Approvals;
 
@@ -29,11 +28,25 @@ internal enum DecideStatus
 
 internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State = null, string? Detail = null);
 
+/// <summary>What a device sends to decide: the decision word and its proof over <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5).</summary>
+internal abstract record DecisionProof(string Decision);
+
+/// <summary>An Ed25519 device's signature over the signing input itself.</summary>
+internal sealed record Ed25519Proof(string DeviceId, string Decision, byte[] Signature) : DecisionProof(Decision);
+
 /// <summary>
-/// The approval lifecycle shared by every way a request is raised (CIBA, agent registration,
-/// CLI login): create with a payload built once, decide with a device signature, redeem once.
+/// A passkey's WebAuthn assertion whose challenge is SHA-256 of the signing input, so no server challenge is needed
+/// and an assertion made for one request or decision cannot serve another. The device is named by id or credential id.
 /// </summary>
-internal sealed class ApprovalService(IAssentStore store, IdentityDirectory directory, ApprovalHub hub, AssentOptions options, TimeProvider time)
+internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, string Decision, byte[] AuthenticatorData, byte[] ClientDataJson,
+    byte[] Signature) : DecisionProof(Decision);
+
+/// <summary>
+/// The approval lifecycle shared by every way a request is raised (CIBA, agent registration, CLI login): create
+/// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
+/// </summary>
+internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IdentityDirectory directory, ApprovalHub hub,
+    AssentOptions options, TimeProvider time)
 {
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
@@ -58,9 +71,9 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
             now.ToUnixTimeSeconds(), exp.ToUnixTimeSeconds(), Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
         var record = new ApprovalRecord(id, Ids.Hash(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
             ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds());
-        var audit = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
+        var created = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
             new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) });
-        if (!await persist(record, audit, ct))
+        if (!await persist(record, created, ct))
         {
             return null;
         }
@@ -72,27 +85,35 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, CancellationToken ct) =>
         (await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, async (a, e, c) =>
         {
-            await store.CreateApprovalAsync(a, e, c);
+            await approvals.CreateAsync(a, e, c);
             return true;
         }, ct))!;
 
-    /// <summary>A device decides: its signature over <c>decision ‖ 0x00 ‖ payload</c> is the proof (SPEC §1).</summary>
-    public async Task<DecideOutcome> DecideEd25519Async(string approvalId, string deviceId, string decision, byte[] signature, CancellationToken ct)
+    /// <summary>A device decides. Every kind of approver takes this path; only the check of its proof differs.</summary>
+    public async Task<DecideOutcome> DecideAsync(string approvalId, DecisionProof proof, CancellationToken ct)
     {
-        if (!Decisions.IsValid(decision))
+        if (!Decisions.IsValid(proof.Decision))
         {
             return new(DecideStatus.Malformed, Detail: "decision must be 'approve' or 'deny'");
         }
         // A request this node announced is known without a read: user and payload never change,
         // and whether it is still pending and unexpired is checked by the decision's own update.
-        var approval = hub.Announced(approvalId) ?? await store.FindApprovalAsync(approvalId, ct);
+        var approval = hub.Announced(approvalId) ?? await approvals.FindAsync(approvalId, ct);
         if (approval is null)
         {
             return new(DecideStatus.NotFound);
         }
-        // Cached: the key is immutable, and the decision's own transaction refuses a device revoked meanwhile.
-        var device = await directory.FindDeviceAsync(deviceId, ct);
-        if (device is null)
+        var device = proof switch
+        {
+            // Cached: the key is immutable, and the decision's own transaction refuses a device revoked meanwhile.
+            Ed25519Proof p => await directory.FindDeviceAsync(p.DeviceId, ct),
+            // Read fresh: the passkey's signature counter is checked against the stored one.
+            AssertionProof { DeviceId: { } id } => await devices.FindAsync(id, ct),
+            AssertionProof { CredentialId: { } credentialId } => await devices.FindByCredentialIdAsync(credentialId, ct),
+            _ => null,
+        };
+        if (device is null || (proof is AssertionProof { CredentialId: { } presented } &&
+                               (device.CredentialId is null || !CryptographicOperations.FixedTimeEquals(device.CredentialId, presented))))
         {
             return new(DecideStatus.UnknownDevice);
         }
@@ -104,90 +125,71 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
         {
             return new(DecideStatus.WrongUser);
         }
-        if (device.Kind != DeviceKinds.Ed25519)
+        var signingInput = ApprovalPayload.SigningInput(proof.Decision, approval.Payload);
+        string evidence;
+        long? signCount = null;
+        switch (proof)
         {
-            return new(DecideStatus.Malformed, Detail: "this device is a passkey: decide with a WebAuthn assertion");
+            case Ed25519Proof ed25519 when device.Kind == DeviceKinds.Ed25519:
+                var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
+                if (jwk is null || !jwk.TryGetEd25519(out var publicKey) || !Ed25519.Verify(publicKey, signingInput, ed25519.Signature))
+                {
+                    return new(DecideStatus.InvalidSignature);
+                }
+                evidence = Evidence(DeviceKinds.Ed25519, approval.UserId, device.Id, approval.Payload, ed25519.Signature);
+                break;
+            case AssertionProof assertion when device.Kind == DeviceKinds.WebAuthn:
+                // A settled request is answered before any verification, so a replayed assertion changes nothing.
+                if (approval.State != ApprovalState.Pending)
+                {
+                    return approval.State == ApprovalState.Expired ? new(DecideStatus.Expired, approval.State) : new(DecideStatus.AlreadyDecided, approval.State);
+                }
+                var refused = await VerifyAssertionAsync(device, assertion, SHA256.HashData(signingInput), approval.Id, ct);
+                if (refused.Outcome is not null)
+                {
+                    return refused.Outcome;
+                }
+                signCount = refused.SignCount;
+                evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, assertion.Signature, assertion.AuthenticatorData,
+                    assertion.ClientDataJson);
+                break;
+            case Ed25519Proof:
+                return new(DecideStatus.Malformed, Detail: "this device is a passkey: decide with a WebAuthn assertion");
+            default:
+                return new(DecideStatus.Malformed, Detail: "this device holds an Ed25519 key: decide with its signature");
         }
-        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
-        if (jwk is null || !jwk.TryGetEd25519(out var publicKey) ||
-            !Ed25519.Verify(publicKey, ApprovalPayload.SigningInput(decision, approval.Payload), signature))
-        {
-            return new(DecideStatus.InvalidSignature);
-        }
-        var evidence = Evidence(DeviceKinds.Ed25519, approval.UserId, deviceId, approval.Payload, signature);
-        return await CommitDecisionAsync(approval, device, decision, evidence, ct);
+        return await CommitAsync(approval, device, proof.Decision, evidence, signCount, ct);
     }
 
-    /// <summary>
-    /// A passkey decides: a WebAuthn assertion whose challenge is SHA-256(decision ‖ 0x00 ‖ payload)
-    /// (SPEC §1), so no server challenge is needed and an assertion made for one request or decision
-    /// cannot serve another. The device is named by its id or its credential id.
-    /// </summary>
-    public async Task<DecideOutcome> DecideWebAuthnAsync(string approvalId, string? deviceId, byte[]? credentialId, string decision,
-        byte[] authenticatorData, byte[] clientDataJson, byte[] signature, CancellationToken ct)
+    /// <summary>Checks a passkey's assertion over <paramref name="challenge"/>; on success, the counter to store with the decision.</summary>
+    private async Task<(DecideOutcome? Outcome, long SignCount)> VerifyAssertionAsync(DeviceRecord device, AssertionProof assertion, byte[] challenge,
+        string approvalId, CancellationToken ct)
     {
-        if (!Decisions.IsValid(decision))
-        {
-            return new(DecideStatus.Malformed, Detail: "decision must be 'approve' or 'deny'");
-        }
-        var approval = await store.FindApprovalAsync(approvalId, ct);
-        if (approval is null)
-        {
-            return new(DecideStatus.NotFound);
-        }
-        var device = deviceId is not null ? await store.FindDeviceAsync(deviceId, ct)
-            : credentialId is not null ? await store.FindDeviceByCredentialIdAsync(credentialId, ct)
-            : null;
-        if (device is null || (credentialId is not null && (device.CredentialId is null || !CryptographicOperations.FixedTimeEquals(device.CredentialId, credentialId))))
-        {
-            return new(DecideStatus.UnknownDevice);
-        }
-        if (!device.Active)
-        {
-            return new(DecideStatus.RevokedDevice);
-        }
-        if (device.UserId != approval.UserId)
-        {
-            return new(DecideStatus.WrongUser);
-        }
-        if (device.Kind != DeviceKinds.WebAuthn)
-        {
-            return new(DecideStatus.Malformed, Detail: "this device holds an Ed25519 key: decide with its signature");
-        }
-        // A settled request is answered before any verification, so a replayed assertion changes nothing.
-        if (approval.State != ApprovalState.Pending)
-        {
-            return approval.State == ApprovalState.Expired ? new(DecideStatus.Expired, approval.State) : new(DecideStatus.AlreadyDecided, approval.State);
-        }
         var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
         if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
         {
-            return new(DecideStatus.Malformed, Detail: "the stored passkey key is unusable");
+            return (new(DecideStatus.Malformed, Detail: "the stored passkey key is unusable"), 0);
         }
-        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(decision, approval.Payload));
-        var verified = WebAuthnVerifier.VerifyAssertion(authenticatorData, clientDataJson, signature, key, challenge,
+        var verified = WebAuthnVerifier.VerifyAssertion(assertion.AuthenticatorData, assertion.ClientDataJson, assertion.Signature, key, challenge,
             options.Origins, options.RpId, (uint)device.SignCount);
         if (!verified.Succeeded)
         {
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
             {
-                await AuditSignCountRegressionAsync(device, approval.Id, verified.Error.Detail, ct);
+                await AuditSignCountRegressionAsync(device, approvalId, verified.Error.Detail, ct);
             }
-            return new(DecideStatus.AssertionRefused, Detail: $"{verified.Error.Code}: {verified.Error.Detail}");
+            return (new(DecideStatus.AssertionRefused, Detail: $"{verified.Error.Code}: {verified.Error.Detail}"), 0);
         }
-        var evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, signature, authenticatorData, clientDataJson);
-        // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
-        var signCount = verified.Value.SignCount;
-        return await CommitDecisionAsync(approval, device, decision, evidence, ct, signCount == 0 ? null : signCount);
+        return (null, verified.Value.SignCount);
     }
 
     /// <summary>
-    /// Moves the stored counter forward (WebAuthn L3 §7.2 step 22). A counter that fails to advance
-    /// here lost a race with another assertion of the same count: a clone or a replay, so refused and audited.
+    /// Moves the stored counter forward (WebAuthn L3 §6.1.1). A counter that fails to advance here lost a race
+    /// with another assertion of the same count, or went back: a clone or a replay, so refused and audited.
     /// </summary>
     internal async Task<bool> AdvanceSignCountAsync(DeviceRecord device, uint signCount, string? subject, CancellationToken ct)
     {
-        if (signCount == 0 || await store.TryAdvanceSignCountAsync(device.Id, signCount, ct))
+        if (await devices.TryAdvanceSignCountAsync(device.Id, signCount, ct))
         {
             return true;
         }
@@ -196,41 +198,46 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
     }
 
     internal Task AuditSignCountRegressionAsync(DeviceRecord device, string? subject, string detail, CancellationToken ct) =>
-        store.AppendAuditAsync(new AuditEvent(AuditTypes.DeviceSignCountRegression, device.UserId, device.Id, subject ?? device.Id,
+        audit.AppendAsync(new AuditEvent(AuditTypes.DeviceSignCountRegression, device.UserId, device.Id, subject ?? device.Id,
             new Dictionary<string, string> { ["stored_sign_count"] = device.SignCount.ToString(System.Globalization.CultureInfo.InvariantCulture), ["detail"] = detail }), ct);
 
-    internal async Task<DecideOutcome> CommitDecisionAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, CancellationToken ct,
-        long? signCount = null)
+    private async Task<DecideOutcome> CommitAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, long? signCount,
+        CancellationToken ct)
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var won = await store.TryDecideAsync(new DecisionRecord(approval.Id, device.Id, state, evidence, now, signCount),
+        // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
+        var after = await approvals.TryDecideAsync(new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now), approval.Quorum, signCount,
             new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id), ct);
-        if (!won)
+        if (after is null)
         {
-            var current = await store.FindApprovalAsync(approval.Id, ct);
-            if (signCount is not null && current is { State: ApprovalState.Pending } && current.ExpiresAt > now)
+            var current = await approvals.FindAsync(approval.Id, ct);
+            var stillOpen = current is { State: ApprovalState.Pending } && current.ExpiresAt > now;
+            if (signCount is not null && stillOpen)
             {
-                // Still pending and unexpired: the counter did not advance. A racing assertion of the same
-                // count (a cloned authenticator, or a replay) got there first: refused and audited.
+                // Still pending and unexpired: the counter did not advance. A racing assertion of the same count
+                // (a cloned authenticator, or a replay) got there first: refused and audited.
                 await AuditSignCountRegressionAsync(device, approval.Id, $"signature counter {signCount} did not advance", ct);
                 return new(DecideStatus.AssertionRefused, Detail: $"{WebAuthnFailures.SignCountRegression}: the signature counter did not advance");
             }
-            if (current is { State: ApprovalState.Pending } && current.ExpiresAt > now)
+            if (stillOpen && current!.Quorum == 1)
             {
                 // Still pending and unexpired: the device was revoked after it was last read (the update checks it).
                 directory.ForgetDevice(device.Id);
                 return new(DecideStatus.RevokedDevice);
             }
-            return current is { State: ApprovalState.Pending } || current?.State == ApprovalState.Expired
-                ? new(DecideStatus.Expired, current.State)
+            return current is { State: ApprovalState.Pending or ApprovalState.Expired } && !stillOpen
+                ? new(DecideStatus.Expired, ApprovalState.Expired)
                 : new(DecideStatus.AlreadyDecided, current?.State);
         }
-        hub.Settled(approval.Id, approval.UserId, state == ApprovalState.Approved ? "approved" : "denied");
-        return new(DecideStatus.Decided, state);
+        if (after != ApprovalState.Pending)
+        {
+            hub.Settled(approval.Id, approval.UserId, StateNames.Of(after.Value));
+        }
+        return new(DecideStatus.Decided, after);
     }
 
-    /// <summary>The evidence object of SPEC §3, stored once and copied verbatim into the token.</summary>
+    /// <summary>The evidence object (docs/tokens.md §2), stored once and copied verbatim into tokens.</summary>
     internal string Evidence(string kind, string userId, string deviceId, byte[] payload, byte[] signature,
         byte[]? authenticatorData = null, byte[]? clientDataJson = null)
     {
@@ -258,14 +265,11 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
     /// <summary>Expires every overdue pending request and wakes whoever waits on it.</summary>
     public async Task<int> SweepAsync(CancellationToken ct)
     {
-        var expired = await store.ExpireDueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), 500, ct);
+        var expired = await approvals.ExpireDueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), 500, ct);
         foreach (var a in expired)
         {
-            hub.Settled(a.Id, a.UserId, "expired");
+            hub.Settled(a.Id, a.UserId, StateNames.Expired);
         }
         return expired.Count;
     }
 }
-
-[System.Text.Json.Serialization.JsonSerializable(typeof(Jwk))]
-internal sealed partial class JwkJson : System.Text.Json.Serialization.JsonSerializerContext;

@@ -2,8 +2,8 @@ using System.Buffers;
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Jose;
-using Assent.Server.Devices;
-using Assent.Server.Http;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
@@ -19,31 +19,28 @@ internal static class AuditEndpoints
 
     public static IEndpointRouteBuilder MapAudit(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/audit", EntriesAsync).WithSummary("Audit entries after a sequence number (signed device request)").WithTags("Audit");
-        app.MapGet("/audit/checkpoint", CheckpointAsync).WithSummary("The latest signed checkpoint {size, head, ts}").WithTags("Audit");
+        app.MapGet(EndpointPaths.Audit, EntriesAsync).RequireAuthorization(AssentSchemes.Device)
+            .WithSummary("Audit entries after a sequence number (signed device request)").WithTags("Audit");
+        app.MapGet(EndpointPaths.AuditCheckpoint, CheckpointAsync).WithSummary("The latest signed checkpoint {size, head, ts}").WithTags("Audit");
         return app;
     }
 
-    internal static async Task<IResult> EntriesAsync(HttpRequest request, DeviceAuthenticator auth, IAssentStore store, long? after, int? limit, CancellationToken ct)
+    internal static async Task<IResult> EntriesAsync(Approver approver, IAuditStore audit, long? after, int? limit, CancellationToken ct)
     {
-        var (_, user, error) = await auth.AuthenticateAsync(request, [], ct);
-        if (error is not null)
-        {
-            return error;
-        }
+        var user = approver.User;
         if (after is < 0 || limit is < 1 or > 1000)
         {
             return Problem.BadRequest("after must be ≥ 0 and limit between 1 and 1000");
         }
         var take = limit ?? 100;
-        var rows = await store.ReadAuditAsync(after ?? 0, take, user!.IsAdmin ? null : user.Id, ct);
+        var rows = await audit.ReadAsync(after ?? 0, take, user.IsAdmin ? null : user.Id, ct);
         var views = rows.Select(r => new AuditEntryView(r.Seq, Base64Url.Encode(r.Entry), Base64Url.Encode(r.Hash))).ToList();
         return TypedResults.Json(new AuditPage(views, rows.Count == take ? rows[^1].Seq : null), ServerJson.Default.AuditPage);
     }
 
-    internal static async Task<IResult> CheckpointAsync(IAssentStore store, KeyRing keys, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> CheckpointAsync(IAuditStore audit, KeyRing keys, TimeProvider time, CancellationToken ct)
     {
-        var (size, head) = await store.ReadAuditHeadAsync(ct);
+        var (size, head) = await audit.ReadHeadAsync(ct);
         var ts = time.GetUtcNow().ToUnixTimeSeconds();
         var payload = new ArrayBufferWriter<byte>(128);
         using (var w = new Utf8JsonWriter(payload))

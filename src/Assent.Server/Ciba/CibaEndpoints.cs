@@ -1,13 +1,11 @@
 using System.Globalization;
-using System.Text.Json;
-using Assent.Protocol.Did;
+using Assent.Protocol;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
-using Assent.Server.Clients;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Storage;
-using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -15,14 +13,12 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Assent.Server.Ciba;
 
-/// <summary>CIBA Core §7: the backchannel authentication endpoint, read top to bottom as one flow.</summary>
+/// <summary>CIBA Core §7: the backchannel authentication endpoint, read top to bottom as one flow. Its grant is <see cref="CibaGrant"/>.</summary>
 internal static class CibaEndpoints
 {
-    public const string Path = "/oauth/bc-authorize";
-
     public static IEndpointRouteBuilder MapCiba(this IEndpointRouteBuilder app)
     {
-        app.MapPost(Path, BackchannelAuthorizeAsync)
+        app.MapPost(EndpointPaths.BackchannelAuthentication, BackchannelAuthorizeAsync)
             .DisableAntiforgery()
             .WithSummary("CIBA backchannel authentication request (CIBA Core 1.0 §7)")
             .WithTags("OAuth");
@@ -55,7 +51,7 @@ internal static class CibaEndpoints
         var grantedScope = string.Join(' ', requested.Distinct());
 
         // §7.1: exactly one hint. Assent takes login_hint (a handle or a user DID).
-        if (form.Value("login_hint_token") is not null || form.Value("id_token_hint") is not null)
+        if (form.Value(OAuthParameters.LoginHintToken) is not null || form.Value(OAuthParameters.IdTokenHint) is not null)
         {
             return new OAuthError(OAuthErrors.InvalidRequest, "only login_hint is supported (a user handle or DID)");
         }
@@ -64,7 +60,7 @@ internal static class CibaEndpoints
         {
             return new OAuthError(OAuthErrors.InvalidRequest, "login_hint is required: the approver's handle or DID");
         }
-        var user = await FindUserAsync(hint, directory, options, ct);
+        var user = await directory.FindByHintAsync(hint, ct);
         if (user is null)
         {
             // §13: the hint names no user this server knows.
@@ -72,7 +68,7 @@ internal static class CibaEndpoints
         }
 
         var bindingMessage = form.Value(OAuthParameters.BindingMessage);
-        if (bindingMessage is not null && !IsDisplayable(bindingMessage))
+        if (bindingMessage is not null && !ApprovalText.IsDisplayable(bindingMessage))
         {
             return new OAuthError(OAuthErrors.InvalidBindingMessage, "binding_message must be at most 256 characters of displayable text");
         }
@@ -80,7 +76,7 @@ internal static class CibaEndpoints
         string? details = null;
         if (form.Value(OAuthParameters.AuthorizationDetails) is { } rawDetails)
         {
-            if (!TryNormalizeDetails(rawDetails, options.AuthorizationDetailsTypes, out details, out var why))
+            if (!ApprovalText.TryNormalizeDetails(rawDetails, options.AuthorizationDetailsTypes, out details, out var why))
             {
                 return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, why);
             }
@@ -107,70 +103,10 @@ internal static class CibaEndpoints
         if (resource is not null && (!Uri.TryCreate(resource, UriKind.Absolute, out var r) || r.Fragment.Length > 0))
         {
             // RFC 8707 §2: an absolute URI without a fragment.
-            return new OAuthError("invalid_target", "resource must be an absolute URI without a fragment");
+            return new OAuthError(OAuthErrors.InvalidTarget, "resource must be an absolute URI without a fragment");
         }
 
         var created = await approvals.CreateAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details, resource, expiry, ct);
         return TypedResults.Ok(new BcAuthorizeResponse(created.Handle, (int)expiry.TotalSeconds, (int)Math.Ceiling(options.PollInterval.TotalSeconds)));
-    }
-
-    internal static async Task<UserRecord?> FindUserAsync(string hint, IdentityDirectory directory, AssentOptions options, CancellationToken ct)
-    {
-        if (hint.StartsWith(DidWeb.Prefix, StringComparison.Ordinal))
-        {
-            return DidWeb.TryGetUserId(hint, out var userId) && DidWeb.ForUser(options.IssuerUri, userId) == hint
-                ? await directory.FindUserAsync(userId, ct)
-                : null;
-        }
-        return hint.Length <= 48 ? await directory.FindUserByHandleAsync(hint, ct) : null;
-    }
-
-    /// <summary>SPEC §1: at most 256 characters, shown verbatim, so no control characters that could hide or reorder text.</summary>
-    internal static bool IsDisplayable(string text) =>
-        text.Length is > 0 and <= 256 && !text.Any(c => char.IsControl(c) || c is '\u202A' or '\u202B' or '\u202C' or '\u202D' or '\u202E' or '\u2066' or '\u2067' or '\u2068' or '\u2069');
-
-    /// <summary>RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows.</summary>
-    internal static bool TryNormalizeDetails(string raw, IReadOnlyCollection<string> types, out string? normalized, out string why)
-    {
-        normalized = null;
-        JsonDocument doc;
-        try
-        {
-            doc = JsonDocument.Parse(raw, new JsonDocumentOptions { MaxDepth = 16 });
-        }
-        catch (JsonException)
-        {
-            why = "authorization_details is not valid JSON";
-            return false;
-        }
-        using (doc)
-        {
-            if (doc.RootElement.ValueKind != JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0)
-            {
-                why = "authorization_details must be a non-empty JSON array";
-                return false;
-            }
-            foreach (var item in doc.RootElement.EnumerateArray())
-            {
-                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
-                {
-                    why = "every authorization_details entry must be an object with a string 'type'";
-                    return false;
-                }
-                if (!types.Contains(type.GetString()!))
-                {
-                    why = $"unknown authorization_details type '{type.GetString()}'; supported: {string.Join(", ", types)}";
-                    return false;
-                }
-            }
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream))
-            {
-                doc.RootElement.WriteTo(w);
-            }
-            normalized = System.Text.Encoding.UTF8.GetString(stream.ToArray());
-            why = "";
-            return true;
-        }
     }
 }

@@ -1,13 +1,10 @@
 using System.Text.Json;
+using Assent.Protocol;
 using Assent.Protocol.Jose;
 using Assent.Protocol.OAuth;
-using Assent.Server.Ciba;
-using Assent.Server.Clients;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Keys;
-using Assent.Server.Sessions;
-using Assent.Server.Tokens;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -17,18 +14,16 @@ namespace Assent.Server.Discovery;
 /// <summary>OpenID Connect Discovery 1.0 §4 and the JWKS (RFC 7517 §5).</summary>
 internal static class DiscoveryEndpoints
 {
-    public const string JwksPath = "/oauth/jwks";
-
     public static IEndpointRouteBuilder MapDiscovery(this IEndpointRouteBuilder app, AssentOptions options)
     {
         var document = JsonSerializer.SerializeToUtf8Bytes(Document(options), ServerJson.Default.DiscoveryDocument);
-        app.MapGet("/.well-known/openid-configuration", (HttpResponse response) =>
+        app.MapGet(EndpointPaths.Discovery, (HttpResponse response) =>
             {
                 response.Headers.CacheControl = "public, max-age=300";
                 return TypedResults.Bytes(document, "application/json");
             })
             .WithSummary("OpenID Connect discovery document").WithTags("Discovery");
-        app.MapGet(JwksPath, (HttpResponse response, KeyRing keys) =>
+        app.MapGet(EndpointPaths.Jwks, (HttpResponse response, KeyRing keys) =>
             {
                 // Short cache: a rotation must reach verifiers quickly (they also refetch on an unknown kid).
                 response.Headers.CacheControl = "public, max-age=60";
@@ -43,12 +38,12 @@ internal static class DiscoveryEndpoints
         var issuer = options.IssuerString;
         return new DiscoveryDocument(
             Issuer: issuer,
-            JwksUri: issuer + JwksPath,
-            TokenEndpoint: issuer + TokenEndpoints.Path,
-            BackchannelAuthenticationEndpoint: issuer + CibaEndpoints.Path,
-            DeviceAuthorizationEndpoint: issuer + SessionEndpoints.DeviceAuthorizationPath,
-            RevocationEndpoint: issuer + SessionEndpoints.RevocationPath,
-            UserinfoEndpoint: issuer + SessionEndpoints.UserInfoPath,
+            JwksUri: issuer + EndpointPaths.Jwks,
+            TokenEndpoint: issuer + EndpointPaths.Token,
+            BackchannelAuthenticationEndpoint: issuer + EndpointPaths.BackchannelAuthentication,
+            DeviceAuthorizationEndpoint: issuer + EndpointPaths.DeviceAuthorization,
+            RevocationEndpoint: issuer + EndpointPaths.Revocation,
+            UserinfoEndpoint: issuer + EndpointPaths.UserInfo,
             GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials],
             BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll],
             BackchannelUserCodeParameterSupported: false,

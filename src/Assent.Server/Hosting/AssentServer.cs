@@ -1,20 +1,24 @@
 using System.Text;
+using Assent.Protocol;
 using Assent.Server.Admin;
-using Assent.Server.App;
 using Assent.Server.Agents;
+using Assent.Server.App;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
+using Assent.Server.Authentication;
 using Assent.Server.Ciba;
-using Assent.Server.Clients;
+using Assent.Server.Common;
 using Assent.Server.Devices;
 using Assent.Server.Discovery;
-using Assent.Server.Http;
+using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -52,28 +56,50 @@ public static class AssentServer
         builder.Logging.SetMinimumLevel(logLevel);
 
         var store = await StoreFactory.OpenAsync(options, time, ct);
-        var keys = new KeyRing(store, MasterKey.Load(options.DataDirectory), options, time);
+        var keys = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options.DataDirectory), options, time);
         await keys.InitializeAsync(ct);
 
         var services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(time);
+        // Storage: one narrow store per aggregate (docs/storage.md).
         services.AddSingleton(store);
+        services.AddSingleton(store.Users);
+        services.AddSingleton(store.Devices);
+        services.AddSingleton(store.Clients);
+        services.AddSingleton(store.Approvals);
+        services.AddSingleton(store.Sessions);
+        services.AddSingleton(store.Audit);
+        services.AddSingleton(store.Keys);
+        services.AddSingleton(store.Meta);
+        // The core: identities, keys and tokens, the approval lifecycle.
         services.AddSingleton(keys);
-        services.AddSingleton<ApprovalHub>();
-        services.AddSingleton<ApprovalService>();
-        services.AddSingleton<PollPacer>();
-        services.AddSingleton<ClientDirectory>();
         services.AddSingleton<IdentityDirectory>();
-        services.AddSingleton<ClientAuthenticator>();
-        services.AddSingleton<DeviceAuthenticator>();
+        services.AddSingleton<ClientDirectory>();
         services.AddSingleton<TokenIssuer>();
-        services.AddSingleton<SessionService>();
         services.AddSingleton<AccessTokenValidator>();
-        services.AddSingleton<AdminOperations>();
+        services.AddSingleton<ApprovalHub>();
+        services.AddSingleton<IApprovalEvents>(sp => sp.GetRequiredService<ApprovalHub>());
+        services.AddSingleton<ApprovalService>();
+        services.AddSingleton<ApprovalViews>();
+        services.AddSingleton<PollPacer>();
+        services.AddSingleton<GrantSettler>();
+        // Who is calling, decided once per request by a scheme.
+        services.AddSingleton<ClientAuthenticator>();
         services.AddSingleton<WebSessions>();
+        services.AddAuthentication()
+            .AddScheme<AuthenticationSchemeOptions, DeviceSignatureHandler>(AssentSchemes.Device, null)
+            .AddScheme<AuthenticationSchemeOptions, WebSessionHandler>(AssentSchemes.WebSession, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy(AssentSchemes.Device, p => p.AddAuthenticationSchemes(AssentSchemes.Device).RequireAuthenticatedUser())
+            .AddPolicy(AssentSchemes.WebSession, p => p.AddAuthenticationSchemes(AssentSchemes.WebSession).RequireAuthenticatedUser());
+        // The features' services.
+        services.AddSingleton<CibaGrant>();
+        services.AddSingleton<SessionService>();
+        services.AddSingleton<DeviceCodeGrant>();
+        services.AddSingleton<ClientCredentialsGrant>();
         services.AddHostedService<Sweeper>();
-        if (store is PostgresStore postgres)
+        if (store.Database is PostgresDatabase postgres)
         {
             services.AddSingleton(postgres);
             services.AddHostedService<PostgresListener>();
@@ -101,16 +127,19 @@ public static class AssentServer
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
         app.MapOpenApi("/openapi/{documentName}.json");
-        app.MapGet("/healthz", async (IAssentStore s, CancellationToken c) =>
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.MapGet("/healthz", async (AssentStore s, CancellationToken c) =>
             {
-                await s.AnyUserAsync(c);
-                return TypedResults.Json(new HealthReport("ok", s is SqliteStore ? "sqlite" : "postgres"), ServerJson.Default.HealthReport);
+                await s.Users.AnyAsync(c);
+                return TypedResults.Json(new HealthReport("ok", s.Engine), ServerJson.Default.HealthReport);
             })
             .WithSummary("Liveness and readiness: answers once storage responds").WithTags("Operations");
         app.MapDiscovery(options);
         app.MapCiba();
         app.MapTokens();
         app.MapDevices();
+        app.MapApprover();
         app.MapSessions();
         app.MapAgents();
         app.MapDids();
@@ -119,7 +148,7 @@ public static class AssentServer
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
-        if (!await store.AnyUserAsync(ct))
+        if (!await store.Users.AnyAsync(ct))
         {
             var invite = await new AdminOperations(store, options, time).InviteAsync("admin", admin: true, ct);
             (banner ?? Console.Out).WriteLine(FirstUserBanner(invite));
@@ -135,7 +164,7 @@ public static class AssentServer
         sb.AppendLine($"  code: {invite.Code}");
         sb.AppendLine($"  link: {invite.Link}");
         sb.AppendLine();
-        sb.AppendLine($"  or from a terminal: assent device enroll --server {invite.Link[..invite.Link.IndexOf(AdminOperations.EnrollPath, StringComparison.Ordinal)]} --code {invite.Code}");
+        sb.AppendLine($"  or from a terminal: assent device enroll --server {invite.Link[..invite.Link.IndexOf(EndpointPaths.Enroll, StringComparison.Ordinal)]} --code {invite.Code}");
         sb.AppendLine($"The code works once and expires at {invite.ExpiresAt:u}.");
         return sb.ToString();
     }

@@ -1,5 +1,5 @@
 using Assent.Server.Approvals;
-using Assent.Server.Ciba;
+using Assent.Server.Common;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
 using Microsoft.Extensions.Hosting;
@@ -8,7 +8,7 @@ using Microsoft.Extensions.Logging;
 namespace Assent.Server.Hosting;
 
 /// <summary>Expires overdue requests (waking their waiters), prunes poll pacing and expired sign-in rows, and picks up key rotations made elsewhere.</summary>
-internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, IAssentStore store, AssentOptions options, TimeProvider time, ILogger<Sweeper> log)
+internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, AssentStore store, AssentOptions options, TimeProvider time, ILogger<Sweeper> log)
     : BackgroundService
 {
     private static readonly TimeSpan PruneGrace = TimeSpan.FromHours(1);

@@ -4,8 +4,7 @@ using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
-using Assent.Server.Audit;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 using Assent.Server.Storage;
 
 namespace Assent.Server.Keys;
@@ -19,7 +18,7 @@ internal sealed record SigningKey(string Kid, byte[] Seed, byte[] PublicKey, str
 /// process (an operator's <c>assent admin keys rotate</c>, another node) may rotate, so the ring
 /// re-reads the table on a short period.
 /// </summary>
-internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOptions options, TimeProvider time)
+internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master, AssentOptions options, TimeProvider time)
 {
     private const string KekCheckKey = "kek_check";
     private static readonly byte[] KekCheckPlaintext = Encoding.ASCII.GetBytes("assent-kek-check-v1");
@@ -40,7 +39,7 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
     /// <summary>Checks the key-encryption key, creates the first signing key if none exists, loads the ring.</summary>
     public async Task InitializeAsync(CancellationToken ct)
     {
-        var check = await store.GetOrAddMetaAsync(KekCheckKey, master.Seal(KekCheckPlaintext, KekCheckKey), ct);
+        var check = await meta.GetOrAddAsync(KekCheckKey, master.Seal(KekCheckPlaintext, KekCheckKey), ct);
         try
         {
             master.Open(check, KekCheckKey);
@@ -50,7 +49,7 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
             throw new InvalidOperationException(
                 $"the key-encryption key does not match this database: check {MasterKey.EnvironmentVariable} or {MasterKey.FileName} in the data directory");
         }
-        if ((await store.ListSigningKeysAsync(ct)).Count == 0)
+        if ((await store.ListAsync(ct)).Count == 0)
         {
             await AddKeyAsync(audit: false, ct);
         }
@@ -67,7 +66,7 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
 
     public async Task RefreshAsync(CancellationToken ct)
     {
-        var rows = await store.ListSigningKeysAsync(ct);
+        var rows = await store.ListAsync(ct);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var current = rows.LastOrDefault(r => r.RetiredAt is null) ?? rows.Last();
         var publishedRows = rows
@@ -82,7 +81,7 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
         }
         var seed = master.Open(current.EncryptedSeed, current.Kid);
         var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid)).ToList();
-        var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), Http.ServerJson.Default.JwkSet);
+        var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), JwkJson.Default.JwkSet);
         _state = new State(
             new SigningKey(current.Kid, seed, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),
             jwks, published, fingerprint);
@@ -96,7 +95,7 @@ internal sealed class KeyRing(IAssentStore store, MasterKey master, AssentOption
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var record = new SigningKeyRecord(kid, pub, master.Seal(seed, kid), now, null);
         CryptographicOperations.ZeroMemory(seed);
-        await store.AddSigningKeyAsync(record, now,
+        await store.AddAsync(record, now,
             audit ? new AuditEvent(AuditTypes.KeyRotated, null, "operator", kid) : new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct);
         return kid;
     }

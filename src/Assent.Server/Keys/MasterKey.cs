@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using Assent.Protocol;
-using Assent.Server.Hosting;
+using Assent.Server.Common;
 
 namespace Assent.Server.Keys;
 

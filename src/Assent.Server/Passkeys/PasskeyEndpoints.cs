@@ -6,14 +6,10 @@ using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Approvals;
-using Assent.Server.Audit;
-using Assent.Server.Clients;
-using Assent.Server.Devices;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
-using Assent.Server.Sessions;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Storage;
-using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -21,15 +17,12 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Passkeys;
 
 /// <summary>
-/// Passkeys (SPEC §2 <c>/webauthn/...</c>): registration with an invite or from a signed-in
-/// session, sign-in to the web app, and decisions by assertion. Registration and sign-in use
-/// single-use server challenges kept in the store; a decision's challenge is
-/// SHA-256(decision ‖ 0x00 ‖ payload) and needs none (SPEC §1).
+/// The passkey ceremonies (docs/http-api.md §5): registration with an invite or from a signed-in session, and
+/// sign-in to the web app. Both use single-use server challenges kept in the store. What a signed-in user then
+/// does (pending requests, decisions, devices) is served by the approver endpoints, for the device API alike.
 /// </summary>
 internal static class PasskeyEndpoints
 {
-    public const string Prefix = "/webauthn";
-
     /// <summary>What navigator.credentials is told to wait (WebAuthn L3 §5.4 timeout); the challenge lives longer.</summary>
     private static readonly TimeSpan CeremonyTimeout = TimeSpan.FromMinutes(2);
 
@@ -40,28 +33,20 @@ internal static class PasskeyEndpoints
 
     public static IEndpointRouteBuilder MapPasskeys(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup(Prefix).WithTags("Passkeys").DisableAntiforgery();
+        var group = app.MapGroup(EndpointPaths.WebAuthn).WithTags("Passkeys").DisableAntiforgery();
         group.MapPost("/register/options", RegistrationOptionsAsync).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
         group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation none or packed self); opens a session");
         group.MapPost("/signin/options", SignInOptionsAsync).WithSummary("Options for navigator.credentials.get to sign in to the web app");
         group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie");
         group.MapPost("/signout", SignOutAsync).WithSummary("End the web session");
         group.MapGet("/session", SessionAsync).WithSummary("The signed-in user and their passkeys (session cookie)");
-        group.MapGet("/approvals", PendingAsync).WithSummary("Pending approval requests (session cookie)");
-        group.MapGet("/history", HistoryAsync).WithSummary("Decided, expired and redeemed requests, newest first (session cookie)");
-        group.MapGet("/stream", StreamAsync).WithSummary("Server-Sent Events: new and settled requests (session cookie)");
-        group.MapPost("/approvals/{id}/decision", DecideAsync).WithSummary("Approve or deny with a passkey assertion over SHA-256(decision ‖ 0x00 ‖ payload)");
-        group.MapGet("/devices", ListDevicesAsync).WithSummary("The user's devices (session cookie)");
-        group.MapPatch("/devices/{id}", RenameDeviceAsync).WithSummary("Rename a device (session cookie)");
-        group.MapDelete("/devices/{id}", RevokeDeviceAsync).WithSummary("Revoke a device (session cookie)");
-        group.MapPost("/device-login", DeviceLoginAsync).WithSummary("Bind an RFC 8628 user code: raises a device_login approval request (session cookie)");
         return app;
     }
 
-    internal static async Task<IResult> RegistrationOptionsAsync(HttpRequest request, IAssentStore store, WebSessions sessions, AssentOptions options,
+    internal static async Task<IResult> RegistrationOptionsAsync(HttpContext http, IUserStore users, IDeviceStore devices, AssentOptions options,
         TimeProvider time, CancellationToken ct)
     {
-        var read = await RequestBodies.ReadJsonAsync(request, PasskeyJson.Default.RegistrationOptionsRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationOptionsRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -76,7 +61,7 @@ internal static class PasskeyEndpoints
                 return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
             }
             inviteHash = Ids.Hash(Ids.NormalizeInviteCode(read.Value.Code));
-            user = await store.FindInviteUserAsync(inviteHash, now, ct);
+            user = await users.FindInviteUserAsync(inviteHash, now, ct);
             if (user is null)
             {
                 return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
@@ -84,21 +69,20 @@ internal static class PasskeyEndpoints
         }
         else
         {
-            if (!sessions.FromOwnOrigin(request))
+            // Without an invite, only for the signed-in user (the web session scheme, which also checks the Origin).
+            var signedIn = await Approver.AuthenticateAsync(http, AssentSchemes.WebSession);
+            if (signedIn.Refused is not null)
             {
-                return Problem.Forbidden("cross-origin request refused");
+                return signedIn.Refused is "cross-origin request refused" ? Problem.Forbidden(signedIn.Refused)
+                    : Problem.Unauthorized("sign in with a passkey, or give an invite code");
             }
-            user = (await sessions.GetAsync(request, ct))?.User;
-            if (user is null)
-            {
-                return Problem.Unauthorized("sign in with a passkey, or give an invite code");
-            }
+            user = signedIn.Approver!.User;
         }
         var challenge = RandomNumberGenerator.GetBytes(32);
-        await store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.Register, user.Id, inviteHash,
+        await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.Register, user.Id, inviteHash,
             now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // WebAuthn L3 §5.4.3: excludeCredentials keeps one authenticator from registering twice.
-        var exclude = (await store.ListDevicesAsync(user.Id, ct))
+        var exclude = (await devices.ListAsync(user.Id, ct))
             .Where(d => d.Active && d.CredentialId is not null)
             .Select(d => new CredentialDescriptor("public-key", Base64Url.Encode(d.CredentialId!)))
             .ToList();
@@ -114,7 +98,7 @@ internal static class PasskeyEndpoints
         return TypedResults.Json(creation, WebAuthnOptionsJson.Default.CreationOptions);
     }
 
-    internal static async Task<IResult> RegisterAsync(HttpContext http, IAssentStore store, WebSessions sessions, AssentOptions options,
+    internal static async Task<IResult> RegisterAsync(HttpContext http, IDeviceStore devices, WebSessions sessions, AssentOptions options,
         TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationRequest, ct);
@@ -129,12 +113,12 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest("client_data_json and attestation_object are required, base64url");
         }
         var name = string.IsNullOrWhiteSpace(body.Name) ? "passkey" : body.Name.Trim();
-        if (name.Length > 64 || name.Any(char.IsControl))
+        if (!Naming.IsValidName(name))
         {
             return Problem.BadRequest("name must be at most 64 printable characters");
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var challenge = await TakeChallengeAsync(store, clientDataJson, ChallengePurposes.Register, now, ct);
+        var challenge = await TakeChallengeAsync(devices, clientDataJson, ChallengePurposes.Register, now, ct);
         if (challenge is null)
         {
             return Problem.BadRequest("the registration challenge is unknown, already used or expired; start again");
@@ -145,7 +129,7 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest($"the passkey registration was refused: {verified.Error.Code}: {verified.Error.Detail}");
         }
         var credential = verified.Value;
-        if (await store.FindDeviceByCredentialIdAsync(credential.CredentialId, ct) is not null)
+        if (await devices.FindByCredentialIdAsync(credential.CredentialId, ct) is not null)
         {
             return Problem.Conflict("this passkey is already registered");
         }
@@ -163,7 +147,7 @@ internal static class PasskeyEndpoints
         {
             // The invite is spent in the same transaction that stores the passkey, as for an Ed25519 enrolment.
             device = Device(challenge.Value.Record.UserId!);
-            user = await store.TryEnrollAsync(inviteHash, now, u => Device(u.Id), (u, _) => Audit(u.Id), ct);
+            user = await devices.TryEnrollAsync(inviteHash, now, u => Device(u.Id), (u, _) => Audit(u.Id), ct);
             if (user is null)
             {
                 return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
@@ -171,36 +155,36 @@ internal static class PasskeyEndpoints
         }
         else
         {
-            var current = await sessions.GetAsync(http.Request, ct);
-            if (current is null || current.User.Id != challenge.Value.Record.UserId || !sessions.FromOwnOrigin(http.Request))
+            var current = (await Approver.AuthenticateAsync(http, AssentSchemes.WebSession)).Approver;
+            if (current is null || current.User.Id != challenge.Value.Record.UserId)
             {
                 return Problem.Unauthorized("adding a passkey needs the session that asked for the options");
             }
             user = current.User;
             device = Device(user.Id);
-            await store.AddDeviceAsync(device, Audit(user.Id), ct);
+            await devices.AddAsync(device, Audit(user.Id), ct);
         }
         if (challenge.Value.Record.InviteHash is not null)
         {
             await sessions.OpenAsync(http.Response, device, ct);
         }
-        return TypedResults.Created($"{Prefix}/devices/{deviceId}",
+        return TypedResults.Created($"{EndpointPaths.WebAuthn}/devices/{deviceId}",
             new RegistrationResponse(deviceId, user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle));
     }
 
-    internal static async Task<IResult> SignInOptionsAsync(IAssentStore store, AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> SignInOptionsAsync(IDeviceStore devices, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var challenge = RandomNumberGenerator.GetBytes(32);
-        await store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
+        await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
             now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // Empty allowCredentials: a discoverable credential names its user (WebAuthn L3 §5.4.3, usernameless sign-in).
         return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
             WebAuthnOptionsJson.Default.RequestOptions);
     }
 
-    internal static async Task<IResult> SignInAsync(HttpContext http, IAssentStore store, WebSessions sessions, ApprovalService approvals,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, IdentityDirectory directory, WebSessions sessions,
+        ApprovalService approvals, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -212,12 +196,12 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest("credential_id, authenticator_data, client_data_json and signature are required, base64url");
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var challenge = await TakeChallengeAsync(store, clientDataJson, ChallengePurposes.SignIn, now, ct);
+        var challenge = await TakeChallengeAsync(devices, clientDataJson, ChallengePurposes.SignIn, now, ct);
         if (challenge is null)
         {
             return Problem.Unauthorized("the sign-in challenge is unknown, already used or expired; start again");
         }
-        var device = await store.FindDeviceByCredentialIdAsync(credentialId, ct);
+        var device = await devices.FindByCredentialIdAsync(credentialId, ct);
         if (device is null || !device.Active || device.Kind != DeviceKinds.WebAuthn)
         {
             return Problem.Unauthorized("this passkey is not registered here, or it was revoked");
@@ -241,13 +225,13 @@ internal static class PasskeyEndpoints
         {
             return Problem.Unauthorized($"the passkey assertion was refused: {WebAuthnFailures.SignCountRegression}");
         }
-        var user = await store.FindUserAsync(device.UserId, ct);
+        var user = await directory.FindUserAsync(device.UserId, ct);
         if (user is null)
         {
             return Problem.Unauthorized("the passkey's user no longer exists");
         }
         var session = await sessions.OpenAsync(http.Response, device, ct);
-        return TypedResults.Json(await SessionViewAsync(store, options, user, session, ct), PasskeyJson.Default.SessionView);
+        return TypedResults.Json(await SessionViewAsync(devices, options, user, session, ct), PasskeyJson.Default.SessionView);
     }
 
     internal static async Task<IResult> SignOutAsync(HttpRequest request, HttpResponse response, WebSessions sessions, CancellationToken ct)
@@ -260,170 +244,18 @@ internal static class PasskeyEndpoints
         return TypedResults.NoContent();
     }
 
-    internal static async Task<IResult> SessionAsync(HttpRequest request, HttpResponse response, WebSessions sessions, IAssentStore store,
-        AssentOptions options, CancellationToken ct)
+    internal static async Task<IResult> SessionAsync(HttpContext http, IDeviceStore devices, AssentOptions options, CancellationToken ct)
     {
-        var current = await sessions.GetAsync(request, ct);
-        response.Headers.CacheControl = "no-store";
+        var current = (await Approver.AuthenticateAsync(http, AssentSchemes.WebSession)).Approver;
+        http.Response.Headers.CacheControl = "no-store";
         return current is null
             ? Problem.Unauthorized("not signed in")
-            : TypedResults.Json(await SessionViewAsync(store, options, current.User, current.Session, ct), PasskeyJson.Default.SessionView);
+            : TypedResults.Json(await SessionViewAsync(devices, options, current.User, current.Session!, ct), PasskeyJson.Default.SessionView);
     }
 
-    internal static async Task<IResult> PendingAsync(HttpRequest request, WebSessions sessions, IAssentStore store, ClientDirectory clients,
-        TimeProvider time, CancellationToken ct)
+    private static async Task<SessionView> SessionViewAsync(IDeviceStore devices, AssentOptions options, UserRecord user, WebSessionRecord session, CancellationToken ct)
     {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        var pending = await store.ListPendingAsync(current.User.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
-        var views = new List<PendingApproval>(pending.Count);
-        foreach (var a in pending)
-        {
-            views.Add(await DeviceEndpoints.ViewAsync(a, clients, ct));
-        }
-        return TypedResults.Json(new PendingList(views), ServerJson.Default.PendingList);
-    }
-
-    internal static async Task<IResult> HistoryAsync(HttpRequest request, WebSessions sessions, IAssentStore store, ClientDirectory clients, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        var history = await store.ListHistoryAsync(current.User.Id, 50, ct);
-        var views = new List<PendingApproval>(history.Count);
-        foreach (var a in history)
-        {
-            views.Add(await DeviceEndpoints.ViewAsync(a, clients, ct));
-        }
-        return TypedResults.Json(new HistoryList(views), PasskeyJson.Default.HistoryList);
-    }
-
-    internal static async Task StreamAsync(HttpContext http, WebSessions sessions, ApprovalHub hub, IAssentStore store, ClientDirectory clients,
-        TimeProvider time, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(http.Request, ct);
-        if (current is null)
-        {
-            await Problem.Unauthorized("not signed in").ExecuteAsync(http);
-            return;
-        }
-        await DeviceEndpoints.WriteStreamAsync(http, current.User.Id, hub, store, clients, time, ct);
-    }
-
-    /// <summary>
-    /// The assertion is the whole proof, as an Ed25519 device's signature is: no session needed,
-    /// and a session alone decides nothing.
-    /// </summary>
-    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
-    {
-        var read = await RequestBodies.ReadJsonAsync(request, PasskeyJson.Default.AssertionRequest, ct);
-        if (read.Error is not null)
-        {
-            return read.Error;
-        }
-        var body = read.Value!;
-        if (string.IsNullOrEmpty(body.Decision))
-        {
-            return Problem.BadRequest("decision is required: 'approve' or 'deny'");
-        }
-        if (!TryDecodeAssertion(body, out var credentialId, out var authenticatorData, out var clientDataJson, out var signature))
-        {
-            return Problem.BadRequest("credential_id, authenticator_data, client_data_json and signature are required, base64url");
-        }
-        var outcome = await approvals.DecideWebAuthnAsync(id, null, credentialId, body.Decision, authenticatorData, clientDataJson, signature, ct);
-        return DeviceEndpoints.Answer(id, outcome);
-    }
-
-    internal static async Task<IResult> ListDevicesAsync(HttpRequest request, WebSessions sessions, IAssentStore store, AssentOptions options, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        var user = current.User;
-        var devices = await store.ListDevicesAsync(user.Id, ct);
-        return TypedResults.Json(new DeviceList(user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle,
-            devices.Select(d => new DeviceView(d.Id, d.Kind, d.Name, d.CreatedAt, d.RevokedAt, d.Active)).ToList()), ServerJson.Default.DeviceList);
-    }
-
-    internal static async Task<IResult> RenameDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, IdentityDirectory directory, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        if (!sessions.FromOwnOrigin(request))
-        {
-            return Problem.Forbidden("cross-origin request refused");
-        }
-        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.RenameRequest, ct);
-        if (read.Error is not null)
-        {
-            return read.Error;
-        }
-        var name = read.Value!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl))
-        {
-            return Problem.BadRequest("name must be 1 to 64 printable characters");
-        }
-        var ok = await store.TryRenameDeviceAsync(id, current.User.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, current.User.Id, current.Session.DeviceId, id,
-            new Dictionary<string, string> { ["name"] = name }), ct);
-        directory.ForgetDevice(id);
-        return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
-    }
-
-    internal static async Task<IResult> RevokeDeviceAsync(string id, HttpRequest request, WebSessions sessions, IAssentStore store, TimeProvider time, IdentityDirectory directory, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        if (!sessions.FromOwnOrigin(request))
-        {
-            return Problem.Forbidden("cross-origin request refused");
-        }
-        var ok = await store.TryRevokeDeviceAsync(id, current.User.Id, time.GetUtcNow().ToUnixTimeMilliseconds(),
-            new AuditEvent(AuditTypes.DeviceRevoked, current.User.Id, current.Session.DeviceId, id), ct);
-        directory.ForgetDevice(id);
-        return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
-    }
-
-    /// <summary>
-    /// RFC 8628 §3.3: the signed-in user enters the code shown by the CLI; binding it raises a
-    /// device_login approval request that the user then approves with a passkey like any other.
-    /// </summary>
-    internal static async Task<IResult> DeviceLoginAsync(HttpRequest request, WebSessions sessions, IAssentStore store, ApprovalService approvals,
-        ApprovalHub hub, ClientDirectory clients, TimeProvider time, CancellationToken ct)
-    {
-        var current = await sessions.GetAsync(request, ct);
-        if (current is null)
-        {
-            return Problem.Unauthorized("not signed in");
-        }
-        if (!sessions.FromOwnOrigin(request))
-        {
-            return Problem.Forbidden("cross-origin request refused");
-        }
-        var read = await RequestBodies.ReadJsonAsync(request, PasskeyJson.Default.DeviceLoginRequest, ct);
-        if (read.Error is not null)
-        {
-            return read.Error;
-        }
-        // The sign-in request then appears in the pending list and is approved with a passkey like any other.
-        return await SessionEndpoints.BindUserCodeAsync(current.User, read.Value!.UserCode, store, approvals, hub, clients, time, ct);
-    }
-
-    private static async Task<SessionView> SessionViewAsync(IAssentStore store, AssentOptions options, UserRecord user, WebSessionRecord session, CancellationToken ct)
-    {
-        var credentials = (await store.ListDevicesAsync(user.Id, ct))
+        var credentials = (await devices.ListAsync(user.Id, ct))
             .Where(d => d.Active && d.Kind == DeviceKinds.WebAuthn && d.CredentialId is not null)
             .Select(d => Base64Url.Encode(d.CredentialId!))
             .ToList();
@@ -431,14 +263,14 @@ internal static class PasskeyEndpoints
     }
 
     /// <summary>Reads the challenge out of the client data and spends it; null when unknown, spent, expired or for another ceremony.</summary>
-    private static async Task<(WebAuthnChallengeRecord Record, byte[] Challenge)?> TakeChallengeAsync(IAssentStore store, byte[] clientDataJson, string purpose,
+    private static async Task<(WebAuthnChallengeRecord Record, byte[] Challenge)?> TakeChallengeAsync(IDeviceStore devices, byte[] clientDataJson, string purpose,
         long now, CancellationToken ct)
     {
         if (!ClientData.TryParse(clientDataJson, out var clientData, out _) || clientData.Challenge.Length is 0 or > 64)
         {
             return null;
         }
-        var record = await store.TryTakeWebAuthnChallengeAsync(SHA256.HashData(clientData.Challenge), now, ct);
+        var record = await devices.TryTakeChallengeAsync(SHA256.HashData(clientData.Challenge), now, ct);
         return record is null || record.Purpose != purpose ? null : (record, clientData.Challenge);
     }
 

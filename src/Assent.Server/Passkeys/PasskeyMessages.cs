@@ -1,5 +1,4 @@
 using System.Text.Json.Serialization;
-using Assent.Server.Http;
 
 namespace Assent.Server.Passkeys;
 
@@ -11,13 +10,9 @@ internal sealed record RegistrationRequest(string? ClientDataJson, string? Attes
 
 internal sealed record AssertionRequest(string? CredentialId, string? ClientDataJson, string? AuthenticatorData, string? Signature, string? Decision = null);
 
-internal sealed record DeviceLoginRequest(string? UserCode);
-
 internal sealed record RegistrationResponse(string DeviceId, string UserId, string UserDid, string Handle);
 
 internal sealed record SessionView(string UserId, string UserDid, string Handle, string DeviceId, long ExpiresAt, string RpId, IReadOnlyList<string> Credentials);
-
-internal sealed record HistoryList(IReadOnlyList<PendingApproval> Approvals);
 
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
@@ -25,10 +20,8 @@ internal sealed record HistoryList(IReadOnlyList<PendingApproval> Approvals);
 [JsonSerializable(typeof(RegistrationOptionsRequest))]
 [JsonSerializable(typeof(RegistrationRequest))]
 [JsonSerializable(typeof(AssertionRequest))]
-[JsonSerializable(typeof(DeviceLoginRequest))]
 [JsonSerializable(typeof(RegistrationResponse))]
 [JsonSerializable(typeof(SessionView))]
-[JsonSerializable(typeof(HistoryList))]
 internal sealed partial class PasskeyJson : JsonSerializerContext;
 
 // Options for navigator.credentials: the WebAuthn L3 JSON forms (§5.1.1

@@ -1,10 +1,8 @@
 using Assent.Protocol.OAuth;
-using Assent.Server.Audit;
-using Assent.Server.Clients;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
+using Assent.Server.Common;
+using Assent.Server.Identity;
+using Assent.Server.Keys;
 using Assent.Server.Storage;
-using Assent.Server.Tokens;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -15,7 +13,7 @@ namespace Assent.Server.Sessions;
 /// that rotate on every use. Only hashes of refresh tokens are stored; a consumed token presented
 /// again ends the whole family (RFC 9700 §4.14.2), since either its holder or a thief is replaying it.
 /// </summary>
-internal sealed class SessionService(IAssentStore store, TokenIssuer issuer, AssentOptions options, TimeProvider time)
+internal sealed class SessionService(ISessionStore sessions, IApprovalStore approvals, TokenIssuer issuer, AssentOptions options, TimeProvider time)
 {
     /// <summary>Redeems an approved device login once; null when it was already redeemed.</summary>
     public async Task<TokenResponse?> StartAsync(ApprovalRecord approval, CancellationToken ct)
@@ -24,12 +22,12 @@ internal sealed class SessionService(IAssentStore store, TokenIssuer issuer, Ass
         var refresh = NewRefreshToken();
         var first = new RefreshTokenRecord(Ids.Hash(refresh), Ids.New("fam"), approval.UserId, CliClient.Id, approval.Scope, approval.Id, now,
             now + (long)options.RefreshTokenLifetime.TotalMilliseconds);
-        if (!await store.TryStartSessionAsync(approval.Id, now, first, new AuditEvent(AuditTypes.SessionStarted, approval.UserId, CliClient.Id, first.FamilyId,
-                new Dictionary<string, string> { ["approval"] = approval.Id }), ct))
+        if (await sessions.TryStartSessionAsync(approval.Id, now, first, new AuditEvent(AuditTypes.SessionStarted, approval.UserId, CliClient.Id, first.FamilyId,
+                new Dictionary<string, string> { ["approval"] = approval.Id }), ct) is not { } decisions)
         {
             return null;
         }
-        var tokens = issuer.ForSession(approval, approval.Scope);
+        var tokens = issuer.ForSession(new DecidedApproval(approval, decisions), approval.Scope);
         return new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, approval.Scope, RefreshToken: refresh);
     }
 
@@ -42,7 +40,7 @@ internal sealed class SessionService(IAssentStore store, TokenIssuer issuer, Ass
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var next = NewRefreshToken();
-        var (outcome, consumed) = await store.TryRotateRefreshTokenAsync(Ids.Hash(presented), now,
+        var (outcome, consumed) = await sessions.TryRotateRefreshTokenAsync(Ids.Hash(presented), now,
             old => old with { TokenHash = Ids.Hash(next), CreatedAt = now, ExpiresAt = now + (long)options.RefreshTokenLifetime.TotalMilliseconds },
             ct);
         switch (outcome)
@@ -65,18 +63,19 @@ internal sealed class SessionService(IAssentStore store, TokenIssuer issuer, Ass
             // RFC 6749 §6: a refresh may narrow the scope, never widen it. The new refresh token keeps the original scope.
             return new OAuthError(OAuthErrors.InvalidScope, $"the session was granted only: {consumed.Scope}");
         }
-        var approval = await store.FindApprovalAsync(consumed.ApprovalId, ct);
+        var approval = await approvals.FindAsync(consumed.ApprovalId, ct);
         if (approval is null)
         {
             return new OAuthError(OAuthErrors.InvalidGrant, "the approval that started this session no longer exists: sign in again");
         }
-        var tokens = issuer.ForSession(approval, string.Join(' ', requested));
+        var decisions = (await approvals.ListDecisionsAsync(approval.Id, ct)).Where(d => d.Decision == ApprovalState.Approved).ToList();
+        var tokens = issuer.ForSession(new DecidedApproval(approval, decisions), string.Join(' ', requested));
         return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, string.Join(' ', requested), RefreshToken: next));
     }
 
     /// <summary>RFC 7009 §2.1 for a refresh token: its whole family ends. Unknown tokens are not an error.</summary>
     public Task<bool> RevokeRefreshTokenAsync(string token, string clientId, CancellationToken ct) =>
-        store.RevokeRefreshTokenFamilyAsync(Ids.Hash(token), clientId, time.GetUtcNow().ToUnixTimeMilliseconds(),
+        sessions.RevokeRefreshTokenFamilyAsync(Ids.Hash(token), clientId, time.GetUtcNow().ToUnixTimeMilliseconds(),
             new AuditEvent(AuditTypes.SessionRevoked, null, clientId, null), ct);
 
     /// <summary>An opaque 256-bit secret; the prefix only helps a human tell it from other tokens.</summary>

@@ -1,6 +1,6 @@
 namespace Assent.Server.Storage;
 
-/// <summary>Approval states of SPEC §1. Numeric values are stored; never renumber.</summary>
+/// <summary>Approval states (docs/concepts.md §4). Numeric values are stored; never renumber.</summary>
 public enum ApprovalState
 {
     Pending = 0,
@@ -9,6 +9,39 @@ public enum ApprovalState
     Expired = 3,
     Cancelled = 4,
     Redeemed = 5,
+}
+
+/// <summary>The states' names on the wire (streams, history, decisions).</summary>
+public static class StateNames
+{
+    public const string Pending = "pending";
+    public const string Approved = "approved";
+    public const string Denied = "denied";
+    public const string Expired = "expired";
+    public const string Cancelled = "cancelled";
+    public const string Redeemed = "redeemed";
+
+    public static string Of(ApprovalState state) => state switch
+    {
+        ApprovalState.Pending => Pending,
+        ApprovalState.Approved => Approved,
+        ApprovalState.Denied => Denied,
+        ApprovalState.Expired => Expired,
+        ApprovalState.Cancelled => Cancelled,
+        _ => Redeemed,
+    };
+}
+
+/// <summary>The states as SQL spells them, named once: statements interpolate these, never a bare digit.</summary>
+internal static class StateCodes
+{
+    public static readonly string Pending = Code(ApprovalState.Pending);
+    public static readonly string Approved = Code(ApprovalState.Approved);
+    public static readonly string Denied = Code(ApprovalState.Denied);
+    public static readonly string Expired = Code(ApprovalState.Expired);
+    public static readonly string Redeemed = Code(ApprovalState.Redeemed);
+
+    private static string Code(ApprovalState state) => ((int)state).ToString(System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>What an approval request is for: an agent's CIBA request, or one Assent raises itself.</summary>
@@ -52,6 +85,10 @@ internal sealed record ClientRecord(
     long CreatedAt,
     long? RevokedAt);
 
+/// <summary>
+/// An approval request. <see cref="Quorum"/> of <see cref="Approvers"/> distinct approvers must approve it;
+/// one of one unless a policy says otherwise. The state is computed in each decision's own transaction.
+/// </summary>
 internal sealed record ApprovalRecord(
     string Id,
     byte[] HandleHash,
@@ -66,17 +103,20 @@ internal sealed record ApprovalRecord(
     ApprovalState State,
     long CreatedAt,
     long ExpiresAt,
-    string? DeviceId = null,
-    string? Evidence = null,
     long? DecidedAt = null,
-    long? RedeemedAt = null);
+    long? RedeemedAt = null,
+    int Quorum = 1,
+    int Approvers = 1);
 
-/// <summary>The outcome a device posts; <see cref="Evidence"/> is the JSON object of SPEC §3.</summary>
-/// <remarks>
-/// <see cref="SignCount"/> (passkeys): the authenticator's new signature counter, advanced in the same
-/// transaction; a counter that does not move forward means no decision (WebAuthn L3 §7.2 step 22).
-/// </remarks>
-internal sealed record DecisionRecord(string ApprovalId, string DeviceId, ApprovalState NewState, string Evidence, long DecidedAt, long? SignCount = null);
+/// <summary>
+/// One approver's signed decision on a request, stored as its own row (docs/storage.md §3). <see cref="Decision"/>
+/// is <see cref="ApprovalState.Approved"/> or <see cref="ApprovalState.Denied"/>; <see cref="Evidence"/> is the
+/// evidence object of docs/tokens.md §2, stored once and copied verbatim into tokens.
+/// </summary>
+internal sealed record DecisionRecord(string ApprovalId, string UserId, string DeviceId, ApprovalState Decision, string Evidence, long DecidedAt);
+
+/// <summary>A request together with the approving decisions behind it: what a token is built from.</summary>
+internal sealed record DecidedApproval(ApprovalRecord Approval, IReadOnlyList<DecisionRecord> Decisions);
 
 internal sealed record SigningKeyRecord(string Kid, byte[] PublicKey, byte[] EncryptedSeed, long CreatedAt, long? RetiredAt);
 

@@ -1,4 +1,6 @@
-using Assent.Server.Hosting;
+using Assent.Server.Common;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Storage;
 
@@ -13,31 +15,32 @@ internal static class StoreFactory
         database.Contains("Host=", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Opens the configured engine and applies its migrations.</summary>
-    public static async Task<IAssentStore> OpenAsync(AssentOptions options, TimeProvider time, CancellationToken ct)
+    public static async Task<AssentStore> OpenAsync(AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var database = options.Database;
-        IAssentStore store;
+        Database store;
         if (string.IsNullOrWhiteSpace(database))
         {
             SecureFile.EnsurePrivateDirectory(options.DataDirectory);
-            store = new SqliteStore(Path.Combine(options.DataDirectory, SqliteFileName), time, options.SynchronousFull);
+            store = new SqliteDatabase(Path.Combine(options.DataDirectory, SqliteFileName), time, options.SynchronousFull);
         }
         else if (database.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
         {
             var path = database["sqlite:".Length..];
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            store = new SqliteStore(path, time, options.SynchronousFull);
+            store = new SqliteDatabase(path, time, options.SynchronousFull);
         }
         else if (IsPostgres(database))
         {
-            var builder = new Npgsql.NpgsqlDataSourceBuilder(PostgresStore.ToConnectionString(database));
-            store = new PostgresStore(builder.Build(), time);
+            var builder = new Npgsql.NpgsqlDataSourceBuilder(PostgresDatabase.ToConnectionString(database));
+            store = new PostgresDatabase(builder.Build(), time);
         }
         else
         {
             throw new NotSupportedException("--database takes postgres://user:pass@host:port/db, an Npgsql connection string (Host=…;Database=…), or sqlite:PATH");
         }
-        await store.MigrateAsync(ct);
-        return store;
+        var opened = new AssentStore(store);
+        await opened.MigrateAsync(ct);
+        return opened;
     }
 }

@@ -1,8 +1,8 @@
 using System.Text.Json;
 using Assent.Protocol.Did;
-using Assent.Server.Approvals;
-using Assent.Server.Hosting;
-using Assent.Server.Http;
+using Assent.Protocol.Jose;
+using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Assent.Server.Users;
 
-/// <summary>did:web documents: every active device key of a user as a verification method (SPEC §1).</summary>
+/// <summary>did:web documents: every active device key of a user as a verification method (docs/concepts.md §6).</summary>
 internal static class DidEndpoints
 {
     public static IEndpointRouteBuilder MapDids(this IEndpointRouteBuilder app)
@@ -19,16 +19,17 @@ internal static class DidEndpoints
         return app;
     }
 
-    internal static async Task<IResult> DocumentAsync(string id, HttpResponse response, IAssentStore store, AssentOptions options, CancellationToken ct)
+    internal static async Task<IResult> DocumentAsync(string id, HttpResponse response, IdentityDirectory directory, IDeviceStore devices, AssentOptions options,
+        CancellationToken ct)
     {
-        var user = id.Length <= 64 ? await store.FindUserAsync(id, ct) : null;
+        var user = id.Length <= 64 ? await directory.FindUserAsync(id, ct) : null;
         if (user is null)
         {
             return Problem.NotFound("no such user");
         }
         var did = DidWeb.ForUser(options.IssuerUri, user.Id);
         var methods = new List<VerificationMethod>();
-        foreach (var d in await store.ListDevicesAsync(user.Id, ct))
+        foreach (var d in await devices.ListAsync(user.Id, ct))
         {
             if (!d.Active)
             {

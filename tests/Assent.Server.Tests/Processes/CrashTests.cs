@@ -2,9 +2,11 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
 using Assent.Server.Admin;
-using Assent.Server.Audit;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
+using Assent.Server.Common;
+using Assent.Server.Hosting;
 using Assent.Server.Tests.Storage;
 
 namespace Assent.Server.Tests.Processes;
@@ -88,7 +90,7 @@ public sealed class CrashTests(PostgresCluster cluster)
             restarted.KillHard();
         }
         await using var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir }, TimeProvider.System, default);
-        var chain = AuditChain.Verify(await store.ReadAuditAsync(0, 1_000_000, null, default));
+        var chain = AuditChain.Verify(await store.Audit.ReadAsync(0, 1_000_000, null, default));
         Assert.True(chain.Valid, chain.Reason);
         Assert.True(chain.Verified > committed.Count);
     }
@@ -139,7 +141,7 @@ public sealed class CrashTests(PostgresCluster cluster)
 
         // The dead node's audit events (stored unsealed with its writes) are in the one chain, which verifies.
         await using var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default);
-        var rows = await store.ReadAuditAsync(0, 1_000_000, null, default);
+        var rows = await store.Audit.ReadAsync(0, 1_000_000, null, default);
         var chain = AuditChain.Verify(rows);
         Assert.True(chain.Valid, chain.Reason);
         var types = rows.Select(r => JsonDocument.Parse(r.Entry).RootElement)

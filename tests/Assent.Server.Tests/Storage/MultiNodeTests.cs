@@ -1,8 +1,10 @@
 using System.Net;
 using System.Text.Json;
-using Assent.Server.Audit;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
+using Assent.Server.Common;
+using Assent.Server.Hosting;
 using Npgsql;
 
 namespace Assent.Server.Tests.Storage;
@@ -104,27 +106,27 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
     [Fact]
     public async Task Two_nodes_writing_at_once_build_one_verifiable_audit_chain()
     {
-        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
-        await using var a = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
-        await using var b = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        var database = PostgresDatabase.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var a = new AssentStore(new PostgresDatabase(NpgsqlDataSource.Create(database), TimeProvider.System));
+        await using var b = new AssentStore(new PostgresDatabase(NpgsqlDataSource.Create(database), TimeProvider.System));
         await a.MigrateAsync(default);
         await b.MigrateAsync(default);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var user = await a.CreateInviteAsync(new UserRecord(Ids.New("usr"), "chain", false, now), new InviteRecord(Ids.Hash("code"), "", now + 60_000, null),
+        var user = await a.Users.CreateInviteAsync(new UserRecord(Ids.New("usr"), "chain", false, now), new InviteRecord(Ids.Hash("code"), "", now + 60_000, null),
             new AuditEvent(AuditTypes.UserInvited, null, "test", null), default);
 
-        Task Write(PostgresStore store, int i)
+        Task Write(AssentStore store, int i)
         {
             var approval = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user.Id, "openid", $"n{i}",
                 null, null, [1], ApprovalState.Pending, now, now + 60_000);
-            return store.CreateApprovalAsync(approval, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", approval.Id), default);
+            return store.Approvals.CreateAsync(approval, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", approval.Id), default);
         }
         await Task.WhenAll(Enumerable.Range(0, 150).SelectMany(i => new[] { Write(a, i), Write(b, i) }));
 
         // Reading seals first: every committed event is in the chain at once, from either node.
-        var (size, head) = await b.ReadAuditHeadAsync(default);
+        var (size, head) = await b.Audit.ReadHeadAsync(default);
         Assert.Equal(301, size);
-        var rows = await a.ReadAuditAsync(0, 1000, null, default);
+        var rows = await a.Audit.ReadAsync(0, 1000, null, default);
         var chain = AuditChain.Verify(rows);
         Assert.True(chain.Valid, chain.Reason);
         Assert.Equal(301, chain.Verified);
@@ -136,15 +138,15 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
     [Fact]
     public async Task The_sealer_vacuums_its_queue_of_pending_audit_entries_itself()
     {
-        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
-        await using var store = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        var database = PostgresDatabase.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var store = new AssentStore(new PostgresDatabase(NpgsqlDataSource.Create(database), TimeProvider.System));
         await store.MigrateAsync(default);
 
         // Entries keep arriving for longer than the vacuum interval (1 s), as under load.
         var until = DateTimeOffset.UtcNow.AddSeconds(3);
         while (DateTimeOffset.UtcNow < until)
         {
-            await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => store.AppendAuditAsync(new AuditEvent(AuditTypes.AgentCreated, null, "test", null), default)));
+            await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => store.Audit.AppendAsync(new AuditEvent(AuditTypes.AgentCreated, null, "test", null), default)));
             await Task.Delay(50);
         }
 
@@ -161,28 +163,28 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
             }
         }
         Assert.NotNull(vacuumed);
-        var chain = AuditChain.Verify(await store.ReadAuditAsync(0, 10_000, null, default));
+        var chain = AuditChain.Verify(await store.Audit.ReadAsync(0, 10_000, null, default));
         Assert.True(chain.Valid, chain.Reason);
     }
 
     [Fact]
     public async Task A_new_request_announced_to_other_nodes_carries_the_request_unless_it_is_too_big()
     {
-        var database = PostgresStore.ToConnectionString(await cluster.CreateDatabaseAsync());
-        await using var store = new PostgresStore(NpgsqlDataSource.Create(database), TimeProvider.System);
+        var database = PostgresDatabase.ToConnectionString(await cluster.CreateDatabaseAsync());
+        await using var store = new PostgresDatabase(NpgsqlDataSource.Create(database), TimeProvider.System);
         var small = new ApprovalRecord("apr_1", [7, 7], ApprovalKinds.Ciba, "agt_x", "usr_1", "openid", "hello | there", "[{\"type\":\"x\"}]", null, [1, 2, 3],
             ApprovalState.Pending, 1, 2);
-        var payload = store.CreatedPayload(small);
+        var payload = store.Payload(ApprovalNotice.Created(small));
         var parts = payload.Split('|', 6);
         Assert.Equal([store.NodeId, "created", "apr_1", "usr_1", "pending"], parts[..5]);
-        var carried = PostgresStore.AnnouncedIn(parts[5])!;
+        var carried = PostgresListener.AnnouncedIn(parts[5])!;
         Assert.Equal(small, carried with { HandleHash = small.HandleHash, Payload = small.Payload });
         Assert.Equal(small.Payload, carried.Payload);
         Assert.Empty(carried.HandleHash);
 
         var big = small with { AuthorizationDetails = "[{\"type\":\"x\",\"blob\":\"" + new string('a', 9000) + "\"}]" };
-        Assert.Equal(5, store.CreatedPayload(big).Split('|', 6).Length);
-        Assert.Null(PostgresStore.AnnouncedIn("{not json"));
+        Assert.Equal(5, store.Payload(ApprovalNotice.Created(big)).Split('|', 6).Length);
+        Assert.Null(PostgresListener.AnnouncedIn("{not json"));
     }
 
     private static async Task<JsonElement> NextApprovalAsync(StreamReader reader, CancellationToken ct)

@@ -1,4 +1,6 @@
 using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
 using Npgsql;
 
 namespace Assent.Server.Tests.Storage;
@@ -10,7 +12,7 @@ public sealed class PostgresConnectionStringTests
     [InlineData("postgres://assent:secret@db.internal:5433/assent?Maximum%20Pool%20Size=64")]
     public void Pooled_connections_skip_the_reset_and_statements_are_prepared_unless_told_otherwise(string database)
     {
-        var b = new NpgsqlConnectionStringBuilder(PostgresStore.ToConnectionString(database));
+        var b = new NpgsqlConnectionStringBuilder(PostgresDatabase.ToConnectionString(database));
 
         Assert.True(b.NoResetOnClose);
         Assert.Equal(128, b.MaxAutoPrepare);
@@ -24,7 +26,7 @@ public sealed class PostgresConnectionStringTests
     [InlineData("postgres://db/assent?No%20Reset%20On%20Close=false&Max%20Auto%20Prepare=0")]
     public void Settings_written_in_the_connection_string_are_kept(string database)
     {
-        var b = new NpgsqlConnectionStringBuilder(PostgresStore.ToConnectionString(database));
+        var b = new NpgsqlConnectionStringBuilder(PostgresDatabase.ToConnectionString(database));
 
         Assert.False(b.NoResetOnClose);
         Assert.Equal(0, b.MaxAutoPrepare);

@@ -1,0 +1,103 @@
+using System.Security.Cryptography;
+using System.Text.Encodings.Web;
+using Assent.Protocol;
+using Assent.Server.Common;
+using Assent.Server.Identity;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Assent.Server.Authentication;
+
+/// <summary>
+/// Web app sessions opened by a passkey (sign-in or registration). The cookie holds an opaque
+/// 256-bit random token; the store keeps only its SHA-256, so a database read gives no session.
+/// The cookie is HttpOnly, SameSite=Strict, Secure (and <c>__Host-</c>-prefixed) over https, and
+/// expires with the session (absolute lifetime, <see cref="AssentOptions.WebSessionLifetime"/>).
+/// A session dies with the passkey that opened it: revoking the device ends it.
+/// A session only reads and manages; every decision still carries its own assertion.
+/// </summary>
+internal sealed class WebSessions(ISessionStore sessions, AssentOptions options, TimeProvider time)
+{
+    private const int MaxTokenLength = 64;
+
+    /// <summary>The unexpired session the request's cookie names, whose passkey is still active; null otherwise.</summary>
+    public async Task<WebSessionRecord?> FindAsync(HttpRequest request, CancellationToken ct)
+    {
+        var token = request.Cookies[options.SessionCookieName];
+        return string.IsNullOrEmpty(token) || token.Length > MaxTokenLength
+            ? null
+            : await sessions.FindWebSessionAsync(Ids.Hash(token), time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+    }
+
+    /// <summary>
+    /// Defence in depth beside SameSite=Strict: a state-changing call made with the cookie must
+    /// come from one of our own origins (browsers send Origin on every non-GET fetch).
+    /// </summary>
+    public bool FromOwnOrigin(HttpRequest request)
+    {
+        var origin = request.Headers.Origin.ToString();
+        return origin.Length == 0 || options.Origins.Contains(origin, StringComparer.Ordinal);
+    }
+
+    public async Task<WebSessionRecord> OpenAsync(HttpResponse response, DeviceRecord device, CancellationToken ct)
+    {
+        var token = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        var now = time.GetUtcNow();
+        var expires = now + options.WebSessionLifetime;
+        var session = new WebSessionRecord(Ids.Hash(token), device.UserId, device.Id, now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds());
+        await sessions.CreateWebSessionAsync(session, now.ToUnixTimeMilliseconds(),
+            new AuditEvent(AuditTypes.SessionCreated, device.UserId, device.Id, device.UserId), ct);
+        response.Cookies.Append(options.SessionCookieName, token, Cookie(expires));
+        response.Headers.CacheControl = "no-store";
+        return session;
+    }
+
+    public async Task CloseAsync(HttpRequest request, HttpResponse response, CancellationToken ct)
+    {
+        var token = request.Cookies[options.SessionCookieName];
+        if (!string.IsNullOrEmpty(token) && token.Length <= MaxTokenLength)
+        {
+            await sessions.DeleteWebSessionAsync(Ids.Hash(token), ct);
+        }
+        response.Cookies.Delete(options.SessionCookieName, Cookie(null));
+    }
+
+    private CookieOptions Cookie(DateTimeOffset? expires) => new()
+    {
+        HttpOnly = true,
+        Secure = options.IssuerUri.Scheme == Uri.UriSchemeHttps,
+        SameSite = SameSiteMode.Strict,
+        Path = "/",
+        Expires = expires,
+        IsEssential = true,
+    };
+}
+
+/// <summary>The web app's authentication: the session cookie a passkey opened, and for state-changing calls our own Origin.</summary>
+internal sealed class WebSessionHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
+    WebSessions sessions, IdentityDirectory directory) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+{
+    protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+    {
+        if (!HttpMethods.IsGet(Request.Method) && !HttpMethods.IsHead(Request.Method) && !sessions.FromOwnOrigin(Request))
+        {
+            return AuthenticateResult.Fail(new CrossOrigin());
+        }
+        var session = await sessions.FindAsync(Request, Context.RequestAborted);
+        var user = session is null ? null : await directory.FindUserAsync(session.UserId, Context.RequestAborted);
+        return session is null || user is null
+            ? AuthenticateResult.Fail("not signed in")
+            : Approver.Authenticated(Context, new Approver(user, session.DeviceId, session), Scheme.Name);
+    }
+
+    protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
+    {
+        var failure = (await HandleAuthenticateOnceSafeAsync()).Failure;
+        await (failure is CrossOrigin ? Problem.Forbidden(failure.Message) : Problem.Unauthorized("not signed in")).ExecuteAsync(Context);
+    }
+
+    private sealed class CrossOrigin() : Exception("cross-origin request refused");
+}

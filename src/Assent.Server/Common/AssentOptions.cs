@@ -1,0 +1,134 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Assent.Server.Common;
+
+/// <summary>Server settings, bound from the "Assent" configuration section and validated at start.</summary>
+public sealed class AssentOptions
+{
+    public const string Section = "Assent";
+
+    /// <summary>The public base URL; tokens carry it as <c>iss</c> and DIDs are derived from it.</summary>
+    [Required]
+    public string Issuer { get; set; } = "http://localhost:8400";
+
+    /// <summary>Where the SQLite file and the key-encryption key file live.</summary>
+    [Required]
+    public string DataDirectory { get; set; } = "assent-data";
+
+    /// <summary>A database connection; empty means SQLite in <see cref="DataDirectory"/>.</summary>
+    public string? Database { get; set; }
+
+    /// <summary>fsync on every commit (survives power loss, not only process crashes).</summary>
+    public bool SynchronousFull { get; set; }
+
+    public TimeSpan AccessTokenLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a CLI session's refresh token lives; each use (rotation) starts the period again.</summary>
+    public TimeSpan RefreshTokenLifetime { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>RFC 8628 §3.2 <c>expires_in</c> of a device code.</summary>
+    public TimeSpan DeviceCodeLifetime { get; set; } = TimeSpan.FromSeconds(600);
+
+    public TimeSpan DefaultRequestExpiry { get; set; } = TimeSpan.FromSeconds(300);
+
+    public TimeSpan MaxRequestExpiry { get; set; } = TimeSpan.FromSeconds(3600);
+
+    /// <summary>CIBA polling interval returned by bc-authorize (SPEC §2: at most 2 s).</summary>
+    public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Upper bound for <c>Prefer: wait=N</c> (SPEC §2).</summary>
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
+
+    public TimeSpan InviteLifetime { get; set; } = TimeSpan.FromHours(72);
+
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>RFC 9396 types accepted in <c>authorization_details</c>; others get invalid_authorization_details.</summary>
+    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "agent_registration"];
+
+    /// <summary>Cap on request bodies; larger ones get 413.</summary>
+    public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
+
+    /// <summary>WebAuthn relying-party ID; empty means the issuer's host (WebAuthn L3 §5.1.2).</summary>
+    public string? WebAuthnRpId { get; set; }
+
+    /// <summary>Origins whose WebAuthn ceremonies are accepted; empty means the issuer's origin only.</summary>
+    public string[]? WebAuthnOrigins { get; set; }
+
+    /// <summary>How long a passkey registration or sign-in challenge stays usable.</summary>
+    public TimeSpan WebAuthnChallengeLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Absolute lifetime of a web app session (the approver signed in with a passkey).</summary>
+    public TimeSpan WebSessionLifetime { get; set; } = TimeSpan.FromHours(1);
+
+    internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
+
+    internal string RpId => string.IsNullOrWhiteSpace(WebAuthnRpId) ? IssuerUri.Host : WebAuthnRpId.Trim();
+
+    internal IReadOnlyList<string> Origins => WebAuthnOrigins is { Length: > 0 } origins
+        ? origins.Select(o => o.TrimEnd('/')).ToArray()
+        : [IssuerUri.GetLeftPart(UriPartial.Authority)];
+
+    /// <summary>The web session cookie: the __Host- prefix (RFC 6265bis §4.1.3.2) needs Secure, so only over https.</summary>
+    internal string SessionCookieName => IssuerUri.Scheme == Uri.UriSchemeHttps ? "__Host-assent_session" : "assent_session";
+
+    internal string IssuerString => Issuer.TrimEnd('/');
+
+    /// <summary>Checks what data annotations cannot; returns the first problem or null.</summary>
+    internal string? Validate()
+    {
+        if (!Uri.TryCreate(Issuer, UriKind.Absolute, out var issuer) || issuer.Query.Length > 0 || issuer.Fragment.Length > 0)
+        {
+            return "Assent:Issuer must be an absolute URL without query or fragment";
+        }
+        if (issuer.Scheme != Uri.UriSchemeHttps && !(issuer.Scheme == Uri.UriSchemeHttp && issuer.IsLoopback))
+        {
+            return "Assent:Issuer must use https (plain http is allowed only for localhost)";
+        }
+        foreach (var origin in Origins)
+        {
+            // WebAuthn L3 §5.1.3: the RP ID must equal the origin's host or be a registrable suffix of it.
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var o) || o.AbsolutePath != "/" || o.Query.Length > 0)
+            {
+                return $"Assent:WebAuthnOrigins: '{origin}' is not an origin (scheme://host[:port])";
+            }
+            if (o.Scheme != Uri.UriSchemeHttps && !(o.Scheme == Uri.UriSchemeHttp && o.IsLoopback))
+            {
+                return $"Assent:WebAuthnOrigins: '{origin}' must use https (plain http is allowed only for localhost)";
+            }
+            if (!o.Host.Equals(RpId, StringComparison.OrdinalIgnoreCase) && !o.Host.EndsWith("." + RpId, StringComparison.OrdinalIgnoreCase))
+            {
+                return $"Assent:WebAuthnRpId '{RpId}' must be the host of every WebAuthn origin or a parent domain of it ('{origin}')";
+            }
+        }
+        if (WebAuthnChallengeLifetime <= TimeSpan.Zero || WebAuthnChallengeLifetime > TimeSpan.FromMinutes(30))
+        {
+            return "Assent:WebAuthnChallengeLifetime must be between 0 and 30 minutes";
+        }
+        if (WebSessionLifetime <= TimeSpan.Zero || WebSessionLifetime > TimeSpan.FromDays(1))
+        {
+            return "Assent:WebSessionLifetime must be between 0 and 1 day";
+        }
+        if (PollInterval <= TimeSpan.Zero || PollInterval > TimeSpan.FromSeconds(2))
+        {
+            return "Assent:PollInterval must be between 0 and 2 seconds";
+        }
+        if (DefaultRequestExpiry <= TimeSpan.Zero || DefaultRequestExpiry > MaxRequestExpiry)
+        {
+            return "Assent:DefaultRequestExpiry must be positive and at most MaxRequestExpiry";
+        }
+        if (MaxWait <= TimeSpan.Zero || MaxWait > TimeSpan.FromSeconds(60))
+        {
+            return "Assent:MaxWait must be between 0 and 60 seconds";
+        }
+        if (AccessTokenLifetime <= TimeSpan.Zero || AccessTokenLifetime > TimeSpan.FromHours(1))
+        {
+            return "Assent:AccessTokenLifetime must be between 0 and 1 hour";
+        }
+        if (RefreshTokenLifetime <= TimeSpan.Zero || DeviceCodeLifetime <= TimeSpan.Zero || DeviceCodeLifetime > MaxRequestExpiry)
+        {
+            return "Assent:RefreshTokenLifetime must be positive and Assent:DeviceCodeLifetime between 0 and MaxRequestExpiry";
+        }
+        return null;
+    }
+}

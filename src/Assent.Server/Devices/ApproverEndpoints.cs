@@ -1,0 +1,175 @@
+using System.Text;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.WebAuthn;
+using Assent.Server.Approvals;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Assent.Server.Devices;
+
+/// <summary>
+/// What an approver's device does with requests (docs/http-api.md §4): list and stream the pending ones, read one,
+/// read the history, decide. The same handlers serve the device API (signed requests) and the web app (passkey
+/// session); a decision needs neither, since it carries its own signature over the exact payload.
+/// </summary>
+internal static class ApproverEndpoints
+{
+    public static IEndpointRouteBuilder MapApprover(this IEndpointRouteBuilder app)
+    {
+        var device = app.MapGroup(EndpointPaths.Authenticator).WithTags("Authenticator").DisableAntiforgery();
+        var web = app.MapGroup(EndpointPaths.WebAuthn).WithTags("Passkeys").DisableAntiforgery();
+        Map(device.MapGroup("").RequireAuthorization(AssentSchemes.Device), "signed request");
+        Map(web.MapGroup("").RequireAuthorization(AssentSchemes.WebSession), "session cookie");
+        foreach (var group in new[] { device, web })
+        {
+            group.MapPost("/approvals/{id}/decision", DecideAsync)
+                .WithSummary("Approve or deny: an Ed25519 signature over decision ‖ 0x00 ‖ payload, or a passkey assertion over its SHA-256");
+        }
+        return app;
+    }
+
+    private static void Map(RouteGroupBuilder group, string how)
+    {
+        group.MapGet("/approvals", PendingAsync).WithSummary($"Pending approval requests of the user ({how})");
+        group.MapGet("/approvals/{id}", ApprovalAsync).WithSummary($"One approval request of the user ({how})");
+        group.MapGet("/history", HistoryAsync).WithSummary($"Decided, expired and redeemed requests, newest first ({how})");
+        group.MapGet("/stream", StreamAsync).WithSummary($"Server-Sent Events: new and settled requests ({how})");
+    }
+
+    internal static async Task<IResult> PendingAsync(Approver approver, IApprovalStore approvals, ApprovalViews views, TimeProvider time, CancellationToken ct)
+    {
+        var pending = await approvals.ListPendingAsync(approver.User.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+        return TypedResults.Json(new PendingList(await views.ViewAllAsync(pending, ct)), ServerJson.Default.PendingList);
+    }
+
+    internal static async Task<IResult> HistoryAsync(Approver approver, IApprovalStore approvals, ApprovalViews views, CancellationToken ct)
+    {
+        var history = await approvals.ListHistoryAsync(approver.User.Id, 50, ct);
+        return TypedResults.Json(new PendingList(await views.ViewAllAsync(history, ct)), ServerJson.Default.PendingList);
+    }
+
+    internal static async Task<IResult> ApprovalAsync(string id, Approver approver, IApprovalStore approvals, ApprovalViews views, CancellationToken ct)
+    {
+        var approval = id.Length <= 64 ? await approvals.FindAsync(id, ct) : null;
+        if (approval is null || approval.UserId != approver.User.Id)
+        {
+            return Problem.NotFound("no such approval request for this user");
+        }
+        return TypedResults.Json(await views.ViewAsync(approval, ct), ServerJson.Default.PendingApproval);
+    }
+
+    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
+    {
+        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.DecisionRequest, ct);
+        if (read.Error is not null)
+        {
+            return read.Error;
+        }
+        var body = read.Value!;
+        if (string.IsNullOrEmpty(body.Decision))
+        {
+            return Problem.BadRequest("decision is required: 'approve' or 'deny'");
+        }
+        DecisionProof proof;
+        if (body.AuthenticatorData is not null || body.ClientDataJson is not null || body.CredentialId is not null)
+        {
+            // A passkey's decision: a WebAuthn assertion over the same signing input (docs/concepts.md §5).
+            byte[]? credentialId = null;
+            if ((body.DeviceId is null && body.CredentialId is null) ||
+                (body.CredentialId is not null && (!Base64Url.TryDecode(body.CredentialId, out credentialId) ||
+                                                   credentialId.Length is 0 or > AuthenticatorData.MaxCredentialIdLength)) ||
+                !Base64Url.TryDecode(body.Signature ?? "", out var assertionSignature) || assertionSignature.Length == 0 ||
+                !Base64Url.TryDecode(body.AuthenticatorData ?? "", out var authenticatorData) || authenticatorData.Length == 0 ||
+                !Base64Url.TryDecode(body.ClientDataJson ?? "", out var clientDataJson) || clientDataJson.Length == 0)
+            {
+                return Problem.BadRequest("a passkey decision needs device_id or credential_id, and signature, authenticator_data and client_data_json, all base64url");
+            }
+            proof = new AssertionProof(body.DeviceId, credentialId, body.Decision, authenticatorData, clientDataJson, assertionSignature);
+        }
+        else
+        {
+            if (string.IsNullOrEmpty(body.DeviceId) || string.IsNullOrEmpty(body.Signature))
+            {
+                return Problem.BadRequest("device_id, decision and signature are required");
+            }
+            if (!Base64Url.TryDecode(body.Signature, out var signature) || signature.Length != Ed25519.SignatureSize)
+            {
+                return Problem.Unauthorized("signature must be a base64url Ed25519 signature (64 bytes) over decision ‖ 0x00 ‖ payload");
+            }
+            proof = new Ed25519Proof(body.DeviceId, body.Decision, signature);
+        }
+        return Answer(id, await approvals.DecideAsync(id, proof, ct));
+    }
+
+    internal static IResult Answer(string id, DecideOutcome outcome) => outcome.Status switch
+    {
+        DecideStatus.Decided => TypedResults.Ok(new DecisionResponse(id, StateNames.Of(outcome.State!.Value))),
+        DecideStatus.NotFound => Problem.NotFound("no such approval request"),
+        DecideStatus.UnknownDevice => Problem.Unauthorized("unknown device"),
+        DecideStatus.RevokedDevice => Problem.Forbidden("this device has been revoked and can decide nothing"),
+        DecideStatus.WrongUser => Problem.Forbidden("this request belongs to another user"),
+        DecideStatus.InvalidSignature => Problem.Unauthorized("the signature does not verify against this device's key for this request and decision"),
+        DecideStatus.AlreadyDecided => Problem.Conflict($"the request was already decided ({StateNames.Of(outcome.State ?? ApprovalState.Approved)})"),
+        DecideStatus.Expired => Problem.Gone("the request has expired"),
+        DecideStatus.AssertionRefused => Problem.Unauthorized("the passkey assertion was refused: " + outcome.Detail),
+        _ => Problem.BadRequest(outcome.Detail ?? "malformed decision"),
+    };
+
+    /// <summary>Server-Sent Events: the pending list first, then new and settled requests as they happen, with a heartbeat.</summary>
+    internal static async Task StreamAsync(HttpContext http, Approver approver, ApprovalHub hub, IApprovalStore approvals, ApprovalViews views,
+        TimeProvider time, CancellationToken ct)
+    {
+        var userId = approver.User.Id;
+        // Subscribe before listing, so nothing created in between is missed (a duplicate is harmless: ids are stable).
+        using var subscription = hub.Subscribe(userId);
+        var response = http.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-store";
+        response.Headers["X-Accel-Buffering"] = "no";
+        foreach (var a in await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
+        {
+            await WriteEventAsync(response, "approval", a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ServerJson.Default.PendingApproval), ct);
+        }
+        await response.WriteAsync(": ready\n\n", ct);
+        await response.Body.FlushAsync(ct);
+        using var heartbeat = new PeriodicTimer(TimeSpan.FromSeconds(15), time);
+        var nextBeat = heartbeat.WaitForNextTickAsync(ct).AsTask();
+        while (!ct.IsCancellationRequested)
+        {
+            var nextEvent = subscription.Reader.WaitToReadAsync(ct).AsTask();
+            var done = await Task.WhenAny(nextEvent, nextBeat);
+            if (done == nextBeat)
+            {
+                await response.WriteAsync(": keep-alive\n\n", ct);
+                await response.Body.FlushAsync(ct);
+                nextBeat = heartbeat.WaitForNextTickAsync(ct).AsTask();
+                continue;
+            }
+            if (!await nextEvent)
+            {
+                break;
+            }
+            while (subscription.Reader.TryRead(out var e))
+            {
+                var data = e.Approval is null
+                    ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ServerJson.Default.DecisionResponse)
+                    : JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ServerJson.Default.PendingApproval);
+                await WriteEventAsync(response, e.Approval is null ? "settled" : "approval", e.ApprovalId, data, ct);
+            }
+            await response.Body.FlushAsync(ct);
+        }
+    }
+
+    private static async Task WriteEventAsync(HttpResponse response, string type, string id, string json, CancellationToken ct)
+    {
+        var sb = new StringBuilder(json.Length + 64);
+        sb.Append("event: ").Append(type).Append('\n').Append("id: ").Append(id).Append('\n').Append("data: ").Append(json).Append("\n\n");
+        await response.WriteAsync(sb.ToString(), ct);
+    }
+}

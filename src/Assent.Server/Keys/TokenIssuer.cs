@@ -1,0 +1,180 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Did;
+using Assent.Protocol.Jose;
+using Assent.Protocol.OAuth;
+using Assent.Server.Common;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Keys;
+
+internal sealed record IssuedTokens(string AccessToken, string? IdToken, int ExpiresIn);
+
+/// <summary>Signs access tokens (RFC 9068, <c>typ: at+jwt</c>) and CIBA ID tokens with the current issuer key.</summary>
+internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvider time)
+{
+    private readonly string _issuer = options.IssuerString;
+    private readonly Uri _issuerUri = options.IssuerUri;
+
+    public string UserDid(string userId) => DidWeb.ForUser(_issuerUri, userId);
+
+    /// <summary>Tokens for an approved request: the access token carries the devices' evidence (docs/tokens.md §1–§2).</summary>
+    public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken)
+    {
+        var (approval, decisions) = decided;
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var sub = UserDid(approval.UserId);
+        var authTime = (approval.DecidedAt ?? approval.CreatedAt) / 1000;
+        var amr = Amr(decisions);
+
+        var access = AccessClaims(approval, decisions, approval.Scope, actor: true, now, lifetime, sub, authTime, amr);
+        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Seed);
+
+        string? idToken = null;
+        if (includeIdToken)
+        {
+            var id = Write(w =>
+            {
+                w.WriteString(ClaimNames.Issuer, _issuer);
+                w.WriteString(ClaimNames.Subject, sub);
+                w.WriteString(ClaimNames.Audience, approval.ClientId);
+                w.WriteNumber(ClaimNames.IssuedAt, now);
+                w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+                w.WriteNumber(ClaimNames.AuthTime, authTime);
+                WriteAmr(w, amr);
+                // CIBA Core §7.4 / §10.3.1: the ID token names the request it answers.
+                w.WriteString(ClaimNames.AuthReqId, authReqId);
+            });
+            idToken = Jws.Sign(key.JwtHeader, id, key.Seed);
+        }
+        return new IssuedTokens(accessToken, idToken, lifetime);
+    }
+
+    /// <summary>
+    /// A human's CLI session (RFC 8628): the same claims and device evidence as an approval token, but the
+    /// human acts for themself, so there is no <c>act</c>. Refreshed tokens keep the original approval's evidence.
+    /// </summary>
+    public IssuedTokens ForSession(DecidedApproval decided, string scope)
+    {
+        var (approval, decisions) = decided;
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var access = AccessClaims(approval, decisions, scope, actor: false, now, lifetime, UserDid(approval.UserId), (approval.DecidedAt ?? approval.CreatedAt) / 1000,
+            Amr(decisions));
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Seed), null, lifetime);
+    }
+
+    private byte[] AccessClaims(ApprovalRecord approval, IReadOnlyList<DecisionRecord> decisions, string scope, bool actor, long now, int lifetime, string sub,
+        long authTime, string[] amr) => Write(w =>
+    {
+        w.WriteString(ClaimNames.Issuer, _issuer);
+        w.WriteString(ClaimNames.Subject, sub);
+        w.WriteString(ClaimNames.Audience, approval.Resource ?? approval.ClientId);
+        w.WriteString(ClaimNames.ClientId, approval.ClientId);
+        if (actor)
+        {
+            // RFC 8693 §4.1: the agent acts on the approver's behalf.
+            w.WriteStartObject(ClaimNames.Actor);
+            w.WriteString(ClaimNames.Subject, approval.ClientId);
+            w.WriteEndObject();
+        }
+        w.WriteString(ClaimNames.Scope, scope);
+        w.WriteString(ClaimNames.JwtId, NewJti());
+        w.WriteNumber(ClaimNames.IssuedAt, now);
+        w.WriteNumber(ClaimNames.NotBefore, now);
+        w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+        w.WriteNumber(ClaimNames.AuthTime, authTime);
+        WriteAmr(w, amr);
+        if (approval.BindingMessage is not null)
+        {
+            w.WriteString(ClaimNames.BindingMessage, approval.BindingMessage);
+        }
+        if (approval.AuthorizationDetails is not null)
+        {
+            w.WritePropertyName(ClaimNames.AuthorizationDetails);
+            w.WriteRawValue(approval.AuthorizationDetails, skipInputValidation: true);
+        }
+        w.WriteString(ClaimNames.Transaction, approval.Id);
+        if (decisions.Count == 1)
+        {
+            w.WritePropertyName(ClaimNames.Evidence);
+            w.WriteRawValue(decisions[0].Evidence, skipInputValidation: true);
+        }
+        else if (decisions.Count > 1)
+        {
+            // A quorum: every approver, and one evidence entry per approving device, all over the same payload.
+            w.WriteStartArray(ClaimNames.Approvers);
+            foreach (var d in decisions)
+            {
+                w.WriteStringValue(UserDid(d.UserId));
+            }
+            w.WriteEndArray();
+            w.WriteStartArray(ClaimNames.Evidence);
+            foreach (var d in decisions)
+            {
+                w.WriteRawValue(d.Evidence, skipInputValidation: true);
+            }
+            w.WriteEndArray();
+        }
+    });
+
+    /// <summary>client_credentials: the agent acting for itself, no human involved.</summary>
+    public IssuedTokens ForClient(ClientRecord client, string scope, string? resource)
+    {
+        var key = keys.Current;
+        var now = time.GetUtcNow().ToUnixTimeSeconds();
+        var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
+        var payload = Write(w =>
+        {
+            w.WriteString(ClaimNames.Issuer, _issuer);
+            w.WriteString(ClaimNames.Subject, client.Id);
+            w.WriteString(ClaimNames.Audience, resource ?? client.Id);
+            w.WriteString(ClaimNames.ClientId, client.Id);
+            w.WriteString(ClaimNames.Scope, scope);
+            w.WriteString(ClaimNames.JwtId, NewJti());
+            w.WriteNumber(ClaimNames.IssuedAt, now);
+            w.WriteNumber(ClaimNames.NotBefore, now);
+            w.WriteNumber(ClaimNames.Expiration, now + lifetime);
+        });
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Seed), null, lifetime);
+    }
+
+    /// <summary>
+    /// RFC 8176: a passkey with user verification is hardware key + user presence + MFA; a software key is swk.
+    /// With several approvers, hardware only when every one of them used a passkey.
+    /// </summary>
+    /// <remarks>The evidence object is written by ApprovalService.Evidence with <c>kind</c> first, so its prefix names the device kind.</remarks>
+    private static string[] Amr(IReadOnlyList<DecisionRecord> decisions) =>
+        decisions.Count > 0 && decisions.All(d => d.Evidence.StartsWith("{\"kind\":\"" + DeviceKinds.WebAuthn + "\"", StringComparison.Ordinal))
+            ? [AuthenticationMethods.HardwareKey, AuthenticationMethods.User, AuthenticationMethods.MultiFactor]
+            : [AuthenticationMethods.SoftwareKey];
+
+    private static void WriteAmr(Utf8JsonWriter w, string[] amr)
+    {
+        w.WriteStartArray(ClaimNames.AuthenticationMethods);
+        foreach (var m in amr)
+        {
+            w.WriteStringValue(m);
+        }
+        w.WriteEndArray();
+    }
+
+    private static string NewJti() => Base64Url.Encode(RandomNumberGenerator.GetBytes(16));
+
+    private static byte[] Write(Action<Utf8JsonWriter> claims)
+    {
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            claims(w);
+            w.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+}

@@ -1,0 +1,208 @@
+using System.Data.Common;
+
+namespace Assent.Server.Storage;
+
+/// <summary>Approval requests and the decisions on them (docs/storage.md §3).</summary>
+internal interface IApprovalStore
+{
+    Task CreateAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
+
+    Task<ApprovalRecord?> FindAsync(string approvalId, CancellationToken ct);
+
+    Task<ApprovalRecord?> FindByHandleAsync(byte[] handleHash, CancellationToken ct);
+
+    Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct);
+
+    Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct);
+
+    /// <summary>The decisions recorded on a request, oldest first.</summary>
+    Task<IReadOnlyList<DecisionRecord>> ListDecisionsAsync(string approvalId, CancellationToken ct);
+
+    /// <summary>
+    /// Records one approver's decision while the request is pending and unexpired and the deciding device active,
+    /// and computes the request's state in the same transaction. Returns that state (still pending while a quorum
+    /// waits for more approvers), or null when the decision was not taken: another decision settled it first, it
+    /// expired, the device was revoked, this user had decided already, or the passkey counter did not advance
+    /// (<paramref name="signCount"/>, moved forward in the same transaction; WebAuthn L3 §6.1.1).
+    /// </summary>
+    Task<ApprovalState?> TryDecideAsync(DecisionRecord decision, int quorum, long? signCount, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>approved → redeemed exactly once; returns the redeemed row and its approving decisions, null when not approved or already redeemed.</summary>
+    Task<DecidedApproval?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Moves every pending request whose expiry has passed to expired; returns those moved.</summary>
+    Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct);
+}
+
+/// <summary>Approval statements more than one store uses.</summary>
+internal static class ApprovalSql
+{
+    public const string Columns =
+        "id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at, " +
+        "decided_at, redeemed_at, quorum, approvers";
+
+    public const string DecisionColumns = "approval_id, user_id, device_id, decision, evidence, decided_at";
+
+    public static readonly string InsertSql =
+        "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, " +
+        "created_at, expires_at, quorum, approvers) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+    /// <summary>approved → redeemed; $1 = id, $2 = now.</summary>
+    public static readonly string Redeem = $"UPDATE approvals SET state = {StateCodes.Redeemed}, redeemed_at = $2 WHERE id = $1 AND state = {StateCodes.Approved}";
+
+    public static readonly string ApprovingDecisions =
+        $"SELECT {DecisionColumns} FROM decisions WHERE approval_id = $1 AND decision = {StateCodes.Approved} ORDER BY decided_at, device_id";
+
+    public static object?[] InsertArgs(ApprovalRecord a) =>
+    [
+        a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
+        (int)a.State, a.CreatedAt, a.ExpiresAt, a.Quorum, a.Approvers,
+    ];
+
+    /// <summary>Inserts a pending request and tells the other nodes (their device streams) once it commits.</summary>
+    public static async ValueTask InsertAsync(IWriteSession w, ApprovalRecord a)
+    {
+        await w.ExecAsync(InsertSql, InsertArgs(a));
+        await w.NotifyAsync(ApprovalNotice.Created(a));
+    }
+
+    public static ApprovalRecord Read(DbDataReader r) => new(
+        r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), Rows.NullableString(r, 6), Rows.NullableString(r, 7),
+        Rows.NullableString(r, 8), (byte[])r[9], (ApprovalState)r.GetInt32(10), r.GetInt64(11), r.GetInt64(12), Rows.NullableLong(r, 13),
+        Rows.NullableLong(r, 14), r.GetInt32(15), r.GetInt32(16));
+
+    /// <summary>Reads a decision whose columns start at <paramref name="at"/> (<see cref="DecisionColumns"/>).</summary>
+    public static DecisionRecord ReadDecision(DbDataReader r, int at) =>
+        new(r.GetString(at), r.GetString(at + 1), r.GetString(at + 2), (ApprovalState)r.GetInt32(at + 3), r.GetString(at + 4), r.GetInt64(at + 5));
+
+    public static DecisionRecord ReadDecision(DbDataReader r) => ReadDecision(r, 0);
+}
+
+/// <summary>The approvals store both engines share; PostgreSQL overrides the hot path to pipeline it (see PostgresApprovalStore).</summary>
+internal class ApprovalStore(Database db) : IApprovalStore
+{
+    private readonly string _expireDue =
+        $"UPDATE approvals SET state = {StateCodes.Expired} WHERE id IN (SELECT id FROM approvals WHERE state = {StateCodes.Pending} AND expires_at <= $1 " +
+        $"ORDER BY expires_at LIMIT $2{db.ForUpdateSkipLocked}) RETURNING {ApprovalSql.Columns}";
+
+    private readonly string _lockForDecision = $"SELECT user_id FROM approvals WHERE id = $1 AND state = {StateCodes.Pending} AND expires_at > $2{db.ForUpdate}";
+
+    /// <summary>
+    /// A request one approver settles: the guarded update is the whole race guard (only one decision can match a
+    /// pending row), and the device must still be active at commit, so a revocation racing the decision wins.
+    /// $1 = id, $2 = new state, $3 = device id, $4 = decided at.
+    /// </summary>
+    protected static readonly string SettleSingle =
+        $"UPDATE approvals SET state = $2, decided_at = $4 WHERE id = $1 AND state = {StateCodes.Pending} AND quorum = 1 AND expires_at > $4 " +
+        "AND EXISTS (SELECT 1 FROM devices WHERE id = $3 AND revoked_at IS NULL) RETURNING user_id";
+
+    protected static readonly string InsertDecision = $"INSERT INTO decisions({ApprovalSql.DecisionColumns}) VALUES($1, $2, $3, $4, $5, $6)";
+
+    protected Database Db => db;
+
+    public virtual Task CreateAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            await ApprovalSql.InsertAsync(w, approval);
+            return await w.AuditedAsync(audit);
+        }, ct);
+
+    public Task<ApprovalRecord?> FindAsync(string approvalId, CancellationToken ct) =>
+        db.ReadAsync(s => s.OneAsync($"SELECT {ApprovalSql.Columns} FROM approvals WHERE id = $1", ApprovalSql.Read, approvalId), ct);
+
+    public Task<ApprovalRecord?> FindByHandleAsync(byte[] handleHash, CancellationToken ct) =>
+        db.ReadAsync(s => s.OneAsync($"SELECT {ApprovalSql.Columns} FROM approvals WHERE handle_hash = $1", ApprovalSql.Read, handleHash), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync(
+            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE user_id = $1 AND state = {StateCodes.Pending} AND expires_at > $2 ORDER BY created_at, id",
+            ApprovalSql.Read, userId, now), ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync(
+            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE user_id = $1 AND state <> {StateCodes.Pending} ORDER BY created_at DESC, id LIMIT $2",
+            ApprovalSql.Read, userId, limit), ct);
+
+    public Task<IReadOnlyList<DecisionRecord>> ListDecisionsAsync(string approvalId, CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync($"SELECT {ApprovalSql.DecisionColumns} FROM decisions WHERE approval_id = $1 ORDER BY decided_at, device_id",
+            ApprovalSql.ReadDecision, approvalId), ct);
+
+    public virtual Task<ApprovalState?> TryDecideAsync(DecisionRecord d, int quorum, long? signCount, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            if (signCount is { } count &&
+                await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", d.DeviceId, count) != 1)
+            {
+                return null;
+            }
+            if (quorum == 1)
+            {
+                if (await w.OneAsync(SettleSingle, r => r.GetString(0), d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt) is not { } owner)
+                {
+                    return null;
+                }
+                await w.ExecAsync(InsertDecision, d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt);
+                await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, d.Decision));
+                await w.AuditAsync(audit);
+                return (ApprovalState?)d.Decision;
+            }
+            return await DecideInQuorumAsync(w, d, audit);
+        }, ct);
+
+    /// <summary>
+    /// A request several approvers decide (docs/concepts.md §4): each user decides once, the request is approved when
+    /// <see cref="ApprovalRecord.Quorum"/> approvals are in, and denied once that can no longer happen. The row is locked
+    /// first, so concurrent decisions are counted one after the other.
+    /// </summary>
+    private async ValueTask<ApprovalState?> DecideInQuorumAsync(IWriteSession w, DecisionRecord d, AuditEvent audit)
+    {
+        if (await w.OneAsync(_lockForDecision, r => r.GetString(0), d.ApprovalId, d.DecidedAt) is not { } owner ||
+            !await w.AnyAsync("SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL", d.DeviceId) ||
+            await w.ExecAsync(InsertDecision + " ON CONFLICT (approval_id, user_id) DO NOTHING",
+                d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt) != 1)
+        {
+            return null;
+        }
+        var tally = (await w.OneAsync(
+            $"SELECT a.quorum, a.approvers, SUM(CASE WHEN d.decision = {StateCodes.Approved} THEN 1 ELSE 0 END), " +
+            $"SUM(CASE WHEN d.decision = {StateCodes.Denied} THEN 1 ELSE 0 END) FROM approvals a JOIN decisions d ON d.approval_id = a.id " +
+            "WHERE a.id = $1 GROUP BY a.quorum, a.approvers",
+            r => new[] { r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3) }, d.ApprovalId))!;
+        var (quorum, approvers, approvals, denials) = (tally[0], tally[1], tally[2], tally[3]);
+        var state = approvals >= quorum ? ApprovalState.Approved
+            : denials > approvers - quorum ? ApprovalState.Denied
+            : ApprovalState.Pending;
+        await w.AuditAsync(audit);
+        if (state != ApprovalState.Pending)
+        {
+            await w.ExecAsync("UPDATE approvals SET state = $2, decided_at = $3 WHERE id = $1", d.ApprovalId, (int)state, d.DecidedAt);
+            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, state));
+        }
+        return state;
+    }
+
+    public virtual Task<DecidedApproval?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            if (await w.OneAsync($"{ApprovalSql.Redeem} RETURNING {ApprovalSql.Columns}", ApprovalSql.Read, approvalId, now) is not { } redeemed)
+            {
+                return null;
+            }
+            var decisions = await w.AllAsync(ApprovalSql.ApprovingDecisions, ApprovalSql.ReadDecision, approvalId);
+            await w.AuditAsync(audit);
+            return new DecidedApproval(redeemed, decisions);
+        }, ct);
+
+    public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            // On PostgreSQL several nodes sweep at once: SKIP LOCKED keeps them from waiting on, or double-expiring, each other's rows.
+            var due = await w.AllAsync(_expireDue, ApprovalSql.Read, now, max);
+            foreach (var a in due)
+            {
+                await w.NotifyAsync(ApprovalNotice.Settled(a.Id, a.UserId, ApprovalState.Expired));
+                await w.AuditAsync(new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id));
+            }
+            return due;
+        }, ct);
+}

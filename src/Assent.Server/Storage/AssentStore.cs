@@ -1,0 +1,54 @@
+namespace Assent.Server.Storage;
+
+/// <summary>
+/// Everything Assent persists, one narrow store per aggregate over one engine (docs/storage.md). Every transition
+/// is atomic and appends its audit event in the same transaction, so a state change and its audit entry exist
+/// together or not at all. Times are Unix milliseconds.
+/// </summary>
+internal sealed class AssentStore(Database db) : IAsyncDisposable
+{
+    /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
+    internal static readonly string[] PruneTables =
+        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces"];
+
+    public Database Database => db;
+
+    /// <summary>"sqlite" or "postgres".</summary>
+    public string Engine => db.Engine;
+
+    public IUserStore Users { get; } = new UserStore(db);
+
+    public IDeviceStore Devices { get; } = new DeviceStore(db);
+
+    public IClientStore Clients { get; } = new ClientStore(db);
+
+    public IApprovalStore Approvals { get; } = db.CreateApprovalStore();
+
+    public ISessionStore Sessions { get; } = new SessionStore(db);
+
+    public IAuditStore Audit { get; } = new AuditStore(db);
+
+    public IKeyStore Keys { get; } = new KeyStore(db);
+
+    public IMetaStore Meta { get; } = new MetaStore(db);
+
+    public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
+
+    /// <summary>
+    /// Deletes rows that can no longer be used: device authorizations, refresh tokens, web sessions, passkey
+    /// challenges and device request nonces past their expiry, and denylisted token ids whose tokens have expired.
+    /// Returns how many.
+    /// </summary>
+    public Task<int> PruneExpiredAsync(long now, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            var removed = 0;
+            foreach (var table in PruneTables)
+            {
+                removed += await w.ExecAsync($"DELETE FROM {table} WHERE expires_at <= $1", now);
+            }
+            return removed;
+        }, ct);
+
+    public ValueTask DisposeAsync() => db.DisposeAsync();
+}

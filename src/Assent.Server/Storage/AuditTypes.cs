@@ -1,0 +1,27 @@
+namespace Assent.Server.Storage;
+
+/// <summary>The audit event types (SPEC §1: every request created, decided, redeemed, expired; devices; agents; keys).</summary>
+internal static class AuditTypes
+{
+    public const string UserInvited = "user.invited";
+    public const string ApprovalCreated = "approval.created";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
+    public const string ApprovalRedeemed = "approval.redeemed";
+    public const string ApprovalExpired = "approval.expired";
+    public const string DeviceEnrolled = "device.enrolled";
+    public const string DeviceRenamed = "device.renamed";
+    public const string DeviceRevoked = "device.revoked";
+    public const string DeviceSignCountRegression = "device.sign_count_regression";
+    public const string SessionCreated = "session.created";
+    public const string AgentCreated = "agent.created";
+    public const string DeviceLoginStarted = "device_login.started";
+    public const string DeviceLoginBound = "device_login.bound";
+    public const string SessionStarted = "session.started";
+    public const string SessionRefreshed = "session.refreshed";
+    public const string SessionReuseDetected = "session.reuse_detected";
+    public const string SessionRevoked = "session.revoked";
+    public const string AccessTokenRevoked = "access_token.revoked";
+    public const string KeyRotated = "key.rotated";
+    public const string KeyCreated = "key.created";
+}

@@ -1,0 +1,48 @@
+namespace Assent.Server.Storage;
+
+/// <summary>The issuer's signing keys, sealed under the key-encryption key.</summary>
+internal interface IKeyStore
+{
+    Task<IReadOnlyList<SigningKeyRecord>> ListAsync(CancellationToken ct);
+
+    /// <summary>Adds a key as current and retires the previous current key (sets its RetiredAt).</summary>
+    Task AddAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct);
+}
+
+/// <summary>Small named values the server keeps for itself (e.g. the key-encryption key check).</summary>
+internal interface IMetaStore
+{
+    Task<byte[]?> GetAsync(string key, CancellationToken ct);
+
+    /// <summary>Sets a value only if the key is absent; returns the value that is stored afterwards.</summary>
+    Task<byte[]> GetOrAddAsync(string key, byte[] value, CancellationToken ct);
+}
+
+internal sealed class KeyStore(Database db) : IKeyStore
+{
+    public Task<IReadOnlyList<SigningKeyRecord>> ListAsync(CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync("SELECT kid, public_key, encrypted_seed, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            r => new SigningKeyRecord(r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetInt64(3), Rows.NullableLong(r, 4))), ct);
+
+    public Task AddAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            await w.ExecAsync("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL", now);
+            await w.ExecAsync("INSERT INTO signing_keys(kid, public_key, encrypted_seed, created_at, retired_at) VALUES($1, $2, $3, $4, NULL)",
+                key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
+            return audit is null || await w.AuditedAsync(audit);
+        }, ct);
+}
+
+internal sealed class MetaStore(Database db) : IMetaStore
+{
+    public Task<byte[]?> GetAsync(string key, CancellationToken ct) =>
+        db.ReadAsync(s => s.OneAsync("SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], key), ct);
+
+    public Task<byte[]> GetOrAddAsync(string key, byte[] value, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            await w.ExecAsync("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO NOTHING", key, value);
+            return (await w.OneAsync("SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], key))!;
+        }, ct);
+}

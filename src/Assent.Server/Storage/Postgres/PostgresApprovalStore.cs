@@ -1,0 +1,63 @@
+namespace Assent.Server.Storage.Postgres;
+
+/// <summary>
+/// The approval hot path as single statements, each pipelined with the other one-statement writes of its group
+/// commit: create, decide and redeem each take one round trip with their audit event and notice in the same
+/// statement, instead of a transaction of several. Everything else is the shared <see cref="ApprovalStore"/>.
+/// </summary>
+internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore(db)
+{
+    private static readonly string Create =
+        $"WITH a AS ({ApprovalSql.InsertSql}), p AS (INSERT INTO audit_pending(body, user_id) VALUES($16, $17)) SELECT pg_notify($18, $19)";
+
+    // The guarded update (see SettleSingle); only if it matched, the decision row, the audit event and the notice.
+    private static readonly string Decide =
+        $"WITH u AS ({SettleSingle}), " +
+        $"d AS (INSERT INTO decisions({ApprovalSql.DecisionColumns}) SELECT $1, $5, $3, $2, $6, $4 FROM u), " +
+        "p AS (INSERT INTO audit_pending(body, user_id) SELECT $7, $8 FROM u) " +
+        "SELECT pg_notify($9, $10 || u.user_id || $11) FROM u";
+
+    private static readonly string Redeem =
+        $"WITH r AS ({ApprovalSql.Redeem} RETURNING {ApprovalSql.Columns}), p AS (INSERT INTO audit_pending(body, user_id) SELECT $3, $4 FROM r) " +
+        $"SELECT r.*, d.approval_id, d.user_id, d.device_id, d.decision, d.evidence, d.decided_at FROM r " +
+        $"LEFT JOIN decisions d ON d.approval_id = r.id AND d.decision = {StateCodes.Approved} ORDER BY d.decided_at, d.device_id";
+
+    private static readonly int ApprovalColumnCount = ApprovalSql.Columns.Split(',').Length;
+
+    public override Task CreateAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
+        db.PipelineAsync(PostgresDatabase.Batched(Create, [.. ApprovalSql.InsertArgs(a), db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
+                db.Payload(ApprovalNotice.Created(a))]),
+            static async (r, ct) => await r.ReadAsync(ct), ct);
+
+    public override async Task<ApprovalState?> TryDecideAsync(DecisionRecord d, int quorum, long? signCount, AuditEvent audit, CancellationToken ct)
+    {
+        if (quorum != 1 || signCount is not null)
+        {
+            // A passkey's counter or a quorum: a transaction of several statements.
+            return await base.TryDecideAsync(d, quorum, signCount, audit, ct);
+        }
+        // The notice names the request's user, which the statement itself reads (see PostgresDatabase.Payload).
+        var won = await db.PipelineAsync(PostgresDatabase.Batched(Decide, d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt, d.UserId, d.Evidence,
+                db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
+                $"{db.NodeId}|{ApprovalNotice.SettledKind}|{d.ApprovalId}|", "|" + StateNames.Of(d.Decision)),
+            static async (r, ct) => await r.ReadAsync(ct), ct);
+        return won ? d.Decision : null;
+    }
+
+    public override Task<DecidedApproval?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>
+        db.PipelineAsync(PostgresDatabase.Batched(Redeem, approvalId, now, db.Unsealed(audit), audit.UserId),
+            static async (r, ct) =>
+            {
+                ApprovalRecord? approval = null;
+                var decisions = new List<DecisionRecord>(1);
+                while (await r.ReadAsync(ct))
+                {
+                    approval ??= ApprovalSql.Read(r);
+                    if (!r.IsDBNull(ApprovalColumnCount))
+                    {
+                        decisions.Add(ApprovalSql.ReadDecision(r, ApprovalColumnCount));
+                    }
+                }
+                return approval is null ? null : new DecidedApproval(approval, decisions);
+            }, ct);
+}

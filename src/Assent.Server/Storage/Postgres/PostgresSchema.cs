@@ -1,0 +1,192 @@
+using Npgsql;
+
+namespace Assent.Server.Storage.Postgres;
+
+/// <summary>
+/// PostgreSQL schema, versioned like the SQLite one. Every node migrates at start; an advisory
+/// lock makes concurrent starts take turns, so each migration runs exactly once.
+/// </summary>
+internal static class PostgresSchema
+{
+    private const long MigrationLock = 0x4153534E54; // "ASSNT"
+
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE users(
+            id TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            is_admin BOOLEAN NOT NULL,
+            created_at BIGINT NOT NULL);
+        CREATE TABLE invites(
+            code_hash BYTEA PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT);
+        CREATE TABLE devices(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_jwk TEXT NOT NULL,
+            credential_id BYTEA UNIQUE,
+            sign_count BIGINT NOT NULL DEFAULT 0,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT);
+        CREATE INDEX devices_user ON devices(user_id);
+        CREATE TABLE clients(
+            id TEXT PRIMARY KEY,
+            secret_hash BYTEA NOT NULL,
+            name TEXT NOT NULL,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            scopes TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT);
+        CREATE TABLE approvals(
+            id TEXT PRIMARY KEY,
+            handle_hash BYTEA NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            scope TEXT NOT NULL,
+            binding_message TEXT,
+            authorization_details TEXT,
+            resource TEXT,
+            payload BYTEA NOT NULL,
+            state INT NOT NULL,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            device_id TEXT,
+            evidence TEXT,
+            decided_at BIGINT,
+            redeemed_at BIGINT);
+        CREATE INDEX approvals_user_state ON approvals(user_id, state, created_at);
+        CREATE INDEX approvals_pending_expiry ON approvals(expires_at) WHERE state = 0;
+        CREATE TABLE signing_keys(
+            kid TEXT PRIMARY KEY,
+            public_key BYTEA NOT NULL,
+            encrypted_seed BYTEA NOT NULL,
+            created_at BIGINT NOT NULL,
+            retired_at BIGINT);
+        CREATE TABLE audit(
+            seq BIGINT PRIMARY KEY,
+            entry BYTEA NOT NULL,
+            hash BYTEA NOT NULL,
+            user_id TEXT);
+        CREATE INDEX audit_user ON audit(user_id, seq);
+        -- One row: the chain head. Appending locks it, so entries are sealed in one order across every node.
+        CREATE TABLE audit_head(
+            id INT PRIMARY KEY CHECK (id = 1),
+            seq BIGINT NOT NULL,
+            hash BYTEA NOT NULL);
+        INSERT INTO audit_head(id, seq, hash) VALUES (1, 0, '\x0000000000000000000000000000000000000000000000000000000000000000');
+        CREATE TABLE meta(
+            key TEXT PRIMARY KEY,
+            value BYTEA NOT NULL);
+        """,
+        // 2: passkey ceremonies (single-use server challenges) and web app sessions.
+        """
+        CREATE TABLE webauthn_challenges(
+            challenge_hash BYTEA PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            user_id TEXT,
+            invite_hash BYTEA,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_at);
+        CREATE TABLE web_sessions(
+            token_hash BYTEA PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+        """,
+        // 3: RFC 8628 device authorization, human sessions (refresh-token families) and the access-token denylist.
+        """
+        CREATE TABLE device_authorizations(
+            id TEXT PRIMARY KEY,
+            device_code_hash BYTEA NOT NULL UNIQUE,
+            user_code_hash BYTEA NOT NULL UNIQUE,
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            requested_from TEXT NOT NULL,
+            approval_id TEXT UNIQUE REFERENCES approvals(id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX device_authorizations_expiry ON device_authorizations(expires_at);
+        CREATE TABLE refresh_tokens(
+            token_hash BYTEA PRIMARY KEY,
+            family_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            approval_id TEXT NOT NULL REFERENCES approvals(id),
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            used_at BIGINT,
+            revoked_at BIGINT);
+        CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+        CREATE TABLE revoked_access_tokens(
+            jti TEXT PRIMARY KEY,
+            expires_at BIGINT NOT NULL);
+        """,
+        // 4: audit events are stored unsealed with their transition and chained by a sealer, so writes
+        // from every node no longer queue for the chain-head row. body = the canonical entry after {"seq":N,
+        """
+        CREATE TABLE audit_pending(
+            id BIGSERIAL PRIMARY KEY,
+            body BYTEA NOT NULL,
+            user_id TEXT);
+        """,
+        // 5: nonces of signed device requests, shared: a request replayed to another node is refused there too.
+        """
+        CREATE TABLE device_nonces(
+            device_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            PRIMARY KEY (device_id, nonce));
+        CREATE INDEX device_nonces_expiry ON device_nonces(expires_at);
+        """,
+        // 6: decisions as rows (see the SQLite migration of the same number).
+        """
+        CREATE TABLE decisions(
+            approval_id TEXT NOT NULL REFERENCES approvals(id),
+            user_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            decision INT NOT NULL,
+            evidence TEXT NOT NULL,
+            decided_at BIGINT NOT NULL,
+            PRIMARY KEY (approval_id, user_id));
+        INSERT INTO decisions(approval_id, user_id, device_id, decision, evidence, decided_at)
+            SELECT id, user_id, device_id, CASE WHEN state = 2 THEN 2 ELSE 1 END, evidence, COALESCE(decided_at, created_at)
+            FROM approvals WHERE device_id IS NOT NULL AND evidence IS NOT NULL;
+        ALTER TABLE approvals DROP COLUMN device_id, DROP COLUMN evidence,
+            ADD COLUMN quorum INT NOT NULL DEFAULT 1, ADD COLUMN approvers INT NOT NULL DEFAULT 1;
+        """,
+    ];
+
+    public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)
+    {
+        await using var c = await source.OpenConnectionAsync(ct);
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({MigrationLock}); CREATE TABLE IF NOT EXISTS schema_version(version INT NOT NULL);", c, tx))
+        {
+            await lockCmd.ExecuteNonQueryAsync(ct);
+        }
+        int current;
+        await using (var read = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM schema_version", c, tx))
+        {
+            current = Convert.ToInt32(await read.ExecuteScalarAsync(ct), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"the database schema is version {current}, newer than this build ({Migrations.Length}); upgrade Assent");
+        }
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            await using var step = new NpgsqlCommand(Migrations[v] + $"; INSERT INTO schema_version(version) VALUES({v + 1});", c, tx);
+            await step.ExecuteNonQueryAsync(ct);
+        }
+        await tx.CommitAsync(ct);
+    }
+}

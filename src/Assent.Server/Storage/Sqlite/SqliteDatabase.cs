@@ -1,0 +1,372 @@
+using System.Collections.Concurrent;
+using System.Data.Common;
+using System.Diagnostics;
+using Microsoft.Data.Sqlite;
+
+namespace Assent.Server.Storage.Sqlite;
+
+/// <summary>
+/// The embedded engine: one SQLite file in WAL mode (docs/storage.md §4). Writes go through one connection owned by
+/// one thread (SQLite has one writer anyway; queuing in-process avoids busy-wait sleeps), group-committed in
+/// <c>BEGIN IMMEDIATE</c> transactions that also append the audit entries. Reads use a small pool of connections
+/// and never block the writer (WAL).
+/// </summary>
+internal sealed class SqliteDatabase : Database
+{
+    private readonly string _connectionString;
+    private readonly TimeProvider _time;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
+        System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
+    private Thread? _writerThread;
+    private readonly ConcurrentBag<Db> _readers = new();
+    private Db? _writer;
+
+    public SqliteDatabase(string path, TimeProvider time, bool synchronousFull = false)
+    {
+        _time = time;
+        Path = path;
+        SynchronousFull = synchronousFull;
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public string Path { get; }
+
+    private bool SynchronousFull { get; }
+
+    public override string Engine => "sqlite";
+
+    // One writer: nothing to lock against.
+    public override string ForUpdate => "";
+
+    public override string ForUpdateSkipLocked => "";
+
+    public override async Task MigrateAsync(CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            var w = Writer().Connection;
+            using (var pragma = w.CreateCommand())
+            {
+                // WAL: readers never block the writer. NORMAL keeps every commit across a
+                // process crash (kill -9); FULL adds an fsync per commit for power loss.
+                // wal_autocheckpoint=0: the writer checkpoints between batches instead (see Checkpoint).
+                pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;";
+                pragma.ExecuteNonQuery();
+            }
+            SqliteSchema.Migrate(w);
+            if (_writerThread is null)
+            {
+                _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "assent-sqlite-writer" };
+                _writerThread.Start();
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public override Task<T> ReadAsync<T>(Func<ISqlSession, ValueTask<T>> work, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        if (!_readers.TryTake(out var c))
+        {
+            c = Open();
+        }
+        try
+        {
+            var result = Finish(work(c));
+            if (_readers.Count < 16)
+            {
+                _readers.Add(c);
+                c = null;
+            }
+            return Task.FromResult(result);
+        }
+        finally
+        {
+            c?.Dispose();
+        }
+    }
+
+    public override Task<T> WriteAsync<T>(Func<IWriteSession, ValueTask<T>> work, CancellationToken ct)
+    {
+        ct.ThrowIfCancellationRequested();
+        var item = new WriteItem<T>(work);
+        if (!_queue.Writer.TryWrite(item))
+        {
+            throw new ObjectDisposedException(nameof(SqliteDatabase));
+        }
+        // Once queued the write happens even if this caller stops waiting: state stays consistent.
+        return item.Completion.WaitAsync(ct);
+    }
+
+    public override Task<T> StatementAsync<T>(string sql, object?[] args, Func<DbDataReader, CancellationToken, Task<T>> read, CancellationToken ct) =>
+        WriteAsync(async w =>
+        {
+            using var r = ((Db)w).Prepared(sql, args).ExecuteReader();
+            return await read(r, CancellationToken.None);
+        }, ct);
+
+    /// <summary>Every SQLite call is synchronous, so the work has finished when it returns.</summary>
+    private static T Finish<T>(ValueTask<T> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    /// <summary>
+    /// A passive checkpoint on the writer's own connection, after a batch has been published (no caller
+    /// waits on it) and before the next begins. Nothing is appended meanwhile, so it copies the whole log
+    /// back (a batch's few pages) unless a reader still holds older frames, and the next commit starts the
+    /// WAL over from its beginning: the log stays a few pages long. A checkpoint from another connection
+    /// never catches up with steady writes: the WAL then never restarts and grows by gigabytes a minute at
+    /// full load, and the kernel writes all of it back. Where syncs are slow the writer still
+    /// spends at most half its time here: it skips checkpoints until as long as the last one took has
+    /// passed, and the group commit gathers larger batches meanwhile.
+    /// </summary>
+    private void Checkpoint(Db c)
+    {
+        if (Stopwatch.GetElapsedTime(_lastCheckpointEnded) < _lastCheckpointTook)
+        {
+            return;
+        }
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteNonQuery();
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)
+        {
+            // SQLITE_BUSY or SQLITE_LOCKED (another process checkpointing, say): the next batch tries again.
+        }
+        _lastCheckpointEnded = Stopwatch.GetTimestamp();
+        _lastCheckpointTook = Stopwatch.GetElapsedTime(started, _lastCheckpointEnded);
+    }
+
+    private long _lastCheckpointEnded;
+    private TimeSpan _lastCheckpointTook;
+
+    public override async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        if (_writerThread is { } thread)
+        {
+            await Task.Run(() => thread.Join());
+        }
+        await _writeLock.WaitAsync();
+        try
+        {
+            _writer?.Dispose();
+            _writer = null;
+            while (_readers.TryTake(out var r))
+            {
+                r.Dispose();
+            }
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // ---- plumbing ----------------------------------------------------------------------
+
+    private Db Writer() => _writer ??= Open();
+
+    private Db Open()
+    {
+        var c = new SqliteConnection(_connectionString);
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; PRAGMA cache_size=-8192; PRAGMA temp_store=MEMORY;";
+        cmd.ExecuteNonQuery();
+        return new Db(c, _time);
+    }
+
+    /// <summary>
+    /// A connection with its prepared statements kept (Microsoft.Data.Sqlite prepares a new command on every
+    /// execution, so reusing one command per SQL text saves the parse each time), and the session over it.
+    /// </summary>
+    private sealed class Db(SqliteConnection connection, TimeProvider time) : IWriteSession, IDisposable
+    {
+        private static readonly string[] Names = Enumerable.Range(1, 32).Select(i => "$" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
+
+        public SqliteConnection Connection => connection;
+
+        public SqliteTransaction? Transaction { get; set; }
+
+        /// <summary>The chain head as of this transaction's last append; null outside a write transaction.</summary>
+        public AuditHead? AuditHead { get; set; }
+
+        public SqliteCommand Prepared(string sql, object?[] args)
+        {
+            if (!_commands.TryGetValue(sql, out var cmd))
+            {
+                cmd = connection.CreateCommand();
+                cmd.CommandText = sql;
+                for (var i = 0; i < args.Length; i++)
+                {
+                    cmd.Parameters.Add(new SqliteParameter(Names[i], DBNull.Value));
+                }
+                _commands[sql] = cmd;
+            }
+            cmd.Transaction = Transaction;
+            for (var i = 0; i < args.Length; i++)
+            {
+                cmd.Parameters[i].Value = args[i] ?? DBNull.Value;
+            }
+            return cmd;
+        }
+
+        public ValueTask<int> ExecAsync(string sql, params object?[] args) => new(Prepared(sql, args).ExecuteNonQuery());
+
+        public ValueTask<T?> OneAsync<T>(string sql, Func<DbDataReader, T> read, params object?[] args) where T : class
+        {
+            using var r = Prepared(sql, args).ExecuteReader();
+            return new(r.Read() ? read(r) : null);
+        }
+
+        public ValueTask<IReadOnlyList<T>> AllAsync<T>(string sql, Func<DbDataReader, T> read, params object?[] args)
+        {
+            using var r = Prepared(sql, args).ExecuteReader();
+            var list = new List<T>();
+            while (r.Read())
+            {
+                list.Add(read(r));
+            }
+            return new(list);
+        }
+
+        public ValueTask<bool> AnyAsync(string sql, params object?[] args)
+        {
+            using var r = Prepared(sql, args).ExecuteReader();
+            return new(r.Read());
+        }
+
+        /// <summary>Seals the event into the chain at once. Runs inside the write transaction, so the head read here is the real head even when another process wrote last.</summary>
+        public ValueTask AuditAsync(AuditEvent e)
+        {
+            // The head is read once per transaction (BEGIN IMMEDIATE holds the write lock, so nobody else appends meanwhile).
+            var head = AuditHead ??= Finish(OneAsync(AuditChain.HeadSql, AuditChain.ReadHead)) ?? new AuditHead(0, AuditChain.Genesis);
+            var seq = head.Seq + 1;
+            var entry = AuditChain.Canonical(seq, time.GetUtcNow().ToUnixTimeMilliseconds(), e);
+            var hash = AuditChain.Link(head.Hash, entry);
+            Prepared("INSERT INTO audit(seq, entry, hash, user_id) VALUES($1, $2, $3, $4)", [seq, entry, hash, e.UserId]).ExecuteNonQuery();
+            AuditHead = new AuditHead(seq, hash);
+            return ValueTask.CompletedTask;
+        }
+
+        /// <summary>One process owns the file: its hub hears of every transition directly.</summary>
+        public ValueTask NotifyAsync(ApprovalNotice notice) => ValueTask.CompletedTask;
+
+        public void Dispose()
+        {
+            foreach (var cmd in _commands.Values)
+            {
+                cmd.Dispose();
+            }
+            _commands.Clear();
+            connection.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Group commit: one thread owns the write connection and commits whatever is queued as one
+    /// transaction. Under load many transitions share one commit; when idle a single write commits
+    /// at once. If an item throws, the batch is replayed item by item so only that one fails.
+    /// </summary>
+    private void WriterLoop()
+    {
+        var batch = new List<IWriteItem>(MaxBatch);
+        var reader = _queue.Reader;
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && reader.TryRead(out var next))
+            {
+                batch.Add(next);
+            }
+            try
+            {
+                var c = Writer();
+                if (!TryCommitTogether(c, batch))
+                {
+                    // An item threw (a constraint, a bug): nothing of the batch committed. Replay each
+                    // item in a transaction of its own, so only the failing one fails.
+                    foreach (var item in batch)
+                    {
+                        if (!TryCommitTogether(c, [item], out var error))
+                        {
+                            item.Failed(error!);
+                        }
+                    }
+                }
+                foreach (var item in batch)
+                {
+                    item.Publish();
+                }
+                Checkpoint(c);
+            }
+            catch (Exception e)
+            {
+                // I/O error, full disk, corrupt file: nothing of the batch committed. Reopen next time.
+                _writer?.Dispose();
+                _writer = null;
+                foreach (var item in batch)
+                {
+                    item.Abort(e);
+                }
+            }
+        }
+    }
+
+    private static bool TryCommitTogether(Db c, List<IWriteItem> items) => TryCommitTogether(c, items, out _);
+
+    /// <summary>Runs the items in one <c>BEGIN IMMEDIATE</c> transaction; false (rolled back) when one throws. I/O and corruption errors propagate.</summary>
+    private static bool TryCommitTogether(Db c, List<IWriteItem> items, out Exception? error)
+    {
+        using var tx = c.Connection.BeginTransaction(deferred: false);
+        c.Transaction = tx;
+        c.AuditHead = null;
+        try
+        {
+            foreach (var item in items)
+            {
+                item.Run(c);
+            }
+            tx.Commit();
+            error = null;
+            return true;
+        }
+        catch (Exception e) when (e is not SqliteException { SqliteErrorCode: 10 or 11 or 13 or 14 })
+        {
+            tx.Rollback();
+            error = e;
+            return false;
+        }
+        finally
+        {
+            c.Transaction = null;
+            c.AuditHead = null;
+        }
+    }
+
+    private const int MaxBatch = 128;
+
+    private interface IWriteItem : IQueuedWrite
+    {
+        void Run(Db db);
+    }
+
+    private sealed class WriteItem<T>(Func<IWriteSession, ValueTask<T>> work) : QueuedWrite<T>, IWriteItem
+    {
+        public void Run(Db db) => Ran(Finish(work(db)));
+    }
+
+}

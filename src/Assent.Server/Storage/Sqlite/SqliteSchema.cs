@@ -1,0 +1,187 @@
+using Microsoft.Data.Sqlite;
+
+namespace Assent.Server.Storage.Sqlite;
+
+/// <summary>Versioned schema: each migration runs once, in order, inside the caller's lock.</summary>
+internal static class SqliteSchema
+{
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE users(
+            id TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            is_admin INTEGER NOT NULL,
+            created_at INTEGER NOT NULL);
+        CREATE TABLE invites(
+            code_hash BLOB PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER);
+        CREATE TABLE devices(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            kind TEXT NOT NULL,
+            name TEXT NOT NULL,
+            public_jwk TEXT NOT NULL,
+            credential_id BLOB UNIQUE,
+            sign_count INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER);
+        CREATE INDEX devices_user ON devices(user_id);
+        CREATE TABLE clients(
+            id TEXT PRIMARY KEY,
+            secret_hash BLOB NOT NULL,
+            name TEXT NOT NULL,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            scopes TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER);
+        CREATE TABLE approvals(
+            id TEXT PRIMARY KEY,
+            handle_hash BLOB NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            client_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            scope TEXT NOT NULL,
+            binding_message TEXT,
+            authorization_details TEXT,
+            resource TEXT,
+            payload BLOB NOT NULL,
+            state INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            device_id TEXT,
+            evidence TEXT,
+            decided_at INTEGER,
+            redeemed_at INTEGER);
+        CREATE INDEX approvals_user_state ON approvals(user_id, state, created_at);
+        CREATE INDEX approvals_pending_expiry ON approvals(expires_at) WHERE state = 0;
+        CREATE TABLE signing_keys(
+            kid TEXT PRIMARY KEY,
+            public_key BLOB NOT NULL,
+            encrypted_seed BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            retired_at INTEGER);
+        CREATE TABLE audit(
+            seq INTEGER PRIMARY KEY,
+            entry BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            user_id TEXT);
+        CREATE INDEX audit_user ON audit(user_id, seq);
+        CREATE TABLE meta(
+            key TEXT PRIMARY KEY,
+            value BLOB NOT NULL);
+        """,
+        // 2: passkeys. Server-issued WebAuthn challenges (single-use, so several nodes share them)
+        // and web app sessions; both keyed by SHA-256 of the value handed out.
+        """
+        CREATE TABLE webauthn_challenges(
+            challenge_hash BLOB PRIMARY KEY,
+            purpose TEXT NOT NULL,
+            user_id TEXT,
+            invite_hash BLOB,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX webauthn_challenges_expiry ON webauthn_challenges(expires_at);
+        CREATE TABLE web_sessions(
+            token_hash BLOB PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
+        """,
+        // 3: RFC 8628 device authorization, human sessions (refresh-token families) and the access-token denylist.
+        """
+        CREATE TABLE device_authorizations(
+            id TEXT PRIMARY KEY,
+            device_code_hash BLOB NOT NULL UNIQUE,
+            user_code_hash BLOB NOT NULL UNIQUE,
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            requested_from TEXT NOT NULL,
+            approval_id TEXT UNIQUE REFERENCES approvals(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL);
+        CREATE INDEX device_authorizations_expiry ON device_authorizations(expires_at);
+        CREATE TABLE refresh_tokens(
+            token_hash BLOB PRIMARY KEY,
+            family_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            approval_id TEXT NOT NULL REFERENCES approvals(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER,
+            revoked_at INTEGER);
+        CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+        CREATE TABLE revoked_access_tokens(
+            jti TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL);
+        """,
+        // 4: a user's requests: the pending ones in a small index of their own, which a decision leaves, and all
+        // of them by creation time for the history, which no state change touches. The index this replaces
+        // held the state, so every decision and redemption moved an entry across a large index, and in WAL mode
+        // each commit writes out every page it touched.
+        """
+        DROP INDEX approvals_user_state;
+        CREATE INDEX approvals_user_created ON approvals(user_id, created_at);
+        CREATE INDEX approvals_user_pending ON approvals(user_id, created_at) WHERE state = 0;
+        """,
+        // 5: nonces of signed device requests, kept past the clock-skew window: a replay is refused after a restart too.
+        """
+        CREATE TABLE device_nonces(
+            device_id TEXT NOT NULL,
+            nonce TEXT NOT NULL,
+            expires_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, nonce)) WITHOUT ROWID;
+        CREATE INDEX device_nonces_expiry ON device_nonces(expires_at);
+        """,
+        // 6: decisions as rows: each approver's signature with its own evidence, so a request can carry several
+        // (a quorum needs M of N approvers); the request keeps only its computed state. Existing decisions move over.
+        """
+        CREATE TABLE decisions(
+            approval_id TEXT NOT NULL REFERENCES approvals(id),
+            user_id TEXT NOT NULL,
+            device_id TEXT NOT NULL,
+            decision INTEGER NOT NULL,
+            evidence TEXT NOT NULL,
+            decided_at INTEGER NOT NULL,
+            PRIMARY KEY (approval_id, user_id)) WITHOUT ROWID;
+        INSERT INTO decisions(approval_id, user_id, device_id, decision, evidence, decided_at)
+            SELECT id, user_id, device_id, CASE WHEN state = 2 THEN 2 ELSE 1 END, evidence, COALESCE(decided_at, created_at)
+            FROM approvals WHERE device_id IS NOT NULL AND evidence IS NOT NULL;
+        ALTER TABLE approvals DROP COLUMN device_id;
+        ALTER TABLE approvals DROP COLUMN evidence;
+        ALTER TABLE approvals ADD COLUMN quorum INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE approvals ADD COLUMN approvers INTEGER NOT NULL DEFAULT 1;
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+
+    public static void Migrate(SqliteConnection c)
+    {
+        using (var create = c.CreateCommand())
+        {
+            create.CommandText = "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)";
+            create.ExecuteNonQuery();
+        }
+        using var tx = c.BeginTransaction(deferred: false);
+        using var read = c.CreateCommand();
+        read.CommandText = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+        var current = Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        if (current > Migrations.Length)
+        {
+            throw new InvalidOperationException($"the database schema is version {current}, newer than this build ({Migrations.Length}); upgrade Assent");
+        }
+        for (var v = current; v < Migrations.Length; v++)
+        {
+            using var step = c.CreateCommand();
+            step.CommandText = Migrations[v] + $"; INSERT INTO schema_version(version) VALUES({v + 1});";
+            step.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+}
