@@ -32,7 +32,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var amr = Amr(approval.Evidence);
 
         var access = AccessClaims(approval, approval.Scope, actor: true, now, lifetime, sub, authTime, amr);
-        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Seed);
+        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Signer);
 
         string? idToken = null;
         if (includeIdToken)
@@ -49,7 +49,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
                 // CIBA Core §7.4 / §10.3.1: the ID token names the request it answers.
                 w.WriteString(ClaimNames.AuthReqId, authReqId);
             });
-            idToken = Jws.Sign(key.JwtHeader, id, key.Seed);
+            idToken = Jws.Sign(key.JwtHeader, id, key.Signer);
         }
         return new IssuedTokens(accessToken, idToken, lifetime);
     }
@@ -65,7 +65,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
         var access = AccessClaims(approval, scope, actor: false, now, lifetime, UserDid(approval.UserId), (approval.DecidedAt ?? approval.CreatedAt) / 1000,
             Amr(approval.Evidence));
-        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Seed), null, lifetime);
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Signer), null, lifetime);
     }
 
     private byte[] AccessClaims(ApprovalRecord approval, string scope, bool actor, long now, int lifetime, string sub, long authTime, string[] amr) => Write(w =>
@@ -123,7 +123,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
             w.WriteNumber(ClaimNames.NotBefore, now);
             w.WriteNumber(ClaimNames.Expiration, now + lifetime);
         });
-        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Seed), null, lifetime);
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Signer), null, lifetime);
     }
 
     /// <summary>RFC 8176: a passkey with user verification is hardware key + user presence + MFA; a software key is swk.</summary>
