@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Runs Assent's whole test suite. On a fresh machine it first installs what the tests need
-# (libsodium, Node.js for the third-party interop clients, Chromium for the web app tests,
-# PostgreSQL server binaries for the scale-out tests, which start their own throwaway cluster)
-# and restores the npm test clients.
+# (Node.js for the third-party interop clients, Chromium for the web app tests, PostgreSQL
+# server binaries for the scale-out tests, which start their own throwaway cluster) and
+# restores the npm test clients. libsodium needs no system package: NSec.Cryptography brings
+# it for each platform through its NuGet dependency.
 # Works as root with no standard input (CI) or as a user with sudo.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 missing=()
-ldconfig -p 2>/dev/null | grep -q 'libsodium\.so\.23' || missing+=(libsodium23)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)

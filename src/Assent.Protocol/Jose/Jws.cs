@@ -42,10 +42,17 @@ public static class Jws
     /// <summary>Signs <paramref name="payload"/> under an already-encoded header.</summary>
     public static string Sign(string encodedHeader, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> seed)
     {
+        using var signer = new Ed25519Signer(seed);
+        return Sign(encodedHeader, payload, signer);
+    }
+
+    /// <summary>Signs <paramref name="payload"/> under an already-encoded header with a key imported once.</summary>
+    public static string Sign(string encodedHeader, ReadOnlySpan<byte> payload, Ed25519Signer signer)
+    {
         var encodedPayload = Base64Url.Encode(payload);
         var signingInput = string.Concat(encodedHeader, ".", encodedPayload);
         var inputBytes = Encoding.ASCII.GetBytes(signingInput);
-        var signature = Ed25519.Sign(seed, inputBytes);
+        var signature = signer.Sign(inputBytes);
         return string.Concat(signingInput, ".", Base64Url.Encode(signature));
     }
 

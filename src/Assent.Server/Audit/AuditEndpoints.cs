@@ -52,7 +52,7 @@ internal static class AuditEndpoints
             w.WriteEndObject();
         }
         var key = keys.Current;
-        var jws = Jws.Sign(Jws.EncodeHeader(key.Kid, CheckpointType), payload.WrittenSpan, key.Seed);
+        var jws = Jws.Sign(Jws.EncodeHeader(key.Kid, CheckpointType), payload.WrittenSpan, key.Signer);
         return TypedResults.Json(new AuditCheckpoint(size, Base64Url.Encode(head), ts, jws), ServerJson.Default.AuditCheckpoint);
     }
 }

@@ -9,8 +9,11 @@ using Assent.Server.Storage;
 
 namespace Assent.Server.Keys;
 
-/// <summary>One usable signing key with its encoded JWS headers computed once.</summary>
-internal sealed record SigningKey(string Kid, byte[] Seed, byte[] PublicKey, string AccessTokenHeader, string JwtHeader);
+/// <summary>
+/// One usable signing key with its encoded JWS headers computed once. <see cref="Signer"/> holds the seed
+/// imported once: importing it for every token would cost more than the signature itself.
+/// </summary>
+internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer, byte[] PublicKey, string AccessTokenHeader, string JwtHeader);
 
 /// <summary>
 /// The issuer's Ed25519 signing keys. The newest is current; retired keys stay published in the
@@ -80,10 +83,13 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
             return;
         }
         var seed = master.Open(current.EncryptedSeed, current.Kid);
+        // The superseded signer is not disposed here: a request may still be signing with it. Its key
+        // memory is zeroed and freed when the garbage collector finalises it.
+        var signer = new Ed25519Signer(seed);
         var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid)).ToList();
         var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), JwkJson.Default.JwkSet);
         _state = new State(
-            new SigningKey(current.Kid, seed, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),
+            new SigningKey(current.Kid, seed, signer, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),
             jwks, published, fingerprint);
     }
 

@@ -32,7 +32,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var amr = Amr(decisions);
 
         var access = AccessClaims(approval, decisions, approval.Scope, actor: true, now, lifetime, sub, authTime, amr);
-        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Seed);
+        var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Signer);
 
         string? idToken = null;
         if (includeIdToken)
@@ -49,7 +49,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
                 // CIBA Core §7.4 / §10.3.1: the ID token names the request it answers.
                 w.WriteString(ClaimNames.AuthReqId, authReqId);
             });
-            idToken = Jws.Sign(key.JwtHeader, id, key.Seed);
+            idToken = Jws.Sign(key.JwtHeader, id, key.Signer);
         }
         return new IssuedTokens(accessToken, idToken, lifetime);
     }
@@ -66,7 +66,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
         var access = AccessClaims(approval, decisions, scope, actor: false, now, lifetime, UserDid(approval.UserId), (approval.DecidedAt ?? approval.CreatedAt) / 1000,
             Amr(decisions));
-        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Seed), null, lifetime);
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, access, key.Signer), null, lifetime);
     }
 
     private byte[] AccessClaims(ApprovalRecord approval, IReadOnlyList<DecisionRecord> decisions, string scope, bool actor, long now, int lifetime, string sub,
@@ -141,7 +141,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
             w.WriteNumber(ClaimNames.NotBefore, now);
             w.WriteNumber(ClaimNames.Expiration, now + lifetime);
         });
-        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Seed), null, lifetime);
+        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Signer), null, lifetime);
     }
 
     /// <summary>

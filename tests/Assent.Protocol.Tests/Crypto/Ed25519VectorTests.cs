@@ -78,27 +78,21 @@ public sealed class Ed25519VectorTests
     // RFC 8032 §5.1: L = 2^252 + 27742317777372353535851937790883648493, the group order.
     private static readonly BigInteger L = BigInteger.Pow(2, 252) + BigInteger.Parse("27742317777372353535851937790883648493");
 
-    public static TheoryData<string, string> BackendsAndVectors()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var backend in Backends.Names)
-        {
-            foreach (var name in Rfc8032.Keys)
-            {
-                data.Add(backend, name);
-            }
-        }
-        return data;
-    }
+    // libsodium's ge25519_has_small_order list, compared with the sign bit cleared: the points of
+    // order 1, 2, 4 and 8 and the non-canonical encodings p and p + 1 of y = 0 and y = 1. With a
+    // small-order key, R = (0, 1) and S = 0 verify for every message unless the verifier refuses them.
+    private static readonly byte[][] SmallOrderPoints =
+    [
+        Convert.FromHexString("0000000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("0100000000000000000000000000000000000000000000000000000000000000"),
+        Convert.FromHexString("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"),
+        Convert.FromHexString("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+        Convert.FromHexString("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        Convert.FromHexString("edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+        Convert.FromHexString("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    ];
 
-    public static TheoryData<string> AllBackends() => Backends.All();
-
-    [Fact]
-    public void Libsodium_loads_on_this_machine()
-    {
-        Assert.NotNull(LibsodiumEd25519.TryCreate());
-        Assert.Equal(Backends.Libsodium, Ed25519.Backend.Name);
-    }
+    public static TheoryData<string> Vectors() => new(Rfc8032.Keys);
 
     [Fact]
     public void The_1024_vector_message_is_1023_bytes_as_the_rfc_says()
@@ -107,36 +101,35 @@ public sealed class Ed25519VectorTests
     }
 
     [Theory]
-    [MemberData(nameof(BackendsAndVectors))]
-    public void Rfc8032_vector_derives_the_public_key(string backend, string vector)
+    [MemberData(nameof(Vectors))]
+    public void Rfc8032_vector_derives_the_public_key(string vector)
     {
         var v = Rfc8032[vector];
-        Assert.Equal(v.PublicKey, Hex(Backends.Get(backend).PublicKeyFromSeed(Convert.FromHexString(v.SecretKey))));
+        Assert.Equal(v.PublicKey, Hex(Ed25519.PublicKeyFromSeed(Convert.FromHexString(v.SecretKey))));
     }
 
     [Theory]
-    [MemberData(nameof(BackendsAndVectors))]
-    public void Rfc8032_vector_signs_to_the_exact_signature(string backend, string vector)
+    [MemberData(nameof(Vectors))]
+    public void Rfc8032_vector_signs_to_the_exact_signature(string vector)
     {
         var v = Rfc8032[vector];
-        var signature = Backends.Get(backend).Sign(Convert.FromHexString(v.SecretKey), Convert.FromHexString(v.Message));
+        var signature = Ed25519.Sign(Convert.FromHexString(v.SecretKey), Convert.FromHexString(v.Message));
         Assert.Equal(v.Signature, Hex(signature));
     }
 
     [Theory]
-    [MemberData(nameof(BackendsAndVectors))]
-    public void Rfc8032_vector_verifies(string backend, string vector)
+    [MemberData(nameof(Vectors))]
+    public void Rfc8032_vector_verifies(string vector)
     {
         var v = Rfc8032[vector];
-        Assert.True(Backends.Get(backend).Verify(
+        Assert.True(Ed25519.Verify(
             Convert.FromHexString(v.PublicKey), Convert.FromHexString(v.Message), Convert.FromHexString(v.Signature)));
     }
 
     [Theory]
-    [MemberData(nameof(BackendsAndVectors))]
-    public void A_flipped_bit_anywhere_is_refused(string backend, string vector)
+    [MemberData(nameof(Vectors))]
+    public void A_flipped_bit_anywhere_is_refused(string vector)
     {
-        var ed = Backends.Get(backend);
         var v = Rfc8032[vector];
         var pk = Convert.FromHexString(v.PublicKey);
         var msg = Convert.FromHexString(v.Message);
@@ -145,27 +138,27 @@ public sealed class Ed25519VectorTests
         // R's first and last bit, S's first bit, S's top bit (which also makes S >= L).
         foreach (var bit in new[] { 0, 255, 256, 511 })
         {
-            Assert.False(ed.Verify(pk, msg, Flip(sig, bit)), $"signature bit {bit}");
+            Assert.False(Ed25519.Verify(pk, msg, Flip(sig, bit)), $"signature bit {bit}");
         }
         // Key: low bit of y and the sign bit of x.
         foreach (var bit in new[] { 0, 255 })
         {
-            Assert.False(ed.Verify(Flip(pk, bit), msg, sig), $"key bit {bit}");
+            Assert.False(Ed25519.Verify(Flip(pk, bit), msg, sig), $"key bit {bit}");
         }
         if (msg.Length > 0)
         {
-            Assert.False(ed.Verify(pk, Flip(msg, 0), sig), "first message bit");
-            Assert.False(ed.Verify(pk, Flip(msg, msg.Length * 8 - 1), sig), "last message bit");
+            Assert.False(Ed25519.Verify(pk, Flip(msg, 0), sig), "first message bit");
+            Assert.False(Ed25519.Verify(pk, Flip(msg, msg.Length * 8 - 1), sig), "last message bit");
         }
         else
         {
-            Assert.False(ed.Verify(pk, [0], sig), "one byte appended to the empty message");
+            Assert.False(Ed25519.Verify(pk, [0], sig), "one byte appended to the empty message");
         }
     }
 
     [Theory]
-    [MemberData(nameof(BackendsAndVectors))]
-    public void A_non_canonical_S_is_refused(string backend, string vector)
+    [MemberData(nameof(Vectors))]
+    public void A_non_canonical_S_is_refused(string vector)
     {
         // RFC 8032 §5.1.7 step 1: S must be < L, otherwise (R, S + L) is a second valid
         // signature for the same message (malleability).
@@ -177,65 +170,75 @@ public sealed class Ed25519VectorTests
         Assert.True((s + L).TryWriteBytes(malleated.AsSpan(32), out var written, isUnsigned: true, isBigEndian: false));
         malleated.AsSpan(32 + written).Clear();
 
-        Assert.False(Backends.Get(backend).Verify(Convert.FromHexString(v.PublicKey), Convert.FromHexString(v.Message), malleated));
+        Assert.False(Ed25519.Verify(Convert.FromHexString(v.PublicKey), Convert.FromHexString(v.Message), malleated));
     }
 
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void Wrong_lengths_are_refused_or_rejected(string backend)
+    [Fact]
+    public void Wrong_lengths_are_refused_or_rejected()
     {
-        var ed = Backends.Get(backend);
         var v = Rfc8032["TEST 2"];
         var pk = Convert.FromHexString(v.PublicKey);
         var msg = Convert.FromHexString(v.Message);
         var sig = Convert.FromHexString(v.Signature);
 
-        Assert.False(ed.Verify(pk[..31], msg, sig));
-        Assert.False(ed.Verify([.. pk, 0], msg, sig));
-        Assert.False(ed.Verify(pk, msg, sig[..63]));
-        Assert.False(ed.Verify(pk, msg, [.. sig, 0]));
-        Assert.False(ed.Verify([], msg, []));
+        Assert.False(Ed25519.Verify(pk[..31], msg, sig));
+        Assert.False(Ed25519.Verify([.. pk, 0], msg, sig));
+        Assert.False(Ed25519.Verify(pk, msg, sig[..63]));
+        Assert.False(Ed25519.Verify(pk, msg, [.. sig, 0]));
+        Assert.False(Ed25519.Verify([], msg, []));
 
         var seed = Convert.FromHexString(v.SecretKey);
-        Assert.Throws<ArgumentException>(() => ed.Sign(seed[..31], msg));
-        Assert.Throws<ArgumentException>(() => ed.Sign([.. seed, 0], msg));
-        Assert.Throws<ArgumentException>(() => ed.PublicKeyFromSeed(seed[..31]));
-        Assert.Throws<ArgumentException>(() => ed.PublicKeyFromSeed([]));
+        Assert.Throws<ArgumentException>(() => Ed25519.Sign(seed[..31], msg));
+        Assert.Throws<ArgumentException>(() => Ed25519.Sign([.. seed, 0], msg));
+        Assert.Throws<ArgumentException>(() => Ed25519.PublicKeyFromSeed(seed[..31]));
+        Assert.Throws<ArgumentException>(() => Ed25519.PublicKeyFromSeed([]));
+        Assert.Throws<ArgumentException>(() => new Ed25519Signer(seed[..31]));
     }
 
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void The_identity_key_with_an_identity_R_and_zero_S_is_refused(string backend)
+    [Fact]
+    public void Random_keys_and_signatures_of_any_length_are_refused_without_an_exception()
+    {
+        var msg = "approve"u8.ToArray();
+        for (var i = 0; i < 500; i++)
+        {
+            // Every length up to 70 for each part, the right ones (32 and 64) included; random
+            // bytes also hit non-canonical encodings (y >= p) and points that do not decode.
+            var pk = RandomNumberGenerator.GetBytes(i % 71);
+            var sig = RandomNumberGenerator.GetBytes(i * 7 % 71);
+            Assert.False(Ed25519.Verify(pk, msg, sig));
+            Assert.False(Ed25519.Verify(RandomNumberGenerator.GetBytes(32), msg, RandomNumberGenerator.GetBytes(64)));
+        }
+    }
+
+    [Fact]
+    public void The_identity_key_with_an_identity_R_and_zero_S_is_refused()
     {
         // A = R = (0, 1) and S = 0 satisfy [S]B = R + [k]A for every message; only a check
         // for small-order points stops it. A device key must bind the payload it signed.
         var identity = new byte[32];
         identity[0] = 1;
         byte[] signature = [.. identity, .. new byte[32]];
-        var ed = Backends.Get(backend);
-        Assert.False(ed.Verify(identity, "approve"u8, signature));
-        Assert.False(ed.Verify(identity, "deny"u8, signature));
+        Assert.False(Ed25519.Verify(identity, "approve"u8, signature));
+        Assert.False(Ed25519.Verify(identity, "deny"u8, signature));
     }
 
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void Every_small_order_key_and_R_is_refused_with_either_sign_bit(string backend)
+    [Fact]
+    public void Every_small_order_key_and_R_is_refused_with_either_sign_bit()
     {
-        var ed = Backends.Get(backend);
         var v = Rfc8032["TEST 2"];
         var pk = Convert.FromHexString(v.PublicKey);
         var msg = Convert.FromHexString(v.Message);
         var sig = Convert.FromHexString(v.Signature);
-        foreach (var point in BouncyCastleEd25519.SmallOrderPoints)
+        foreach (var point in SmallOrderPoints)
         {
             foreach (var sign in new byte[] { 0x00, 0x80 })
             {
                 var encoded = point.ToArray();
                 encoded[31] |= sign;
                 byte[] forged = [.. encoded, .. new byte[32]];
-                Assert.False(ed.Verify(encoded, msg, forged), $"key {Hex(encoded)}");
-                Assert.False(ed.Verify(encoded, msg, sig), $"key {Hex(encoded)} with a real signature");
-                Assert.False(ed.Verify(pk, msg, [.. encoded, .. sig.AsSpan(32)]), $"R {Hex(encoded)}");
+                Assert.False(Ed25519.Verify(encoded, msg, forged), $"key {Hex(encoded)}");
+                Assert.False(Ed25519.Verify(encoded, msg, sig), $"key {Hex(encoded)} with a real signature");
+                Assert.False(Ed25519.Verify(pk, msg, [.. encoded, .. sig.AsSpan(32)]), $"R {Hex(encoded)}");
             }
         }
     }
@@ -246,19 +249,18 @@ public sealed class Ed25519VectorTests
         // Checked without trusting the list's source: map y to the Montgomery u = (1 + y) / (1 - y)
         // (RFC 7748 §4.1) and multiply by a clamped scalar, a multiple of the cofactor 8; only a
         // point of order dividing 8 lands on u = 0, which X25519 refuses.
-        var x25519 = new BouncyCastleEd25519();
         var scalar = RandomNumberGenerator.GetBytes(32);
-        foreach (var point in BouncyCastleEd25519.SmallOrderPoints)
+        foreach (var point in SmallOrderPoints)
         {
             if (ToMontgomery(point) is { } u)
             {
-                Assert.Throws<CryptographicException>(() => x25519.X25519(scalar, u));
+                Assert.Throws<CryptographicException>(() => X25519.SharedSecret(scalar, u));
             }
         }
         // The control: a real key maps to a point X25519 accepts.
         var real = ToMontgomery(Convert.FromHexString(Rfc8032["TEST 1"].PublicKey));
         Assert.NotNull(real);
-        Assert.Equal(32, x25519.X25519(scalar, real).Length);
+        Assert.Equal(32, X25519.SharedSecret(scalar, real).Length);
     }
 
     /// <summary>The Montgomery u of an Edwards encoding, or null for the identity (y = 1).</summary>
@@ -278,25 +280,39 @@ public sealed class Ed25519VectorTests
         return bytes;
     }
 
-    [Fact]
-    public void Each_backend_verifies_what_the_other_signed()
+    [Theory]
+    [MemberData(nameof(Vectors))]
+    public void A_signer_holding_the_imported_key_signs_the_rfc_vectors_exactly(string vector)
     {
-        var sodium = Backends.Get(Backends.Libsodium);
-        var bouncy = Backends.Get(Backends.BouncyCastle);
+        var v = Rfc8032[vector];
+        using var signer = new Ed25519Signer(Convert.FromHexString(v.SecretKey));
+        Assert.Equal(v.PublicKey, Hex(signer.PublicKey));
+        Assert.Equal(v.Signature, Hex(signer.Sign(Convert.FromHexString(v.Message))));
+    }
+
+    [Fact]
+    public void A_signer_and_a_per_call_signature_give_the_same_bytes_and_both_verify()
+    {
         for (var i = 0; i < 32; i++)
         {
-            var seed = RandomNumberGenerator.GetBytes(32);
+            var seed = Ed25519.NewSeed();
             var message = RandomNumberGenerator.GetBytes(i * 37);
-            var pk = sodium.PublicKeyFromSeed(seed);
-            Assert.Equal(pk, bouncy.PublicKeyFromSeed(seed));
+            using var signer = new Ed25519Signer(seed);
+            Assert.Equal(Ed25519.PublicKeyFromSeed(seed), signer.PublicKey);
 
-            var bySodium = sodium.Sign(seed, message);
-            var byBouncy = bouncy.Sign(seed, message);
-            // Ed25519 is deterministic: both must produce the same bytes.
-            Assert.Equal(bySodium, byBouncy);
-            Assert.True(bouncy.Verify(pk, message, bySodium));
-            Assert.True(sodium.Verify(pk, message, byBouncy));
+            // Ed25519 is deterministic (RFC 8032 §5.1.6): one key and message, one signature.
+            var signature = signer.Sign(message);
+            Assert.Equal(Ed25519.Sign(seed, message), signature);
+            Assert.True(Ed25519.Verify(signer.PublicKey, message, signature));
         }
+    }
+
+    [Fact]
+    public void A_disposed_signer_refuses_to_sign()
+    {
+        var signer = new Ed25519Signer(Ed25519.NewSeed());
+        signer.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => signer.Sign("approve"u8));
     }
 
     private static byte[] Flip(byte[] data, int bit)

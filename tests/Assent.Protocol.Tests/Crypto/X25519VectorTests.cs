@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Assent.Protocol.Crypto;
 
 namespace Assent.Protocol.Tests.Crypto;
 
@@ -11,7 +12,7 @@ public sealed class X25519VectorTests
     private const string BobPublic = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f";
     private const string SharedSecret = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742";
 
-    public static TheoryData<string, string, string, string> SingleSteps()
+    public static TheoryData<string, string, string> SingleSteps()
     {
         // RFC 7748 §5.2: scalar, input u-coordinate, output u-coordinate.
         (string K, string U, string Out)[] vectors =
@@ -23,40 +24,33 @@ public sealed class X25519VectorTests
              "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
              "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"),
         ];
-        var data = new TheoryData<string, string, string, string>();
-        foreach (var backend in Backends.Names)
+        var data = new TheoryData<string, string, string>();
+        foreach (var (k, u, o) in vectors)
         {
-            foreach (var (k, u, o) in vectors)
-            {
-                data.Add(backend, k, u, o);
-            }
+            data.Add(k, u, o);
         }
         return data;
     }
 
-    public static TheoryData<string> AllBackends() => Backends.All();
-
     [Theory]
     [MemberData(nameof(SingleSteps))]
-    public void Rfc7748_single_step_vector(string backend, string scalar, string u, string expected)
+    public void Rfc7748_single_step_vector(string scalar, string u, string expected)
     {
-        var result = Backends.Get(backend).X25519(Convert.FromHexString(scalar), Convert.FromHexString(u));
+        var result = X25519.SharedSecret(Convert.FromHexString(scalar), Convert.FromHexString(u));
         Assert.Equal(expected, Convert.ToHexStringLower(result));
     }
 
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void Rfc7748_iterated_vector_after_1_and_1000_iterations(string backend)
+    [Fact]
+    public void Rfc7748_iterated_vector_after_1_and_1000_iterations()
     {
         // RFC 7748 §5.2: k = u = 9; each round k, u = X25519(k, u), k. (The 1,000,000 round
         // result is left out to keep the suite fast.)
-        var x = Backends.Get(backend);
         var k = new byte[32];
         k[0] = 9;
         var u = k.ToArray();
         for (var i = 1; i <= 1000; i++)
         {
-            (k, u) = (x.X25519(k, u), k);
+            (k, u) = (X25519.SharedSecret(k, u), k);
             if (i == 1)
             {
                 Assert.Equal("422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079", Convert.ToHexStringLower(k));
@@ -65,53 +59,44 @@ public sealed class X25519VectorTests
         Assert.Equal("684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51", Convert.ToHexStringLower(k));
     }
 
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void Rfc7748_diffie_hellman_vector(string backend)
+    [Fact]
+    public void Rfc7748_diffie_hellman_vector()
     {
-        var x = Backends.Get(backend);
-        Assert.Equal(AlicePublic, Convert.ToHexStringLower(x.X25519PublicKey(Convert.FromHexString(AlicePrivate))));
-        Assert.Equal(BobPublic, Convert.ToHexStringLower(x.X25519PublicKey(Convert.FromHexString(BobPrivate))));
-        Assert.Equal(SharedSecret, Convert.ToHexStringLower(x.X25519(Convert.FromHexString(AlicePrivate), Convert.FromHexString(BobPublic))));
-        Assert.Equal(SharedSecret, Convert.ToHexStringLower(x.X25519(Convert.FromHexString(BobPrivate), Convert.FromHexString(AlicePublic))));
-    }
-
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void An_all_zero_shared_secret_is_refused(string backend)
-    {
-        // RFC 7748 §6.1: u = 0 and u = 1 are small-order points; the result is all zeros.
-        var x = Backends.Get(backend);
-        var scalar = Convert.FromHexString(AlicePrivate);
-        var one = new byte[32];
-        one[0] = 1;
-        Assert.Throws<CryptographicException>(() => x.X25519(scalar, new byte[32]));
-        Assert.Throws<CryptographicException>(() => x.X25519(scalar, one));
-    }
-
-    [Theory]
-    [MemberData(nameof(AllBackends))]
-    public void Wrong_lengths_are_rejected(string backend)
-    {
-        var x = Backends.Get(backend);
-        Assert.Throws<ArgumentException>(() => x.X25519PublicKey(new byte[31]));
-        Assert.Throws<ArgumentException>(() => x.X25519(new byte[32], new byte[33]));
-        Assert.Throws<ArgumentException>(() => x.X25519(new byte[16], Convert.FromHexString(BobPublic)));
+        Assert.Equal(AlicePublic, Convert.ToHexStringLower(X25519.PublicKeyFromPrivateKey(Convert.FromHexString(AlicePrivate))));
+        Assert.Equal(BobPublic, Convert.ToHexStringLower(X25519.PublicKeyFromPrivateKey(Convert.FromHexString(BobPrivate))));
+        Assert.Equal(SharedSecret, Convert.ToHexStringLower(X25519.SharedSecret(Convert.FromHexString(AlicePrivate), Convert.FromHexString(BobPublic))));
+        Assert.Equal(SharedSecret, Convert.ToHexStringLower(X25519.SharedSecret(Convert.FromHexString(BobPrivate), Convert.FromHexString(AlicePublic))));
     }
 
     [Fact]
-    public void Both_backends_agree_on_random_exchanges()
+    public void An_all_zero_shared_secret_is_refused()
     {
-        var sodium = Backends.Get(Backends.Libsodium);
-        var bouncy = Backends.Get(Backends.BouncyCastle);
+        // RFC 7748 §6.1: u = 0 and u = 1 are small-order points; the result is all zeros.
+        var scalar = Convert.FromHexString(AlicePrivate);
+        var one = new byte[32];
+        one[0] = 1;
+        Assert.Throws<CryptographicException>(() => X25519.SharedSecret(scalar, new byte[32]));
+        Assert.Throws<CryptographicException>(() => X25519.SharedSecret(scalar, one));
+    }
+
+    [Fact]
+    public void Wrong_lengths_are_rejected()
+    {
+        Assert.Throws<ArgumentException>(() => X25519.PublicKeyFromPrivateKey(new byte[31]));
+        Assert.Throws<ArgumentException>(() => X25519.SharedSecret(new byte[32], new byte[33]));
+        Assert.Throws<ArgumentException>(() => X25519.SharedSecret(new byte[16], Convert.FromHexString(BobPublic)));
+    }
+
+    [Fact]
+    public void Both_sides_of_a_random_exchange_compute_the_same_secret()
+    {
         for (var i = 0; i < 16; i++)
         {
             var a = RandomNumberGenerator.GetBytes(32);
             var b = RandomNumberGenerator.GetBytes(32);
-            var aPub = sodium.X25519PublicKey(a);
-            var bPub = bouncy.X25519PublicKey(b);
-            Assert.Equal(aPub, bouncy.X25519PublicKey(a));
-            Assert.Equal(sodium.X25519(a, bPub), bouncy.X25519(b, aPub));
+            var aPub = X25519.PublicKeyFromPrivateKey(a);
+            var bPub = X25519.PublicKeyFromPrivateKey(b);
+            Assert.Equal(X25519.SharedSecret(a, bPub), X25519.SharedSecret(b, aPub));
         }
     }
 }
