@@ -64,6 +64,52 @@ public sealed class AgentCommandTests
     }
 
     [Fact]
+    public async Task Verify_checks_the_device_evidence_by_default_and_no_evidence_opts_out()
+    {
+        await using var box = new CliSandbox();
+        var (agent, did) = await ReadyAsync(box);
+        var approving = box.RunAsync(Approve(box, agent, did, "Rotate the signing key", "--scope", "approve:action"));
+        await DecideWhenPendingAsync(box, deny: false);
+        var approved = await approving;
+        Assert.True(approved.ExitCode == 0, approved.ToString());
+        var token = approved.Stdout.Trim();
+
+        var byDefault = Steps.SingleJsonObject(await box.RunAsync("verify", token, "--issuer", box.Url, "--scope", "approve:action", "--json"));
+        var optedOut = await box.RunAsync("verify", token, "--issuer", box.Url, "--scope", "approve:action", "--no-evidence");
+        var both = await box.RunAsync("verify", token, "--issuer", box.Url, "--scope", "approve:action", "--evidence", "--no-evidence");
+
+        Assert.StartsWith(did + "#", byDefault.GetProperty("evidence_device").GetString());
+        Assert.True(optedOut.ExitCode == 0, optedOut.ToString());
+        Assert.Contains("evidence: not checked", optedOut.Stdout);
+        Assert.True(both.ExitCode == 64, both.ToString());
+    }
+
+    [Fact]
+    public async Task Verify_refuses_a_client_credentials_token_no_human_approved()
+    {
+        await using var box = new CliSandbox();
+        var (agent, _) = await ReadyAsync(box);
+        using var issued = await box.Http.PostAsync(box.Url + "/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = agent.ClientId,
+            ["client_secret"] = agent.ClientSecret,
+        }));
+        var body = await issued.Content.ReadAsStringAsync();
+        Assert.True(issued.IsSuccessStatusCode, body);
+        var token = JsonDocument.Parse(body).RootElement.GetProperty("access_token").GetString()!;
+
+        var asApproval = await box.RunAsync("verify", token, "--issuer", box.Url, "--scope", "approve:action");
+        var forItsAudience = await box.RunAsync("verify", token, "--issuer", box.Url, "--audience", agent.ClientId, "--no-evidence");
+
+        foreach (var refused in new[] { asApproval, forItsAudience })
+        {
+            Assert.True(refused.ExitCode == 1, refused.ToString());
+            Assert.StartsWith("invalid: ", refused.Stderr);
+        }
+    }
+
+    [Fact]
     public async Task Approve_denied_exits_1_with_json_saying_so()
     {
         await using var box = new CliSandbox();

@@ -196,16 +196,20 @@ public sealed class ForgedIssuer : DelegatingHandler
             : new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "application/json") });
     }
 
+    /// <summary>The claims of an approval (a human's DID, <c>txn</c>, <c>act</c>) without evidence; a null drops the claim.</summary>
     public static Dictionary<string, object?> Claims(string? iss = Issuer, string? aud = "agent", string scope = "openid approve:action",
-        long? exp = null, long? nbf = null, long? iat = null)
+        long? exp = null, long? nbf = null, long? iat = null, string? sub = "did:web:forge.test:users:usr_1", string? txn = "apr_forged",
+        object? act = null, bool noAct = false)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var claims = new Dictionary<string, object?>
         {
             ["iss"] = iss,
-            ["sub"] = "did:web:forge.test:users:usr_1",
+            ["sub"] = sub,
             ["aud"] = aud,
             ["client_id"] = "agent",
+            ["act"] = noAct ? null : act ?? new Dictionary<string, string> { ["sub"] = "agent" },
+            ["txn"] = txn,
             ["scope"] = scope,
             ["jti"] = Guid.NewGuid().ToString("N"),
             ["iat"] = iat ?? now,

@@ -9,11 +9,14 @@ using Assent.Protocol.Jose;
 
 namespace Assent.Client.Tests;
 
-/// <summary>Every check of SPEC §3, each attacked on its own and refused with its code.</summary>
+/// <summary>Every check of docs/tokens.md, each attacked on its own and refused with its code.</summary>
 [Collection(IssuersCollection.Name)]
 public sealed class VerifierTests(Issuers issuers)
 {
     private static readonly VerifyOptions ActionScope = new() { Scope = "approve:action" };
+
+    // Forged approvals carry no device evidence; the checks under test come before it.
+    private static readonly VerifyOptions ForgedActionScope = new() { Scope = "approve:action", CheckEvidence = false };
 
     private async Task<(TestUser User, string Token)> ApprovedTokenAsync(IssuerServer server, string message = "Delete user alice@corp", TestUser? user = null)
     {
@@ -122,7 +125,7 @@ public sealed class VerifierTests(Issuers issuers)
 
         Assert.Equal(TokenErrors.ExpiredToken, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(nbf: now + 120))));
         Assert.Equal(TokenErrors.ExpiredToken, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(iat: now + 120))));
-        await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims(nbf: now + 30)), ActionScope, CancellationToken.None);
+        await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims(nbf: now + 30)), ForgedActionScope, CancellationToken.None);
     }
 
     [Fact]
@@ -146,7 +149,8 @@ public sealed class VerifierTests(Issuers issuers)
         Assert.Equal(TokenErrors.InsufficientScope, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(scope: "openid")), ActionScope));
         Assert.Equal(TokenErrors.InsufficientScope, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(scope: "openid approve:actions")), ActionScope));
         await Assert.ThrowsAsync<ArgumentException>(() => verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims()), new(), CancellationToken.None));
-        await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims()), new() { Audience = "agent", Scope = "approve:action openid" }, CancellationToken.None);
+        await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims()), new() { Audience = "agent", Scope = "approve:action openid", CheckEvidence = false },
+            CancellationToken.None);
     }
 
     [Fact]
@@ -156,6 +160,72 @@ public sealed class VerifierTests(Issuers issuers)
         using var verifier = new TokenVerifier(ForgedIssuer.Issuer, new() { HttpClient = forge.Http() });
 
         Assert.Equal(TokenErrors.MalformedToken, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(), typ: Jws.JwtType)));
+        Assert.Equal(TokenErrors.MalformedToken, await RefusedAsync(verifier, forge.Sign(ForgedIssuer.Claims(), typ: "client+jwt")));
+    }
+
+    [Fact]
+    public async Task A_client_credentials_token_is_not_an_approval()
+    {
+        var user = await issuers.A.UserAsync();
+        using var http = new HttpClient();
+        using var response = await http.PostAsync(issuers.A.Issuer + "/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = user.ClientId,
+            ["client_secret"] = user.ClientSecret,
+        }));
+        Assert.True(response.IsSuccessStatusCode, await response.Content.ReadAsStringAsync());
+        var token = JsonNode.Parse(await response.Content.ReadAsStringAsync())!["access_token"]!.GetValue<string>();
+        using var verifier = new TokenVerifier(issuers.A.Issuer);
+
+        Assert.Equal(TokenErrors.MalformedToken, await RefusedAsync(verifier, token));
+        Assert.Equal(TokenErrors.MalformedToken, await RefusedAsync(verifier, token, new() { Audience = user.ClientId, CheckEvidence = false }));
+    }
+
+    [Fact]
+    public async Task A_token_with_no_human_decision_behind_it_is_refused_whatever_its_scope()
+    {
+        using var forge = new ForgedIssuer();
+        using var verifier = new TokenVerifier(ForgedIssuer.Issuer, new() { HttpClient = forge.Http() });
+        var notApprovals = new Dictionary<string, Dictionary<string, object?>>
+        {
+            // What client_credentials used to issue: the agent's own id as sub, its approval scope, nothing else.
+            ["client_credentials"] = ForgedIssuer.Claims(sub: "agent", txn: null, noAct: true),
+            // A human's CLI session: a DID and a txn, but no agent acting for them.
+            ["session"] = ForgedIssuer.Claims(noAct: true),
+            ["no txn"] = ForgedIssuer.Claims(txn: null),
+            ["act a string"] = ForgedIssuer.Claims(act: "agent"),
+            ["act of another agent"] = ForgedIssuer.Claims(act: new Dictionary<string, string> { ["sub"] = "other" }),
+            ["sub not a DID"] = ForgedIssuer.Claims(sub: "agent"),
+        };
+
+        foreach (var (name, claims) in notApprovals)
+        {
+            foreach (var options in new[] { ForgedActionScope, ActionScope })
+            {
+                var e = await Assert.ThrowsAsync<TokenVerificationException>(() => verifier.VerifyAsync(forge.Sign(claims), options, CancellationToken.None));
+                Assert.True(e.Code == TokenErrors.EvidenceMismatch, $"{name}: {e.Code}: {e.Message}");
+                Assert.StartsWith("not an approval: ", e.Message);
+            }
+        }
+        await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims()), ForgedActionScope, CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task By_default_the_evidence_is_checked_against_a_cached_DID_document()
+    {
+        var (user, a) = await ApprovedTokenAsync(issuers.A, "Action A");
+        var (_, b) = await ApprovedTokenAsync(issuers.A, "Action B", user);
+        using var counting = new CountingHandler();
+        using var http = new HttpClient(counting);
+        using var verifier = new TokenVerifier(issuers.A.Issuer, new() { HttpClient = http });
+
+        var first = await verifier.VerifyAsync(a, ActionScope, CancellationToken.None);
+        var second = await verifier.VerifyAsync(b, ActionScope, CancellationToken.None);
+
+        Assert.Equal($"{user.Did}#{user.DeviceId}", first.EvidenceDevice);
+        Assert.Equal($"{user.Did}#{user.DeviceId}", second.EvidenceDevice);
+        Assert.Equal(1, counting.DidDocumentFetches);
     }
 
     [Fact]
@@ -219,17 +289,18 @@ public sealed class VerifierTests(Issuers issuers)
     }
 
     [Fact]
-    public async Task Evidence_of_a_device_revoked_since_is_refused()
+    public async Task Evidence_of_a_device_revoked_since_fails_the_default_check_and_CheckEvidence_false_opts_out()
     {
         var (user, token) = await ApprovedTokenAsync(issuers.A);
         using var verifier = new TokenVerifier(issuers.A.Issuer, new() { DidDocumentCacheDuration = TimeSpan.Zero });
-        var evidence = new VerifyOptions { Scope = "approve:action", CheckEvidence = true, CheckReplay = false };
-        await verifier.VerifyAsync(token, evidence, CancellationToken.None);
+        var byDefault = new VerifyOptions { Scope = "approve:action", CheckReplay = false };
+        Assert.Equal($"{user.Did}#{user.DeviceId}", (await verifier.VerifyAsync(token, byDefault, CancellationToken.None)).EvidenceDevice);
 
         await user.Device.RevokeDeviceAsync(user.DeviceId, CancellationToken.None);
 
-        Assert.Equal(TokenErrors.EvidenceMismatch, await RefusedAsync(verifier, token, evidence));
-        await verifier.VerifyAsync(token, new() { Scope = "approve:action", CheckReplay = false }, CancellationToken.None);
+        Assert.Equal(TokenErrors.EvidenceMismatch, await RefusedAsync(verifier, token, byDefault));
+        var optedOut = await verifier.VerifyAsync(token, new() { Scope = "approve:action", CheckReplay = false, CheckEvidence = false }, CancellationToken.None);
+        Assert.Null(optedOut.EvidenceDevice);
     }
 
     [Fact]
@@ -249,5 +320,22 @@ public sealed class VerifierTests(Issuers issuers)
         using var verifier = new TokenVerifier($"http://127.0.0.1:{IssuerServer.FreePort()}");
 
         Assert.Equal(TokenErrors.JwksUnavailable, await RefusedAsync(verifier, token));
+    }
+
+    /// <summary>Passes every request to the network and counts the DID documents fetched.</summary>
+    private sealed class CountingHandler() : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private int _didDocuments;
+
+        public int DidDocumentFetches => Volatile.Read(ref _didDocuments);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri!.AbsolutePath.EndsWith("/did.json", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref _didDocuments);
+            }
+            return base.SendAsync(request, cancellationToken);
+        }
     }
 }

@@ -224,24 +224,85 @@ public sealed class FlowTests(SharedServer shared)
         Assert.Equal(300, body.GetProperty("expires_in").GetInt32());
     }
 
-    [Fact]
-    public async Task Client_credentials_grant_issues_a_token_for_the_agent_itself_within_its_scopes()
+    private Task<HttpResponseMessage> ClientCredentialsAsync(TestAgent agent, string? scope = null, string? resource = null)
     {
-        var device = await Server.UserWithDeviceAsync();
-        var agent = await Server.AgentAsync(device.Handle);
-        Task<HttpResponseMessage> Post(string scope) => Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        var form = new Dictionary<string, string>
         {
             ["grant_type"] = "client_credentials",
             ["client_id"] = agent.ClientId,
             ["client_secret"] = agent.ClientSecret,
-            ["scope"] = scope,
-        }));
-        using var ok = await Post("approve:action");
-        var (status, body) = await TestServer.ReadAsync(ok);
+        };
+        if (scope is not null)
+        {
+            form["scope"] = scope;
+        }
+        if (resource is not null)
+        {
+            form["resource"] = resource;
+        }
+        return Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(form));
+    }
+
+    [Fact]
+    public async Task Client_credentials_grant_issues_a_client_jwt_for_the_agent_itself_with_nothing_of_an_approval()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+
+        using var plain = await ClientCredentialsAsync(agent);
+        var (status, body) = await TestServer.ReadAsync(plain);
         Assert.Equal(HttpStatusCode.OK, status);
-        var claims = await VerifiedClaimsAsync(Server, body.GetProperty("access_token").GetString()!);
+        Assert.False(body.TryGetProperty("scope", out _), body.ToString());
+        var claims = await VerifiedClaimsAsync(Server, body.GetProperty("access_token").GetString()!, expectedTyp: "client+jwt");
+        Assert.Equal(["iss", "sub", "aud", "client_id", "jti", "iat", "nbf", "exp"], claims.EnumerateObject().Select(p => p.Name));
         Assert.Equal(agent.ClientId, claims.GetProperty("sub").GetString());
-        using var tooMuch = await Post("admin:everything");
+        Assert.Equal(agent.ClientId, claims.GetProperty("aud").GetString());
+        Assert.Equal(agent.ClientId, claims.GetProperty("client_id").GetString());
+
+        using var forResource = await ClientCredentialsAsync(agent, resource: "https://api.example.com/");
+        var (resourceStatus, resourceBody) = await TestServer.ReadAsync(forResource);
+        Assert.Equal(HttpStatusCode.OK, resourceStatus);
+        var resourceClaims = await VerifiedClaimsAsync(Server, resourceBody.GetProperty("access_token").GetString()!, expectedTyp: "client+jwt");
+        Assert.Equal("https://api.example.com/", resourceClaims.GetProperty("aud").GetString());
+        Assert.False(resourceClaims.TryGetProperty("scope", out _));
+        using var badResource = await ClientCredentialsAsync(agent, resource: "not a uri");
+        Assert.Equal("invalid_target", await TestServer.ErrorOf(badResource));
+    }
+
+    [Fact]
+    public async Task Client_credentials_grant_refuses_every_scope_an_agent_could_ask_a_human_for()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle, scopes: "approve:action payments:write");
+
+        foreach (var scope in new[] { "approve:action", "payments:write", "approve:action payments:write" })
+        {
+            using var refused = await ClientCredentialsAsync(agent, scope, resource: "https://api.example.com/");
+            var (status, body) = await TestServer.ReadAsync(refused);
+            Assert.Equal(HttpStatusCode.BadRequest, status);
+            Assert.Equal("invalid_scope", body.GetProperty("error").GetString());
+            Assert.Contains("use CIBA", body.GetProperty("error_description").GetString());
+        }
+        using var tooMuch = await ClientCredentialsAsync(agent, "admin:everything");
         Assert.Equal("invalid_scope", await TestServer.ErrorOf(tooMuch));
+    }
+
+    [Fact]
+    public async Task A_client_credentials_token_is_refused_at_userinfo_and_agents()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        using var issued = await ClientCredentialsAsync(agent);
+        var token = (await TestServer.ReadAsync(issued)).Body.GetProperty("access_token").GetString()!;
+
+        using var userinfo = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Get, "/userinfo", token));
+        using var agents = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Post, "/agents", token, new { name = "bot", scopes = new[] { "approve:action" } }));
+
+        foreach (var response in new[] { userinfo, agents })
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+            Assert.StartsWith("Bearer realm=\"assent\", error=\"invalid_token\"", response.Headers.WwwAuthenticate.ToString());
+        }
+        Assert.Empty(await device.PendingAsync());
     }
 }

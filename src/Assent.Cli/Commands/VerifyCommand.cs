@@ -6,23 +6,27 @@ using Assent.Client.Verification;
 
 namespace Assent.Cli.Commands;
 
-/// <summary><c>assent verify TOKEN</c>: every check of SPEC §3, as a relying party would run them.</summary>
+/// <summary>
+/// <c>assent verify TOKEN</c>: every check of docs/tokens.md, as a relying party would run them; only an
+/// approval passes, and its device evidence is checked unless <c>--no-evidence</c> says otherwise (docs/cli.md).
+/// </summary>
 internal static class VerifyCommand
 {
     public static Command Build()
     {
-        var token = new Argument<string>("TOKEN") { Description = "The access token, or - to read it from stdin" };
+        var token = new Argument<string>("TOKEN") { Description = "The approval's access token (as assent approve prints it), or - to read it from stdin" };
         var issuer = new Option<string?>("--issuer") { Description = "The issuer to trust, exactly as in iss (default: $ASSENT_SERVER)" };
         var scope = new Option<string?>("--scope") { Description = "Scopes the token must carry, space-separated" };
         var audience = new Option<string?>("--audience") { Description = "The audience the token must name" };
-        var evidence = new Option<bool>("--evidence") { Description = "Also check the device's signature against the approver's DID document" };
+        var evidence = new Option<bool>("--evidence") { Description = "Check the device's signature against the approver's DID document (the default)" };
+        var noEvidence = new Option<bool>("--no-evidence") { Description = "Skip the device signature check and trust the issuer's signature alone" };
         var json = StoreOptions.Json();
         var command = new Command("verify", """
-            Verify an access token: signature, issuer, type, time, audience/scope, and with --evidence the device's signature. Exit 0 valid, 1 invalid (the reason is printed), 69 issuer unreachable.
-            Example: assent approve "Deploy" --scope approve:action | assent verify - --issuer http://localhost:8400 --scope approve:action --evidence
+            Verify an approval token: signature, issuer, type, time, that a human decided it (txn, act, approver DID), audience/scope, and the device's signature against the approver's DID document (skip it with --no-evidence). A token issued without a human decision (client_credentials, a CLI session) is invalid. Exit 0 valid, 1 invalid (the reason is printed), 69 issuer or DID document unreachable.
+            Example: assent approve "Deploy" --scope approve:action | assent verify - --issuer http://localhost:8400 --scope approve:action
             """)
         {
-            token, issuer, scope, audience, evidence, json,
+            token, issuer, scope, audience, evidence, noEvidence, json,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
@@ -32,8 +36,13 @@ internal static class VerifyCommand
             var (wantScope, wantAudience) = (parse.GetValue(scope), parse.GetValue(audience));
             if (wantScope is null && wantAudience is null)
             {
-                throw CliException.Usage("say what the token must be good for: --scope S and/or --audience A (SPEC §3)");
+                throw CliException.Usage("say what the token must be good for: --scope S and/or --audience A");
             }
+            if (parse.GetValue(evidence) && parse.GetValue(noEvidence))
+            {
+                throw CliException.Usage("--evidence and --no-evidence contradict each other; the evidence is checked by default");
+            }
+            var checkEvidence = !parse.GetValue(noEvidence);
             var text = parse.GetValue(token)!;
             if (text == "-")
             {
@@ -48,7 +57,7 @@ internal static class VerifyCommand
                 {
                     Scope = wantScope,
                     Audience = wantAudience,
-                    CheckEvidence = parse.GetValue(evidence),
+                    CheckEvidence = checkEvidence,
                 }, ct);
                 if (asJson)
                 {
@@ -65,7 +74,7 @@ internal static class VerifyCommand
                       scope:    {verified.Scope}
                       message:  {Terminal.Visible(verified.BindingMessage ?? "(none)")}
                       expires:  {verified.ExpiresAt:u}
-                    """ + (verified.EvidenceDevice is { } device ? $"\n  evidence: signed by {device}" : ""));
+                    """ + (verified.EvidenceDevice is { } device ? $"\n  evidence: signed by {device}" : "\n  evidence: not checked (--no-evidence)"));
                 return ExitCodes.Success;
             }
             catch (TokenVerificationException e)

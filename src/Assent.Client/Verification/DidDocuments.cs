@@ -7,7 +7,7 @@ namespace Assent.Client.Verification;
 
 /// <summary>
 /// did:web resolution for evidence checks: the verification methods of a user's DID document,
-/// cached briefly. A revoked device is simply absent from the document (SPEC §1).
+/// cached briefly. A revoked device is simply absent from the document (docs/tokens.md).
 /// </summary>
 internal sealed class DidDocuments(HttpClient http, TimeProvider time, TimeSpan cacheFor)
 {

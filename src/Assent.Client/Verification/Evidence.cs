@@ -9,7 +9,7 @@ using Assent.Protocol.WebAuthn;
 namespace Assent.Client.Verification;
 
 /// <summary>
-/// The <c>evidence</c> claim of SPEC §3: proof, checkable with the approver's DID document alone, that
+/// The <c>evidence</c> claim (docs/tokens.md): proof, checkable with the approver's DID document alone, that
 /// one of the user's devices signed <c>approve ‖ 0x00 ‖ payload</c>, and that the payload is this token's action.
 /// </summary>
 internal static class Evidence
@@ -54,7 +54,7 @@ internal static class Evidence
                 {
                     throw Mismatch($"the device key in the DID document is not usable: {keyError.Detail}");
                 }
-                // SPEC §1: for a passkey the WebAuthn challenge is SHA-256 of the signed bytes.
+                // docs/tokens.md: for a passkey the WebAuthn challenge is SHA-256 of the signed bytes.
                 var result = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, key,
                     SHA256.HashData(signed), requireUserVerification: true);
                 if (!result.Succeeded)

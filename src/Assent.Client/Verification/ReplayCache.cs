@@ -3,7 +3,7 @@ using System.Collections.Concurrent;
 namespace Assent.Client.Verification;
 
 /// <summary>
-/// Remembers accepted <c>jti</c> values until their token can no longer verify (SPEC §3 replay
+/// Remembers accepted <c>jti</c> values until their token can no longer verify (docs/tokens.md replay
 /// guard). Implement it over a shared store (Redis, a database) when several processes verify.
 /// </summary>
 public interface IReplayCache

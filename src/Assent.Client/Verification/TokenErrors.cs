@@ -1,6 +1,6 @@
 namespace Assent.Client.Verification;
 
-/// <summary>The verification error codes of SPEC §3.</summary>
+/// <summary>The verification error codes (docs/tokens.md).</summary>
 public static class TokenErrors
 {
     /// <summary>Not a compact JWS of the expected shape: too large, bad base64url or JSON, wrong <c>typ</c>, a required claim missing.</summary>
@@ -27,7 +27,10 @@ public static class TokenErrors
     /// <summary>The issuer's discovery document, JWKS or the approver's DID document could not be fetched.</summary>
     public const string JwksUnavailable = "jwks_unavailable";
 
-    /// <summary>The device evidence, binding message or authorization details do not match what was expected.</summary>
+    /// <summary>
+    /// Not an approval (no <c>txn</c>, no <c>act</c> naming the agent, or a <c>sub</c> that is not an approver's DID),
+    /// or the device evidence, binding message or authorization details do not match what was expected.
+    /// </summary>
     public const string EvidenceMismatch = "evidence_mismatch";
 }
 

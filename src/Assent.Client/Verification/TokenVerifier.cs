@@ -1,19 +1,26 @@
 using System.Text.Json;
+using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
 using Assent.Protocol.OAuth;
 
 namespace Assent.Client.Verification;
 
 /// <summary>
-/// Verifies Assent access tokens as SPEC §3 and RFC 8725 require: size cap, EdDSA only, <c>typ</c>
+/// Verifies Assent approval tokens as docs/tokens.md and RFC 8725 require: size cap, EdDSA only, <c>typ</c>
 /// <c>at+jwt</c> (RFC 9068 §4), key by <c>kid</c> from the issuer's JWKS, exact <c>iss</c>, time claims
-/// with at most 60 s skew, required audience and/or scope, a <c>jti</c> replay guard, and optionally
-/// the expected action and the device evidence. One instance per issuer; thread-safe; reuse it.
+/// with at most 60 s skew, a human decision behind the token (<c>txn</c>, <c>act</c> naming the agent,
+/// a did:web <c>sub</c>), required audience and/or scope, the device evidence against the approver's DID
+/// document (unless <see cref="VerifyOptions.CheckEvidence"/> is turned off), optionally the expected
+/// action, and a <c>jti</c> replay guard. One instance per issuer; thread-safe; reuse it.
 /// </summary>
+/// <remarks>
+/// Only approvals pass: a client_credentials token (<c>client+jwt</c>) or a human's CLI session token
+/// (no <c>act</c>) is refused, whatever scope it carries.
+/// </remarks>
 /// <example>
 /// <code>
 /// var verifier = new TokenVerifier("https://assent.example.com");
-/// var token = await verifier.VerifyAsync(accessToken, new() { Scope = "approve:action", CheckEvidence = true }, ct);
+/// var token = await verifier.VerifyAsync(accessToken, new() { Scope = "approve:action" }, ct);
 /// </code>
 /// </example>
 public sealed class TokenVerifier : IDisposable
@@ -41,7 +48,7 @@ public sealed class TokenVerifier : IDisposable
         }
         if (options.ClockSkew < TimeSpan.Zero || options.ClockSkew > MaxSkew)
         {
-            throw new ArgumentException("ClockSkew must be between 0 and 60 seconds (SPEC §3)", nameof(options));
+            throw new ArgumentException("ClockSkew must be between 0 and 60 seconds", nameof(options));
         }
         if (options.MaxTokenLength is < 1 or > Jws.DefaultMaxLength)
         {
@@ -71,7 +78,7 @@ public sealed class TokenVerifier : IDisposable
     {
         if (options.Audience is null && options.Scope is null)
         {
-            // SPEC §3: a token valid for "anything" is a confused deputy waiting to happen.
+            // docs/tokens.md: a token valid for "anything" is a confused deputy waiting to happen.
             throw new ArgumentException("ask for an Audience or a Scope (or both): a token is only valid for something", nameof(options));
         }
         // RFC 8725 §3.5: cap the size before any parsing.
@@ -112,6 +119,7 @@ public sealed class TokenVerifier : IDisposable
             throw Fail(TokenErrors.InvalidIssuer, $"iss '{c.Iss}' is not '{_issuer}'");
         }
         CheckTimes(c);
+        CheckApproval(c);
         if (options.Audience is { } audience && !c.HasAudience(audience))
         {
             throw Fail(TokenErrors.InvalidAudience, $"aud does not name '{audience}'");
@@ -181,6 +189,24 @@ public sealed class TokenVerifier : IDisposable
     {
         using var doc = JsonDocument.Parse(AssentClient.DetailsJson(details));
         return doc.RootElement.Clone();
+    }
+
+    /// <summary>
+    /// docs/tokens.md: an approval is a human's decision on one request (<c>txn</c>), for the agent that asked
+    /// (RFC 8693 §4.1 <c>act</c>, equal to <c>client_id</c>), by a user with a DID. A token without these was
+    /// issued without a human deciding, whatever scope it carries.
+    /// </summary>
+    private static void CheckApproval(Claims c)
+    {
+        var missing = c.Txn is not { Length: > 0 } ? "no txn names the approval request"
+            : c.Actor is null ? "no act object names the agent acting for the approver"
+            : c.ClientId is null || c.Actor != c.ClientId ? "act.sub is not the token's client_id"
+            : !DidWeb.TryGetDocumentUrl(c.Sub, out _) ? $"sub '{c.Sub}' is not the did:web DID of an approver"
+            : null;
+        if (missing is not null)
+        {
+            throw Fail(TokenErrors.EvidenceMismatch, "not an approval: " + missing);
+        }
     }
 
     private void CheckTimes(Claims c)
@@ -258,6 +284,10 @@ public sealed class TokenVerifier : IDisposable
             ClientId = Str(root, ClaimNames.ClientId);
             BindingMessage = Str(root, ClaimNames.BindingMessage);
             Txn = Str(root, ClaimNames.Transaction);
+            // Anything but an object with a string sub is no actor; CheckApproval says so.
+            Actor = root.TryGetProperty(ClaimNames.Actor, out var act) && act.ValueKind == JsonValueKind.Object
+                ? RemoteJson.String(act, ClaimNames.Subject)
+                : null;
             AuthorizationDetails = root.TryGetProperty(ClaimNames.AuthorizationDetails, out var d) && d.ValueKind != JsonValueKind.Null ? d : null;
             if (root.TryGetProperty(ClaimNames.Audience, out var aud))
             {
@@ -282,6 +312,7 @@ public sealed class TokenVerifier : IDisposable
         public string? ClientId { get; }
         public string? BindingMessage { get; }
         public string? Txn { get; }
+        public string? Actor { get; }
         public JsonElement? AuthorizationDetails { get; }
         public IReadOnlyList<string> Audiences { get; } = [];
 

@@ -14,7 +14,7 @@ public sealed class TokenVerifierOptions
     /// <summary>The <c>jti</c> store; when null each verifier keeps its own <see cref="MemoryReplayCache"/>.</summary>
     public IReplayCache? ReplayCache { get; set; }
 
-    /// <summary>Allowed clock difference for time claims; at most 60 s (SPEC §3).</summary>
+    /// <summary>Allowed clock difference for time claims; at most 60 s (docs/tokens.md).</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>An unknown <c>kid</c> refetches the JWKS at most this often.</summary>
@@ -23,7 +23,7 @@ public sealed class TokenVerifierOptions
     /// <summary>How long a fetched DID document is trusted; short, so a revoked device stops verifying quickly.</summary>
     public TimeSpan DidDocumentCacheDuration { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>The largest token accepted, in characters; at most 16 KB (SPEC §3).</summary>
+    /// <summary>The largest token accepted, in characters; at most 16 KB (RFC 8725 §3.5, docs/tokens.md).</summary>
     public int MaxTokenLength { get; set; } = Jws.DefaultMaxLength;
 
     /// <summary>The JWKS URL, when it should not be read from the issuer's discovery document.</summary>
@@ -49,11 +49,14 @@ public sealed class VerifyOptions
     public object? ExpectedAuthorizationDetails { get; set; }
 
     /// <summary>
-    /// Also check the device evidence: resolve the approver's DID document, verify the device's
-    /// signature over the approval payload, and that the payload matches the token's claims.
+    /// Check the device evidence (on by default): resolve the approver's DID document (cached for
+    /// <see cref="TokenVerifierOptions.DidDocumentCacheDuration"/>), verify the device's signature over
+    /// the approval payload, and that the payload matches the token's claims. A device revoked since
+    /// the approval no longer verifies. Set to false only where the DID document cannot be reached and
+    /// the issuer's signature alone is trusted; the token must still be an approval either way.
     /// </summary>
-    public bool CheckEvidence { get; set; }
+    public bool CheckEvidence { get; set; } = true;
 
-    /// <summary>Refuse a <c>jti</c> seen before (on by default; SPEC §3).</summary>
+    /// <summary>Refuse a <c>jti</c> seen before (on by default; docs/tokens.md).</summary>
     public bool CheckReplay { get; set; } = true;
 }

@@ -13,7 +13,7 @@ namespace Assent.Server.Keys;
 /// One usable signing key with its encoded JWS headers computed once. <see cref="Signer"/> holds the seed
 /// imported once: importing it for every token would cost more than the signature itself.
 /// </summary>
-internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer, byte[] PublicKey, string AccessTokenHeader, string JwtHeader);
+internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer, byte[] PublicKey, string AccessTokenHeader, string JwtHeader, string ClientTokenHeader);
 
 /// <summary>
 /// The issuer's Ed25519 signing keys. The newest is current; retired keys stay published in the
@@ -89,7 +89,8 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid)).ToList();
         var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), JwkJson.Default.JwkSet);
         _state = new State(
-            new SigningKey(current.Kid, seed, signer, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType)),
+            new SigningKey(current.Kid, seed, signer, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType),
+                Jws.EncodeHeader(current.Kid, TokenIssuer.ClientTokenType)),
             jwks, published, fingerprint);
     }
 

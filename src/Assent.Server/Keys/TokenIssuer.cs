@@ -12,9 +12,12 @@ namespace Assent.Server.Keys;
 
 internal sealed record IssuedTokens(string AccessToken, string? IdToken, int ExpiresIn);
 
-/// <summary>Signs access tokens (RFC 9068, <c>typ: at+jwt</c>) and CIBA ID tokens with the current issuer key.</summary>
+/// <summary>Signs access tokens (RFC 9068, <c>typ: at+jwt</c>), CIBA ID tokens and client_credentials tokens (<c>client+jwt</c>) with the current issuer key.</summary>
 internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvider time)
 {
+    /// <summary>The JOSE <c>typ</c> of a client_credentials token (RFC 8725 §3.11): not an access token a human approved.</summary>
+    public const string ClientTokenType = "client+jwt";
+
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
 
@@ -123,8 +126,12 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         }
     });
 
-    /// <summary>client_credentials: the agent acting for itself, no human involved.</summary>
-    public IssuedTokens ForClient(ClientRecord client, string scope, string? resource)
+    /// <summary>
+    /// client_credentials: the agent acting for itself, no human involved. RFC 8725 §3.11: a different kind of
+    /// JWT gets a different type, so this is <c>client+jwt</c>, never <c>at+jwt</c>, and carries no scope, act,
+    /// txn, evidence or amr: nothing a verifier could mistake for an approval (docs/tokens.md §7).
+    /// </summary>
+    public IssuedTokens ForClient(ClientRecord client, string? resource)
     {
         var key = keys.Current;
         var now = time.GetUtcNow().ToUnixTimeSeconds();
@@ -135,13 +142,12 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
             w.WriteString(ClaimNames.Subject, client.Id);
             w.WriteString(ClaimNames.Audience, resource ?? client.Id);
             w.WriteString(ClaimNames.ClientId, client.Id);
-            w.WriteString(ClaimNames.Scope, scope);
             w.WriteString(ClaimNames.JwtId, NewJti());
             w.WriteNumber(ClaimNames.IssuedAt, now);
             w.WriteNumber(ClaimNames.NotBefore, now);
             w.WriteNumber(ClaimNames.Expiration, now + lifetime);
         });
-        return new IssuedTokens(Jws.Sign(key.AccessTokenHeader, payload, key.Signer), null, lifetime);
+        return new IssuedTokens(Jws.Sign(key.ClientTokenHeader, payload, key.Signer), null, lifetime);
     }
 
     /// <summary>

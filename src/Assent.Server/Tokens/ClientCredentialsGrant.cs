@@ -7,25 +7,31 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Assent.Server.Tokens;
 
-/// <summary>RFC 6749 §4.4: the agent authenticates as itself, with no human involved.</summary>
+/// <summary>
+/// RFC 6749 §4.4: the agent authenticates as itself, with no human involved. Every scope an agent is registered
+/// with is one it may ask a human for, so none of them is granted here (that would be an approval no human gave);
+/// the token carries no scope and a type of its own (docs/tokens.md §7).
+/// </summary>
 internal sealed class ClientCredentialsGrant(TokenIssuer issuer)
 {
     public Results<Ok<TokenResponse>, OAuthError> Issue(IFormCollection form, ClientRecord client)
     {
+        var requested = form.Value(OAuthParameters.Scope)?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
         var allowed = client.Scopes.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        var requested = form.Value(OAuthParameters.Scope)?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? allowed;
-        var extra = requested.Where(s => !allowed.Contains(s)).ToList();
-        if (extra.Count > 0)
+        if (requested.Any(allowed.Contains))
         {
-            return new OAuthError(OAuthErrors.InvalidScope, $"this client may not ask for: {string.Join(' ', extra)}");
+            return new OAuthError(OAuthErrors.InvalidScope, "approval scopes are granted only by a human decision: use CIBA");
+        }
+        if (requested.Length > 0)
+        {
+            return new OAuthError(OAuthErrors.InvalidScope, $"this client may not ask for: {string.Join(' ', requested.Distinct())}");
         }
         var resource = form.Value(OAuthParameters.Resource);
         if (resource is not null && !Uri.TryCreate(resource, UriKind.Absolute, out _))
         {
             return new OAuthError(OAuthErrors.InvalidTarget, "resource must be an absolute URI");
         }
-        var scope = string.Join(' ', requested.Distinct());
-        var tokens = issuer.ForClient(client, scope, resource);
-        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, scope));
+        var tokens = issuer.ForClient(client, resource);
+        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, Scope: null));
     }
 }
