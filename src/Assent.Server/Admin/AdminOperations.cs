@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Assent.Protocol.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Hosting;
 using Assent.Server.Keys;
@@ -46,9 +47,14 @@ internal sealed partial class AdminOperations(IAssentStore store, AssentOptions 
         var owner = await store.FindUserByHandleAsync(ownerHandle, ct)
             ?? throw new ArgumentException($"no user '{ownerHandle}'; invite them first: assent admin invite {ownerHandle}");
         name = name.Trim();
-        if (name.Length is 0 or > 64 || name.Any(char.IsControl))
+        if (name.Length is 0 or > 64)
         {
-            throw new ArgumentException("an agent name is 1 to 64 printable characters");
+            throw new ArgumentException("an agent name is 1 to 64 characters");
+        }
+        // Approvers are shown the name: nothing in it may hide or reorder text.
+        if (DisplayText.Problem("the agent name", name) is { } hidden)
+        {
+            throw new ArgumentException(hidden);
         }
         var list = NormalizeScopes(scopes);
         var clientId = Ids.New("agt");

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Text.Json;
+using Assent.Protocol.Approvals;
 using Assent.Server.Admin;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
@@ -48,9 +49,14 @@ internal static class AgentEndpoints
             return read.Error;
         }
         var name = read.Value!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl) || !CibaEndpoints.IsDisplayable(name))
+        if (string.IsNullOrEmpty(name) || name.Length > 64)
         {
-            return Problem.BadRequest("name is required: 1 to 64 printable characters, e.g. deploy-bot");
+            return Problem.BadRequest("name is required: 1 to 64 characters, e.g. deploy-bot");
+        }
+        // The approver is shown the name: nothing in it may hide or reorder text.
+        if (DisplayText.Problem("name", name) is { } hidden)
+        {
+            return Problem.BadRequest(hidden);
         }
         string scopes;
         try

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text.Json;
+using Assent.Protocol.Approvals;
 using Assent.Protocol.Did;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
@@ -72,15 +74,15 @@ internal static class CibaEndpoints
         }
 
         var bindingMessage = form.Value(OAuthParameters.BindingMessage);
-        if (bindingMessage is not null && !IsDisplayable(bindingMessage))
+        if (bindingMessage is not null && BindingMessageProblem(bindingMessage) is { } refused)
         {
-            return new OAuthError(OAuthErrors.InvalidBindingMessage, "binding_message must be at most 256 characters of displayable text");
+            return new OAuthError(OAuthErrors.InvalidBindingMessage, refused);
         }
 
         string? details = null;
         if (form.Value(OAuthParameters.AuthorizationDetails) is { } rawDetails)
         {
-            if (!TryNormalizeDetails(rawDetails, options.AuthorizationDetailsTypes, out details, out var why))
+            if (!TryNormalizeDetails(rawDetails, options, out details, out var why))
             {
                 return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, why);
             }
@@ -125,12 +127,22 @@ internal static class CibaEndpoints
         return hint.Length <= 48 ? await directory.FindUserByHandleAsync(hint, ct) : null;
     }
 
-    /// <summary>SPEC §1: at most 256 characters, shown verbatim, so no control characters that could hide or reorder text.</summary>
-    internal static bool IsDisplayable(string text) =>
-        text.Length is > 0 and <= 256 && !text.Any(c => char.IsControl(c) || c is '\u202A' or '\u202B' or '\u202C' or '\u202D' or '\u202E' or '\u2066' or '\u2067' or '\u2068' or '\u2069');
+    /// <summary>
+    /// docs/concepts.md: at most 256 characters, shown verbatim, so nothing that could hide or reorder
+    /// what the approver reads (<see cref="DisplayText"/>). Null when it may be shown, else why not.
+    /// </summary>
+    internal static string? BindingMessageProblem(string text) =>
+        text.Length is 0 or > 256
+            ? "binding_message must be 1 to 256 characters"
+            : DisplayText.Problem(OAuthParameters.BindingMessage, text);
 
-    /// <summary>RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows.</summary>
-    internal static bool TryNormalizeDetails(string raw, IReadOnlyCollection<string> types, out string? normalized, out string why)
+    internal static bool IsDisplayable(string text) => BindingMessageProblem(text) is null;
+
+    /// <summary>
+    /// RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows, and with no
+    /// member name or string that could hide or reorder what the approver reads (<see cref="DisplayText"/>).
+    /// </summary>
+    internal static bool TryNormalizeDetails(string raw, AssentOptions options, out string? normalized, out string why)
     {
         normalized = null;
         JsonDocument doc;
@@ -145,30 +157,36 @@ internal static class CibaEndpoints
         }
         using (doc)
         {
-            if (doc.RootElement.ValueKind != JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0)
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0)
             {
                 why = "authorization_details must be a non-empty JSON array";
                 return false;
             }
-            foreach (var item in doc.RootElement.EnumerateArray())
+            if (DisplayText.Problem(OAuthParameters.AuthorizationDetails, root) is { } hidden)
+            {
+                why = hidden;
+                return false;
+            }
+            var buffer = new ArrayBufferWriter<byte>(raw.Length);
+            using (var w = new Utf8JsonWriter(buffer))
+            {
+                root.WriteTo(w);
+            }
+            foreach (var item in root.EnumerateArray())
             {
                 if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
                 {
                     why = "every authorization_details entry must be an object with a string 'type'";
                     return false;
                 }
-                if (!types.Contains(type.GetString()!))
+                if (!options.AuthorizationDetailsTypes.Contains(type.GetString()!))
                 {
-                    why = $"unknown authorization_details type '{type.GetString()}'; supported: {string.Join(", ", types)}";
+                    why = $"unknown authorization_details type '{type.GetString()}'; supported: {string.Join(", ", options.AuthorizationDetailsTypes)}";
                     return false;
                 }
             }
-            using var stream = new MemoryStream();
-            using (var w = new Utf8JsonWriter(stream))
-            {
-                doc.RootElement.WriteTo(w);
-            }
-            normalized = System.Text.Encoding.UTF8.GetString(stream.ToArray());
+            normalized = System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
             why = "";
             return true;
         }

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
 using Assent.Protocol.Did;
@@ -58,9 +59,14 @@ internal static class DeviceEndpoints
             return Problem.BadRequest("public_key must be a base64url Ed25519 public key (32 bytes)");
         }
         var name = string.IsNullOrWhiteSpace(body.Name) ? "device" : body.Name.Trim();
-        if (name.Length > 64 || name.Any(char.IsControl))
+        if (name.Length > 64)
         {
-            return Problem.BadRequest("name must be at most 64 printable characters");
+            return Problem.BadRequest("name must be at most 64 characters");
+        }
+        // The user is shown the name when choosing a device to revoke: nothing in it may hide or reorder text.
+        if (DisplayText.Problem("name", name) is { } hidden)
+        {
+            return Problem.BadRequest(hidden);
         }
         var code = Ids.NormalizeInviteCode(body.Code);
         if (!Base64Url.TryDecode(body.Proof, out var proof) ||
@@ -247,9 +253,13 @@ internal static class DeviceEndpoints
             return Problem.BadRequest("the body must be JSON {\"name\": \"…\"}");
         }
         var name = rename?.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl))
+        if (string.IsNullOrEmpty(name) || name.Length > 64)
         {
-            return Problem.BadRequest("name must be 1 to 64 printable characters");
+            return Problem.BadRequest("name must be 1 to 64 characters");
+        }
+        if (DisplayText.Problem("name", name) is { } hidden)
+        {
+            return Problem.BadRequest(hidden);
         }
         var ok = await store.TryRenameDeviceAsync(id, user!.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, user.Id, device!.Id, id,
             new Dictionary<string, string> { ["name"] = name }), ct);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Approvals;
 using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
@@ -129,9 +130,14 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest("client_data_json and attestation_object are required, base64url");
         }
         var name = string.IsNullOrWhiteSpace(body.Name) ? "passkey" : body.Name.Trim();
-        if (name.Length > 64 || name.Any(char.IsControl))
+        if (name.Length > 64)
         {
-            return Problem.BadRequest("name must be at most 64 printable characters");
+            return Problem.BadRequest("name must be at most 64 characters");
+        }
+        // The user is shown the name when choosing a passkey to revoke: nothing in it may hide or reorder text.
+        if (DisplayText.Problem("name", name) is { } hidden)
+        {
+            return Problem.BadRequest(hidden);
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var challenge = await TakeChallengeAsync(store, clientDataJson, ChallengePurposes.Register, now, ct);
@@ -369,9 +375,13 @@ internal static class PasskeyEndpoints
             return read.Error;
         }
         var name = read.Value!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64 || name.Any(char.IsControl))
+        if (string.IsNullOrEmpty(name) || name.Length > 64)
         {
-            return Problem.BadRequest("name must be 1 to 64 printable characters");
+            return Problem.BadRequest("name must be 1 to 64 characters");
+        }
+        if (DisplayText.Problem("name", name) is { } hidden)
+        {
+            return Problem.BadRequest(hidden);
         }
         var ok = await store.TryRenameDeviceAsync(id, current.User.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, current.User.Id, current.Session.DeviceId, id,
             new Dictionary<string, string> { ["name"] = name }), ct);
