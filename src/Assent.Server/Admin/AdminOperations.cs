@@ -4,6 +4,7 @@ using Assent.Server.Audit;
 using Assent.Server.Hosting;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
+using Assent.Server.Tokens;
 
 namespace Assent.Server.Admin;
 
@@ -47,9 +48,9 @@ internal sealed partial class AdminOperations(IAssentStore store, AssentOptions 
         var owner = await store.FindUserByHandleAsync(ownerHandle, ct)
             ?? throw new ArgumentException($"no user '{ownerHandle}'; invite them first: assent admin invite {ownerHandle}");
         name = name.Trim();
-        if (name.Length is 0 or > 64)
+        if (name.Length is 0 or > AccessTokenBudget.MaxAgentNameLength)
         {
-            throw new ArgumentException("an agent name is 1 to 64 characters");
+            throw new ArgumentException($"an agent name is 1 to {AccessTokenBudget.MaxAgentNameLength} characters");
         }
         // Approvers are shown the name: nothing in it may hide or reorder text.
         if (DisplayText.Problem("the agent name", name) is { } hidden)

@@ -10,6 +10,7 @@ using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
+using Assent.Server.Tokens;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -49,9 +50,9 @@ internal static class AgentEndpoints
             return read.Error;
         }
         var name = read.Value!.Name?.Trim();
-        if (string.IsNullOrEmpty(name) || name.Length > 64)
+        if (string.IsNullOrEmpty(name) || name.Length > AccessTokenBudget.MaxAgentNameLength)
         {
-            return Problem.BadRequest("name is required: 1 to 64 characters, e.g. deploy-bot");
+            return Problem.BadRequest($"name is required: 1 to {AccessTokenBudget.MaxAgentNameLength} characters, e.g. deploy-bot");
         }
         // The approver is shown the name: nothing in it may hide or reorder text.
         if (DisplayText.Problem("name", name) is { } hidden)

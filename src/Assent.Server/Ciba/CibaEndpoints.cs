@@ -9,6 +9,7 @@ using Assent.Server.Clients;
 using Assent.Server.Hosting;
 using Assent.Server.Http;
 using Assent.Server.Storage;
+using Assent.Server.Tokens;
 using Assent.Server.Users;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -55,6 +56,10 @@ internal static class CibaEndpoints
             return new OAuthError(OAuthErrors.InvalidScope, $"this client may not ask for: {string.Join(' ', notAllowed)}");
         }
         var grantedScope = string.Join(' ', requested.Distinct());
+        if (grantedScope.Length > AccessTokenBudget.MaxScopeLength)
+        {
+            return new OAuthError(OAuthErrors.InvalidScope, $"scope may be at most {AccessTokenBudget.MaxScopeLength} characters");
+        }
 
         // §7.1: exactly one hint. Assent takes login_hint (a handle or a user DID).
         if (form.Value("login_hint_token") is not null || form.Value("id_token_hint") is not null)
@@ -106,10 +111,10 @@ internal static class CibaEndpoints
         }
 
         var resource = form.Value(OAuthParameters.Resource);
-        if (resource is not null && (!Uri.TryCreate(resource, UriKind.Absolute, out var r) || r.Fragment.Length > 0))
+        if (resource is not null && (resource.Length > AccessTokenBudget.MaxResourceLength || !Uri.TryCreate(resource, UriKind.Absolute, out var r) || r.Fragment.Length > 0))
         {
-            // RFC 8707 §2: an absolute URI without a fragment.
-            return new OAuthError("invalid_target", "resource must be an absolute URI without a fragment");
+            // RFC 8707 §2: an absolute URI without a fragment. It becomes the token's aud.
+            return new OAuthError("invalid_target", $"resource must be an absolute URI without a fragment, at most {AccessTokenBudget.MaxResourceLength} characters");
         }
 
         var created = await approvals.CreateAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details, resource, expiry, ct);
@@ -132,15 +137,20 @@ internal static class CibaEndpoints
     /// what the approver reads (<see cref="DisplayText"/>). Null when it may be shown, else why not.
     /// </summary>
     internal static string? BindingMessageProblem(string text) =>
-        text.Length is 0 or > 256
-            ? "binding_message must be 1 to 256 characters"
+        text.Length is 0 or > AccessTokenBudget.MaxBindingMessageLength
+            ? $"binding_message must be 1 to {AccessTokenBudget.MaxBindingMessageLength} characters"
             : DisplayText.Problem(OAuthParameters.BindingMessage, text);
 
     internal static bool IsDisplayable(string text) => BindingMessageProblem(text) is null;
 
+    /// <summary>JsonDocument's own limit; deeper input is refused as not JSON before the configured depth is measured.</summary>
+    private const int MaxParseDepth = 64;
+
     /// <summary>
-    /// RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows, and with no
-    /// member name or string that could hide or reorder what the approver reads (<see cref="DisplayText"/>).
+    /// RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows. Within the
+    /// configured entries, depth and normalized bytes, so that every token carrying it verifies
+    /// (<see cref="AccessTokenBudget"/>), and with no member name or string that could hide or reorder
+    /// what the approver reads (<see cref="DisplayText"/>).
     /// </summary>
     internal static bool TryNormalizeDetails(string raw, AssentOptions options, out string? normalized, out string why)
     {
@@ -148,11 +158,11 @@ internal static class CibaEndpoints
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(raw, new JsonDocumentOptions { MaxDepth = 16 });
+            doc = JsonDocument.Parse(raw, new JsonDocumentOptions { MaxDepth = MaxParseDepth });
         }
         catch (JsonException)
         {
-            why = "authorization_details is not valid JSON";
+            why = $"authorization_details is not valid JSON (or nests deeper than {MaxParseDepth} levels)";
             return false;
         }
         using (doc)
@@ -161,6 +171,16 @@ internal static class CibaEndpoints
             if (root.ValueKind != JsonValueKind.Array || root.GetArrayLength() == 0)
             {
                 why = "authorization_details must be a non-empty JSON array";
+                return false;
+            }
+            if (root.GetArrayLength() > options.MaxAuthorizationDetailsEntries)
+            {
+                why = $"authorization_details has {root.GetArrayLength()} entries; at most {options.MaxAuthorizationDetailsEntries} are allowed";
+                return false;
+            }
+            if (Depth(root) is var depth && depth > options.MaxAuthorizationDetailsDepth)
+            {
+                why = $"authorization_details nests {depth} levels deep; at most {options.MaxAuthorizationDetailsDepth} are allowed (the outer array is level 1)";
                 return false;
             }
             if (DisplayText.Problem(OAuthParameters.AuthorizationDetails, root) is { } hidden)
@@ -172,6 +192,11 @@ internal static class CibaEndpoints
             using (var w = new Utf8JsonWriter(buffer))
             {
                 root.WriteTo(w);
+            }
+            if (buffer.WrittenCount > options.MaxAuthorizationDetailsBytes)
+            {
+                why = $"authorization_details is {buffer.WrittenCount} bytes once normalized; at most {options.MaxAuthorizationDetailsBytes} are allowed";
+                return false;
             }
             foreach (var item in root.EnumerateArray())
             {
@@ -191,4 +216,12 @@ internal static class CibaEndpoints
             return true;
         }
     }
+
+    /// <summary>Nesting depth: an array or object is one level more than its deepest member; a scalar is none.</summary>
+    private static int Depth(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.Array => 1 + element.EnumerateArray().Select(Depth).DefaultIfEmpty(0).Max(),
+        JsonValueKind.Object => 1 + element.EnumerateObject().Select(m => Depth(m.Value)).DefaultIfEmpty(0).Max(),
+        _ => 0,
+    };
 }

@@ -120,7 +120,7 @@ internal static class DeviceEndpoints
         return TypedResults.Json(await ViewAsync(approval, clients, ct), ServerJson.Default.PendingApproval);
     }
 
-    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
+    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.DecisionRequest, ct);
         if (read.Error is not null)
@@ -141,6 +141,10 @@ internal static class DeviceEndpoints
             {
                 return Problem.BadRequest("signature, authenticator_data and client_data_json must all be base64url");
             }
+            if (EvidenceTooLarge(options, authenticatorData, clientDataJson, assertionSignature) is { } tooLarge)
+            {
+                return tooLarge;
+            }
             return Answer(id, await approvals.DecideWebAuthnAsync(id, body.DeviceId, null, body.Decision, authenticatorData, clientDataJson, assertionSignature, ct));
         }
         if (!Base64Url.TryDecode(body.Signature, out var signature) || signature.Length != Ed25519.SignatureSize)
@@ -150,6 +154,16 @@ internal static class DeviceEndpoints
         var outcome = await approvals.DecideEd25519Async(id, body.DeviceId, body.Decision, signature, ct);
         return Answer(id, outcome);
     }
+
+    /// <summary>
+    /// A passkey's assertion becomes the access token's evidence: one too large for any token verifiers
+    /// accept is refused before it decides anything (AccessTokenBudget).
+    /// </summary>
+    internal static IResult? EvidenceTooLarge(AssentOptions options, byte[] authenticatorData, byte[] clientDataJson, byte[] signature) =>
+        authenticatorData.Length + clientDataJson.Length + signature.Length is var bytes && bytes > options.MaxWebAuthnEvidenceBytes
+            ? Problem.BadRequest($"the passkey assertion is {bytes} bytes (authenticator data, client data and signature); this server keeps at most " +
+                                 $"{options.MaxWebAuthnEvidenceBytes} as a token's evidence (Assent:MaxWebAuthnEvidenceBytes)")
+            : null;
 
     internal static IResult Answer(string id, DecideOutcome outcome) => outcome.Status switch
     {

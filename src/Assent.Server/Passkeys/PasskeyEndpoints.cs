@@ -325,7 +325,7 @@ internal static class PasskeyEndpoints
     /// The assertion is the whole proof, as an Ed25519 device's signature is: no session needed,
     /// and a session alone decides nothing.
     /// </summary>
-    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
+    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -340,6 +340,10 @@ internal static class PasskeyEndpoints
         if (!TryDecodeAssertion(body, out var credentialId, out var authenticatorData, out var clientDataJson, out var signature))
         {
             return Problem.BadRequest("credential_id, authenticator_data, client_data_json and signature are required, base64url");
+        }
+        if (DeviceEndpoints.EvidenceTooLarge(options, authenticatorData, clientDataJson, signature) is { } tooLarge)
+        {
+            return tooLarge;
         }
         var outcome = await approvals.DecideWebAuthnAsync(id, null, credentialId, body.Decision, authenticatorData, clientDataJson, signature, ct);
         return DeviceEndpoints.Answer(id, outcome);
