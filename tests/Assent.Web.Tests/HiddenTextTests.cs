@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Did;
 using Assent.Server.Audit;
@@ -32,6 +33,11 @@ public sealed class HiddenTextTests(BrowserHost host)
             new AuditEvent(AuditTypes.ApprovalCreated, invite.UserId, clientId, id), default);
 
         await using var phone = await host.PhoneAsync();
+        // The passkey's name follows the server's rule too: refused, and the invite is not spent.
+        await phone.Page.GotoAsync("/app/enroll?code=" + Uri.EscapeDataString(invite.Code));
+        await phone.Page.FillAsync("#dev-name", "phone\u202Eenohp");
+        await phone.Page.ClickAsync("#enroll-form button[type=submit]");
+        await phone.Page.Locator("#status.error", new() { HasText = "name contains U+202E (bidi override)" }).WaitForAsync();
         await phone.EnrollAsync(invite.Code);
         var card = phone.Page.Locator("#pending li", new() { HasText = "ACME" });
         await card.WaitForAsync();
@@ -49,6 +55,17 @@ public sealed class HiddenTextTests(BrowserHost host)
         {
             Assert.DoesNotContain(hidden, all, StringComparison.Ordinal);
         }
+        // Renaming the passkey (what the Devices tab sends) follows the rule as well.
+        var deviceId = Assert.Single(await Server.Store.ListDevicesAsync(invite.UserId, default)).Id;
+        var renamed = await phone.Page.EvaluateAsync<JsonElement>("""
+            async (id) => {
+              const r = await fetch('/webauthn/devices/' + encodeURIComponent(id), { method: 'PATCH', credentials: 'same-origin',
+                headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'phone\u2028two' }) });
+              return { status: r.status, detail: (await r.json()).detail };
+            }
+            """, deviceId);
+        Assert.Equal(400, renamed.GetProperty("status").GetInt32());
+        Assert.Equal("name contains U+2028 (line separator)", renamed.GetProperty("detail").GetString());
         // Marked apart from the text around it, and kept whole inside right-to-left text (CSS unicode-bidi: isolate).
         Assert.True(await card.Locator(".message .hidden-char").First.EvaluateAsync<bool>(
             "e => getComputedStyle(e).color !== getComputedStyle(e.parentElement).color && getComputedStyle(e).unicodeBidi === 'isolate'"));
