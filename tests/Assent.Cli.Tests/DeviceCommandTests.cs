@@ -1,4 +1,10 @@
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
+using Assent.Protocol.Approvals;
+using Assent.Server.Common;
+using Assent.Server.Hosting;
+using Assent.Server.Storage;
 
 namespace Assent.Cli.Tests;
 
@@ -73,6 +79,43 @@ public sealed class DeviceCommandTests
         Assert.Contains("Denied", shown.Stdout);
         Assert.Equal(400, status);
         Assert.Equal("access_denied", error.GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task Device_approve_shows_each_hidden_or_reordering_character_of_a_stored_request_as_its_code_point()
+    {
+        await using var box = new CliSandbox();
+        var code = await Steps.InviteAsync(box, "alice");
+        await box.StartServerAsync();
+        var device = await Steps.EnrollAsync(box, code);
+        var agent = await Steps.CreateAgentAsync(box, "alice");
+        // A request stored before the server refused such text (or by another server): written straight into its database.
+        const string message = "Pay ACME \u202E00.521 EUR\U000E0041";
+        const string details = """[{"type":"payment","amount":"\u202e00.521","\u202eyek":"x","memo":"\u001b[31mred\u200b"}]""";
+        var now = DateTimeOffset.UtcNow;
+        var id = Ids.Ordered("apr", now);
+        var payload = ApprovalPayload.Build(box.Url, id, device.GetProperty("user_did").GetString()!, agent.ClientId, "deploy\u2066bot", "openid approve:action",
+            message, Encoding.UTF8.GetBytes(details), now.ToUnixTimeSeconds(), now.AddMinutes(5).ToUnixTimeSeconds(), "n");
+        await using (var store = await StoreFactory.OpenAsync(new AssentOptions { DataDirectory = box.Data }, TimeProvider.System, default))
+        {
+            await store.Approvals.CreateAsync(new ApprovalRecord(id, SHA256.HashData(Encoding.UTF8.GetBytes(id)), ApprovalKinds.Ciba, agent.ClientId,
+                device.GetProperty("user_id").GetString()!, "openid approve:action", message, details, null, payload, ApprovalState.Pending,
+                now.ToUnixTimeMilliseconds(), now.AddMinutes(5).ToUnixTimeMilliseconds()), new AuditEvent(AuditTypes.ApprovalCreated, null, agent.ClientId, id), default);
+        }
+
+        var shown = await box.RunAsync("device", "approve", id, "--deny", "--yes");
+
+        Assert.True(shown.ExitCode == 0, shown.ToString());
+        Assert.Contains("  from:     deploy⟨U+2066⟩bot (", shown.Stdout);
+        Assert.Contains("  message:  Pay ACME ⟨U+202E⟩00.521 EUR⟨U+E0041⟩\n", shown.Stdout);
+        Assert.Contains("\"amount\": \"⟨U+202E⟩00.521\"", shown.Stdout);
+        Assert.Contains("\"⟨U+202E⟩yek\": \"x\"", shown.Stdout);
+        Assert.Contains("\"memo\": \"⟨U+001B⟩[31mred⟨U+200B⟩\"", shown.Stdout);
+        Assert.Contains($"Denied {id}", shown.Stdout);
+        foreach (var hidden in new[] { "\u202E", "\u2066", "\u001B", "\u200B", "\U000E0041" })
+        {
+            Assert.DoesNotContain(hidden, shown.Stdout, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.CommandLine;
 using System.Net;
+using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Assent.Cli.Devices;
@@ -18,7 +20,7 @@ namespace Assent.Cli.Commands;
 /// </summary>
 internal static class DeviceCommands
 {
-    private static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonWriterOptions Pretty = new() { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static Command Build() =>
         new("device", "Use this computer as an approving device. Example: assent device approve --all")
@@ -345,7 +347,7 @@ internal static class DeviceCommands
     private static async Task ShowAsync(TextWriter text, PendingRequest request)
     {
         await text.WriteLineAsync();
-        await text.WriteLineAsync($"Request {request.Id} ({request.Kind})");
+        await text.WriteLineAsync($"Request {Terminal.Visible(request.Id)} ({Terminal.Visible(request.Kind)})");
         if (request.Payload is not { } p)
         {
             return;
@@ -356,7 +358,7 @@ internal static class DeviceCommands
         if (p.AuthorizationDetails is { } details)
         {
             await text.WriteLineAsync("  details:");
-            foreach (var line in JsonSerializer.Serialize(details, Pretty).Split('\n'))
+            foreach (var line in ShownJson(details).Split('\n'))
             {
                 await text.WriteLineAsync("    " + Terminal.Visible(line.TrimEnd('\r')));
             }
@@ -364,6 +366,56 @@ internal static class DeviceCommands
         var expires = DateTimeOffset.FromUnixTimeSeconds(p.Exp);
         var left = expires - DateTimeOffset.UtcNow;
         await text.WriteLineAsync($"  expires:  {expires:u} ({(left > TimeSpan.Zero ? $"in {(int)left.TotalMinutes}m {left.Seconds}s" : "already expired")})");
+    }
+
+    /// <summary>
+    /// The details, indented, with every member name and string shown through <see cref="Terminal.Visible"/>:
+    /// a hidden character appears as <c>⟨U+XXXX⟩</c>, not as a JSON escape or as itself.
+    /// </summary>
+    private static string ShownJson(JsonElement details)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        try
+        {
+            using var w = new Utf8JsonWriter(buffer, Pretty);
+            WriteShown(w, details);
+        }
+        catch (InvalidOperationException)
+        {
+            // A string System.Text.Json will not read (an escaped unpaired surrogate): shown as written, escapes and all.
+            return details.GetRawText();
+        }
+        return Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static void WriteShown(Utf8JsonWriter w, JsonElement element)
+    {
+        switch (element.ValueKind)
+        {
+            case JsonValueKind.Object:
+                w.WriteStartObject();
+                foreach (var member in element.EnumerateObject())
+                {
+                    w.WritePropertyName(Terminal.Visible(member.Name));
+                    WriteShown(w, member.Value);
+                }
+                w.WriteEndObject();
+                break;
+            case JsonValueKind.Array:
+                w.WriteStartArray();
+                foreach (var item in element.EnumerateArray())
+                {
+                    WriteShown(w, item);
+                }
+                w.WriteEndArray();
+                break;
+            case JsonValueKind.String:
+                w.WriteStringValue(Terminal.Visible(element.GetString()));
+                break;
+            default:
+                element.WriteTo(w);
+                break;
+        }
     }
 
     private static async Task<bool> AskAsync(TextWriter text, string decision)

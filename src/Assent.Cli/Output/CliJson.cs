@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
-using Assent.Client.Authenticator;
 using Assent.Cli.Devices;
+using Assent.Client.Authenticator;
 
 namespace Assent.Cli.Output;
 

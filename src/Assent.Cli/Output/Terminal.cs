@@ -1,6 +1,6 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using Assent.Protocol.Approvals;
 using Spectre.Console;
 
 namespace Assent.Cli.Output;
@@ -36,27 +36,10 @@ internal static class Terminal
     }
 
     /// <summary>
-    /// Shows text from another party (binding messages, client names) as is, except characters that
-    /// could rewrite the terminal: control and bidi-override characters are shown as \uXXXX escapes.
+    /// Shows text from another party (binding messages, client and device names, details) as is, except
+    /// what could hide or reorder it or rewrite the terminal: each code point the server would refuse
+    /// (<see cref="DisplayText"/>: controls, bidi and other format characters, default-ignorables, …) is
+    /// shown as <c>⟨U+XXXX⟩</c>, whether the text comes from an older row or another server.
     /// </summary>
-    public static string Visible(string? text)
-    {
-        if (text is null)
-        {
-            return "";
-        }
-        var sb = new StringBuilder(text.Length);
-        foreach (var c in text)
-        {
-            if (char.IsControl(c) || c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069')
-            {
-                sb.Append($"\\u{(int)c:X4}");
-            }
-            else
-            {
-                sb.Append(c);
-            }
-        }
-        return sb.ToString();
-    }
+    public static string Visible(string? text) => DisplayText.Escape(text);
 }

@@ -36,9 +36,10 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
         var owner = await store.Users.FindByHandleAsync(ownerHandle, ct)
             ?? throw new ArgumentException($"no user '{ownerHandle}'; invite them first: assent admin invite {ownerHandle}");
         name = name.Trim();
-        if (!Naming.IsValidName(name))
+        // Approvers are shown the name: nothing in it may hide or reorder text.
+        if (Naming.NameProblem("the agent name", name) is { } refused)
         {
-            throw new ArgumentException("an agent name is 1 to 64 printable characters");
+            throw new ArgumentException(refused);
         }
         var list = Naming.NormalizeScopes(scopes);
         var clientId = Ids.New("agt");

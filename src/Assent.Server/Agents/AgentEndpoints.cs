@@ -42,9 +42,14 @@ internal static class AgentEndpoints
             return read.Error;
         }
         var name = read.Value!.Name?.Trim();
-        if (name is null || !Naming.IsValidName(name) || !ApprovalText.IsDisplayable(name))
+        if (string.IsNullOrEmpty(name))
         {
-            return Problem.BadRequest("name is required: 1 to 64 printable characters, e.g. deploy-bot");
+            return Problem.BadRequest($"name is required: 1 to {Naming.MaxNameLength} characters, e.g. deploy-bot");
+        }
+        // The approver is shown the name: nothing in it may hide or reorder text.
+        if (Naming.NameProblem("name", name) is { } badName)
+        {
+            return Problem.BadRequest(badName);
         }
         string scopes;
         try
@@ -63,7 +68,7 @@ internal static class AgentEndpoints
             return Problem.BadRequest(e.Message);
         }
         var message = $"Register agent '{name}' with scopes {scopes}";
-        if (!ApprovalText.IsDisplayable(message))
+        if (ApprovalText.BindingMessageProblem(message) is not null)
         {
             return Problem.BadRequest("too many scopes to show the approver in one message (at most 256 characters)");
         }

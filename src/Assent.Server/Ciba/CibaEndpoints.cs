@@ -5,6 +5,7 @@ using Assent.Server.Approvals;
 using Assent.Server.Authentication;
 using Assent.Server.Common;
 using Assent.Server.Identity;
+using Assent.Server.Keys;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -49,6 +50,10 @@ internal static class CibaEndpoints
             return new OAuthError(OAuthErrors.InvalidScope, $"this client may not ask for: {string.Join(' ', notAllowed)}");
         }
         var grantedScope = string.Join(' ', requested.Distinct());
+        if (grantedScope.Length > AccessTokenBudget.MaxScopeLength)
+        {
+            return new OAuthError(OAuthErrors.InvalidScope, $"scope may be at most {AccessTokenBudget.MaxScopeLength} characters");
+        }
 
         // §7.1: exactly one hint. Assent takes login_hint (a handle or a user DID).
         if (form.Value(OAuthParameters.LoginHintToken) is not null || form.Value(OAuthParameters.IdTokenHint) is not null)
@@ -68,15 +73,15 @@ internal static class CibaEndpoints
         }
 
         var bindingMessage = form.Value(OAuthParameters.BindingMessage);
-        if (bindingMessage is not null && !ApprovalText.IsDisplayable(bindingMessage))
+        if (bindingMessage is not null && ApprovalText.BindingMessageProblem(bindingMessage) is { } refused)
         {
-            return new OAuthError(OAuthErrors.InvalidBindingMessage, "binding_message must be at most 256 characters of displayable text");
+            return new OAuthError(OAuthErrors.InvalidBindingMessage, refused);
         }
 
         string? details = null;
         if (form.Value(OAuthParameters.AuthorizationDetails) is { } rawDetails)
         {
-            if (!ApprovalText.TryNormalizeDetails(rawDetails, options.AuthorizationDetailsTypes, out details, out var why))
+            if (!ApprovalText.TryNormalizeDetails(rawDetails, options, out details, out var why))
             {
                 return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, why);
             }
@@ -100,10 +105,12 @@ internal static class CibaEndpoints
         }
 
         var resource = form.Value(OAuthParameters.Resource);
-        if (resource is not null && (!Uri.TryCreate(resource, UriKind.Absolute, out var r) || r.Fragment.Length > 0))
+        if (resource is not null &&
+            (resource.Length > AccessTokenBudget.MaxResourceLength || !Uri.TryCreate(resource, UriKind.Absolute, out var r) || r.Fragment.Length > 0))
         {
-            // RFC 8707 §2: an absolute URI without a fragment.
-            return new OAuthError(OAuthErrors.InvalidTarget, "resource must be an absolute URI without a fragment");
+            // RFC 8707 §2: an absolute URI without a fragment. It becomes the token's aud.
+            return new OAuthError(OAuthErrors.InvalidTarget,
+                $"resource must be an absolute URI without a fragment, at most {AccessTokenBudget.MaxResourceLength} characters");
         }
 
         var created = await approvals.CreateAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details, resource, expiry, ct);

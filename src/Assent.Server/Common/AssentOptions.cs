@@ -46,6 +46,24 @@ public sealed class AssentOptions
     /// <summary>RFC 9396 types accepted in <c>authorization_details</c>; others get invalid_authorization_details.</summary>
     public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "agent_registration"];
 
+    /// <summary>
+    /// RFC 9396 <c>authorization_details</c> is refused above this many bytes of normalized UTF-8 JSON: it is
+    /// shown to the approver and carried twice in the access token (docs/tokens.md).
+    /// </summary>
+    public int MaxAuthorizationDetailsBytes { get; set; } = 2048;
+
+    /// <summary>At most this many <c>authorization_details</c> entries in one request.</summary>
+    public int MaxAuthorizationDetailsEntries { get; set; } = 8;
+
+    /// <summary>How deep <c>authorization_details</c> may nest; the outer array is level 1, its entries level 2.</summary>
+    public int MaxAuthorizationDetailsDepth { get; set; } = 4;
+
+    /// <summary>
+    /// A passkey's decision is refused when its authenticator data, client data JSON and signature together
+    /// are longer than this, in bytes: they become the token's evidence. Enough for an ES256 or RS256-2048 passkey.
+    /// </summary>
+    public int MaxWebAuthnEvidenceBytes { get; set; } = 640;
+
     /// <summary>Cap on request bodies; larger ones get 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
 
@@ -128,6 +146,14 @@ public sealed class AssentOptions
         if (RefreshTokenLifetime <= TimeSpan.Zero || DeviceCodeLifetime <= TimeSpan.Zero || DeviceCodeLifetime > MaxRequestExpiry)
         {
             return "Assent:RefreshTokenLifetime must be positive and Assent:DeviceCodeLifetime between 0 and MaxRequestExpiry";
+        }
+        if (MaxAuthorizationDetailsEntries < 1 || MaxAuthorizationDetailsDepth is < 2 or > 16 || MaxAuthorizationDetailsBytes < 64)
+        {
+            return "Assent:MaxAuthorizationDetailsEntries must be at least 1, MaxAuthorizationDetailsDepth from 2 to 16, MaxAuthorizationDetailsBytes at least 64";
+        }
+        if (MaxWebAuthnEvidenceBytes < 256)
+        {
+            return "Assent:MaxWebAuthnEvidenceBytes must be at least 256, or no passkey could approve";
         }
         return null;
     }

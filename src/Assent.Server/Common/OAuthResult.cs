@@ -1,9 +1,9 @@
+using System.Reflection;
 using System.Text.Json;
 using Assent.Protocol.OAuth;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Metadata;
-using System.Reflection;
-using Microsoft.AspNetCore.Builder;
 
 namespace Assent.Server.Common;
 

@@ -64,7 +64,7 @@ internal static class ApproverEndpoints
         return TypedResults.Json(await views.ViewAsync(approval, ct), ServerJson.Default.PendingApproval);
     }
 
-    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, CancellationToken ct)
+    internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.DecisionRequest, ct);
         if (read.Error is not null)
@@ -89,6 +89,13 @@ internal static class ApproverEndpoints
                 !Base64Url.TryDecode(body.ClientDataJson ?? "", out var clientDataJson) || clientDataJson.Length == 0)
             {
                 return Problem.BadRequest("a passkey decision needs device_id or credential_id, and signature, authenticator_data and client_data_json, all base64url");
+            }
+            // The assertion becomes the access token's evidence: one too large for any token verifiers accept is
+            // refused before it decides anything (AccessTokenBudget).
+            if (authenticatorData.Length + clientDataJson.Length + assertionSignature.Length is var bytes && bytes > options.MaxWebAuthnEvidenceBytes)
+            {
+                return Problem.BadRequest($"the passkey assertion is {bytes} bytes (authenticator data, client data and signature); this server keeps at most " +
+                                          $"{options.MaxWebAuthnEvidenceBytes} as a token's evidence (Assent:MaxWebAuthnEvidenceBytes)");
             }
             proof = new AssertionProof(body.DeviceId, credentialId, body.Decision, authenticatorData, clientDataJson, assertionSignature);
         }

@@ -54,9 +54,10 @@ internal static class DeviceEndpoints
             return Problem.BadRequest("public_key must be a base64url Ed25519 public key (32 bytes)");
         }
         var name = string.IsNullOrWhiteSpace(body.Name) ? "device" : body.Name.Trim();
-        if (!Naming.IsValidName(name))
+        // The user is shown the name when choosing a device to revoke: nothing in it may hide or reorder text.
+        if (Naming.NameProblem("name", name) is { } refused)
         {
-            return Problem.BadRequest("name must be at most 64 printable characters");
+            return Problem.BadRequest(refused);
         }
         var code = Ids.NormalizeInviteCode(body.Code);
         if (!Base64Url.TryDecode(body.Proof, out var proof) ||
@@ -95,10 +96,10 @@ internal static class DeviceEndpoints
         {
             return read.Error;
         }
-        var name = read.Value!.Name?.Trim();
-        if (name is null || !Naming.IsValidName(name))
+        var name = read.Value!.Name?.Trim() ?? "";
+        if (Naming.NameProblem("name", name) is { } refused)
         {
-            return Problem.BadRequest("name must be 1 to 64 printable characters");
+            return Problem.BadRequest(refused);
         }
         var ok = await devices.TryRenameAsync(id, approver.User.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, approver.User.Id, approver.DeviceId, id,
             new Dictionary<string, string> { ["name"] = name }), ct);

@@ -36,7 +36,7 @@ public static class AssentServer
     public static async Task<WebApplication> BuildAsync(AssentOptions options, string urls, TextWriter? banner = null, TimeProvider? time = null,
         LogLevel logLevel = LogLevel.Warning, CancellationToken ct = default)
     {
-        if (options.Validate() is { } problem)
+        if ((options.Validate() ?? AccessTokenBudget.Problem(options)) is { } problem)
         {
             throw new InvalidOperationException(problem);
         }

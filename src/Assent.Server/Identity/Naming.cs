@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Assent.Protocol.Approvals;
 
 namespace Assent.Server.Identity;
 
@@ -17,8 +18,12 @@ internal static partial class Naming
 
     public static bool IsValidHandle(string handle) => HandlePattern().IsMatch(handle);
 
-    /// <summary>A device or agent name: 1 to 64 printable characters.</summary>
-    public static bool IsValidName(string name) => name.Length is > 0 and <= MaxNameLength && !name.Any(char.IsControl);
+    /// <summary>
+    /// A device or agent name: 1 to 64 characters that hide or reorder nothing, since approvers are shown it
+    /// (<see cref="DisplayText"/>). Null when it may be used, else why not, naming the field as <paramref name="what"/>.
+    /// </summary>
+    public static string? NameProblem(string what, string name) =>
+        name.Length is 0 or > MaxNameLength ? $"{what} must be 1 to {MaxNameLength} characters" : DisplayText.Problem(what, name);
 
     /// <summary>Scopes an agent may ask for; <c>openid</c> is always included because CIBA requires it.</summary>
     /// <exception cref="ArgumentException">A scope has characters outside a-z, 0-9 and <c>: . _ / -</c>.</exception>

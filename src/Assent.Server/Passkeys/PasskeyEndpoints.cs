@@ -113,9 +113,10 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest("client_data_json and attestation_object are required, base64url");
         }
         var name = string.IsNullOrWhiteSpace(body.Name) ? "passkey" : body.Name.Trim();
-        if (!Naming.IsValidName(name))
+        // The user is shown the name when choosing a passkey to revoke: nothing in it may hide or reorder text.
+        if (Naming.NameProblem("name", name) is { } refused)
         {
-            return Problem.BadRequest("name must be at most 64 printable characters");
+            return Problem.BadRequest(refused);
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var challenge = await TakeChallengeAsync(devices, clientDataJson, ChallengePurposes.Register, now, ct);

@@ -2,11 +2,11 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text.Json;
 using Assent.Server.Admin;
+using Assent.Server.Common;
+using Assent.Server.Hosting;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
 using Assent.Server.Storage.Sqlite;
-using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Tests.Storage;
 
 namespace Assent.Server.Tests.Processes;

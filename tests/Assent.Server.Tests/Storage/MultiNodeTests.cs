@@ -1,10 +1,10 @@
 using System.Net;
 using System.Text.Json;
+using Assent.Server.Common;
+using Assent.Server.Hosting;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
 using Assent.Server.Storage.Sqlite;
-using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Npgsql;
 
 namespace Assent.Server.Tests.Storage;

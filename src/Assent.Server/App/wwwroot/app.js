@@ -1,5 +1,6 @@
 // Assent approver web app. Plain ES2020, no dependencies, no build step.
-// Every piece of server data reaches the page through textContent, never innerHTML.
+// Every piece of server data reaches the page through textContent, never innerHTML, and through
+// shown(): what could hide or reorder the text a human approves is displayed as ⟨U+XXXX⟩.
 'use strict';
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -22,15 +23,42 @@
     if (AbortSignal.timeout) return AbortSignal.timeout(ms);
     const c = new AbortController(); setTimeout(() => c.abort(), ms); return c.signal;
   };
+  // The rule of the server (Assent.Protocol DisplayText): no controls (Cc), format characters (Cf: bidi
+  // controls of UAX #9, zero-width characters, tags), line or paragraph separators, unpaired surrogates,
+  // private use, unassigned or other Default_Ignorable_Code_Point (Unicode DerivedCoreProperties), but
+  // U+FE0E/U+FE0F, which only pick text or emoji presentation. Rows stored before the server refused such
+  // text, or sent by another server, still reach the page: each of those code points is shown, not applied.
+  const HIDDEN = /(?![\uFE0E\uFE0F])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\p{Co}\p{Cn}\p{Default_Ignorable_Code_Point}]/gu;
+  const codePoint = (ch) => 'U+' + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
+  // For plain-text places (dialogs, the status line).
+  const plain = (text) => String(text).replace(HIDDEN, (ch) => '⟨' + codePoint(ch) + '⟩');
+  const status = (text, error) => { const s = $('status'); s.textContent = plain(text || ''); s.className = error ? 'error' : ''; };
+  // For the page: text nodes, and each hidden code point as a marked span.
+  const shown = (text) => {
+    const s = String(text);
+    const out = [];
+    let at = 0;
+    for (const m of s.matchAll(HIDDEN)) {
+      if (m.index > at) out.push(document.createTextNode(s.slice(at, m.index)));
+      const mark = document.createElement('span');
+      mark.className = 'hidden-char';
+      mark.title = 'hidden character ' + codePoint(m[0]);
+      mark.textContent = '⟨' + codePoint(m[0]) + '⟩';
+      out.push(mark);
+      at = m.index + m[0].length;
+    }
+    if (at < s.length) out.push(document.createTextNode(s.slice(at)));
+    return out;
+  };
   const el = (tag, props, ...kids) => {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(props || {})) {
-      if (k === 'text') e.textContent = v; else if (k.startsWith('on')) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
+      if (k === 'text') e.textContent = v; else if (k === 'show') e.append(...shown(v));
+      else if (k.startsWith('on')) e.addEventListener(k.slice(2), v); else e.setAttribute(k, v);
     }
     for (const k of kids) if (k != null) e.append(k);
     return e;
   };
-  const status = (text, error) => { const s = $('status'); s.textContent = text || ''; s.className = error ? 'error' : ''; };
   const show = (view) => { for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view; };
   const when = (unix) => new Date(unix * 1000).toLocaleString();
 
@@ -108,9 +136,10 @@
   // ---- pending requests ----------------------------------------------------------
   function detailBlock(d, resource) {
     const box = el('div', { class: 'detail' });
-    if (d.amount != null) box.append(el('p', { class: 'amount', text: String(d.amount) + (d.currency ? ' ' + d.currency : '') }));
+    if (d.amount != null) box.append(el('p', { class: 'amount', show: String(d.amount) + (d.currency ? ' ' + d.currency : '') }));
     const dl = el('dl');
-    const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { text: k }), el('dd', { text: typeof v === 'string' ? v : JSON.stringify(v) })); };
+    // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
+    const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
     row('Type', d.type);
     row('Recipient', d.recipient || d.creditor || d.payee);
     row('Resource', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
@@ -126,12 +155,12 @@
     const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
     const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
     const li = el('li', { 'data-id': a.id },
-      el('p', { class: 'agent', text: (a.kind === 'device_login' ? 'Sign-in request from ' : '') + a.client_name }),
-      el('p', { class: 'message', text: a.binding_message || '(no message)' }));
+      el('p', { class: 'agent', show: (a.kind === 'device_login' ? 'Sign-in request from ' : '') + a.client_name }),
+      el('p', { class: 'message', show: a.binding_message || '(no message)' }));
     const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
     for (const d of details) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
-    li.append(el('p', { class: 'small', text: 'Scope: ' + a.scope + ' · expires ' + when(a.expires_at) }));
+    li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope + ' · expires ' + when(a.expires_at) }));
     li.append(el('div', { class: 'actions' }, approve, deny));
     approve.addEventListener('click', () => decide(a, 'approve', [approve, deny]));
     deny.addEventListener('click', () => decide(a, 'deny', [approve, deny]));
@@ -164,9 +193,9 @@
     try {
       const h = await api('GET', '/webauthn/history');
       $('history').replaceChildren(...h.approvals.map((a) => el('li', {},
-        el('span', { class: 'grow', text: a.binding_message || a.scope }),
+        el('span', { class: 'grow', show: a.binding_message || a.scope }),
         el('span', { class: 'state-' + a.state, text: a.state }),
-        el('span', { class: 'small', text: a.client_name + ' · ' + when(a.decided_at || a.created_at) }))));
+        el('span', { class: 'small', show: a.client_name + ' · ' + when(a.decided_at || a.created_at) }))));
     } catch (e) { failed(e); }
   }
 
@@ -175,17 +204,17 @@
       const d = await api('GET', '/webauthn/devices');
       $('devices').replaceChildren(...d.devices.map((dev) => {
         const li = el('li', { 'data-id': dev.id },
-          el('span', { class: 'grow', text: dev.name }),
+          el('span', { class: 'grow', show: dev.name }),
           el('span', { class: 'small', text: (dev.kind === 'webauthn' ? 'passkey' : 'key') + (dev.active ? '' : ' · revoked') + (S.session && dev.id === S.session.device_id ? ' · this session' : '') }));
         if (dev.active) {
           li.append(el('button', { type: 'button', text: 'Rename', onclick: async () => {
-            const name = prompt('New name for ' + dev.name, dev.name);
+            const name = prompt('New name for ' + plain(dev.name), plain(dev.name));
             if (!name) return;
             try { await api('PATCH', '/webauthn/devices/' + encodeURIComponent(dev.id), { name }); loadDevices(); } catch (e) { failed(e); }
           } }));
           li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
-            if (!confirm('Revoke ' + dev.name + '? It will not be able to approve anything.')) return;
-            try { await api('DELETE', '/webauthn/devices/' + encodeURIComponent(dev.id)); status('Revoked ' + dev.name + '.'); start(); } catch (e) { failed(e); }
+            if (!confirm('Revoke ' + plain(dev.name) + '? It will not be able to approve anything.')) return;
+            try { await api('DELETE', '/webauthn/devices/' + encodeURIComponent(dev.id)); status('Revoked ' + plain(dev.name) + '.'); start(); } catch (e) { failed(e); }
           } }));
         }
         return li;
