@@ -8,6 +8,7 @@ using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Audit;
 using Assent.Server.Hosting;
+using Assent.Server.Passkeys;
 using Assent.Server.Storage;
 using Assent.Server.Users;
 
@@ -33,7 +34,8 @@ internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State =
 /// The approval lifecycle shared by every way a request is raised (CIBA, agent registration,
 /// CLI login): create with a payload built once, decide with a device signature, redeem once.
 /// </summary>
-internal sealed class ApprovalService(IAssentStore store, IdentityDirectory directory, ApprovalHub hub, AssentOptions options, TimeProvider time)
+internal sealed class ApprovalService(IAssentStore store, IdentityDirectory directory, ApprovalHub hub, AssentOptions options, TimeProvider time,
+    PasskeyCeremonies passkeys)
 {
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
@@ -159,16 +161,15 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
         {
             return approval.State == ApprovalState.Expired ? new(DecideStatus.Expired, approval.State) : new(DecideStatus.AlreadyDecided, approval.State);
         }
-        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
-        if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
-        {
-            return new(DecideStatus.Malformed, Detail: "the stored passkey key is unusable");
-        }
         var challenge = SHA256.HashData(ApprovalPayload.SigningInput(decision, approval.Payload));
-        var verified = WebAuthnVerifier.VerifyAssertion(authenticatorData, clientDataJson, signature, key, challenge,
-            options.Origins, options.RpId, (uint)device.SignCount);
+        var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(device.CredentialId ?? [], device.PublicJwk, device.SignCount),
+            authenticatorData, clientDataJson, signature, challenge, ct);
         if (!verified.Succeeded)
         {
+            if (verified.Error.Code == WebAuthnFailures.InvalidKey)
+            {
+                return new(DecideStatus.Malformed, Detail: verified.Error.Detail);
+            }
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
             {
                 await AuditSignCountRegressionAsync(device, approval.Id, verified.Error.Detail, ct);
@@ -176,7 +177,9 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
             return new(DecideStatus.AssertionRefused, Detail: $"{verified.Error.Code}: {verified.Error.Detail}");
         }
         var evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, signature, authenticatorData, clientDataJson);
-        // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
+        // The counter moves forward in the decision's own transaction: one commit, and no decision without it. A 0 was
+        // accepted above only while the stored counter is 0 too (WebAuthn L3 §6.1.1), and the store's guard
+        // (sign_count < new) cannot pass 0, so a 0 is committed without it.
         var signCount = verified.Value.SignCount;
         return await CommitDecisionAsync(approval, device, decision, evidence, ct, signCount == 0 ? null : signCount);
     }
@@ -184,10 +187,12 @@ internal sealed class ApprovalService(IAssentStore store, IdentityDirectory dire
     /// <summary>
     /// Moves the stored counter forward (WebAuthn L3 §7.2 step 22). A counter that fails to advance
     /// here lost a race with another assertion of the same count: a clone or a replay, so refused and audited.
+    /// A 0 goes to the store too: its guard takes 0 only over a stored 0 (§6.1.1), so a 0 racing a
+    /// counter that was raised meanwhile is refused as well.
     /// </summary>
     internal async Task<bool> AdvanceSignCountAsync(DeviceRecord device, uint signCount, string? subject, CancellationToken ct)
     {
-        if (signCount == 0 || await store.TryAdvanceSignCountAsync(device.Id, signCount, ct))
+        if (await store.TryAdvanceSignCountAsync(device.Id, signCount, ct))
         {
             return true;
         }

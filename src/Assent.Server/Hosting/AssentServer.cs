@@ -72,6 +72,7 @@ public static class AssentServer
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<AdminOperations>();
         services.AddSingleton<WebSessions>();
+        services.AddSingleton(await PasskeyCeremonies.CreateAsync(options, ct));
         services.AddHostedService<Sweeper>();
         if (store is PostgresStore postgres)
         {

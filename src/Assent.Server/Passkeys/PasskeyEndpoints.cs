@@ -30,19 +30,11 @@ internal static class PasskeyEndpoints
 {
     public const string Prefix = "/webauthn";
 
-    /// <summary>What navigator.credentials is told to wait (WebAuthn L3 §5.4 timeout); the challenge lives longer.</summary>
-    private static readonly TimeSpan CeremonyTimeout = TimeSpan.FromMinutes(2);
-
-    private static readonly CredentialParameter[] Algorithms =
-    [
-        new("public-key", CoseKey.EdDSA), new("public-key", CoseKey.ES256), new("public-key", CoseKey.RS256),
-    ];
-
     public static IEndpointRouteBuilder MapPasskeys(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Prefix).WithTags("Passkeys").DisableAntiforgery();
         group.MapPost("/register/options", RegistrationOptionsAsync).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
-        group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation none or packed self); opens a session");
+        group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation as Assent:WebAuthnAttestation allows); opens a session");
         group.MapPost("/signin/options", SignInOptionsAsync).WithSummary("Options for navigator.credentials.get to sign in to the web app");
         group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie");
         group.MapPost("/signout", SignOutAsync).WithSummary("End the web session");
@@ -59,7 +51,7 @@ internal static class PasskeyEndpoints
     }
 
     internal static async Task<IResult> RegistrationOptionsAsync(HttpRequest request, IAssentStore store, WebSessions sessions, AssentOptions options,
-        TimeProvider time, CancellationToken ct)
+        PasskeyCeremonies passkeys, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, PasskeyJson.Default.RegistrationOptionsRequest, ct);
         if (read.Error is not null)
@@ -94,28 +86,18 @@ internal static class PasskeyEndpoints
                 return Problem.Unauthorized("sign in with a passkey, or give an invite code");
             }
         }
-        var challenge = RandomNumberGenerator.GetBytes(32);
-        await store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.Register, user.Id, inviteHash,
-            now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // WebAuthn L3 §5.4.3: excludeCredentials keeps one authenticator from registering twice.
         var exclude = (await store.ListDevicesAsync(user.Id, ct))
             .Where(d => d.Active && d.CredentialId is not null)
-            .Select(d => new CredentialDescriptor("public-key", Base64Url.Encode(d.CredentialId!)))
-            .ToList();
-        var creation = new CreationOptions(
-            new RpEntity(options.RpId, "Assent"),
-            new UserEntity(Base64Url.Encode(Encoding.UTF8.GetBytes(user.Id)), user.Handle, user.Handle),
-            Base64Url.Encode(challenge),
-            Algorithms,
-            (long)CeremonyTimeout.TotalMilliseconds,
-            exclude,
-            new AuthenticatorSelection("preferred", false, "required"),
-            "none");
-        return TypedResults.Json(creation, WebAuthnOptionsJson.Default.CreationOptions);
+            .Select(d => d.CredentialId!);
+        var creation = passkeys.RegistrationOptions(user.Id, user.Handle, exclude);
+        await store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(creation.Challenge), ChallengePurposes.Register, user.Id, inviteHash,
+            now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
+        return TypedResults.Json(creation.Options, WebAuthnOptionsJson.Default.CreationOptions);
     }
 
     internal static async Task<IResult> RegisterAsync(HttpContext http, IAssentStore store, WebSessions sessions, AssentOptions options,
-        TimeProvider time, CancellationToken ct)
+        PasskeyCeremonies passkeys, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationRequest, ct);
         if (read.Error is not null)
@@ -139,7 +121,7 @@ internal static class PasskeyEndpoints
         {
             return Problem.BadRequest("the registration challenge is unknown, already used or expired; start again");
         }
-        var verified = WebAuthnVerifier.VerifyRegistration(attestationObject, clientDataJson, challenge.Value.Challenge, options.Origins, options.RpId);
+        var verified = await passkeys.VerifyRegistrationAsync(challenge.Value.Record.UserId ?? "", attestationObject, clientDataJson, challenge.Value.Challenge, ct);
         if (!verified.Succeeded)
         {
             return Problem.BadRequest($"the passkey registration was refused: {verified.Error.Code}: {verified.Error.Detail}");
@@ -149,13 +131,14 @@ internal static class PasskeyEndpoints
         {
             return Problem.Conflict("this passkey is already registered");
         }
-        var jwk = JsonSerializer.Serialize(credential.PublicKey.ToJwk(), JwkJson.Default.Jwk);
+        var jwk = JsonSerializer.Serialize(credential.PublicKey, JwkJson.Default.Jwk);
         var deviceId = Ids.New("dev");
         DeviceRecord Device(string userId) => new(deviceId, userId, DeviceKinds.WebAuthn, name, jwk, credential.CredentialId, credential.SignCount, now, null);
         AuditEvent Audit(string userId) => new(AuditTypes.DeviceEnrolled, userId, deviceId, deviceId, new Dictionary<string, string>
         {
             ["kind"] = DeviceKinds.WebAuthn, ["name"] = name, ["alg"] = credential.Algorithm.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["attestation"] = credential.AttestationFormat, ["aaguid"] = credential.Aaguid.ToString(),
+            ["attestation_trusted"] = credential.AttestationTrusted ? "true" : "false",
         });
         UserRecord? user;
         DeviceRecord device;
@@ -195,12 +178,12 @@ internal static class PasskeyEndpoints
         await store.CreateWebAuthnChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
             now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // Empty allowCredentials: a discoverable credential names its user (WebAuthn L3 §5.4.3, usernameless sign-in).
-        return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
+        return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)PasskeyCeremonies.CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
             WebAuthnOptionsJson.Default.RequestOptions);
     }
 
     internal static async Task<IResult> SignInAsync(HttpContext http, IAssentStore store, WebSessions sessions, ApprovalService approvals,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        AssentOptions options, PasskeyCeremonies passkeys, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -222,13 +205,8 @@ internal static class PasskeyEndpoints
         {
             return Problem.Unauthorized("this passkey is not registered here, or it was revoked");
         }
-        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
-        if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
-        {
-            return Problem.Unauthorized("the stored passkey key is unusable");
-        }
-        var verified = WebAuthnVerifier.VerifyAssertion(authenticatorData, clientDataJson, signature, key, challenge.Value.Challenge,
-            options.Origins, options.RpId, (uint)device.SignCount);
+        var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(credentialId, device.PublicJwk, device.SignCount),
+            authenticatorData, clientDataJson, signature, challenge.Value.Challenge, ct);
         if (!verified.Succeeded)
         {
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
@@ -445,7 +423,7 @@ internal static class PasskeyEndpoints
     private static bool TryDecodeAssertion(AssertionRequest body, out byte[] credentialId, out byte[] authenticatorData, out byte[] clientDataJson, out byte[] signature)
     {
         authenticatorData = clientDataJson = signature = [];
-        return Base64Url.TryDecode(body.CredentialId ?? "", out credentialId) && credentialId.Length is > 0 and <= AuthenticatorData.MaxCredentialIdLength &&
+        return Base64Url.TryDecode(body.CredentialId ?? "", out credentialId) && credentialId.Length is > 0 and <= WebAuthnVerifier.MaxCredentialIdLength &&
                Base64Url.TryDecode(body.AuthenticatorData ?? "", out authenticatorData) && authenticatorData.Length > 0 &&
                Base64Url.TryDecode(body.ClientDataJson ?? "", out clientDataJson) && clientDataJson.Length > 0 &&
                Base64Url.TryDecode(body.Signature ?? "", out signature) && signature.Length > 0;
