@@ -1,9 +1,13 @@
 using System.Net;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.WebAuthn;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Storage;
+using Assent.Server.Tests.Passkeys;
 
 namespace Assent.Server.Tests;
 
@@ -155,6 +159,135 @@ public sealed class PasskeyDecisionTests
         var (status, body) = await TestServer.ReadAsync(response);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("approved", body.GetProperty("state").GetString());
+    }
+}
+
+/// <summary>
+/// The signature counter (WebAuthn L3 §6.1.1) at the server: when the stored or the new counter is
+/// nonzero and the new one is not greater, the assertion is refused and audited as
+/// sign_count_regression, for decisions and for sign-in alike; a passkey that always reports 0 keeps working.
+/// </summary>
+public sealed class PasskeySignCountTests
+{
+    private sealed record Setup(TestServer Server, TestAuthenticator Passkey, string UserId, string DeviceId) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Passkey.Dispose();
+            await Server.DisposeAsync();
+        }
+    }
+
+    private static async Task<Setup> PasskeyAsync()
+    {
+        var server = await TestServer.StartAsync();
+        var passkey = TestAuthenticator.Create("ES256");
+        var invite = await server.InviteAsync("counter" + Guid.NewGuid().ToString("N")[..8]);
+        var deviceId = "dev_" + Guid.NewGuid().ToString("N")[..12];
+        await server.Store.AddDeviceAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "key", passkey.PublicJwk, passkey.CredentialId, 0,
+            server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
+        return new Setup(server, passkey, invite.UserId, deviceId);
+    }
+
+    /// <summary>A pending request, and the passkey's approval of it signed with <paramref name="signCount"/>, posted to the web app's endpoint.</summary>
+    private static async Task<HttpResponseMessage> ApproveAsync(Setup s, uint signCount)
+    {
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var id = "apr_" + Guid.NewGuid().ToString("N")[..16];
+        var payload = RandomNumberGenerator.GetBytes(48);
+        await s.Server.Store.CreateApprovalAsync(new ApprovalRecord(id, RandomNumberGenerator.GetBytes(32), ApprovalKinds.Ciba, "agt_test", s.UserId,
+            "openid", "counter test", null, null, payload, ApprovalState.Pending, now, now + 300_000),
+            new AuditEvent(AuditTypes.ApprovalCreated, s.UserId, "test", id), default);
+        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(Decisions.Approve, payload));
+        return await s.Server.Http.PostAsync($"/webauthn/approvals/{id}/decision", TestDevice.JsonBody(Assertion(s, signCount, challenge, Decisions.Approve)));
+    }
+
+    private static async Task<HttpResponseMessage> SignInAsync(Setup s, uint signCount)
+    {
+        using var options = await s.Server.Http.PostAsync("/webauthn/signin/options", TestDevice.JsonBody(new { }));
+        var (_, body) = await TestServer.ReadAsync(options);
+        var challenge = Base64Url.Decode(body.GetProperty("challenge").GetString()!);
+        return await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(Assertion(s, signCount, challenge)));
+    }
+
+    private static Dictionary<string, string> Assertion(Setup s, uint signCount, byte[] challenge, string? decision = null)
+    {
+        var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
+        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
+        var body = new Dictionary<string, string>
+        {
+            ["credential_id"] = Base64Url.Encode(s.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
+            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(s.Passkey.SignCeremony(authData, clientData)),
+        };
+        if (decision is not null)
+        {
+            body["decision"] = decision;
+        }
+        return body;
+    }
+
+    private static async Task<long> StoredCountAsync(Setup s) => (await s.Server.Store.FindDeviceAsync(s.DeviceId, default))!.SignCount;
+
+    private static async Task<int> RegressionsAuditedAsync(Setup s) =>
+        (await s.Server.Store.ReadAuditAsync(0, 1000, s.UserId, default)).Count(r => System.Text.Encoding.UTF8.GetString(r.Entry).Contains(AuditTypes.DeviceSignCountRegression, StringComparison.Ordinal));
+
+    [Fact]
+    public async Task A_decision_whose_counter_falls_back_to_zero_after_five_is_refused_and_audited()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var five = await ApproveAsync(s, 5);
+        using var zero = await ApproveAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, five.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, zero.StatusCode);
+        Assert.Contains(WebAuthnFailures.SignCountRegression, await zero.Content.ReadAsStringAsync());
+        Assert.Equal(5, await StoredCountAsync(s));
+        Assert.Equal(1, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_passkey_that_always_reports_zero_decides_twice()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var first = await ApproveAsync(s, 0);
+        using var second = await ApproveAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(0, await StoredCountAsync(s));
+        Assert.Equal(0, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_sign_in_whose_counter_falls_back_to_zero_after_five_is_refused_and_audited()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var five = await SignInAsync(s, 5);
+        using var zero = await SignInAsync(s, 0);
+        using var same = await SignInAsync(s, 5);
+
+        Assert.Equal(HttpStatusCode.OK, five.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, zero.StatusCode);
+        Assert.Contains(WebAuthnFailures.SignCountRegression, await zero.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, same.StatusCode);
+        Assert.Equal(5, await StoredCountAsync(s));
+        Assert.Equal(2, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_passkey_that_always_reports_zero_signs_in_twice()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var first = await SignInAsync(s, 0);
+        using var second = await SignInAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(0, await RegressionsAuditedAsync(s));
     }
 }
 
