@@ -174,6 +174,20 @@ public sealed class PasskeyAssertionTests
     }
 
     [Fact]
+    public async Task What_a_token_evidence_check_would_refuse_is_refused_here_too()
+    {
+        using var authenticator = TestAuthenticator.Create("ES256");
+        var authData = authenticator.AuthenticatorData();
+        var clientData = GetClientData();
+        var notDer = authenticator.SignCeremony(authData, clientData);
+        notDer[0] = 0x31; // a SET, not a SEQUENCE: Fido2 reads it, the SDK does not
+        var duplicate = TestAuthenticator.ClientDataJson(ClientData.TypeGet, Challenge, extra: ",\"type\":\"webauthn.get\"");
+
+        Assert.Equal(WebAuthnFailures.InvalidSignature, (await VerifyAsync(authenticator, authData, clientData, notDer)).Error?.Code);
+        Assert.Equal(WebAuthnFailures.MalformedClientData, (await VerifyAsync(authenticator, authData, duplicate)).Error?.Code);
+    }
+
+    [Fact]
     public async Task Client_data_that_is_not_json_is_refused()
     {
         using var authenticator = TestAuthenticator.Create("ES256");
