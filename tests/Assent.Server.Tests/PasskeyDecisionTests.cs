@@ -190,7 +190,14 @@ public sealed class PasskeySignCountTests
     }
 
     /// <summary>A pending request, and the passkey's approval of it signed with <paramref name="signCount"/>, posted to the web app's endpoint.</summary>
-    private static async Task<HttpResponseMessage> ApproveAsync(Setup s, uint signCount)
+    private static async Task<HttpResponseMessage> ApproveAsync(Setup s, uint signCount, (string Id, byte[] Payload)? pending = null)
+    {
+        var (id, payload) = pending ?? await PendingAsync(s);
+        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(Decisions.Approve, payload));
+        return await s.Server.Http.PostAsync($"/webauthn/approvals/{id}/decision", TestDevice.JsonBody(Assertion(s, signCount, challenge, Decisions.Approve)));
+    }
+
+    private static async Task<(string Id, byte[] Payload)> PendingAsync(Setup s)
     {
         var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         var id = "apr_" + Guid.NewGuid().ToString("N")[..16];
@@ -198,8 +205,7 @@ public sealed class PasskeySignCountTests
         await s.Server.Store.CreateApprovalAsync(new ApprovalRecord(id, RandomNumberGenerator.GetBytes(32), ApprovalKinds.Ciba, "agt_test", s.UserId,
             "openid", "counter test", null, null, payload, ApprovalState.Pending, now, now + 300_000),
             new AuditEvent(AuditTypes.ApprovalCreated, s.UserId, "test", id), default);
-        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(Decisions.Approve, payload));
-        return await s.Server.Http.PostAsync($"/webauthn/approvals/{id}/decision", TestDevice.JsonBody(Assertion(s, signCount, challenge, Decisions.Approve)));
+        return (id, payload);
     }
 
     private static async Task<HttpResponseMessage> SignInAsync(Setup s, uint signCount)
@@ -275,6 +281,46 @@ public sealed class PasskeySignCountTests
         Assert.Equal(HttpStatusCode.Unauthorized, same.StatusCode);
         Assert.Equal(5, await StoredCountAsync(s));
         Assert.Equal(2, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task Garbage_posted_to_the_passkey_endpoints_gets_a_4xx_never_a_500()
+    {
+        await using var s = await PasskeyAsync();
+        var random = new Random(7);
+        byte[] Bytes(int max)
+        {
+            var bytes = new byte[random.Next(1, max)];
+            random.NextBytes(bytes);
+            return bytes;
+        }
+        var invite = await s.Server.InviteAsync("garbage");
+        var pending = await PendingAsync(s);
+        for (var i = 0; i < 20; i++)
+        {
+            using var options = await s.Server.Http.PostAsync("/webauthn/register/options", TestDevice.JsonBody(new { code = invite.Code }));
+            var (_, body) = await TestServer.ReadAsync(options);
+            var challenge = Base64Url.Decode(body.GetProperty("challenge").GetString()!);
+            var createData = TestAuthenticator.ClientDataJson(ClientData.TypeCreate, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
+            using var register = await s.Server.Http.PostAsync("/webauthn/register", TestDevice.JsonBody(new Dictionary<string, string>
+            {
+                ["client_data_json"] = Base64Url.Encode(createData), ["attestation_object"] = Base64Url.Encode(Bytes(400)),
+            }));
+            Assert.Equal(HttpStatusCode.BadRequest, register.StatusCode);
+
+            var assertion = Assertion(s, 1, Bytes(40));
+            assertion["authenticator_data"] = Base64Url.Encode(Bytes(80));
+            assertion["signature"] = Base64Url.Encode(Bytes(80));
+            using var signIn = await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(assertion));
+            Assert.Equal(HttpStatusCode.Unauthorized, signIn.StatusCode);
+            assertion["decision"] = Decisions.Approve;
+            assertion["client_data_json"] = Base64Url.Encode(Bytes(200));
+            using var decide = await s.Server.Http.PostAsync($"/webauthn/approvals/{pending.Id}/decision", TestDevice.JsonBody(assertion));
+            Assert.InRange((int)decide.StatusCode, 400, 499);
+        }
+        // Nothing was decided or counted: the real approval still goes through.
+        using var approve = await ApproveAsync(s, 1, pending);
+        Assert.Equal(HttpStatusCode.OK, approve.StatusCode);
     }
 
     [Fact]

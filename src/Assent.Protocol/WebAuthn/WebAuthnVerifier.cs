@@ -26,9 +26,10 @@ public enum AuthenticatorFlags : byte
 public sealed record VerifiedAssertion(AuthenticatorFlags Flags, uint SignCount, ClientData ClientData);
 
 /// <summary>
-/// The offline check of the passkey assertion a token's <c>webauthn</c> evidence carries: the signature of a public JWK, taken from the approver's DID document, over
-/// authenticatorData ‖ SHA-256(clientDataJSON), with client data and flags checked as WebAuthn L3
-/// §7.2 steps 11–21 say. Nothing here throws on malformed input.
+/// The offline check of the passkey assertion a token's <c>webauthn</c> evidence carries: the
+/// signature of a public JWK, taken from the approver's DID document, over authenticatorData ‖
+/// SHA-256(clientDataJSON), with client data and flags checked as WebAuthn L3 §7.2 steps 11–21
+/// say. Nothing here throws on malformed input.
 /// </summary>
 /// <remarks>
 /// Not Fido2: the server runs its ceremonies through Fido2 (Assent.Server.Passkeys.PasskeyCeremonies),
