@@ -21,11 +21,11 @@ namespace Assent.Server.Passkeys;
 /// </summary>
 internal sealed class AttestationTrust : IMetadataService
 {
-    // FIDO Registry of Predefined Values §3.6.3: the attestation type names of a metadata statement.
+    // The names a metadata statement's attestationTypes uses (FIDO Registry of Predefined Values, attestation types).
     private const string BasicFull = "basic_full";
     private const string BasicSurrogate = "basic_surrogate";
 
-    // The JWS algorithms Fido2 itself accepts for an MDS BLOB (FIDO MDS 3.0 §3.1.7).
+    // The JWS algorithms Fido2 itself accepts for an MDS BLOB (FIDO Metadata Service 3.0, the metadata BLOB).
     private static readonly string[] BlobAlgorithms = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"];
 
     private readonly string[] _operatorRoots;
@@ -139,7 +139,7 @@ internal sealed class AttestationTrust : IMetadataService
     }
 
     /// <summary>
-    /// Verifies a FIDO Metadata Service BLOB (FIDO MDS 3.0 §3.1.7) as Fido2's own MDS client does,
+    /// Verifies a FIDO Metadata Service 3.0 BLOB as Fido2's own MDS client does,
     /// offline: a compact JWS whose header names an accepted <c>alg</c> and carries <c>x5c</c>,
     /// whose signature verifies with the first certificate's key, and whose certificates chain to
     /// <paramref name="roots"/> (the operator's copy of the MDS root, as Fido2 pins its own).

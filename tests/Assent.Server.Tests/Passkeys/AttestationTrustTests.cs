@@ -219,7 +219,7 @@ public sealed class PasskeyAttestationTrustTests
     };
 
     /// <summary>
-    /// An MDS BLOB (FIDO MDS 3.0 §3.1.7): a compact JWS, ES256, whose x5c holds a signing certificate
+    /// An MDS BLOB (FIDO Metadata Service 3.0): a compact JWS, ES256, whose x5c holds a signing certificate
     /// issued by <paramref name="mds"/>.
     /// </summary>
     private static string WriteBlob(TestAttestationCa mds, params object[] entries)
