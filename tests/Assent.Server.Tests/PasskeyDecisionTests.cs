@@ -1,10 +1,12 @@
 using System.Net;
+using System.Security.Cryptography;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.WebAuthn;
 using Assent.Server.Approvals;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
+using Assent.Server.Tests.Passkeys;
 
 namespace Assent.Server.Tests;
 
@@ -156,6 +158,181 @@ public sealed class PasskeyDecisionTests
         var (status, body) = await TestServer.ReadAsync(response);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("approved", body.GetProperty("state").GetString());
+    }
+}
+
+/// <summary>
+/// The signature counter (WebAuthn L3 §6.1.1) at the server: when the stored or the new counter is
+/// nonzero and the new one is not greater, the assertion is refused and audited as
+/// sign_count_regression, for decisions and for sign-in alike; a passkey that always reports 0 keeps working.
+/// </summary>
+public sealed class PasskeySignCountTests
+{
+    private sealed record Setup(TestServer Server, TestAuthenticator Passkey, string UserId, string DeviceId) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Passkey.Dispose();
+            await Server.DisposeAsync();
+        }
+    }
+
+    private static async Task<Setup> PasskeyAsync()
+    {
+        var server = await TestServer.StartAsync();
+        var passkey = TestAuthenticator.Create("ES256");
+        var invite = await server.InviteAsync("counter" + Guid.NewGuid().ToString("N")[..8]);
+        var deviceId = "dev_" + Guid.NewGuid().ToString("N")[..12];
+        await server.Store.Devices.AddAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "key", passkey.PublicJwk, passkey.CredentialId, 0,
+            server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
+        return new Setup(server, passkey, invite.UserId, deviceId);
+    }
+
+    /// <summary>A pending request, and the passkey's approval of it signed with <paramref name="signCount"/>, posted to the web app's endpoint.</summary>
+    private static async Task<HttpResponseMessage> ApproveAsync(Setup s, uint signCount, (string Id, byte[] Payload)? pending = null)
+    {
+        var (id, payload) = pending ?? await PendingAsync(s);
+        var challenge = SHA256.HashData(ApprovalPayload.SigningInput(Decisions.Approve, payload));
+        return await s.Server.Http.PostAsync($"/webauthn/approvals/{id}/decision", TestDevice.JsonBody(Assertion(s, signCount, challenge, Decisions.Approve)));
+    }
+
+    private static async Task<(string Id, byte[] Payload)> PendingAsync(Setup s)
+    {
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var id = "apr_" + Guid.NewGuid().ToString("N")[..16];
+        var payload = RandomNumberGenerator.GetBytes(48);
+        await s.Server.Store.Approvals.CreateAsync(new ApprovalRecord(id, RandomNumberGenerator.GetBytes(32), ApprovalKinds.Ciba, "agt_test", s.UserId,
+            "openid", "counter test", null, null, payload, ApprovalState.Pending, now, now + 300_000),
+            new AuditEvent(AuditTypes.ApprovalCreated, s.UserId, "test", id), default);
+        return (id, payload);
+    }
+
+    private static async Task<HttpResponseMessage> SignInAsync(Setup s, uint signCount)
+    {
+        using var options = await s.Server.Http.PostAsync("/webauthn/signin/options", TestDevice.JsonBody(new { }));
+        var (_, body) = await TestServer.ReadAsync(options);
+        var challenge = Base64Url.Decode(body.GetProperty("challenge").GetString()!);
+        return await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(Assertion(s, signCount, challenge)));
+    }
+
+    private static Dictionary<string, string> Assertion(Setup s, uint signCount, byte[] challenge, string? decision = null)
+    {
+        var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
+        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
+        var body = new Dictionary<string, string>
+        {
+            ["credential_id"] = Base64Url.Encode(s.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
+            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(s.Passkey.SignCeremony(authData, clientData)),
+        };
+        if (decision is not null)
+        {
+            body["decision"] = decision;
+        }
+        return body;
+    }
+
+    private static async Task<long> StoredCountAsync(Setup s) => (await s.Server.Store.Devices.FindAsync(s.DeviceId, default))!.SignCount;
+
+    private static async Task<int> RegressionsAuditedAsync(Setup s) =>
+        (await s.Server.Store.Audit.ReadAsync(0, 1000, s.UserId, default)).Count(r => System.Text.Encoding.UTF8.GetString(r.Entry).Contains(AuditTypes.DeviceSignCountRegression, StringComparison.Ordinal));
+
+    [Fact]
+    public async Task A_decision_whose_counter_falls_back_to_zero_after_five_is_refused_and_audited()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var five = await ApproveAsync(s, 5);
+        using var zero = await ApproveAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, five.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, zero.StatusCode);
+        Assert.Contains(WebAuthnFailures.SignCountRegression, await zero.Content.ReadAsStringAsync());
+        Assert.Equal(5, await StoredCountAsync(s));
+        Assert.Equal(1, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_passkey_that_always_reports_zero_decides_twice()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var first = await ApproveAsync(s, 0);
+        using var second = await ApproveAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(0, await StoredCountAsync(s));
+        Assert.Equal(0, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_sign_in_whose_counter_falls_back_to_zero_after_five_is_refused_and_audited()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var five = await SignInAsync(s, 5);
+        using var zero = await SignInAsync(s, 0);
+        using var same = await SignInAsync(s, 5);
+
+        Assert.Equal(HttpStatusCode.OK, five.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, zero.StatusCode);
+        Assert.Contains(WebAuthnFailures.SignCountRegression, await zero.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, same.StatusCode);
+        Assert.Equal(5, await StoredCountAsync(s));
+        Assert.Equal(2, await RegressionsAuditedAsync(s));
+    }
+
+    [Fact]
+    public async Task Garbage_posted_to_the_passkey_endpoints_gets_a_4xx_never_a_500()
+    {
+        await using var s = await PasskeyAsync();
+        var random = new Random(7);
+        byte[] Bytes(int max)
+        {
+            var bytes = new byte[random.Next(1, max)];
+            random.NextBytes(bytes);
+            return bytes;
+        }
+        var invite = await s.Server.InviteAsync("garbage");
+        var pending = await PendingAsync(s);
+        for (var i = 0; i < 20; i++)
+        {
+            using var options = await s.Server.Http.PostAsync("/webauthn/register/options", TestDevice.JsonBody(new { code = invite.Code }));
+            var (_, body) = await TestServer.ReadAsync(options);
+            var challenge = Base64Url.Decode(body.GetProperty("challenge").GetString()!);
+            var createData = TestAuthenticator.ClientDataJson(ClientData.TypeCreate, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
+            using var register = await s.Server.Http.PostAsync("/webauthn/register", TestDevice.JsonBody(new Dictionary<string, string>
+            {
+                ["client_data_json"] = Base64Url.Encode(createData), ["attestation_object"] = Base64Url.Encode(Bytes(400)),
+            }));
+            Assert.Equal(HttpStatusCode.BadRequest, register.StatusCode);
+
+            var assertion = Assertion(s, 1, Bytes(40));
+            assertion["authenticator_data"] = Base64Url.Encode(Bytes(80));
+            assertion["signature"] = Base64Url.Encode(Bytes(80));
+            using var signIn = await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(assertion));
+            Assert.Equal(HttpStatusCode.Unauthorized, signIn.StatusCode);
+            assertion["decision"] = Decisions.Approve;
+            assertion["client_data_json"] = Base64Url.Encode(Bytes(200));
+            using var decide = await s.Server.Http.PostAsync($"/webauthn/approvals/{pending.Id}/decision", TestDevice.JsonBody(assertion));
+            Assert.InRange((int)decide.StatusCode, 400, 499);
+        }
+        // Nothing was decided or counted: the real approval still goes through.
+        using var approve = await ApproveAsync(s, 1, pending);
+        Assert.Equal(HttpStatusCode.OK, approve.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_passkey_that_always_reports_zero_signs_in_twice()
+    {
+        await using var s = await PasskeyAsync();
+
+        using var first = await SignInAsync(s, 0);
+        using var second = await SignInAsync(s, 0);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal(0, await RegressionsAuditedAsync(s));
     }
 }
 

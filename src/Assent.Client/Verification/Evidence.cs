@@ -50,12 +50,12 @@ internal static class Evidence
             case WebAuthnKind:
                 var authenticatorData = Bytes(evidence, "authenticator_data") ?? throw Mismatch("webauthn evidence lacks authenticator_data");
                 var clientDataJson = Bytes(evidence, "client_data_json") ?? throw Mismatch("webauthn evidence lacks client_data_json");
-                if (!CoseKey.TryFromJwk(jwk, out var key, out var keyError))
+                if (!WebAuthnVerifier.IsUsableKey(jwk, out var keyError))
                 {
                     throw Mismatch($"the device key in the DID document is not usable: {keyError.Detail}");
                 }
-                // docs/tokens.md: for a passkey the WebAuthn challenge is SHA-256 of the signed bytes.
-                var result = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, key,
+                // docs/concepts.md §5.1: for a passkey the WebAuthn challenge is SHA-256 of the signed bytes.
+                var result = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, jwk,
                     SHA256.HashData(signed), requireUserVerification: true);
                 if (!result.Succeeded)
                 {

@@ -2,7 +2,7 @@ using System.Diagnostics.CodeAnalysis;
 
 namespace Assent.Protocol.WebAuthn;
 
-/// <summary>The failure codes WebAuthn verification reports; stable strings for audit records.</summary>
+/// <summary>The failure codes WebAuthn verification reports; stable strings for audit records and error details.</summary>
 public static class WebAuthnFailures
 {
     public const string MalformedClientData = "malformed_client_data";
@@ -18,8 +18,9 @@ public static class WebAuthnFailures
     public const string MissingAttestedCredential = "missing_attested_credential";
     public const string MalformedAttestation = "malformed_attestation";
     public const string UnsupportedAttestation = "unsupported_attestation";
-    public const string AttestationAlgorithmMismatch = "attestation_alg_mismatch";
-    public const string InvalidAttestationSignature = "invalid_attestation_signature";
+    public const string InvalidAttestation = "invalid_attestation";
+    public const string AttestationNotTrusted = "attestation_not_trusted";
+    public const string MalformedAssertion = "malformed_assertion";
     public const string InvalidKey = "invalid_key";
     public const string UnsupportedAlgorithm = "unsupported_algorithm";
     public const string InvalidSignature = "invalid_signature";
@@ -53,10 +54,4 @@ public sealed record WebAuthnResult<T>
     public static WebAuthnResult<T> Failure(WebAuthnError error) => new(null, error);
 
     public static WebAuthnResult<T> Failure(string code, string detail) => new(null, new WebAuthnError(code, detail));
-}
-
-/// <summary>Internal carrier for a parse failure; public entry points turn it into a <see cref="WebAuthnError"/>.</summary>
-internal sealed class WebAuthnFormatException(string code, string detail) : Exception(detail)
-{
-    public WebAuthnError Error { get; } = new(code, detail);
 }

@@ -46,7 +46,7 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
 internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IdentityDirectory directory, ApprovalHub hub,
-    AssentOptions options, TimeProvider time)
+    PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
 {
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
@@ -165,15 +165,14 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     private async Task<(DecideOutcome? Outcome, long SignCount)> VerifyAssertionAsync(DeviceRecord device, AssertionProof assertion, byte[] challenge,
         string approvalId, CancellationToken ct)
     {
-        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
-        if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
-        {
-            return (new(DecideStatus.Malformed, Detail: "the stored passkey key is unusable"), 0);
-        }
-        var verified = WebAuthnVerifier.VerifyAssertion(assertion.AuthenticatorData, assertion.ClientDataJson, assertion.Signature, key, challenge,
-            options.Origins, options.RpId, (uint)device.SignCount);
+        var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(device.CredentialId ?? [], device.PublicJwk, device.SignCount),
+            assertion.AuthenticatorData, assertion.ClientDataJson, assertion.Signature, challenge, ct);
         if (!verified.Succeeded)
         {
+            if (verified.Error.Code == WebAuthnFailures.InvalidKey)
+            {
+                return (new(DecideStatus.Malformed, Detail: verified.Error.Detail), 0);
+            }
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
             {
                 await AuditSignCountRegressionAsync(device, approvalId, verified.Error.Detail, ct);
@@ -186,6 +185,8 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// <summary>
     /// Moves the stored counter forward (WebAuthn L3 §6.1.1). A counter that fails to advance here lost a race
     /// with another assertion of the same count, or went back: a clone or a replay, so refused and audited.
+    /// A 0 goes to the store too: its guard takes 0 only over a stored 0, so a 0 racing a counter raised
+    /// meanwhile is refused as well.
     /// </summary>
     internal async Task<bool> AdvanceSignCountAsync(DeviceRecord device, uint signCount, string? subject, CancellationToken ct)
     {

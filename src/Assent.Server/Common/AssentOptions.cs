@@ -73,6 +73,22 @@ public sealed class AssentOptions
     /// <summary>Origins whose WebAuthn ceremonies are accepted; empty means the issuer's origin only.</summary>
     public string[]? WebAuthnOrigins { get; set; }
 
+    /// <summary>
+    /// Which passkey attestations registration accepts (docs/deployment.md, "Passkey attestation"):
+    /// <c>none</c>, any, trusting none of them; <c>trusted</c>, only those whose certificate chain
+    /// reaches <see cref="WebAuthnTrustedRoots"/> or a root the <see cref="WebAuthnMetadataBlob"/> lists.
+    /// </summary>
+    public string WebAuthnAttestation { get; set; } = WebAuthnAttestationModes.None;
+
+    /// <summary>Attestation root certificate files (PEM, possibly several certificates, or DER) trusted with <c>trusted</c>.</summary>
+    public string[]? WebAuthnTrustedRoots { get; set; }
+
+    /// <summary>A FIDO Metadata Service BLOB file (a JWS), read and verified offline at start, with <c>trusted</c>.</summary>
+    public string? WebAuthnMetadataBlob { get; set; }
+
+    /// <summary>The certificate file (PEM or DER) of the root that signs <see cref="WebAuthnMetadataBlob"/>.</summary>
+    public string? WebAuthnMetadataBlobRoot { get; set; }
+
     /// <summary>How long a passkey registration or sign-in challenge stays usable.</summary>
     public TimeSpan WebAuthnChallengeLifetime { get; set; } = TimeSpan.FromMinutes(5);
 
@@ -123,6 +139,10 @@ public sealed class AssentOptions
         {
             return "Assent:WebAuthnChallengeLifetime must be between 0 and 30 minutes";
         }
+        if (ValidateAttestation() is { } attestation)
+        {
+            return attestation;
+        }
         if (WebSessionLifetime <= TimeSpan.Zero || WebSessionLifetime > TimeSpan.FromDays(1))
         {
             return "Assent:WebSessionLifetime must be between 0 and 1 day";
@@ -157,4 +177,51 @@ public sealed class AssentOptions
         }
         return null;
     }
+
+    /// <summary>The attestation settings; the MDS BLOB's signature is checked when the server builds its passkey ceremonies.</summary>
+    private string? ValidateAttestation()
+    {
+        var roots = WebAuthnTrustedRoots ?? [];
+        var blob = !string.IsNullOrWhiteSpace(WebAuthnMetadataBlob);
+        switch (WebAuthnAttestation)
+        {
+            case WebAuthnAttestationModes.None:
+                return roots.Length > 0 || blob || !string.IsNullOrWhiteSpace(WebAuthnMetadataBlobRoot)
+                    ? "Assent:WebAuthnTrustedRoots and Assent:WebAuthnMetadataBlob are read only with Assent:WebAuthnAttestation=trusted"
+                    : null;
+            case WebAuthnAttestationModes.Trusted:
+                if (roots.Length == 0 && !blob)
+                {
+                    return "Assent:WebAuthnAttestation=trusted needs Assent:WebAuthnTrustedRoots or Assent:WebAuthnMetadataBlob";
+                }
+                foreach (var root in roots)
+                {
+                    if (!CertificateFiles.TryRead(root, out _, out var error))
+                    {
+                        return $"Assent:WebAuthnTrustedRoots: {error}";
+                    }
+                }
+                if (blob && !File.Exists(WebAuthnMetadataBlob))
+                {
+                    return $"Assent:WebAuthnMetadataBlob: '{WebAuthnMetadataBlob}' does not exist";
+                }
+                if (blob && !CertificateFiles.TryRead(WebAuthnMetadataBlobRoot ?? "", out _, out var rootError))
+                {
+                    return $"Assent:WebAuthnMetadataBlobRoot (the root that signs the MDS BLOB): {rootError}";
+                }
+                return null;
+            default:
+                return $"Assent:WebAuthnAttestation must be '{WebAuthnAttestationModes.None}' or '{WebAuthnAttestationModes.Trusted}'";
+        }
+    }
+}
+
+/// <summary>The values of <see cref="AssentOptions.WebAuthnAttestation"/>.</summary>
+public static class WebAuthnAttestationModes
+{
+    /// <summary>Any attestation Fido2 verifies, none of them trusted (WebAuthn L3 §5.4.7 conveyance <c>none</c>).</summary>
+    public const string None = "none";
+
+    /// <summary>Only attestations whose certificate chain reaches a trusted root (conveyance <c>direct</c>).</summary>
+    public const string Trusted = "trusted";
 }

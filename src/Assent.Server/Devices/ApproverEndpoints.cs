@@ -83,7 +83,7 @@ internal static class ApproverEndpoints
             byte[]? credentialId = null;
             if ((body.DeviceId is null && body.CredentialId is null) ||
                 (body.CredentialId is not null && (!Base64Url.TryDecode(body.CredentialId, out credentialId) ||
-                                                   credentialId.Length is 0 or > AuthenticatorData.MaxCredentialIdLength)) ||
+                                                   credentialId.Length is 0 or > WebAuthnVerifier.MaxCredentialIdLength)) ||
                 !Base64Url.TryDecode(body.Signature ?? "", out var assertionSignature) || assertionSignature.Length == 0 ||
                 !Base64Url.TryDecode(body.AuthenticatorData ?? "", out var authenticatorData) || authenticatorData.Length == 0 ||
                 !Base64Url.TryDecode(body.ClientDataJson ?? "", out var clientDataJson) || clientDataJson.Length == 0)

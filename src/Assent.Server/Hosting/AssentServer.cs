@@ -76,6 +76,7 @@ public static class AssentServer
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
         services.AddSingleton<ClientDirectory>();
+        services.AddSingleton(await PasskeyCeremonies.CreateAsync(options, ct));
         services.AddSingleton<TokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<ApprovalHub>();

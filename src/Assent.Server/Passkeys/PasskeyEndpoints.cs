@@ -23,13 +23,8 @@ namespace Assent.Server.Passkeys;
 /// </summary>
 internal static class PasskeyEndpoints
 {
-    /// <summary>What navigator.credentials is told to wait (WebAuthn L3 §5.4 timeout); the challenge lives longer.</summary>
-    private static readonly TimeSpan CeremonyTimeout = TimeSpan.FromMinutes(2);
-
-    private static readonly CredentialParameter[] Algorithms =
-    [
-        new("public-key", CoseKey.EdDSA), new("public-key", CoseKey.ES256), new("public-key", CoseKey.RS256),
-    ];
+    /// <summary>RS256 with a 2048-bit key: a 256-byte signature, what <c>AssentOptions.MaxWebAuthnEvidenceBytes</c> leaves room for.</summary>
+    private const int MaxRsaModulusBytes = 256;
 
     public static IEndpointRouteBuilder MapPasskeys(this IEndpointRouteBuilder app)
     {
@@ -43,8 +38,8 @@ internal static class PasskeyEndpoints
         return app;
     }
 
-    internal static async Task<IResult> RegistrationOptionsAsync(HttpContext http, IUserStore users, IDeviceStore devices, AssentOptions options,
-        TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RegistrationOptionsAsync(HttpContext http, IUserStore users, IDeviceStore devices, PasskeyCeremonies passkeys,
+        AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationOptionsRequest, ct);
         if (read.Error is not null)
@@ -78,28 +73,18 @@ internal static class PasskeyEndpoints
             }
             user = signedIn.Approver!.User;
         }
-        var challenge = RandomNumberGenerator.GetBytes(32);
-        await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.Register, user.Id, inviteHash,
-            now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // WebAuthn L3 §5.4.3: excludeCredentials keeps one authenticator from registering twice.
         var exclude = (await devices.ListAsync(user.Id, ct))
             .Where(d => d.Active && d.CredentialId is not null)
-            .Select(d => new CredentialDescriptor("public-key", Base64Url.Encode(d.CredentialId!)))
-            .ToList();
-        var creation = new CreationOptions(
-            new RpEntity(options.RpId, "Assent"),
-            new UserEntity(Base64Url.Encode(Encoding.UTF8.GetBytes(user.Id)), user.Handle, user.Handle),
-            Base64Url.Encode(challenge),
-            Algorithms,
-            (long)CeremonyTimeout.TotalMilliseconds,
-            exclude,
-            new AuthenticatorSelection("preferred", false, "required"),
-            "none");
-        return TypedResults.Json(creation, WebAuthnOptionsJson.Default.CreationOptions);
+            .Select(d => d.CredentialId!);
+        var creation = passkeys.RegistrationOptions(user.Id, user.Handle, exclude);
+        await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(creation.Challenge), ChallengePurposes.Register, user.Id, inviteHash,
+            now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
+        return TypedResults.Json(creation.Options, WebAuthnOptionsJson.Default.CreationOptions);
     }
 
-    internal static async Task<IResult> RegisterAsync(HttpContext http, IDeviceStore devices, WebSessions sessions, AssentOptions options,
-        TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> RegisterAsync(HttpContext http, IDeviceStore devices, WebSessions sessions, PasskeyCeremonies passkeys,
+        AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationRequest, ct);
         if (read.Error is not null)
@@ -124,23 +109,31 @@ internal static class PasskeyEndpoints
         {
             return Problem.BadRequest("the registration challenge is unknown, already used or expired; start again");
         }
-        var verified = WebAuthnVerifier.VerifyRegistration(attestationObject, clientDataJson, challenge.Value.Challenge, options.Origins, options.RpId);
+        var verified = await passkeys.VerifyRegistrationAsync(challenge.Value.Record.UserId ?? "", attestationObject, clientDataJson, challenge.Value.Challenge, ct);
         if (!verified.Succeeded)
         {
             return Problem.BadRequest($"the passkey registration was refused: {verified.Error.Code}: {verified.Error.Detail}");
         }
         var credential = verified.Value;
+        // Every decision's assertion becomes a token's evidence, capped so that the token verifies (AccessTokenBudget):
+        // an RSA key above 2048 bits signs more than that room holds, so it could register but never approve.
+        if (credential.PublicKey.N is { } modulus && Base64Url.TryDecode(modulus, out var n) && n.Length > MaxRsaModulusBytes)
+        {
+            return Problem.BadRequest($"this passkey holds a {n.Length * 8}-bit RSA key; Assent takes RSA passkeys of at most {MaxRsaModulusBytes * 8} bits " +
+                                      "(their signatures must fit a token's evidence): use an EdDSA or ES256 passkey");
+        }
         if (await devices.FindByCredentialIdAsync(credential.CredentialId, ct) is not null)
         {
             return Problem.Conflict("this passkey is already registered");
         }
-        var jwk = JsonSerializer.Serialize(credential.PublicKey.ToJwk(), JwkJson.Default.Jwk);
+        var jwk = JsonSerializer.Serialize(credential.PublicKey, JwkJson.Default.Jwk);
         var deviceId = Ids.New("dev");
         DeviceRecord Device(string userId) => new(deviceId, userId, DeviceKinds.WebAuthn, name, jwk, credential.CredentialId, credential.SignCount, now, null);
         AuditEvent Audit(string userId) => new(AuditTypes.DeviceEnrolled, userId, deviceId, deviceId, new Dictionary<string, string>
         {
             ["kind"] = DeviceKinds.WebAuthn, ["name"] = name, ["alg"] = credential.Algorithm.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["attestation"] = credential.AttestationFormat, ["aaguid"] = credential.Aaguid.ToString(),
+            ["attestation_trusted"] = credential.AttestationTrusted ? "true" : "false",
         });
         UserRecord? user;
         DeviceRecord device;
@@ -180,12 +173,12 @@ internal static class PasskeyEndpoints
         await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
             now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
         // Empty allowCredentials: a discoverable credential names its user (WebAuthn L3 §5.4.3, usernameless sign-in).
-        return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
+        return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)PasskeyCeremonies.CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
             WebAuthnOptionsJson.Default.RequestOptions);
     }
 
     internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, IdentityDirectory directory, WebSessions sessions,
-        ApprovalService approvals, AssentOptions options, TimeProvider time, CancellationToken ct)
+        ApprovalService approvals, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -207,13 +200,8 @@ internal static class PasskeyEndpoints
         {
             return Problem.Unauthorized("this passkey is not registered here, or it was revoked");
         }
-        var jwk = JsonSerializer.Deserialize(device.PublicJwk, JwkJson.Default.Jwk);
-        if (jwk is null || !CoseKey.TryFromJwk(jwk, out var key, out _))
-        {
-            return Problem.Unauthorized("the stored passkey key is unusable");
-        }
-        var verified = WebAuthnVerifier.VerifyAssertion(authenticatorData, clientDataJson, signature, key, challenge.Value.Challenge,
-            options.Origins, options.RpId, (uint)device.SignCount);
+        var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(credentialId, device.PublicJwk, device.SignCount),
+            authenticatorData, clientDataJson, signature, challenge.Value.Challenge, ct);
         if (!verified.Succeeded)
         {
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
@@ -278,7 +266,7 @@ internal static class PasskeyEndpoints
     private static bool TryDecodeAssertion(AssertionRequest body, out byte[] credentialId, out byte[] authenticatorData, out byte[] clientDataJson, out byte[] signature)
     {
         authenticatorData = clientDataJson = signature = [];
-        return Base64Url.TryDecode(body.CredentialId ?? "", out credentialId) && credentialId.Length is > 0 and <= AuthenticatorData.MaxCredentialIdLength &&
+        return Base64Url.TryDecode(body.CredentialId ?? "", out credentialId) && credentialId.Length is > 0 and <= WebAuthnVerifier.MaxCredentialIdLength &&
                Base64Url.TryDecode(body.AuthenticatorData ?? "", out authenticatorData) && authenticatorData.Length > 0 &&
                Base64Url.TryDecode(body.ClientDataJson ?? "", out clientDataJson) && clientDataJson.Length > 0 &&
                Base64Url.TryDecode(body.Signature ?? "", out signature) && signature.Length > 0;

@@ -1,16 +1,28 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
+using System.Text.Json;
+using Assent.Protocol;
 using Assent.Protocol.Crypto;
+using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
+using Assent.Server.Approvals;
+using Assent.Server.Identity;
+using Assent.Server.Passkeys;
 
-namespace Assent.Protocol.Tests.WebAuthn;
+namespace Assent.Server.Tests.Passkeys;
 
 /// <summary>A software authenticator holding one real credential, for building ceremonies.</summary>
 internal sealed class TestAuthenticator : IDisposable
 {
     public const string RpId = "assent.example";
     public const string Origin = "https://assent.example";
+
+    // COSE algorithms (RFC 9053 §2.1, §2.2; RFC 8812 §2).
+    public const int ES256 = -7;
+    public const int EdDSA = -8;
+    public const int RS256 = -257;
 
     public static readonly Guid Aaguid = new("6028b017-b1d4-4c02-b4b3-afcdafc96bb2");
 
@@ -34,11 +46,34 @@ internal sealed class TestAuthenticator : IDisposable
 
     public byte[] CoseKey { get; }
 
+    /// <summary>The credential public key as the server stores it.</summary>
+    public Jwk Jwk
+    {
+        get
+        {
+            if (_ecdsa is not null)
+            {
+                var p = _ecdsa.ExportParameters(false);
+                return new Jwk("EC", "P-256", Base64Url.Encode(p.Q.X), Base64Url.Encode(p.Q.Y));
+            }
+            if (_rsa is not null)
+            {
+                var p = _rsa.ExportParameters(false);
+                return new Jwk("RSA", null, null, N: Base64Url.Encode(p.Modulus), E: Base64Url.Encode(p.Exponent));
+            }
+            return new Jwk(Jwk.OctetKeyPair, Jwk.Ed25519Curve, Base64Url.Encode(Ed25519.PublicKeyFromSeed(_seed)));
+        }
+    }
+
+    public string PublicJwk => JsonSerializer.Serialize(Jwk, JwkJson.Default.Jwk);
+
+    public StoredPasskey Stored(long signCount = 0) => new(CredentialId, PublicJwk, signCount);
+
     public static TestAuthenticator Create(string kind) => kind switch
     {
-        "ES256" => new(Assent.Protocol.WebAuthn.CoseKey.ES256, ECDsa.Create(ECCurve.NamedCurves.nistP256), null, null),
-        "RS256" => new(Assent.Protocol.WebAuthn.CoseKey.RS256, null, RSA.Create(2048), null),
-        _ => new(Assent.Protocol.WebAuthn.CoseKey.EdDSA, null, null, Ed25519.NewSeed()),
+        "ES256" => new(ES256, ECDsa.Create(ECCurve.NamedCurves.nistP256), null, null),
+        "RS256" => new(RS256, null, RSA.Create(2048), null),
+        _ => new(EdDSA, null, null, Ed25519.NewSeed()),
     };
 
     public TestCborMap CoseKeyMap(params (object Key, object? Value)[] extra)
@@ -76,7 +111,8 @@ internal sealed class TestAuthenticator : IDisposable
         bool attested = false,
         string rpId = RpId,
         byte[]? coseKey = null,
-        byte[]? extensions = null)
+        byte[]? extensions = null,
+        Guid? aaguid = null)
     {
         var data = new List<byte>(SHA256.HashData(Encoding.UTF8.GetBytes(rpId)));
         data.Add((byte)(flags | (attested ? AuthenticatorFlags.AttestedCredentialData : 0) |
@@ -86,7 +122,7 @@ internal sealed class TestAuthenticator : IDisposable
         data.AddRange(count);
         if (attested)
         {
-            data.AddRange(Aaguid.ToByteArray(bigEndian: true));
+            data.AddRange((aaguid ?? Aaguid).ToByteArray(bigEndian: true));
             data.Add((byte)(CredentialId.Length >> 8));
             data.Add((byte)CredentialId.Length);
             data.AddRange(CredentialId);
@@ -111,6 +147,32 @@ internal sealed class TestAuthenticator : IDisposable
             ("fmt", "packed"),
             ("attStmt", TestCbor.Map([("alg", alg ?? Algorithm), ("sig", SignCeremony(authData, clientDataJson)), .. extra])),
             ("authData", authData)));
+
+    /// <summary>Packed full attestation (WebAuthn L3 §8.2): signed by the attestation key of <paramref name="x5c"/>[0].</summary>
+    public static byte[] PackedAttestation(byte[] authData, byte[] clientDataJson, ECDsa attestationKey, params X509Certificate2[] x5c) =>
+        TestCbor.Encode(TestCbor.Map(
+            ("fmt", "packed"),
+            ("attStmt", TestCbor.Map(
+                ("alg", ES256),
+                ("sig", attestationKey.SignData([.. authData, .. SHA256.HashData(clientDataJson)], HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence)),
+                ("x5c", x5c.Select(c => (object?)c.RawData).ToArray()))),
+            ("authData", authData)));
+
+    /// <summary>
+    /// FIDO U2F attestation (WebAuthn L3 §8.6): the attestation key signs
+    /// 0x00 ‖ rpIdHash ‖ clientDataHash ‖ credentialId ‖ 0x04 ‖ x ‖ y of this ES256 credential.
+    /// </summary>
+    public byte[] FidoU2fAttestation(byte[] authData, byte[] clientDataJson, ECDsa attestationKey, X509Certificate2 certificate)
+    {
+        var p = _ecdsa!.ExportParameters(false);
+        byte[] signed = [0x00, .. authData[..32], .. SHA256.HashData(clientDataJson), .. CredentialId, 0x04, .. p.Q.X!, .. p.Q.Y!];
+        return TestCbor.Encode(TestCbor.Map(
+            ("fmt", "fido-u2f"),
+            ("attStmt", TestCbor.Map(
+                ("sig", attestationKey.SignData(signed, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence)),
+                ("x5c", new object?[] { certificate.RawData }))),
+            ("authData", authData)));
+    }
 
     public void Dispose()
     {

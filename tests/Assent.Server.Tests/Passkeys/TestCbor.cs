@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace Assent.Protocol.Tests.WebAuthn;
+namespace Assent.Server.Tests.Passkeys;
 
 /// <summary>A map to encode, entries in the given order (duplicates allowed, for refusal tests).</summary>
 internal sealed record TestCborMap(IReadOnlyList<(object Key, object? Value)> Entries);

@@ -1,0 +1,142 @@
+using System.Security.Cryptography;
+using System.Text;
+using Assent.Protocol.Jose;
+using Assent.Protocol.WebAuthn;
+
+namespace Assent.Protocol.Tests.WebAuthn;
+
+/// <summary>The offline check of a token's webauthn evidence: a JWK from a DID document, a challenge the verifier derives.</summary>
+public sealed class WebAuthnVerifierTests
+{
+    private static readonly byte[] Challenge = SHA256.HashData([.. "approve"u8, 0x00, .. "{\"amount\":10}"u8]);
+
+    public static TheoryData<string> Kinds => ["ES256", "RS256", "EdDSA"];
+
+    private static WebAuthnResult<VerifiedAssertion> Verify(TestPasskey passkey, byte[] authData, byte[] clientData, byte[]? signature = null,
+        string? rpId = null, string[]? origins = null) =>
+        WebAuthnVerifier.VerifyAssertionSignature(authData, clientData, signature ?? passkey.Sign(authData, clientData), passkey.Jwk, Challenge, rpId, origins);
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void A_valid_assertion_verifies_with_the_jwk_and_reports_flags_and_counter(string kind)
+    {
+        using var passkey = TestPasskey.Create(kind);
+        var authData = TestPasskey.AuthenticatorData(signCount: 0x01020304);
+
+        var result = Verify(passkey, authData, TestPasskey.ClientDataJson(Challenge), rpId: TestPasskey.RpId, origins: [TestPasskey.Origin]);
+
+        Assert.True(result.Succeeded, result.Error?.Detail);
+        Assert.Equal(0x01020304u, result.Value.SignCount);
+        Assert.Equal(AuthenticatorFlags.UserPresent | AuthenticatorFlags.UserVerified, result.Value.Flags);
+        Assert.Equal(TestPasskey.Origin, result.Value.ClientData.Origin);
+        Assert.True(WebAuthnVerifier.IsUsableKey(passkey.Jwk, out _));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void A_signature_with_one_flipped_bit_or_truncated_is_refused(string kind)
+    {
+        using var passkey = TestPasskey.Create(kind);
+        var authData = TestPasskey.AuthenticatorData();
+        var clientData = TestPasskey.ClientDataJson(Challenge);
+        var signature = passkey.Sign(authData, clientData);
+        var flipped = signature.ToArray();
+        flipped[flipped.Length / 2] ^= 0x01;
+
+        Assert.Equal(WebAuthnFailures.InvalidSignature, Verify(passkey, authData, clientData, flipped).Error?.Code);
+        Assert.Equal(WebAuthnFailures.InvalidSignature, Verify(passkey, authData, clientData, signature[..^1]).Error?.Code);
+    }
+
+    [Fact]
+    public void An_es256_signature_that_is_not_strict_der_is_refused()
+    {
+        using var passkey = TestPasskey.Create("ES256");
+        var authData = TestPasskey.AuthenticatorData();
+        var clientData = TestPasskey.ClientDataJson(Challenge);
+        var signature = passkey.Sign(authData, clientData);
+        signature[0] = 0x31; // a SET, not a SEQUENCE
+
+        Assert.Equal(WebAuthnFailures.InvalidSignature, Verify(passkey, authData, clientData, signature).Error?.Code);
+    }
+
+    [Fact]
+    public void An_assertion_for_the_other_decision_is_a_challenge_mismatch()
+    {
+        using var passkey = TestPasskey.Create("ES256");
+        var deny = SHA256.HashData([.. "deny"u8, 0x00, .. "{\"amount\":10}"u8]);
+
+        var result = Verify(passkey, TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(deny));
+
+        Assert.Equal(WebAuthnFailures.ChallengeMismatch, result.Error?.Code);
+    }
+
+    [Fact]
+    public void Client_data_of_type_create_is_refused_as_wrong_type()
+    {
+        using var passkey = TestPasskey.Create("EdDSA");
+        var result = Verify(passkey, TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(Challenge, ClientData.TypeCreate));
+
+        Assert.Equal(WebAuthnFailures.WrongType, result.Error?.Code);
+    }
+
+    [Fact]
+    public void Origin_and_rp_id_are_checked_when_given()
+    {
+        using var passkey = TestPasskey.Create("EdDSA");
+        var authData = TestPasskey.AuthenticatorData(rpId: "example.com");
+        var clientData = TestPasskey.ClientDataJson(Challenge, origin: "https://evil.example");
+
+        Assert.True(Verify(passkey, authData, clientData).Succeeded);
+        Assert.Equal(WebAuthnFailures.OriginNotAllowed, Verify(passkey, authData, clientData, origins: [TestPasskey.Origin]).Error?.Code);
+        Assert.Equal(WebAuthnFailures.RpIdMismatch, Verify(passkey, authData, clientData, rpId: TestPasskey.RpId).Error?.Code);
+    }
+
+    [Fact]
+    public void A_cross_origin_ceremony_is_refused()
+    {
+        using var passkey = TestPasskey.Create("EdDSA");
+        var clientData = Encoding.UTF8.GetBytes(
+            $"{{\"type\":\"webauthn.get\",\"challenge\":\"{Base64Url.Encode(Challenge)}\",\"origin\":\"{TestPasskey.Origin}\",\"crossOrigin\":true}}");
+
+        Assert.Equal(WebAuthnFailures.CrossOriginRefused, Verify(passkey, TestPasskey.AuthenticatorData(), clientData).Error?.Code);
+    }
+
+    [Theory]
+    [InlineData(AuthenticatorFlags.UserVerified, WebAuthnFailures.UserNotPresent)]
+    [InlineData(AuthenticatorFlags.UserPresent, WebAuthnFailures.UserNotVerified)]
+    [InlineData(AuthenticatorFlags.UserPresent | AuthenticatorFlags.UserVerified | AuthenticatorFlags.BackupState, WebAuthnFailures.InvalidBackupFlags)]
+    public void Flags_are_refused_without_user_presence_and_verification_or_with_bs_but_not_be(AuthenticatorFlags flags, string code)
+    {
+        using var passkey = TestPasskey.Create("EdDSA");
+
+        Assert.Equal(code, Verify(passkey, TestPasskey.AuthenticatorData(flags), TestPasskey.ClientDataJson(Challenge)).Error?.Code);
+    }
+
+    [Fact]
+    public void Short_authenticator_data_and_client_data_with_duplicate_members_are_refused()
+    {
+        using var passkey = TestPasskey.Create("ES256");
+        var clientData = TestPasskey.ClientDataJson(Challenge);
+        var duplicate = TestPasskey.ClientDataJson(Challenge, extra: ",\"type\":\"webauthn.get\"");
+
+        Assert.Equal(WebAuthnFailures.MalformedAuthenticatorData, Verify(passkey, TestPasskey.AuthenticatorData()[..36], clientData).Error?.Code);
+        Assert.Equal(WebAuthnFailures.MalformedClientData, Verify(passkey, TestPasskey.AuthenticatorData(), duplicate).Error?.Code);
+    }
+
+    [Theory]
+    [InlineData("""{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", WebAuthnFailures.InvalidKey)]
+    [InlineData("""{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}""", WebAuthnFailures.InvalidKey)]
+    [InlineData("""{"kty":"OKP","crv":"Ed25519","x":"AAAA"}""", WebAuthnFailures.InvalidKey)]
+    [InlineData("""{"kty":"RSA","n":"AQAB","e":"AQAB"}""", WebAuthnFailures.InvalidKey)]
+    [InlineData("""{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm)]
+    [InlineData("""{"kty":"oct","k":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm)]
+    public void Jwks_that_are_not_usable_keys_are_refused(string json, string code)
+    {
+        var jwk = System.Text.Json.JsonSerializer.Deserialize<Jwk>(json)!;
+
+        Assert.False(WebAuthnVerifier.IsUsableKey(jwk, out var error));
+        Assert.Equal(code, error.Code);
+        var result = WebAuthnVerifier.VerifyAssertionSignature(TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(Challenge), new byte[64], jwk, Challenge);
+        Assert.Equal(code, result.Error?.Code);
+    }
+}
