@@ -13,7 +13,7 @@ namespace Assent.Bench;
 
 /// <summary>
 /// Single-thread <see cref="TokenVerifier.VerifyAsync"/> rate against the raw Ed25519 verify rate of
-/// the same backend, in the same run, over the same tokens (SPEC-sized, with evidence). Each token is
+/// the same backend, in the same run, over the same tokens (the server's size, with evidence). Each token is
 /// verified once, so the replay guard does real work. Rounds alternate raw and verifier to share any drift.
 /// </summary>
 internal static class VerifyCommand
@@ -101,7 +101,7 @@ internal static class VerifyCommand
         return Stopwatch.GetTimestamp() - began;
     }
 
-    /// <summary>An access token shaped like the server's (SPEC §3), evidence included.</summary>
+    /// <summary>An access token shaped like the server's (docs/tokens.md §3), evidence included.</summary>
     private static string Mint(string header, byte[] seed, byte[] deviceSeed, int n)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();

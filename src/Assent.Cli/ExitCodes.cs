@@ -1,6 +1,6 @@
 namespace Assent.Cli;
 
-/// <summary>SPEC §4 exit codes; 64 and 69 are sysexits.h EX_USAGE and EX_UNAVAILABLE.</summary>
+/// <summary>Exit codes of docs/cli.md §2; 64 and 69 are sysexits.h EX_USAGE and EX_UNAVAILABLE.</summary>
 internal static class ExitCodes
 {
     public const int Success = 0;

@@ -10,7 +10,7 @@ using Assent.Protocol.OAuth;
 namespace Assent.Client;
 
 /// <summary>
-/// The agent side of Assent (SPEC §5): ask a human to approve one exact action over CIBA
+/// The agent side of Assent (docs/sdk.md §3): ask a human to approve one exact action over CIBA
 /// (poll mode) and get back an access token carrying the device's evidence.
 /// </summary>
 /// <example>

@@ -1,18 +1,18 @@
 namespace Assent.Client;
 
-/// <summary>How an <see cref="AssentClient"/> reaches its server and authenticates as an agent (SPEC §5).</summary>
+/// <summary>How an <see cref="AssentClient"/> reaches its server and authenticates as an agent (docs/sdk.md §2).</summary>
 public sealed class AssentClientOptions
 {
-    /// <summary>SPEC §4: the server's base URL.</summary>
+    /// <summary>docs/sdk.md §2: the server's base URL.</summary>
     public const string ServerVariable = "ASSENT_SERVER";
 
-    /// <summary>SPEC §4: the agent's client_id.</summary>
+    /// <summary>docs/sdk.md §2: the agent's client_id.</summary>
     public const string ClientIdVariable = "ASSENT_CLIENT_ID";
 
-    /// <summary>SPEC §4: the agent's client_secret.</summary>
+    /// <summary>docs/sdk.md §2: the agent's client_secret.</summary>
     public const string ClientSecretVariable = "ASSENT_CLIENT_SECRET";
 
-    /// <summary>SPEC §4: the DID (or handle) of the user to ask by default.</summary>
+    /// <summary>docs/sdk.md §2: the DID (or handle) of the user to ask by default.</summary>
     public const string UserDidVariable = "ASSENT_USER_DID";
 
     /// <summary>The server's base URL, which is also its issuer (e.g. <c>http://localhost:8400</c>).</summary>
@@ -36,7 +36,7 @@ public sealed class AssentClientOptions
     /// <summary>How long <see cref="AssentClient.ApproveAsync"/> waits for a decision when the call gives no timeout.</summary>
     public TimeSpan DefaultTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>The longest single held token request (RFC 7240 <c>Prefer: wait</c>); SPEC §2 caps it at 60 s.</summary>
+    /// <summary>The longest single held token request (RFC 7240 <c>Prefer: wait</c>); docs/http-api.md §6.5 caps it at 60 s.</summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>The clock for polling delays and timeouts.</summary>

@@ -343,7 +343,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
 
     private static JsonElement Claims(string jwt) => JsonDocument.Parse(Base64Url.Decode(jwt.Split('.')[1])).RootElement.Clone();
 
-    /// <summary>What any verifier can do with the DID document alone (SPEC §3).</summary>
+    /// <summary>What any verifier can do with the DID document alone (docs/tokens.md §4.1).</summary>
     private async Task<bool> EvidenceVerifiesAsync(JsonElement evidence, string decision)
     {
         var device = evidence.GetProperty("device").GetString()!;

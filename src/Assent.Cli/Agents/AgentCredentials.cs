@@ -27,7 +27,7 @@ internal static class AgentCredentials
             ClientSecret = clientSecret ?? env.ClientSecret,
             UserDid = user ?? env.UserDid,
         };
-        // A saved profile (~/.assent/profiles.json, SPEC §4) fills what is still missing here.
+        // A saved profile (~/.assent/profiles.json, docs/cli.md §4) fills what is still missing here.
         if (options.Server is null)
         {
             throw CliException.Usage($"which server? pass --server URL or set {AssentClientOptions.ServerVariable}");

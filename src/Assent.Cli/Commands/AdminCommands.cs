@@ -8,7 +8,7 @@ using Assent.Server.Storage;
 namespace Assent.Cli.Commands;
 
 /// <summary>
-/// <c>assent admin …</c>: operator actions straight on the database (SPEC §4: offline bootstrap),
+/// <c>assent admin …</c>: operator actions straight on the database (docs/cli.md §6: offline bootstrap),
 /// so they work before the first device exists and whether or not a server is running.
 /// </summary>
 internal static class AdminCommands

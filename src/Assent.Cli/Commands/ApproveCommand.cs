@@ -6,7 +6,7 @@ using Assent.Client;
 
 namespace Assent.Cli.Commands;
 
-/// <summary><c>assent approve MESSAGE</c>: the agent side from a script (SPEC §4); blocks until the human decides.</summary>
+/// <summary><c>assent approve MESSAGE</c>: the agent side from a script (docs/cli.md §9); blocks until the human decides.</summary>
 internal static class ApproveCommand
 {
     public static Command Build()

@@ -9,7 +9,7 @@ using Assent.Server.Storage;
 
 namespace Assent.Cli.Commands;
 
-/// <summary><c>assent audit export|verify</c>: read the hash-chained audit log (SPEC §1) and check that no entry was edited, removed or reordered.</summary>
+/// <summary><c>assent audit export|verify</c>: read the hash-chained audit log (docs/concepts.md §8.2) and check that no entry was edited, removed or reordered.</summary>
 internal static class AuditCommands
 {
     private const int PageSize = 1000;

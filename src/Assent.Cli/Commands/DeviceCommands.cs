@@ -15,7 +15,7 @@ using Spectre.Console;
 namespace Assent.Cli.Commands;
 
 /// <summary>
-/// <c>assent device …</c>: this computer as an Ed25519 authenticator (SPEC §1 device kind
+/// <c>assent device …</c>: this computer as an Ed25519 authenticator (docs/concepts.md §2 device kind
 /// <c>ed25519</c>). The private key stays in <c>~/.assent/devices/</c>; every call is signed with it.
 /// </summary>
 internal static class DeviceCommands
@@ -343,7 +343,7 @@ internal static class DeviceCommands
         _ => null,
     };
 
-    /// <summary>Shows what will be signed: the parsed payload, not the server's summary of it (SPEC §1).</summary>
+    /// <summary>Shows what will be signed: the parsed payload, not the server's summary of it (docs/concepts.md §5.2).</summary>
     private static async Task ShowAsync(TextWriter text, PendingRequest request)
     {
         await text.WriteLineAsync();

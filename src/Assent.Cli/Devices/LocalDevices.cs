@@ -4,7 +4,7 @@ using Assent.Server.Common;
 
 namespace Assent.Cli.Devices;
 
-/// <summary>A device key as stored on this computer (SPEC §4: <c>~/.assent/devices/</c>, mode 0600).</summary>
+/// <summary>A device key as stored on this computer (docs/cli.md §4: <c>~/.assent/devices/</c>, mode 0600).</summary>
 internal sealed record DeviceFile(
     string DeviceId,
     string Server,

@@ -4,7 +4,7 @@ using Assent.Server.Common;
 
 namespace Assent.Cli.Profiles;
 
-/// <summary>A signed-in human (SPEC §4 <c>humans</c>): the session tokens of <c>assent auth login</c>.</summary>
+/// <summary>A signed-in human (docs/cli.md §4, <c>humans</c>): the session tokens of <c>assent auth login</c>.</summary>
 internal sealed record HumanProfile(
     string Server,
     string Handle,
@@ -15,7 +15,7 @@ internal sealed record HumanProfile(
     string RefreshToken,
     DateTimeOffset SignedInAt);
 
-/// <summary>An agent's credentials (SPEC §4 <c>agents</c>), saved by <c>assent auth setup-agent --save</c>.</summary>
+/// <summary>An agent's credentials (docs/cli.md §4, <c>agents</c>), saved by <c>assent auth setup-agent --save</c>.</summary>
 internal sealed record AgentProfile(string Server, string ClientId, string ClientSecret, string Name, string Scopes, string Owner, DateTimeOffset CreatedAt);
 
 internal sealed class ProfileDefaults
@@ -25,7 +25,7 @@ internal sealed class ProfileDefaults
     public string? Agent { get; set; }
 }
 
-/// <summary>SPEC §4 <c>~/.assent/profiles.json</c>: <c>{version, defaults:{human,agent}, humans:{}, agents:{}}</c>.</summary>
+/// <summary>docs/cli.md §4, <c>~/.assent/profiles.json</c>: <c>{version, defaults:{human,agent}, humans:{}, agents:{}}</c>.</summary>
 internal sealed class ProfilesFile
 {
     public const int CurrentVersion = 1;
@@ -52,7 +52,7 @@ internal sealed partial class ProfilesJson : JsonSerializerContext;
 /// </summary>
 internal sealed class ProfileStore(string root, TextWriter warnings)
 {
-    /// <summary>SPEC §4: selects the profile to use instead of the default.</summary>
+    /// <summary>docs/cli.md §3: selects the profile to use instead of the default.</summary>
     public const string ProfileVariable = "ASSENT_PROFILE";
 
     private static readonly TimeSpan LockTimeout = TimeSpan.FromSeconds(20);

@@ -39,7 +39,7 @@ internal sealed partial class SessionJson : JsonSerializerContext;
 
 /// <summary>
 /// The CLI as the public OAuth client <c>assent-cli</c>: RFC 8628 sign-in, refresh, RFC 7009 revocation,
-/// UserInfo, and asking for an agent with the session (SPEC §2 <c>POST /agents</c>).
+/// UserInfo, and asking for an agent with the session (docs/http-api.md §9, <c>POST /agents</c>).
 /// </summary>
 internal sealed class SessionClient : IDisposable
 {

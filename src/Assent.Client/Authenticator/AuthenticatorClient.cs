@@ -12,7 +12,7 @@ using Assent.Protocol.Devices;
 namespace Assent.Client.Authenticator;
 
 /// <summary>
-/// The device side of the authenticator API (SPEC §2 <c>/authenticator/…</c>): enrol an Ed25519
+/// The device side of the authenticator API (docs/http-api.md §10, <c>/authenticator/…</c>): enrol an Ed25519
 /// key with a one-time code, then list and decide requests. Every call after enrolment is signed
 /// with the device key (<see cref="DeviceSignatures"/>), so the device holds no bearer secret.
 /// </summary>
@@ -58,7 +58,7 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     public async Task<PendingRequest> GetAsync(string id, CancellationToken ct) =>
         ToRequest(await SendAsync(HttpMethod.Get, $"{Prefix}/approvals/{Uri.EscapeDataString(id)}", null, signed: true, ClientJson.Default.ApprovalView, ct));
 
-    /// <summary>Signs <c>decision ‖ 0x00 ‖ payload</c> (SPEC §1) with the device key and posts it.</summary>
+    /// <summary>Signs <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5.1) with the device key and posts it.</summary>
     /// <exception cref="AssentProblemException">409 when already decided, 410 when expired, 401/403 when the device may not decide.</exception>
     public async Task<DecisionResult> DecideAsync(PendingRequest request, string decision, CancellationToken ct)
     {

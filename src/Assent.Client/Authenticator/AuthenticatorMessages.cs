@@ -34,7 +34,7 @@ public sealed record ServerDevice(string Id, string Kind, string Name, long Crea
 
 public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
 
-/// <summary>One audit entry: its canonical bytes and chain hash, both base64url (SPEC §1).</summary>
+/// <summary>One audit entry: its canonical bytes and chain hash, both base64url (docs/concepts.md §8.1).</summary>
 public sealed record AuditEntry(long Seq, string Entry, string Hash);
 
 /// <summary>A page of audit entries; <see cref="Next"/> is the sequence number to continue after, null on the last page.</summary>

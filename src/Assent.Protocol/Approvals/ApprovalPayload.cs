@@ -4,7 +4,7 @@ using System.Text.Json;
 
 namespace Assent.Protocol.Approvals;
 
-/// <summary>The two words a device can sign (SPEC §1).</summary>
+/// <summary>The two words a device can sign (docs/concepts.md §5.1).</summary>
 public static class Decisions
 {
     public const string Approve = "approve";
@@ -14,7 +14,7 @@ public static class Decisions
 }
 
 /// <summary>
-/// The approval payload of SPEC §1: the exact UTF-8 JSON bytes a device signs, built once
+/// The approval payload (docs/concepts.md §5): the exact UTF-8 JSON bytes a device signs, built once
 /// when the request is created and never rebuilt.
 /// </summary>
 public sealed record ApprovalPayload(
@@ -33,7 +33,7 @@ public sealed record ApprovalPayload(
 {
     public const int Version = 1;
 
-    /// <summary>Writes the payload members in the fixed order of SPEC §1.</summary>
+    /// <summary>Writes the payload members in the fixed order of docs/concepts.md §5.</summary>
     /// <param name="authorizationDetailsJson">The RFC 9396 array as validated JSON, or null.</param>
     public static byte[] Build(string iss, string req, string sub, string clientId, string clientName, string scope,
         string? bindingMessage, ReadOnlySpan<byte> authorizationDetailsJson, long iat, long exp, string nonce)
@@ -74,7 +74,7 @@ public sealed record ApprovalPayload(
         return buffer.WrittenSpan.ToArray();
     }
 
-    /// <summary>The bytes a device signs: <c>decision ‖ 0x00 ‖ payload</c> (SPEC §1).</summary>
+    /// <summary>The bytes a device signs: <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5.1).</summary>
     public static byte[] SigningInput(string decision, ReadOnlySpan<byte> payload)
     {
         if (!Decisions.IsValid(decision))

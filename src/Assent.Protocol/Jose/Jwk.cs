@@ -19,7 +19,7 @@ public sealed record Jwk(
     public const string OctetKeyPair = "OKP";
     public const string Ed25519Curve = "Ed25519";
 
-    /// <summary>An Ed25519 signing key as published in a JWKS: no <c>alg</c> member (SPEC §2).</summary>
+    /// <summary>An Ed25519 signing key as published in a JWKS: no <c>alg</c> member (docs/http-api.md §4.2).</summary>
     public static Jwk ForEd25519(ReadOnlySpan<byte> publicKey, string? kid = null, string? use = "sig")
     {
         var x = Base64Url.Encode(publicKey);

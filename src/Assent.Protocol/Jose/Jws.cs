@@ -26,7 +26,7 @@ public static class Jws
     public static string EncodeHeader(string kid, string typ)
     {
         var buffer = new ArrayBufferWriter<byte>(96);
-        // The default encoder writes '+' as \u002B; SPEC §3 and RFC 9068 §2.1 show "at+jwt" as is.
+        // The default encoder writes '+' as \u002B; docs/tokens.md §3 and RFC 9068 §2.1 show "at+jwt" as is.
         // There is no HTML context in a JOSE header, so the relaxed encoder is safe here.
         using (var w = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {

@@ -91,7 +91,7 @@ public static class ClaimNames
     public const string Transaction = "txn";
     public const string Evidence = "evidence";
 
-    /// <summary>Every approver of a quorum request, as DIDs (docs/tokens.md §1).</summary>
+    /// <summary>Every approver of a quorum request, as DIDs (docs/tokens.md §3).</summary>
     public const string Approvers = "approvers";
     public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
 }

@@ -13,7 +13,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Agents;
 
 /// <summary>
-/// <c>POST /agents</c> (docs/http-api.md §6): a signed-in human asks to register an agent, and their own device must
+/// <c>POST /agents</c> (docs/http-api.md §9): a signed-in human asks to register an agent, and their own device must
 /// approve it, like any other request. The agent's secret exists once: in the answer that creates it.
 /// </summary>
 internal static class AgentEndpoints

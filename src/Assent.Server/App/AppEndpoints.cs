@@ -11,7 +11,7 @@ using QRCoder;
 namespace Assent.Server.App;
 
 /// <summary>
-/// The approver web app (docs/http-api.md §5, <c>/app</c>): one page, one script, one stylesheet, embedded in
+/// The approver web app (docs/http-api.md §12.1, <c>/app</c>): one page, one script, one stylesheet, embedded in
 /// the server assembly; no CDN and no build step. <c>/app</c>, <c>/app/enroll</c> and
 /// <c>/device</c> serve the same page, which picks its view from the path.
 /// </summary>

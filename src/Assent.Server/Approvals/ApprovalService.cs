@@ -28,7 +28,7 @@ internal enum DecideStatus
 
 internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State = null, string? Detail = null);
 
-/// <summary>What a device sends to decide: the decision word and its proof over <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5).</summary>
+/// <summary>What a device sends to decide: the decision word and its proof over <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5.1).</summary>
 internal abstract record DecisionProof(string Decision);
 
 /// <summary>An Ed25519 device's signature over the signing input itself.</summary>
@@ -238,7 +238,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         return new(DecideStatus.Decided, after);
     }
 
-    /// <summary>The evidence object (docs/tokens.md §2), stored once and copied verbatim into tokens.</summary>
+    /// <summary>The evidence object (docs/tokens.md §4), stored once and copied verbatim into tokens.</summary>
     internal string Evidence(string kind, string userId, string deviceId, byte[] payload, byte[] signature,
         byte[]? authenticatorData = null, byte[]? clientDataJson = null)
     {

@@ -6,7 +6,7 @@ using Assent.Server.Storage;
 
 namespace Assent.Server.Approvals;
 
-/// <summary>A request as an approver's device shows it (docs/http-api.md §4): the same view in lists, streams and answers.</summary>
+/// <summary>A request as an approver's device shows it (docs/http-api.md §10.2): the same view in lists, streams and answers.</summary>
 internal sealed class ApprovalViews(ClientDirectory clients)
 {
     public async Task<PendingApproval> ViewAsync(ApprovalRecord a, CancellationToken ct)

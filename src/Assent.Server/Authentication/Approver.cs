@@ -32,7 +32,7 @@ internal sealed record Approver(UserRecord User, string DeviceId, WebSessionReco
 /// <summary>The authentication schemes and the policies that require them.</summary>
 internal static class AssentSchemes
 {
-    /// <summary>A request signed with an enrolled device's key (docs/http-api.md §3).</summary>
+    /// <summary>A request signed with an enrolled device's key (docs/http-api.md §3.3).</summary>
     public const string Device = "AssentDevice";
 
     /// <summary>The web app's passkey session cookie.</summary>

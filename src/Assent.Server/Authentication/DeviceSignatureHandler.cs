@@ -13,7 +13,7 @@ using Microsoft.Extensions.Options;
 namespace Assent.Server.Authentication;
 
 /// <summary>
-/// The device API's authentication (docs/http-api.md §3): every call is signed with the device key over method,
+/// The device API's authentication (docs/http-api.md §3.3): every call is signed with the device key over method,
 /// path, timestamp, nonce and body hash (see <see cref="DeviceSignatures"/>). Checked here: a fresh timestamp, an
 /// active device, a valid Ed25519 signature, an unused nonce. The device holds no bearer secret.
 /// </summary>

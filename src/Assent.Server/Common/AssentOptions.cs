@@ -33,10 +33,10 @@ public sealed class AssentOptions
 
     public TimeSpan MaxRequestExpiry { get; set; } = TimeSpan.FromSeconds(3600);
 
-    /// <summary>CIBA polling interval returned by bc-authorize (SPEC §2: at most 2 s).</summary>
+    /// <summary>CIBA polling interval returned by bc-authorize (docs/http-api.md §5: at most 2 s).</summary>
     public TimeSpan PollInterval { get; set; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Upper bound for <c>Prefer: wait=N</c> (SPEC §2).</summary>
+    /// <summary>Upper bound for <c>Prefer: wait=N</c> (docs/http-api.md §6.5).</summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
 
     public TimeSpan InviteLifetime { get; set; } = TimeSpan.FromHours(72);

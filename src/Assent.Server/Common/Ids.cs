@@ -20,7 +20,7 @@ internal static class Ids
         return prefix + "_" + now.ToUnixTimeMilliseconds().ToString("x12", System.Globalization.CultureInfo.InvariantCulture) + Base64Url.Encode(random);
     }
 
-    /// <summary>A 256-bit secret (SPEC §1: client secrets ≥ 256 bits).</summary>
+    /// <summary>A 256-bit secret (docs/concepts.md §9: secrets are at least 256 bits).</summary>
     public static string Secret(string prefix) => New(prefix, 32);
 
     /// <summary>

@@ -23,12 +23,12 @@ internal sealed record DeviceAuthorizationResponse(string DeviceCode, string Use
 
 internal sealed record DeviceLoginRequest(string? UserCode);
 
-/// <summary>OpenID Connect Core §5.3.2, with the members SPEC §2 names.</summary>
+/// <summary>OpenID Connect Core §5.3.2, with the members of docs/http-api.md §8.2.</summary>
 internal sealed record UserInfoResponse(string Sub, string Scope, string ClientId, string? PreferredUsername);
 
 internal sealed record AgentRegistrationRequest(string? Name, JsonElement? Scopes);
 
-/// <summary>SPEC §2 <c>POST /agents</c>: the secret appears exactly once, in the answer that created the agent.</summary>
+/// <summary><c>POST /agents</c> (docs/http-api.md §9.1): the secret appears exactly once, in the answer that created the agent.</summary>
 internal sealed record AgentRegistrationResponse(string RequestId, string Status, string? ClientId = null, string? ClientSecret = null,
     string? Name = null, string? Scopes = null, string? Owner = null, long? ExpiresAt = null);
 
@@ -54,7 +54,7 @@ internal sealed record PendingApproval(
 internal sealed record PendingList(IReadOnlyList<PendingApproval> Approvals);
 
 /// <summary>
-/// A decision (docs/http-api.md §4): an Ed25519 device sends <c>device_id</c> and its signature; a passkey sends its
+/// A decision (docs/http-api.md §10.4): an Ed25519 device sends <c>device_id</c> and its signature; a passkey sends its
 /// assertion (<c>authenticator_data</c>, <c>client_data_json</c>, <c>signature</c>) and names itself by <c>device_id</c>
 /// or <c>credential_id</c>.
 /// </summary>

@@ -48,7 +48,7 @@ internal sealed class OAuthError(string error, string? description, int status =
 
 /// <summary>
 /// RFC 6750 §3: a refused Bearer token. The challenge carries the error; the body is an RFC 6749 error
-/// (UserInfo) or an RFC 9457 problem (everything else), as SPEC §2 wants for each kind of endpoint.
+/// (UserInfo) or an RFC 9457 problem (everything else), as docs/http-api.md §2 says for each kind of endpoint.
 /// </summary>
 internal sealed class BearerError(int status, string? error, string description, bool problem) : IResult
 {

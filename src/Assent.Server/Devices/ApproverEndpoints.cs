@@ -14,7 +14,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Devices;
 
 /// <summary>
-/// What an approver's device does with requests (docs/http-api.md §4): list and stream the pending ones, read one,
+/// What an approver's device does with requests (docs/http-api.md §10, §12.4): list and stream the pending ones, read one,
 /// read the history, decide. The same handlers serve the device API (signed requests) and the web app (passkey
 /// session); a decision needs neither, since it carries its own signature over the exact payload.
 /// </summary>
@@ -79,7 +79,7 @@ internal static class ApproverEndpoints
         DecisionProof proof;
         if (body.AuthenticatorData is not null || body.ClientDataJson is not null || body.CredentialId is not null)
         {
-            // A passkey's decision: a WebAuthn assertion over the same signing input (docs/concepts.md §5).
+            // A passkey's decision: a WebAuthn assertion over the same signing input (docs/concepts.md §5.1).
             byte[]? credentialId = null;
             if ((body.DeviceId is null && body.CredentialId is null) ||
                 (body.CredentialId is not null && (!Base64Url.TryDecode(body.CredentialId, out credentialId) ||

@@ -15,7 +15,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Devices;
 
 /// <summary>
-/// Devices (docs/http-api.md §3): an Ed25519 device enrols with a one-time code; then a user's devices are listed,
+/// Devices (docs/http-api.md §10.1, §10.5): an Ed25519 device enrols with a one-time code; then a user's devices are listed,
 /// renamed and revoked through the device API (signed requests) or the web app (passkey session) alike.
 /// </summary>
 internal static class DeviceEndpoints

@@ -6,7 +6,7 @@ using Assent.Server.Common;
 namespace Assent.Server.Keys;
 
 /// <summary>
-/// The key-encryption key (SPEC §6): from <c>ASSENT_MASTER_KEY</c> (32 bytes, base64 or
+/// The key-encryption key (docs/deployment.md §3): from <c>ASSENT_MASTER_KEY</c> (32 bytes, base64 or
 /// base64url) or from <c>master.key</c> (mode 0600) in the data directory, created on first use.
 /// Signing keys are stored only sealed under it with AES-256-GCM.
 /// </summary>

@@ -23,7 +23,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
 
     public string UserDid(string userId) => DidWeb.ForUser(_issuerUri, userId);
 
-    /// <summary>Tokens for an approved request: the access token carries the devices' evidence (docs/tokens.md §1–§2).</summary>
+    /// <summary>Tokens for an approved request: the access token carries the devices' evidence (docs/tokens.md §3–§4).</summary>
     public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken)
     {
         var (approval, decisions) = decided;

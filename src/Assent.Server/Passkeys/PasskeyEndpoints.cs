@@ -17,7 +17,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Passkeys;
 
 /// <summary>
-/// The passkey ceremonies (docs/http-api.md §5): registration with an invite or from a signed-in session, and
+/// The passkey ceremonies (docs/http-api.md §12.2, §12.3): registration with an invite or from a signed-in session, and
 /// sign-in to the web app. Both use single-use server challenges kept in the store. What a signed-in user then
 /// does (pending requests, decisions, devices) is served by the approver endpoints, for the device API alike.
 /// </summary>

@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace Assent.Server.Storage;
 
 /// <summary>
-/// The hash chain (docs/concepts.md §7): <c>hash_n = SHA-256(hash_{n-1} ‖ entry_n)</c>, where entry_n is
+/// The hash chain (docs/concepts.md §8.2): <c>hash_n = SHA-256(hash_{n-1} ‖ entry_n)</c>, where entry_n is
 /// the canonical JSON written once here and stored byte for byte. Entry 1 chains from 32 zero bytes.
 /// </summary>
 internal static class AuditChain

@@ -1,6 +1,6 @@
 namespace Assent.Server.Storage;
 
-/// <summary>The append-only audit chain (docs/concepts.md §7). Transitions append their own events in their transactions; this is the rest.</summary>
+/// <summary>The append-only audit chain (docs/concepts.md §8). Transitions append their own events in their transactions; this is the rest.</summary>
 internal interface IAuditStore
 {
     /// <summary>Records an event that changes no other state (e.g. a refused, suspicious assertion).</summary>

@@ -1,6 +1,6 @@
 namespace Assent.Server.Storage;
 
-/// <summary>The audit event types (SPEC §1: every request created, decided, redeemed, expired; devices; agents; keys).</summary>
+/// <summary>The audit event types (docs/concepts.md §8.4: every request created, decided, redeemed, expired; devices; agents; keys).</summary>
 internal static class AuditTypes
 {
     public const string UserInvited = "user.invited";

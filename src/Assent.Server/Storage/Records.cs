@@ -1,6 +1,6 @@
 namespace Assent.Server.Storage;
 
-/// <summary>Approval states (docs/concepts.md §4). Numeric values are stored; never renumber.</summary>
+/// <summary>Approval states (docs/concepts.md §4.1). Numeric values are stored; never renumber.</summary>
 public enum ApprovalState
 {
     Pending = 0,
@@ -111,7 +111,7 @@ internal sealed record ApprovalRecord(
 /// <summary>
 /// One approver's signed decision on a request, stored as its own row (docs/storage.md §3). <see cref="Decision"/>
 /// is <see cref="ApprovalState.Approved"/> or <see cref="ApprovalState.Denied"/>; <see cref="Evidence"/> is the
-/// evidence object of docs/tokens.md §2, stored once and copied verbatim into tokens.
+/// evidence object of docs/tokens.md §4, stored once and copied verbatim into tokens.
 /// </summary>
 internal sealed record DecisionRecord(string ApprovalId, string UserId, string DeviceId, ApprovalState Decision, string Evidence, long DecidedAt);
 

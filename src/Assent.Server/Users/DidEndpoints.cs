@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Assent.Server.Users;
 
-/// <summary>did:web documents: every active device key of a user as a verification method (docs/concepts.md §6).</summary>
+/// <summary>did:web documents: every active device key of a user as a verification method (docs/concepts.md §7.1).</summary>
 internal static class DidEndpoints
 {
     public static IEndpointRouteBuilder MapDids(this IEndpointRouteBuilder app)

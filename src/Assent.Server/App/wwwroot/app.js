@@ -109,7 +109,7 @@
     S.session = await api('POST', '/webauthn/signin', await assertion(b64d(o.challenge), o.rpId, []));
   }
 
-  // SPEC §1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
+  // docs/concepts.md §5.1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
   async function decide(a, decision, buttons) {
     buttons.forEach((b) => { b.disabled = true; });
     performance.mark('assent:tap'); // for the tap-to-token benchmark
