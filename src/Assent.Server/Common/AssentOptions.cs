@@ -108,9 +108,15 @@ public sealed class AssentOptions
 
     internal string IssuerString => Issuer.TrimEnd('/');
 
-    /// <summary>Checks what data annotations cannot; returns the first problem or null.</summary>
+    /// <summary>Checks the settings at start: their data annotations, then what annotations cannot say. Returns the first problem or null.</summary>
     internal string? Validate()
     {
+        // The data annotations first ([Required] and the like), then what they cannot say.
+        var annotated = new List<ValidationResult>();
+        if (!Validator.TryValidateObject(this, new ValidationContext(this), annotated, validateAllProperties: true))
+        {
+            return $"{Section}:{annotated[0].MemberNames.FirstOrDefault()} is invalid: {annotated[0].ErrorMessage}";
+        }
         if (!Uri.TryCreate(Issuer, UriKind.Absolute, out var issuer) || issuer.Query.Length > 0 || issuer.Fragment.Length > 0)
         {
             return "Assent:Issuer must be an absolute URL without query or fragment";
