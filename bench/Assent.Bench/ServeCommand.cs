@@ -1,6 +1,5 @@
 using Assent.Server.Common;
 using Assent.Server.Hosting;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 

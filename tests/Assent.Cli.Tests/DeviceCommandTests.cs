@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using Assent.Protocol.Approvals;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
 
 namespace Assent.Cli.Tests;

@@ -1,9 +1,6 @@
 using Assent.Server.Approvals;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 

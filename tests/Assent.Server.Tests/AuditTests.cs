@@ -2,11 +2,8 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
-using Assent.Protocol.Jose;
 using Assent.Server.Audit;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 

@@ -1,11 +1,7 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
 using Assent.Protocol;
-using Assent.Protocol.Approvals;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 

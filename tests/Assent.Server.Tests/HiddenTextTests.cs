@@ -4,7 +4,6 @@ using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
-using Assent.Server.Admin;
 
 namespace Assent.Server.Tests;
 

@@ -1,5 +1,4 @@
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 
 namespace Assent.Server.Tests;
 

@@ -2,11 +2,8 @@ using System.Net;
 using System.Text.Json;
 using Assent.Protocol.Jose;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 
 namespace Assent.Server.Tests;
 

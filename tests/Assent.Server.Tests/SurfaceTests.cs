@@ -1,6 +1,5 @@
 using System.Net;
 using System.Text.Json;
-using Assent.Protocol;
 using Assent.Protocol.Jose;
 
 namespace Assent.Server.Tests;

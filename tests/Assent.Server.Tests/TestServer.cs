@@ -11,8 +11,6 @@ using Assent.Server.Admin;
 using Assent.Server.Common;
 using Assent.Server.Hosting;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 

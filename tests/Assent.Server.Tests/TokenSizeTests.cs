@@ -9,9 +9,7 @@ using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
-using Assent.Server.Admin;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
 

@@ -3,7 +3,6 @@ using System.Text.Json;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Did;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
 using Assent.Server.Tests;
 

@@ -8,8 +8,6 @@ using Assent.Protocol.Approvals;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 using Assent.Server.Tests;
 using Microsoft.Playwright;
 using Xunit.Abstractions;

@@ -1,13 +1,10 @@
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Identity;
-using Assent.Server.Passkeys;
 
 namespace Assent.Server.Tests.Passkeys;
 

@@ -1,7 +1,5 @@
 using System.Security.Cryptography;
 using Assent.Protocol.WebAuthn;
-using Assent.Server.Identity;
-using Assent.Server.Passkeys;
 
 namespace Assent.Server.Tests.Passkeys;
 

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using Assent.Protocol;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Identity;
-using Assent.Server.Passkeys;
 
 namespace Assent.Server.Tests.Passkeys;
 

@@ -7,9 +7,7 @@ using Assent.Protocol;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
-using Assent.Server.Approvals;
 using Assent.Server.Identity;
-using Assent.Server.Passkeys;
 
 namespace Assent.Server.Tests.Passkeys;
 

@@ -1,7 +1,5 @@
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Identity;
-using Assent.Server.Passkeys;
 
 namespace Assent.Server.Tests.Passkeys;
 

@@ -3,10 +3,7 @@ using System.Net;
 using System.Text.Json;
 using Assent.Server.Admin;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
-using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 using Assent.Server.Tests.Storage;
 
 namespace Assent.Server.Tests.Processes;

@@ -1,10 +1,8 @@
 using System.Net;
 using System.Text.Json;
 using Assent.Server.Common;
-using Assent.Server.Hosting;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 using Npgsql;
 
 namespace Assent.Server.Tests.Storage;

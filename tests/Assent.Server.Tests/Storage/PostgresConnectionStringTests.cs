@@ -1,6 +1,4 @@
-using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
-using Assent.Server.Storage.Sqlite;
 using Npgsql;
 
 namespace Assent.Server.Tests.Storage;
