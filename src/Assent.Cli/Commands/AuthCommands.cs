@@ -93,7 +93,7 @@ internal static class AuthCommands
                 // Signing in again replaces the saved session: end the old one at the server rather than leave it valid and unused.
                 try
                 {
-                    await client.RevokeAsync(replaced.RefreshToken, "refresh_token", ct);
+                    await client.RevokeAsync(replaced.RefreshToken, OAuthParameters.RefreshToken, ct);
                 }
                 catch (Exception e) when (e is CliException or Client.AssentUnreachableException)
                 {
@@ -193,8 +193,8 @@ internal static class AuthCommands
             try
             {
                 using var client = new SessionClient(ServerUrl.Parse(profile.Server, "the profile's server"));
-                await client.RevokeAsync(profile.RefreshToken, "refresh_token", ct);
-                await client.RevokeAsync(profile.AccessToken, "access_token", ct);
+                await client.RevokeAsync(profile.RefreshToken, OAuthParameters.RefreshToken, ct);
+                await client.RevokeAsync(profile.AccessToken, OAuthParameters.AccessToken, ct);
             }
             catch (Client.AssentUnreachableException e)
             {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Assent.Protocol;
 using Assent.Protocol.Approvals;
 
 namespace Assent.Client.Authenticator;
@@ -21,10 +22,10 @@ public sealed record PendingRequest(string Id, string Kind, string? State, byte[
 public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? Request, string? State)
 {
     /// <summary>A request waiting for a decision.</summary>
-    public const string Approval = "approval";
+    public const string Approval = StreamEvents.Approval;
 
     /// <summary>A request that was decided, expired or cancelled.</summary>
-    public const string Settled = "settled";
+    public const string Settled = StreamEvents.Settled;
 }
 
 /// <summary>The state of a request after a decision was accepted.</summary>

@@ -57,6 +57,28 @@ public static class OAuthParameters
     public const string Token = "token";
 }
 
+/// <summary>RFC 6750 §4: the token type Assent issues.</summary>
+public static class TokenTypes
+{
+    public const string Bearer = "Bearer";
+}
+
+/// <summary>Client authentication methods (RFC 8414 §2, RFC 6749 §2.3.1).</summary>
+public static class ClientAuthMethods
+{
+    public const string ClientSecretBasic = "client_secret_basic";
+    public const string ClientSecretPost = "client_secret_post";
+
+    /// <summary>A public client, which has no secret (RFC 6749 §2.1).</summary>
+    public const string None = "none";
+}
+
+/// <summary>RFC 9396 §2: the member every <c>authorization_details</c> entry carries.</summary>
+public static class AuthorizationDetailFields
+{
+    public const string Type = "type";
+}
+
 /// <summary>Scope values with protocol meaning.</summary>
 public static class Scopes
 {

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Common;
 using Assent.Server.Identity;
@@ -179,7 +180,7 @@ internal static class AgentEndpoints
         {
             w.WriteStartArray();
             w.WriteStartObject();
-            w.WriteString("type", ApprovalKinds.AgentRegistration);
+            w.WriteString(AuthorizationDetailFields.Type, ApprovalKinds.AgentRegistration);
             w.WriteString("name", name);
             w.WriteStartArray("scopes");
             foreach (var s in scopes.Split(' '))

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Assent.Protocol;
 using Assent.Server.Storage;
 
 namespace Assent.Server.Approvals;
@@ -145,7 +146,7 @@ internal sealed class ApprovalHub : IApprovalEvents
                 Forget(_announcedOrder.Dequeue());
             }
         }
-        Publish(approval.UserId, new StreamEvent("approval", approval.Id, approval));
+        Publish(approval.UserId, new StreamEvent(StreamEvents.Approval, approval.Id, approval));
     }
 
     /// <summary>

@@ -75,7 +75,7 @@ internal static class ApprovalText
             }
             foreach (var item in root.EnumerateArray())
             {
-                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String)
+                if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty(AuthorizationDetailFields.Type, out var type) || type.ValueKind != JsonValueKind.String)
                 {
                     why = "every authorization_details entry must be an object with a string 'type'";
                     return false;

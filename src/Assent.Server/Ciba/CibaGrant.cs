@@ -39,7 +39,7 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
             }
             var a = approved.Approval;
             var tokens = issuer.ForApproval(approved, handle, includeIdToken: a.Scope.Split(' ').Contains(Scopes.OpenId));
-            return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, a.Scope, tokens.IdToken,
+            return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, a.Scope, tokens.IdToken,
                 AuthorizationDetails: a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement));
         }, OAuthParameters.AuthReqId, ct);
     }

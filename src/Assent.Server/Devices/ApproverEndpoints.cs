@@ -141,7 +141,7 @@ internal static class ApproverEndpoints
         response.Headers["X-Accel-Buffering"] = "no";
         foreach (var a in await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
         {
-            await WriteEventAsync(response, "approval", a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ServerJson.Default.PendingApproval), ct);
+            await WriteEventAsync(response, StreamEvents.Approval, a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ServerJson.Default.PendingApproval), ct);
         }
         await response.WriteAsync(": ready\n\n", ct);
         await response.Body.FlushAsync(ct);
@@ -167,7 +167,7 @@ internal static class ApproverEndpoints
                 var data = e.Approval is null
                     ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ServerJson.Default.DecisionResponse)
                     : JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ServerJson.Default.PendingApproval);
-                await WriteEventAsync(response, e.Approval is null ? "settled" : "approval", e.ApprovalId, data, ct);
+                await WriteEventAsync(response, e.Approval is null ? StreamEvents.Settled : StreamEvents.Approval, e.ApprovalId, data, ct);
             }
             await response.Body.FlushAsync(ct);
         }

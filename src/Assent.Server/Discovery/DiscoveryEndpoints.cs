@@ -47,8 +47,8 @@ internal static class DiscoveryEndpoints
             GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials],
             BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll],
             BackchannelUserCodeParameterSupported: false,
-            // "none": the CLI's public client (RFC 8414 §2), which only signs humans in.
-            TokenEndpointAuthMethodsSupported: ["client_secret_basic", "client_secret_post", "none"],
+            // None: the CLI's public client (RFC 8414 §2), which only signs humans in.
+            TokenEndpointAuthMethodsSupported: [ClientAuthMethods.ClientSecretBasic, ClientAuthMethods.ClientSecretPost, ClientAuthMethods.None],
             IdTokenSigningAlgValuesSupported: [Jws.EdDsa],
             AuthorizationDetailsTypesSupported: options.AuthorizationDetailsTypes,
             ScopesSupported: [Scopes.OpenId, CliClient.SessionScope, CliClient.AgentsWriteScope],

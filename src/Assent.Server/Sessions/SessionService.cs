@@ -28,7 +28,7 @@ internal sealed class SessionService(ISessionStore sessions, IApprovalStore appr
             return null;
         }
         var tokens = issuer.ForSession(new DecidedApproval(approval, decisions), approval.Scope);
-        return new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, approval.Scope, RefreshToken: refresh);
+        return new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, approval.Scope, RefreshToken: refresh);
     }
 
     /// <summary>RFC 6749 §6 with rotation: the presented token is consumed and a new one returned beside the access token.</summary>
@@ -70,7 +70,7 @@ internal sealed class SessionService(ISessionStore sessions, IApprovalStore appr
         }
         var decisions = (await approvals.ListDecisionsAsync(approval.Id, ct)).Where(d => d.Decision == ApprovalState.Approved).ToList();
         var tokens = issuer.ForSession(new DecidedApproval(approval, decisions), string.Join(' ', requested));
-        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, string.Join(' ', requested), RefreshToken: next));
+        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, string.Join(' ', requested), RefreshToken: next));
     }
 
     /// <summary>RFC 7009 §2.1 for a refresh token: its whole family ends. Unknown tokens are not an error.</summary>

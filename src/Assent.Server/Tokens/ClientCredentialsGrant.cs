@@ -32,6 +32,6 @@ internal sealed class ClientCredentialsGrant(TokenIssuer issuer)
             return new OAuthError(OAuthErrors.InvalidTarget, "resource must be an absolute URI");
         }
         var tokens = issuer.ForClient(client, resource);
-        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, "Bearer", tokens.ExpiresIn, Scope: null));
+        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, Scope: null));
     }
 }
