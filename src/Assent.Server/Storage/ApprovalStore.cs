@@ -98,8 +98,6 @@ internal class ApprovalStore(Database db) : IApprovalStore
 
     protected static readonly string InsertDecision = $"INSERT INTO decisions({ApprovalSql.DecisionColumns}) VALUES($1, $2, $3, $4, $5, $6)";
 
-    protected Database Db => db;
-
     public virtual Task CreateAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {

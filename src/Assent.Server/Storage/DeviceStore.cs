@@ -49,9 +49,6 @@ internal static class DeviceSql
     /// </summary>
     public const string CounterAdvances = "(sign_count < $2 OR (sign_count = 0 AND $2 = 0))";
 
-    /// <summary>$1 = device id.</summary>
-    public const string ActiveDevice = "EXISTS (SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL)";
-
     public static ValueTask<int> InsertAsync(IWriteSession w, DeviceRecord d) =>
         w.ExecAsync("INSERT INTO devices(id, user_id, kind, name, public_jwk, credential_id, sign_count, created_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
             d.Id, d.UserId, d.Kind, d.Name, d.PublicJwk, d.CredentialId, d.SignCount, d.CreatedAt);
