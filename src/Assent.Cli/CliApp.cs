@@ -14,6 +14,7 @@ internal static class CliApp
         root.Subcommands.Add(ServerCommand.Build());
         root.Subcommands.Add(AdminCommands.Build());
         root.Subcommands.Add(DeviceCommands.Build());
+        root.Subcommands.Add(ConsentCommands.Build());
         root.Subcommands.Add(ApproveCommand.Build());
         root.Subcommands.Add(VerifyCommand.Build());
         root.Subcommands.Add(AuditCommands.Build());

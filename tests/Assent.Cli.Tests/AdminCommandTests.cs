@@ -41,6 +41,23 @@ public sealed class AdminCommandTests
     }
 
     [Fact]
+    public async Task Admin_agent_create_refuses_a_name_the_owner_already_uses_and_allows_it_for_another_owner()
+    {
+        await using var box = new CliSandbox();
+        await Steps.InviteAsync(box, "alice");
+        await Steps.InviteAsync(box, "bob");
+        var first = await Steps.CreateAgentAsync(box, "alice");
+
+        var again = await box.RunAsync("admin", "agent", "create", "--owner", "alice", "--name", " Deploy-Bot ", "--scopes", "approve:action", "--data", box.Data);
+        var elsewhere = await Steps.CreateAgentAsync(box, "bob");
+
+        Assert.True(again.ExitCode == 64, again.ToString());
+        Assert.Equal("", again.Stdout);
+        Assert.Contains($"alice already has an active agent named 'Deploy-Bot' ({first.ClientId})", again.Stderr);
+        Assert.NotEqual(first.ClientId, elsewhere.ClientId);
+    }
+
+    [Fact]
     public async Task Admin_agent_create_for_an_unknown_owner_says_to_invite_them_first()
     {
         await using var box = new CliSandbox();

@@ -124,6 +124,52 @@ public sealed class AgentRegistrationTests(SharedServer shared)
     }
 
     [Fact]
+    public async Task A_name_the_owner_already_uses_for_an_active_agent_is_refused_by_both_paths_and_another_owner_may_use_it()
+    {
+        var (device, access) = await SignedInAsync();
+        var (other, otherAccess) = await SignedInAsync();
+        var first = await Server.AgentAsync(device.Handle, name: "deploy-bot");
+
+        // Trimmed and compared without case.
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => Server.Admin.CreateAgentAsync(device.Handle, " Deploy-BOT ", "approve:action", CancellationToken.None));
+        Assert.Contains($"{device.Handle} already has an active agent named 'Deploy-BOT' ({first.ClientId})", e.Message);
+        using var duplicate = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Post, "/agents", access, new { name = "DEPLOY-bot ", scopes = "approve:action" }));
+        var (status, body) = await TestServer.ReadAsync(duplicate);
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("application/problem+json", duplicate.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(first.ClientId, body.GetProperty("detail").GetString());
+        Assert.Empty(await device.PendingAsync());
+
+        var (third, _) = await SignedInAsync();
+        await Server.AgentAsync(third.Handle, name: "deploy-bot");
+        using var elsewhere = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Post, "/agents", otherAccess, new { name = "Deploy-Bot", scopes = "approve:action" }));
+        Assert.Equal(HttpStatusCode.Accepted, elsewhere.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_registration_whose_name_was_taken_while_the_owner_decided_creates_nothing()
+    {
+        var (device, access) = await SignedInAsync();
+        using var accepted = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Post, "/agents", access, new { name = "ci-bot", scopes = "approve:action" }));
+        Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+        var taken = await Server.AgentAsync(device.Handle, name: "CI-bot");
+        using (var approved = await device.DecideOnlyPendingAsync(Decisions.Approve))
+        {
+            Assert.Equal(HttpStatusCode.OK, approved.StatusCode);
+        }
+
+        using var answer = await Server.Http.SendAsync(Session.Bearer(HttpMethod.Get, accepted.Headers.Location!.ToString(), access));
+
+        var (status, body) = await TestServer.ReadAsync(answer);
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Contains("already has an active agent named 'ci-bot'", body.GetProperty("detail").GetString());
+        var id = accepted.Headers.Location!.ToString().Split('/')[^1];
+        Assert.Null(await Server.Store.Clients.FindAsync("agt_" + id[(id.IndexOf('_') + 1)..], default));
+        Assert.Equal(Assent.Server.Storage.ApprovalState.Approved, (await Server.Store.Approvals.FindAsync(id, default))!.State);
+        Assert.NotNull(await Server.Store.Clients.FindAsync(taken.ClientId, default));
+    }
+
+    [Fact]
     public async Task Registering_with_a_bad_name_or_scope_is_a_400_and_raises_nothing()
     {
         var (device, access) = await SignedInAsync();

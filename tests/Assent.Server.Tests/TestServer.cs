@@ -87,6 +87,7 @@ public sealed class TestDevice(TestServer server, string deviceId, byte[] seed, 
 public sealed class TestServer : IAsyncDisposable
 {
     private WebApplication _app = null!;
+    private int _agents;
 
     public ManualClock Clock { get; }
     public string DataDirectory { get; }
@@ -170,9 +171,10 @@ public sealed class TestServer : IAsyncDisposable
         return await EnrollAsync(invite.Code);
     }
 
-    public async Task<TestAgent> AgentAsync(string ownerHandle, string scopes = "approve:action payments:write")
+    /// <summary>An agent of the owner; an owner's agents need distinct names, so by default each is numbered.</summary>
+    public async Task<TestAgent> AgentAsync(string ownerHandle, string scopes = "approve:action payments:write", string? name = null)
     {
-        var created = await Admin.CreateAgentAsync(ownerHandle, "Test agent", scopes, CancellationToken.None);
+        var created = await Admin.CreateAgentAsync(ownerHandle, name ?? $"Test agent {Interlocked.Increment(ref _agents)}", scopes, CancellationToken.None);
         return new TestAgent(created.ClientId, created.ClientSecret, ownerHandle);
     }
 

@@ -20,7 +20,7 @@ public sealed class HiddenTextTests(BrowserHost host)
         // An agent and a request stored before the server refused such text (or by another server): written straight into its database.
         var now = Server.Clock.GetUtcNow();
         var clientId = Ids.New("agt");
-        await Server.Store.Clients.CreateAsync(new ClientRecord(clientId, Ids.Hash("unused"), "deploy\u2066bot", invite.UserId, "openid approve:action",
+        await Server.Store.Clients.TryCreateAsync(new ClientRecord(clientId, Ids.Hash("unused"), "deploy\u2066bot", invite.UserId, "openid approve:action",
             now.ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.AgentCreated, invite.UserId, "test", clientId), default);
         const string message = "Pay ACME \u202E00.521 EUR\U000E0041";
         const string details = """[{"type":"payment","amount":"\u202e00.521","currency":"EUR","\u202eyek":"x","memo":"a\u200bb","lines":["\u0000"]}]""";
@@ -43,7 +43,8 @@ public sealed class HiddenTextTests(BrowserHost host)
 
         Assert.Equal("Pay ACME ⟨U+202E⟩00.521 EUR⟨U+E0041⟩", await card.Locator(".message").TextContentAsync());
         Assert.Equal(["⟨U+202E⟩", "⟨U+E0041⟩"], await card.Locator(".message .hidden-char").AllTextContentsAsync());
-        Assert.Equal("deploy⟨U+2066⟩bot", await card.Locator(".agent").TextContentAsync());
+        Assert.Equal("deploy⟨U+2066⟩bot", await card.Locator(".agent .agent-name").TextContentAsync());
+        Assert.Equal($"deploy⟨U+2066⟩bot ({clientId}) by web-hidden", await card.Locator(".agent").TextContentAsync());
         Assert.Equal("⟨U+202E⟩00.521 EUR", await card.Locator(".amount").TextContentAsync());
         // Member names and values of every detail, nested ones included.
         Assert.Equal(["⟨U+202E⟩yek"], await card.Locator("dt", new() { HasText = "yek" }).AllTextContentsAsync());

@@ -13,6 +13,8 @@ internal sealed record LoginOutput(string Profile, string Server, string Handle,
 internal sealed record StatusOutput(string Profile, string Server, string Handle, string Sub, string Scope, string ClientId,
     DateTimeOffset AccessTokenExpiresAt, bool Refreshed);
 
+internal sealed record ConsentRequestOutput(string RequestId, string Status, string ClientId, string AgentName, string User);
+
 internal sealed record SetupAgentOutput(string ClientId, string ClientSecret, string Name, string Scopes, string Owner, string Server, string? Profile);
 
 [System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower,
@@ -20,6 +22,7 @@ internal sealed record SetupAgentOutput(string ClientId, string ClientSecret, st
 [System.Text.Json.Serialization.JsonSerializable(typeof(LoginOutput))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(StatusOutput))]
 [System.Text.Json.Serialization.JsonSerializable(typeof(SetupAgentOutput))]
+[System.Text.Json.Serialization.JsonSerializable(typeof(ConsentRequestOutput))]
 internal sealed partial class AuthJson : System.Text.Json.Serialization.JsonSerializerContext;
 
 /// <summary>
@@ -34,7 +37,7 @@ internal static class AuthCommands
     public static Command Build() =>
         new("auth", "Sign in as a human and set up agents. Example: assent auth login --server http://localhost:8400")
         {
-            Login(), Status(), Logout(), SetupAgent(),
+            Login(), Status(), Logout(), SetupAgent(), Consent(),
         };
 
     private static Command Login()
@@ -258,7 +261,7 @@ internal static class AuthCommands
                 System.Net.HttpStatusCode.OK => throw CliException.Invalid($"agent {created.Body!.ClientId} was created, but its secret was already shown once; register another"),
                 System.Net.HttpStatusCode.Forbidden => throw CliException.Invalid("registering the agent was denied on the device"),
                 System.Net.HttpStatusCode.Gone => throw new CliException(ExitCodes.ExpiredOrTimeout, "nobody approved in time; run the command again"),
-                System.Net.HttpStatusCode.BadRequest => throw CliException.Usage(created.Problem ?? "the server refused the name or scopes"),
+                System.Net.HttpStatusCode.BadRequest or System.Net.HttpStatusCode.Conflict => throw CliException.Usage(created.Problem ?? "the server refused the name or scopes"),
                 System.Net.HttpStatusCode.Unauthorized => throw CliException.Invalid($"the session is no longer valid ({created.Problem}); run: assent auth login"),
                 _ => throw CliException.Invalid($"the server refused: {created.Problem} ({(int)created.Status})"),
             };
@@ -295,6 +298,77 @@ internal static class AuthCommands
             return ExitCodes.Success;
         }));
         return command;
+    }
+
+    private static Command Consent()
+    {
+        var agent = new Option<string>("--agent")
+        {
+            Description = "Your agent: its client id (agt_…) or the name of its saved agent profile", Required = true,
+        };
+        var user = new Option<string>("--user") { Description = "The user to ask (handle or DID); they decide on their own device", Required = true };
+        var json = StoreOptions.Json();
+        var request = new Command("request", "Ask another user to let your agent ask them for approvals; waits for their device. Example: assent auth consent request --agent deploy-bot --user alice")
+        {
+            agent, user, json,
+        };
+        request.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var asJson = parse.GetValue(json);
+            var text = asJson ? Console.Error : Console.Out;
+            var handle = parse.GetValue(user)!.Trim();
+            var store = ProfileStore.ForCurrentUser();
+            var clientId = AgentClientId(parse.GetValue(agent)!.Trim(), store);
+            var (_, profile, _) = await FreshSessionAsync(store, ct);
+            using var client = new SessionClient(ServerUrl.Parse(profile.Server, "the profile's server"));
+
+            await text.WriteLineAsync($"Asked {Terminal.Visible(handle)}'s devices to let your agent {Terminal.Visible(clientId)} ask them for approvals.");
+            var answer = await WithSpinnerAsync(text, $"Waiting for {handle} to decide on their device…", async () =>
+            {
+                var next = await client.ConsentAsync(profile.AccessToken, clientId, handle, null, 60, ct);
+                while (next.Status == System.Net.HttpStatusCode.Accepted)
+                {
+                    next = await client.ConsentAsync(profile.AccessToken, clientId, null, next.Location ?? $"/agents/{clientId}/consents/{next.Body!.RequestId}", 60, ct);
+                }
+                return next;
+            });
+            var consent = answer.Status switch
+            {
+                System.Net.HttpStatusCode.OK or System.Net.HttpStatusCode.Created when answer.Body!.Status == "granted" => answer.Body,
+                System.Net.HttpStatusCode.OK => throw CliException.Invalid($"{handle} allowed this agent once but has revoked it since; ask again later"),
+                System.Net.HttpStatusCode.Forbidden => throw CliException.Invalid($"{handle} declined on their device: {answer.Problem}"),
+                System.Net.HttpStatusCode.Gone => throw new CliException(ExitCodes.ExpiredOrTimeout, $"{handle} did not decide in time; run the command again"),
+                System.Net.HttpStatusCode.BadRequest => throw CliException.Usage(answer.Problem ?? "the server refused the request"),
+                System.Net.HttpStatusCode.NotFound => throw CliException.Invalid(answer.Problem ?? "no such agent or user"),
+                System.Net.HttpStatusCode.Unauthorized => throw CliException.Invalid($"the session is no longer valid ({answer.Problem}); run: assent auth login"),
+                _ => throw CliException.Invalid($"the server refused: {answer.Problem} ({(int)answer.Status})"),
+            };
+            if (asJson)
+            {
+                await Terminal.WriteJsonAsync(new ConsentRequestOutput(consent.RequestId, consent.Status, consent.ClientId, consent.AgentName, consent.User),
+                    AuthJson.Default.ConsentRequestOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync(
+                $"{Terminal.Visible(consent.User)} allows your agent '{Terminal.Visible(consent.AgentName)}' ({consent.ClientId}) to ask them for approvals, until they revoke it.");
+            return ExitCodes.Success;
+        }));
+        return new Command("consent", "Let other users be asked by your agents (each decides on their own device). Example: assent auth consent request --agent agt_abc --user alice")
+        {
+            request,
+        };
+    }
+
+    /// <summary>A client id as given, or the client id of the saved agent profile of that name.</summary>
+    private static string AgentClientId(string agent, ProfileStore store)
+    {
+        if (agent.StartsWith("agt_", StringComparison.Ordinal))
+        {
+            return agent;
+        }
+        return store.Read().Agents.TryGetValue(agent, out var saved)
+            ? saved.ClientId
+            : throw CliException.Usage($"--agent: '{agent}' is neither a client id (agt_…) nor a saved agent profile; see: assent profiles list");
     }
 
     /// <summary>

@@ -186,7 +186,7 @@ internal static class DeviceCommands
             var failed = new List<FailedItem>();
             foreach (var request in requests)
             {
-                await ShowAsync(text, request);
+                await ShowAsync(text, request, selected);
                 if (Mismatch(request, selected) is { } why)
                 {
                     failed.Add(new FailedItem(request.Id, decision, ExitCodes.DeniedOrInvalid, why));
@@ -285,7 +285,7 @@ internal static class DeviceCommands
 
     private static async Task DecideLiveAsync(AuthenticatorClient client, PendingRequest request, DeviceFile device, CancellationToken ct)
     {
-        await ShowAsync(Console.Out, request);
+        await ShowAsync(Console.Out, request, device);
         if (Mismatch(request, device) is { } why)
         {
             await Console.Error.WriteLineAsync($"error: not signing {request.Id}: {why}");
@@ -343,8 +343,12 @@ internal static class DeviceCommands
         _ => null,
     };
 
-    /// <summary>Shows what will be signed: the parsed payload, not the server's summary of it (docs/concepts.md §5.2).</summary>
-    private static async Task ShowAsync(TextWriter text, PendingRequest request)
+    /// <summary>
+    /// Shows what will be signed: the parsed payload, not the server's summary of it (docs/concepts.md §5.2). Beside the
+    /// agent's name and client id, its owner as the server states it: names are unique per owner only, so another
+    /// user's agent is flagged (docs/concepts.md §3).
+    /// </summary>
+    private static async Task ShowAsync(TextWriter text, PendingRequest request, DeviceFile device)
     {
         await text.WriteLineAsync();
         await text.WriteLineAsync($"Request {Terminal.Visible(request.Id)} ({Terminal.Visible(request.Kind)})");
@@ -352,7 +356,12 @@ internal static class DeviceCommands
         {
             return;
         }
-        await text.WriteLineAsync($"  from:     {Terminal.Visible(p.ClientName)} ({p.ClientId})");
+        var owner = request.ClientOwner is { } o ? $" by {Terminal.Visible(o)}" : "";
+        await text.WriteLineAsync($"  from:     {Terminal.Visible(p.ClientName)} ({Terminal.Visible(p.ClientId)}){owner}");
+        if (request.ClientOwner is { } other && other != device.Handle)
+        {
+            await text.WriteLineAsync($"  warning:  another user's agent: it belongs to {Terminal.Visible(other)}, not to you ({Terminal.Visible(device.Handle)})");
+        }
         await text.WriteLineAsync($"  message:  {(p.BindingMessage is null ? "(none)" : Terminal.Visible(p.BindingMessage))}");
         await text.WriteLineAsync($"  scope:    {Terminal.Visible(p.Scope)}");
         if (p.AuthorizationDetails is { } details)

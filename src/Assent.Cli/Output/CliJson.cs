@@ -16,6 +16,8 @@ internal sealed record LocalDeviceView(string DeviceId, string Server, string Ha
 
 internal sealed record DeviceListOutput(IReadOnlyList<LocalDeviceView> Local, ServerDeviceList? Server);
 
+internal sealed record ConsentRevokeOutput(string ClientId, bool Revoked);
+
 internal sealed record DecidedItem(string Id, string Decision, string State);
 
 internal sealed record FailedItem(string Id, string Decision, int ExitCode, string Error);
@@ -41,6 +43,8 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(KeyOutput))]
 [JsonSerializable(typeof(EnrollOutput))]
 [JsonSerializable(typeof(DeviceListOutput))]
+[JsonSerializable(typeof(ServerConsentList))]
+[JsonSerializable(typeof(ConsentRevokeOutput))]
 [JsonSerializable(typeof(DecideOutput))]
 [JsonSerializable(typeof(DeviceFile))]
 [JsonSerializable(typeof(ApproveOutput))]

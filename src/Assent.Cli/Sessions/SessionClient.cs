@@ -22,6 +22,14 @@ internal sealed record AgentRegistration(string RequestId, string Status, string
 
 internal sealed record AgentRegistrationBody(string Name, IReadOnlyList<string> Scopes);
 
+/// <summary>Where an owner's request for another user's consent stands: pending, granted or revoked.</summary>
+internal sealed record ConsentRequest(string RequestId, string Status, string ClientId, string AgentName, string User, long? ExpiresAt);
+
+internal sealed record ConsentRequestBody(string User);
+
+/// <summary>An answer of /agents/{client_id}/consents: the HTTP status says where the request stands.</summary>
+internal sealed record ConsentAnswer(HttpStatusCode Status, ConsentRequest? Body, string? Location, string? Problem);
+
 /// <summary>A token endpoint answer: tokens, or an RFC 6749 §5.2 error code with its description.</summary>
 internal sealed record TokenAnswer(SessionTokens? Tokens, string? Error, string? Description);
 
@@ -35,6 +43,8 @@ internal sealed record AgentAnswer(HttpStatusCode Status, AgentRegistration? Bod
 [JsonSerializable(typeof(UserInfo))]
 [JsonSerializable(typeof(AgentRegistration))]
 [JsonSerializable(typeof(AgentRegistrationBody))]
+[JsonSerializable(typeof(ConsentRequest))]
+[JsonSerializable(typeof(ConsentRequestBody))]
 internal sealed partial class SessionJson : JsonSerializerContext;
 
 /// <summary>
@@ -149,6 +159,34 @@ internal sealed class SessionClient : IDisposable
             ReasonPhrase = response.ReasonPhrase,
         }, ct);
         return new AgentAnswer(response.StatusCode, null, null, problem.Detail);
+    }
+
+    /// <summary>
+    /// POST /agents/{client_id}/consents with <c>Prefer: wait</c> (another user lets the caller's agent ask them), or,
+    /// with <paramref name="location"/>, GET the pending request.
+    /// </summary>
+    public async Task<ConsentAnswer> ConsentAsync(string accessToken, string clientId, string? user, string? location, int waitSeconds, CancellationToken ct)
+    {
+        using var request = location is null
+            ? new HttpRequestMessage(HttpMethod.Post, $"{_base}/agents/{Uri.EscapeDataString(clientId)}/consents")
+            {
+                Content = JsonContent.Create(new ConsentRequestBody(user ?? ""), SessionJson.Default.ConsentRequestBody),
+            }
+            : new HttpRequestMessage(HttpMethod.Get, _base + location);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        request.Headers.TryAddWithoutValidation(HeaderNames.Prefer, $"wait={waitSeconds}");
+        using var response = await SendAsync(request, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Accepted)
+        {
+            return new ConsentAnswer(response.StatusCode, Parse(text, SessionJson.Default.ConsentRequest), response.Headers.Location?.OriginalString, null);
+        }
+        var problem = await Client.Authenticator.AuthenticatorClient.ProblemAsync(new HttpResponseMessage(response.StatusCode)
+        {
+            Content = new StringContent(text),
+            ReasonPhrase = response.ReasonPhrase,
+        }, ct);
+        return new ConsentAnswer(response.StatusCode, null, null, problem.Detail);
     }
 
     public void Dispose() => _http.Dispose();

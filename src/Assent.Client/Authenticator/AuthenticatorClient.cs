@@ -88,6 +88,21 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
         SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);
 
+    /// <summary>The agents of other users that the device's user allows (or allowed) to ask them.</summary>
+    public Task<ServerConsentList> ListConsentsAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, Prefix + "/consents", null, signed: true, ClientJson.Default.ServerConsentList, ct);
+
+    /// <summary>Stops allowing another user's agent to ask the device's user; its next request is refused.</summary>
+    /// <exception cref="AssentProblemException">404 when the user does not allow that agent.</exception>
+    public async Task RevokeConsentAsync(string clientId, CancellationToken ct)
+    {
+        using var response = await SendRawAsync(HttpMethod.Delete, $"{Prefix}/consents/{Uri.EscapeDataString(clientId)}", ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw await ProblemAsync(response, ct);
+        }
+    }
+
     /// <summary>
     /// One page of audit entries after sequence number <paramref name="after"/>: the user's own, or
     /// every entry when the device's user is an admin. <see cref="AuditPage.Next"/> is null on the last page.
@@ -225,11 +240,11 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     {
         if (!Base64Url.TryDecode(view.Payload, out var bytes))
         {
-            return new PendingRequest(view.Id, view.Kind, view.State, [], null);
+            return new PendingRequest(view.Id, view.Kind, view.State, [], null, view.ClientOwner);
         }
         // The payload must be about this very request; otherwise a signature could be moved to another one.
         var payload = ApprovalPayload.TryParse(bytes, out var parsed) && parsed!.Req == view.Id ? parsed : null;
-        return new PendingRequest(view.Id, view.Kind, view.State, bytes, payload);
+        return new PendingRequest(view.Id, view.Kind, view.State, bytes, payload, view.ClientOwner);
     }
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body, bool signed, JsonTypeInfo<T> type, CancellationToken ct)

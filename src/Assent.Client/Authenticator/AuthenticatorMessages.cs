@@ -15,8 +15,10 @@ public sealed record EnrolledDevice(DeviceKey Key, string PublicKey, string User
 /// A request waiting for this user's decision. <see cref="Payload"/> is what the human must be
 /// shown: the parsed form of <see cref="PayloadBytes"/>, the exact bytes the device signs.
 /// It is null when the bytes are not a valid v1 payload for this request; such a request must not be decided.
+/// <see cref="ClientOwner"/> is the handle of the asking agent's owner, as the server states it (not part of the
+/// payload); null for requests the server raises itself. Show it beside the agent's name and client id.
 /// </summary>
-public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload);
+public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload, string? ClientOwner = null);
 
 /// <summary>One event of the device stream: a request to decide (<see cref="Request"/>), or one that settled (<see cref="State"/>).</summary>
 public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? Request, string? State)
@@ -34,6 +36,14 @@ public sealed record DecisionResult(string Id, string State);
 public sealed record ServerDevice(string Id, string Kind, string Name, long CreatedAt, long? RevokedAt, bool Active);
 
 public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
+
+/// <summary>
+/// An agent of another user that this user allows to ask them for approvals, or did (<see cref="Active"/>).
+/// Times are Unix seconds; <see cref="ApprovalId"/> is the request the user approved to allow it.
+/// </summary>
+public sealed record ServerConsent(string ClientId, string AgentName, string? Owner, long CreatedAt, long? RevokedAt, bool Active, string ApprovalId);
+
+public sealed record ServerConsentList(IReadOnlyList<ServerConsent> Consents);
 
 /// <summary>One audit entry: its canonical bytes and chain hash, both base64url (docs/concepts.md §8.1).</summary>
 public sealed record AuditEntry(long Seq, string Entry, string Hash);
@@ -53,6 +63,7 @@ internal sealed record ApprovalView(
     string Kind,
     string ClientId,
     string ClientName,
+    string? ClientOwner,
     string Scope,
     string? BindingMessage,
     JsonElement? AuthorizationDetails,
@@ -79,6 +90,7 @@ internal sealed record ProblemBody(string? Title, string? Detail, string? Error,
 [JsonSerializable(typeof(DecisionBody))]
 [JsonSerializable(typeof(DecisionResult))]
 [JsonSerializable(typeof(ServerDeviceList))]
+[JsonSerializable(typeof(ServerConsentList))]
 [JsonSerializable(typeof(ProblemBody))]
 [JsonSerializable(typeof(AuditPage))]
 [JsonSerializable(typeof(AuditCheckpoint))]

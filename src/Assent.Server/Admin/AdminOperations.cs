@@ -44,8 +44,12 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
         var list = Naming.NormalizeScopes(scopes);
         var clientId = Ids.New("agt");
         var secret = Ids.Secret("sec");
-        await store.Clients.CreateAsync(new ClientRecord(clientId, Ids.Hash(secret), name, owner.Id, list, time.GetUtcNow().ToUnixTimeMilliseconds(), null),
-            new AuditEvent(AuditTypes.AgentCreated, owner.Id, "operator", clientId, new Dictionary<string, string> { ["name"] = name, ["scopes"] = list }), ct);
+        // Approvers tell an owner's agents apart by name (docs/concepts.md §3): the store refuses a name the owner already uses.
+        if (!await store.Clients.TryCreateAsync(new ClientRecord(clientId, Ids.Hash(secret), name, owner.Id, list, time.GetUtcNow().ToUnixTimeMilliseconds(), null),
+                new AuditEvent(AuditTypes.AgentCreated, owner.Id, "operator", clientId, new Dictionary<string, string> { ["name"] = name, ["scopes"] = list }), ct))
+        {
+            throw new ArgumentException(Naming.AgentNameTaken(owner.Handle, name, (await store.Clients.FindActiveByNameAsync(owner.Id, name, ct))?.Id));
+        }
         return new CreatedAgent(clientId, secret, name, list, owner.Handle);
     }
 

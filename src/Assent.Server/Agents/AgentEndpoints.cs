@@ -52,6 +52,11 @@ internal static class AgentEndpoints
         {
             return Problem.BadRequest(badName);
         }
+        // An owner's agents are told apart by name: a second active one of the same name is refused before anyone is asked.
+        if (await clients.FindActiveByNameAsync(user!.Id, name, ct) is { } taken)
+        {
+            return Problem.Conflict(Naming.AgentNameTaken(user.Handle, name, taken.Id));
+        }
         string scopes;
         try
         {
@@ -128,12 +133,16 @@ internal static class AgentEndpoints
                 var client = new ClientRecord(clientId, Ids.Hash(secret), name, user.Id, scopes, now, null);
                 // The actor is the device that approved it.
                 var approver = (await store.ListDecisionsAsync(approval.Id, ct)).FirstOrDefault(d => d.Decision == ApprovalState.Approved)?.DeviceId;
-                if (await clients.TryCreateFromRegistrationAsync(approval.Id, now, client, new AuditEvent(AuditTypes.AgentCreated, user.Id, approver, clientId,
-                        new Dictionary<string, string> { ["name"] = name, ["scopes"] = scopes, ["approval"] = approval.Id }), ct))
+                switch (await clients.TryCreateFromRegistrationAsync(approval.Id, now, client, new AuditEvent(AuditTypes.AgentCreated, user.Id, approver, clientId,
+                            new Dictionary<string, string> { ["name"] = name, ["scopes"] = scopes, ["approval"] = approval.Id }), ct))
                 {
-                    http.Response.Headers.Location = location;
-                    return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, secret, name, scopes, user.Handle),
-                        ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status201Created);
+                    case AgentCreation.Created:
+                        http.Response.Headers.Location = location;
+                        return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, secret, name, scopes, user.Handle),
+                            ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status201Created);
+                    case AgentCreation.NameTaken:
+                        // Another agent of this name was created while the owner decided; this one stays approved, uncreated.
+                        return Problem.Conflict(Naming.AgentNameTaken(user.Handle, name, null));
                 }
                 // Another fetch created it a moment ago and took the secret with it.
                 goto default;
@@ -147,7 +156,7 @@ internal static class AgentEndpoints
     private static string ClientIdFor(ApprovalRecord approval) => "agt_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
 
     /// <summary>The session of a signed-in human: an access token of ours, for the CLI client, with the session scopes.</summary>
-    private static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator,
+    internal static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator,
         IdentityDirectory directory, CancellationToken ct)
     {
         var token = AccessTokenValidator.BearerToken(request);

@@ -4,6 +4,7 @@ using Assent.Protocol.Approvals;
 using Assent.Protocol.OAuth;
 using Assent.Server.Common;
 using Assent.Server.Keys;
+using Assent.Server.Storage;
 
 namespace Assent.Server.Approvals;
 
@@ -23,7 +24,7 @@ internal static class ApprovalText
             : DisplayText.Problem(OAuthParameters.BindingMessage, text);
 
     /// <summary>
-    /// RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows. Within the configured
+    /// RFC 9396 §2: a JSON array of objects, each with a string <c>type</c> this server knows and agents may send. Within the configured
     /// entries, depth and normalized bytes, so that every token carrying it verifies (<see cref="AccessTokenBudget"/>),
     /// and with no member name or string that could hide or reorder what the approver reads (<see cref="DisplayText"/>).
     /// </summary>
@@ -78,6 +79,13 @@ internal static class ApprovalText
                 if (item.ValueKind != JsonValueKind.Object || !item.TryGetProperty(AuthorizationDetailFields.Type, out var type) || type.ValueKind != JsonValueKind.String)
                 {
                     why = "every authorization_details entry must be an object with a string 'type'";
+                    return false;
+                }
+                // Those types describe only requests the server raises itself: an agent's request must not pass for one,
+                // whatever the configured list says.
+                if (ApprovalKinds.ServerRaised.Contains(type.GetString()!))
+                {
+                    why = $"authorization_details type '{type.GetString()}' is raised by this server only, never by an agent";
                     return false;
                 }
                 if (!options.AuthorizationDetailsTypes.Contains(type.GetString()!))

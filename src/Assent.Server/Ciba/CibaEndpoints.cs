@@ -27,7 +27,8 @@ internal static class CibaEndpoints
     }
 
     internal static async Task<Results<Ok<BcAuthorizeResponse>, OAuthError>> BackchannelAuthorizeAsync(
-        HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, ApprovalService approvals, AssentOptions options, CancellationToken ct)
+        HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, AgentConsents consents, ApprovalService approvals, AssentOptions options,
+        CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => false, ct);
         if (error is not null)
@@ -70,6 +71,13 @@ internal static class CibaEndpoints
         {
             // §13: the hint names no user this server knows.
             return new OAuthError(OAuthErrors.UnknownUserId, "login_hint names no user of this server");
+        }
+        // docs/concepts.md §3.1: an agent asks its owner, or a user who consented to it on their own device. CIBA Core
+        // §13 has no code for this, so RFC 6749's: the client is not authorized to use this (ask this user).
+        if (!await consents.MayAskAsync(client, user, ct))
+        {
+            return new OAuthError(OAuthErrors.UnauthorizedClient,
+                $"this agent may ask only its owner; {hint} has not consented to it (its owner can ask them: assent auth consent request --agent {client.Id} --user {hint})");
         }
 
         var bindingMessage = form.Value(OAuthParameters.BindingMessage);

@@ -43,8 +43,11 @@ public sealed class AssentOptions
 
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>RFC 9396 types accepted in <c>authorization_details</c>; others get invalid_authorization_details.</summary>
-    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "agent_registration"];
+    /// <summary>
+    /// RFC 9396 types agents may send in <c>authorization_details</c>; others get invalid_authorization_details. The types
+    /// of requests the server raises itself (agent_registration, agent_consent) are refused even when listed here.
+    /// </summary>
+    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call"];
 
     /// <summary>
     /// RFC 9396 <c>authorization_details</c> is refused above this many bytes of normalized UTF-8 JSON: it is

@@ -32,15 +32,33 @@ internal sealed record AgentRegistrationRequest(string? Name, JsonElement? Scope
 internal sealed record AgentRegistrationResponse(string RequestId, string Status, string? ClientId = null, string? ClientSecret = null,
     string? Name = null, string? Scopes = null, string? Owner = null, long? ExpiresAt = null);
 
+internal sealed record ConsentRequestBody(string? User);
+
+/// <summary>
+/// docs/http-api.md §9.3: where an owner's request for another user's consent stands. <see cref="User"/> is the handle of the
+/// user asked; <see cref="Status"/> is pending, granted or revoked.
+/// </summary>
+internal sealed record ConsentRequestResponse(string RequestId, string Status, string ClientId, string AgentName, string User, long? ExpiresAt = null);
+
+/// <summary>One consent of the user's (docs/http-api.md §10.8): which agent, whose, since when.</summary>
+internal sealed record ConsentView(string ClientId, string AgentName, string? Owner, long CreatedAt, long? RevokedAt, bool Active, string ApprovalId);
+
+internal sealed record ConsentList(IReadOnlyList<ConsentView> Consents);
+
 internal sealed record EnrollRequest(string? Code, string? PublicKey, string? Name, string? Proof);
 
 internal sealed record EnrollResponse(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
 
+/// <summary>
+/// A request as an approver's device shows it (docs/http-api.md §10.2). <see cref="ClientOwner"/> is the handle of the
+/// agent's owner, so the approver sees whose agent asks; none for requests Assent raises itself.
+/// </summary>
 internal sealed record PendingApproval(
     string Id,
     string Kind,
     string ClientId,
     string ClientName,
+    string? ClientOwner,
     string Scope,
     string? BindingMessage,
     JsonElement? AuthorizationDetails,
@@ -124,6 +142,9 @@ internal sealed record DiscoveryDocument(
 [JsonSerializable(typeof(AgentRegistrationRequest))]
 [JsonSerializable(typeof(AgentRegistrationResponse))]
 [JsonSerializable(typeof(EnrollResponse))]
+[JsonSerializable(typeof(ConsentRequestBody))]
+[JsonSerializable(typeof(ConsentRequestResponse))]
+[JsonSerializable(typeof(ConsentList))]
 [JsonSerializable(typeof(PendingApproval))]
 [JsonSerializable(typeof(PendingList))]
 [JsonSerializable(typeof(DecisionRequest))]

@@ -66,6 +66,7 @@ public static class AssentServer
         services.AddSingleton(store.Users);
         services.AddSingleton(store.Devices);
         services.AddSingleton(store.Clients);
+        services.AddSingleton(store.Consents);
         services.AddSingleton(store.Approvals);
         services.AddSingleton(store.Sessions);
         services.AddSingleton(store.Audit);
@@ -75,6 +76,7 @@ public static class AssentServer
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
         services.AddSingleton<ClientDirectory>();
+        services.AddSingleton<AgentConsents>();
         services.AddSingleton(await PasskeyCeremonies.CreateAsync(options, ct));
         services.AddSingleton<TokenIssuer>();
         services.AddSingleton<AccessTokenValidator>();
@@ -142,6 +144,7 @@ public static class AssentServer
         app.MapApprover();
         app.MapSessions();
         app.MapAgents();
+        app.MapConsents();
         app.MapDids();
         app.MapAudit();
         app.MapPasskeys();

@@ -25,6 +25,11 @@ internal static partial class Naming
     public static string? NameProblem(string what, string name) =>
         name.Length is 0 or > MaxNameLength ? $"{what} must be 1 to {MaxNameLength} characters" : DisplayText.Problem(what, name);
 
+    /// <summary>Why an agent may not be called <paramref name="name"/>: its owner has an active one of that name (docs/concepts.md §3).</summary>
+    public static string AgentNameTaken(string owner, string name, string? clientId) =>
+        $"{owner} already has an active agent named '{name}'{(clientId is null ? "" : $" ({clientId})")}; an owner's agents need distinct names " +
+        "(compared without case), so choose another";
+
     /// <summary>Scopes an agent may ask for; <c>openid</c> is always included because CIBA requires it.</summary>
     /// <exception cref="ArgumentException">A scope has characters outside a-z, 0-9 and <c>: . _ / -</c>.</exception>
     public static string NormalizeScopes(string scopes)

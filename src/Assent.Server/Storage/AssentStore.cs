@@ -22,6 +22,8 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IClientStore Clients { get; } = new ClientStore(db);
 
+    public IConsentStore Consents { get; } = new ConsentStore(db);
+
     public IApprovalStore Approvals { get; } = db.CreateApprovalStore();
 
     public ISessionStore Sessions { get; } = new SessionStore(db);

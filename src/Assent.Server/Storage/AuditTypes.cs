@@ -15,6 +15,11 @@ internal static class AuditTypes
     public const string DeviceSignCountRegression = "device.sign_count_regression";
     public const string SessionCreated = "session.created";
     public const string AgentCreated = "agent.created";
+
+    /// <summary>An agent asked a user other than its owner who has not consented to it (docs/concepts.md §3.1).</summary>
+    public const string AgentRefusedForeignUser = "agent.refused_foreign_user";
+    public const string ConsentGranted = "consent.granted";
+    public const string ConsentRevoked = "consent.revoked";
     public const string DeviceLoginStarted = "device_login.started";
     public const string DeviceLoginBound = "device_login.bound";
     public const string SessionStarted = "session.started";

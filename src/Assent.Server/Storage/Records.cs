@@ -50,6 +50,15 @@ public static class ApprovalKinds
     public const string Ciba = "ciba";
     public const string AgentRegistration = "agent_registration";
     public const string DeviceLogin = "device_login";
+
+    /// <summary>An agent's owner asks another user to let the agent ask them (docs/concepts.md §3.1).</summary>
+    public const string AgentConsent = "agent_consent";
+
+    /// <summary>
+    /// The kinds whose <c>authorization_details</c> type only the server writes: an agent sending one through
+    /// CIBA would dress its own request up as one of them, so bc-authorize refuses these types.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ServerRaised = [AgentRegistration, AgentConsent];
 }
 
 public static class DeviceKinds
@@ -84,6 +93,16 @@ internal sealed record ClientRecord(
     string Scopes,
     long CreatedAt,
     long? RevokedAt);
+
+/// <summary>
+/// A user's consent that an agent owned by someone else may ask them for approvals (docs/concepts.md §3.1). It
+/// exists only through the user's own device approving an <see cref="ApprovalKinds.AgentConsent"/> request,
+/// <see cref="ApprovalId"/>; at most one per user and agent is active (not revoked).
+/// </summary>
+internal sealed record ConsentRecord(string ApprovalId, string UserId, string ClientId, long CreatedAt, long? RevokedAt)
+{
+    public bool Active => RevokedAt is null;
+}
 
 /// <summary>
 /// An approval request. <see cref="Quorum"/> of <see cref="Approvers"/> distinct approvers must approve it;

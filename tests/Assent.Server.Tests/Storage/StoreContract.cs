@@ -361,9 +361,10 @@ public abstract class StoreContract : IAsyncLifetime
     public async Task A_failing_write_fails_alone_and_the_writes_around_it_commit()
     {
         var user = await UserAsync("olga");
-        await Store.Clients.CreateAsync(new ClientRecord("agt_dup", [1], "first", user.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default);
+        Assert.True(await Store.Clients.TryCreateAsync(new ClientRecord("agt_dup", [1], "first", user.Id, "openid", Now, null),
+            new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default));
         var writes = Enumerable.Range(0, 30).Select(i => i == 15
-            ? Store.Clients.CreateAsync(new ClientRecord("agt_dup", [2], "again", user.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default)
+            ? Store.Clients.TryCreateAsync(new ClientRecord("agt_dup", [2], "again", user.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, user.Id, "op", "agt_dup"), default)
             : (Task)PendingAsync(user)).ToList();
         await Assert.ThrowsAnyAsync<Exception>(() => writes[15]);
         foreach (var w in writes.Where((_, i) => i != 15))
@@ -372,6 +373,92 @@ public abstract class StoreContract : IAsyncLifetime
         }
         Assert.Equal(29, (await Store.Approvals.ListPendingAsync(user.Id, Now, default)).Count);
         Assert.Equal("first", (await Store.Clients.FindAsync("agt_dup", default))!.Name);
+        var chain = AuditChain.Verify(await Store.Audit.ReadAsync(0, 10_000, null, default));
+        Assert.True(chain.Valid, chain.Reason);
+    }
+
+    private async Task<ClientRecord?> ClientAsync(UserRecord owner, string name, string? id = null)
+    {
+        var client = new ClientRecord(id ?? Ids.New("agt"), [1], name, owner.Id, "openid", Now, null);
+        return await Store.Clients.TryCreateAsync(client, new AuditEvent(AuditTypes.AgentCreated, owner.Id, "op", client.Id), default) ? client : null;
+    }
+
+    private async Task<ApprovalRecord> ApprovedAsync(UserRecord user, string kind)
+    {
+        var a = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), kind, "assent-cli", user.Id, "openid", "allow",
+            null, null, [1], ApprovalState.Pending, Now, Now + 300_000);
+        await Store.Approvals.CreateAsync(a, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "assent-cli", a.Id), default);
+        await DeviceAsync(user, "dev_" + a.Id);
+        Assert.True(await DecideAsync(a, "dev_" + a.Id));
+        return a;
+    }
+
+    [Fact]
+    public async Task An_owners_active_agents_have_distinct_names_compared_without_case()
+    {
+        var owner = await UserAsync("nina");
+        var other = await UserAsync("noah");
+
+        var first = await ClientAsync(owner, "Deploy-Bot");
+        Assert.NotNull(first);
+        Assert.Null(await ClientAsync(owner, "deploy-bot"));
+        Assert.NotNull(await ClientAsync(other, "deploy-bot"));
+        Assert.Equal(first!.Id, (await Store.Clients.FindActiveByNameAsync(owner.Id, "DEPLOY-BOT", default))?.Id);
+        Assert.Null(await Store.Clients.FindActiveByNameAsync(owner.Id, "deploy-bot-2", default));
+
+        // A registration approved for a name taken meanwhile creates nothing and stays approved.
+        var registration = await ApprovedAsync(owner, ApprovalKinds.AgentRegistration);
+        Assert.Equal(AgentCreation.NameTaken, await Store.Clients.TryCreateFromRegistrationAsync(registration.Id, Now,
+            new ClientRecord("agt_r1", [1], "DEPLOY-bot", owner.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, owner.Id, "op", "agt_r1"), default));
+        Assert.Equal(ApprovalState.Approved, (await Store.Approvals.FindAsync(registration.Id, default))!.State);
+        Assert.Null(await Store.Clients.FindAsync("agt_r1", default));
+        Assert.Equal(AgentCreation.Created, await Store.Clients.TryCreateFromRegistrationAsync(registration.Id, Now,
+            new ClientRecord("agt_r1", [1], "ci-bot", owner.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, owner.Id, "op", "agt_r1"), default));
+        Assert.Equal(AgentCreation.AlreadyRedeemed, await Store.Clients.TryCreateFromRegistrationAsync(registration.Id, Now,
+            new ClientRecord("agt_r2", [1], "other-bot", owner.Id, "openid", Now, null), new AuditEvent(AuditTypes.AgentCreated, owner.Id, "op", "agt_r2"), default));
+
+        // A revoked agent's name is free again.
+        await Store.Database.WriteAsync(w => w.ExecAsync("UPDATE clients SET revoked_at = $2 WHERE id = $1", first.Id, Now), default);
+        Assert.NotNull(await ClientAsync(owner, "deploy-BOT"));
+    }
+
+    [Fact]
+    public async Task A_consent_exists_only_by_redeeming_the_users_approved_consent_request_once_and_ends_when_revoked()
+    {
+        var owner = await UserAsync("olive");
+        var user = await UserAsync("otto");
+        var agent = (await ClientAsync(owner, "helper"))!;
+        var pending = await PendingAsync(user);
+        ConsentRecord For(ApprovalRecord a) => new(a.Id, user.Id, agent.Id, Now, null);
+        AuditEvent Granted() => new(AuditTypes.ConsentGranted, user.Id, "dev", agent.Id);
+
+        // Not a consent request, or not approved: nothing.
+        Assert.False(await Store.Consents.TryGrantFromApprovalAsync(For(pending), Now, Granted(), default));
+        var ciba = await ApprovedAsync(user, ApprovalKinds.Ciba);
+        Assert.False(await Store.Consents.TryGrantFromApprovalAsync(For(ciba), Now, Granted(), default));
+        Assert.False(await Store.Consents.IsGrantedAsync(user.Id, agent.Id, default));
+
+        var consent = await ApprovedAsync(user, ApprovalKinds.AgentConsent);
+        var raced = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Store.Consents.TryGrantFromApprovalAsync(For(consent), Now, Granted(), default)));
+        Assert.Single(raced, r => r);
+        Assert.True(await Store.Consents.IsGrantedAsync(user.Id, agent.Id, default));
+        Assert.False(await Store.Consents.IsGrantedAsync(owner.Id, agent.Id, default));
+        Assert.Equal(ApprovalState.Redeemed, (await Store.Approvals.FindAsync(consent.Id, default))!.State);
+        // A second approved request while one is active keeps the one.
+        var twice = await ApprovedAsync(user, ApprovalKinds.AgentConsent);
+        Assert.True(await Store.Consents.TryGrantFromApprovalAsync(For(twice), Now, Granted(), default));
+        Assert.Equal(consent.Id, Assert.Single(await Store.Consents.ListAsync(user.Id, default)).ApprovalId);
+
+        Assert.True(await Store.Consents.TryRevokeAsync(user.Id, agent.Id, Now, new AuditEvent(AuditTypes.ConsentRevoked, user.Id, "dev", agent.Id), default));
+        Assert.False(await Store.Consents.TryRevokeAsync(user.Id, agent.Id, Now, new AuditEvent(AuditTypes.ConsentRevoked, user.Id, "dev", agent.Id), default));
+        Assert.False(await Store.Consents.IsGrantedAsync(user.Id, agent.Id, default));
+        Clock.Advance(TimeSpan.FromSeconds(1));
+        var again = await ApprovedAsync(user, ApprovalKinds.AgentConsent);
+        Assert.True(await Store.Consents.TryGrantFromApprovalAsync(For(again), Now, Granted(), default));
+        Assert.True(await Store.Consents.IsGrantedAsync(user.Id, agent.Id, default));
+        var list = await Store.Consents.ListAsync(user.Id, default);
+        Assert.Equal([false, true], list.Select(c => c.Active));
+        Assert.Equal([consent.Id, again.Id], list.Select(c => c.ApprovalId));
         var chain = AuditChain.Verify(await Store.Audit.ReadAsync(0, 10_000, null, default));
         Assert.True(chain.Valid, chain.Reason);
     }
@@ -444,6 +531,50 @@ public sealed class SqliteStoreContract : StoreContract
         Assert.True(wal.Exists);
         Assert.True(wal.Length < 8 * 1024 * 1024, $"the WAL reached {wal.Length / 1024} KiB");
         Assert.Equal(6000, (await Store.Approvals.ListPendingAsync(user.Id, Clock.GetUtcNow().ToUnixTimeMilliseconds(), default)).Count);
+    }
+
+    [Fact]
+    public async Task Migrating_keeps_the_oldest_of_an_owners_same_named_agents_and_renames_the_others_with_their_client_id()
+    {
+        var path = Path.Combine(_dir, "old.db");
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path))
+        {
+            c.Open();
+            SqliteSchema.Migrate(c, upTo: SqliteSchema.UniqueAgentNamesVersion - 1);
+            using var insert = c.CreateCommand();
+            insert.CommandText = """
+                INSERT INTO users(id, handle, is_admin, created_at) VALUES ('usr_a', 'ann', 0, 1), ('usr_b', 'ben', 0, 1);
+                INSERT INTO clients(id, secret_hash, name, owner_user_id, scopes, created_at, revoked_at) VALUES
+                    ('agt_1', x'01', 'bot', 'usr_a', 'openid', 10, NULL),
+                    ('agt_2', x'01', 'Bot', 'usr_a', 'openid', 20, NULL),
+                    ('agt_3', x'01', 'BOT', 'usr_a', 'openid', 20, NULL),
+                    ('agt_4', x'01', 'bot', 'usr_a', 'openid', 5, 6),
+                    ('agt_5', x'01', 'bot', 'usr_b', 'openid', 30, NULL),
+                    ('agt_6', x'01', 'an agent name of sixty-four characters: it stays within 64 chars', 'usr_b', 'openid', 1, NULL),
+                    ('agt_7', x'01', 'an agent name of sixty-four characters: it stays within 64 chars', 'usr_b', 'openid', 2, NULL);
+                """;
+            insert.ExecuteNonQuery();
+        }
+        await using var store = new AssentStore(new SqliteDatabase(path, Clock));
+
+        await store.MigrateAsync(default);
+
+        var names = new Dictionary<string, string>();
+        foreach (var id in new[] { "agt_1", "agt_2", "agt_3", "agt_4", "agt_5", "agt_6", "agt_7" })
+        {
+            names[id] = (await store.Clients.FindAsync(id, default))!.Name;
+        }
+        Assert.Equal("bot", names["agt_1"]);
+        Assert.Equal("Bot (agt_2)", names["agt_2"]);
+        Assert.Equal("BOT (agt_3)", names["agt_3"]);
+        Assert.Equal("bot", names["agt_4"]);
+        Assert.Equal("bot", names["agt_5"]);
+        Assert.Equal("an agent name of sixty-four characters: it stays within 64 chars", names["agt_6"]);
+        Assert.Equal("an agent name of sixty-four characters: it stays within  (agt_7)", names["agt_7"]);
+        Assert.True(names["agt_7"].Length <= 64);
+        Assert.Null(await store.Clients.FindActiveByNameAsync("usr_a", "bot (agt_1)", default));
+        Assert.False(await store.Clients.TryCreateAsync(new ClientRecord("agt_8", [1], "BoT", "usr_a", "openid", 40, null),
+            new AuditEvent(AuditTypes.AgentCreated, "usr_a", "op", "agt_8"), default));
     }
 
     [Theory]

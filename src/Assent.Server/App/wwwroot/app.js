@@ -151,11 +151,22 @@
     return box;
   }
 
+  // Who asks: an agent's name is unique only among its owner's agents, so the name, its client id and its owner
+  // are shown together, and an agent of someone else is flagged.
+  function asker(a) {
+    const prefix = { device_login: 'Sign-in request from ', agent_consent: 'Consent request from ' }[a.kind] || '';
+    const line = el('p', { class: 'agent' }, prefix, el('span', { class: 'agent-name', show: a.client_name }));
+    if (a.client_id !== a.client_name) line.append(' (', el('span', { class: 'client-id', show: a.client_id }), ')');
+    if (a.client_owner) line.append(' by ', el('span', { class: 'owner', show: a.client_owner }));
+    return line;
+  }
+  const foreign = (a) => a.client_owner && S.session && a.client_owner !== S.session.handle
+    ? el('p', { class: 'foreign', role: 'note', show: "Another user's agent: it belongs to " + a.client_owner + ', not to you.' }) : null;
+
   function card(a) {
     const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
     const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
-    const li = el('li', { 'data-id': a.id },
-      el('p', { class: 'agent', show: (a.kind === 'device_login' ? 'Sign-in request from ' : '') + a.client_name }),
+    const li = el('li', { 'data-id': a.id }, asker(a), foreign(a),
       el('p', { class: 'message', show: a.binding_message || '(no message)' }));
     const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
     for (const d of details) li.append(detailBlock(d, a.resource));
@@ -195,7 +206,26 @@
       $('history').replaceChildren(...h.approvals.map((a) => el('li', {},
         el('span', { class: 'grow', show: a.binding_message || a.scope }),
         el('span', { class: 'state-' + a.state, text: a.state }),
-        el('span', { class: 'small', show: a.client_name + ' · ' + when(a.decided_at || a.created_at) }))));
+        el('span', { class: 'small', show: a.client_name + (a.client_owner ? ' by ' + a.client_owner : '') + ' · ' + when(a.decided_at || a.created_at) }))));
+    } catch (e) { failed(e); }
+  }
+
+  // Agents of other users this user allows to ask them (their own agents always may).
+  async function loadConsents() {
+    try {
+      const c = await api('GET', '/webauthn/consents');
+      const active = c.consents.filter((x) => x.active);
+      $('consents').replaceChildren(...active.map((x) => {
+        const who = x.agent_name + ' (' + x.client_id + ')' + (x.owner ? ' by ' + x.owner : '');
+        return el('li', { 'data-id': x.client_id },
+          el('span', { class: 'grow', show: who }),
+          el('span', { class: 'small', text: 'since ' + when(x.created_at) }),
+          el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
+            if (!confirm('Stop allowing ' + plain(who) + ' to ask you for approvals?')) return;
+            try { await api('DELETE', '/webauthn/consents/' + encodeURIComponent(x.client_id)); status('Revoked: ' + plain(who) + ' can no longer ask you.'); loadConsents(); } catch (e) { failed(e); }
+          } }));
+      }));
+      $('no-consents').hidden = active.length > 0;
     } catch (e) { failed(e); }
   }
 
@@ -226,9 +256,10 @@
     for (const b of document.querySelectorAll('.tabs button')) {
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
-    for (const t of ['pending', 'history', 'devices']) $('t-' + t).hidden = t !== name;
+    for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
     if (name === 'history') loadHistory();
     if (name === 'devices') loadDevices();
+    if (name === 'consents') loadConsents();
   }
 
   // ---- views ---------------------------------------------------------------------

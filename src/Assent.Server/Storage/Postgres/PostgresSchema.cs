@@ -163,6 +163,16 @@ internal static class PostgresSchema
         ALTER TABLE approvals DROP COLUMN device_id, DROP COLUMN evidence,
             ADD COLUMN quorum INT NOT NULL DEFAULT 1, ADD COLUMN approvers INT NOT NULL DEFAULT 1;
         """,
+        // 7: unique agent names per owner, and consents (see the SQLite migration of the same number).
+        ClientSchema.RenameDuplicateNames + ClientSchema.UniqueNames +
+        """
+        CREATE TABLE agent_consents(
+            approval_id TEXT PRIMARY KEY REFERENCES approvals(id),
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL REFERENCES clients(id),
+            created_at BIGINT NOT NULL,
+            revoked_at BIGINT);
+        """ + ConsentSchema.Indexes,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -157,11 +157,26 @@ internal static class SqliteSchema
         ALTER TABLE approvals ADD COLUMN quorum INTEGER NOT NULL DEFAULT 1;
         ALTER TABLE approvals ADD COLUMN approvers INTEGER NOT NULL DEFAULT 1;
         """,
+        // 7: an owner's active agents have distinct names, compared without case (legacy duplicates are renamed
+        // first, see ClientSchema); users' consents that agents of other owners may ask them.
+        ClientSchema.RenameDuplicateNames + ClientSchema.UniqueNames +
+        """
+        CREATE TABLE agent_consents(
+            approval_id TEXT PRIMARY KEY REFERENCES approvals(id),
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL REFERENCES clients(id),
+            created_at INTEGER NOT NULL,
+            revoked_at INTEGER);
+        """ + ConsentSchema.Indexes,
     ];
 
     public static int LatestVersion => Migrations.Length;
 
-    public static void Migrate(SqliteConnection c)
+    /// <summary>The migration that makes agent names unique per owner and adds consents.</summary>
+    internal const int UniqueAgentNamesVersion = 7;
+
+    /// <param name="upTo">The version to stop at (tests build older databases); every migration by default.</param>
+    public static void Migrate(SqliteConnection c, int? upTo = null)
     {
         using (var create = c.CreateCommand())
         {
@@ -176,7 +191,7 @@ internal static class SqliteSchema
         {
             throw new InvalidOperationException($"the database schema is version {current}, newer than this build ({Migrations.Length}); upgrade Assent");
         }
-        for (var v = current; v < Migrations.Length; v++)
+        for (var v = current; v < Math.Min(upTo ?? Migrations.Length, Migrations.Length); v++)
         {
             using var step = c.CreateCommand();
             step.CommandText = Migrations[v] + $"; INSERT INTO schema_version(version) VALUES({v + 1});";
