@@ -5,6 +5,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 
 namespace Assent.Client;
@@ -156,7 +157,7 @@ public sealed class AssentClient : IDisposable
         }
     }
 
-    private static Approval Approved(string authReqId, TokenAnswer tokens)
+    private static Approval Approved(string authReqId, TokenResponse tokens)
     {
         IReadOnlyDictionary<string, JsonElement>? claims = null;
         var token = tokens.AccessToken!;
@@ -196,7 +197,7 @@ public sealed class AssentClient : IDisposable
         {
             throw new AssentProtocolException($"{request.RequestUri} answered {(int)response.StatusCode}; is {_server} an Assent server?");
         }
-        var doc = await ReadJsonAsync(response, SdkJson.Default.DiscoveryDocument, CancellationToken.None);
+        var doc = await ReadJsonAsync(response, ProtocolJson.Default.DiscoveryDocument, CancellationToken.None);
         if (!IsAbsolute(doc.TokenEndpoint) || !IsAbsolute(doc.BackchannelAuthenticationEndpoint))
         {
             throw new AssentProtocolException("the discovery document lacks token_endpoint or backchannel_authentication_endpoint");
@@ -204,7 +205,7 @@ public sealed class AssentClient : IDisposable
         return doc;
     }
 
-    private async Task<BcAuthorizeAnswer> AuthorizeAsync(DiscoveryDocument endpoints, string message, string user, ApproveOptions options, CancellationToken ct)
+    private async Task<BcAuthorizeResponse> AuthorizeAsync(DiscoveryDocument endpoints, string message, string user, ApproveOptions options, CancellationToken ct)
     {
         var form = new List<KeyValuePair<string, string>>
         {
@@ -233,7 +234,7 @@ public sealed class AssentClient : IDisposable
             var error = await ReadErrorAsync(response, ct);
             throw new AssentOAuthException(error.Error!, error.ErrorDescription, response.StatusCode);
         }
-        var ack = await ReadJsonAsync(response, SdkJson.Default.BcAuthorizeAnswer, ct);
+        var ack = await ReadJsonAsync(response, ProtocolJson.Default.BcAuthorizeResponse, ct);
         if (string.IsNullOrEmpty(ack.AuthReqId))
         {
             throw new AssentProtocolException("the backchannel authentication answer lacks auth_req_id");
@@ -241,7 +242,7 @@ public sealed class AssentClient : IDisposable
         return ack;
     }
 
-    private async Task<(TokenAnswer? Tokens, OAuthErrorBody? Error, bool Held)> RequestTokenAsync(DiscoveryDocument endpoints, string authReqId, int? wait,
+    private async Task<(TokenResponse? Tokens, OAuthErrorBody? Error, bool Held)> RequestTokenAsync(DiscoveryDocument endpoints, string authReqId, int? wait,
         CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, endpoints.TokenEndpoint)
@@ -260,7 +261,7 @@ public sealed class AssentClient : IDisposable
         var held = response.Headers.Contains(HeaderNames.PreferenceApplied);
         if (response.IsSuccessStatusCode)
         {
-            var tokens = await ReadJsonAsync(response, SdkJson.Default.TokenAnswer, ct);
+            var tokens = await ReadJsonAsync(response, ProtocolJson.Default.TokenResponse, ct);
             if (string.IsNullOrEmpty(tokens.AccessToken))
             {
                 throw new AssentProtocolException("the token response lacks access_token");
@@ -296,7 +297,7 @@ public sealed class AssentClient : IDisposable
         OAuthErrorBody? body = null;
         try
         {
-            body = await response.Content.ReadFromJsonAsync(SdkJson.Default.OAuthErrorBody, ct);
+            body = await response.Content.ReadFromJsonAsync(ProtocolJson.Default.OAuthErrorBody, ct);
         }
         catch (Exception e) when (e is JsonException or NotSupportedException)
         {

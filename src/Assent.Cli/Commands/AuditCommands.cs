@@ -3,8 +3,8 @@ using System.Text;
 using System.Text.Json;
 using Assent.Cli.Devices;
 using Assent.Cli.Output;
-using Assent.Client.Authenticator;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Server.Storage;
 
 namespace Assent.Cli.Commands;

@@ -1,8 +1,10 @@
 using System.CommandLine;
+using System.Text.Json;
 using Assent.Cli.Devices;
 using Assent.Cli.Output;
 using Assent.Cli.Profiles;
 using Assent.Cli.Sessions;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Spectre.Console;
 
@@ -117,7 +119,7 @@ internal static class AuthCommands
     }
 
     /// <summary>RFC 8628 §3.4–§3.5, with <c>Prefer: wait</c> so the answer comes the moment the device decides.</summary>
-    private static async Task<SessionTokens> WaitForApprovalAsync(SessionClient client, DeviceAuthorization started, TextWriter text, CancellationToken ct)
+    private static async Task<TokenResponse> WaitForApprovalAsync(SessionClient client, DeviceAuthorizationResponse started, TextWriter text, CancellationToken ct)
     {
         var deadline = DateTimeOffset.UtcNow.AddSeconds(started.ExpiresIn);
         var interval = TimeSpan.FromSeconds(Math.Max(1, started.Interval));
@@ -248,7 +250,7 @@ internal static class AuthCommands
             await text.WriteLineAsync($"Asked {Terminal.Visible(profile.Handle)}'s devices to approve registering agent '{Terminal.Visible(agentName)}'.");
             var created = await WithSpinnerAsync(text, "Approve on your device…", async () =>
             {
-                var answer = await client.AgentAsync(profile.AccessToken, new AgentRegistrationBody(agentName, scopeList), null, 60, ct);
+                var answer = await client.AgentAsync(profile.AccessToken, new AgentRegistrationRequest(agentName, JsonSerializer.SerializeToElement(scopeList, CliJson.Default.IReadOnlyListString)), null, 60, ct);
                 while (answer.Status == System.Net.HttpStatusCode.Accepted)
                 {
                     answer = await client.AgentAsync(profile.AccessToken, null, answer.Location ?? $"/agents/requests/{answer.Body!.RequestId}", 60, ct);

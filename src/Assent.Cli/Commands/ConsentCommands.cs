@@ -34,7 +34,7 @@ internal static class ConsentCommands
             var list = await client.ListConsentsAsync(ct);
             if (parse.GetValue(json))
             {
-                await Terminal.WriteJsonAsync(list, CliJson.Default.ServerConsentList);
+                await Terminal.WriteJsonAsync(list, CliJson.Default.ConsentList);
                 return ExitCodes.Success;
             }
             if (!list.Consents.Any(c => c.Active))

@@ -1,6 +1,6 @@
 using System.Text.Json.Serialization;
 using Assent.Cli.Devices;
-using Assent.Client.Authenticator;
+using Assent.Protocol.Messages;
 
 namespace Assent.Cli.Output;
 
@@ -14,7 +14,7 @@ internal sealed record EnrollOutput(string DeviceId, string UserDid, string User
 
 internal sealed record LocalDeviceView(string DeviceId, string Server, string Handle, string UserDid, string Name, DateTimeOffset CreatedAt, bool Selected);
 
-internal sealed record DeviceListOutput(IReadOnlyList<LocalDeviceView> Local, ServerDeviceList? Server);
+internal sealed record DeviceListOutput(IReadOnlyList<LocalDeviceView> Local, DeviceList? Server);
 
 internal sealed record ConsentRevokeOutput(string ClientId, bool Revoked);
 
@@ -43,7 +43,7 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(KeyOutput))]
 [JsonSerializable(typeof(EnrollOutput))]
 [JsonSerializable(typeof(DeviceListOutput))]
-[JsonSerializable(typeof(ServerConsentList))]
+[JsonSerializable(typeof(ConsentList))]
 [JsonSerializable(typeof(ConsentRevokeOutput))]
 [JsonSerializable(typeof(DecideOutput))]
 [JsonSerializable(typeof(DeviceFile))]
@@ -51,4 +51,5 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(VerifyOutput))]
 [JsonSerializable(typeof(AuditExport))]
 [JsonSerializable(typeof(AuditVerifyOutput))]
+[JsonSerializable(typeof(IReadOnlyList<string>))]
 internal sealed partial class CliJson : JsonSerializerContext;

@@ -2,50 +2,21 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
 using Assent.Client;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 
 namespace Assent.Cli.Sessions;
 
-internal sealed record DeviceAuthorization(string DeviceCode, string UserCode, string VerificationUri, string VerificationUriComplete, int ExpiresIn, int Interval);
-
-internal sealed record SessionTokens(string AccessToken, string TokenType, int ExpiresIn, string? Scope, string? RefreshToken);
-
-internal sealed record OAuthErrorBody(string? Error, string? ErrorDescription);
-
-internal sealed record UserInfo(string Sub, string Scope, string ClientId, string? PreferredUsername);
-
-internal sealed record AgentRegistration(string RequestId, string Status, string? ClientId, string? ClientSecret, string? Name, string? Scopes,
-    string? Owner, long? ExpiresAt);
-
-internal sealed record AgentRegistrationBody(string Name, IReadOnlyList<string> Scopes);
-
-/// <summary>Where an owner's request for another user's consent stands: pending, granted or revoked.</summary>
-internal sealed record ConsentRequest(string RequestId, string Status, string ClientId, string AgentName, string User, long? ExpiresAt);
-
-internal sealed record ConsentRequestBody(string User);
-
 /// <summary>An answer of /agents/{client_id}/consents: the HTTP status says where the request stands.</summary>
-internal sealed record ConsentAnswer(HttpStatusCode Status, ConsentRequest? Body, string? Location, string? Problem);
+internal sealed record ConsentAnswer(HttpStatusCode Status, ConsentRequestResponse? Body, string? Location, string? Problem);
 
 /// <summary>A token endpoint answer: tokens, or an RFC 6749 §5.2 error code with its description.</summary>
-internal sealed record TokenAnswer(SessionTokens? Tokens, string? Error, string? Description);
+internal sealed record TokenAnswer(TokenResponse? Tokens, string? Error, string? Description);
 
 /// <summary>An answer of /agents: the HTTP status says where the registration stands.</summary>
-internal sealed record AgentAnswer(HttpStatusCode Status, AgentRegistration? Body, string? Location, string? Problem);
-
-[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(DeviceAuthorization))]
-[JsonSerializable(typeof(SessionTokens))]
-[JsonSerializable(typeof(OAuthErrorBody))]
-[JsonSerializable(typeof(UserInfo))]
-[JsonSerializable(typeof(AgentRegistration))]
-[JsonSerializable(typeof(AgentRegistrationBody))]
-[JsonSerializable(typeof(ConsentRequest))]
-[JsonSerializable(typeof(ConsentRequestBody))]
-internal sealed partial class SessionJson : JsonSerializerContext;
+internal sealed record AgentAnswer(HttpStatusCode Status, AgentRegistrationResponse? Body, string? Location, string? Problem);
 
 /// <summary>
 /// The CLI as the public OAuth client <c>assent-cli</c>: RFC 8628 sign-in, refresh, RFC 7009 revocation,
@@ -75,7 +46,7 @@ internal sealed class SessionClient : IDisposable
 
     public Uri Server => _server;
 
-    public async Task<DeviceAuthorization> StartAsync(string? loginHint, CancellationToken ct)
+    public async Task<DeviceAuthorizationResponse> StartAsync(string? loginHint, CancellationToken ct)
     {
         var form = new Dictionary<string, string> { [OAuthParameters.ClientId] = ClientId };
         if (loginHint is not null)
@@ -89,7 +60,7 @@ internal sealed class SessionClient : IDisposable
                 ? CliException.Invalid($"the server has no user '{loginHint}'; check --user (a handle like alice, or a DID)")
                 : CliException.Invalid($"the server refused to start the sign-in: {answer.Description ?? answer.Error}");
         }
-        return Parse(answer.Json!, SessionJson.Default.DeviceAuthorization);
+        return Parse(answer.Json!, ProtocolJson.Default.DeviceAuthorizationResponse);
     }
 
     public async Task<TokenAnswer> PollAsync(string deviceCode, int waitSeconds, CancellationToken ct) =>
@@ -123,7 +94,7 @@ internal sealed class SessionClient : IDisposable
     }
 
     /// <summary>Null when the server refuses the token (RFC 6750 §3.1 invalid_token).</summary>
-    public async Task<UserInfo?> UserInfoAsync(string accessToken, CancellationToken ct)
+    public async Task<UserInfoResponse?> UserInfoAsync(string accessToken, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, _base + "/userinfo");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
@@ -136,14 +107,14 @@ internal sealed class SessionClient : IDisposable
         {
             throw await Client.Authenticator.AuthenticatorClient.ProblemAsync(response, ct);
         }
-        return Parse(await response.Content.ReadAsStringAsync(ct), SessionJson.Default.UserInfo);
+        return Parse(await response.Content.ReadAsStringAsync(ct), ProtocolJson.Default.UserInfoResponse);
     }
 
     /// <summary>POST /agents with <c>Prefer: wait</c>, or (with <paramref name="location"/>) GET the pending registration.</summary>
-    public async Task<AgentAnswer> AgentAsync(string accessToken, AgentRegistrationBody? body, string? location, int waitSeconds, CancellationToken ct)
+    public async Task<AgentAnswer> AgentAsync(string accessToken, AgentRegistrationRequest? body, string? location, int waitSeconds, CancellationToken ct)
     {
         using var request = body is not null
-            ? new HttpRequestMessage(HttpMethod.Post, _base + "/agents") { Content = JsonContent.Create(body, SessionJson.Default.AgentRegistrationBody) }
+            ? new HttpRequestMessage(HttpMethod.Post, _base + "/agents") { Content = JsonContent.Create(body, ProtocolJson.Default.AgentRegistrationRequest) }
             : new HttpRequestMessage(HttpMethod.Get, _base + location);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         request.Headers.TryAddWithoutValidation(HeaderNames.Prefer, $"wait={waitSeconds}");
@@ -151,7 +122,7 @@ internal sealed class SessionClient : IDisposable
         var text = await response.Content.ReadAsStringAsync(ct);
         if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Accepted)
         {
-            return new AgentAnswer(response.StatusCode, Parse(text, SessionJson.Default.AgentRegistration), response.Headers.Location?.OriginalString, null);
+            return new AgentAnswer(response.StatusCode, Parse(text, ProtocolJson.Default.AgentRegistrationResponse), response.Headers.Location?.OriginalString, null);
         }
         var problem = await Client.Authenticator.AuthenticatorClient.ProblemAsync(new HttpResponseMessage(response.StatusCode)
         {
@@ -170,7 +141,7 @@ internal sealed class SessionClient : IDisposable
         using var request = location is null
             ? new HttpRequestMessage(HttpMethod.Post, $"{_base}/agents/{Uri.EscapeDataString(clientId)}/consents")
             {
-                Content = JsonContent.Create(new ConsentRequestBody(user ?? ""), SessionJson.Default.ConsentRequestBody),
+                Content = JsonContent.Create(new ConsentRequestBody(user ?? ""), ProtocolJson.Default.ConsentRequestBody),
             }
             : new HttpRequestMessage(HttpMethod.Get, _base + location);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
@@ -179,7 +150,7 @@ internal sealed class SessionClient : IDisposable
         var text = await response.Content.ReadAsStringAsync(ct);
         if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Accepted)
         {
-            return new ConsentAnswer(response.StatusCode, Parse(text, SessionJson.Default.ConsentRequest), response.Headers.Location?.OriginalString, null);
+            return new ConsentAnswer(response.StatusCode, Parse(text, ProtocolJson.Default.ConsentRequestResponse), response.Headers.Location?.OriginalString, null);
         }
         var problem = await Client.Authenticator.AuthenticatorClient.ProblemAsync(new HttpResponseMessage(response.StatusCode)
         {
@@ -210,7 +181,7 @@ internal sealed class SessionClient : IDisposable
         OAuthErrorBody? error = null;
         try
         {
-            error = text.TrimStart().StartsWith('{') ? JsonSerializer.Deserialize(text, SessionJson.Default.OAuthErrorBody) : null;
+            error = text.TrimStart().StartsWith('{') ? JsonSerializer.Deserialize(text, ProtocolJson.Default.OAuthErrorBody) : null;
         }
         catch (JsonException)
         {
@@ -223,7 +194,7 @@ internal sealed class SessionClient : IDisposable
     }
 
     private static TokenAnswer ToToken(FormAnswer answer) =>
-        answer.Error is null ? new TokenAnswer(Parse(answer.Json!, SessionJson.Default.SessionTokens), null, null) : new TokenAnswer(null, answer.Error, answer.Description);
+        answer.Error is null ? new TokenAnswer(Parse(answer.Json!, ProtocolJson.Default.TokenResponse), null, null) : new TokenAnswer(null, answer.Error, answer.Description);
 
     private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => Transport.SendAsync(_http, _server, request, ct);
 

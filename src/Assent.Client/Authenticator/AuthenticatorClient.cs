@@ -8,6 +8,7 @@ using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
+using Assent.Protocol.Messages;
 
 namespace Assent.Client.Authenticator;
 
@@ -38,8 +39,8 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
         var seed = Ed25519.NewSeed();
         var publicKey = Base64Url.Encode(Ed25519.PublicKeyFromSeed(seed));
         var proof = Base64Url.Encode(Ed25519.Sign(seed, DeviceSignatures.EnrollmentSigningInput(code, publicKey)));
-        var body = JsonSerializer.SerializeToUtf8Bytes(new EnrollBody(code, publicKey, name, proof), ClientJson.Default.EnrollBody);
-        var answer = await SendAsync(HttpMethod.Post, Prefix + "/enroll", body, signed: false, ClientJson.Default.EnrollAnswer, ct);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new EnrollRequest(code, publicKey, name, proof), ProtocolJson.Default.EnrollRequest);
+        var answer = await SendAsync(HttpMethod.Post, Prefix + "/enroll", body, signed: false, ProtocolJson.Default.EnrollResponse, ct);
         if (string.IsNullOrEmpty(answer.DeviceId) || string.IsNullOrEmpty(answer.UserDid) || string.IsNullOrEmpty(answer.Issuer))
         {
             throw new AssentProtocolException("the enrolment answer lacks device_id, user_did or issuer");
@@ -50,17 +51,17 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     /// <summary>The pending requests of the device's user, oldest first as the server lists them.</summary>
     public async Task<IReadOnlyList<PendingRequest>> ListPendingAsync(CancellationToken ct)
     {
-        var list = await SendAsync(HttpMethod.Get, Prefix + "/approvals", null, signed: true, ClientJson.Default.ApprovalViewList, ct);
+        var list = await SendAsync(HttpMethod.Get, Prefix + "/approvals", null, signed: true, ProtocolJson.Default.PendingList, ct);
         return list.Approvals.Select(ToRequest).ToList();
     }
 
     /// <summary>One request of the device's user, in whatever state it is.</summary>
     public async Task<PendingRequest> GetAsync(string id, CancellationToken ct) =>
-        ToRequest(await SendAsync(HttpMethod.Get, $"{Prefix}/approvals/{Uri.EscapeDataString(id)}", null, signed: true, ClientJson.Default.ApprovalView, ct));
+        ToRequest(await SendAsync(HttpMethod.Get, $"{Prefix}/approvals/{Uri.EscapeDataString(id)}", null, signed: true, ProtocolJson.Default.PendingApproval, ct));
 
     /// <summary>Signs <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5.1) with the device key and posts it.</summary>
     /// <exception cref="AssentProblemException">409 when already decided, 410 when expired, 401/403 when the device may not decide.</exception>
-    public async Task<DecisionResult> DecideAsync(PendingRequest request, string decision, CancellationToken ct)
+    public async Task<DecisionResponse> DecideAsync(PendingRequest request, string decision, CancellationToken ct)
     {
         var key = RequireDevice();
         if (request.Payload is null)
@@ -69,9 +70,9 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
             throw new AssentProtocolException($"request {request.Id} does not carry a valid approval payload; refusing to sign it");
         }
         var signature = Ed25519.Sign(key.Seed, ApprovalPayload.SigningInput(decision, request.PayloadBytes));
-        var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionBody(key.DeviceId, decision, Base64Url.Encode(signature)), ClientJson.Default.DecisionBody);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionRequest(key.DeviceId, decision, Base64Url.Encode(signature)), ProtocolJson.Default.DecisionRequest);
         return await SendAsync(HttpMethod.Post, $"{Prefix}/approvals/{Uri.EscapeDataString(request.Id)}/decision", body, signed: false,
-            ClientJson.Default.DecisionResult, ct);
+            ProtocolJson.Default.DecisionResponse, ct);
     }
 
     /// <summary>
@@ -80,17 +81,17 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     /// </summary>
     public async Task<PendingRequest> StartDeviceLoginAsync(string userCode, CancellationToken ct)
     {
-        var body = JsonSerializer.SerializeToUtf8Bytes(new DeviceLoginBody(userCode), ClientJson.Default.DeviceLoginBody);
-        return ToRequest(await SendAsync(HttpMethod.Post, Prefix + "/device-login", body, signed: true, ClientJson.Default.ApprovalView, ct));
+        var body = JsonSerializer.SerializeToUtf8Bytes(new DeviceLoginRequest(userCode), ProtocolJson.Default.DeviceLoginRequest);
+        return ToRequest(await SendAsync(HttpMethod.Post, Prefix + "/device-login", body, signed: true, ProtocolJson.Default.PendingApproval, ct));
     }
 
     /// <summary>The devices of the device's user, as the server knows them.</summary>
-    public Task<ServerDeviceList> ListDevicesAsync(CancellationToken ct) =>
-        SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ClientJson.Default.ServerDeviceList, ct);
+    public Task<DeviceList> ListDevicesAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, Prefix + "/devices", null, signed: true, ProtocolJson.Default.DeviceList, ct);
 
     /// <summary>The agents of other users that the device's user allows (or allowed) to ask them.</summary>
-    public Task<ServerConsentList> ListConsentsAsync(CancellationToken ct) =>
-        SendAsync(HttpMethod.Get, Prefix + "/consents", null, signed: true, ClientJson.Default.ServerConsentList, ct);
+    public Task<ConsentList> ListConsentsAsync(CancellationToken ct) =>
+        SendAsync(HttpMethod.Get, Prefix + "/consents", null, signed: true, ProtocolJson.Default.ConsentList, ct);
 
     /// <summary>Stops allowing another user's agent to ask the device's user; its next request is refused.</summary>
     /// <exception cref="AssentProblemException">404 when the user does not allow that agent.</exception>
@@ -108,11 +109,11 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     /// every entry when the device's user is an admin. <see cref="AuditPage.Next"/> is null on the last page.
     /// </summary>
     public Task<AuditPage> ReadAuditAsync(long after, int limit, CancellationToken ct) =>
-        SendAsync(HttpMethod.Get, $"/audit?after={after}&limit={limit}", null, signed: true, ClientJson.Default.AuditPage, ct);
+        SendAsync(HttpMethod.Get, $"/audit?after={after}&limit={limit}", null, signed: true, ProtocolJson.Default.AuditPage, ct);
 
     /// <summary>The latest signed checkpoint of the audit chain.</summary>
     public Task<AuditCheckpoint> ReadAuditCheckpointAsync(CancellationToken ct) =>
-        SendAsync(HttpMethod.Get, "/audit/checkpoint", null, signed: false, ClientJson.Default.AuditCheckpoint, ct);
+        SendAsync(HttpMethod.Get, "/audit/checkpoint", null, signed: false, ProtocolJson.Default.AuditCheckpoint, ct);
 
     /// <summary>Revokes one of the user's devices (this one included); it can decide nothing afterwards.</summary>
     public async Task RevokeDeviceAsync(string deviceId, CancellationToken ct)
@@ -198,10 +199,10 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
             switch (type)
             {
                 case AuthenticatorEvent.Approval:
-                    var view = JsonSerializer.Deserialize(data, ClientJson.Default.ApprovalView);
+                    var view = JsonSerializer.Deserialize(data, ProtocolJson.Default.PendingApproval);
                     return view is null ? null : new AuthenticatorEvent(type, view.Id, ToRequest(view), null);
                 case AuthenticatorEvent.Settled:
-                    var settled = JsonSerializer.Deserialize(data, ClientJson.Default.DecisionResult);
+                    var settled = JsonSerializer.Deserialize(data, ProtocolJson.Default.DecisionResponse);
                     return settled is null ? null : new AuthenticatorEvent(type, settled.Id, null, settled.State);
                 default:
                     return null;
@@ -236,7 +237,7 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     private DeviceKey RequireDevice() =>
         device ?? throw new InvalidOperationException("this call is signed with a device key; create the client with the enrolled DeviceKey");
 
-    private static PendingRequest ToRequest(ApprovalView view)
+    private static PendingRequest ToRequest(PendingApproval view)
     {
         if (!Base64Url.TryDecode(view.Payload, out var bytes))
         {

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using Assent.Protocol;
 using Assent.Protocol.Approvals;
@@ -30,69 +29,14 @@ public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? 
     public const string Settled = StreamEvents.Settled;
 }
 
-/// <summary>The state of a request after a decision was accepted.</summary>
-public sealed record DecisionResult(string Id, string State);
-
-public sealed record ServerDevice(string Id, string Kind, string Name, long CreatedAt, long? RevokedAt, bool Active);
-
-public sealed record ServerDeviceList(string UserId, string UserDid, string Handle, IReadOnlyList<ServerDevice> Devices);
-
 /// <summary>
-/// An agent of another user that this user allows to ask them for approvals, or did (<see cref="Active"/>).
-/// Times are Unix seconds; <see cref="ApprovalId"/> is the request the user approved to allow it.
+/// Reads an error answer whichever shape the endpoint sends: RFC 9457 problem details (<c>title</c>, <c>detail</c>) or
+/// an RFC 6749 error (<c>error</c>, <c>error_description</c>).
 /// </summary>
-public sealed record ServerConsent(string ClientId, string AgentName, string? Owner, long CreatedAt, long? RevokedAt, bool Active, string ApprovalId);
-
-public sealed record ServerConsentList(IReadOnlyList<ServerConsent> Consents);
-
-/// <summary>One audit entry: its canonical bytes and chain hash, both base64url (docs/concepts.md §8.1).</summary>
-public sealed record AuditEntry(long Seq, string Entry, string Hash);
-
-/// <summary>A page of audit entries; <see cref="Next"/> is the sequence number to continue after, null on the last page.</summary>
-public sealed record AuditPage(IReadOnlyList<AuditEntry> Entries, long? Next);
-
-/// <summary>The signed head of the audit chain: <c>{size, head, ts}</c> and its JWS.</summary>
-public sealed record AuditCheckpoint(long Size, string Head, long Ts, string Signature);
-
-internal sealed record EnrollBody(string Code, string PublicKey, string? Name, string Proof);
-
-internal sealed record EnrollAnswer(string DeviceId, string UserId, string UserDid, string Handle, string Issuer);
-
-internal sealed record ApprovalView(
-    string Id,
-    string Kind,
-    string ClientId,
-    string ClientName,
-    string? ClientOwner,
-    string Scope,
-    string? BindingMessage,
-    JsonElement? AuthorizationDetails,
-    long CreatedAt,
-    long ExpiresAt,
-    string Payload,
-    string? State = null);
-
-internal sealed record ApprovalViewList(IReadOnlyList<ApprovalView> Approvals);
-
-internal sealed record DecisionBody(string DeviceId, string Decision, string Signature);
-
-internal sealed record DeviceLoginBody(string UserCode);
-
 internal sealed record ProblemBody(string? Title, string? Detail, string? Error, string? ErrorDescription);
 
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
-[JsonSerializable(typeof(EnrollBody))]
-[JsonSerializable(typeof(EnrollAnswer))]
-[JsonSerializable(typeof(ApprovalView))]
-[JsonSerializable(typeof(ApprovalViewList))]
-[JsonSerializable(typeof(DecisionBody))]
-[JsonSerializable(typeof(DecisionResult))]
-[JsonSerializable(typeof(ServerDeviceList))]
-[JsonSerializable(typeof(ServerConsentList))]
 [JsonSerializable(typeof(ProblemBody))]
-[JsonSerializable(typeof(AuditPage))]
-[JsonSerializable(typeof(AuditCheckpoint))]
-[JsonSerializable(typeof(DeviceLoginBody))]
 internal sealed partial class ClientJson : JsonSerializerContext;

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Common;
@@ -37,7 +38,7 @@ internal static class AgentEndpoints
         {
             return refused;
         }
-        var read = await RequestBodies.ReadJsonAsync(http.Request, ServerJson.Default.AgentRegistrationRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(http.Request, ProtocolJson.Default.AgentRegistrationRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -121,7 +122,7 @@ internal static class AgentEndpoints
             case ApprovalState.Pending when approval.ExpiresAt > now:
                 http.Response.Headers.Location = location;
                 return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "pending", ExpiresAt: approval.ExpiresAt / 1000),
-                    ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status202Accepted);
+                    ProtocolJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status202Accepted);
             case ApprovalState.Pending:
             case ApprovalState.Expired:
                 return Problem.Gone("the owner did not decide in time; ask again");
@@ -139,7 +140,7 @@ internal static class AgentEndpoints
                     case AgentCreation.Created:
                         http.Response.Headers.Location = location;
                         return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, secret, name, scopes, user.Handle),
-                            ServerJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status201Created);
+                            ProtocolJson.Default.AgentRegistrationResponse, statusCode: StatusCodes.Status201Created);
                     case AgentCreation.NameTaken:
                         // Another agent of this name was created while the owner decided; this one stays approved, uncreated.
                         return Problem.Conflict(Naming.AgentNameTaken(user.Handle, name, null));
@@ -148,7 +149,7 @@ internal static class AgentEndpoints
                 goto default;
             default:
                 return TypedResults.Json(new AgentRegistrationResponse(approval.Id, "created", clientId, null, name, scopes, user.Handle),
-                    ServerJson.Default.AgentRegistrationResponse);
+                    ProtocolJson.Default.AgentRegistrationResponse);
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text.Json;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Authentication;
@@ -60,7 +61,7 @@ internal static class ConsentEndpoints
         {
             return Problem.NotFound("no such active agent of yours");
         }
-        var read = await RequestBodies.ReadJsonAsync(http.Request, ServerJson.Default.ConsentRequestBody, ct);
+        var read = await RequestBodies.ReadJsonAsync(http.Request, ProtocolJson.Default.ConsentRequestBody, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -171,7 +172,7 @@ internal static class ConsentEndpoints
             var owner = agent is null ? null : await directory.FindUserAsync(agent.OwnerUserId, ct);
             views.Add(new ConsentView(c.ClientId, agent?.Name ?? c.ClientId, owner?.Handle, c.CreatedAt / 1000, c.RevokedAt / 1000, c.Active, c.ApprovalId));
         }
-        return TypedResults.Json(new ConsentList(views), ServerJson.Default.ConsentList);
+        return TypedResults.Json(new ConsentList(views), ProtocolJson.Default.ConsentList);
     }
 
     internal static async Task<IResult> RevokeAsync(string clientId, Approver approver, IConsentStore consents, TimeProvider time, CancellationToken ct)
@@ -193,7 +194,7 @@ internal static class ConsentEndpoints
         {
             http.Response.Headers.Location = location;
         }
-        return TypedResults.Json(body, ServerJson.Default.ConsentRequestResponse, statusCode: status);
+        return TypedResults.Json(body, ProtocolJson.Default.ConsentRequestResponse, statusCode: status);
     }
 
     /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"agent_consent","client_id":…,"agent_name":…,"owner":…}]</c>.</summary>

@@ -1,6 +1,6 @@
 using System.Text.Json;
 using Assent.Protocol;
-using Assent.Server.Common;
+using Assent.Protocol.Messages;
 using Assent.Server.Identity;
 using Assent.Server.Storage;
 

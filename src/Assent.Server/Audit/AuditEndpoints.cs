@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Jose;
+using Assent.Protocol.Messages;
 using Assent.Server.Authentication;
 using Assent.Server.Common;
 using Assent.Server.Keys;
@@ -34,8 +35,8 @@ internal static class AuditEndpoints
         }
         var take = limit ?? 100;
         var rows = await audit.ReadAsync(after ?? 0, take, user.IsAdmin ? null : user.Id, ct);
-        var views = rows.Select(r => new AuditEntryView(r.Seq, Base64Url.Encode(r.Entry), Base64Url.Encode(r.Hash))).ToList();
-        return TypedResults.Json(new AuditPage(views, rows.Count == take ? rows[^1].Seq : null), ServerJson.Default.AuditPage);
+        var views = rows.Select(r => new AuditEntry(r.Seq, Base64Url.Encode(r.Entry), Base64Url.Encode(r.Hash))).ToList();
+        return TypedResults.Json(new AuditPage(views, rows.Count == take ? rows[^1].Seq : null), ProtocolJson.Default.AuditPage);
     }
 
     internal static async Task<IResult> CheckpointAsync(IAuditStore audit, KeyRing keys, TimeProvider time, CancellationToken ct)
@@ -53,6 +54,6 @@ internal static class AuditEndpoints
         }
         var key = keys.Current;
         var jws = Jws.Sign(Jws.EncodeHeader(key.Kid, CheckpointType), payload.WrittenSpan, key.Signer);
-        return TypedResults.Json(new AuditCheckpoint(size, Base64Url.Encode(head), ts, jws), ServerJson.Default.AuditCheckpoint);
+        return TypedResults.Json(new AuditCheckpoint(size, Base64Url.Encode(head), ts, jws), ProtocolJson.Default.AuditCheckpoint);
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Authentication;

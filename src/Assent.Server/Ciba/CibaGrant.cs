@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Common;

@@ -1,5 +1,6 @@
 using System.Reflection;
 using System.Text.Json;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -32,7 +33,7 @@ internal sealed class OAuthError(string error, string? description, int status =
         context.Response.StatusCode = status;
         NoStore(context.Response);
         context.Response.ContentType = "application/json";
-        return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), ServerJson.Default.OAuthErrorBody, context.RequestAborted);
+        return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), ProtocolJson.Default.OAuthErrorBody, context.RequestAborted);
     }
 
     /// <summary>RFC 6749 §5.1: responses carrying tokens or errors must not be cached.</summary>

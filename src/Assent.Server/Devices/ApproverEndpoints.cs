@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Crypto;
+using Assent.Protocol.Messages;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Approvals;
 using Assent.Server.Authentication;
@@ -45,13 +46,13 @@ internal static class ApproverEndpoints
     internal static async Task<IResult> PendingAsync(Approver approver, IApprovalStore approvals, ApprovalViews views, TimeProvider time, CancellationToken ct)
     {
         var pending = await approvals.ListPendingAsync(approver.User.Id, time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
-        return TypedResults.Json(new PendingList(await views.ViewAllAsync(pending, ct)), ServerJson.Default.PendingList);
+        return TypedResults.Json(new PendingList(await views.ViewAllAsync(pending, ct)), ProtocolJson.Default.PendingList);
     }
 
     internal static async Task<IResult> HistoryAsync(Approver approver, IApprovalStore approvals, ApprovalViews views, CancellationToken ct)
     {
         var history = await approvals.ListHistoryAsync(approver.User.Id, 50, ct);
-        return TypedResults.Json(new PendingList(await views.ViewAllAsync(history, ct)), ServerJson.Default.PendingList);
+        return TypedResults.Json(new PendingList(await views.ViewAllAsync(history, ct)), ProtocolJson.Default.PendingList);
     }
 
     internal static async Task<IResult> ApprovalAsync(string id, Approver approver, IApprovalStore approvals, ApprovalViews views, CancellationToken ct)
@@ -61,12 +62,12 @@ internal static class ApproverEndpoints
         {
             return Problem.NotFound("no such approval request for this user");
         }
-        return TypedResults.Json(await views.ViewAsync(approval, ct), ServerJson.Default.PendingApproval);
+        return TypedResults.Json(await views.ViewAsync(approval, ct), ProtocolJson.Default.PendingApproval);
     }
 
     internal static async Task<IResult> DecideAsync(string id, HttpRequest request, ApprovalService approvals, AssentOptions options, CancellationToken ct)
     {
-        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.DecisionRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.DecisionRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -141,7 +142,7 @@ internal static class ApproverEndpoints
         response.Headers["X-Accel-Buffering"] = "no";
         foreach (var a in await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
         {
-            await WriteEventAsync(response, StreamEvents.Approval, a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ServerJson.Default.PendingApproval), ct);
+            await WriteEventAsync(response, StreamEvents.Approval, a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ProtocolJson.Default.PendingApproval), ct);
         }
         await response.WriteAsync(": ready\n\n", ct);
         await response.Body.FlushAsync(ct);
@@ -165,8 +166,8 @@ internal static class ApproverEndpoints
             while (subscription.Reader.TryRead(out var e))
             {
                 var data = e.Approval is null
-                    ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ServerJson.Default.DecisionResponse)
-                    : JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ServerJson.Default.PendingApproval);
+                    ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ProtocolJson.Default.DecisionResponse)
+                    : JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ProtocolJson.Default.PendingApproval);
                 await WriteEventAsync(response, e.Approval is null ? StreamEvents.Settled : StreamEvents.Approval, e.ApprovalId, data, ct);
             }
             await response.Body.FlushAsync(ct);

@@ -4,6 +4,7 @@ using Assent.Protocol.Crypto;
 using Assent.Protocol.Devices;
 using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
+using Assent.Protocol.Messages;
 using Assent.Server.Authentication;
 using Assent.Server.Common;
 using Assent.Server.Identity;
@@ -39,7 +40,7 @@ internal static class DeviceEndpoints
 
     internal static async Task<IResult> EnrollAsync(HttpRequest request, IDeviceStore devices, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.EnrollRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.EnrollRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -85,13 +86,13 @@ internal static class DeviceEndpoints
         var user = approver.User;
         var list = await devices.ListAsync(user.Id, ct);
         return TypedResults.Json(new DeviceList(user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle,
-            list.Select(d => new DeviceView(d.Id, d.Kind, d.Name, d.CreatedAt, d.RevokedAt, d.Active)).ToList()), ServerJson.Default.DeviceList);
+            list.Select(d => new DeviceView(d.Id, d.Kind, d.Name, d.CreatedAt, d.RevokedAt, d.Active)).ToList()), ProtocolJson.Default.DeviceList);
     }
 
     internal static async Task<IResult> RenameAsync(string id, Approver approver, HttpRequest request, IDeviceStore devices, IdentityDirectory directory,
         CancellationToken ct)
     {
-        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.RenameRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.RenameRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Assent.Protocol;
 using Assent.Protocol.Jose;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Common;
 using Assent.Server.Identity;
@@ -16,7 +17,7 @@ internal static class DiscoveryEndpoints
 {
     public static IEndpointRouteBuilder MapDiscovery(this IEndpointRouteBuilder app, AssentOptions options)
     {
-        var document = JsonSerializer.SerializeToUtf8Bytes(Document(options), ServerJson.Default.DiscoveryDocument);
+        var document = JsonSerializer.SerializeToUtf8Bytes(Document(options), ProtocolJson.Default.DiscoveryDocument);
         app.MapGet(EndpointPaths.Discovery, (HttpResponse response) =>
             {
                 response.Headers.CacheControl = "public, max-age=300";

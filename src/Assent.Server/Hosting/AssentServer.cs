@@ -1,5 +1,6 @@
 using System.Text;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Server.Admin;
 using Assent.Server.Agents;
 using Assent.Server.App;
@@ -121,6 +122,7 @@ public static class AssentServer
             j.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
             j.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJson.Default);
+            j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
         });
         services.AddProblemDetails();
         services.AddOpenApi("v1");

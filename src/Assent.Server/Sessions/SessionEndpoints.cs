@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
 using Assent.Server.Authentication;
@@ -113,7 +114,7 @@ internal static partial class SessionEndpoints
     internal static async Task<IResult> DeviceLoginAsync(Approver approver, HttpRequest request, ISessionStore sessions, ApprovalService approvals,
         ApprovalHub hub, ApprovalViews views, TimeProvider time, CancellationToken ct)
     {
-        var read = await RequestBodies.ReadJsonAsync(request, ServerJson.Default.DeviceLoginRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.DeviceLoginRequest, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -202,7 +203,7 @@ internal static partial class SessionEndpoints
             return BearerError.InvalidToken(error!, problem: false);
         }
         var user = claims.UserId is null ? null : await directory.FindUserAsync(claims.UserId, ct);
-        return TypedResults.Json(new UserInfoResponse(claims.Subject, claims.Scope, claims.ClientId, user?.Handle), ServerJson.Default.UserInfoResponse);
+        return TypedResults.Json(new UserInfoResponse(claims.Subject, claims.Scope, claims.ClientId, user?.Handle), ProtocolJson.Default.UserInfoResponse);
     }
 
     /// <summary>Shown on the approving device; names the code so the human can match it with the terminal.</summary>

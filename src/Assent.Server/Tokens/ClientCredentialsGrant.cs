@@ -1,3 +1,4 @@
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Common;
 using Assent.Server.Keys;

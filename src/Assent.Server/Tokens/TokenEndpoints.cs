@@ -1,4 +1,5 @@
 using Assent.Protocol;
+using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Authentication;
 using Assent.Server.Ciba;
