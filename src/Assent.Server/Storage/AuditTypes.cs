@@ -24,4 +24,10 @@ internal static class AuditTypes
     public const string AccessTokenRevoked = "access_token.revoked";
     public const string KeyRotated = "key.rotated";
     public const string KeyCreated = "key.created";
+
+    /// <summary>A limit's first refusal of a key in its window (docs/deployment.md §10): once per window and key, not per request.</summary>
+    public const string LimitRefused = "limit.refused";
+
+    /// <summary>A key locked out after too many failed attempts.</summary>
+    public const string LimitLockedOut = "limit.locked_out";
 }

@@ -163,6 +163,18 @@ internal static class PostgresSchema
         ALTER TABLE approvals DROP COLUMN device_id, DROP COLUMN evidence,
             ADD COLUMN quorum INT NOT NULL DEFAULT 1, ADD COLUMN approvers INT NOT NULL DEFAULT 1;
         """,
+        // 7: limits: the pending-request count per agent and user, and the shared counters of failed attempts
+        // (see the SQLite migration of the same number).
+        """
+        CREATE INDEX approvals_client_pending ON approvals(client_id, user_id, expires_at) WHERE state = 0;
+        CREATE TABLE rate_counters(
+            key TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            hits BIGINT NOT NULL,
+            locked_until BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)
