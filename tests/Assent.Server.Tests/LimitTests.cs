@@ -60,7 +60,12 @@ public sealed class LimitTests(ProxiedServer fixture) : IClassFixture<ProxiedSer
         .Where(e => e.GetProperty("type").GetString() == type && e.GetProperty("subject").GetString() == subject)
         .ToList();
 
-    private static int RetryAfterSeconds(HttpResponseMessage response) => (int)response.Headers.RetryAfter!.Delta!.Value.TotalSeconds;
+    private static int RetryAfterSeconds(HttpResponseMessage response)
+    {
+        var delta = response.Headers.RetryAfter?.Delta;
+        Assert.True(delta is not null, "no Retry-After with a delay in seconds");
+        return (int)delta.Value.TotalSeconds;
+    }
 
     [Fact]
     public async Task An_agent_with_20_requests_waiting_for_a_user_gets_429_until_one_is_decided_and_creates_nothing()

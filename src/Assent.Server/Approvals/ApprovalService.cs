@@ -114,12 +114,12 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         // Audited once per window, not per refusal: an agent hammering at its cap must not flood the audit log.
         var window = (long)RefusalAuditWindow.TotalMilliseconds;
         var windowStart = now - now % window;
-        var key = $"pending_requests:{clientId}:{user.Id}";
+        var key = $"{LimitNames.PendingRequests}:{clientId}:{user.Id}";
         if ((await counters.CountAsync([key], windowStart, windowStart + window, ct))[0].Count == 1)
         {
             await audit.AppendAsync(new AuditEvent(AuditTypes.LimitRefused, user.Id, clientId, key, new Dictionary<string, string>
             {
-                ["limit"] = "pending_requests", ["max"] = maxPending.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["limit"] = LimitNames.PendingRequests, ["max"] = maxPending.ToString(System.Globalization.CultureInfo.InvariantCulture),
             }), ct);
         }
         return new(null, TimeSpan.FromMilliseconds(Math.Clamp(freesAt - now, 1000, 60_000)));

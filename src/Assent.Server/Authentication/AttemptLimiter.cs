@@ -13,19 +13,15 @@ namespace Assent.Server.Authentication;
 /// </summary>
 internal sealed record AttemptPolicy(string Name, TimeSpan Window, int Allowed, bool Backoff = false, int? LockoutAfter = null, TimeSpan Lockout = default)
 {
-    public const string ClientAuthentication = "client_auth";
-    public const string UserCode = "user_code";
-    public const string EnrolmentCode = "enrolment_code";
-
     /// <summary>RFC 6749 §2.3.1 client secrets, per client_id and per address.</summary>
     public static AttemptPolicy ForClients(LimitOptions o) =>
-        new(ClientAuthentication, o.ClientAuthWindow, o.ClientAuthBackoffAfter, Backoff: true, o.ClientAuthLockoutAfter, o.ClientAuthLockout);
+        new(LimitNames.ClientAuthentication, o.ClientAuthWindow, o.ClientAuthBackoffAfter, Backoff: true, o.ClientAuthLockoutAfter, o.ClientAuthLockout);
 
     /// <summary>RFC 8628 §5.1 user codes, per address and per signed-in user.</summary>
-    public static AttemptPolicy ForUserCodes(LimitOptions o) => new(UserCode, o.UserCodeWindow, o.UserCodeGuesses);
+    public static AttemptPolicy ForUserCodes(LimitOptions o) => new(LimitNames.UserCode, o.UserCodeWindow, o.UserCodeGuesses);
 
     /// <summary>Invite codes, per address.</summary>
-    public static AttemptPolicy ForEnrolmentCodes(LimitOptions o) => new(EnrolmentCode, o.EnrolmentCodeWindow, o.EnrolmentCodeGuesses);
+    public static AttemptPolicy ForEnrolmentCodes(LimitOptions o) => new(LimitNames.EnrolmentCode, o.EnrolmentCodeWindow, o.EnrolmentCodeGuesses);
 
     /// <summary>The counter's key: the limit, what is counted (client, address, user) and which one.</summary>
     public string Key(string what, string id) => $"{Name}:{what}:{id}";
@@ -47,14 +43,22 @@ internal sealed record AttemptRefusal(TimeSpan RetryAfter, bool Counts);
 internal sealed class AttemptLimiter(IRateCounterStore counters, IAuditStore audit, TimeProvider time)
 {
     private const int PurgeAbove = 10_000;
+    private const int PurgeEvery = 1_024;
+    private long _failures;
 
     // Until when each refused key is refused (Unix ms), and whether attempts meanwhile still count (a backoff does).
     private readonly ConcurrentDictionary<string, (long Until, bool Counts)> _refused = new(StringComparer.Ordinal);
 
+    // The end of the latest refusal this node knows of: once past, nothing is refused (read without a lock).
+    private long _refusingUntil;
+
+    /// <summary>Whether no key is refused at the moment (then <see cref="Refused"/> answers null for any): one clock read.</summary>
+    public bool RefusesNone => time.GetUtcNow().ToUnixTimeMilliseconds() >= Volatile.Read(ref _refusingUntil);
+
     /// <summary>Whether an attempt under <paramref name="keys"/> must be refused without being checked; null when it may be checked.</summary>
     public AttemptRefusal? Refused(params ReadOnlySpan<AttemptKey> keys)
     {
-        if (_refused.IsEmpty)
+        if (RefusesNone)
         {
             return null;
         }
@@ -100,11 +104,20 @@ internal sealed class AttemptLimiter(IRateCounterStore counters, IAuditStore aud
             }
             if (until > now)
             {
-                _refused[count.Key] = (until, counting);
+                // Answers of concurrent failures may arrive out of order: the longer refusal stands.
+                var refusal = (until, counting);
+                _refused.AddOrUpdate(count.Key, refusal, (_, known) => known.Until >= until ? known : refusal);
                 longest = Math.Max(longest, until);
             }
         }
-        if (_refused.Count > PurgeAbove)
+        for (var known = Volatile.Read(ref _refusingUntil); longest > known; known = Volatile.Read(ref _refusingUntil))
+        {
+            if (Interlocked.CompareExchange(ref _refusingUntil, longest, known) == known)
+            {
+                break;
+            }
+        }
+        if (Interlocked.Increment(ref _failures) % PurgeEvery == 0 && _refused.Count > PurgeAbove)
         {
             Purge(now);
         }

@@ -81,12 +81,14 @@ internal sealed class ClientAuthenticator(ClientDirectory directory, AttemptLimi
         }
         var client = id.Length <= 128 ? await directory.FindAsync(id, ct) : null;
         // The agent's owner hears of attacks on it in their audit trail; an address's are for admins.
-        AttemptKey[] keys =
+        AttemptKey[] Keys() =>
         [
             new(_policy.Key("client", id.Length <= 128 ? id : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(id)))), client?.OwnerUserId),
             new(_policy.Key("address", ClientAddress.Of(request.HttpContext)), null),
         ];
-        if (limiter.Refused(keys) is { } refused)
+        // Nothing refused anywhere (the usual case): no keys to build on the way to a success.
+        var keys = limiter.RefusesNone ? null : Keys();
+        if (keys is not null && limiter.Refused(keys) is { } refused)
         {
             // RFC 6749 §5.2: still invalid_client, the OAuth answer to an authentication not accepted. An attempt that
             // does not wait out a backoff counts as a failure, so hammering through one ends in the lockout.
@@ -97,7 +99,7 @@ internal sealed class ClientAuthenticator(ClientDirectory directory, AttemptLimi
         var matches = CryptographicOperations.FixedTimeEquals(presented, client?.SecretHash ?? DummyHash);
         if (client is null || !matches || client.RevokedAt is not null)
         {
-            return Fail(OAuthError.InvalidClient("unknown client or wrong secret", await limiter.FailedAsync(_policy, keys, ct)));
+            return Fail(OAuthError.InvalidClient("unknown client or wrong secret", await limiter.FailedAsync(_policy, keys ?? Keys(), ct)));
         }
         return new Outcome(client, null);
     }

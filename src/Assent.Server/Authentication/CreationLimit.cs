@@ -1,5 +1,6 @@
 using System.Threading.RateLimiting;
 using Assent.Server.Common;
+using Assent.Server.Storage;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.RateLimiting;
 using Microsoft.AspNetCore.Routing;
@@ -30,13 +31,13 @@ internal sealed class CreationLimit(AssentOptions options, RefusalAudit audit) :
 
     /// <summary>The route, not the path as sent: differently cased or slashed spellings of one endpoint share its budget.</summary>
     private static string Key(HttpContext http) =>
-        $"creations:{(http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value}:{ClientAddress.Of(http)}";
+        $"{LimitNames.Creations}:{(http.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? http.Request.Path.Value}:{ClientAddress.Of(http)}";
 
     private async ValueTask RefuseAsync(OnRejectedContext context, CancellationToken ct)
     {
         var http = context.HttpContext;
         var wait = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var retryAfter) ? retryAfter : Window;
-        await audit.RefusedAsync("creations", Key(http), null, Window,
+        await audit.RefusedAsync(LimitNames.Creations, Key(http), null, Window,
             new Dictionary<string, string> { ["max"] = options.Limits.CreationsPerMinute.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
         const string detail = "too many requests of this kind from this address; try again later";
         // The OAuth endpoint answers in its own shape (docs/http-api.md §2.1), the others as problems (§2.2).

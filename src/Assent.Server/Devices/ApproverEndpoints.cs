@@ -140,7 +140,7 @@ internal static class ApproverEndpoints
         using var subscription = hub.Subscribe(userId, approver.DeviceId, options.Limits.StreamsPerDevice);
         if (subscription.EndedOthers > 0)
         {
-            await refusals.RefusedAsync("streams", "streams:" + approver.DeviceId, userId, ApprovalService.RefusalAuditWindow,
+            await refusals.RefusedAsync(LimitNames.Streams, $"{LimitNames.Streams}:{approver.DeviceId}", userId, ApprovalService.RefusalAuditWindow,
                 new Dictionary<string, string> { ["max"] = options.Limits.StreamsPerDevice.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
         }
         var response = http.Response;

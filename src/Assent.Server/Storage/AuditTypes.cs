@@ -31,3 +31,17 @@ internal static class AuditTypes
     /// <summary>A key locked out after too many failed attempts.</summary>
     public const string LimitLockedOut = "limit.locked_out";
 }
+
+/// <summary>
+/// The limits (docs/deployment.md §10) as audit entries name them in <c>data.limit</c> and as their keys begin
+/// (<c>{limit}:…</c>); stored, so never renamed.
+/// </summary>
+internal static class LimitNames
+{
+    public const string ClientAuthentication = "client_auth";
+    public const string UserCode = "user_code";
+    public const string EnrolmentCode = "enrolment_code";
+    public const string PendingRequests = "pending_requests";
+    public const string Creations = "creations";
+    public const string Streams = "streams";
+}
