@@ -12,6 +12,9 @@ internal static class ServeCommand
     {
         var urls = args.Required("urls");
         var options = new AssentOptions { Issuer = args.String("issuer") ?? urls, DataDirectory = args.Required("data"), Database = args.String("database") };
+        // `waiters` holds --count requests over --users agents, 100 per agent and user by default: far above the
+        // default cap of pending requests per agent and user (docs/deployment.md §10), which it is not there to measure.
+        options.Limits.MaxPendingPerAgentPerUser = 100_000;
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {

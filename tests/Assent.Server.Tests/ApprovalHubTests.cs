@@ -93,7 +93,7 @@ public sealed class ApprovalHubTests
         // Another node decided before this node's own announcement ran.
         var b = Pending("apr_2");
         hub.Settled("apr_2", "usr_1", "approved");
-        using var sub = hub.Subscribe("usr_1");
+        using var sub = hub.Subscribe("usr_1", "dev_1", 4);
         hub.Created(b);
         Assert.Null(hub.AnnouncedByHandle(b.HandleHash));
         Assert.False(sub.Reader.TryRead(out _));

@@ -23,6 +23,13 @@ public static class OAuthErrors
 
     /// <summary>RFC 8707 §2: the resource is not one this server issues tokens for.</summary>
     public const string InvalidTarget = "invalid_target";
+
+    /// <summary>
+    /// Sent with HTTP 429 and <c>Retry-After</c> when a limit refuses a request. No OAuth specification defines a code
+    /// for this (RFC 6749 §4.1.2.1 <c>temporarily_unavailable</c> stands in for a 503 that a redirect cannot carry),
+    /// so the status says it and the code names it, as Auth0 does (docs/http-api.md §2.1).
+    /// </summary>
+    public const string TooManyRequests = "too_many_requests";
 }
 
 /// <summary>Grant type identifiers (RFC 6749 §4.4, §6; RFC 8628 §3.4; CIBA Core §10.1).</summary>

@@ -36,6 +36,9 @@ internal sealed class ApprovalHub : IApprovalEvents
     private readonly Queue<string> _announcedOrder = new(); // under the _slots lock, like the wakes
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<Channel<StreamEvent>, byte>> _streams = new(StringComparer.Ordinal);
 
+    // Each device's streams on this node, oldest first (under their own lock).
+    private readonly Dictionary<string, LinkedList<Subscription>> _deviceStreams = new(StringComparer.Ordinal);
+
     public int WaiterCount
     {
         get
@@ -177,12 +180,48 @@ internal sealed class ApprovalHub : IApprovalEvents
 
     void IApprovalEvents.Resync() => WakeAll();
 
-    /// <summary>Opens a stream of events for one user's devices.</summary>
-    public Subscription Subscribe(string userId)
+    /// <summary>
+    /// Opens a stream of events for one user's devices, held by <paramref name="deviceId"/>. A device keeps at most
+    /// <paramref name="maxPerDevice"/> streams on this node: a new one ends the oldest (docs/http-api.md §11), so
+    /// streams a device leaves half-open behind a network change never keep it from a live one.
+    /// </summary>
+    public Subscription Subscribe(string userId, string deviceId, int maxPerDevice)
     {
         var channel = Channel.CreateBounded<StreamEvent>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        var subscription = new Subscription(this, userId, deviceId, channel);
+        List<Subscription>? superseded = null;
+        lock (_deviceStreams)
+        {
+            if (!_deviceStreams.TryGetValue(deviceId, out var held))
+            {
+                held = new LinkedList<Subscription>();
+                _deviceStreams[deviceId] = held;
+            }
+            subscription.Node = held.AddLast(subscription);
+            while (held.Count > maxPerDevice)
+            {
+                var oldest = held.First!.Value;
+                held.RemoveFirst();
+                oldest.Node = null;
+                (superseded ??= []).Add(oldest);
+            }
+        }
         _streams.GetOrAdd(userId, _ => new()).TryAdd(channel, 0);
-        return new Subscription(this, userId, channel);
+        foreach (var oldest in superseded ?? [])
+        {
+            oldest.Supersede();
+        }
+        subscription.EndedOthers = superseded?.Count ?? 0;
+        return subscription;
+    }
+
+    /// <summary>How many streams <paramref name="deviceId"/> holds on this node.</summary>
+    public int StreamCount(string deviceId)
+    {
+        lock (_deviceStreams)
+        {
+            return _deviceStreams.TryGetValue(deviceId, out var held) ? held.Count : 0;
+        }
     }
 
     private void Publish(string userId, StreamEvent e)
@@ -208,20 +247,55 @@ internal sealed class ApprovalHub : IApprovalEvents
         }
     }
 
-    internal void Unsubscribe(string userId, Channel<StreamEvent> channel)
+    internal void Unsubscribe(Subscription subscription)
     {
-        if (_streams.TryGetValue(userId, out var set))
+        lock (_deviceStreams)
         {
-            set.TryRemove(channel, out _);
-            channel.Writer.TryComplete();
+            if (subscription.Node is { } node && _deviceStreams.TryGetValue(subscription.DeviceId, out var held))
+            {
+                held.Remove(node);
+                subscription.Node = null;
+                if (held.Count == 0)
+                {
+                    _deviceStreams.Remove(subscription.DeviceId);
+                }
+            }
         }
+        if (_streams.TryGetValue(subscription.UserId, out var set))
+        {
+            set.TryRemove(subscription.Channel, out _);
+        }
+        subscription.Channel.Writer.TryComplete();
     }
 
-    internal sealed class Subscription(ApprovalHub hub, string userId, Channel<StreamEvent> channel) : IDisposable
+    internal sealed class Subscription(ApprovalHub hub, string userId, string deviceId, Channel<StreamEvent> channel) : IDisposable
     {
+        private volatile bool _superseded;
+
         public ChannelReader<StreamEvent> Reader => channel.Reader;
 
-        public void Dispose() => hub.Unsubscribe(userId, channel);
+        /// <summary>Ended because a newer stream of the same device took its place; its reader then completes.</summary>
+        public bool Superseded => _superseded;
+
+        /// <summary>How many older streams of the device this one ended.</summary>
+        public int EndedOthers { get; internal set; }
+
+        internal string UserId => userId;
+
+        internal string DeviceId => deviceId;
+
+        internal Channel<StreamEvent> Channel => channel;
+
+        /// <summary>Its place in the device's streams (under the hub's lock); null once it left them.</summary>
+        internal LinkedListNode<Subscription>? Node { get; set; }
+
+        internal void Supersede()
+        {
+            _superseded = true;
+            hub.Unsubscribe(this);
+        }
+
+        public void Dispose() => hub.Unsubscribe(this);
     }
 }
 

@@ -45,13 +45,19 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// The approval lifecycle shared by every way a request is raised (CIBA, agent registration, CLI login): create
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
-internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IdentityDirectory directory, ApprovalHub hub,
-    PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
+internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IRateCounterStore counters,
+    IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
 {
+    /// <summary>A refused request over the pending cap is audited once per client, user and this long (docs/deployment.md §10).</summary>
+    internal static readonly TimeSpan RefusalAuditWindow = TimeSpan.FromMinutes(10);
+
     private readonly string _issuer = options.IssuerString;
     private readonly Uri _issuerUri = options.IssuerUri;
 
     public sealed record Created(ApprovalRecord Approval, string Handle);
+
+    /// <summary>A request that counts against its client's cap: created, or refused with when to ask again.</summary>
+    public sealed record CappedCreation(Created? Created, TimeSpan RetryAfter);
 
     /// <summary>Stores a new request and its audit event; false when it must not be created after all (e.g. a code already bound).</summary>
     public delegate Task<bool> Persist(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
@@ -88,6 +94,36 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             await approvals.CreateAsync(a, e, c);
             return true;
         }, ct))!;
+
+    /// <summary>
+    /// An agent's request, refused while the agent already has <paramref name="maxPending"/> requests waiting for
+    /// this user (counted in the insert's own statement, so every node shares the cap). A refusal says when to ask
+    /// again: when the first of those requests expires, at most a minute, since a decision may free a place sooner.
+    /// </summary>
+    public async Task<CappedCreation> CreateUnderCapAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, int maxPending, CancellationToken ct)
+    {
+        var created = await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry,
+            (a, e, c) => approvals.TryCreateAsync(a, maxPending, e, c), ct);
+        if (created is not null)
+        {
+            return new(created, TimeSpan.Zero);
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var freesAt = await approvals.NextPendingExpiryAsync(clientId, user.Id, now, ct) ?? now;
+        // Audited once per window, not per refusal: an agent hammering at its cap must not flood the audit log.
+        var window = (long)RefusalAuditWindow.TotalMilliseconds;
+        var windowStart = now - now % window;
+        var key = $"{LimitNames.PendingRequests}:{clientId}:{user.Id}";
+        if ((await counters.CountAsync([key], windowStart, windowStart + window, ct))[0].Count == 1)
+        {
+            await audit.AppendAsync(new AuditEvent(AuditTypes.LimitRefused, user.Id, clientId, key, new Dictionary<string, string>
+            {
+                ["limit"] = LimitNames.PendingRequests, ["max"] = maxPending.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            }), ct);
+        }
+        return new(null, TimeSpan.FromMilliseconds(Math.Clamp(freesAt - now, 1000, 60_000)));
+    }
 
     /// <summary>A device decides. Every kind of approver takes this path; only the check of its proof differs.</summary>
     public async Task<DecideOutcome> DecideAsync(string approvalId, DecisionProof proof, CancellationToken ct)

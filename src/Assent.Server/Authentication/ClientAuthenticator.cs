@@ -12,11 +12,14 @@ namespace Assent.Server.Authentication;
 /// <summary>
 /// Authenticates an agent by <c>client_secret_basic</c> or <c>client_secret_post</c>
 /// (RFC 6749 §2.3.1). Secrets are compared as SHA-256 hashes in fixed time, and an unknown
-/// client costs the same hash-and-compare as a known one.
+/// client costs the same hash-and-compare, and the same counting of the failure, as a known one.
+/// Failures are limited per client_id and per address (docs/deployment.md §10): backed off, then
+/// locked out; meanwhile every attempt is refused with <c>Retry-After</c>, its secret unchecked.
 /// </summary>
-internal sealed class ClientAuthenticator(ClientDirectory directory)
+internal sealed class ClientAuthenticator(ClientDirectory directory, AttemptLimiter limiter, AssentOptions options)
 {
     private static readonly byte[] DummyHash = SHA256.HashData("assent-no-such-client"u8);
+    private readonly AttemptPolicy _policy = AttemptPolicy.ForClients(options.Limits);
 
     public sealed record Outcome(ClientRecord? Client, OAuthError? Error);
 
@@ -77,11 +80,26 @@ internal sealed class ClientAuthenticator(ClientDirectory directory)
             return Fail(OAuthError.InvalidClient("client authentication is required (client_secret_basic or client_secret_post)"));
         }
         var client = id.Length <= 128 ? await directory.FindAsync(id, ct) : null;
+        // The agent's owner hears of attacks on it in their audit trail; an address's are for admins.
+        AttemptKey[] Keys() =>
+        [
+            new(_policy.Key("client", id.Length <= 128 ? id : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(id)))), client?.OwnerUserId),
+            new(_policy.Key("address", ClientAddress.Of(request.HttpContext)), null),
+        ];
+        // Nothing refused anywhere (the usual case): no keys to build on the way to a success.
+        var keys = limiter.RefusesNone ? null : Keys();
+        if (keys is not null && limiter.Refused(keys) is { } refused)
+        {
+            // RFC 6749 §5.2: still invalid_client, the OAuth answer to an authentication not accepted. An attempt that
+            // does not wait out a backoff counts as a failure, so hammering through one ends in the lockout.
+            var wait = refused.Counts ? await limiter.FailedAsync(_policy, keys, ct) ?? refused.RetryAfter : refused.RetryAfter;
+            return Fail(OAuthError.InvalidClient("too many failed client authentications from this client or address; try again later", wait));
+        }
         var presented = Ids.Hash(secret);
         var matches = CryptographicOperations.FixedTimeEquals(presented, client?.SecretHash ?? DummyHash);
         if (client is null || !matches || client.RevokedAt is not null)
         {
-            return Fail(OAuthError.InvalidClient("unknown client or wrong secret"));
+            return Fail(OAuthError.InvalidClient("unknown client or wrong secret", await limiter.FailedAsync(_policy, keys ?? Keys(), ct)));
         }
         return new Outcome(client, null);
     }

@@ -122,7 +122,15 @@ internal static class CibaEndpoints
                 $"resource must be an absolute URI without a fragment, at most {AccessTokenBudget.MaxResourceLength} characters");
         }
 
-        var created = await approvals.CreateAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details, resource, expiry, ct);
+        var (created, retryAfter) = await approvals.CreateUnderCapAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details,
+            resource, expiry, options.Limits.MaxPendingPerAgentPerUser, ct);
+        if (created is null)
+        {
+            // docs/http-api.md §5: one agent cannot bury a user in requests; nothing was created.
+            return OAuthError.TooManyRequests(
+                $"this agent already has {options.Limits.MaxPendingPerAgentPerUser} requests waiting for this user; ask again once one is decided or expires",
+                retryAfter);
+        }
         return TypedResults.Ok(new BcAuthorizeResponse(created.Handle, (int)expiry.TotalSeconds, (int)Math.Ceiling(options.PollInterval.TotalSeconds)));
     }
 }

@@ -98,6 +98,9 @@ public sealed class AssentOptions
     /// <summary>Absolute lifetime of a web app session (the approver signed in with a passkey).</summary>
     public TimeSpan WebSessionLifetime { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>What one caller may do before it is refused (docs/deployment.md §10).</summary>
+    public LimitOptions Limits { get; set; } = new();
+
     internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
 
     internal string RpId => string.IsNullOrWhiteSpace(WebAuthnRpId) ? IssuerUri.Host : WebAuthnRpId.Trim();
@@ -184,7 +187,7 @@ public sealed class AssentOptions
         {
             return "Assent:MaxWebAuthnEvidenceBytes must be at least 256, or no passkey could approve";
         }
-        return null;
+        return Limits.Validate();
     }
 
     /// <summary>The attestation settings; the MDS BLOB's signature is checked when the server builds its passkey ceremonies.</summary>
@@ -223,6 +226,82 @@ public sealed class AssentOptions
                 return $"Assent:WebAuthnAttestation must be '{WebAuthnAttestationModes.None}' or '{WebAuthnAttestationModes.Trusted}'";
         }
     }
+}
+
+/// <summary>
+/// Limits on what one caller may do (docs/deployment.md §10, answers in docs/http-api.md §2). Those that must hold
+/// across nodes count in the database; the others are per process.
+/// </summary>
+public sealed class LimitOptions
+{
+    /// <summary>Pending requests one agent may have waiting for one user; more get 429 (counted in the database).</summary>
+    public int MaxPendingPerAgentPerUser { get; set; } = 20;
+
+    /// <summary>The fixed window in which failed client authentications are counted, per client_id and per address.</summary>
+    public TimeSpan ClientAuthWindow { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>After this many failures in a window, each further attempt waits 1 s, 2 s, 4 s, … (at most <see cref="ClientAuthLockout"/>).</summary>
+    public int ClientAuthBackoffAfter { get; set; } = 10;
+
+    /// <summary>After this many failures in a window, the client_id or address is locked out for <see cref="ClientAuthLockout"/>.</summary>
+    public int ClientAuthLockoutAfter { get; set; } = 50;
+
+    public TimeSpan ClientAuthLockout { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>RFC 8628 §5.1: wrong user codes allowed per window, per address and per signed-in user.</summary>
+    public int UserCodeGuesses { get; set; } = 10;
+
+    public TimeSpan UserCodeWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Wrong enrolment (invite) codes allowed per window and address.</summary>
+    public int EnrolmentCodeGuesses { get; set; } = 10;
+
+    public TimeSpan EnrolmentCodeWindow { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// Unauthenticated requests that store a row (device codes, passkey ceremony options) per address and minute,
+    /// for each such endpoint. Counted per process.
+    /// </summary>
+    public int CreationsPerMinute { get; set; } = 30;
+
+    /// <summary>Event streams one device may hold open on one node; a new one closes the oldest.</summary>
+    public int StreamsPerDevice { get; set; } = 4;
+
+    /// <summary>
+    /// Proxies (addresses, or networks as <c>10.0.0.0/8</c>) whose <c>X-Forwarded-For</c> names the caller. Empty:
+    /// the header is ignored and the caller is the connection's address.
+    /// </summary>
+    public string[]? TrustedProxies { get; set; }
+
+    internal string? Validate()
+    {
+        if (MaxPendingPerAgentPerUser < 1)
+        {
+            return "Assent:Limits:MaxPendingPerAgentPerUser must be at least 1";
+        }
+        if (ClientAuthBackoffAfter < 1 || ClientAuthLockoutAfter <= ClientAuthBackoffAfter)
+        {
+            return "Assent:Limits:ClientAuthBackoffAfter must be at least 1 and ClientAuthLockoutAfter greater than it";
+        }
+        if (!InRange(ClientAuthWindow) || !InRange(ClientAuthLockout) || !InRange(UserCodeWindow) || !InRange(EnrolmentCodeWindow))
+        {
+            return "Assent:Limits:ClientAuthWindow, ClientAuthLockout, UserCodeWindow and EnrolmentCodeWindow must be between 1 second and 1 day";
+        }
+        if (UserCodeGuesses < 1 || EnrolmentCodeGuesses < 1 || CreationsPerMinute < 1 || StreamsPerDevice < 1)
+        {
+            return "Assent:Limits:UserCodeGuesses, EnrolmentCodeGuesses, CreationsPerMinute and StreamsPerDevice must be at least 1";
+        }
+        foreach (var proxy in TrustedProxies ?? [])
+        {
+            if (!System.Net.IPAddress.TryParse(proxy, out _) && !System.Net.IPNetwork.TryParse(proxy, out _))
+            {
+                return $"Assent:Limits:TrustedProxies: '{proxy}' is neither an IP address nor a network like 10.0.0.0/8";
+            }
+        }
+        return null;
+    }
+
+    private static bool InRange(TimeSpan span) => span >= TimeSpan.FromSeconds(1) && span <= TimeSpan.FromDays(1);
 }
 
 /// <summary>The values of <see cref="AssentOptions.WebAuthnAttestation"/>.</summary>

@@ -8,14 +8,24 @@ using Microsoft.AspNetCore.Http.Metadata;
 
 namespace Assent.Server.Common;
 
-/// <summary>An RFC 6749 §5.2 error response: JSON <c>{error, error_description}</c>, never cached.</summary>
-internal sealed class OAuthError(string error, string? description, int status = StatusCodes.Status400BadRequest) : IResult, IEndpointMetadataProvider
+/// <summary>
+/// An RFC 6749 §5.2 error response: JSON <c>{error, error_description}</c>, never cached; with <c>Retry-After</c>
+/// (RFC 9110 §10.2.3) when a limit says when to come back (docs/http-api.md §2.1).
+/// </summary>
+internal sealed class OAuthError(string error, string? description, int status = StatusCodes.Status400BadRequest, TimeSpan? retryAfter = null)
+    : IResult, IEndpointMetadataProvider
 {
     public string Error => error;
 
     public int Status => status;
 
-    public static OAuthError InvalidClient(string description) => new(OAuthErrors.InvalidClient, description, StatusCodes.Status401Unauthorized);
+    public TimeSpan? RetryAfter => retryAfter;
+
+    public static OAuthError InvalidClient(string description, TimeSpan? retryAfter = null) =>
+        new(OAuthErrors.InvalidClient, description, StatusCodes.Status401Unauthorized, retryAfter);
+
+    public static OAuthError TooManyRequests(string description, TimeSpan retryAfter) =>
+        new(OAuthErrors.TooManyRequests, description, StatusCodes.Status429TooManyRequests, retryAfter);
 
     public Task ExecuteAsync(HttpContext context)
     {
@@ -32,6 +42,10 @@ internal sealed class OAuthError(string error, string? description, int status =
     {
         context.Response.StatusCode = status;
         NoStore(context.Response);
+        if (retryAfter is { } wait)
+        {
+            Problem.SetRetryAfter(context.Response, wait);
+        }
         context.Response.ContentType = "application/json";
         return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), ProtocolJson.Default.OAuthErrorBody, context.RequestAborted);
     }
@@ -91,6 +105,22 @@ internal static class Problem
 
     public static IResult UnsupportedMediaType(string detail) => Make(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", detail);
 
+    /// <summary>429 with <c>Retry-After</c>: a limit refused the request, which changed nothing (docs/http-api.md §2.2).</summary>
+    public static IResult TooManyRequests(string detail, TimeSpan retryAfter) => new RetryLater(Make(StatusCodes.Status429TooManyRequests, "Too many requests", detail), retryAfter);
+
+    /// <summary>RFC 9110 §10.2.3: whole seconds, rounded up, at least 1.</summary>
+    public static void SetRetryAfter(HttpResponse response, TimeSpan wait) =>
+        response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
     public static IResult Make(int status, string title, string detail) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title);
+
+    private sealed class RetryLater(IResult problem, TimeSpan retryAfter) : IResult
+    {
+        public Task ExecuteAsync(HttpContext context)
+        {
+            SetRetryAfter(context.Response, retryAfter);
+            return problem.ExecuteAsync(context);
+        }
+    }
 }

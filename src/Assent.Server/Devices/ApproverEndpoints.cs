@@ -129,13 +129,21 @@ internal static class ApproverEndpoints
         _ => Problem.BadRequest(outcome.Detail ?? "malformed decision"),
     };
 
-    /// <summary>Server-Sent Events: the pending list first, then new and settled requests as they happen, with a heartbeat.</summary>
+    /// <summary>
+    /// Server-Sent Events: the pending list first, then new and settled requests as they happen, with a heartbeat,
+    /// until the client leaves or a newer stream of the same device takes its place (docs/http-api.md §11).
+    /// </summary>
     internal static async Task StreamAsync(HttpContext http, Approver approver, ApprovalHub hub, IApprovalStore approvals, ApprovalViews views,
-        TimeProvider time, CancellationToken ct)
+        RefusalAudit refusals, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var userId = approver.User.Id;
         // Subscribe before listing, so nothing created in between is missed (a duplicate is harmless: ids are stable).
-        using var subscription = hub.Subscribe(userId);
+        using var subscription = hub.Subscribe(userId, approver.DeviceId, options.Limits.StreamsPerDevice);
+        if (subscription.EndedOthers > 0)
+        {
+            await refusals.RefusedAsync(LimitNames.Streams, $"{LimitNames.Streams}:{approver.DeviceId}", userId, ApprovalService.RefusalAuditWindow,
+                new Dictionary<string, string> { ["max"] = options.Limits.StreamsPerDevice.ToString(System.Globalization.CultureInfo.InvariantCulture) }, ct);
+        }
         var response = http.Response;
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-store";
@@ -161,6 +169,11 @@ internal static class ApproverEndpoints
             }
             if (!await nextEvent)
             {
+                if (subscription.Superseded)
+                {
+                    // A comment: every client ignores it, and a person reading the stream learns why it ended.
+                    await response.WriteAsync(": superseded by a newer stream of this device\n\n", ct);
+                }
                 break;
             }
             while (subscription.Reader.TryRead(out var e))

@@ -38,7 +38,8 @@ internal static class DeviceEndpoints
         group.MapDelete("/devices/{id}", RevokeAsync).WithSummary($"Revoke a device ({how})");
     }
 
-    internal static async Task<IResult> EnrollAsync(HttpRequest request, IDeviceStore devices, AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static async Task<IResult> EnrollAsync(HttpRequest request, IDeviceStore devices, AttemptLimiter limiter, AssentOptions options, TimeProvider time,
+        CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.EnrollRequest, ct);
         if (read.Error is not null)
@@ -66,6 +67,13 @@ internal static class DeviceEndpoints
         {
             return Problem.BadRequest("proof must be the device's signature over the enrolment input (code and public key)");
         }
+        // Wrong invite codes are limited per address (docs/deployment.md §10), shared with passkey registration.
+        var policy = AttemptPolicy.ForEnrolmentCodes(options.Limits);
+        var byAddress = new AttemptKey(policy.Key("address", ClientAddress.Of(request.HttpContext)), null);
+        if (limiter.Refused(byAddress) is { } limited)
+        {
+            return Problem.TooManyRequests("too many wrong enrolment codes from here; try again later", limited.RetryAfter);
+        }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var jwk = JsonSerializer.Serialize(Jwk.ForEd25519(publicKey, use: null), JwkJson.Default.Jwk);
         var deviceId = Ids.New("dev");
@@ -75,6 +83,7 @@ internal static class DeviceEndpoints
             ct);
         if (user is null)
         {
+            await limiter.FailedAsync(policy, [byAddress], ct);
             return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
         }
         return TypedResults.Created($"{EndpointPaths.Authenticator}/devices/{deviceId}",

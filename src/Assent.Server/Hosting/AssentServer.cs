@@ -73,6 +73,7 @@ public static class AssentServer
         services.AddSingleton(store.Audit);
         services.AddSingleton(store.Keys);
         services.AddSingleton(store.Meta);
+        services.AddSingleton(store.RateCounters);
         // The core: identities, keys and tokens, the approval lifecycle.
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
@@ -88,7 +89,10 @@ public static class AssentServer
         services.AddSingleton<PollPacer>();
         services.AddSingleton<GrantSettler>();
         // Who is calling, decided once per request by a scheme.
+        services.AddSingleton<AttemptLimiter>();
+        services.AddSingleton<RefusalAudit>();
         services.AddSingleton<ClientAuthenticator>();
+        services.AddRateLimiter(r => r.AddPolicy<string, CreationLimit>(CreationLimit.Policy));
         services.AddSingleton<WebSessions>();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, DeviceSignatureHandler>(AssentSchemes.Device, null)
@@ -128,9 +132,14 @@ public static class AssentServer
         services.AddOpenApi("v1");
 
         var app = builder.Build();
+        if (ClientAddress.Forwarding(options.Limits) is { } forwarded)
+        {
+            app.UseForwardedHeaders(forwarded);
+        }
         app.UseExceptionHandler(new ExceptionHandlerOptions { StatusCodeSelector = e => e is BadHttpRequestException b ? b.StatusCode : 500 });
         app.UseStatusCodePages();
         app.MapOpenApi("/openapi/{documentName}.json");
+        app.UseRateLimiter();
         app.UseAuthentication();
         app.UseAuthorization();
         app.MapGet("/healthz", async (AssentStore s, CancellationToken c) =>

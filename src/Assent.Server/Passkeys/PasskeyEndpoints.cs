@@ -28,9 +28,9 @@ internal static class PasskeyEndpoints
     public static IEndpointRouteBuilder MapPasskeys(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(EndpointPaths.WebAuthn).WithTags("Passkeys").DisableAntiforgery();
-        group.MapPost("/register/options", RegistrationOptionsAsync).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
+        group.MapPost("/register/options", RegistrationOptionsAsync).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
         group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation none or packed self); opens a session");
-        group.MapPost("/signin/options", SignInOptionsAsync).WithSummary("Options for navigator.credentials.get to sign in to the web app");
+        group.MapPost("/signin/options", SignInOptionsAsync).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.get to sign in to the web app");
         group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie");
         group.MapPost("/signout", SignOutAsync).WithSummary("End the web session");
         group.MapGet("/session", SessionAsync).WithSummary("The signed-in user and their passkeys (session cookie)");
@@ -38,7 +38,7 @@ internal static class PasskeyEndpoints
     }
 
     internal static async Task<IResult> RegistrationOptionsAsync(HttpContext http, IUserStore users, IDeviceStore devices, PasskeyCeremonies passkeys,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        AttemptLimiter limiter, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.RegistrationOptionsRequest, ct);
         if (read.Error is not null)
@@ -54,10 +54,18 @@ internal static class PasskeyEndpoints
             {
                 return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
             }
+            // Wrong invite codes are limited per address, shared with Ed25519 enrolment (docs/deployment.md §10).
+            var policy = AttemptPolicy.ForEnrolmentCodes(options.Limits);
+            var byAddress = new AttemptKey(policy.Key("address", ClientAddress.Of(http)), null);
+            if (limiter.Refused(byAddress) is { } limited)
+            {
+                return Problem.TooManyRequests("too many wrong enrolment codes from here; try again later", limited.RetryAfter);
+            }
             inviteHash = Ids.Hash(Ids.NormalizeInviteCode(read.Value.Code));
             user = await users.FindInviteUserAsync(inviteHash, now, ct);
             if (user is null)
             {
+                await limiter.FailedAsync(policy, [byAddress], ct);
                 return Problem.BadRequest("the enrolment code is unknown, already used or expired; ask for a new invite");
             }
         }

@@ -26,7 +26,7 @@ internal static partial class SessionEndpoints
 
     public static IEndpointRouteBuilder MapSessions(this IEndpointRouteBuilder app)
     {
-        app.MapPost(EndpointPaths.DeviceAuthorization, DeviceAuthorizationAsync).DisableAntiforgery()
+        app.MapPost(EndpointPaths.DeviceAuthorization, DeviceAuthorizationAsync).DisableAntiforgery().RequireRateLimiting(CreationLimit.Policy)
             .WithSummary("RFC 8628 device authorization for the CLI (public client assent-cli); login_hint pushes it to that user's devices").WithTags("OAuth");
         // The same binding for both kinds of approver: a device-signed request, or the web app's passkey session.
         app.MapPost(EndpointPaths.Authenticator + "/device-login", DeviceLoginAsync).DisableAntiforgery()
@@ -112,7 +112,7 @@ internal static partial class SessionEndpoints
     /// waiting authorization gets a device_login request for that human, returned for them to decide like any other.
     /// </summary>
     internal static async Task<IResult> DeviceLoginAsync(Approver approver, HttpRequest request, ISessionStore sessions, ApprovalService approvals,
-        ApprovalHub hub, ApprovalViews views, TimeProvider time, CancellationToken ct)
+        ApprovalHub hub, ApprovalViews views, AttemptLimiter limiter, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(request, ProtocolJson.Default.DeviceLoginRequest, ct);
         if (read.Error is not null)
@@ -124,10 +124,18 @@ internal static partial class SessionEndpoints
         {
             return Problem.BadRequest("user_code must be the 8-letter code the terminal shows, like BCDF-GHJK");
         }
+        // RFC 8628 §5.1: a user code is short enough to guess, so wrong ones are limited per address and per signed-in user.
+        var policy = AttemptPolicy.ForUserCodes(options.Limits);
+        AttemptKey[] keys = [new(policy.Key("address", ClientAddress.Of(request.HttpContext)), null), new(policy.Key("user", approver.User.Id), approver.User.Id)];
+        if (limiter.Refused(keys) is { } limited)
+        {
+            return Problem.TooManyRequests("too many wrong sign-in codes from here or for this account; try again later", limited.RetryAfter);
+        }
         var authorization = await sessions.FindDeviceAuthorizationByUserCodeAsync(Ids.Hash(userCode), ct);
         var now = time.GetUtcNow();
         if (authorization is null)
         {
+            await limiter.FailedAsync(policy, keys, ct);
             return Problem.NotFound("no sign-in is waiting for this code; check it, or run assent auth login again");
         }
         if (authorization.ExpiresAt <= now.ToUnixTimeMilliseconds())

@@ -7,6 +7,15 @@ internal interface IApprovalStore
 {
     Task CreateAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
 
+    /// <summary>
+    /// Stores a new request unless its client already has <paramref name="maxPending"/> unexpired requests pending
+    /// for its user; the count is part of the insert's own statement. False, and nothing stored, when refused.
+    /// </summary>
+    Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>When the first of a client's unexpired pending requests for a user expires (Unix ms); null when it has none.</summary>
+    Task<long?> NextPendingExpiryAsync(string clientId, string userId, long now, CancellationToken ct);
+
     Task<ApprovalRecord?> FindAsync(string approvalId, CancellationToken ct);
 
     Task<ApprovalRecord?> FindByHandleAsync(byte[] handleHash, CancellationToken ct);
@@ -43,9 +52,22 @@ internal static class ApprovalSql
 
     public const string DecisionColumns = "approval_id, user_id, device_id, decision, evidence, decided_at";
 
-    public static readonly string InsertSql =
+    private const string InsertInto =
         "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, " +
-        "created_at, expires_at, quorum, approvers) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+        "created_at, expires_at, quorum, approvers) ";
+
+    public static readonly string InsertSql = InsertInto + "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+    /// <summary>
+    /// <see cref="InsertSql"/> unless the client ($4) already has $16 unexpired requests pending for the user ($5) at
+    /// the request's creation time ($12). Counted through approvals_client_pending in the insert's own statement:
+    /// exact with one writer (SQLite, and within one PostgreSQL batch); on PostgreSQL, requests of one agent for one
+    /// user committed in the same instant by different writers or nodes do not see each other and may pass the cap
+    /// together, by at most their number (docs/deployment.md §10).
+    /// </summary>
+    public static readonly string InsertCappedSql = InsertInto + "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE " +
+        $"(SELECT COUNT(*) FROM (SELECT 1 FROM approvals WHERE client_id = $4 AND user_id = $5 AND state = {StateCodes.Pending} AND expires_at > $12 " +
+        "LIMIT $16) p) < $16";
 
     /// <summary>approved → redeemed; $1 = id, $2 = now.</summary>
     public static readonly string Redeem = $"UPDATE approvals SET state = {StateCodes.Redeemed}, redeemed_at = $2 WHERE id = $1 AND state = {StateCodes.Approved}";
@@ -104,6 +126,22 @@ internal class ApprovalStore(Database db) : IApprovalStore
             await ApprovalSql.InsertAsync(w, approval);
             return await w.AuditedAsync(audit);
         }, ct);
+
+    public virtual Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            if (await w.ExecAsync(ApprovalSql.InsertCappedSql, [.. ApprovalSql.InsertArgs(approval), maxPending]) != 1)
+            {
+                return false;
+            }
+            await w.NotifyAsync(ApprovalNotice.Created(approval));
+            return await w.AuditedAsync(audit);
+        }, ct);
+
+    public Task<long?> NextPendingExpiryAsync(string clientId, string userId, long now, CancellationToken ct) =>
+        db.ReadAsync(async s => (await s.AllAsync(
+            $"SELECT MIN(expires_at) FROM approvals WHERE client_id = $1 AND user_id = $2 AND state = {StateCodes.Pending} AND expires_at > $3",
+            r => r.IsDBNull(0) ? (long?)null : r.GetInt64(0), clientId, userId, now))[0], ct);
 
     public Task<ApprovalRecord?> FindAsync(string approvalId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {ApprovalSql.Columns} FROM approvals WHERE id = $1", ApprovalSql.Read, approvalId), ct);

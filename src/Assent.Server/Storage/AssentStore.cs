@@ -9,7 +9,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 {
     /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
     internal static readonly string[] PruneTables =
-        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces"];
+        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces", "rate_counters"];
 
     public Database Database => db;
 
@@ -34,11 +34,14 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IMetaStore Meta { get; } = new MetaStore(db);
 
+    public IRateCounterStore RateCounters { get; } = new RateCounterStore(db);
+
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 
     /// <summary>
     /// Deletes rows that can no longer be used: device authorizations, refresh tokens, web sessions, passkey
-    /// challenges and device request nonces past their expiry, and denylisted token ids whose tokens have expired.
+    /// challenges and device request nonces past their expiry, denylisted token ids whose tokens have expired, and
+    /// attempt counters whose window and lockout are over.
     /// Returns how many.
     /// </summary>
     public Task<int> PruneExpiredAsync(long now, CancellationToken ct) =>

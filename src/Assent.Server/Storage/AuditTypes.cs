@@ -29,4 +29,24 @@ internal static class AuditTypes
     public const string AccessTokenRevoked = "access_token.revoked";
     public const string KeyRotated = "key.rotated";
     public const string KeyCreated = "key.created";
+
+    /// <summary>A limit's first refusal of a key in its window (docs/deployment.md §10): once per window and key, not per request.</summary>
+    public const string LimitRefused = "limit.refused";
+
+    /// <summary>A key locked out after too many failed attempts.</summary>
+    public const string LimitLockedOut = "limit.locked_out";
+}
+
+/// <summary>
+/// The limits (docs/deployment.md §10) as audit entries name them in <c>data.limit</c> and as their keys begin
+/// (<c>{limit}:…</c>); stored, so never renamed.
+/// </summary>
+internal static class LimitNames
+{
+    public const string ClientAuthentication = "client_auth";
+    public const string UserCode = "user_code";
+    public const string EnrolmentCode = "enrolment_code";
+    public const string PendingRequests = "pending_requests";
+    public const string Creations = "creations";
+    public const string Streams = "streams";
 }

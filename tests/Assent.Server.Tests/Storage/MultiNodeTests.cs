@@ -11,14 +11,19 @@ namespace Assent.Server.Tests.Storage;
 public sealed class MultiNodeTests(PostgresCluster cluster)
 {
     /// <summary>Two nodes of one deployment: one fresh database and one key-encryption key (the same data directory's master.key).</summary>
-    private async Task<Nodes> TwoNodesAsync()
+    private async Task<Nodes> TwoNodesAsync(Action<AssentOptions>? configure = null, ManualClock? clock = null)
     {
         var database = await cluster.CreateDatabaseAsync();
         var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        void Configure(AssentOptions o)
+        {
+            o.Database = database;
+            configure?.Invoke(o);
+        }
+        var a = await TestServer.StartAsync(shared, clock: clock, configure: Configure);
         try
         {
-            return new Nodes(a, await TestServer.StartAsync(shared, configure: o => o.Database = database));
+            return new Nodes(a, await TestServer.StartAsync(shared, clock: clock, configure: Configure));
         }
         catch
         {
@@ -98,6 +103,50 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
         using (var r = await b.Http.SendAsync(device.On(b).Signed(HttpMethod.Get, "/authenticator/approvals")))
         {
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task Two_nodes_share_the_failed_client_authentication_counter_and_the_pending_cap()
+    {
+        // One clock for the deployment, at the start of a counting window.
+        var clock = new ManualClock(DateTimeOffset.UtcNow);
+        clock.Advance(TimeSpan.FromMinutes(5) - TimeSpan.FromTicks(clock.GetUtcNow().UtcTicks % TimeSpan.FromMinutes(5).Ticks) + TimeSpan.FromSeconds(1));
+        await using var nodes = await TwoNodesAsync(o => o.Limits.MaxPendingPerAgentPerUser = 3, clock);
+        var (a, b) = (nodes.A, nodes.B);
+        var device = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(device.Handle);
+
+        // The cap: two requests on A and one on B fill it, for both nodes.
+        await a.AskAsync(agent, "one");
+        await a.AskAsync(agent, "two");
+        await b.AskAsync(agent, "three");
+        foreach (var node in new[] { a, b })
+        {
+            using var refused = await node.BcAuthorizeAsync(agent, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner });
+            Assert.Equal(HttpStatusCode.TooManyRequests, refused.StatusCode);
+            Assert.Equal("too_many_requests", await TestServer.ErrorOf(refused));
+        }
+        Assert.Equal(3, (await device.PendingAsync()).Length);
+
+        // Failed client authentication: nine wrong secrets on A and the tenth on B back the client off, on B too.
+        var wrong = agent with { ClientSecret = "sec_wrong" };
+        for (var i = 0; i < 9; i++)
+        {
+            using var failed = await a.BcAuthorizeAsync(wrong, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner });
+            Assert.Equal(HttpStatusCode.Unauthorized, failed.StatusCode);
+            Assert.Null(failed.Headers.RetryAfter);
+        }
+        using (var tenth = await b.BcAuthorizeAsync(wrong, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner }))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, tenth.StatusCode);
+            Assert.NotNull(tenth.Headers.RetryAfter);
+        }
+        using (var token = await b.TokenAsync(agent, "unused"))
+        {
+            // B saw one failure only, yet refuses even the right secret: the count is the deployment's.
+            Assert.Equal(HttpStatusCode.Unauthorized, token.StatusCode);
+            Assert.NotNull(token.Headers.RetryAfter);
         }
     }
 

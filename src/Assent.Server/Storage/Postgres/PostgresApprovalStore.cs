@@ -10,6 +10,11 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
     private static readonly string Create =
         $"WITH a AS ({ApprovalSql.InsertSql}), p AS (INSERT INTO audit_pending(body, user_id) VALUES($16, $17)) SELECT pg_notify($18, $19)";
 
+    // The insert only under the cap ($16); only if it happened, the audit event and the notice: a row when created.
+    private static readonly string CreateCapped =
+        $"WITH a AS ({ApprovalSql.InsertCappedSql} RETURNING id), p AS (INSERT INTO audit_pending(body, user_id) SELECT $17, $18 FROM a) " +
+        "SELECT pg_notify($19, $20) FROM a";
+
     // The guarded update (see SettleSingle); only if it matched, the decision row, the audit event and the notice.
     private static readonly string Decide =
         $"WITH u AS ({SettleSingle}), " +
@@ -27,6 +32,11 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
     public override Task CreateAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
         db.PipelineAsync(PostgresDatabase.Batched(Create, [.. ApprovalSql.InsertArgs(a), db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
                 db.Payload(ApprovalNotice.Created(a))]),
+            static async (r, ct) => await r.ReadAsync(ct), ct);
+
+    public override Task<bool> TryCreateAsync(ApprovalRecord a, int maxPending, AuditEvent audit, CancellationToken ct) =>
+        db.PipelineAsync(PostgresDatabase.Batched(CreateCapped, [.. ApprovalSql.InsertArgs(a), maxPending, db.Unsealed(audit), audit.UserId,
+                PostgresDatabase.Channel, db.Payload(ApprovalNotice.Created(a))]),
             static async (r, ct) => await r.ReadAsync(ct), ct);
 
     public override async Task<ApprovalState?> TryDecideAsync(DecisionRecord d, int quorum, long? signCount, AuditEvent audit, CancellationToken ct)

@@ -173,6 +173,18 @@ internal static class PostgresSchema
             created_at BIGINT NOT NULL,
             revoked_at BIGINT);
         """ + ConsentSchema.Indexes,
+        // 8: limits: the pending-request count per agent and user, and the shared counters of failed attempts
+        // (see the SQLite migration of the same number).
+        """
+        CREATE INDEX approvals_client_pending ON approvals(client_id, user_id, expires_at) WHERE state = 0;
+        CREATE TABLE rate_counters(
+            key TEXT PRIMARY KEY,
+            window_start BIGINT NOT NULL,
+            hits BIGINT NOT NULL,
+            locked_until BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL);
+        CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

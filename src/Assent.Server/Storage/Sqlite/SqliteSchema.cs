@@ -168,6 +168,19 @@ internal static class SqliteSchema
             created_at INTEGER NOT NULL,
             revoked_at INTEGER);
         """ + ConsentSchema.Indexes,
+        // 8: limits (docs/deployment.md §10). An agent's pending requests for a user, counted when it asks for another
+        // (small: only pending rows, and the expiry lets the count skip those the sweeper has not reached yet); and
+        // counters of failed attempts shared by every node, one row per key.
+        """
+        CREATE INDEX approvals_client_pending ON approvals(client_id, user_id, expires_at) WHERE state = 0;
+        CREATE TABLE rate_counters(
+            key TEXT PRIMARY KEY,
+            window_start INTEGER NOT NULL,
+            hits INTEGER NOT NULL,
+            locked_until INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
