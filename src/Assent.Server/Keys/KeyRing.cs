@@ -17,7 +17,7 @@ internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer,
 
 /// <summary>
 /// The issuer's Ed25519 signing keys. The newest is current; retired keys stay published in the
-/// JWKS until every token they could have signed has expired (SPEC §6), then drop out. Another
+/// JWKS until every token they could have signed has expired (docs/tokens.md §2), then drop out. Another
 /// process (an operator's <c>assent admin keys rotate</c>, another node) may rotate, so the ring
 /// re-reads the table on a short period.
 /// </summary>
@@ -50,7 +50,7 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         catch (CryptographicException)
         {
             throw new InvalidOperationException(
-                $"the key-encryption key does not match this database: check {MasterKey.EnvironmentVariable} or {MasterKey.FileName} in the data directory");
+                $"the key-encryption key does not match this database: check {master.Source} (docs/deployment.md §3)");
         }
         if ((await store.ListAsync(ct)).Count == 0)
         {
