@@ -37,6 +37,9 @@ public sealed class CliSandbox : IAsyncDisposable
 
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(15) };
 
+    /// <summary>Environment variables set in every process this sandbox starts from now on.</summary>
+    public Dictionary<string, string> Variables { get; } = [];
+
     public string ServerOutput
     {
         get
@@ -76,12 +79,12 @@ public sealed class CliSandbox : IAsyncDisposable
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
 
-    /// <summary>Starts <c>assent server</c> on this sandbox's port and data, and waits until /healthz answers.</summary>
-    public async Task StartServerAsync()
+    /// <summary>Starts <c>assent server</c> on this sandbox's port and data, with any <paramref name="options"/>, and waits until /healthz answers.</summary>
+    public async Task StartServerAsync(params string[] options)
     {
         Assert.Null(_server);
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var process = new Process { StartInfo = StartInfo(["server", "--urls", Url, "--data", Data]), EnableRaisingEvents = true };
+        var process = new Process { StartInfo = StartInfo(["server", "--urls", Url, "--data", Data, .. options]), EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => Collect(e.Data, listening);
         process.ErrorDataReceived += (_, e) => Collect(e.Data, null);
         process.Exited += (_, _) => listening.TrySetException(new InvalidOperationException("assent server exited:\n" + ServerOutput));
@@ -104,7 +107,11 @@ public sealed class CliSandbox : IAsyncDisposable
         try
         {
             _server.Kill(entireProcessTree: true);
-            _server.WaitForExit(10_000);
+            if (_server.WaitForExit(10_000))
+            {
+                // Without a timeout, this also waits until everything the server wrote has reached ServerOutput.
+                _server.WaitForExit();
+            }
         }
         catch (InvalidOperationException)
         {
@@ -163,9 +170,13 @@ public sealed class CliSandbox : IAsyncDisposable
         info.Environment["HOME"] = Home;
         info.Environment["USERPROFILE"] = Home;
         // The tests' own environment must not leak a master key or database into the child.
-        foreach (var name in new[] { "ASSENT_MASTER_KEY", "ASSENT_DATABASE", "ASSENT_SERVER" })
+        foreach (var name in new[] { "ASSENT_MASTER_KEY", "ASSENT_MASTER_KEY_FILE", "ASSENT_DATABASE", "ASSENT_SERVER" })
         {
             info.Environment.Remove(name);
+        }
+        foreach (var (name, value) in Variables)
+        {
+            info.Environment[name] = value;
         }
         return info;
     }

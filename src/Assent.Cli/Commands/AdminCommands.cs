@@ -100,14 +100,14 @@ internal static class AdminCommands
 
     private static Command KeysRotate()
     {
-        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var (data, database, masterKeyFile, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.MasterKeyFile(), StoreOptions.Json());
         var command = new Command("rotate", "Make a new signing key current; old keys stay in JWKS until their tokens expire. Example: assent admin keys rotate --data ./assent-data")
         {
-            data, database, json,
+            data, database, masterKeyFile, json,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            var options = StoreOptions.Read(parse, data, database, null);
+            var options = StoreOptions.Read(parse, data, database, null, masterKeyFile);
             var kid = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).RotateKeysAsync(ct), ct);
             if (parse.GetValue(json))
             {

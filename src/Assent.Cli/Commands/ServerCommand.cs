@@ -15,6 +15,7 @@ internal static partial class ServerCommand
 {
     public const string DefaultUrls = "http://localhost:8400";
     public const string DatabaseVariable = "ASSENT_DATABASE";
+    public const string MasterKeyFileVariable = "ASSENT_MASTER_KEY_FILE";
 
     [GeneratedRegex(@"^(?<scheme>https?)://(?<host>\[[^\]]+\]|[^/:\[\]]+)(?::(?<port>\d{1,5}))?/?$", RegexOptions.IgnoreCase)]
     private static partial Regex ListenUrl();
@@ -25,9 +26,10 @@ internal static partial class ServerCommand
         var data = StoreOptions.Data();
         var database = StoreOptions.Database();
         var issuer = new Option<string?>("--issuer") { Description = "Public base URL put in tokens and DIDs (default: the first --urls address)" };
+        var masterKeyFile = StoreOptions.MasterKeyFile();
         var command = new Command("server", "Run the Assent server. Example: assent server --urls http://0.0.0.0:8400 --issuer https://assent.example.com")
         {
-            urls, data, database, issuer,
+            urls, data, database, issuer, masterKeyFile,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
@@ -39,6 +41,7 @@ internal static partial class ServerCommand
             options.Issuer = parse.GetValue(issuer) ?? settings["Issuer"] ?? IssuerFromUrls(listen);
             options.DataDirectory = parse.GetValue(data) ?? settings["DataDirectory"] ?? StoreOptions.DefaultData;
             options.Database = StoreOptions.DatabaseOrEnvironment(parse.GetValue(database)) ?? settings["Database"];
+            options.MasterKeyFile = StoreOptions.MasterKeyFileOrEnvironment(parse.GetValue(masterKeyFile)) ?? settings["MasterKeyFile"];
             if (options.Validate() is { } problem)
             {
                 throw CliException.Usage($"{problem.Replace("Assent:Issuer", "--issuer", StringComparison.Ordinal)}");

@@ -13,6 +13,13 @@ internal static class StoreOptions
     public static Option<string?> Database() =>
         new("--database") { Description = $"Database connection instead of SQLite in --data (default: ${ServerCommand.DatabaseVariable})" };
 
+    public static Option<string?> MasterKeyFile() =>
+        new("--master-key-file")
+        {
+            Description = $"The key-encryption key file, kept outside --data (default: ${ServerCommand.MasterKeyFileVariable}, else master.key in --data; " +
+                "$ASSENT_MASTER_KEY, the key itself, wins)",
+        };
+
     public static Option<string?> Issuer() =>
         new("--issuer") { Description = "The server's public base URL, used in links (default http://localhost:8400)" };
 
@@ -21,12 +28,17 @@ internal static class StoreOptions
     public static string? DatabaseOrEnvironment(string? database) =>
         string.IsNullOrWhiteSpace(database) ? NullIfEmpty(Environment.GetEnvironmentVariable(ServerCommand.DatabaseVariable)) : database;
 
-    public static AssentOptions Read(System.CommandLine.ParseResult parse, Option<string?> data, Option<string?> database, Option<string?>? issuer)
+    public static string? MasterKeyFileOrEnvironment(string? file) =>
+        string.IsNullOrWhiteSpace(file) ? NullIfEmpty(Environment.GetEnvironmentVariable(ServerCommand.MasterKeyFileVariable)) : file;
+
+    public static AssentOptions Read(System.CommandLine.ParseResult parse, Option<string?> data, Option<string?> database, Option<string?>? issuer,
+        Option<string?>? masterKeyFile = null)
     {
         var options = new AssentOptions
         {
             DataDirectory = parse.GetValue(data) ?? DefaultData,
             Database = DatabaseOrEnvironment(parse.GetValue(database)),
+            MasterKeyFile = MasterKeyFileOrEnvironment(masterKeyFile is null ? null : parse.GetValue(masterKeyFile)),
         };
         if (issuer is not null && parse.GetValue(issuer) is { } i)
         {

@@ -55,7 +55,7 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
 
     public async Task<string> RotateKeysAsync(CancellationToken ct)
     {
-        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options.DataDirectory), options, time);
+        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time);
         await ring.InitializeAsync(ct);
         return await ring.RotateAsync(ct);
     }

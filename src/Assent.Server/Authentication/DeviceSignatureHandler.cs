@@ -8,6 +8,7 @@ using Assent.Server.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Assent.Server.Authentication;
@@ -16,10 +17,14 @@ namespace Assent.Server.Authentication;
 /// The device API's authentication (docs/http-api.md §3.3): every call is signed with the device key over method,
 /// path, timestamp, nonce and body hash (see <see cref="DeviceSignatures"/>). Checked here: a fresh timestamp, an
 /// active device, a valid Ed25519 signature, an unused nonce. The device holds no bearer secret.
+/// A refused request writes one line, at Information (docs/deployment.md §12), instead of the base class's two.
 /// </summary>
 internal sealed class DeviceSignatureHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
-    IdentityDirectory directory, IDeviceStore devices, TimeProvider time) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    IdentityDirectory directory, IDeviceStore devices, TimeProvider time)
+    : AuthenticationHandler<AuthenticationSchemeOptions>(options, NullLoggerFactory.Instance, encoder)
 {
+    private readonly ILogger _log = logger.CreateLogger<DeviceSignatureHandler>();
+
     /// <summary>Signed bodies are small JSON documents; a larger one is refused before it is hashed.</summary>
     public const int MaxSignedBody = 16 * 1024;
 
@@ -70,12 +75,16 @@ internal sealed class DeviceSignatureHandler(IOptionsMonitor<AuthenticationSchem
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         var failure = (await HandleAuthenticateOnceSafeAsync()).Failure;
+        _log.LogInformation("refused a device-signed request to {Endpoint}: {Reason}", Context.GetEndpoint()?.DisplayName, failure?.Message);
         await (failure is BodyTooLarge
             ? Common.Problem.Make(StatusCodes.Status413PayloadTooLarge, "Payload too large", "the body is larger than a signed request may be")
             : Common.Problem.Unauthorized(failure?.Message ?? "sign the request with the device key")).ExecuteAsync(Context);
     }
 
-    /// <summary>The whole body, kept for the endpoint to read again; null when it is larger than <see cref="MaxSignedBody"/>.</summary>
+    /// <summary>
+    /// The whole body, handed on to the endpoint as a copy in memory; null when it is larger than <see cref="MaxSignedBody"/>.
+    /// Read here rather than through <c>EnableBuffering</c>, whose limit throws an IOException (a 500) on a long chunked body.
+    /// </summary>
     private async Task<byte[]?> ReadBodyAsync()
     {
         if (Request.ContentLength is 0 || (Request.ContentLength is null && HttpMethods.IsGet(Request.Method)))
@@ -86,20 +95,21 @@ internal sealed class DeviceSignatureHandler(IOptionsMonitor<AuthenticationSchem
         {
             return null;
         }
-        Request.EnableBuffering(MaxSignedBody, MaxSignedBody);
-        using var buffer = new MemoryStream();
-        var chunk = new byte[4096];
+        // One byte more than a signed body may have: reading it tells a body that is too large.
+        var buffer = new byte[(Request.ContentLength ?? MaxSignedBody) + 1];
+        var length = 0;
         int n;
-        while ((n = await Request.Body.ReadAsync(chunk, Context.RequestAborted)) > 0)
+        while (length < buffer.Length && (n = await Request.Body.ReadAsync(buffer.AsMemory(length), Context.RequestAborted)) > 0)
         {
-            if (buffer.Length + n > MaxSignedBody)
-            {
-                return null;
-            }
-            buffer.Write(chunk, 0, n);
+            length += n;
         }
-        Request.Body.Position = 0;
-        return buffer.ToArray();
+        if (length > MaxSignedBody)
+        {
+            return null;
+        }
+        var body = buffer[..length];
+        Request.Body = new MemoryStream(body, writable: false);
+        return body;
     }
 
     private sealed class BodyTooLarge() : Exception("the body is larger than a signed request may be");

@@ -7,6 +7,7 @@ using Assent.Server.Storage;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace Assent.Server.Authentication;
@@ -76,10 +77,15 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
     };
 }
 
-/// <summary>The web app's authentication: the session cookie a passkey opened, and for state-changing calls our own Origin.</summary>
+/// <summary>
+/// The web app's authentication: the session cookie a passkey opened, and for state-changing calls our own Origin.
+/// A refused request writes one line, at Information (docs/deployment.md §12), instead of the base class's two.
+/// </summary>
 internal sealed class WebSessionHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
-    WebSessions sessions, IdentityDirectory directory) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    WebSessions sessions, IdentityDirectory directory) : AuthenticationHandler<AuthenticationSchemeOptions>(options, NullLoggerFactory.Instance, encoder)
 {
+    private readonly ILogger _log = logger.CreateLogger<WebSessionHandler>();
+
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {
         if (!HttpMethods.IsGet(Request.Method) && !HttpMethods.IsHead(Request.Method) && !sessions.FromOwnOrigin(Request))
@@ -96,6 +102,7 @@ internal sealed class WebSessionHandler(IOptionsMonitor<AuthenticationSchemeOpti
     protected override async Task HandleChallengeAsync(AuthenticationProperties properties)
     {
         var failure = (await HandleAuthenticateOnceSafeAsync()).Failure;
+        _log.LogInformation("refused a web session request to {Endpoint}: {Reason}", Context.GetEndpoint()?.DisplayName, failure?.Message);
         await (failure is CrossOrigin ? Problem.Forbidden(failure.Message) : Problem.Unauthorized("not signed in")).ExecuteAsync(Context);
     }
 

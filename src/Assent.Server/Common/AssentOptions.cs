@@ -15,6 +15,12 @@ public sealed class AssentOptions
     [Required]
     public string DataDirectory { get; set; } = "assent-data";
 
+    /// <summary>
+    /// The key-encryption key's file, best kept outside <see cref="DataDirectory"/> (docs/deployment.md §3); empty means
+    /// <c>master.key</c> in the data directory. <c>ASSENT_MASTER_KEY</c>, the key itself, wins over both.
+    /// </summary>
+    public string? MasterKeyFile { get; set; }
+
     /// <summary>A database connection; empty means SQLite in <see cref="DataDirectory"/>.</summary>
     public string? Database { get; set; }
 

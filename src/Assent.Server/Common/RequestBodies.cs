@@ -29,6 +29,11 @@ internal static class RequestBodies
         {
             return new(null, Problem.Make(StatusCodes.Status413PayloadTooLarge, "Payload too large", "the request body is larger than allowed"));
         }
+        catch (BadHttpRequestException e)
+        {
+            // Broken chunked encoding, a body shorter than announced: the client's fault, answered without an exception.
+            return new(null, Problem.Make(e.StatusCode, "Bad request", $"the request body could not be read: {e.Message}"));
+        }
     }
 
     public sealed record FormRead(IFormCollection? Form, OAuthError? Error);
@@ -59,7 +64,8 @@ internal static class RequestBodies
         }
         catch (BadHttpRequestException e)
         {
-            return new(null, new OAuthError(Protocol.OAuth.OAuthErrors.InvalidRequest, "the request body is larger than allowed", e.StatusCode));
+            return new(null, new OAuthError(Protocol.OAuth.OAuthErrors.InvalidRequest,
+                e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "the request body is larger than allowed" : $"the request body could not be read: {e.Message}", e.StatusCode));
         }
     }
 

@@ -52,6 +52,17 @@ internal static class SecureFile
         File.Move(temp, path, overwrite: true);
     }
 
+    /// <summary>Makes an existing file that group or others can read or write the owner's only (0600); true when it had to.</summary>
+    public static bool TryTighten(string path)
+    {
+        if (OperatingSystem.IsWindows() || !File.Exists(path) || !IsExposed(path))
+        {
+            return false;
+        }
+        File.SetUnixFileMode(path, OwnerOnlyFile);
+        return true;
+    }
+
     /// <summary>True when group or others can read or write the file.</summary>
     public static bool IsExposed(string path) =>
         !OperatingSystem.IsWindows() &&

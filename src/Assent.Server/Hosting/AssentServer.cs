@@ -54,9 +54,18 @@ public static class AssentServer
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
         builder.Logging.SetMinimumLevel(logLevel);
+        // ASP.NET Core writes several Information lines per request; a request nobody authenticated may write at most
+        // one, and only Assent's own (docs/deployment.md §12). A narrower category in Logging__LogLevel__… still wins.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
+        // The key first: a key file refused (readable by others, a missing directory) leaves no database behind.
+        var master = MasterKey.Load(options);
+        if (master.PlacementWarning(options) is { } warning)
+        {
+            await Console.Error.WriteLineAsync(warning);
+        }
         var store = await StoreFactory.OpenAsync(options, time, ct);
-        var keys = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options.DataDirectory), options, time);
+        var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
         await keys.InitializeAsync(ct);
 
         var services = builder.Services;
@@ -129,6 +138,7 @@ public static class AssentServer
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
         });
         services.AddProblemDetails();
+        services.AddExceptionHandler<ClientFaults>();
         services.AddOpenApi("v1");
 
         var app = builder.Build();

@@ -50,7 +50,7 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         catch (CryptographicException)
         {
             throw new InvalidOperationException(
-                $"the key-encryption key does not match this database: check {MasterKey.EnvironmentVariable} or {MasterKey.FileName} in the data directory");
+                $"the key-encryption key does not match this database: check {master.Source} (docs/deployment.md §3)");
         }
         if ((await store.ListAsync(ct)).Count == 0)
         {

@@ -6,8 +6,9 @@ using Assent.Server.Common;
 namespace Assent.Server.Keys;
 
 /// <summary>
-/// The key-encryption key (docs/deployment.md §3): from <c>ASSENT_MASTER_KEY</c> (32 bytes, base64 or
-/// base64url) or from <c>master.key</c> (mode 0600) in the data directory, created on first use.
+/// The key-encryption key (docs/deployment.md §3), from the first of: <c>ASSENT_MASTER_KEY</c> (32 bytes, base64 or
+/// base64url); the file <see cref="AssentOptions.MasterKeyFile"/>; <c>master.key</c> in the data directory. A key file
+/// must be readable by its owner only (0600); an absent one is created so, but never in a directory that does not exist.
 /// Signing keys are stored only sealed under it with AES-256-GCM.
 /// </summary>
 internal sealed class MasterKey
@@ -19,34 +20,86 @@ internal sealed class MasterKey
 
     private readonly byte[] _key;
 
-    private MasterKey(byte[] key) => _key = key;
+    private MasterKey(byte[] key, string? keyFile)
+    {
+        _key = key;
+        KeyFile = keyFile;
+    }
 
-    public static MasterKey Load(string? dataDirectory)
+    /// <summary>The full path of the file the key was read from; null when it came from <see cref="EnvironmentVariable"/>.</summary>
+    public string? KeyFile { get; }
+
+    /// <summary>Where the key came from, for messages.</summary>
+    public string Source => KeyFile ?? EnvironmentVariable;
+
+    public static MasterKey Load(AssentOptions options)
     {
         var fromEnv = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrWhiteSpace(fromEnv))
         {
-            return new MasterKey(Decode(fromEnv.Trim(), EnvironmentVariable));
+            return new MasterKey(Decode(fromEnv.Trim(), EnvironmentVariable), null);
         }
-        if (string.IsNullOrEmpty(dataDirectory))
+        if (!string.IsNullOrWhiteSpace(options.MasterKeyFile))
+        {
+            var file = Path.GetFullPath(options.MasterKeyFile);
+            if (!File.Exists(file))
+            {
+                // A path whose directory is missing is a mistake, not the place for a new key.
+                if (!Directory.Exists(Path.GetDirectoryName(file)))
+                {
+                    throw new InvalidOperationException($"the key-encryption key file {file} does not exist, nor does its directory");
+                }
+                if (SecureFile.TryCreateNew(file, NewKeyFile()))
+                {
+                    Console.Error.WriteLine($"Created a new key-encryption key in {file} (mode 0600): back it up, apart from the database.");
+                }
+            }
+            return Read(file);
+        }
+        if (string.IsNullOrEmpty(options.DataDirectory))
         {
             throw new InvalidOperationException($"no key-encryption key: set {EnvironmentVariable} or give a data directory");
         }
-        var path = Path.Combine(dataDirectory, FileName);
+        var path = Path.Combine(options.DataDirectory, FileName);
         if (!File.Exists(path))
         {
-            SecureFile.EnsurePrivateDirectory(dataDirectory);
+            SecureFile.EnsurePrivateDirectory(options.DataDirectory);
             // CreateNew: if another process won the race, its key is the one read below.
-            SecureFile.TryCreateNew(path, Encoding.ASCII.GetBytes(Base64Url.Encode(RandomNumberGenerator.GetBytes(32)) + "\n"));
+            SecureFile.TryCreateNew(path, NewKeyFile());
         }
+        return Read(Path.GetFullPath(path));
+    }
+
+    /// <summary>
+    /// A warning for a server that keeps its key inside its data directory outside development (an issuer that is not
+    /// loopback): whoever copies the directory, or a backup of it, holds the database and the key that opens its
+    /// signing keys, and can forge tokens. Null when the key is elsewhere or the issuer is localhost.
+    /// </summary>
+    public string? PlacementWarning(AssentOptions options)
+    {
+        if (KeyFile is null || options.IssuerUri.IsLoopback)
+        {
+            return null;
+        }
+        var data = Path.TrimEndingDirectorySeparator(Path.GetFullPath(options.DataDirectory)) + Path.DirectorySeparatorChar;
+        return KeyFile.StartsWith(data, StringComparison.Ordinal)
+            ? $"warning: the key-encryption key {KeyFile} is inside the data directory, so whoever copies the directory can forge tokens; " +
+              "keep it elsewhere with --master-key-file or ASSENT_MASTER_KEY (docs/deployment.md §3)"
+            : null;
+    }
+
+    private static MasterKey Read(string path)
+    {
         if (SecureFile.IsExposed(path))
         {
             throw new InvalidOperationException($"{path} is readable by other users; run: chmod 600 {path}");
         }
-        return new MasterKey(Decode(File.ReadAllText(path).Trim(), path));
+        return new MasterKey(Decode(File.ReadAllText(path).Trim(), path), path);
     }
 
-    public static MasterKey FromBytes(byte[] key) => key.Length == 32 ? new MasterKey(key) : throw new ArgumentException("master key must be 32 bytes");
+    private static byte[] NewKeyFile() => Encoding.ASCII.GetBytes(Base64Url.Encode(RandomNumberGenerator.GetBytes(32)) + "\n");
+
+    public static MasterKey FromBytes(byte[] key) => key.Length == 32 ? new MasterKey(key, null) : throw new ArgumentException("master key must be 32 bytes");
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associatedData)
     {

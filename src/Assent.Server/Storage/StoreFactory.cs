@@ -22,13 +22,13 @@ internal static class StoreFactory
         if (string.IsNullOrWhiteSpace(database))
         {
             SecureFile.EnsurePrivateDirectory(options.DataDirectory);
-            store = new SqliteDatabase(Path.Combine(options.DataDirectory, SqliteFileName), time, options.SynchronousFull);
+            store = OpenSqlite(Path.Combine(options.DataDirectory, SqliteFileName), options, time);
         }
         else if (database.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase))
         {
             var path = database["sqlite:".Length..];
             Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            store = new SqliteDatabase(path, time, options.SynchronousFull);
+            store = OpenSqlite(path, options, time);
         }
         else if (IsPostgres(database))
         {
@@ -42,5 +42,15 @@ internal static class StoreFactory
         var opened = new AssentStore(store);
         await opened.MigrateAsync(ct);
         return opened;
+    }
+
+    private static SqliteDatabase OpenSqlite(string path, AssentOptions options, TimeProvider time)
+    {
+        // Files an older version (or a copy) left readable by others are repaired, and said so once (docs/deployment.md §11).
+        if (SqliteDatabase.KeepPrivate(path) is [_, ..] tightened)
+        {
+            Console.Error.WriteLine($"warning: {string.Join(", ", tightened)} could be read by other users; now 0600 (owner only)");
+        }
+        return new SqliteDatabase(path, time, options.SynchronousFull);
     }
 }

@@ -37,8 +37,12 @@ public sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a node; <paramref name="issuer"/> is shared by every node of one deployment.</summary>
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, string issuer, string? database = null)
+    /// <summary>
+    /// Starts a node; <paramref name="issuer"/> is shared by every node of one deployment. <paramref name="configure"/>
+    /// may add arguments or environment variables.
+    /// </summary>
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, string issuer, string? database = null,
+        Action<ProcessStartInfo>? configure = null)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "Assent.Cli.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
@@ -51,6 +55,7 @@ public sealed class ServerProcess : IAsyncDisposable
             start.ArgumentList.Add("--database");
             start.ArgumentList.Add(database);
         }
+        configure?.Invoke(start);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var node = new ServerProcess(process, $"http://localhost:{port}");
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -73,6 +78,22 @@ public sealed class ServerProcess : IAsyncDisposable
             _process.Kill(entireProcessTree: true);
             _process.WaitForExit(10_000);
         }
+    }
+
+    /// <summary>SIGTERM, as a service manager stops it: the server shuts down and flushes its log; returns once all its output is read.</summary>
+    public async Task StopAsync()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            KillHard();
+            return;
+        }
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+        // Without a timeout, this also waits until the output handlers have seen the end of both streams.
+        await _process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
     }
 
     public async ValueTask DisposeAsync()
@@ -119,6 +140,19 @@ public sealed class ProcessDevice(string deviceId, byte[] seed)
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, text);
         return new ProcessDevice(JsonDocument.Parse(text).RootElement.GetProperty("device_id").GetString()!, seed);
+    }
+
+    /// <summary>A request signed with the device key over <paramref name="body"/> (sent as JSON) or over an empty body.</summary>
+    public HttpRequestMessage Signed(HttpMethod method, string path, byte[]? body = null)
+    {
+        var request = new HttpRequestMessage(method, path);
+        request.Headers.TryAddWithoutValidation("Authorization", DeviceSignatures.SignRequest(deviceId, seed, method.Method, path, body ?? [], DateTimeOffset.UtcNow));
+        if (body is not null)
+        {
+            request.Content = new ByteArrayContent(body);
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+        return request;
     }
 
     public async Task<JsonElement[]> PendingAsync(HttpClient http, CancellationToken ct = default)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Data.Common;
 using System.Diagnostics;
+using Assent.Server.Common;
 using Microsoft.Data.Sqlite;
 
 namespace Assent.Server.Storage.Sqlite;
@@ -38,6 +39,30 @@ internal sealed class SqliteDatabase : Database
 
     public string Path { get; }
 
+    /// <summary>
+    /// Keeps the database and the -wal, -shm and -journal files beside it the owner's only, 0600 (docs/deployment.md §11):
+    /// creates the database file 0600 if absent, before SQLite does so 0644 less the umask. SQLite gives each of the
+    /// others, when it creates them (the -wal and -shm at the switch to WAL or the first transaction after an open),
+    /// the database's own mode. Returns the files that group or others could read, now tightened.
+    /// </summary>
+    public static IReadOnlyList<string> KeepPrivate(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return [];
+        }
+        SecureFile.TryCreateNew(path, []);
+        var tightened = new List<string>();
+        foreach (var file in new[] { path, path + "-wal", path + "-shm", path + "-journal" })
+        {
+            if (SecureFile.TryTighten(file))
+            {
+                tightened.Add(file);
+            }
+        }
+        return tightened;
+    }
+
     private bool SynchronousFull { get; }
 
     public override string Engine => "sqlite";
@@ -62,6 +87,8 @@ internal sealed class SqliteDatabase : Database
                 pragma.ExecuteNonQuery();
             }
             SqliteSchema.Migrate(w);
+            // The -wal and -shm files exist from here on; they took the database's mode, and this makes sure of it.
+            KeepPrivate(Path);
             if (_writerThread is null)
             {
                 _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "assent-sqlite-writer" };
