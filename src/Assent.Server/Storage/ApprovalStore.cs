@@ -65,9 +65,14 @@ internal static class ApprovalSql
     /// user committed in the same instant by different writers or nodes do not see each other and may pass the cap
     /// together, by at most their number (docs/deployment.md §10).
     /// </summary>
+    /// <remarks>
+    /// Asked as "is there no $16-th such row" (<c>NOT EXISTS … LIMIT 1 OFFSET $16 - 1</c>): the scan stops there, and
+    /// SQLite keeps the statement prepared. A <c>LIMIT $16</c> inside a FROM subquery made it recompile the statement on
+    /// every execution.
+    /// </remarks>
     public static readonly string InsertCappedSql = InsertInto + "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE " +
-        $"(SELECT COUNT(*) FROM (SELECT 1 FROM approvals WHERE client_id = $4 AND user_id = $5 AND state = {StateCodes.Pending} AND expires_at > $12 " +
-        "LIMIT $16) p) < $16";
+        $"NOT EXISTS (SELECT 1 FROM approvals WHERE client_id = $4 AND user_id = $5 AND state = {StateCodes.Pending} AND expires_at > $12 " +
+        "LIMIT 1 OFFSET $16 - 1)";
 
     /// <summary>approved → redeemed; $1 = id, $2 = now.</summary>
     public static readonly string Redeem = $"UPDATE approvals SET state = {StateCodes.Redeemed}, redeemed_at = $2 WHERE id = $1 AND state = {StateCodes.Approved}";
