@@ -9,14 +9,14 @@ using Assent.Protocol.OAuth;
 
 namespace Assent.Cli.Sessions;
 
-/// <summary>An answer of /agents/{client_id}/consents: the HTTP status says where the request stands.</summary>
-internal sealed record ConsentAnswer(HttpStatusCode Status, ConsentRequestResponse? Body, string? Location, string? Problem);
+/// <summary>
+/// An answer of a request a human settles on a device (/agents, /agents/{client_id}/consents): the HTTP status says
+/// where it stands; <paramref name="Problem"/> is the RFC 9457 detail of a refusal.
+/// </summary>
+internal sealed record HeldAnswer<T>(HttpStatusCode Status, T? Body, string? Location, string? Problem) where T : class;
 
 /// <summary>A token endpoint answer: tokens, or an RFC 6749 §5.2 error code with its description.</summary>
 internal sealed record TokenAnswer(TokenResponse? Tokens, string? Error, string? Description);
-
-/// <summary>An answer of /agents: the HTTP status says where the registration stands.</summary>
-internal sealed record AgentAnswer(HttpStatusCode Status, AgentRegistrationResponse? Body, string? Location, string? Problem);
 
 /// <summary>
 /// The CLI as the public OAuth client <c>assent-cli</c>: RFC 8628 sign-in, refresh, RFC 7009 revocation,
@@ -111,53 +111,46 @@ internal sealed class SessionClient : IDisposable
     }
 
     /// <summary>POST /agents with <c>Prefer: wait</c>, or (with <paramref name="location"/>) GET the pending registration.</summary>
-    public async Task<AgentAnswer> AgentAsync(string accessToken, AgentRegistrationRequest? body, string? location, int waitSeconds, CancellationToken ct)
-    {
-        using var request = body is not null
-            ? new HttpRequestMessage(HttpMethod.Post, _base + "/agents") { Content = JsonContent.Create(body, ProtocolJson.Default.AgentRegistrationRequest) }
-            : new HttpRequestMessage(HttpMethod.Get, _base + location);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
-        request.Headers.TryAddWithoutValidation(HeaderNames.Prefer, $"wait={waitSeconds}");
-        using var response = await SendAsync(request, ct);
-        var text = await response.Content.ReadAsStringAsync(ct);
-        if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Accepted)
-        {
-            return new AgentAnswer(response.StatusCode, Parse(text, ProtocolJson.Default.AgentRegistrationResponse), response.Headers.Location?.OriginalString, null);
-        }
-        var problem = await Client.Authenticator.AuthenticatorClient.ProblemAsync(new HttpResponseMessage(response.StatusCode)
-        {
-            Content = new StringContent(text),
-            ReasonPhrase = response.ReasonPhrase,
-        }, ct);
-        return new AgentAnswer(response.StatusCode, null, null, problem.Detail);
-    }
+    public Task<HeldAnswer<AgentRegistrationResponse>> AgentAsync(string accessToken, AgentRegistrationRequest? body, string? location, int waitSeconds,
+        CancellationToken ct) =>
+        HeldAsync(body is not null
+                ? new HttpRequestMessage(HttpMethod.Post, _base + "/agents") { Content = JsonContent.Create(body, ProtocolJson.Default.AgentRegistrationRequest) }
+                : new HttpRequestMessage(HttpMethod.Get, _base + location),
+            accessToken, waitSeconds, ProtocolJson.Default.AgentRegistrationResponse, ct);
 
     /// <summary>
     /// POST /agents/{client_id}/consents with <c>Prefer: wait</c> (another user lets the caller's agent ask them), or,
     /// with <paramref name="location"/>, GET the pending request.
     /// </summary>
-    public async Task<ConsentAnswer> ConsentAsync(string accessToken, string clientId, string? user, string? location, int waitSeconds, CancellationToken ct)
+    public Task<HeldAnswer<ConsentRequestResponse>> ConsentAsync(string accessToken, string clientId, string? user, string? location, int waitSeconds,
+        CancellationToken ct) =>
+        HeldAsync(location is null
+                ? new HttpRequestMessage(HttpMethod.Post, $"{_base}/agents/{Uri.EscapeDataString(clientId)}/consents")
+                {
+                    Content = JsonContent.Create(new ConsentRequestBody(user ?? ""), ProtocolJson.Default.ConsentRequestBody),
+                }
+                : new HttpRequestMessage(HttpMethod.Get, _base + location),
+            accessToken, waitSeconds, ProtocolJson.Default.ConsentRequestResponse, ct);
+
+    /// <summary>Sends a request held open until a human settles it (RFC 7240 <c>Prefer: wait</c>) with the session's bearer token.</summary>
+    private async Task<HeldAnswer<T>> HeldAsync<T>(HttpRequestMessage message, string accessToken, int waitSeconds, JsonTypeInfo<T> type,
+        CancellationToken ct) where T : class
     {
-        using var request = location is null
-            ? new HttpRequestMessage(HttpMethod.Post, $"{_base}/agents/{Uri.EscapeDataString(clientId)}/consents")
-            {
-                Content = JsonContent.Create(new ConsentRequestBody(user ?? ""), ProtocolJson.Default.ConsentRequestBody),
-            }
-            : new HttpRequestMessage(HttpMethod.Get, _base + location);
+        using var request = message;
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
         request.Headers.TryAddWithoutValidation(HeaderNames.Prefer, $"wait={waitSeconds}");
         using var response = await SendAsync(request, ct);
         var text = await response.Content.ReadAsStringAsync(ct);
         if (response.StatusCode is HttpStatusCode.OK or HttpStatusCode.Created or HttpStatusCode.Accepted)
         {
-            return new ConsentAnswer(response.StatusCode, Parse(text, ProtocolJson.Default.ConsentRequestResponse), response.Headers.Location?.OriginalString, null);
+            return new HeldAnswer<T>(response.StatusCode, Parse(text, type), response.Headers.Location?.OriginalString, null);
         }
         var problem = await Client.Authenticator.AuthenticatorClient.ProblemAsync(new HttpResponseMessage(response.StatusCode)
         {
             Content = new StringContent(text),
             ReasonPhrase = response.ReasonPhrase,
         }, ct);
-        return new ConsentAnswer(response.StatusCode, null, null, problem.Detail);
+        return new HeldAnswer<T>(response.StatusCode, null, null, problem.Detail);
     }
 
     public void Dispose() => _http.Dispose();
