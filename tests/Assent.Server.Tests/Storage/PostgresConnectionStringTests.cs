@@ -15,6 +15,7 @@ public sealed class PostgresConnectionStringTests
         Assert.True(b.NoResetOnClose);
         Assert.Equal(128, b.MaxAutoPrepare);
         Assert.Equal(2, b.AutoPrepareMinUsages);
+        Assert.Equal("-c plan_cache_mode=force_generic_plan", b.Options);
         Assert.Equal(("db.internal", 5433, "assent", 64), (b.Host, b.Port, b.Database, b.MaxPoolSize));
     }
 
@@ -28,5 +29,16 @@ public sealed class PostgresConnectionStringTests
 
         Assert.False(b.NoResetOnClose);
         Assert.Equal(0, b.MaxAutoPrepare);
+    }
+
+    [Theory]
+    [InlineData("Host=db;Database=assent;Options=-c statement_timeout=5s", "-c statement_timeout=5s -c plan_cache_mode=force_generic_plan")]
+    [InlineData("Host=db;Database=assent;Options=-c plan_cache_mode=auto", "-c plan_cache_mode=auto")]
+    [InlineData("postgres://db/assent?Options=-c%20plan_cache_mode%3Dforce_custom_plan", "-c plan_cache_mode=force_custom_plan")]
+    public void Generic_plans_join_the_options_given_unless_they_choose_a_plan_cache_mode(string database, string options)
+    {
+        var b = new NpgsqlConnectionStringBuilder(PostgresDatabase.ToConnectionString(database));
+
+        Assert.Equal(options, b.Options);
     }
 }

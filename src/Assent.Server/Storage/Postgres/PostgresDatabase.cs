@@ -86,7 +86,14 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
     /// otherwise. And Assent sets no session state on pooled connections (the one LISTEN connection
     /// undoes its LISTEN before it goes back), so the reset on every return to the pool (seven
     /// statements once anything is prepared) is skipped unless the connection string asks for it.
+    /// Prepared statements use the generic plan (<c>plan_cache_mode=force_generic_plan</c>): every
+    /// statement Assent runs looks rows up by key, so one plan fits all values, and under the
+    /// default <c>auto</c> PostgreSQL kept replanning the redeem statement (an UPDATE … RETURNING in
+    /// a CTE joined to the decisions) on every call, about a quarter of a millisecond each time
+    /// (docs/deployment.md §4).
     /// </summary>
+    private const string PlanCacheMode = "-c plan_cache_mode=force_generic_plan";
+
     private static string WithDefaults(NpgsqlConnectionStringBuilder b, IEnumerable<string> written)
     {
         // Keywords compare without case or spaces: "No Reset On Close" and "NoResetOnClose" are one.
@@ -102,6 +109,10 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
         if (!given.Contains("NORESETONCLOSE"))
         {
             b.NoResetOnClose = true;
+        }
+        if (!(b.Options ?? "").Contains("plan_cache_mode", StringComparison.OrdinalIgnoreCase))
+        {
+            b.Options = string.IsNullOrWhiteSpace(b.Options) ? PlanCacheMode : $"{b.Options} {PlanCacheMode}";
         }
         return b.ConnectionString;
     }
