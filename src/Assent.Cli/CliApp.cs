@@ -20,6 +20,7 @@ internal static class CliApp
         root.Subcommands.Add(AuditCommands.Build());
         root.Subcommands.Add(AuthCommands.Build());
         root.Subcommands.Add(ProfileCommands.Build());
+        root.Subcommands.Add(HealthCommand.Build());
         return root;
     }
 
@@ -28,6 +29,12 @@ internal static class CliApp
         var parse = Build().Parse(args);
         if (parse.Errors.Count > 0)
         {
+            if (Misspelled(parse) is { } typo)
+            {
+                await Console.Error.WriteLineAsync(typo);
+                await Console.Error.WriteLineAsync($"Run '{CommandPath(parse.CommandResult)} --help' for usage.");
+                return ExitCodes.Usage;
+            }
             foreach (var error in parse.Errors)
             {
                 await Console.Error.WriteLineAsync($"error: {error.Message}");
@@ -77,6 +84,63 @@ internal static class CliApp
             return ExitCodes.DeniedOrInvalid;
         }
     };
+
+    /// <summary>
+    /// A word where a subcommand belongs that is not one (<c>assent aprove x</c>): named, with the
+    /// nearest subcommand when one is close (at most two edits, or a unique prefix), instead of
+    /// the parser's "Required command was not provided".
+    /// </summary>
+    internal static string? Misspelled(ParseResult parse)
+    {
+        var command = parse.CommandResult.Command;
+        var word = parse.UnmatchedTokens.FirstOrDefault();
+        if (command.Subcommands.Count == 0 || command.Action is not null || parse.CommandResult.Children.Any() || word?.StartsWith('-') == true)
+        {
+            return null;
+        }
+        var path = CommandPath(parse.CommandResult);
+        var names = command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name).ToList();
+        if (word is null)
+        {
+            return $"error: '{path}' needs a command: {string.Join(", ", names)}";
+        }
+        var nearest = names.Select(n => (Name: n, Distance: EditDistance(word.ToLowerInvariant(), n))).Where(n => n.Distance <= 2)
+            .OrderBy(n => n.Distance).ThenBy(n => n.Name, StringComparer.Ordinal).Select(n => n.Name).FirstOrDefault();
+        if (nearest is null && names.Where(n => n.StartsWith(word, StringComparison.OrdinalIgnoreCase)).ToList() is [var only])
+        {
+            nearest = only;
+        }
+        return nearest is null
+            ? $"error: '{word}' is not a command of '{path}'; the commands are: {string.Join(", ", names)}"
+            : $"error: '{word}' is not a command of '{path}'. Did you mean '{path} {nearest}'?";
+    }
+
+    /// <summary>Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours each cost one.</summary>
+    internal static int EditDistance(string a, string b)
+    {
+        var d = new int[a.Length + 1, b.Length + 1];
+        for (var i = 0; i <= a.Length; i++)
+        {
+            d[i, 0] = i;
+        }
+        for (var j = 0; j <= b.Length; j++)
+        {
+            d[0, j] = j;
+        }
+        for (var i = 1; i <= a.Length; i++)
+        {
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
+                d[i, j] = Math.Min(Math.Min(d[i - 1, j] + 1, d[i, j - 1] + 1), d[i - 1, j - 1] + cost);
+                if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                {
+                    d[i, j] = Math.Min(d[i, j], d[i - 2, j - 2] + 1);
+                }
+            }
+        }
+        return d[a.Length, b.Length];
+    }
 
     private static string CommandPath(CommandResult result)
     {

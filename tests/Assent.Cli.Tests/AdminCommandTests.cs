@@ -61,6 +61,7 @@ public sealed class AdminCommandTests
     public async Task Admin_agent_create_for_an_unknown_owner_says_to_invite_them_first()
     {
         await using var box = new CliSandbox();
+        await Steps.InviteAsync(box, "alice");
 
         var result = await box.RunAsync("admin", "agent", "create", "--owner", "nobody", "--name", "bot", "--scopes", "x", "--data", box.Data);
 

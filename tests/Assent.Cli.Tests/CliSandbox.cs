@@ -79,6 +79,28 @@ public sealed class CliSandbox : IAsyncDisposable
         return new CliResult(process.ExitCode, await stdout, await stderr);
     }
 
+    /// <summary>
+    /// Starts a command that keeps running (<c>assent device watch</c>) with its standard streams open to the
+    /// test; with <paramref name="terminal"/> it runs inside a pseudo-terminal (script(1), util-linux), so it
+    /// reads single keys as it would at a console. The caller disposes it (the whole tree is killed).
+    /// </summary>
+    public LiveCommand Start(bool terminal, params string[] args)
+    {
+        var info = StartInfo(args);
+        if (terminal)
+        {
+            var line = string.Join(' ', new[] { info.FileName }.Concat(info.ArgumentList).Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+            info.FileName = "script";
+            info.ArgumentList.Clear();
+            foreach (var arg in new[] { "--quiet", "--flush", "--return", "--command", line, "/dev/null" })
+            {
+                info.ArgumentList.Add(arg);
+            }
+            info.Environment["TERM"] = "xterm";
+        }
+        return new LiveCommand(Process.Start(info)!);
+    }
+
     /// <summary>Starts <c>assent server</c> on this sandbox's port and data, with any <paramref name="options"/>, and waits until /healthz answers.</summary>
     public async Task StartServerAsync(params string[] options)
     {
@@ -162,7 +184,7 @@ public sealed class CliSandbox : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = _root,
         };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Assent.Cli.dll"));
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "assent.dll"));
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
@@ -180,4 +202,96 @@ public sealed class CliSandbox : IAsyncDisposable
         }
         return info;
     }
+}
+
+/// <summary>A running CLI process: what it has printed so far, its input, and a wait for a line.</summary>
+public sealed class LiveCommand : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    public LiveCommand(Process process)
+    {
+        _process = process;
+        // Read as it comes, not by lines: a prompt waits for its answer on the same line.
+        _ = PumpAsync(process.StandardOutput);
+        _ = PumpAsync(process.StandardError);
+    }
+
+    private async Task PumpAsync(StreamReader reader)
+    {
+        var buffer = new char[4096];
+        try
+        {
+            for (int n; (n = await reader.ReadAsync(buffer)) > 0;)
+            {
+                lock (_output)
+                {
+                    _output.Append(buffer, 0, n);
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The process was killed.
+        }
+    }
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    /// <summary>Types <paramref name="text"/> as it is (no Enter unless it holds one).</summary>
+    public async Task TypeAsync(string text)
+    {
+        await _process.StandardInput.WriteAsync(text);
+        await _process.StandardInput.FlushAsync();
+    }
+
+    /// <summary>Waits until the output holds <paramref name="text"/> <paramref name="times"/> times; fails with the output otherwise.</summary>
+    public async Task WaitForAsync(string text, int times = 1)
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (Count(text) < times)
+        {
+            if (DateTime.UtcNow > until || _process.HasExited)
+            {
+                throw new TimeoutException($"never printed '{text}' {times} time(s); printed:\n{Output}");
+            }
+            await Task.Delay(50);
+        }
+    }
+
+    public int Count(string text)
+    {
+        var output = Output;
+        var count = 0;
+        for (var i = output.IndexOf(text, StringComparison.Ordinal); i >= 0; i = output.IndexOf(text, i + text.Length, StringComparison.Ordinal))
+        {
+            count++;
+        }
+        return count;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+            _process.WaitForExit(10_000);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already exited.
+        }
+        _process.Dispose();
+    }
+
 }

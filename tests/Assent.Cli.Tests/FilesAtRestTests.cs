@@ -96,6 +96,7 @@ public sealed partial class FilesAtRestTests
     {
         await using var box = new CliSandbox();
         var keyFile = KeyFile(box, "assent.key");
+        await Steps.InviteAsync(box, "alice"); // the database offline commands work on (docs/cli.md §6)
 
         Steps.SingleJsonObject(await box.RunAsync("admin", "keys", "rotate", "--data", box.Data, "--master-key-file", keyFile, "--json"));
         Assert.True(File.Exists(keyFile));
@@ -137,6 +138,7 @@ public sealed partial class FilesAtRestTests
 
         var server = await box.RunAsync("server", "--urls", box.Url, "--data", box.Data, "--master-key-file", keyFile);
         Assert.False(File.Exists(Path.Combine(box.Data, "assent.db")), "a server refused its key leaves no database behind");
+        await Steps.InviteAsync(box, "alice");
         var rotate = await box.RunAsync("admin", "keys", "rotate", "--data", box.Data, "--master-key-file", keyFile);
 
         foreach (var refused in new[] { server, rotate })
@@ -155,6 +157,7 @@ public sealed partial class FilesAtRestTests
         var keyFile = Path.Combine(box.Home, "no-such-dir", "assent.key");
 
         var server = await box.RunAsync("server", "--urls", box.Url, "--data", box.Data, "--master-key-file", keyFile);
+        await Steps.InviteAsync(box, "alice");
         var rotate = await box.RunAsync("admin", "keys", "rotate", "--data", box.Data, "--master-key-file", keyFile);
 
         foreach (var refused in new[] { server, rotate })

@@ -19,11 +19,19 @@ internal static class AdminCommands
         agent.Subcommands.Add(AgentCreate());
         var keys = new Command("keys", "Manage the token signing keys. Example: assent admin keys rotate");
         keys.Subcommands.Add(KeysRotate());
-        return new Command("admin", "Operator commands that work offline on the data directory. Example: assent admin invite alice --admin")
+        return new Command("admin", "Operator commands that work offline on the data directory (./assent-data unless --data). Example: assent admin invite alice --admin --data ./assent-data")
         {
             Invite(), agent, keys,
         };
     }
+
+    /// <summary>The SQLite file the options name, or null for PostgreSQL.</summary>
+    private static string? SqliteFile(AssentOptions options) => options.Database switch
+    {
+        null => Path.Combine(options.DataDirectory, StoreFactory.SqliteFileName),
+        { } d when d.StartsWith("sqlite:", StringComparison.OrdinalIgnoreCase) => d["sqlite:".Length..],
+        _ => null,
+    };
 
     private static Command Invite()
     {
@@ -42,7 +50,8 @@ internal static class AdminCommands
                 throw CliException.Usage($"'{name}' is not a valid handle: use 1 to 48 characters of a-z, 0-9, '.', '_' and '-' (e.g. alice)");
             }
             var options = StoreOptions.Read(parse, data, database, issuer);
-            var invite = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).InviteAsync(name, parse.GetValue(admin), ct), ct);
+            var invite = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).InviteAsync(name, parse.GetValue(admin), ct), ct,
+                mayCreate: true, issuerGiven: parse.GetValue(issuer) is not null);
             var enroll = $"assent device enroll --server {options.IssuerString} --code {invite.Code}";
             if (parse.GetValue(json))
             {
@@ -120,8 +129,26 @@ internal static class AdminCommands
         return command;
     }
 
-    internal static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<AssentStore, TimeProvider, Task<T>> action, CancellationToken ct)
+    /// <summary>
+    /// Opens the server's data for an offline command. Only <paramref name="mayCreate"/> (the first
+    /// <c>admin invite</c>) may start a new SQLite database; any other command run where there is none says
+    /// where it looked rather than create an empty one. Without <c>--issuer</c>, links are for the issuer the
+    /// server last started with on this data.
+    /// </summary>
+    internal static async Task<T> WithStoreAsync<T>(AssentOptions options, Func<AssentStore, TimeProvider, Task<T>> action, CancellationToken ct,
+        bool mayCreate = false, bool issuerGiven = true)
     {
+        if (mayCreate && SqliteFile(options) is { } created && !File.Exists(created))
+        {
+            await Console.Error.WriteLineAsync($"note: no Assent data in {Path.GetFullPath(Path.GetDirectoryName(created)!)} yet; starting a new database there (start the server with the same --data)");
+        }
+        else if (!mayCreate && SqliteFile(options) is { } file && !File.Exists(file))
+        {
+            var where = Path.GetFullPath(Path.GetDirectoryName(file)!);
+            throw CliException.Usage(options.Database is null
+                ? $"no Assent data in {where} (no {StoreFactory.SqliteFileName} there); run this in the directory that holds the server's data directory, or pass --data DIR (the server's --data)"
+                : $"--database: no SQLite database at {Path.GetFullPath(file)}");
+        }
         AssentStore store;
         try
         {
@@ -133,6 +160,10 @@ internal static class AdminCommands
         }
         await using (store)
         {
+            if (!issuerGiven && await store.Meta.GetAsync(MetaKeys.Issuer, ct) is { } issuer)
+            {
+                options.Issuer = System.Text.Encoding.UTF8.GetString(issuer);
+            }
             try
             {
                 return await action(store, TimeProvider.System);

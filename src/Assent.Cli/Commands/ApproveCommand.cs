@@ -9,25 +9,28 @@ namespace Assent.Cli.Commands;
 /// <summary><c>assent approve MESSAGE</c>: the agent side from a script (docs/cli.md §9); blocks until the human decides.</summary>
 internal static class ApproveCommand
 {
+    private const int DefaultTimeoutSeconds = 300;
+
     public static Command Build()
     {
         var message = new Argument<string>("MESSAGE") { Description = "What the human is asked to approve, shown verbatim (at most 256 characters)" };
         var scope = new Option<string?>("--scope") { Description = "Scopes to ask for besides openid, space-separated (e.g. approve:action)" };
         var detail = new Option<string?>("--detail") { Description = """RFC 9396 authorization_details as JSON, e.g. '{"type":"payment","amount":"125.00","currency":"EUR"}'""" };
-        var user = new Option<string?>("--user") { Description = "Whom to ask: a user DID or handle (default: $ASSENT_USER_DID)" };
-        var timeout = new Option<int?>("--timeout") { Description = "Seconds to wait for the decision; the request expires then too (default 300)" };
+        var user = new Option<string?>("--user") { Description = "Whom to ask: a user DID or handle (default: $ASSENT_USER_DID, else the saved agent's owner)" };
+        var timeout = new Option<int?>("--timeout") { Description = "Seconds to wait for the decision, 1 to 3600; the request is created to expire then too (default 300)" };
         var (server, clientId, clientSecret) = AgentOptions();
+        var agent = AgentCredentials.AgentOption();
         var json = StoreOptions.Json();
         var command = new Command("approve", """
             Ask a human to approve an action and wait for the decision; prints the access token. Exit 0 approved, 1 denied, 2 expired or timed out, 69 server unreachable.
-            Example: TOKEN=$(assent approve "Deploy v2.3 to production" --scope approve:action --timeout 120)
+            Example: TOKEN=$(assent approve "Deploy v2.3 to production" --scope approve:action --timeout 120 --agent deploy-bot)
             """)
         {
-            message, scope, detail, user, timeout, server, clientId, clientSecret, json,
+            message, scope, detail, user, timeout, agent, server, clientId, clientSecret, json,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            var options = AgentCredentials.Resolve(parse.GetValue(server), parse.GetValue(clientId), parse.GetValue(clientSecret), parse.GetValue(user));
+            var options = AgentCredentials.Resolve(parse, agent, parse.GetValue(server), parse.GetValue(clientId), parse.GetValue(clientSecret), parse.GetValue(user));
             var approve = new ApproveOptions { Scope = parse.GetValue(scope) };
             if (parse.GetValue(detail) is { } raw)
             {
@@ -41,14 +44,14 @@ internal static class ApproveCommand
                     throw CliException.Usage($"--detail is not valid JSON: {e.Message}");
                 }
             }
-            if (parse.GetValue(timeout) is { } seconds)
+            var seconds = parse.GetValue(timeout) ?? DefaultTimeoutSeconds;
+            if (seconds is < 1 or > 3600)
             {
-                if (seconds is < 1 or > 3600)
-                {
-                    throw CliException.Usage("--timeout must be from 1 to 3600 seconds");
-                }
-                approve.Timeout = TimeSpan.FromSeconds(seconds);
+                throw CliException.Usage("--timeout must be from 1 to 3600 seconds");
             }
+            // The request is created to expire when the wait ends (requested_expiry, CIBA Core §7.1), so
+            // giving up waiting and the request expiring are one event: nothing is left pending behind us.
+            approve.Timeout = TimeSpan.FromSeconds(seconds);
             var asJson = parse.GetValue(json);
             using var client = new AssentClient(options);
             Approval approval;
@@ -60,9 +63,9 @@ internal static class ApproveCommand
             {
                 if (asJson)
                 {
-                    await Terminal.WriteJsonAsync(new ApproveOutput(false, "timeout"), CliJson.Default.ApproveOutput);
+                    await Terminal.WriteJsonAsync(new ApproveOutput(false, "expired"), CliJson.Default.ApproveOutput);
                 }
-                throw new CliException(ExitCodes.ExpiredOrTimeout, $"no decision within {e.Timeout.TotalSeconds:0} s; the request may still be pending (raise --timeout)");
+                throw new CliException(ExitCodes.ExpiredOrTimeout, $"expired: nobody decided within {e.Timeout.TotalSeconds:0} s, and the request expired with the wait (raise --timeout to wait longer)");
             }
             catch (AssentOAuthException e)
             {

@@ -270,12 +270,17 @@ internal static class AuthCommands
             string? saved = null;
             if (saveIt)
             {
-                saved = agent.Name!;
-                store.Update(file =>
+                saved = store.Update(file =>
                 {
-                    file.Agents[saved] = new AgentProfile(profile.Server, agent.ClientId!, agent.ClientSecret!, agent.Name!, agent.Scopes!, agent.Owner!, DateTimeOffset.UtcNow);
-                    file.Defaults.Agent ??= saved;
-                    return true;
+                    // The profile id is the name made safe to type; another agent saved under it is never overwritten (its secret is not shown again).
+                    var id = ProfileStore.Slug(agent.Name!);
+                    for (var n = 2; file.Agents.TryGetValue(id, out var other) && other.ClientId != agent.ClientId; n++)
+                    {
+                        id = $"{ProfileStore.Slug(agent.Name!)}-{n}";
+                    }
+                    file.Agents[id] = new AgentProfile(profile.Server, agent.ClientId!, agent.ClientSecret!, agent.Name!, agent.Scopes!, agent.Owner!, DateTimeOffset.UtcNow);
+                    file.Defaults.Agent ??= id;
+                    return id;
                 });
             }
             if (asJson)
@@ -286,7 +291,10 @@ internal static class AuthCommands
             }
             if (saved is not null)
             {
-                await Console.Out.WriteLineAsync($"Registered agent '{Terminal.Visible(agent.Name)}' ({agent.ClientId}) and saved it as agent profile '{Terminal.Visible(saved)}'.");
+                await Console.Out.WriteLineAsync($"""
+                    Registered agent '{Terminal.Visible(agent.Name)}' ({agent.ClientId}) and saved it as agent profile '{Terminal.Visible(saved)}'.
+                    Ask as this agent: assent approve "MESSAGE" --scope {ScopeExample(agent.Scopes)} --agent {saved}
+                    """);
                 return ExitCodes.Success;
             }
             await Console.Out.WriteLineAsync($"""
@@ -368,10 +376,15 @@ internal static class AuthCommands
         {
             return agent;
         }
-        return store.Read().Agents.TryGetValue(agent, out var saved)
+        var file = store.Read();
+        return file.Agents.TryGetValue(agent, out var saved) || file.Agents.TryGetValue(ProfileStore.Slug(agent), out saved)
             ? saved.ClientId
             : throw CliException.Usage($"--agent: '{agent}' is neither a client id (agt_…) nor a saved agent profile; see: assent profiles list");
     }
+
+    /// <summary>A scope the agent may ask for, to show in the example command.</summary>
+    private static string ScopeExample(string? scopes) =>
+        scopes?.Split(' ', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault(s => s != "openid") ?? "approve:action";
 
     /// <summary>
     /// The selected human session with an access token good for a while, refreshed if needed. The refresh

@@ -241,6 +241,7 @@ internal static class DeviceCommands
             var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
             using var client = ClientFor(selected);
             var seen = new HashSet<string>(StringComparer.Ordinal);
+            var decidedHere = new HashSet<string>(StringComparer.Ordinal);
             await Console.Out.WriteLineAsync($"Watching requests for {selected.Handle} at {selected.Server} with device {selected.DeviceId}. Ctrl+C stops.");
             try
             {
@@ -252,7 +253,8 @@ internal static class DeviceCommands
                         {
                             if (e.Type == AuthenticatorEvent.Settled)
                             {
-                                if (seen.Contains(e.Id))
+                                // Settled elsewhere (another device, the web app) after it was shown here; what this device decided was already said.
+                                if (seen.Contains(e.Id) && !decidedHere.Contains(e.Id))
                                 {
                                     await Console.Out.WriteLineAsync($"Request {e.Id} is now {e.State}.");
                                 }
@@ -263,7 +265,10 @@ internal static class DeviceCommands
                             {
                                 continue;
                             }
-                            await DecideLiveAsync(client, request, selected, ct);
+                            if (await DecideLiveAsync(client, request, selected, ct))
+                            {
+                                decidedHere.Add(request.Id);
+                            }
                         }
                         await Console.Error.WriteLineAsync("The server closed the stream; reconnecting in 2 s.");
                     }
@@ -283,43 +288,62 @@ internal static class DeviceCommands
         return command;
     }
 
-    private static async Task DecideLiveAsync(AuthenticatorClient client, PendingRequest request, DeviceFile device, CancellationToken ct)
+    /// <summary>Shows one request and asks once: one key at a terminal, one line of outcome. True when this device decided it.</summary>
+    private static async Task<bool> DecideLiveAsync(AuthenticatorClient client, PendingRequest request, DeviceFile device, CancellationToken ct)
     {
         await ShowAsync(Console.Out, request, device);
         if (Mismatch(request, device) is { } why)
         {
             await Console.Error.WriteLineAsync($"error: not signing {request.Id}: {why}");
-            return;
+            return false;
         }
         string? decision = null;
         while (decision is null)
         {
             await Console.Out.WriteAsync("Approve? [y]es / [n]o, deny / [s]kip: ");
             await Console.Out.FlushAsync(ct);
-            // ReadLine cannot be cancelled; waiting on it this way lets Ctrl+C end the command at once.
-            var answer = (await Task.Run(Console.ReadLine, ct).WaitAsync(ct))?.Trim().ToLowerInvariant();
-            switch (answer)
+            switch (await ReadAnswerAsync(ct))
             {
-                case "y" or "yes":
+                case "y":
                     decision = Decisions.Approve;
                     break;
-                case "n" or "no":
+                case "n":
                     decision = Decisions.Deny;
                     break;
-                case null or "s" or "skip":
-                    await Console.Out.WriteLineAsync($"Skipped {request.Id}; it stays pending.");
-                    return;
+                case "s":
+                    await Console.Out.WriteLineAsync("skipped; it stays pending.");
+                    return false;
+                default:
+                    await Console.Out.WriteLineAsync("press y, n or s.");
+                    break;
             }
         }
         try
         {
             var result = await client.DecideAsync(request, decision, ct);
-            await Console.Out.WriteLineAsync($"{(decision == Decisions.Approve ? "Approved" : "Denied")} {result.Id} (now {result.State}).");
+            var said = decision == Decisions.Approve ? "approved" : "denied";
+            // A request that needs several approvers stays pending after this one (docs/concepts.md).
+            await Console.Out.WriteLineAsync(result.State == said ? $"{said}." : $"{said}; the request is now {result.State}.");
+            return true;
         }
         catch (AssentProblemException e)
         {
+            await Console.Out.WriteLineAsync("not decided.");
             await Console.Error.WriteLineAsync($"error: {request.Id}: {e.Detail}");
+            return false;
         }
+    }
+
+    /// <summary>
+    /// The answer to the prompt: one key, no Enter, echoed on the prompt's line (watch runs only at a
+    /// terminal, docs/cli.md §1). Ctrl+C ends the wait at once: ReadKey cannot be cancelled, so it is awaited this way.
+    /// </summary>
+    private static async Task<string> ReadAnswerAsync(CancellationToken ct)
+    {
+        var key = await Task.Run(() => Console.ReadKey(intercept: true), ct).WaitAsync(ct);
+        var c = char.ToLowerInvariant(key.KeyChar);
+        await Console.Out.WriteAsync(char.IsControl(c) ? "" : $"{c} ");
+        return c.ToString();
     }
 
     private static Option<string?> DeviceOption() =>

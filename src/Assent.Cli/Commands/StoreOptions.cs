@@ -21,7 +21,7 @@ internal static class StoreOptions
         };
 
     public static Option<string?> Issuer() =>
-        new("--issuer") { Description = "The server's public base URL, used in links (default http://localhost:8400)" };
+        new("--issuer") { Description = "The server's public base URL, used in links (default: the issuer the server last started with on this data, else http://localhost:8400)" };
 
     public static Option<bool> Json() => new("--json") { Description = "Print exactly one JSON object on stdout" };
 

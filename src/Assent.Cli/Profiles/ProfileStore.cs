@@ -90,10 +90,14 @@ internal sealed class ProfileStore(string root, TextWriter warnings)
         return result;
     }
 
-    /// <summary>The human profile to act as: <c>ASSENT_PROFILE</c>, else the default.</summary>
+    /// <summary>
+    /// The human profile to act as: <c>ASSENT_PROFILE</c>, else the default. <c>ASSENT_PROFILE</c> naming an
+    /// agent profile selects that agent for the agent commands and leaves the human commands on the default.
+    /// </summary>
     public static (string Name, HumanProfile Profile)? SelectHuman(ProfilesFile file)
     {
-        var name = Environment.GetEnvironmentVariable(ProfileVariable) is { Length: > 0 } chosen ? chosen : file.Defaults.Human;
+        var chosen = Environment.GetEnvironmentVariable(ProfileVariable);
+        var name = chosen is { Length: > 0 } && !file.Agents.ContainsKey(chosen) ? chosen : file.Defaults.Human;
         if (name is null)
         {
             return null;
@@ -103,6 +107,66 @@ internal sealed class ProfileStore(string root, TextWriter warnings)
             throw CliException.Invalid($"no signed-in profile '{name}'{(name == file.Defaults.Human ? "" : $" (from {ProfileVariable})")}; see: assent profiles list");
         }
         return (name, profile);
+    }
+
+    /// <summary>
+    /// The agent profile to act as: <paramref name="name"/> (its profile id, or the agent's name as
+    /// <c>setup-agent --name</c> took it), else <c>ASSENT_PROFILE</c> when it names an agent, else the default
+    /// agent. Null when none is chosen and <paramref name="required"/> is false.
+    /// </summary>
+    public static (string Name, AgentProfile Profile)? SelectAgent(ProfilesFile file, string? name, bool required)
+    {
+        if (name is not null)
+        {
+            if (file.Agents.TryGetValue(name, out var named) || file.Agents.TryGetValue(Slug(name), out named))
+            {
+                return (file.Agents.ContainsKey(name) ? name : Slug(name), named);
+            }
+            throw CliException.Usage($"--agent: no saved agent profile '{name}'; see: assent profiles list (save one with: assent auth setup-agent --name NAME --save)");
+        }
+        var chosen = Environment.GetEnvironmentVariable(ProfileVariable);
+        if (chosen is { Length: > 0 } && file.Agents.TryGetValue(chosen, out var selected))
+        {
+            return (chosen, selected);
+        }
+        if (chosen is { Length: > 0 } && !file.Humans.ContainsKey(chosen))
+        {
+            throw CliException.Usage($"no profile '{chosen}' (from {ProfileVariable}); see: assent profiles list");
+        }
+        if (file.Defaults.Agent is { } fallback && file.Agents.TryGetValue(fallback, out var byDefault))
+        {
+            return (fallback, byDefault);
+        }
+        return required
+            ? throw CliException.Usage("--agent: no default agent profile; name one (assent profiles list) or save one with: assent auth setup-agent --name NAME --save")
+            : null;
+    }
+
+    /// <summary>
+    /// A profile id from an agent's name, as typed on the command line: lower case a-z, 0-9 and single
+    /// hyphens (<c>"Deploy Bot #2"</c> becomes <c>deploy-bot-2</c>), at most 48 characters.
+    /// </summary>
+    public static string Slug(string name)
+    {
+        var sb = new System.Text.StringBuilder(name.Length);
+        foreach (var c in name.Normalize(System.Text.NormalizationForm.FormD))
+        {
+            if (char.IsAsciiLetterOrDigit(c))
+            {
+                sb.Append(char.ToLowerInvariant(c));
+            }
+            else if (System.Globalization.CharUnicodeInfo.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.NonSpacingMark)
+            {
+                // An accent after its letter (é is e + ́ once decomposed) is dropped, the letter kept.
+            }
+            else if (sb.Length > 0 && sb[^1] != '-')
+            {
+                sb.Append('-');
+            }
+        }
+        var slug = sb.ToString().Trim('-');
+        slug = slug.Length > 48 ? slug[..48].TrimEnd('-') : slug;
+        return slug.Length == 0 ? "agent" : slug;
     }
 
     /// <summary>A human profile is named after who and where: <c>alice@localhost:8400</c>.</summary>

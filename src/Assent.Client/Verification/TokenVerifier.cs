@@ -105,18 +105,21 @@ public sealed class TokenVerifier : IDisposable
         {
             throw Fail(TokenErrors.MalformedToken, "the header has no kid");
         }
+        var claims = ReadClaims(parts.Payload);
+        var c = new Claims(claims);
+        // RFC 8725 §3.8: the issuer must be the one trusted. Compared before any key is fetched, so a token
+        // of another issuer (or the same server under another name) is refused as such, naming both, rather
+        // than as keys that cannot be found. Refusing on an unverified claim trusts nothing; no other claim
+        // is used before the signature verifies.
+        if (c.Iss != _issuer)
+        {
+            throw Fail(TokenErrors.InvalidIssuer, $"the token was issued by '{c.Iss}', not by the trusted issuer '{_issuer}'");
+        }
         var key = await _keys.FindAsync(kid, ct)
             ?? throw Fail(TokenErrors.InvalidSignature, $"kid '{kid}' is not a current key of {_issuer}");
         if (!Jws.VerifySignature(token, parts, key))
         {
             throw Fail(TokenErrors.InvalidSignature, "the signature does not verify");
-        }
-
-        var claims = ReadClaims(parts.Payload);
-        var c = new Claims(claims);
-        if (c.Iss != _issuer)
-        {
-            throw Fail(TokenErrors.InvalidIssuer, $"iss '{c.Iss}' is not '{_issuer}'");
         }
         CheckTimes(c);
         CheckApproval(c);

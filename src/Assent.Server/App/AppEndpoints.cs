@@ -25,11 +25,14 @@ internal static class AppEndpoints
     private sealed record Asset(byte[] Bytes, string ContentType, string ETag);
 
     private static readonly Asset Page = Load("app.html", "text/html; charset=utf-8");
+    private static readonly Asset Landing = Load("index.html", "text/html; charset=utf-8");
     private static readonly Asset Script = Load("app.js", "text/javascript; charset=utf-8");
     private static readonly Asset Style = Load("app.css", "text/css; charset=utf-8");
 
     public static IEndpointRouteBuilder MapApp(this IEndpointRouteBuilder app, AssentOptions options)
     {
+        // The server's root: what this is, and links to the app, discovery and the API (docs/http-api.md §12.1).
+        app.MapGet("/", (HttpContext http) => Serve(http, Landing)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.App, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.Enroll, (HttpContext http) => Serve(http, Page)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.Verification, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");

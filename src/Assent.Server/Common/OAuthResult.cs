@@ -47,8 +47,18 @@ internal sealed class OAuthError(string error, string? description, int status =
             Problem.SetRetryAfter(context.Response, wait);
         }
         context.Response.ContentType = "application/json";
-        return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), ProtocolJson.Default.OAuthErrorBody, context.RequestAborted);
+        return JsonSerializer.SerializeAsync(context.Response.Body, new OAuthErrorBody(error, description), Body, context.RequestAborted);
     }
+
+    /// <summary>
+    /// The descriptions are for people: a quote stays a quote (<c>'openid'</c>, not <c>\u0027openid\u0027</c>).
+    /// The default encoder escapes HTML-significant characters for JSON embedded in a page; these bodies are
+    /// only ever served as <c>application/json</c>, and JSON escaping proper (quotes, control characters)
+    /// still applies.
+    /// </summary>
+    private static readonly System.Text.Json.Serialization.Metadata.JsonTypeInfo<OAuthErrorBody> Body =
+        new ProtocolJson(new JsonSerializerOptions(ProtocolJson.Default.Options) { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping })
+            .OAuthErrorBody;
 
     /// <summary>RFC 6749 §5.1: responses carrying tokens or errors must not be cached.</summary>
     public static void NoStore(HttpResponse response)

@@ -67,6 +67,8 @@ public static class AssentServer
         var store = await StoreFactory.OpenAsync(options, time, ct);
         var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
         await keys.InitializeAsync(ct);
+        // Offline commands on this data (assent admin invite) print links for the issuer the server runs as (docs/cli.md §6).
+        await store.Meta.SetAsync(MetaKeys.Issuer, Encoding.UTF8.GetBytes(options.IssuerString), ct);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -134,6 +136,8 @@ public static class AssentServer
             // One wire style everywhere: snake_case members, absent rather than null.
             j.SerializerOptions.PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.SnakeCaseLower;
             j.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull;
+            // Problem details are read by people: quotes stay quotes (the bodies are application/json, never HTML).
+            j.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJson.Default);
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
         });

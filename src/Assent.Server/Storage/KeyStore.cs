@@ -16,6 +16,16 @@ internal interface IMetaStore
 
     /// <summary>Sets a value only if the key is absent; returns the value that is stored afterwards.</summary>
     Task<byte[]> GetOrAddAsync(string key, byte[] value, CancellationToken ct);
+
+    /// <summary>Sets a value, replacing any; nothing is written when it is already that value.</summary>
+    Task SetAsync(string key, byte[] value, CancellationToken ct);
+}
+
+/// <summary>The names in <c>meta</c> (docs/storage.md §3).</summary>
+internal static class MetaKeys
+{
+    /// <summary>The issuer the server last started with: offline commands print links for it (docs/cli.md §6).</summary>
+    public const string Issuer = "issuer";
 }
 
 internal sealed class KeyStore(Database db) : IKeyStore
@@ -44,5 +54,13 @@ internal sealed class MetaStore(Database db) : IMetaStore
         {
             await w.ExecAsync("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO NOTHING", key, value);
             return (await w.OneAsync("SELECT value FROM meta WHERE key = $1", r => (byte[])r[0], key))!;
+        }, ct);
+
+    public Task SetAsync(string key, byte[] value, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            await w.ExecAsync("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE meta.value <> excluded.value",
+                key, value);
+            return true;
         }, ct);
 }

@@ -44,7 +44,7 @@ public sealed class ServerProcess : IAsyncDisposable
     public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, string issuer, string? database = null,
         Action<ProcessStartInfo>? configure = null)
     {
-        var cli = Path.Combine(AppContext.BaseDirectory, "Assent.Cli.dll");
+        var cli = Path.Combine(AppContext.BaseDirectory, "assent.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in new[] { cli, "server", "--urls", $"http://localhost:{port}", "--data", dataDirectory, "--issuer", issuer })
         {
