@@ -105,7 +105,258 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
         await streaming.CancelAsync();
     }
 
+    [Fact]
+    public async Task A_postgresql_outage_is_answered_503_with_retry_after_and_logged_once_when_it_starts_and_once_when_it_ends()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
+        var port = TestServer.FreePort();
+        var issuer = $"http://localhost:{port}";
+        var setup = await ProvisionAsync(dir, issuer, database);
+        await using var node = await ServerProcess.StartAsync(dir, port, issuer, database);
+        var device = await ProcessDevice.EnrollAsync(node.Http, setup.InviteCode);
+        var before = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            before.Add(await AgentCalls.AskAsync(node.Http, setup.ClientId, setup.ClientSecret, "ops", $"before {i}"));
+        }
+        var pending = await device.PendingAsync(node.Http);
+        Assert.Equal(5, pending.Length);
+
+        await cluster.StopAsync("immediate");
+        var statuses = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        try
+        {
+            // OAuth endpoints: RFC 6749 temporarily_unavailable with 503 and Retry-After.
+            var (askStatus, askError, askRetry) = await OAuthAsync(node.Http, "/oauth/bc-authorize", setup,
+                new() { ["scope"] = "openid", ["login_hint"] = "ops", ["binding_message"] = "during" }, wait: 0);
+            var (tokenStatus, tokenError, tokenRetry) = await OAuthAsync(node.Http, "/oauth/token", setup,
+                new() { ["grant_type"] = "urn:openid:params:grant-type:ciba", ["auth_req_id"] = before[0] }, wait: 0);
+            var (heldStatus, heldError, heldRetry) = await OAuthAsync(node.Http, "/oauth/token", setup,
+                new() { ["grant_type"] = "urn:openid:params:grant-type:ciba", ["auth_req_id"] = before[1] }, wait: 5);
+            foreach (var (status, error, retry) in new[] { (askStatus, askError, askRetry), (tokenStatus, tokenError, tokenRetry), (heldStatus, heldError, heldRetry) })
+            {
+                Assert.Equal(503, status);
+                Assert.Equal("temporarily_unavailable", error);
+                Assert.True(retry > 0);
+            }
+            statuses["bc-authorize"] = askStatus;
+            statuses["token"] = tokenStatus;
+            statuses["token Prefer: wait=5"] = heldStatus;
+
+            // Everything else: a problem document with 503 and Retry-After; liveness stays 200.
+            using (var decided = await device.DecideAsync(node.Http, pending[0], "approve"))
+            {
+                await AssertUnavailableProblemAsync(decided);
+                statuses["decision"] = (int)decided.StatusCode;
+            }
+            using (var health = await node.Http.GetAsync("/healthz"))
+            {
+                await AssertUnavailableProblemAsync(health);
+                statuses["/healthz"] = (int)health.StatusCode;
+            }
+            using (var ready = await node.Http.GetAsync("/healthz/ready"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+                Assert.NotNull(ready.Headers.RetryAfter);
+                Assert.Equal("unavailable", JsonDocument.Parse(await ready.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetString());
+                statuses["/healthz/ready"] = (int)ready.StatusCode;
+            }
+            using (var live = await node.Http.GetAsync("/healthz/live"))
+            {
+                Assert.Equal(HttpStatusCode.OK, live.StatusCode);
+                statuses["/healthz/live"] = (int)live.StatusCode;
+            }
+        }
+        finally
+        {
+            await cluster.StartAsync();
+        }
+        var back = Stopwatch.StartNew();
+        await WaitUntilAsync(() => Ready(node.Http), TimeSpan.FromSeconds(30), "/healthz/ready answering 200 again");
+        var readyAfter = back.ElapsedMilliseconds;
+        output.WriteLine($"PostgreSQL stopped (immediate): {string.Join(", ", statuses.Select(s => $"{s.Key} {s.Value}"))}; ready {readyAfter} ms after it started again");
+
+        // The ledger: the requests made before the outage are decided and redeemed once each afterwards.
+        foreach (var approval in await device.PendingAsync(node.Http))
+        {
+            using var decided = await device.DecideAsync(node.Http, approval, "approve");
+            Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+        }
+        foreach (var id in before)
+        {
+            Assert.Equal(200, (await AgentCalls.TokenAsync(node.Http, setup.ClientId, setup.ClientSecret, id, wait: 5)).Status);
+            Assert.Equal("invalid_grant", (await AgentCalls.TokenAsync(node.Http, setup.ClientId, setup.ClientSecret, id, wait: 0)).Error);
+        }
+        await AssertLedgerAsync(dir, issuer, database, 5, 5, 5);
+
+        // One line when the outage began and one when it ended; no stack trace for any refused request.
+        await WaitUntilAsync(() => node.Output.Contains("storage available again", StringComparison.Ordinal), TimeSpan.FromSeconds(10), () => node.Output);
+        var lines = node.Output.Split('\n');
+        Assert.Single(lines, l => l.Contains("storage unavailable", StringComparison.Ordinal));
+        Assert.Single(lines, l => l.Contains("storage available again", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Exception (0x", StringComparison.Ordinal) || l.Contains(" at Npgsql.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Two_nodes_started_while_postgresql_is_down_wait_for_it_and_make_one_signing_key_and_one_first_invite()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
+        var (portA, portB) = (TestServer.FreePort(), TestServer.FreePort());
+        var issuer = $"http://localhost:{portA}";
+        var waiting = new ConcurrentDictionary<int, bool>();
+        Task<ServerProcess> StartNode(int port) => ServerProcess.StartAsync(dir, port, issuer, database, onLine: line =>
+        {
+            if (line.StartsWith("waiting for the database", StringComparison.Ordinal))
+            {
+                waiting[port] = true;
+            }
+        });
+
+        await cluster.StopAsync();
+        Task<ServerProcess> startingA, startingB;
+        try
+        {
+            (startingA, startingB) = (StartNode(portA), StartNode(portB));
+            // Both are up and retrying rather than exiting.
+            await WaitUntilAsync(() => waiting.Count == 2 || startingA.IsFaulted || startingB.IsFaulted, TimeSpan.FromSeconds(60), "both nodes waiting for the database");
+            Assert.False(startingA.IsCompleted || startingB.IsCompleted);
+        }
+        finally
+        {
+            await cluster.StartAsync();
+        }
+        var back = Stopwatch.StartNew();
+        await using var a = await startingA;
+        await using var b = await startingB;
+        output.WriteLine($"start while PostgreSQL is down: both nodes listening {back.ElapsedMilliseconds} ms after it started");
+
+        // One first-start of everything: one key, one first invite, printed by one node.
+        await using (var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default))
+        {
+            Assert.Single(await store.Keys.ListAsync(default));
+        }
+        var banners = new[] { a.Output, b.Output };
+        Assert.Single(banners, o => o.Contains("  code: ", StringComparison.Ordinal));
+        // The other found the first user already there, or lost the claim to invite it and said so.
+        var code = banners.Single(o => o.Contains("  code: ", StringComparison.Ordinal)).Split('\n').First(l => l.StartsWith("  code: ", StringComparison.Ordinal))[8..].Trim();
+
+        // The ledger: the first user enrols with that code; flows asked on A, decided on B, redeemed on A.
+        var device = await ProcessDevice.EnrollAsync(b.Http, code);
+        CreatedAgent agent;
+        await using (var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default))
+        {
+            agent = await new AdminOperations(store, new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System)
+                .CreateAgentAsync("admin", "first agent", "approve:action", default);
+        }
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            ids.Add(await AgentCalls.AskAsync(a.Http, agent.ClientId, agent.ClientSecret, "admin", $"first {i}"));
+        }
+        foreach (var approval in await device.PendingAsync(b.Http))
+        {
+            using var decided = await device.DecideAsync(b.Http, approval, "approve");
+            Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+        }
+        foreach (var id in ids)
+        {
+            var token = await AgentCalls.TokenAsync(a.Http, agent.ClientId, agent.ClientSecret, id, wait: 5);
+            Assert.Equal(200, token.Status);
+        }
+        var types = await AuditTypesAsync(dir, issuer, database);
+        Assert.Equal(1, types.GetValueOrDefault(AuditTypes.KeyCreated));
+        Assert.Equal(1, types.GetValueOrDefault(AuditTypes.UserInvited));
+        await AssertLedgerAsync(dir, issuer, database, 5, 5, 5);
+    }
+
+    [Fact]
+    public async Task Eight_nodes_initialising_an_empty_database_at_once_make_one_signing_key_and_one_first_invite()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
+        var options = new AssentOptions { Issuer = "http://localhost:8400", DataDirectory = dir, Database = database };
+        var master = Keys.MasterKey.Load(options);
+        var stores = new List<AssentStore>();
+        try
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                stores.Add(await StoreFactory.OpenAsync(options, TimeProvider.System, default));
+            }
+            // What each node does at start once its schema is there, all at the same moment.
+            using var go = new SemaphoreSlim(0, 8);
+            var starts = stores.Select(store => Task.Run(async () =>
+            {
+                await go.WaitAsync();
+                var ring = new Keys.KeyRing(store.Keys, store.Meta, master, options, TimeProvider.System);
+                await ring.InitializeAsync(default);
+                var invite = await new AdminOperations(store, options, TimeProvider.System).InviteFirstAdminAsync(default);
+                return (ring.Current.Kid, Invited: invite is not null);
+            })).ToList();
+            go.Release(8);
+            var results = await Task.WhenAll(starts);
+
+            Assert.Single(results.Select(r => r.Kid).Distinct());
+            Assert.Single(results, r => r.Invited);
+            Assert.Single(await stores[0].Keys.ListAsync(default));
+        }
+        finally
+        {
+            foreach (var store in stores)
+            {
+                await store.DisposeAsync();
+            }
+        }
+        var types = await AuditTypesAsync(dir, options.Issuer, database);
+        Assert.Equal(1, types.GetValueOrDefault(AuditTypes.KeyCreated));
+        Assert.Equal(1, types.GetValueOrDefault(AuditTypes.UserInvited));
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------------
+
+    private static async Task<(int Status, string? Error, int RetryAfter)> OAuthAsync(HttpClient http, string path, Provisioned setup, Dictionary<string, string> form, int wait)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new FormUrlEncodedContent(form) };
+        request.Headers.Authorization = AgentCalls.Basic(setup.ClientId, setup.ClientSecret);
+        if (wait > 0)
+        {
+            request.Headers.TryAddWithoutValidation("Prefer", $"wait={wait}");
+        }
+        using var response = await http.SendAsync(request);
+        Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        return ((int)response.StatusCode, body.TryGetProperty("error", out var e) ? e.GetString() : null, (int)(response.Headers.RetryAfter?.Delta?.TotalSeconds ?? 0));
+    }
+
+    private static async Task AssertUnavailableProblemAsync(HttpResponseMessage response)
+    {
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.True(response.Headers.RetryAfter?.Delta > TimeSpan.Zero);
+        Assert.Equal(503, JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("status").GetInt32());
+    }
+
+    private static bool Ready(HttpClient http)
+    {
+        try
+        {
+            using var response = http.GetAsync("/healthz/ready").GetAwaiter().GetResult();
+            return response.StatusCode == HttpStatusCode.OK;
+        }
+        catch (HttpRequestException)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<Dictionary<string, int>> AuditTypesAsync(string dir, string issuer, string? database)
+    {
+        await using var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default);
+        return (await store.Audit.ReadAsync(0, 1_000_000, null, default)).Select(r => JsonDocument.Parse(r.Entry).RootElement.GetProperty("type").GetString()!)
+            .GroupBy(t => t).ToDictionary(g => g.Key, g => g.Count());
+    }
 
     private static async Task<(int Status, string? Id)> AskAsync(HttpClient http, Provisioned setup, string message)
     {
