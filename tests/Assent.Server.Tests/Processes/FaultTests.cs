@@ -314,6 +314,103 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
         Assert.Equal(1, types.GetValueOrDefault(AuditTypes.UserInvited));
     }
 
+    [Fact]
+    public async Task A_full_sqlite_disk_is_answered_503_and_not_ready_until_there_is_room_again()
+    {
+        // A disk that really fills: a small tmpfs, which only root may mount (the suite runs as root for PostgreSQL's sake).
+        Assert.True(Environment.UserName == "root", "this test mounts a 24 MiB tmpfs and must run as root");
+        var dir = Directory.CreateTempSubdirectory("assent-full-").FullName;
+        await RunAsync("mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", dir);
+        try
+        {
+            var port = TestServer.FreePort();
+            var issuer = $"http://localhost:{port}";
+            var setup = await ProvisionAsync(dir, issuer, null);
+            await using var node = await ServerProcess.StartAsync(dir, port, issuer);
+            var device = await ProcessDevice.EnrollAsync(node.Http, setup.InviteCode);
+            var created = new List<string>();
+            for (var i = 0; i < 5; i++)
+            {
+                created.Add(await AgentCalls.AskAsync(node.Http, setup.ClientId, setup.ClientSecret, "ops", $"room {i}"));
+            }
+
+            // Fill the disk to the last byte.
+            var filler = Path.Combine(dir, "filler");
+            await using (var fill = new FileStream(filler, FileMode.CreateNew))
+            {
+                var chunk = new byte[64 * 1024];
+                try
+                {
+                    while (true)
+                    {
+                        await fill.WriteAsync(chunk);
+                        await fill.FlushAsync();
+                    }
+                }
+                catch (IOException)
+                {
+                }
+            }
+            using (var ready = await node.Http.GetAsync("/healthz/ready"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+                Assert.NotNull(ready.Headers.RetryAfter);
+            }
+            // Requests go on until one finds no room: every answer is a success or a 503 saying to come back.
+            var statuses = new SortedDictionary<int, int>();
+            var refused = false;
+            for (var n = 0; !refused; n++)
+            {
+                Assert.True(n < 2000, "no request was refused on a full disk");
+                using var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/bc-authorize")
+                {
+                    Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["scope"] = "openid", ["login_hint"] = "ops", ["binding_message"] = $"full {n}" }),
+                };
+                request.Headers.Authorization = AgentCalls.Basic(setup.ClientId, setup.ClientSecret);
+                using var response = await node.Http.SendAsync(request);
+                statuses[(int)response.StatusCode] = statuses.GetValueOrDefault((int)response.StatusCode) + 1;
+                var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    created.Add(body.GetProperty("auth_req_id").GetString()!);
+                    continue;
+                }
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+                Assert.Equal("temporarily_unavailable", body.GetProperty("error").GetString());
+                Assert.NotNull(response.Headers.RetryAfter);
+                refused = true;
+            }
+
+            File.Delete(filler);
+            var back = Stopwatch.StartNew();
+            await WaitUntilAsync(() => Ready(node.Http), TimeSpan.FromSeconds(30), "/healthz/ready answering 200 once there is room");
+            output.WriteLine($"SQLite disk full: bc-authorize {string.Join(", ", statuses.Select(s => $"{s.Key}×{s.Value}"))}, /healthz/ready 503; " +
+                             $"ready {back.ElapsedMilliseconds} ms after the filler was deleted");
+
+            // The ledger: every request accepted before or during the fault is pending, then decided and redeemed once.
+            var pending = await device.PendingAsync(node.Http);
+            Assert.Equal(created.Count, pending.Length);
+            foreach (var approval in pending)
+            {
+                using var decided = await device.DecideAsync(node.Http, approval, "approve");
+                Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+            }
+            foreach (var id in created)
+            {
+                Assert.Equal(200, (await AgentCalls.TokenAsync(node.Http, setup.ClientId, setup.ClientSecret, id, wait: 5)).Status);
+            }
+            var lines = node.Output.Split('\n');
+            Assert.Single(lines, l => l.Contains("storage unavailable", StringComparison.Ordinal));
+            Assert.DoesNotContain(lines, l => l.Contains("Exception (0x", StringComparison.Ordinal));
+            node.KillHard();
+            await AssertLedgerAsync(dir, issuer, null, created.Count, created.Count, created.Count);
+        }
+        finally
+        {
+            await RunAsync("umount", "-l", dir);
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static async Task<(int Status, string? Error, int RetryAfter)> OAuthAsync(HttpClient http, string path, Provisioned setup, Dictionary<string, string> form, int wait)
@@ -356,6 +453,14 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
         await using var store = await StoreFactory.OpenAsync(new AssentOptions { Issuer = issuer, DataDirectory = dir, Database = database }, TimeProvider.System, default);
         return (await store.Audit.ReadAsync(0, 1_000_000, null, default)).Select(r => JsonDocument.Parse(r.Entry).RootElement.GetProperty("type").GetString()!)
             .GroupBy(t => t).ToDictionary(g => g.Key, g => g.Count());
+    }
+
+    private static async Task RunAsync(string file, params string[] args)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardError = true })!;
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)}: {error}");
     }
 
     private static async Task<(int Status, string? Id)> AskAsync(HttpClient http, Provisioned setup, string message)
