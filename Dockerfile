@@ -1,4 +1,4 @@
-# The Assent server as a container (docs/deployment.md §13). Build from a clone:
+# The Assent server as a container (docs/deployment.md §14). Build from a clone:
 #
 #   dotnet publish src/Assent.Cli -c Release -r linux-x64 --self-contained -o publish
 #   docker build -t assent .
@@ -25,7 +25,8 @@ VOLUME ["/data"]
 EXPOSE 8400
 ENV ASSENT_SERVER=http://localhost:8400
 
-HEALTHCHECK --interval=30s --timeout=6s --start-period=20s --retries=3 CMD ["assent", "health"]
+# Healthy when the server can take writes (/healthz/ready, docs/deployment.md §13).
+HEALTHCHECK --interval=30s --timeout=6s --start-period=20s --retries=3 CMD ["assent", "health", "--path", "/healthz/ready"]
 
 ENTRYPOINT ["assent"]
 CMD ["server", "--urls", "http://0.0.0.0:8400", "--data", "/data"]

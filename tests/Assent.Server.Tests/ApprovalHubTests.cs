@@ -147,4 +147,37 @@ public sealed class ApprovalHubTests
         Assert.Equal(ApprovalState.Denied, (await hold.WaitAsync(TimeSpan.FromSeconds(10)))!.State);
         Assert.Equal(1, reads);
     }
+
+    [Fact]
+    public void A_resync_wakes_every_open_stream_and_tells_it_once_to_read_again()
+    {
+        var hub = new ApprovalHub();
+        using var first = hub.Subscribe("usr_1", "dev_1", 4);
+        using var second = hub.Subscribe("usr_2", "dev_2", 4);
+        Assert.False(first.TakeResync());
+
+        ((IApprovalEvents)hub).Resync();
+
+        foreach (var stream in new[] { first, second })
+        {
+            Assert.True(stream.Reader.TryRead(out var wake));
+            Assert.Same(StreamEvent.Resync, wake);
+            Assert.True(stream.TakeResync());
+            Assert.False(stream.TakeResync());
+        }
+    }
+
+    [Fact]
+    public void A_stream_whose_buffer_overflowed_is_told_to_read_again()
+    {
+        var hub = new ApprovalHub();
+        using var stream = hub.Subscribe("usr_1", "dev_1", 4);
+        for (var i = 0; i < 256; i++)
+        {
+            hub.Created(Pending($"apr_{i}"));
+        }
+        Assert.False(stream.TakeResync());
+        hub.Created(Pending("apr_one_too_many"));
+        Assert.True(stream.TakeResync());
+    }
 }

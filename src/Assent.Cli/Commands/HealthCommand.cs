@@ -6,7 +6,7 @@ namespace Assent.Cli.Commands;
 
 /// <summary>
 /// <c>assent health</c>: asks a server's health endpoint, for a container's health check or a script
-/// (docs/cli.md §14; the container image runs it, docs/deployment.md §13). Exit 0 healthy, 1 unhealthy, 69 unreachable.
+/// (docs/cli.md §14; the container image runs it, docs/deployment.md §14). Exit 0 healthy, 1 unhealthy, 69 unreachable.
 /// </summary>
 internal static class HealthCommand
 {

@@ -21,6 +21,9 @@ public static class OAuthErrors
     public const string UnsupportedTokenType = "unsupported_token_type";
     public const string ServerError = "server_error";
 
+    /// <summary>RFC 6749 §4.1.2.1: the server cannot handle the request now (Assent: its database is unavailable), with 503 and <c>Retry-After</c>.</summary>
+    public const string TemporarilyUnavailable = "temporarily_unavailable";
+
     /// <summary>RFC 8707 §2: the resource is not one this server issues tokens for.</summary>
     public const string InvalidTarget = "invalid_target";
 

@@ -31,6 +31,26 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
         return new Invite(code, link, user.Handle, user.Id, user.IsAdmin, expires);
     }
 
+    /// <summary>
+    /// At start with no users: invites the first (admin) user, unless another node starting at the same time already did
+    /// (then null). The claim lasts a minute, so a later start on a database still without users prints a new code.
+    /// </summary>
+    public async Task<Invite?> InviteFirstAdminAsync(CancellationToken ct)
+    {
+        const string handle = "admin";
+        var now = time.GetUtcNow();
+        var code = Ids.InviteCode();
+        var expires = now + options.InviteLifetime;
+        var user = await store.Users.TryCreateFirstInviteAsync(
+            new UserRecord(Ids.New("usr"), handle, true, now.ToUnixTimeMilliseconds()),
+            new InviteRecord(Ids.Hash(Ids.NormalizeInviteCode(code)), "", expires.ToUnixTimeMilliseconds(), null),
+            new AuditEvent(AuditTypes.UserInvited, null, "operator", null, new Dictionary<string, string> { ["handle"] = handle, ["admin"] = "true" }),
+            now.ToUnixTimeMilliseconds(), (long)FirstInviteClaimLasts.TotalMilliseconds, ct);
+        return user is null ? null : new Invite(code, $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}", user.Handle, user.Id, true, expires);
+    }
+
+    private static readonly TimeSpan FirstInviteClaimLasts = TimeSpan.FromMinutes(1);
+
     public async Task<CreatedAgent> CreateAgentAsync(string ownerHandle, string name, string scopes, CancellationToken ct)
     {
         var owner = await store.Users.FindByHandleAsync(ownerHandle, ct)

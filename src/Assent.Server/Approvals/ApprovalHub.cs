@@ -6,7 +6,11 @@ using Assent.Server.Storage;
 namespace Assent.Server.Approvals;
 
 /// <summary>What a device stream is told.</summary>
-internal sealed record StreamEvent(string Type, string ApprovalId, ApprovalRecord? Approval);
+internal sealed record StreamEvent(string Type, string ApprovalId, ApprovalRecord? Approval)
+{
+    /// <summary>Wakes a stream's reader to look at <see cref="ApprovalHub.Subscription.TakeResync"/>; never sent to the client.</summary>
+    public static readonly StreamEvent Resync = new("resync", "", null);
+}
 
 /// <summary>
 /// In-process fan-out: agents held by <c>Prefer: wait</c> are woken when their request is
@@ -178,7 +182,32 @@ internal sealed class ApprovalHub : IApprovalEvents
 
     bool IApprovalEvents.Wants(string userId) => HasStreams(userId);
 
-    void IApprovalEvents.Resync() => WakeAll();
+    void IApprovalEvents.Resync()
+    {
+        WakeAll();
+        ResyncStreams();
+    }
+
+    /// <summary>
+    /// Every open device stream on this node may have missed news (the cross-node notification channel was lost, or a
+    /// stream's buffer overflowed): each is told to read the user's requests again and send what it lacks
+    /// (docs/http-api.md §11). A stream that cannot read yet (the database is down too) tries again at the next resync.
+    /// </summary>
+    public void ResyncStreams()
+    {
+        List<Subscription> all = [];
+        lock (_deviceStreams)
+        {
+            foreach (var held in _deviceStreams.Values)
+            {
+                all.AddRange(held);
+            }
+        }
+        foreach (var subscription in all)
+        {
+            subscription.OweResync();
+        }
+    }
 
     /// <summary>
     /// Opens a stream of events for one user's devices, held by <paramref name="deviceId"/>. A device keeps at most
@@ -187,8 +216,11 @@ internal sealed class ApprovalHub : IApprovalEvents
     /// </summary>
     public Subscription Subscribe(string userId, string deviceId, int maxPerDevice)
     {
-        var channel = Channel.CreateBounded<StreamEvent>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
-        var subscription = new Subscription(this, userId, deviceId, channel);
+        Subscription? owner = null;
+        // An event dropped from a full buffer is news the stream missed: it reads the user's requests again instead.
+        var channel = Channel.CreateBounded<StreamEvent>(new BoundedChannelOptions(256) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+            dropped => owner?.OweResync(wake: false));
+        var subscription = owner = new Subscription(this, userId, deviceId, channel);
         List<Subscription>? superseded = null;
         lock (_deviceStreams)
         {
@@ -271,6 +303,7 @@ internal sealed class ApprovalHub : IApprovalEvents
     internal sealed class Subscription(ApprovalHub hub, string userId, string deviceId, Channel<StreamEvent> channel) : IDisposable
     {
         private volatile bool _superseded;
+        private int _resyncOwed;
 
         public ChannelReader<StreamEvent> Reader => channel.Reader;
 
@@ -288,6 +321,25 @@ internal sealed class ApprovalHub : IApprovalEvents
 
         /// <summary>Its place in the device's streams (under the hub's lock); null once it left them.</summary>
         internal LinkedListNode<Subscription>? Node { get; set; }
+
+        /// <summary>
+        /// Whether the stream must read the user's requests again (it may have missed news); taking it clears it. The
+        /// flag is set before the reader is woken, so a reader woken by <see cref="StreamEvent.Resync"/> always finds it.
+        /// </summary>
+        public bool TakeResync() => Interlocked.Exchange(ref _resyncOwed, 0) == 1;
+
+        /// <summary>Marks the stream as having missed news; wakes its reader unless a write into the channel is already doing so.</summary>
+        internal void OweResync(bool wake = true)
+        {
+            Volatile.Write(ref _resyncOwed, 1);
+            if (wake)
+            {
+                channel.Writer.TryWrite(StreamEvent.Resync);
+            }
+        }
+
+        /// <summary>Keeps the resync owed without waking the reader: it is retried at the next wake (another resync, an event).</summary>
+        public void OweResyncLater() => Volatile.Write(ref _resyncOwed, 1);
 
         internal void Supersede()
         {

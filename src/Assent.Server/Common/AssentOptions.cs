@@ -50,6 +50,12 @@ public sealed class AssentOptions
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// How long a server starting while its database is unreachable (or its disk full) keeps trying, with a backoff
+    /// growing from a quarter second to ten, before it gives up; zero tries once (docs/deployment.md §13).
+    /// </summary>
+    public TimeSpan StartupRetryFor { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// RFC 9396 types agents may send in <c>authorization_details</c>; others get invalid_authorization_details. The types
     /// of requests the server raises itself (agent_registration, agent_consent) are refused even when listed here.
     /// </summary>
@@ -152,6 +158,10 @@ public sealed class AssentOptions
             {
                 return $"Assent:WebAuthnRpId '{RpId}' must be the host of every WebAuthn origin or a parent domain of it ('{origin}')";
             }
+        }
+        if (StartupRetryFor < TimeSpan.Zero || StartupRetryFor > TimeSpan.FromDays(1))
+        {
+            return "Assent:StartupRetryFor must be between 0 and 1 day";
         }
         if (WebAuthnChallengeLifetime <= TimeSpan.Zero || WebAuthnChallengeLifetime > TimeSpan.FromMinutes(30))
         {

@@ -19,7 +19,7 @@ internal sealed record DidDocument(
     [property: JsonPropertyName("authentication")] IReadOnlyList<string> Authentication,
     [property: JsonPropertyName("assertionMethod")] IReadOnlyList<string> AssertionMethod);
 
-internal sealed record HealthReport(string Status, string Storage);
+internal sealed record HealthReport(string Status, string Storage, string? Detail = null);
 
 
 [JsonSourceGenerationOptions(

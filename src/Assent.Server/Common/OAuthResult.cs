@@ -118,6 +118,10 @@ internal static class Problem
     /// <summary>429 with <c>Retry-After</c>: a limit refused the request, which changed nothing (docs/http-api.md §2.2).</summary>
     public static IResult TooManyRequests(string detail, TimeSpan retryAfter) => new RetryLater(Make(StatusCodes.Status429TooManyRequests, "Too many requests", detail), retryAfter);
 
+    /// <summary>503 with <c>Retry-After</c>: the server cannot answer now (its database is unavailable), docs/http-api.md §2.3.</summary>
+    public static IResult Unavailable(string detail, TimeSpan retryAfter) =>
+        new RetryLater(Make(StatusCodes.Status503ServiceUnavailable, "Service unavailable", detail), retryAfter);
+
     /// <summary>RFC 9110 §10.2.3: whole seconds, rounded up, at least 1.</summary>
     public static void SetRetryAfter(HttpResponse response, TimeSpan wait) =>
         response.Headers.RetryAfter = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);

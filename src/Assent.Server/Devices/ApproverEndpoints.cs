@@ -148,10 +148,9 @@ internal static class ApproverEndpoints
         response.ContentType = "text/event-stream";
         response.Headers.CacheControl = "no-store";
         response.Headers["X-Accel-Buffering"] = "no";
-        foreach (var a in await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
-        {
-            await WriteEventAsync(response, StreamEvents.Approval, a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ProtocolJson.Default.PendingApproval), ct);
-        }
+        // The requests this stream has shown as pending and not yet as settled: after a gap it sends what changed.
+        var shown = new HashSet<string>(StringComparer.Ordinal);
+        await SendPendingAsync(response, shown, userId, approvals, views, time, ct);
         await response.WriteAsync(": ready\n\n", ct);
         await response.Body.FlushAsync(ct);
         using var heartbeat = new PeriodicTimer(TimeSpan.FromSeconds(15), time);
@@ -163,6 +162,8 @@ internal static class ApproverEndpoints
             if (done == nextBeat)
             {
                 await response.WriteAsync(": keep-alive\n\n", ct);
+                // A resync that could not read before (storage was down) is retried with the heartbeat at the latest.
+                await ResyncIfOwedAsync();
                 await response.Body.FlushAsync(ct);
                 nextBeat = heartbeat.WaitForNextTickAsync(ct).AsTask();
                 continue;
@@ -178,13 +179,81 @@ internal static class ApproverEndpoints
             }
             while (subscription.Reader.TryRead(out var e))
             {
-                var data = e.Approval is null
-                    ? JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ProtocolJson.Default.DecisionResponse)
-                    : JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ProtocolJson.Default.PendingApproval);
-                await WriteEventAsync(response, e.Approval is null ? StreamEvents.Settled : StreamEvents.Approval, e.ApprovalId, data, ct);
+                if (ReferenceEquals(e, StreamEvent.Resync))
+                {
+                    continue;
+                }
+                if (e.Approval is null)
+                {
+                    shown.Remove(e.ApprovalId);
+                    await WriteEventAsync(response, StreamEvents.Settled, e.ApprovalId,
+                        JsonSerializer.Serialize(new DecisionResponse(e.ApprovalId, e.Type), ProtocolJson.Default.DecisionResponse), ct);
+                }
+                else
+                {
+                    shown.Add(e.ApprovalId);
+                    await WriteEventAsync(response, StreamEvents.Approval, e.ApprovalId,
+                        JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ProtocolJson.Default.PendingApproval), ct);
+                }
             }
+            await ResyncIfOwedAsync();
             await response.Body.FlushAsync(ct);
         }
+
+        async Task ResyncIfOwedAsync()
+        {
+            if (subscription.TakeResync() && !await ResyncAsync(response, shown, userId, approvals, views, time, ct))
+            {
+                // The database is unreachable too: the next wake (the notification channel back, a heartbeat) tries again.
+                subscription.OweResyncLater();
+            }
+        }
+    }
+
+    /// <summary>One <c>approval</c> event per pending request the stream has not shown yet, oldest first.</summary>
+    private static async Task SendPendingAsync(HttpResponse response, HashSet<string> shown, string userId, IApprovalStore approvals, ApprovalViews views,
+        TimeProvider time, CancellationToken ct, IReadOnlyList<ApprovalRecord>? pending = null)
+    {
+        foreach (var a in pending ?? await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
+        {
+            if (shown.Add(a.Id))
+            {
+                await WriteEventAsync(response, StreamEvents.Approval, a.Id, JsonSerializer.Serialize(await views.ViewAsync(a, ct), ProtocolJson.Default.PendingApproval), ct);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a gap in this node's news (docs/http-api.md §11): the requests created meanwhile as <c>approval</c> events,
+    /// and those shown as pending that settled meanwhile as <c>settled</c>. False when storage cannot be read now.
+    /// </summary>
+    private static async Task<bool> ResyncAsync(HttpResponse response, HashSet<string> shown, string userId, IApprovalStore approvals, ApprovalViews views,
+        TimeProvider time, CancellationToken ct)
+    {
+        IReadOnlyList<ApprovalRecord> pending;
+        List<(string Id, ApprovalState State)> settled = [];
+        try
+        {
+            pending = await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+            var still = pending.Select(a => a.Id).ToHashSet(StringComparer.Ordinal);
+            foreach (var id in shown.Where(id => !still.Contains(id)).ToList())
+            {
+                // Settled, or expired without the sweep having got to it yet: either way it is no longer to be decided.
+                var state = (await approvals.FindAsync(id, ct))?.State ?? ApprovalState.Expired;
+                settled.Add((id, state is ApprovalState.Pending ? ApprovalState.Expired : state is ApprovalState.Redeemed ? ApprovalState.Approved : state));
+            }
+        }
+        catch (Exception e) when (StorageFaults.IsUnavailable(e))
+        {
+            return false;
+        }
+        foreach (var (id, state) in settled)
+        {
+            shown.Remove(id);
+            await WriteEventAsync(response, StreamEvents.Settled, id, JsonSerializer.Serialize(new DecisionResponse(id, StateNames.Of(state)), ProtocolJson.Default.DecisionResponse), ct);
+        }
+        await SendPendingAsync(response, shown, userId, approvals, views, time, ct, pending);
+        return true;
     }
 
     private static async Task WriteEventAsync(HttpResponse response, string type, string id, string json, CancellationToken ct)

@@ -64,11 +64,7 @@ public static class AssentServer
         {
             await Console.Error.WriteLineAsync(warning);
         }
-        var store = await StoreFactory.OpenAsync(options, time, ct);
-        var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
-        await keys.InitializeAsync(ct);
-        // Offline commands on this data (assent admin invite) print links for the issuer the server runs as (docs/cli.md §6).
-        await store.Meta.SetAsync(MetaKeys.Issuer, Encoding.UTF8.GetBytes(options.IssuerString), ct);
+        var (store, keys, invite) = await FirstStartAsync(options, master, time, ct);
 
         var services = builder.Services;
         services.AddSingleton(options);
@@ -143,6 +139,8 @@ public static class AssentServer
         });
         services.AddProblemDetails();
         services.AddExceptionHandler<ClientFaults>();
+        services.AddSingleton<StorageHealth>();
+        services.AddExceptionHandler<StorageOutages>();
         services.AddOpenApi("v1");
 
         var app = builder.Build();
@@ -156,12 +154,7 @@ public static class AssentServer
         app.UseRateLimiter();
         app.UseAuthentication();
         app.UseAuthorization();
-        app.MapGet("/healthz", async (AssentStore s, CancellationToken c) =>
-            {
-                await s.Users.AnyAsync(c);
-                return TypedResults.Json(new HealthReport("ok", s.Engine), ServerJson.Default.HealthReport);
-            })
-            .WithSummary("Liveness and readiness: answers once storage responds").WithTags("Operations");
+        app.MapHealth();
         app.MapDiscovery(options);
         app.MapCiba();
         app.MapTokens();
@@ -176,13 +169,75 @@ public static class AssentServer
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
-        if (!await store.Users.AnyAsync(ct))
+        if (invite is not null)
         {
-            var invite = await new AdminOperations(store, options, time).InviteAsync("admin", admin: true, ct);
-            (banner ?? Console.Out).WriteLine(FirstUserBanner(invite));
+            (banner ?? Console.Out).WriteLine(invite.Created is { } created ? FirstUserBanner(created) : NoUsersYet);
         }
         return app;
     }
+
+    internal const string NoUsersYet = "No users yet: another node starting at the same time printed the first (admin) user's one-time enrolment code.";
+
+    /// <summary>Whether this start found no users and invited the first one: <see cref="Created"/> is null when another node did so first.</summary>
+    private sealed record FirstInvite(Invite? Created);
+
+    /// <summary>
+    /// Opens storage, migrates it, checks the key-encryption key, creates the first signing key and the first user's
+    /// invite when there are none. While the database is unreachable (a whole deployment coming up in any order) this is
+    /// retried with a bounded backoff for <see cref="AssentOptions.StartupRetryFor"/>, one line on stderr per attempt.
+    /// Each first-start step is single-winner, so nodes starting together on an empty database make one of each.
+    /// </summary>
+    private static async Task<(AssentStore Store, KeyRing Keys, FirstInvite? Invite)> FirstStartAsync(AssentOptions options, MasterKey master, TimeProvider time,
+        CancellationToken ct)
+    {
+        // Waiting on another system: wall-clock time, whatever clock the tokens use.
+        var clock = TimeProvider.System;
+        var started = clock.GetTimestamp();
+        var delay = TimeSpan.FromMilliseconds(250);
+        for (var attempt = 1; ; attempt++)
+        {
+            AssentStore? store = null;
+            try
+            {
+                store = await StoreFactory.OpenAsync(options, time, ct);
+                var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
+                await keys.InitializeAsync(ct);
+                // Offline commands on this data (assent admin invite) print links for the issuer the server runs as (docs/cli.md §6).
+                await store.Meta.SetAsync(MetaKeys.Issuer, Encoding.UTF8.GetBytes(options.IssuerString), ct);
+                FirstInvite? invite = null;
+                if (!await store.Users.AnyAsync(ct))
+                {
+                    invite = new FirstInvite(await new AdminOperations(store, options, time).InviteFirstAdminAsync(ct));
+                }
+                if (attempt > 1)
+                {
+                    await Console.Error.WriteLineAsync($"the database answered after {clock.GetElapsedTime(started).TotalSeconds:0.0} s ({attempt} attempts)");
+                }
+                return (store, keys, invite);
+            }
+            catch (Exception e) when (StorageFaults.IsUnavailableAtStart(e) && clock.GetElapsedTime(started) + delay < options.StartupRetryFor)
+            {
+                if (store is not null)
+                {
+                    await store.DisposeAsync();
+                }
+                await Console.Error.WriteLineAsync(
+                    $"waiting for the database: {e.Message.ReplaceLineEndings(" ")} (attempt {attempt}; next in {delay.TotalSeconds:0.##} s, giving up after {options.StartupRetryFor.TotalSeconds:0} s)");
+                await Task.Delay(delay, clock, ct);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, MaxStartupDelay.TotalMilliseconds));
+            }
+            catch
+            {
+                if (store is not null)
+                {
+                    await store.DisposeAsync();
+                }
+                throw;
+            }
+        }
+    }
+
+    private static readonly TimeSpan MaxStartupDelay = TimeSpan.FromSeconds(10);
 
     internal static string FirstUserBanner(Invite invite)
     {

@@ -8,7 +8,8 @@ using Microsoft.Extensions.Logging;
 namespace Assent.Server.Hosting;
 
 /// <summary>Expires overdue requests (waking their waiters), prunes poll pacing and expired sign-in rows, and picks up key rotations made elsewhere.</summary>
-internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, AssentStore store, AssentOptions options, TimeProvider time, ILogger<Sweeper> log)
+internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRing keys, AssentStore store, StorageHealth health, AssentOptions options,
+    TimeProvider time, ILogger<Sweeper> log)
     : BackgroundService
 {
     private static readonly TimeSpan PruneGrace = TimeSpan.FromHours(1);
@@ -34,6 +35,11 @@ internal sealed class Sweeper(ApprovalService approvals, PollPacer pacer, KeyRin
                     // An hour's grace: a client coming back just after expiry still hears "expired", not "unknown".
                     await store.PruneExpiredAsync((time.GetUtcNow() - PruneGrace).ToUnixTimeMilliseconds(), stoppingToken);
                 }
+            }
+            catch (Exception e) when (StorageFaults.IsUnavailable(e))
+            {
+                // An outage is logged when it starts and when it ends (StorageHealth), not on every tick.
+                health.Failed(e, countAsRefused: false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

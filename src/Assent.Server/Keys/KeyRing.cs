@@ -54,7 +54,12 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         }
         if ((await store.ListAsync(ct)).Count == 0)
         {
-            await AddKeyAsync(audit: false, ct);
+            // Nodes starting together on an empty database: one creates the key, the others load it.
+            var (record, kid) = NewKey();
+            if (!await store.TryAddFirstAsync(record, new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct) && (await store.ListAsync(ct)).Count == 0)
+            {
+                throw new InvalidOperationException("this database has no signing key, yet one was created before; restore the signing_keys table or rotate with assent admin keys rotate");
+            }
         }
         await RefreshAsync(ct);
     }
@@ -96,14 +101,19 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
 
     private async Task<string> AddKeyAsync(bool audit, CancellationToken ct)
     {
+        var (record, kid) = NewKey();
+        await store.AddAsync(record, record.CreatedAt,
+            audit ? new AuditEvent(AuditTypes.KeyRotated, null, "operator", kid) : new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct);
+        return kid;
+    }
+
+    private (SigningKeyRecord Record, string Kid) NewKey()
+    {
         var seed = RandomNumberGenerator.GetBytes(Ed25519.SeedSize);
         var pub = Ed25519.PublicKeyFromSeed(seed);
         var kid = Jwk.Thumbprint(Base64Url.Encode(pub));
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var record = new SigningKeyRecord(kid, pub, master.Seal(seed, kid), now, null);
+        var record = new SigningKeyRecord(kid, pub, master.Seal(seed, kid), time.GetUtcNow().ToUnixTimeMilliseconds(), null);
         CryptographicOperations.ZeroMemory(seed);
-        await store.AddAsync(record, now,
-            audit ? new AuditEvent(AuditTypes.KeyRotated, null, "operator", kid) : new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct);
-        return kid;
+        return (record, kid);
     }
 }

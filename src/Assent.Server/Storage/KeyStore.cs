@@ -7,6 +7,12 @@ internal interface IKeyStore
 
     /// <summary>Adds a key as current and retires the previous current key (sets its RetiredAt).</summary>
     Task AddAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct);
+
+    /// <summary>
+    /// Adds the deployment's first key unless a first key was ever added: of nodes starting together on an empty
+    /// database one wins, and the others load its key. False when another did.
+    /// </summary>
+    Task<bool> TryAddFirstAsync(SigningKeyRecord key, AuditEvent audit, CancellationToken ct);
 }
 
 /// <summary>Small named values the server keeps for itself (e.g. the key-encryption key check).</summary>
@@ -19,6 +25,9 @@ internal interface IMetaStore
 
     /// <summary>Sets a value, replacing any; nothing is written when it is already that value.</summary>
     Task SetAsync(string key, byte[] value, CancellationToken ct);
+
+    /// <summary>Commits a write that touches nothing else: proof that the database accepts writes now (readiness).</summary>
+    Task ProbeWriteAsync(long now, CancellationToken ct);
 }
 
 /// <summary>The names in <c>meta</c> (docs/storage.md §3).</summary>
@@ -42,6 +51,23 @@ internal sealed class KeyStore(Database db) : IKeyStore
                 key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
             return audit is null || await w.AuditedAsync(audit);
         }, ct);
+
+    public Task<bool> TryAddFirstAsync(SigningKeyRecord key, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            // The claim row's primary key settles the race on both engines: on PostgreSQL a second insert waits for the
+            // first transaction and then does nothing; on SQLite writes take turns anyway.
+            if (await w.ExecAsync("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO NOTHING", FirstKeyClaim, System.Text.Encoding.ASCII.GetBytes(key.Kid)) == 0)
+            {
+                return false;
+            }
+            await w.ExecAsync("INSERT INTO signing_keys(kid, public_key, encrypted_seed, created_at, retired_at) VALUES($1, $2, $3, $4, NULL)",
+                key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
+            return await w.AuditedAsync(audit);
+        }, ct);
+
+    /// <summary>The <c>meta</c> row the first key's creator claims (docs/storage.md §3).</summary>
+    internal const string FirstKeyClaim = "first_signing_key";
 }
 
 internal sealed class MetaStore(Database db) : IMetaStore
@@ -63,4 +89,8 @@ internal sealed class MetaStore(Database db) : IMetaStore
                 key, value);
             return true;
         }, ct);
+
+    public Task ProbeWriteAsync(long now, CancellationToken ct) =>
+        db.WriteAsync(async w => await w.ExecAsync("INSERT INTO meta(key, value) VALUES('write_probe', $1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            BitConverter.GetBytes(now)), ct);
 }

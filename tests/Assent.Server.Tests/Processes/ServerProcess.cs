@@ -14,6 +14,7 @@ public sealed class ServerProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private Action<string>? _onLine;
 
     private ServerProcess(Process process, string url)
     {
@@ -42,7 +43,7 @@ public sealed class ServerProcess : IAsyncDisposable
     /// may add arguments or environment variables.
     /// </summary>
     public static async Task<ServerProcess> StartAsync(string dataDirectory, int port, string issuer, string? database = null,
-        Action<ProcessStartInfo>? configure = null)
+        Action<ProcessStartInfo>? configure = null, Action<string>? onLine = null)
     {
         var cli = Path.Combine(AppContext.BaseDirectory, "assent.dll");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
@@ -57,7 +58,7 @@ public sealed class ServerProcess : IAsyncDisposable
         }
         configure?.Invoke(start);
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var node = new ServerProcess(process, $"http://localhost:{port}");
+        var node = new ServerProcess(process, $"http://localhost:{port}") { _onLine = onLine };
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) => node.Collect(e.Data, listening);
         process.ErrorDataReceived += (_, e) => node.Collect(e.Data, null);
@@ -114,6 +115,7 @@ public sealed class ServerProcess : IAsyncDisposable
         {
             _output.AppendLine(line);
         }
+        _onLine?.Invoke(line);
         if (line.StartsWith("Assent listening on", StringComparison.Ordinal))
         {
             listening?.TrySetResult();

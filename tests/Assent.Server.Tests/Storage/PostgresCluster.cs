@@ -32,14 +32,20 @@ public sealed class PostgresCluster : IAsyncLifetime
             await RunAsync("chown", ["-R", "postgres:postgres", _root]);
         }
         await RunPgAsync("initdb", ["-D", _data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions"]);
-        await RunPgAsync("pg_ctl", ["-D", _data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60",
-            "-o", $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c full_page_writes=off", "start"]);
+        await StartAsync();
     }
 
     /// <summary>Restarts the server (fast shutdown: every client connection is cut) on the same port.</summary>
     public Task RestartAsync() =>
-        RunPgAsync("pg_ctl", ["-D", _data, "-m", "fast", "-w", "-t", "60",
-            "-o", $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c full_page_writes=off", "restart"]);
+        RunPgAsync("pg_ctl", ["-D", _data, "-m", "fast", "-w", "-t", "60", "-o", ServerOptions, "restart"]);
+
+    /// <summary>Stops the server (<paramref name="mode"/> fast or immediate); every test in the collection needs <see cref="StartAsync"/> after it.</summary>
+    public Task StopAsync(string mode = "fast") => RunPgAsync("pg_ctl", ["-D", _data, "-m", mode, "-w", "-t", "60", "stop"]);
+
+    /// <summary>Starts the server again after <see cref="StopAsync"/>, on the same port.</summary>
+    public Task StartAsync() => RunPgAsync("pg_ctl", ["-D", _data, "-l", Path.Combine(_root, "server.log"), "-w", "-t", "60", "-o", ServerOptions, "start"]);
+
+    private string ServerOptions => $"-p {Port} -k {_root} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off -c full_page_writes=off";
 
     /// <summary>A fresh, empty database for one test.</summary>
     public async Task<string> CreateDatabaseAsync()

@@ -16,6 +16,7 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = TimeSpan.FromMilliseconds(100);
+        var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -26,7 +27,14 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
+                // Everyone here may have missed news while deaf: waiters read their request again, device streams the
+                // user's requests (docs/storage.md §5).
                 events.Resync();
+                if (failures > 0)
+                {
+                    log.LogWarning("listening for other nodes' transitions again after {Attempts} attempts", failures);
+                }
+                failures = 0;
                 backoff = TimeSpan.FromMilliseconds(100);
                 try
                 {
@@ -46,7 +54,9 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
             }
             catch (Exception e) when (e is NpgsqlException or System.IO.IOException or System.Net.Sockets.SocketException or InvalidOperationException)
             {
-                log.LogWarning("lost the notification connection ({Message}); reconnecting in {Delay} ms", e.Message, (int)backoff.TotalMilliseconds);
+                // One line when the connection is lost and one when it is back, not one per attempt.
+                log.Log(++failures == 1 ? LogLevel.Warning : LogLevel.Debug, "lost the notification connection ({Message}); reconnecting in {Delay} ms",
+                    e.Message, (int)backoff.TotalMilliseconds);
                 events.Resync();
                 await Task.Delay(backoff, stoppingToken);
                 backoff = TimeSpan.FromMilliseconds(Math.Min(backoff.TotalMilliseconds * 2, 5000));
