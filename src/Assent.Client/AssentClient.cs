@@ -112,7 +112,7 @@ public sealed class AssentClient : IDisposable
                 }
                 int? wait = polling ? null : (int)Math.Clamp(Math.Ceiling(remaining.TotalSeconds), 1, _options.MaxWait.TotalSeconds);
                 var sent = _time.GetTimestamp();
-                var (tokens, error, held) = await RequestTokenAsync(endpoints, authReqId, wait, linked.Token);
+                var (tokens, error, held, retryAfter) = await RequestTokenAsync(endpoints, authReqId, wait, linked.Token);
                 if (tokens is not null)
                 {
                     return Approved(authReqId, tokens);
@@ -132,6 +132,10 @@ public sealed class AssentClient : IDisposable
                         interval += TimeSpan.FromSeconds(5);
                         polling = true;
                         break;
+                    case OAuthErrors.TemporarilyUnavailable:
+                        // Asked again after the server's Retry-After, within the timeout; the interval is unchanged.
+                        await Task.Delay(Min(retryAfter, Max(timeout - _time.GetElapsedTime(started), TimeSpan.Zero)), _time, linked.Token);
+                        continue;
                     case OAuthErrors.AccessDenied:
                         return new Approval(ApprovalStatus.Denied, authReqId);
                     case OAuthErrors.ExpiredToken:
@@ -242,7 +246,7 @@ public sealed class AssentClient : IDisposable
         return ack;
     }
 
-    private async Task<(TokenResponse? Tokens, OAuthErrorBody? Error, bool Held)> RequestTokenAsync(DiscoveryDocument endpoints, string authReqId, int? wait,
+    private async Task<(TokenResponse? Tokens, OAuthErrorBody? Error, bool Held, TimeSpan RetryAfter)> RequestTokenAsync(DiscoveryDocument endpoints, string authReqId, int? wait,
         CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, endpoints.TokenEndpoint)
@@ -266,16 +270,30 @@ public sealed class AssentClient : IDisposable
             {
                 throw new AssentProtocolException("the token response lacks access_token");
             }
-            return (tokens, null, held);
+            return (tokens, null, held, TimeSpan.Zero);
         }
         var error = await ReadErrorAsync(response, ct);
+        if (response.StatusCode == HttpStatusCode.ServiceUnavailable && error.Error == OAuthErrors.TemporarilyUnavailable)
+        {
+            // RFC 6749 §4.1.2.1 / docs/http-api.md §2.3: the server could not reach its database and changed
+            // nothing; the request is still there to ask about after Retry-After (RFC 9110 §10.2.3).
+            var after = response.Headers.RetryAfter?.Delta is { } delta && delta > TimeSpan.Zero ? Min(delta, MaxRetryAfter) : DefaultRetryAfter;
+            return (null, error, false, after);
+        }
         if (response.StatusCode != HttpStatusCode.BadRequest)
         {
             // 401 invalid_client and anything else that is not a CIBA state (CIBA Core §11).
             throw new AssentOAuthException(error.Error!, error.ErrorDescription, response.StatusCode);
         }
-        return (null, error, held);
+        return (null, error, held, TimeSpan.Zero);
     }
+
+    private static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromSeconds(30);
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => Transport.SendAsync(_http, _server, request, ct);
 

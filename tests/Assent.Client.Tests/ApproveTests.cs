@@ -176,6 +176,47 @@ public sealed class ApproveTests(Issuers issuers)
     }
 
     /// <summary>A proxy that drops <c>Prefer</c>, as some gateways do, and counts what passes.</summary>
+    [Fact]
+    public async Task A_token_request_answered_temporarily_unavailable_is_asked_again_after_Retry_After()
+    {
+        var user = await issuers.A.UserAsync();
+        using var handler = new UnavailableTokenEndpoint(times: 2);
+        using var http = new HttpClient(handler);
+        using var client = issuers.A.ClientFor(user, http);
+        var human = Human.DecideAsync(user, Decisions.Approve);
+
+        var approval = await client.ApproveAsync("Through an outage", new() { Scope = "approve:action", Timeout = TimeSpan.FromSeconds(30) }, CancellationToken.None);
+        await human;
+
+        Assert.True(approval.Approved, approval.Status.ToString());
+        Assert.Equal(2, handler.Refused);
+    }
+
+    /// <summary>The first <c>times</c> token requests meet a server whose database is down (docs/http-api.md §2.3).</summary>
+    private sealed class UnavailableTokenEndpoint(int times) : DelegatingHandler(new SocketsHttpHandler())
+    {
+        private int _seen;
+        private int _refused;
+
+        public int Refused => _refused;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri!.AbsolutePath == "/oauth/token" && Interlocked.Increment(ref _seen) <= times)
+            {
+                Interlocked.Increment(ref _refused);
+                var response = new HttpResponseMessage(System.Net.HttpStatusCode.ServiceUnavailable)
+                {
+                    Content = new StringContent("""{"error":"temporarily_unavailable","error_description":"storage unavailable"}""", System.Text.Encoding.UTF8, "application/json"),
+                    RequestMessage = request,
+                };
+                response.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(TimeSpan.FromSeconds(1));
+                return Task.FromResult(response);
+            }
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private sealed class StripPrefer() : DelegatingHandler(new SocketsHttpHandler())
     {
         private int _token;
