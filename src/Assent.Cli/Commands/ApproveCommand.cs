@@ -9,7 +9,7 @@ namespace Assent.Cli.Commands;
 /// <summary><c>assent approve MESSAGE</c>: the agent side from a script (docs/cli.md §9); blocks until the human decides.</summary>
 internal static class ApproveCommand
 {
-    private const int DefaultTimeoutSeconds = 300;
+    private static readonly TimeSpan WaitForServerExpiry = TimeSpan.FromMinutes(61);
 
     public static Command Build()
     {
@@ -17,7 +17,7 @@ internal static class ApproveCommand
         var scope = new Option<string?>("--scope") { Description = "Scopes to ask for besides openid, space-separated (e.g. approve:action)" };
         var detail = new Option<string?>("--detail") { Description = """RFC 9396 authorization_details as JSON, e.g. '{"type":"payment","amount":"125.00","currency":"EUR"}'""" };
         var user = new Option<string?>("--user") { Description = "Whom to ask: a user DID or handle (default: $ASSENT_USER_DID, else the saved agent's owner)" };
-        var timeout = new Option<int?>("--timeout") { Description = "Seconds to wait for the decision, 1 to 3600; the request is created to expire then too (default 300)" };
+        var timeout = new Option<int?>("--timeout") { Description = "Seconds to wait for the decision, 1 to 3600; the request is created to expire then too (default: the server's request expiry, 300 s unless configured)" };
         var (server, clientId, clientSecret) = AgentOptions();
         var agent = AgentCredentials.AgentOption();
         var json = StoreOptions.Json();
@@ -44,14 +44,22 @@ internal static class ApproveCommand
                     throw CliException.Usage($"--detail is not valid JSON: {e.Message}");
                 }
             }
-            var seconds = parse.GetValue(timeout) ?? DefaultTimeoutSeconds;
-            if (seconds is < 1 or > 3600)
+            if (parse.GetValue(timeout) is { } seconds)
             {
-                throw CliException.Usage("--timeout must be from 1 to 3600 seconds");
+                if (seconds is < 1 or > 3600)
+                {
+                    throw CliException.Usage("--timeout must be from 1 to 3600 seconds");
+                }
+                // The request is created to expire when the wait ends (requested_expiry, CIBA Core §7.1), so
+                // giving up waiting and the request expiring are one event: nothing is left pending behind us.
+                approve.Timeout = TimeSpan.FromSeconds(seconds);
             }
-            // The request is created to expire when the wait ends (requested_expiry, CIBA Core §7.1), so
-            // giving up waiting and the request expiring are one event: nothing is left pending behind us.
-            approve.Timeout = TimeSpan.FromSeconds(seconds);
+            else
+            {
+                // Without --timeout the request lives as long as the server's default expiry, and we wait
+                // for it to end (the server allows at most an hour).
+                options.DefaultTimeout = WaitForServerExpiry;
+            }
             var asJson = parse.GetValue(json);
             using var client = new AssentClient(options);
             Approval approval;
