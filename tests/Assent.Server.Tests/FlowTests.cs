@@ -89,11 +89,47 @@ public sealed class FlowTests(SharedServer shared)
         Assert.Equal(HttpStatusCode.BadRequest, first.StatusCode);
         using var second = await Server.TokenAsync(agent, authReqId);
         Assert.Equal("slow_down", await TestServer.ErrorOf(second));
+    }
 
-        // Once the interval (now grown by 5 s) has passed, polling is welcome again.
-        Server.Clock.Advance(TimeSpan.FromSeconds(8));
-        using var third = await Server.TokenAsync(agent, authReqId);
-        Assert.Equal("authorization_pending", await TestServer.ErrorOf(third));
+    [Fact]
+    public async Task Each_slow_down_adds_exactly_five_seconds_to_the_ciba_polling_interval()
+    {
+        // Moves its clock: its own server, not the shared one.
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        var agent = await server.AgentAsync(device.Handle);
+        using var asked = await server.BcAuthorizeAsync(agent, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner, ["binding_message"] = "Pace me" });
+        var (_, body) = await TestServer.ReadAsync(asked);
+        var interval = TimeSpan.FromSeconds(body.GetProperty("interval").GetInt32());
+        var authReqId = body.GetProperty("auth_req_id").GetString()!;
+
+        await AssertSlowDownGrowthAsync(server, interval, async () =>
+        {
+            using var response = await server.TokenAsync(agent, authReqId);
+            return await TestServer.ErrorOf(response);
+        });
+    }
+
+    /// <summary>
+    /// CIBA Core §11 and RFC 8628 §3.5: a poll sooner than the interval is answered slow_down, and the interval grows by
+    /// 5 s for this and every later poll. Walks the clock to one second short of, then exactly onto, each expected moment.
+    /// </summary>
+    internal static async Task AssertSlowDownGrowthAsync(TestServer server, TimeSpan interval, Func<Task<string>> poll)
+    {
+        var step = TimeSpan.FromSeconds(5);
+        var second = TimeSpan.FromSeconds(1);
+        Assert.Equal("authorization_pending", await poll());
+        Assert.Equal("slow_down", await poll());                  // interval + 5 s from now on
+        server.Clock.Advance(interval + step - second);
+        Assert.Equal("slow_down", await poll());                  // 1 s early: interval + 10 s from now on
+        server.Clock.Advance(interval + 2 * step - second);
+        Assert.Equal("slow_down", await poll());                  // 1 s early again: interval + 15 s from now on
+        server.Clock.Advance(interval + 3 * step);
+        Assert.Equal("authorization_pending", await poll());     // on time: the interval stays
+        server.Clock.Advance(interval + 3 * step);
+        Assert.Equal("authorization_pending", await poll());
+        server.Clock.Advance(interval + 3 * step - second);
+        Assert.Equal("slow_down", await poll());
     }
 
     [Fact]
@@ -143,7 +179,7 @@ public sealed class FlowTests(SharedServer shared)
         var authReqId = await Server.AskAsync(agent);
 
         var held = Server.TokenAsync(agent, authReqId, wait: 30);
-        await Task.Delay(200);
+        await Server.WaitForWaitersAsync();
         Assert.False(held.IsCompleted, "the token request should be held while the request is pending");
         using (await device.DecideOnlyPendingAsync(Decisions.Approve))
         {

@@ -141,6 +141,21 @@ public sealed class TestServer : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>
+    /// Waits until this node's hub holds at least <paramref name="count"/> waiters: a held (<c>Prefer: wait</c>) request is
+    /// then registered, so a decision, a wake or a clock move that follows cannot come before it.
+    /// </summary>
+    internal async Task WaitForWaitersAsync(int count = 1)
+    {
+        var hub = Service<Approvals.ApprovalHub>();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (hub.WaiterCount < count)
+        {
+            Assert.False(deadline.IsCancellationRequested, $"the hold never started waiting ({hub.WaiterCount} of {count} waiters)");
+            await Task.Delay(5, CancellationToken.None);
+        }
+    }
+
     /// <summary>Operator actions on this server's store, as <c>assent admin</c> runs them.</summary>
     internal AdminOperations Admin => new(Store, Options, Clock);
 
