@@ -227,25 +227,47 @@ public sealed class FlowTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Two_devices_deciding_at_once_yield_one_decision()
+    public async Task Twenty_devices_deciding_at_once_yield_one_decision()
     {
         var first = await Server.UserWithDeviceAsync();
-        var invite = await Server.InviteAsync(first.Handle);
-        var second = await Server.EnrollAsync(invite.Code, "second");
+        var devices = new List<TestDevice> { first };
+        for (var i = 1; i < 20; i++)
+        {
+            devices.Add(await Server.EnrollAsync((await Server.InviteAsync(first.Handle)).Code, $"device {i}"));
+        }
         var agent = await Server.AgentAsync(first.Handle);
         var authReqId = await Server.AskAsync(agent);
         var pending = Assert.Single(await first.PendingAsync());
         var id = pending.GetProperty("id").GetString()!;
         var payload = pending.GetProperty("payload").GetString()!;
 
-        var results = await Task.WhenAll(
-            first.PostDecisionAsync(id, "approve", first.SignDecision("approve", payload)),
-            second.PostDecisionAsync(id, "deny", second.SignDecision("deny", payload)));
-        Assert.Single(results, r => r.StatusCode == HttpStatusCode.OK);
-        Assert.Single(results, r => r.StatusCode == HttpStatusCode.Conflict);
-        var winner = results[0].StatusCode == HttpStatusCode.OK ? "approve" : "deny";
-        using var token = await Server.TokenAsync(agent, authReqId);
-        Assert.Equal(winner == "approve" ? HttpStatusCode.OK : HttpStatusCode.BadRequest, token.StatusCode);
+        // Signed beforehand, released together: the requests reach the server as close together as a client can send them.
+        var decisions = devices.Select((d, i) => (Device: d, Decision: i % 2 == 0 ? "approve" : "deny")).ToList();
+        var signed = decisions.Select(x => x.Device.SignDecision(x.Decision, payload)).ToList();
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var racing = decisions.Select(async (x, i) =>
+        {
+            await start.Task;
+            return await x.Device.PostDecisionAsync(id, x.Decision, signed[i]);
+        }).ToList();
+        start.SetResult();
+        var results = await Task.WhenAll(racing);
+        try
+        {
+            var won = Assert.Single(Enumerable.Range(0, results.Length), i => results[i].StatusCode == HttpStatusCode.OK);
+            Assert.All(results.Where((_, i) => i != won), r => Assert.Equal(HttpStatusCode.Conflict, r.StatusCode));
+            var decided = Assert.Single(await Server.Store.Approvals.ListDecisionsAsync(id, default));
+            Assert.Equal(decisions[won].Device.DeviceId, decided.DeviceId);
+            using var token = await Server.TokenAsync(agent, authReqId);
+            Assert.Equal(decisions[won].Decision == "approve" ? HttpStatusCode.OK : HttpStatusCode.BadRequest, token.StatusCode);
+        }
+        finally
+        {
+            foreach (var r in results)
+            {
+                r.Dispose();
+            }
+        }
     }
 
     [Fact]
