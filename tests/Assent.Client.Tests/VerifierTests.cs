@@ -317,7 +317,7 @@ public sealed class VerifierTests(Issuers issuers)
     public async Task Unreachable_issuer_is_jwks_unavailable()
     {
         var (_, token) = await ApprovedTokenAsync(issuers.A);
-        using var verifier = new TokenVerifier($"http://127.0.0.1:{IssuerServer.FreePort()}");
+        using var verifier = new TokenVerifier($"http://127.0.0.1:{Ports.Reserve()}");
 
         Assert.Equal(TokenErrors.JwksUnavailable, await RefusedAsync(verifier, token));
     }

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
@@ -109,7 +108,7 @@ public sealed class TestServer : IAsyncDisposable
     public static async Task<TestServer> StartAsync(string? dataDirectory = null, int? port = null, ManualClock? clock = null, Action<AssentOptions>? configure = null)
     {
         var server = new TestServer(clock ?? new ManualClock(DateTimeOffset.UtcNow),
-            dataDirectory ?? Directory.CreateTempSubdirectory("assent-test-").FullName, port ?? FreePort());
+            dataDirectory ?? Directory.CreateTempSubdirectory("assent-test-").FullName, port ?? Ports.Reserve());
         await server.BootAsync(configure);
         return server;
     }
@@ -132,13 +131,6 @@ public sealed class TestServer : IAsyncDisposable
         await _app.StopAsync();
         await _app.DisposeAsync();
         await BootAsync(null);
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>
