@@ -54,6 +54,7 @@ for want in "${wanted[@]}"; do
   filter=${line#*|*|*|*|}
   out="$root/artifacts/mutation/$name"
   rm -rf "$out"
+  mkdir -p "$out"
   args=(--project "$project" --concurrency "${STRYKER_CONCURRENCY:-1}" --break-at "${STRYKER_BREAK:-0}"
         --mutation-level "${STRYKER_LEVEL:-Standard}" --reporter Html --reporter Json --reporter ClearText
         --reporter Progress --output "$out" --skip-version-check)
@@ -62,7 +63,7 @@ for want in "${wanted[@]}"; do
   [ -n "$filter" ] && args+=(--test-case-filter "$filter")
   echo "== $name: mutating $files in $project, tests $tests${filter:+ ($filter)}"
   set +e
-  (cd "$tests" && dotnet stryker "${args[@]}") | tee "$out.log"
+  (cd "$tests" && dotnet stryker "${args[@]}") | tee "$out/stryker.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   set -e
   report=$(ls "$out"/reports/mutation-report.json 2>/dev/null || true)
@@ -77,7 +78,8 @@ for path, f in report["files"].items():
         counts[m["status"]] = counts.get(m["status"], 0) + 1
         if m["status"] in ("Survived", "NoCoverage"):
             l = m["location"]["start"]["line"]
-            survivors.append(f'  {m["status"]:<10} {path.split("/src/")[-1]}:{l} {m["mutatorName"]}: {m.get("replacement", "")[:90]!r}')
+            replacement = " ".join(m.get("replacement", "").split())[:100]
+            survivors.append(f'  {m["status"]:<10} {path.split("/src/")[-1]}:{l} {m["mutatorName"]}: {replacement}')
 killed = counts.get("Killed", 0) + counts.get("Timeout", 0)
 valid = killed + counts.get("Survived", 0) + counts.get("NoCoverage", 0)
 print(f"== {name}: {killed}/{valid} mutants killed ({100 * killed / max(valid, 1):.1f}%), {counts}")
