@@ -66,6 +66,8 @@ public sealed class DeviceSignaturesTests
             $"Bearer id=\"dev_1\", ts=\"42\", nonce=\"{nonce}\", sig=\"{Sig}\"",
             $"AssentDevice  ",
             $"assentdevice id=\"dev_1\", ts=\"42\", nonce=\"{nonce}\", sig=\"{Sig}\"",
+            $"AssentDevices id=\"dev_1\", ts=\"42\", nonce=\"{nonce}\", sig=\"{Sig}\"",               // another scheme
+            $"AssentDevice id=\"dev_1\", ts=\"42\", nonce=\"{nonce}\", sig=\"{Sig}\", =\"x\"",       // a field without a name
             $"AssentDevice id=\"dev_1\", ts=\"42\", nonce=\"{nonce}\"",                                 // no sig
             $"AssentDevice ts=\"42\", nonce=\"{nonce}\", sig=\"{Sig}\"",                                 // no id
             $"AssentDevice id=\"dev_1\", nonce=\"{nonce}\", sig=\"{Sig}\"",                              // no ts
@@ -97,6 +99,14 @@ public sealed class DeviceSignaturesTests
     {
         Assert.False(DeviceSignatures.TryParseHeader(value, out var parsed));
         Assert.Null(parsed);
+    }
+
+    [Fact]
+    public void Fields_the_parser_does_not_know_are_ignored_even_when_empty()
+    {
+        var header = $"AssentDevice id=\"dev_1\", ts=\"42\", nonce=\"{new string('n', 16)}\", sig=\"{Sig}\", ext=\"\"";
+        Assert.True(DeviceSignatures.TryParseHeader(header, out var parsed));
+        Assert.Equal("dev_1", parsed!.DeviceId);
     }
 
     [Fact]
