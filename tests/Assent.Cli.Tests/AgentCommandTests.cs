@@ -16,23 +16,6 @@ public sealed class AgentCommandTests
     private static string[] Approve(CliSandbox box, Agent agent, string did, params string[] more) =>
         ["approve", .. more, "--server", box.Url, "--client-id", agent.ClientId, "--client-secret", agent.ClientSecret, "--user", did];
 
-    /// <summary>The human at the device: decides the request as soon as it is pending.</summary>
-    private static async Task DecideWhenPendingAsync(CliSandbox box, bool deny)
-    {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-        while (DateTime.UtcNow < until)
-        {
-            string[] args = deny ? ["device", "approve", "--all", "--yes", "--json", "--deny"] : ["device", "approve", "--all", "--yes", "--json"];
-            var decided = Steps.SingleJsonObject(await box.RunAsync(args)).GetProperty("decided");
-            if (decided.GetArrayLength() > 0)
-            {
-                return;
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("the request never became pending");
-    }
-
     [Fact]
     public async Task Approve_approved_prints_a_token_that_verify_accepts_and_a_tampered_one_it_refuses()
     {
@@ -41,7 +24,7 @@ public sealed class AgentCommandTests
 
         var approving = box.RunAsync(Approve(box, agent, did, "Deploy v2.3 to production", "--scope", "approve:action",
             "--detail", """{"type":"action","action":"deploy","target":"production"}"""));
-        await DecideWhenPendingAsync(box, deny: false);
+        await Steps.DecideWhenItArrivesAsync(box, deny: false);
         var approved = await approving;
 
         Assert.True(approved.ExitCode == 0, approved.ToString());
@@ -69,7 +52,7 @@ public sealed class AgentCommandTests
         await using var box = new CliSandbox();
         var (agent, did) = await ReadyAsync(box);
         var approving = box.RunAsync(Approve(box, agent, did, "Rotate the signing key", "--scope", "approve:action"));
-        await DecideWhenPendingAsync(box, deny: false);
+        await Steps.DecideWhenItArrivesAsync(box, deny: false);
         var approved = await approving;
         Assert.True(approved.ExitCode == 0, approved.ToString());
         var token = approved.Stdout.Trim();
@@ -116,7 +99,7 @@ public sealed class AgentCommandTests
         var (agent, did) = await ReadyAsync(box);
 
         var approving = box.RunAsync(Approve(box, agent, did, "Delete user alice@corp", "--scope", "approve:action", "--json"));
-        await DecideWhenPendingAsync(box, deny: true);
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
         var denied = await approving;
 
         Assert.True(denied.ExitCode == 1, denied.ToString());

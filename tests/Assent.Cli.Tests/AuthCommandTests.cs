@@ -4,22 +4,6 @@ namespace Assent.Cli.Tests;
 
 public sealed class AuthCommandTests
 {
-    /// <summary>Runs <c>assent device approve --all --yes</c> until it has decided something, as a human tapping "approve" would.</summary>
-    private static async Task<JsonElement> DecideWhenItArrivesAsync(CliSandbox box, bool deny = false)
-    {
-        for (var attempt = 0; attempt < 100; attempt++)
-        {
-            var args = deny ? new[] { "device", "approve", "--all", "--deny", "--yes", "--json" } : new[] { "device", "approve", "--all", "--yes", "--json" };
-            var decided = Steps.SingleJsonObject(await box.RunAsync(args)).GetProperty("decided");
-            if (decided.GetArrayLength() > 0)
-            {
-                return Assert.Single(decided.EnumerateArray());
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("no request arrived at the device");
-    }
-
     [Fact]
     public async Task Login_pushed_to_the_user_and_setup_agent_both_approved_on_the_device_give_a_session_and_working_agent_credentials()
     {
@@ -29,7 +13,7 @@ public sealed class AuthCommandTests
         var device = await Steps.EnrollAsync(box, code);
 
         var login = box.RunAsync("auth", "login", "--server", box.Url, "--user", "alice", "--json");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         var signedIn = Steps.SingleJsonObject(await login);
         var status = Steps.SingleJsonObject(await box.RunAsync("auth", "status", "--json"));
 
@@ -51,7 +35,7 @@ public sealed class AuthCommandTests
         Assert.DoesNotContain(oldRefresh, File.ReadAllText(file));
 
         var setup = box.RunAsync("auth", "setup-agent", "--name", "bot", "--scopes", "approve:action", "--json", "--save");
-        var decided = await DecideWhenItArrivesAsync(box);
+        var decided = await Steps.DecideWhenItArrivesAsync(box);
         var agent = Steps.SingleJsonObject(await setup);
         Assert.Equal("approved", decided.GetProperty("state").GetString());
         Assert.Equal("bot", agent.GetProperty("name").GetString());
@@ -87,7 +71,7 @@ public sealed class AuthCommandTests
         await Steps.EnrollAsync(box, code);
 
         var login = box.RunAsync("auth", "login", "--server", box.Url, "--user", "alice");
-        await DecideWhenItArrivesAsync(box, deny: true);
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
         var denied = await login;
         box.StopServer();
         var down = await box.RunAsync("auth", "login", "--server", box.Url, "--user", "alice");

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 
 namespace Assent.Cli.Tests;
@@ -24,7 +23,7 @@ public sealed class CliSandbox : IAsyncDisposable
     public CliSandbox()
     {
         Directory.CreateDirectory(Home);
-        Port = FreePort();
+        Port = Ports.Reserve();
     }
 
     public string Home => Path.Combine(_root, "home");
@@ -49,15 +48,6 @@ public sealed class CliSandbox : IAsyncDisposable
                 return _serverOutput.ToString();
             }
         }
-    }
-
-    public static int FreePort()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        listener.Stop();
-        return port;
     }
 
     public async Task<CliResult> RunAsync(params string[] args)

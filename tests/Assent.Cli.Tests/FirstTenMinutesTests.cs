@@ -6,22 +6,6 @@ namespace Assent.Cli.Tests;
 /// <summary>What a newcomer meets first, as real processes: saved agents, offline commands, wrong turns and their messages.</summary>
 public sealed class FirstTenMinutesTests
 {
-    /// <summary>Runs <c>assent device approve --all --yes</c> until it has decided something, as a human tapping "approve" would.</summary>
-    private static async Task DecideWhenItArrivesAsync(CliSandbox box)
-    {
-        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (DateTime.UtcNow < until)
-        {
-            var decided = Steps.SingleJsonObject(await box.RunAsync("device", "approve", "--all", "--yes", "--json")).GetProperty("decided");
-            if (decided.GetArrayLength() > 0)
-            {
-                return;
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("no request arrived at the device");
-    }
-
     [Fact]
     public async Task A_saved_agent_profile_is_used_by_approve_by_default_by_name_and_through_ASSENT_PROFILE()
     {
@@ -30,10 +14,10 @@ public sealed class FirstTenMinutesTests
         await box.StartServerAsync();
         var enrolled = await Steps.EnrollAsync(box, code);
         var login = box.RunAsync("auth", "login", "--server", box.Url, "--user", "alice", "--json");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         Steps.SingleJsonObject(await login);
         var setup = box.RunAsync("auth", "setup-agent", "--name", "Bot Two", "--save");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         var saved = await setup;
         Assert.True(saved.ExitCode == 0, saved.ToString());
         // The profile id is the name made safe to type.
@@ -42,7 +26,7 @@ public sealed class FirstTenMinutesTests
 
         // No server, no credentials, no user anywhere but the saved profile: it asks its owner.
         var byDefault = box.RunAsync("approve", "Deploy v2.3", "--scope", "approve:action", "--timeout", "60");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         var approved = await byDefault;
         Assert.True(approved.ExitCode == 0, approved.ToString());
         var token = approved.Stdout.Trim();
@@ -53,7 +37,7 @@ public sealed class FirstTenMinutesTests
         box.Variables["ASSENT_CLIENT_ID"] = "agt_someoneelse";
         box.Variables["ASSENT_CLIENT_SECRET"] = "sec_wrong";
         var named = box.RunAsync("approve", "Deploy v2.4", "--scope", "approve:action", "--agent", "Bot Two", "--timeout", "60");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         var namedResult = await named;
         Assert.True(namedResult.ExitCode == 0, namedResult.ToString());
         var unknown = await box.RunAsync("approve", "x", "--agent", "nobody");
@@ -69,7 +53,7 @@ public sealed class FirstTenMinutesTests
         var status = await box.RunAsync("auth", "status");
         Assert.True(status.ExitCode == 0, status.ToString());
         var viaProfile = box.RunAsync("approve", "Deploy v2.5", "--scope", "approve:action", "--timeout", "60", "--json");
-        await DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box);
         Assert.True(Steps.SingleJsonObject(await viaProfile).GetProperty("approved").GetBoolean());
 
         // The same server under another name is another issuer: said as such, with both values, exit 1.

@@ -19,6 +19,26 @@ public static class Steps
         return doc.RootElement.Clone();
     }
 
+    /// <summary>
+    /// The human at the device: runs <c>assent device approve --all --yes</c> (or <c>--deny</c>) until it has
+    /// decided something, and returns what it decided.
+    /// </summary>
+    public static async Task<JsonElement> DecideWhenItArrivesAsync(CliSandbox box, bool deny = false)
+    {
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (DateTime.UtcNow < until)
+        {
+            string[] args = deny ? ["device", "approve", "--all", "--yes", "--json", "--deny"] : ["device", "approve", "--all", "--yes", "--json"];
+            var decided = SingleJsonObject(await box.RunAsync(args)).GetProperty("decided");
+            if (decided.GetArrayLength() > 0)
+            {
+                return Assert.Single(decided.EnumerateArray());
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException("no request arrived at the device");
+    }
+
     public static async Task<string> InviteAsync(CliSandbox box, string handle)
     {
         var invite = SingleJsonObject(await box.RunAsync("admin", "invite", handle, "--data", box.Data, "--issuer", box.Url, "--json"));

@@ -100,7 +100,7 @@ public sealed class ApproveTests(Issuers issuers)
     {
         using var client = new AssentClient(new AssentClientOptions
         {
-            Server = new Uri($"http://127.0.0.1:{IssuerServer.FreePort()}"),
+            Server = new Uri($"http://127.0.0.1:{Ports.Reserve()}"),
             ClientId = "agt_x",
             ClientSecret = "sec_x",
             UserDid = "alice",

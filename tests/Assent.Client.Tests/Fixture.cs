@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Assent.Client.Authenticator;
@@ -52,18 +51,11 @@ public sealed class IssuerServer : IAsyncDisposable
     public static async Task<IssuerServer> StartAsync()
     {
         var data = Directory.CreateTempSubdirectory("assent-client-test-").FullName;
-        var baseUri = new Uri($"http://localhost:{FreePort()}");
+        var baseUri = new Uri($"http://localhost:{Ports.Reserve()}");
         var options = new AssentOptions { Issuer = baseUri.AbsoluteUri.TrimEnd('/'), DataDirectory = data };
         var app = await AssentServer.BuildAsync(options, baseUri.AbsoluteUri, TextWriter.Null);
         await app.StartAsync();
         return new IssuerServer(app, data, baseUri);
-    }
-
-    public static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async Task<TestUser> UserAsync(string scopes = "approve:action payments:write")

@@ -318,7 +318,7 @@ public sealed class VerifierTests(Issuers issuers)
     public async Task Unreachable_issuer_is_jwks_unavailable()
     {
         var (_, token) = await ApprovedTokenAsync(issuers.A);
-        using var verifier = new TokenVerifier(issuers.A.Issuer, new() { JwksUri = new Uri($"http://127.0.0.1:{IssuerServer.FreePort()}/oauth/jwks") });
+        using var verifier = new TokenVerifier(issuers.A.Issuer, new() { JwksUri = new Uri($"http://127.0.0.1:{Ports.Reserve()}/oauth/jwks") });
 
         Assert.Equal(TokenErrors.JwksUnavailable, await RefusedAsync(verifier, token));
     }

@@ -140,6 +140,57 @@ public sealed class AuditEndpointTests
     }
 
     [Fact]
+    public async Task Paging_the_audit_log_yields_a_chain_that_passes_through_every_earlier_checkpoint_and_ends_at_the_latest()
+    {
+        await using var server = await TestServer.StartAsync();
+        var adminCode = server.Banner.Split('\n').First(l => l.Trim().StartsWith("code:", StringComparison.Ordinal)).Split(':')[1].Trim();
+        var admin = await server.EnrollAsync(adminCode);
+        var checkpoints = new List<JsonElement> { await CheckpointAsync(server) };
+        var device = await server.UserWithDeviceAsync("dave");
+        var agent = await server.AgentAsync("dave");
+        checkpoints.Add(await CheckpointAsync(server));
+        for (var i = 0; i < 3; i++)
+        {
+            await server.AskAsync(agent, $"Request {i}");
+            checkpoints.Add(await CheckpointAsync(server));
+        }
+
+        // Pages of two, each starting where the previous one's `next` points.
+        var rows = new List<AuditRow>();
+        long? after = 0;
+        while (after is { } cursor)
+        {
+            using var response = await server.Http.SendAsync(admin.Signed(HttpMethod.Get, $"/audit?after={cursor}&limit=2"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var page = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var entries = page.GetProperty("entries").EnumerateArray().ToList();
+            Assert.True(entries.Count <= 2);
+            rows.AddRange(entries.Select(e => new AuditRow(e.GetProperty("seq").GetInt64(),
+                Base64Url.Decode(e.GetProperty("entry").GetString()!), Base64Url.Decode(e.GetProperty("hash").GetString()!))));
+            after = page.TryGetProperty("next", out var next) ? next.GetInt64() : null;
+            Assert.True(after is null || after == rows[^1].Seq, "next is the last sequence number of a full page");
+        }
+
+        var verified = AuditChain.Verify(rows);
+        Assert.True(verified.Valid, verified.Reason);
+        var latest = checkpoints[^1];
+        Assert.Equal(latest.GetProperty("size").GetInt64(), rows.Count);
+        Assert.Equal(latest.GetProperty("head").GetString(), Base64Url.Encode(verified.Head));
+        Assert.True(checkpoints.Select(c => c.GetProperty("size").GetInt64()).Distinct().Count() == checkpoints.Count, "every step appended");
+        foreach (var checkpoint in checkpoints)
+        {
+            var size = checkpoint.GetProperty("size").GetInt64();
+            Assert.Equal(checkpoint.GetProperty("head").GetString(), Base64Url.Encode(rows[(int)size - 1].Hash));
+            var claims = await FlowTests.VerifiedClaimsAsync(server, checkpoint.GetProperty("signature").GetString()!, AuditEndpoints.CheckpointType);
+            Assert.Equal(size, claims.GetProperty("size").GetInt64());
+            Assert.Equal(checkpoint.GetProperty("head").GetString(), claims.GetProperty("head").GetString());
+        }
+    }
+
+    private static async Task<JsonElement> CheckpointAsync(TestServer server) =>
+        JsonDocument.Parse(await server.Http.GetStringAsync("/audit/checkpoint")).RootElement.Clone();
+
+    [Fact]
     public async Task The_audit_log_requires_a_signed_device_request()
     {
         await using var server = await TestServer.StartAsync();

@@ -111,26 +111,60 @@ public sealed class BadInputTests(SharedServer shared)
         Assert.Equal("invalid_request", await TestServer.ErrorOf(both));
     }
 
-    [Fact]
-    public async Task Json_body_and_malformed_form_are_refused_with_invalid_request()
+    [Theory]
+    [InlineData("application/json", "{\"scope\":\"openid\"}")]
+    [InlineData("application/x-www-form-urlencoded", "scope=openid&login_hint=OWNER&scope=openid")]
+    [InlineData("application/x-www-form-urlencoded", "scope=openid&login_hint=OWNER&LONGNAME=1")]
+    [InlineData("application/x-www-form-urlencoded", "scope=openid&login_hint=OWNER&MANYFIELDS")]
+    public async Task A_json_body_and_malformed_forms_are_refused_with_invalid_request(string contentType, string body)
     {
-        var (_, agent) = await SetupAsync();
-        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/bc-authorize") { Content = new StringContent("{\"scope\":\"openid\"}", Encoding.UTF8, "application/json") };
+        var (device, agent) = await SetupAsync();
+        body = body.Replace("OWNER", agent.Owner, StringComparison.Ordinal)
+            .Replace("LONGNAME", new string('n', 257), StringComparison.Ordinal) // names are limited to 256 characters
+            .Replace("MANYFIELDS", string.Join('&', Enumerable.Range(0, 63).Select(i => $"f{i}=1")), StringComparison.Ordinal); // 65 fields, 64 allowed
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/bc-authorize") { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
         request.Headers.Authorization = TestServer.Basic(agent);
         using var response = await Server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("invalid_request", await TestServer.ErrorOf(response));
+        Assert.Empty(await device.PendingAsync());
     }
 
     [Fact]
-    public async Task Oversized_bodies_are_refused_with_a_4xx_and_create_nothing()
+    public async Task A_body_valid_but_for_its_size_is_refused_with_413_and_changes_nothing()
     {
         var (device, agent) = await SetupAsync();
-        var huge = new string('a', 200 * 1024);
-        using var response = await Server.BcAuthorizeAsync(agent, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner, ["binding_message"] = huge });
-        Assert.InRange((int)response.StatusCode, 400, 499);
-        using var enroll = await Server.Http.PostAsync("/authenticator/enroll", new StringContent("{\"code\":\"" + huge + "\"}", Encoding.UTF8, "application/json"));
-        Assert.InRange((int)enroll.StatusCode, 400, 499);
+        const int limit = 64 * 1024; // the documented default (docs/http-api.md §16), which the shared server keeps
+        Assert.Equal(limit, Server.Options.MaxRequestBodyBytes);
+
+        // OAuth ignores parameters it does not know (RFC 6749 §3.2): only the size is wrong.
+        var form = new Dictionary<string, string> { ["scope"] = "openid", ["login_hint"] = agent.Owner, ["binding_message"] = "Size test" };
+        using (var padded = await Server.BcAuthorizeAsync(agent, new(form) { ["padding"] = new string('a', limit) }))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, padded.StatusCode);
+            Assert.Equal("invalid_request", await TestServer.ErrorOf(padded));
+        }
         Assert.Empty(await device.PendingAsync());
+        using (var small = await Server.BcAuthorizeAsync(agent, new(form) { ["padding"] = "a" }))
+        {
+            Assert.Equal(HttpStatusCode.OK, small.StatusCode);
+        }
+
+        // JSON padded with whitespace is still the same valid enrolment.
+        var invite = await Server.InviteAsync(device.Handle);
+        var seed = Protocol.Crypto.Ed25519.NewSeed();
+        var publicKey = Base64Url.Encode(Protocol.Crypto.Ed25519.PublicKeyFromSeed(seed));
+        var proof = Base64Url.Encode(Protocol.Crypto.Ed25519.Sign(seed, Protocol.Devices.DeviceSignatures.EnrollmentSigningInput(invite.Code, publicKey)));
+        var body = $"{{\"code\":\"{invite.Code}\",\"public_key\":\"{publicKey}\",\"name\":\"padded\",\"proof\":\"{proof}\"}}";
+        using (var padded = await Server.Http.PostAsync("/authenticator/enroll", new StringContent(body + new string(' ', limit), Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, padded.StatusCode);
+        }
+        using (var enrolled = await Server.Http.PostAsync("/authenticator/enroll", new StringContent(body + "  ", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.Created, enrolled.StatusCode); // the invite was not spent by the refused body
+        }
     }
 
     [Theory]
@@ -271,16 +305,26 @@ public sealed class BadInputTests(SharedServer shared)
         Assert.Equal(HttpStatusCode.Unauthorized, none.StatusCode);
     }
 
-    [Fact]
-    public async Task Unsupported_grant_type_and_missing_grant_type_are_reported()
+    [Theory]
+    [InlineData("password", "unsupported_grant_type")]
+    [InlineData(null, "invalid_request")]
+    public async Task Unsupported_grant_type_and_missing_grant_type_are_reported(string? grantType, string error)
     {
         var (_, agent) = await SetupAsync();
-        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
+        var form = new Dictionary<string, string> { ["auth_req_id"] = "x" };
+        if (grantType is not null)
         {
-            Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["grant_type"] = "password" }),
-        };
+            form["grant_type"] = grantType;
+        }
+        var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/token") { Content = new FormUrlEncodedContent(form) };
         request.Headers.Authorization = TestServer.Basic(agent);
         using var response = await Server.Http.SendAsync(request);
-        Assert.Equal("unsupported_grant_type", await TestServer.ErrorOf(response));
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var (_, body) = await TestServer.ReadAsync(response);
+        Assert.Equal(error, body.GetProperty("error").GetString());
+        if (grantType is null)
+        {
+            Assert.Contains("grant_type", body.GetProperty("error_description").GetString());
+        }
     }
 }

@@ -89,11 +89,47 @@ public sealed class FlowTests(SharedServer shared)
         Assert.Equal(HttpStatusCode.BadRequest, first.StatusCode);
         using var second = await Server.TokenAsync(agent, authReqId);
         Assert.Equal("slow_down", await TestServer.ErrorOf(second));
+    }
 
-        // Once the interval (now grown by 5 s) has passed, polling is welcome again.
-        Server.Clock.Advance(TimeSpan.FromSeconds(8));
-        using var third = await Server.TokenAsync(agent, authReqId);
-        Assert.Equal("authorization_pending", await TestServer.ErrorOf(third));
+    [Fact]
+    public async Task Each_slow_down_adds_exactly_five_seconds_to_the_ciba_polling_interval()
+    {
+        // Moves its clock: its own server, not the shared one.
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        var agent = await server.AgentAsync(device.Handle);
+        using var asked = await server.BcAuthorizeAsync(agent, new() { ["scope"] = "openid", ["login_hint"] = agent.Owner, ["binding_message"] = "Pace me" });
+        var (_, body) = await TestServer.ReadAsync(asked);
+        var interval = TimeSpan.FromSeconds(body.GetProperty("interval").GetInt32());
+        var authReqId = body.GetProperty("auth_req_id").GetString()!;
+
+        await AssertSlowDownGrowthAsync(server, interval, async () =>
+        {
+            using var response = await server.TokenAsync(agent, authReqId);
+            return await TestServer.ErrorOf(response);
+        });
+    }
+
+    /// <summary>
+    /// CIBA Core §11 and RFC 8628 §3.5: a poll sooner than the interval is answered slow_down, and the interval grows by
+    /// 5 s for this and every later poll. Walks the clock to one second short of, then exactly onto, each expected moment.
+    /// </summary>
+    internal static async Task AssertSlowDownGrowthAsync(TestServer server, TimeSpan interval, Func<Task<string>> poll)
+    {
+        var step = TimeSpan.FromSeconds(5);
+        var second = TimeSpan.FromSeconds(1);
+        Assert.Equal("authorization_pending", await poll());
+        Assert.Equal("slow_down", await poll());                  // interval + 5 s from now on
+        server.Clock.Advance(interval + step - second);
+        Assert.Equal("slow_down", await poll());                  // 1 s early: interval + 10 s from now on
+        server.Clock.Advance(interval + 2 * step - second);
+        Assert.Equal("slow_down", await poll());                  // 1 s early again: interval + 15 s from now on
+        server.Clock.Advance(interval + 3 * step);
+        Assert.Equal("authorization_pending", await poll());     // on time: the interval stays
+        server.Clock.Advance(interval + 3 * step);
+        Assert.Equal("authorization_pending", await poll());
+        server.Clock.Advance(interval + 3 * step - second);
+        Assert.Equal("slow_down", await poll());
     }
 
     [Fact]
@@ -143,7 +179,7 @@ public sealed class FlowTests(SharedServer shared)
         var authReqId = await Server.AskAsync(agent);
 
         var held = Server.TokenAsync(agent, authReqId, wait: 30);
-        await Task.Delay(200);
+        await Server.WaitForWaitersAsync();
         Assert.False(held.IsCompleted, "the token request should be held while the request is pending");
         using (await device.DecideOnlyPendingAsync(Decisions.Approve))
         {
@@ -191,25 +227,47 @@ public sealed class FlowTests(SharedServer shared)
     }
 
     [Fact]
-    public async Task Two_devices_deciding_at_once_yield_one_decision()
+    public async Task Twenty_devices_deciding_at_once_yield_one_decision()
     {
         var first = await Server.UserWithDeviceAsync();
-        var invite = await Server.InviteAsync(first.Handle);
-        var second = await Server.EnrollAsync(invite.Code, "second");
+        var devices = new List<TestDevice> { first };
+        for (var i = 1; i < 20; i++)
+        {
+            devices.Add(await Server.EnrollAsync((await Server.InviteAsync(first.Handle)).Code, $"device {i}"));
+        }
         var agent = await Server.AgentAsync(first.Handle);
         var authReqId = await Server.AskAsync(agent);
         var pending = Assert.Single(await first.PendingAsync());
         var id = pending.GetProperty("id").GetString()!;
         var payload = pending.GetProperty("payload").GetString()!;
 
-        var results = await Task.WhenAll(
-            first.PostDecisionAsync(id, "approve", first.SignDecision("approve", payload)),
-            second.PostDecisionAsync(id, "deny", second.SignDecision("deny", payload)));
-        Assert.Single(results, r => r.StatusCode == HttpStatusCode.OK);
-        Assert.Single(results, r => r.StatusCode == HttpStatusCode.Conflict);
-        var winner = results[0].StatusCode == HttpStatusCode.OK ? "approve" : "deny";
-        using var token = await Server.TokenAsync(agent, authReqId);
-        Assert.Equal(winner == "approve" ? HttpStatusCode.OK : HttpStatusCode.BadRequest, token.StatusCode);
+        // Signed beforehand, released together: the requests reach the server as close together as a client can send them.
+        var decisions = devices.Select((d, i) => (Device: d, Decision: i % 2 == 0 ? "approve" : "deny")).ToList();
+        var signed = decisions.Select(x => x.Device.SignDecision(x.Decision, payload)).ToList();
+        var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var racing = decisions.Select(async (x, i) =>
+        {
+            await start.Task;
+            return await x.Device.PostDecisionAsync(id, x.Decision, signed[i]);
+        }).ToList();
+        start.SetResult();
+        var results = await Task.WhenAll(racing);
+        try
+        {
+            var won = Assert.Single(Enumerable.Range(0, results.Length), i => results[i].StatusCode == HttpStatusCode.OK);
+            Assert.All(results.Where((_, i) => i != won), r => Assert.Equal(HttpStatusCode.Conflict, r.StatusCode));
+            var decided = Assert.Single(await Server.Store.Approvals.ListDecisionsAsync(id, default));
+            Assert.Equal(decisions[won].Device.DeviceId, decided.DeviceId);
+            using var token = await Server.TokenAsync(agent, authReqId);
+            Assert.Equal(decisions[won].Decision == "approve" ? HttpStatusCode.OK : HttpStatusCode.BadRequest, token.StatusCode);
+        }
+        finally
+        {
+            foreach (var r in results)
+            {
+                r.Dispose();
+            }
+        }
     }
 
     [Fact]

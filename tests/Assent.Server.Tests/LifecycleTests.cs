@@ -41,7 +41,7 @@ public sealed class LifecycleTests
         var agent = await server.AgentAsync(device.Handle);
         var authReqId = await server.AskAsync(agent);
         var held = server.TokenAsync(agent, authReqId, wait: 30);
-        await Task.Delay(200);
+        await server.WaitForWaitersAsync();
         server.Clock.Advance(TimeSpan.FromSeconds(301));
         Assert.Same(held, await Task.WhenAny(held, Task.Delay(TimeSpan.FromSeconds(10))));
         using var response = await held;

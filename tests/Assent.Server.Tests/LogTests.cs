@@ -25,7 +25,7 @@ public sealed partial class LogTests
     public async Task Each_bad_unauthenticated_request_writes_at_most_one_line_and_no_stack_trace(string? level)
     {
         var dir = Directory.CreateTempSubdirectory("assent-logs-").FullName;
-        var port = TestServer.FreePort();
+        var port = Ports.Reserve();
         await using var node = await ServerProcess.StartAsync(dir, port, $"http://localhost:{port}",
             configure: level is null ? null : s => s.Environment["Logging__LogLevel__Default"] = level);
         var device = await ProcessDevice.EnrollAsync(node.Http, InviteCode().Match(node.Output).Groups[1].Value);
@@ -63,7 +63,7 @@ public sealed partial class LogTests
     [Fact]
     public async Task A_server_error_still_logs_its_stack_trace_once()
     {
-        var port = TestServer.FreePort();
+        var port = Ports.Reserve();
         var options = new AssentOptions { Issuer = $"http://localhost:{port}", DataDirectory = Directory.CreateTempSubdirectory("assent-logs-").FullName };
         var log = new CapturedLog();
         await using var app = await AssentServer.BuildAsync(options, $"http://localhost:{port}", TextWriter.Null);

@@ -141,6 +141,22 @@ public sealed class SessionTests(SharedServer shared)
     }
 
     [Fact]
+    public async Task Each_slow_down_adds_exactly_five_seconds_to_the_device_code_polling_interval()
+    {
+        // Moves its clock: its own server, not the shared one.
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        var started = await Session.StartAsync(server, device.Handle);
+        var code = started.GetProperty("device_code").GetString()!;
+
+        await FlowTests.AssertSlowDownGrowthAsync(server, TimeSpan.FromSeconds(started.GetProperty("interval").GetInt32()), async () =>
+        {
+            using var response = await Session.PollAsync(server, code);
+            return await TestServer.ErrorOf(response);
+        });
+    }
+
+    [Fact]
     public async Task Unknown_device_codes_and_agents_using_the_device_code_grant_are_refused()
     {
         var device = await Server.UserWithDeviceAsync();
@@ -172,7 +188,7 @@ public sealed class SessionTests(SharedServer shared)
         Assert.Empty(await device.PendingAsync());
 
         var held = Session.PollAsync(Server, code, wait: 30);
-        await Task.Delay(200);
+        await Server.WaitForWaitersAsync();
         var body = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new { user_code = started.GetProperty("user_code").GetString()!.ToLowerInvariant().Replace("-", "") }));
         using var bound = await Server.Http.SendAsync(device.Signed(HttpMethod.Post, "/authenticator/device-login", body));
         var (boundStatus, request) = await TestServer.ReadAsync(bound);

@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Assent.Protocol;
@@ -109,7 +108,7 @@ public sealed class TestServer : IAsyncDisposable
     public static async Task<TestServer> StartAsync(string? dataDirectory = null, int? port = null, ManualClock? clock = null, Action<AssentOptions>? configure = null)
     {
         var server = new TestServer(clock ?? new ManualClock(DateTimeOffset.UtcNow),
-            dataDirectory ?? Directory.CreateTempSubdirectory("assent-test-").FullName, port ?? FreePort());
+            dataDirectory ?? Directory.CreateTempSubdirectory("assent-test-").FullName, port ?? Ports.Reserve());
         await server.BootAsync(configure);
         return server;
     }
@@ -134,11 +133,19 @@ public sealed class TestServer : IAsyncDisposable
         await BootAsync(null);
     }
 
-    public static int FreePort()
+    /// <summary>
+    /// Waits until this node's hub holds at least <paramref name="count"/> waiters: a held (<c>Prefer: wait</c>) request is
+    /// then registered, so a decision, a wake or a clock move that follows cannot come before it.
+    /// </summary>
+    internal async Task WaitForWaitersAsync(int count = 1)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var hub = Service<Approvals.ApprovalHub>();
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (hub.WaiterCount < count)
+        {
+            Assert.False(deadline.IsCancellationRequested, $"the hold never started waiting ({hub.WaiterCount} of {count} waiters)");
+            await Task.Delay(5, CancellationToken.None);
+        }
     }
 
     /// <summary>Operator actions on this server's store, as <c>assent admin</c> runs them.</summary>

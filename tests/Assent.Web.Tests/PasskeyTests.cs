@@ -169,7 +169,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         Assert.Equal(ApprovalState.Approved, firstAfter!.State);
 
         // From another origin: a page on another port of localhost (same RP ID, different origin).
-        var otherOrigin = $"http://localhost:{TestServer.FreePort()}";
+        var otherOrigin = $"http://localhost:{Ports.Reserve()}";
         await phone.Page.RouteAsync(otherOrigin + "/**", route => route.FulfillAsync(new() { ContentType = "text/html", Body = "<!doctype html><title>elsewhere</title>" }));
         await phone.Page.GotoAsync(otherOrigin + "/");
         var foreign = await phone.AssertAsync("approve", second.Payload);

@@ -43,6 +43,8 @@ internal static class AuditCommands
             var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
             var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
             using var client = DeviceCommands.ClientFor(selected);
+            // The checkpoint first: every entry it counts is then in the export, and one appended meanwhile only makes the export longer.
+            var checkpoint = await client.ReadAuditCheckpointAsync(ct);
             var entries = new List<AuditEntry>();
             long? next = start;
             while (next is { } cursor)
@@ -51,7 +53,6 @@ internal static class AuditCommands
                 entries.AddRange(page.Entries);
                 next = page.Entries.Count == 0 ? null : page.Next;
             }
-            var checkpoint = await client.ReadAuditCheckpointAsync(ct);
             if (parse.GetValue(json))
             {
                 await Terminal.WriteJsonAsync(new AuditExport(selected.Server, start, checkpoint, entries), CliJson.Default.AuditExport);
@@ -135,6 +136,37 @@ internal static class AuditCommands
         }
     }
 
+    /// <summary>
+    /// A signed checkpoint commits the server to its first <c>size</c> entries (docs/concepts.md §8.3): a verified
+    /// chain that ends before it was cut, and one that goes past it must pass through its head.
+    /// </summary>
+    internal static AuditVerification? Against(AuditCheckpoint checkpoint, IReadOnlyList<AuditRow> rows, long verified)
+    {
+        var last = rows[^1].Seq;
+        if (checkpoint.Size > last)
+        {
+            return AuditVerification.Broken(verified, last + 1,
+                $"the chain ends at entry {last} but the server's checkpoint counts {checkpoint.Size}: entries were cut from the end");
+        }
+        var first = rows[0].Seq;
+        if (checkpoint.Size < first)
+        {
+            // The checkpoint lies before the export's anchor; only an export from entry 1 (or an earlier one) reaches it.
+            return checkpoint.Size == 0 && !HeadIs(checkpoint, AuditChain.Genesis)
+                ? AuditVerification.Broken(0, 0, "the checkpoint of an empty log does not hold the genesis head")
+                : null;
+        }
+        // Every row's recorded hash was recomputed by the chain check, so the row at the checkpoint's size holds the chain's head there.
+        var at = rows[(int)(checkpoint.Size - first)];
+        return HeadIs(checkpoint, at.Hash)
+            ? null
+            : AuditVerification.Broken(checkpoint.Size - first, checkpoint.Size,
+                $"the chain's head at entry {checkpoint.Size} differs from the server's checkpoint of that size: the log was rewritten");
+    }
+
+    private static bool HeadIs(AuditCheckpoint checkpoint, byte[] head) =>
+        Base64Url.TryDecode(checkpoint.Head, out var expected) && expected.AsSpan().SequenceEqual(head);
+
     private static async Task<(AuditVerification Result, string Source)> VerifyFileAsync(string path, CancellationToken ct)
     {
         AuditExport? export;
@@ -160,9 +192,13 @@ internal static class AuditCommands
             }
             rows.Add(new AuditRow(e.Seq, entry, hash));
         }
+        var after = export?.After ?? 0;
+        var checkpoint = export?.Checkpoint;
         if (rows.Count == 0)
         {
-            return (new AuditVerification(true, 0, AuditChain.Genesis, null, null), path);
+            return (checkpoint is not null && checkpoint.Size > after
+                ? AuditVerification.Broken(0, after + 1, $"the export holds no entries but the server's checkpoint counts {checkpoint.Size}: the log was cut")
+                : new AuditVerification(true, 0, AuditChain.Genesis, null, null), path);
         }
         // An export that starts after entry 1 is anchored on its first entry's recorded hash: only what follows is proven.
         AuditVerification result;
@@ -175,10 +211,9 @@ internal static class AuditCommands
             var rest = AuditChain.Verify(rows.Skip(1), rows[0].Seq + 1, rows[0].Hash);
             result = rest.Valid ? rest with { Verified = rest.Verified + 1 } : rest;
         }
-        if (result.Valid && export!.Checkpoint is { } checkpoint && checkpoint.Size == rows[^1].Seq &&
-            (!Base64Url.TryDecode(checkpoint.Head, out var head) || !head.AsSpan().SequenceEqual(result.Head)))
+        if (result.Valid && checkpoint is not null && Against(checkpoint, rows, result.Verified) is { } broken)
         {
-            return (AuditVerification.Broken(result.Verified, rows[^1].Seq, "the chain's head differs from the server's checkpoint of the same size"), path);
+            return (broken, path);
         }
         if (!result.Valid && rows.Count > 0 && result.Reason?.Contains("deleted, inserted") == true)
         {

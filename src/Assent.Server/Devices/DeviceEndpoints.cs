@@ -111,6 +111,11 @@ internal static class DeviceEndpoints
         {
             return Problem.BadRequest(refused);
         }
+        // As for revoking: the device must be this user's own, checked where the caller is known and again by the store's update.
+        if (!await OwnsActiveAsync(id, approver, devices, ct))
+        {
+            return Problem.NotFound("no such active device for this user");
+        }
         var ok = await devices.TryRenameAsync(id, approver.User.Id, name, new AuditEvent(AuditTypes.DeviceRenamed, approver.User.Id, approver.DeviceId, id,
             new Dictionary<string, string> { ["name"] = name }), ct);
         directory.ForgetDevice(id);
@@ -121,8 +126,7 @@ internal static class DeviceEndpoints
         CancellationToken ct)
     {
         // The device must be this user's own: checked here, where the caller is known, and again by the store's update.
-        var target = id.Length <= 64 ? await devices.FindAsync(id, ct) : null;
-        if (target is null || target.UserId != approver.User.Id || !target.Active)
+        if (!await OwnsActiveAsync(id, approver, devices, ct))
         {
             return Problem.NotFound("no such active device for this user");
         }
@@ -131,4 +135,7 @@ internal static class DeviceEndpoints
         directory.ForgetDevice(id);
         return ok ? TypedResults.NoContent() : Problem.NotFound("no such active device for this user");
     }
+
+    private static async Task<bool> OwnsActiveAsync(string id, Approver approver, IDeviceStore devices, CancellationToken ct) =>
+        id.Length <= 64 && await devices.FindAsync(id, ct) is { } target && target.UserId == approver.User.Id && target.Active;
 }

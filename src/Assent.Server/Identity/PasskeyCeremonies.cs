@@ -214,7 +214,8 @@ internal sealed class PasskeyCeremonies
             }, ct);
             // A decision's assertion becomes token evidence that the SDK checks offline, more strictly than Fido2 parses
             // (DER signatures, JSON without duplicate members): what it would refuse is refused here.
-            var offline = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, jwk, challenge);
+            // User verification is demanded by both checks, explicitly: sign-in and decisions alike need it, whatever the defaults.
+            var offline = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, jwk, challenge, requireUserVerification: true);
             return offline.Succeeded
                 ? WebAuthnResult<PasskeyAssertion>.Success(new PasskeyAssertion(verified.SignCount))
                 : WebAuthnResult<PasskeyAssertion>.Failure(offline.Error.Code, offline.Error.Detail + " (as a token's evidence is checked offline)");

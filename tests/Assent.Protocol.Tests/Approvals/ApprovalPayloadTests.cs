@@ -127,7 +127,18 @@ public sealed class ApprovalPayloadTests
             good.Replace("\"scope\":\"openid payments\"", "\"scope\":\"openid payments\",\"scope\":\"openid admin\""),
             good + " {}",
             good[..^1],
+            // Twelve members, but one of them unknown in place of a v1 member.
+            good.Replace("\"nonce\":", "\"nonse\":"),
+            // Deeper than a payload may nest (32), though the details were valid JSON.
+            good.Replace("\"authorization_details\":[", "\"authorization_details\":[" + new string('[', 40) + new string(']', 40) + ","),
         };
+        // Each member of the wrong JSON type.
+        foreach (var (member, value) in new[] { ("iss", "\"http://localhost:8400\""), ("req", "\"apr_1\""), ("sub", "\"did:web:localhost%3A8400:users:usr_1\""),
+                     ("client_id", "\"agt_1\""), ("client_name", "\"Billing bot\""), ("scope", "\"openid payments\""), ("nonce", "\"n_7f3a\""),
+                     ("iat", "1767225600"), ("exp", "1767225900") })
+        {
+            data.Add(good.Replace($"\"{member}\":{value}", $"\"{member}\":" + (value.StartsWith('"') ? "42" : "\"x\"")));
+        }
         foreach (var member in new[] { "\"iss\"", "\"req\"", "\"sub\"", "\"client_id\"", "\"client_name\"", "\"scope\"",
                      "\"binding_message\"", "\"authorization_details\"", "\"iat\"", "\"exp\"", "\"nonce\"", "\"v\"" })
         {

@@ -12,39 +12,46 @@ namespace Assent.Server.Tests.Processes;
 [Collection(PostgresCollection.Name)]
 public sealed class CrashTests(PostgresCluster cluster)
 {
-    private sealed record Provisioned(string InviteCode, string ClientId, string ClientSecret);
-
-    private static async Task<Provisioned> ProvisionAsync(string dataDirectory, string issuer, string? database)
-    {
-        var options = new AssentOptions { Issuer = issuer, DataDirectory = dataDirectory, Database = database };
-        await using var store = await StoreFactory.OpenAsync(options, TimeProvider.System, default);
-        var admin = new AdminOperations(store, options, TimeProvider.System);
-        var invite = await admin.InviteAsync("ops", admin: false, default);
-        var agent = await admin.CreateAgentAsync("ops", "load agent", "approve:action", default);
-        return new Provisioned(invite.Code, agent.ClientId, agent.ClientSecret);
-    }
+    private static Task<Provisioned> ProvisionAsync(string dataDirectory, string issuer, string? database) =>
+        Provisioned.CreateAsync(dataDirectory, issuer, database, "load agent");
 
     [Fact]
     public async Task Sqlite_server_killed_during_load_keeps_every_committed_decision_and_a_valid_audit_chain()
     {
         var dir = Directory.CreateTempSubdirectory("assent-crash-").FullName;
-        var port = TestServer.FreePort();
+        var port = Ports.Reserve();
         var issuer = $"http://localhost:{port}";
         var setup = await ProvisionAsync(dir, issuer, null);
         var committed = new ConcurrentDictionary<string, string>();
         ProcessDevice device;
+        // Set just before the kill: from then on, and only then, a loop may end on a failed or cancelled request.
+        var killed = 0;
+        async Task UntilKilledAsync(Func<Task> loop)
+        {
+            try
+            {
+                await loop();
+            }
+            catch (Exception e) when (Volatile.Read(ref killed) == 1 && e is HttpRequestException or IOException or OperationCanceledException)
+            {
+            }
+        }
         await using (var node = await ServerProcess.StartAsync(dir, port, issuer))
         {
             device = await ProcessDevice.EnrollAsync(node.Http, setup.InviteCode);
             using var stop = new CancellationTokenSource();
-            var agents = Enumerable.Range(0, 4).Select(i => Task.Run(async () =>
+            var agents = Enumerable.Range(0, 4).Select(i => Task.Run(() => UntilKilledAsync(async () =>
             {
                 for (var n = 0; !stop.IsCancellationRequested && n < 2000; n++)
                 {
-                    await AgentCalls.AskAsync(node.Http, setup.ClientId, setup.ClientSecret, "ops", $"load {i}/{n}", stop.Token);
+                    // At the pending cap the agent waits for the deciders, as a real one would.
+                    if (await AgentCalls.TryAskAsync(node.Http, setup.ClientId, setup.ClientSecret, "ops", $"load {i}/{n}", stop.Token) is null)
+                    {
+                        await Task.Delay(20, stop.Token);
+                    }
                 }
-            })).ToList();
-            var deciders = Enumerable.Range(0, 2).Select(i => Task.Run(async () =>
+            }))).ToList();
+            var deciders = Enumerable.Range(0, 2).Select(i => Task.Run(() => UntilKilledAsync(async () =>
             {
                 for (var round = 0; !stop.IsCancellationRequested && round < 2000; round++)
                 {
@@ -56,24 +63,27 @@ public sealed class CrashTests(PostgresCluster cluster)
                         {
                             committed[approval.GetProperty("id").GetString()!] = decision;
                         }
+                        else
+                        {
+                            // The other decider took it first; anything else is a fault.
+                            Assert.Equal(HttpStatusCode.Conflict, response.StatusCode);
+                        }
                     }
                 }
-            })).ToList();
+            }))).ToList();
 
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            // Load until a good number of decisions committed (or a loop failed, which fails the test below).
+            var loops = agents.Concat(deciders).ToList();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (committed.Count < 50 && DateTime.UtcNow < deadline && loops.All(t => !t.IsCompleted))
+            {
+                await Task.Delay(50);
+            }
+            Volatile.Write(ref killed, 1);
             node.KillHard();
             stop.Cancel();
-            foreach (var t in agents.Concat(deciders))
-            {
-                // Each loop ends by failing against the dead server or by seeing the stop signal.
-                try
-                {
-                    await t;
-                }
-                catch (Exception e) when (e is HttpRequestException or OperationCanceledException or Xunit.Sdk.XunitException)
-                {
-                }
-            }
+            // An assertion that failed in a loop, or a transport error before the kill, fails the test here.
+            await Task.WhenAll(loops);
         }
         Assert.NotEmpty(committed);
 
@@ -97,7 +107,7 @@ public sealed class CrashTests(PostgresCluster cluster)
     {
         var database = await cluster.CreateDatabaseAsync();
         var dir = Directory.CreateTempSubdirectory("assent-crash-").FullName;
-        var (portA, portB) = (TestServer.FreePort(), TestServer.FreePort());
+        var (portA, portB) = (Ports.Reserve(), Ports.Reserve());
         var issuer = $"http://localhost:{portA}";
         var setup = await ProvisionAsync(dir, issuer, database);
         await using var a = await ServerProcess.StartAsync(dir, portA, issuer, database);
@@ -154,7 +164,7 @@ public sealed class CrashTests(PostgresCluster cluster)
     {
         var database = await cluster.CreateDatabaseAsync();
         var dir = Directory.CreateTempSubdirectory("assent-crash-").FullName;
-        var port = TestServer.FreePort();
+        var port = Ports.Reserve();
         var issuer = $"http://localhost:{port}";
         var setup = await ProvisionAsync(dir, issuer, database);
         await using var node = await ServerProcess.StartAsync(dir, port, issuer, database);
@@ -174,41 +184,69 @@ public sealed class CrashTests(PostgresCluster cluster)
 
         Assert.True(await FlowAsync(0));
         using var stop = new CancellationTokenSource();
-        var errors = 0;
+        // Flows that fail while PostgreSQL is down are expected; each is counted with the moment it started.
+        var failures = new ConcurrentQueue<(DateTime Started, string Why)>();
+        var succeededAfter = new ConcurrentQueue<DateTime>();
         var load = Task.Run(async () =>
         {
             for (var n = 1; !stop.IsCancellationRequested && n < 5000; n++)
             {
+                var started = DateTime.UtcNow;
                 try
                 {
-                    await FlowAsync(n);
+                    if (await FlowAsync(n))
+                    {
+                        succeededAfter.Enqueue(started);
+                    }
+                    else
+                    {
+                        failures.Enqueue((started, $"flow {n}: no token"));
+                    }
                 }
                 catch (Exception e) when (e is HttpRequestException or Xunit.Sdk.XunitException)
                 {
-                    Interlocked.Increment(ref errors);
+                    failures.Enqueue((started, $"flow {n}: {e.Message}"));
                 }
             }
         });
-        await Task.Delay(1000);
+        while (succeededAfter.IsEmpty && !load.IsCompleted)
+        {
+            await Task.Delay(50);
+        }
         await cluster.RestartAsync();
+        var restarted = DateTime.UtcNow;
 
         // Without anyone touching the node, complete flows succeed again shortly after.
-        var recovered = false;
+        DateTime? recoveredAt = null;
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!recovered && DateTime.UtcNow < deadline)
+        while (recoveredAt is null && DateTime.UtcNow < deadline)
         {
             try
             {
-                recovered = await FlowAsync(-1);
+                if (await FlowAsync(-1))
+                {
+                    recoveredAt = DateTime.UtcNow;
+                }
             }
             catch (Exception e) when (e is HttpRequestException or Xunit.Sdk.XunitException)
             {
                 await Task.Delay(200);
             }
         }
+        Assert.True(recoveredAt is not null, "the node did not recover after PostgreSQL restarted:\n" + node.Output);
+        // The load goes on until three of its flows that began after the recovery have succeeded.
+        var more = DateTime.UtcNow.AddSeconds(30);
+        while (succeededAfter.Count(t => t > recoveredAt) < 3 && DateTime.UtcNow < more && !load.IsCompleted)
+        {
+            await Task.Delay(50);
+        }
         stop.Cancel();
         await load;
-        Assert.True(recovered, "the node did not recover after PostgreSQL restarted:\n" + node.Output);
+        Assert.True(succeededAfter.Count(t => t > recoveredAt) >= 3, "the load did not go on after the recovery:\n" + node.Output);
+        // Failures belong to the outage alone: none of a flow begun after the recovery was seen.
+        var late = failures.Where(f => f.Started > recoveredAt).Select(f => f.Why).ToList();
+        Assert.True(late.Count == 0, $"{late.Count} of {failures.Count} failed flows began after the recovery:\n{string.Join('\n', late)}");
+        Assert.True(succeededAfter.Count(t => t < restarted) >= 1, "the load ran before the restart");
         using var health = await node.Http.GetAsync("/healthz");
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
     }

@@ -18,17 +18,8 @@ namespace Assent.Server.Tests.Processes;
 [Collection(PostgresCollection.Name)]
 public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output)
 {
-    private sealed record Provisioned(string InviteCode, string ClientId, string ClientSecret);
-
-    private static async Task<Provisioned> ProvisionAsync(string dataDirectory, string issuer, string? database)
-    {
-        var options = new AssentOptions { Issuer = issuer, DataDirectory = dataDirectory, Database = database };
-        await using var store = await StoreFactory.OpenAsync(options, TimeProvider.System, default);
-        var admin = new AdminOperations(store, options, TimeProvider.System);
-        var invite = await admin.InviteAsync("ops", admin: false, default);
-        var agent = await admin.CreateAgentAsync("ops", "fault agent", "approve:action", default);
-        return new Provisioned(invite.Code, agent.ClientId, agent.ClientSecret);
-    }
+    private static Task<Provisioned> ProvisionAsync(string dataDirectory, string issuer, string? database) =>
+        Provisioned.CreateAsync(dataDirectory, issuer, database, "fault agent");
 
     /// <summary>Room for every request a test keeps pending at once.</summary>
     private static void ManyPending(ProcessStartInfo start) => start.Environment["Assent__Limits__MaxPendingPerAgentPerUser"] = "5000";
@@ -38,7 +29,7 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
     {
         var database = await cluster.CreateDatabaseAsync();
         var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
-        var (portA, portB) = (TestServer.FreePort(), TestServer.FreePort());
+        var (portA, portB) = (Ports.Reserve(), Ports.Reserve());
         var issuer = $"http://localhost:{portA}";
         var setup = await ProvisionAsync(dir, issuer, database);
         await using var a = await ServerProcess.StartAsync(dir, portA, issuer, database, ManyPending);
@@ -110,7 +101,7 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
     {
         var database = await cluster.CreateDatabaseAsync();
         var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
-        var port = TestServer.FreePort();
+        var port = Ports.Reserve();
         var issuer = $"http://localhost:{port}";
         var setup = await ProvisionAsync(dir, issuer, database);
         await using var node = await ServerProcess.StartAsync(dir, port, issuer, database);
@@ -203,7 +194,7 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
     {
         var database = await cluster.CreateDatabaseAsync();
         var dir = Directory.CreateTempSubdirectory("assent-fault-").FullName;
-        var (portA, portB) = (TestServer.FreePort(), TestServer.FreePort());
+        var (portA, portB) = (Ports.Reserve(), Ports.Reserve());
         var issuer = $"http://localhost:{portA}";
         var waiting = new ConcurrentDictionary<int, bool>();
         Task<ServerProcess> StartNode(int port) => ServerProcess.StartAsync(dir, port, issuer, database, onLine: line =>
@@ -323,7 +314,7 @@ public sealed class FaultTests(PostgresCluster cluster, ITestOutputHelper output
         await RunAsync("mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", dir);
         try
         {
-            var port = TestServer.FreePort();
+            var port = Ports.Reserve();
             var issuer = $"http://localhost:{port}";
             var setup = await ProvisionAsync(dir, issuer, null);
             await using var node = await ServerProcess.StartAsync(dir, port, issuer);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -196,7 +197,11 @@ public static class AgentCalls
     public static AuthenticationHeaderValue Basic(string id, string secret) =>
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{Uri.EscapeDataString(id)}:{Uri.EscapeDataString(secret)}")));
 
-    public static async Task<string> AskAsync(HttpClient http, string id, string secret, string user, string message, CancellationToken ct = default)
+    public static async Task<string> AskAsync(HttpClient http, string id, string secret, string user, string message, CancellationToken ct = default) =>
+        await TryAskAsync(http, id, secret, user, message, ct) ?? throw new Xunit.Sdk.XunitException("the agent's pending requests are at their cap (429)");
+
+    /// <summary>A CIBA request; null when the server refused it only because the agent has too many pending (429), as under load.</summary>
+    public static async Task<string?> TryAskAsync(HttpClient http, string id, string secret, string user, string message, CancellationToken ct = default)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/bc-authorize")
         {
@@ -205,6 +210,10 @@ public static class AgentCalls
         request.Headers.Authorization = Basic(id, secret);
         using var response = await http.SendAsync(request, ct);
         var text = await response.Content.ReadAsStringAsync(ct);
+        if (response.StatusCode == HttpStatusCode.TooManyRequests)
+        {
+            return null;
+        }
         Assert.True(response.IsSuccessStatusCode, text);
         return JsonDocument.Parse(text).RootElement.GetProperty("auth_req_id").GetString()!;
     }

@@ -61,7 +61,7 @@ public sealed class MultiNodeTests(PostgresCluster cluster)
         Assert.Equal("Wire $9,000 to Globex", data.GetProperty("binding_message").GetString());
 
         var held = a.TokenAsync(agent, authReqId, wait: 30, cts.Token);
-        await Task.Delay(300, cts.Token);
+        await a.WaitForWaitersAsync();
         Assert.False(held.IsCompleted);
         using (var decided = await deviceOnB.PostDecisionAsync(data.GetProperty("id").GetString()!, "approve",
                    deviceOnB.SignDecision("approve", data.GetProperty("payload").GetString()!)))

@@ -26,7 +26,7 @@ public sealed class PostgresCluster : IAsyncLifetime
             "PostgreSQL server binaries (initdb, pg_ctl) were not found under /usr/lib/postgresql/*/bin; run ./test.sh, which installs the postgresql package");
         _root = Directory.CreateTempSubdirectory("assent-pg-").FullName;
         _data = Path.Combine(_root, "data");
-        Port = TestServer.FreePort();
+        Port = Ports.Reserve();
         if (IsRoot)
         {
             await RunAsync("chown", ["-R", "postgres:postgres", _root]);

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using Assent.Server.Common;
 using Assent.Server.Storage;
@@ -254,6 +255,25 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.False(device.Active);
         Assert.Equal("work phone", device.Name);
         Assert.Equal(6, device.SignCount);
+    }
+
+    [Fact]
+    public async Task A_user_cannot_revoke_or_rename_another_users_device()
+    {
+        var alice = await UserAsync("alice-" + Guid.NewGuid().ToString("N")[..8]);
+        var bob = await UserAsync("bob-" + Guid.NewGuid().ToString("N")[..8]);
+        await DeviceAsync(alice, "dev_alice");
+        await DeviceAsync(bob, "dev_bob");
+
+        Assert.False(await Store.Devices.TryRevokeAsync("dev_bob", alice.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, alice.Id, "dev_alice", "dev_bob"), default));
+        Assert.False(await Store.Devices.TryRenameAsync("dev_bob", alice.Id, "taken", new AuditEvent(AuditTypes.DeviceRenamed, alice.Id, "dev_alice", "dev_bob"), default));
+
+        var device = (await Store.Devices.FindAsync("dev_bob", default))!;
+        Assert.True(device.Active);
+        Assert.Equal("d", device.Name);
+        Assert.DoesNotContain(await Store.Audit.ReadAsync(0, 10_000, null, default), r => Encoding.UTF8.GetString(r.Entry).Contains("\"subject\":\"dev_bob\"", StringComparison.Ordinal) &&
+            !Encoding.UTF8.GetString(r.Entry).Contains(AuditTypes.DeviceEnrolled, StringComparison.Ordinal));
+        Assert.True(await Store.Devices.TryRevokeAsync("dev_bob", bob.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, bob.Id, "dev_bob", "dev_bob"), default));
     }
 
     [Fact]
