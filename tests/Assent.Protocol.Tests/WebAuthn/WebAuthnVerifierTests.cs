@@ -139,4 +139,35 @@ public sealed class WebAuthnVerifierTests
         var result = WebAuthnVerifier.VerifyAssertionSignature(TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(Challenge), new byte[64], jwk, Challenge);
         Assert.Equal(code, result.Error?.Code);
     }
+
+    /// <summary>An RSA modulus of exactly <paramref name="bits"/> bits (top bit set), odd unless told otherwise.</summary>
+    private static byte[] Modulus(int bits, bool odd = true)
+    {
+        var n = new byte[(bits + 7) / 8];
+        RandomNumberGenerator.Fill(n);
+        var top = (bits - 1) % 8;
+        n[0] = (byte)((n[0] & ((1 << top) - 1)) | (1 << top));
+        n[^1] = (byte)(odd ? n[^1] | 1 : n[^1] & 0xFE);
+        return n;
+    }
+
+    [Theory]
+    [InlineData(2048, true, new byte[] { 1, 0, 1 }, true)]
+    [InlineData(8192, true, new byte[] { 1, 0, 1 }, true)]
+    [InlineData(2048, true, new byte[] { 1, 0, 0, 1 }, true)]
+    [InlineData(2047, true, new byte[] { 1, 0, 1 }, false)]
+    [InlineData(8193, true, new byte[] { 1, 0, 1 }, false)]
+    [InlineData(2048, false, new byte[] { 1, 0, 1 }, false)]
+    [InlineData(2048, true, new byte[] { 1, 0, 0 }, false)]
+    [InlineData(2048, true, new byte[] { 1, 0, 0, 0, 1 }, false)]
+    public void Rsa_keys_are_usable_only_from_2048_to_8192_bits_with_an_odd_modulus_and_exponent_of_at_most_four_bytes(int bits, bool oddModulus, byte[] exponent, bool usable)
+    {
+        var jwk = new Jwk("RSA", null, null, N: Base64Url.Encode(Modulus(bits, oddModulus)), E: Base64Url.Encode(exponent));
+
+        Assert.Equal(usable, WebAuthnVerifier.IsUsableKey(jwk, out var error));
+        if (!usable)
+        {
+            Assert.Equal(WebAuthnFailures.InvalidKey, error!.Code);
+        }
+    }
 }
