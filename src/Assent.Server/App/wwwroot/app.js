@@ -5,7 +5,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const TIMEOUT_MS = 120000; // every navigator.credentials call is abortable and bounded
-  const S = { session: null, stream: null, pending: new Map() };
+  // pending: id → its card (li, with the request as li.request); seen: ids the open stream announced or settled since it opened.
+  const S = { session: null, stream: null, pending: new Map(), seen: null, ticker: 0 };
 
   // ---- helpers -------------------------------------------------------------------
   const b64e = (buf) => {
@@ -111,6 +112,7 @@
 
   // docs/concepts.md §5.1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
   async function decide(a, decision, buttons) {
+    if (expired(a)) return;
     buttons.forEach((b) => { b.disabled = true; });
     performance.mark('assent:tap'); // for the tap-to-token benchmark
     status(decision === 'approve' ? 'Confirm with your passkey to approve…' : 'Confirm with your passkey to deny…');
@@ -128,8 +130,16 @@
       removeCard(a.id);
       loadHistory();
     } catch (e) {
+      // docs/http-api.md §10.4: 409 decided elsewhere, 410 expired. Either way the card can do nothing more.
+      if (e.status === 409 || e.status === 410) {
+        removeCard(a.id);
+        status(e.status === 410 ? 'That request expired before your answer arrived. The agent has to ask again.'
+          : 'That request was already answered on another device.', true);
+        loadHistory();
+        return;
+      }
       failed(e);
-      buttons.forEach((b) => { b.disabled = false; });
+      if (!expired(a)) buttons.forEach((b) => { b.disabled = false; });
     }
   }
 
@@ -171,32 +181,83 @@
     const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
     for (const d of details) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
-    li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope + ' · expires ' + when(a.expires_at) }));
+    li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope }));
+    li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }));
     li.append(el('div', { class: 'actions' }, approve, deny));
+    li.request = a;
     approve.addEventListener('click', () => decide(a, 'approve', [approve, deny]));
     deny.addEventListener('click', () => decide(a, 'deny', [approve, deny]));
     return li;
   }
 
+  // Ids are stable and a request's content never changes, so a card already shown is kept as it is (it may be
+  // in the middle of a decision); the stream announces a request again after every reconnect.
   function upsertCard(a) {
-    const old = S.pending.get(a.id);
+    if (S.pending.has(a.id)) return;
     const li = card(a);
-    if (old) old.replaceWith(li); else $('pending').append(li);
+    $('pending').append(li);
     S.pending.set(a.id, li);
-    counts();
+    tick();
   }
   function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
-  function counts() { $('count').textContent = S.pending.size ? '(' + S.pending.size + ')' : ''; $('empty').hidden = S.pending.size > 0; }
+  function counts() {
+    const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired')).length;
+    $('count').textContent = live ? '(' + live + ')' : '';
+    $('empty').hidden = S.pending.size > 0;
+  }
+
+  // The local clock greys a card out at its expires_at, whether or not the server's news arrives (a dropped
+  // stream, a sleeping phone), and counts the time left down.
+  const expired = (a) => Date.now() >= a.expires_at * 1000;
+  function tick() {
+    for (const li of S.pending.values()) {
+      const a = li.request;
+      const left = Math.ceil(a.expires_at - Date.now() / 1000);
+      if (left > 0) {
+        li.querySelector('.expiry').textContent = 'Expires in ' + Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0');
+      } else if (!li.classList.contains('expired')) {
+        li.classList.add('expired');
+        li.querySelector('.expiry').textContent = 'Expired: the agent has to ask again.';
+        for (const b of li.querySelectorAll('.actions button')) b.disabled = true;
+      }
+    }
+    counts();
+    clearTimeout(S.ticker);
+    if (S.pending.size) S.ticker = setTimeout(tick, 1000 - (Date.now() % 1000));
+  }
+
+  // On every (re)connect the server's pending list replaces the page's: a card the server no longer lists (decided
+  // or expired while the stream was down) goes. The stream subscribes before it answers, so whatever it announces
+  // or settles after opening is newer than this read and wins over it.
+  async function resync(es) {
+    let list;
+    try { list = (await api('GET', '/webauthn/approvals')).approvals; } catch { return; }
+    if (S.stream !== es) return;
+    const current = new Set(list.map((a) => a.id));
+    for (const id of [...S.pending.keys()]) if (!current.has(id) && !S.seen.has(id)) removeCard(id);
+    for (const a of list) if (!S.seen.has(a.id)) upsertCard(a);
+    counts();
+  }
 
   function openStream() {
     if (S.stream) S.stream.close();
     const es = new EventSource('/webauthn/stream');
-    es.addEventListener('approval', (e) => upsertCard(JSON.parse(e.data)));
-    es.addEventListener('settled', (e) => { removeCard(JSON.parse(e.data).id); loadHistory(); });
-    es.addEventListener('error', async () => {
-      if (es.readyState === EventSource.CLOSED) { try { await api('GET', '/webauthn/session'); setTimeout(openStream, 2000); } catch { start(); } }
-    });
     S.stream = es;
+    S.seen = new Set();
+    const down = (yes) => { $('conn').hidden = !yes; };
+    es.addEventListener('open', () => { down(false); S.seen = new Set(); resync(es); });
+    es.addEventListener('approval', (e) => { const a = JSON.parse(e.data); S.seen.add(a.id); upsertCard(a); });
+    es.addEventListener('settled', (e) => { const id = JSON.parse(e.data).id; S.seen.add(id); removeCard(id); loadHistory(); });
+    es.addEventListener('error', async () => {
+      if (S.stream !== es) return;
+      down(true);
+      // EventSource reconnects by itself after a network error; after a refusal (401, 503) it gives up, so ask again
+      // later, unless the session is gone.
+      if (es.readyState === EventSource.CLOSED) {
+        try { await api('GET', '/webauthn/session'); } catch (e) { if (e.status === 401) { start(); return; } }
+        setTimeout(() => { if (S.stream === es) openStream(); }, 2000);
+      }
+    });
   }
 
   // ---- history and devices -------------------------------------------------------
@@ -309,6 +370,7 @@
     $('signout').addEventListener('click', async () => {
       try { await api('POST', '/webauthn/signout', {}); } catch (e) { failed(e); }
       if (S.stream) S.stream.close();
+      S.stream = null; $('conn').hidden = true;
       S.session = null; S.pending.forEach((li) => li.remove()); S.pending.clear();
       signedIn(); show('signin');
     });
