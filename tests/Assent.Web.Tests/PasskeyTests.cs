@@ -65,7 +65,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         var card = phone.Page.Locator("#pending li", new() { HasText = "invoice" });
         await card.WaitForAsync();
         Assert.Equal(message, await card.Locator(".message").TextContentAsync());
-        Assert.Equal("125.00 USD", await card.Locator(".amount").TextContentAsync());
+        Assert.Equal("$125.00", await card.Locator(".amount").TextContentAsync());
         Assert.Contains("ACME GmbH", await card.InnerTextAsync());
         Assert.Contains("Test agent", await card.InnerTextAsync());
 

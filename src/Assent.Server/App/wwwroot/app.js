@@ -144,14 +144,32 @@
   }
 
   // ---- pending requests ----------------------------------------------------------
-  function detailBlock(d, resource) {
+  // An amount in the reader's locale with the currency's own minor units (ISO 4217: 2 for USD, 0 for JPY, 3 for BHD),
+  // never fewer digits than were sent: a formatter that rounds would show a different amount from the one approved.
+  // Anything that is not a plain decimal, or an unknown currency, is shown as sent.
+  function money(amount, currency) {
+    const text = String(amount);
+    if (/^-?\d+(\.\d+)?$/.test(text)) {
+      const decimals = (text.split('.')[1] || '').length;
+      try {
+        const style = currency ? { style: 'currency', currency: String(currency) } : {};
+        const minor = currency ? new Intl.NumberFormat('en', style).resolvedOptions().maximumFractionDigits : decimals;
+        // A string keeps every digit (ECMA-402 Intl.NumberFormat v3 formats it as an exact decimal).
+        return { text: new Intl.NumberFormat(undefined, { ...style, minimumFractionDigits: minor, maximumFractionDigits: Math.max(minor, decimals) }).format(text) };
+      } catch { /* an unknown currency: as sent */ }
+    }
+    return { show: text + (currency ? ' ' + currency : '') };
+  }
+  const payee = (d) => d.recipient || d.creditor || d.payee;
+
+  function detailBlock(d, resource, lifted) {
     const box = el('div', { class: 'detail' });
-    if (d.amount != null) box.append(el('p', { class: 'amount', show: String(d.amount) + (d.currency ? ' ' + d.currency : '') }));
+    if (d.amount != null && !lifted) box.append(el('p', { class: 'amount', ...money(d.amount, d.currency) }));
     const dl = el('dl');
     // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
     const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
     row('Type', d.type);
-    row('Recipient', d.recipient || d.creditor || d.payee);
+    if (!lifted) row('Recipient', payee(d));
     row('Resource', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
     row('Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
     for (const [k, v] of Object.entries(d)) {
@@ -176,10 +194,23 @@
   function card(a) {
     const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
     const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
-    const li = el('li', { 'data-id': a.id }, asker(a), foreign(a),
-      el('p', { class: 'message', show: a.binding_message || '(no message)' }));
-    const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
-    for (const d of details) li.append(detailBlock(d, a.resource));
+    const li = el('li', { 'data-id': a.id }, asker(a), foreign(a));
+    const details = Array.isArray(a.authorization_details) ? a.authorization_details.filter((d) => d && typeof d === 'object') : [];
+    // What is paid and to whom come first, above the agent's message (its own words, which it could make long).
+    const lead = details.find((d) => d.amount != null);
+    if (lead) {
+      li.append(el('p', { class: 'amount', ...money(lead.amount, lead.currency) }));
+      if (payee(lead) != null) li.append(el('p', { class: 'payee', show: 'to ' + (typeof payee(lead) === 'string' ? payee(lead) : JSON.stringify(payee(lead))) }));
+    }
+    const message = el('p', { class: 'message', show: a.binding_message || '(no message)' });
+    const more = el('button', { type: 'button', class: 'more', hidden: '', 'aria-expanded': 'false', text: 'More' });
+    more.addEventListener('click', () => {
+      const open = message.classList.toggle('open');
+      more.setAttribute('aria-expanded', String(open));
+      more.textContent = open ? 'Less' : 'More';
+    });
+    li.append(message, more);
+    for (const d of details) li.append(detailBlock(d, a.resource, d === lead));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
     li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope }));
     li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }));
@@ -197,8 +228,22 @@
     const li = card(a);
     $('pending').append(li);
     S.pending.set(a.id, li);
+    fit(li);
     tick();
   }
+
+  // A number never breaks: an amount too wide for the card is set smaller until it fits (320 px screens), and
+  // "More" shows only when the clamped message hides lines. Both measure, so they run when the card is on screen.
+  function fit(li) {
+    for (const p of li.querySelectorAll('.amount')) {
+      p.style.removeProperty('font-size');
+      let size = parseFloat(getComputedStyle(p).fontSize);
+      while (p.scrollWidth > p.clientWidth && size > 14) { size -= 1; p.style.setProperty('font-size', size + 'px'); }
+    }
+    const message = li.querySelector('.message'), more = li.querySelector('.more');
+    if (!message.classList.contains('open')) more.hidden = message.scrollHeight <= message.clientHeight + 1;
+  }
+  addEventListener('resize', () => { for (const li of S.pending.values()) fit(li); });
   function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
   function counts() {
     const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired')).length;
@@ -318,6 +363,7 @@
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
     for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
+    if (name === 'pending') for (const li of S.pending.values()) fit(li);
     if (name === 'history') loadHistory();
     if (name === 'devices') loadDevices();
     if (name === 'consents') loadConsents();
