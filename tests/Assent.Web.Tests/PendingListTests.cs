@@ -76,7 +76,7 @@ public sealed class PendingListTests(BrowserHost host, ITestOutputHelper output)
         await card.Locator("button[data-act=approve]").ClickAsync();
 
         await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
-        Assert.Contains(says, await phone.Page.TextContentAsync("#status"));
+        Assert.Contains(says, await phone.Page.TextContentAsync("#alert"));
     }
 
     private static async Task AskAsync(TestServer server, TestAgent agent, string message, int expiry)

@@ -33,7 +33,11 @@
   const codePoint = (ch) => 'U+' + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
   // For plain-text places (dialogs, the status line).
   const plain = (text) => String(text).replace(HIDDEN, (ch) => '⟨' + codePoint(ch) + '⟩');
-  const status = (text, error) => { const s = $('status'); s.textContent = plain(text || ''); s.className = error ? 'error' : ''; };
+  // Progress and results go to a polite status; errors to an alert, announced at once (WAI-ARIA 1.2, roles status and alert).
+  const status = (text, error) => {
+    $(error ? 'alert' : 'status').textContent = plain(text || '');
+    $(error ? 'status' : 'alert').textContent = '';
+  };
   // For the page: text nodes, and each hidden code point as a marked span.
   const shown = (text) => {
     const s = String(text);
@@ -60,7 +64,11 @@
     for (const k of kids) if (k != null) e.append(k);
     return e;
   };
-  const show = (view) => { for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view; };
+  // A message belongs to the view it was said in: changing views clears it.
+  const show = (view) => {
+    if ($('v-' + view).hidden) status('');
+    for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view;
+  };
   const when = (unix) => new Date(unix * 1000).toLocaleString();
 
   async function api(method, path, body) {
@@ -68,12 +76,33 @@
     if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
     const r = await fetch(path, init);
     const text = await r.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!r.ok) { const e = new Error((data && (data.detail || data.title)) || ('HTTP ' + r.status)); e.status = r.status; throw e; }
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { if (r.ok) throw new Error('not JSON'); }
+    if (!r.ok) { const e = new Error('HTTP ' + r.status); e.status = r.status; e.detail = data && (data.detail || data.title); throw e; }
     return data;
   }
-  const failed = (e) => status(e.name === 'NotAllowedError' || e.name === 'AbortError'
-    ? 'The passkey request was cancelled or timed out.' : e.message, true);
+  // Words for people: what happened and what to do next, never "Failed to fetch" or a protocol's field name. The
+  // server's own detail is used where it already speaks to people (an invite code, a refused name).
+  const WORDS = {
+    device: { 400: 'That is not a sign-in code: it has 8 letters, like BCDF-GHJK, as the assent command shows it.',
+      404: 'No sign-in is waiting for this code. Check it, or run assent auth login again.',
+      409: 'This code has already been used.', 410: 'This code has expired. Run assent auth login again.' },
+    signin: { 401: 'This passkey is not registered here, or it was revoked. Try another passkey, or use an invite code.' },
+    decide: { 400: 'Your answer could not be read by the server. Reload the page and try again.',
+      401: 'Your passkey could not be checked for this request. Try again.',
+      403: 'This passkey may not answer this request: it was revoked, or the request is for another account.' },
+  };
+  function human(e, what) {
+    if (e.name === 'NotAllowedError' || e.name === 'AbortError') return 'The passkey request was cancelled or timed out. Nothing was sent.';
+    if (e.name === 'InvalidStateError') return 'This device already has a passkey for this account.';
+    if (e.status === undefined) return "Can't reach Assent. Check your connection, then try again.";
+    if (e.status === 429) return 'Too many attempts. Wait a minute, then try again.';
+    if (e.status >= 500) return 'Assent is not answering right now. Try again in a moment.';
+    const words = (WORDS[what] || {})[e.status];
+    if (words) return words;
+    return e.detail ? e.detail.charAt(0).toUpperCase() + e.detail.slice(1) + (/[.!?]$/.test(e.detail) ? '' : '.') : 'Something went wrong. Reload the page and try again.';
+  }
+  const failed = (e, what) => status(human(e, what), true);
 
   // ---- passkeys ------------------------------------------------------------------
   async function createPasskey(code, name) {
@@ -111,11 +140,20 @@
   }
 
   // docs/concepts.md §5.1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
+  // Progress, result and errors are said on the card itself, where the finger is.
+  function say(li, text, error) {
+    const f = li.querySelector('.feedback'), x = li.querySelector('.problem');
+    (error ? x : f).textContent = text; (error ? f : x).textContent = '';
+  }
+
   async function decide(a, decision, buttons) {
-    if (expired(a)) return;
+    const li = S.pending.get(a.id);
+    if (expired(a) || !li) return;
     buttons.forEach((b) => { b.disabled = true; });
+    li.classList.add('busy');
     performance.mark('assent:tap'); // for the tap-to-token benchmark
-    status(decision === 'approve' ? 'Confirm with your passkey to approve…' : 'Confirm with your passkey to deny…');
+    status('');
+    say(li, 'Waiting for your passkey (Face ID, fingerprint or PIN)…');
     try {
       const word = new TextEncoder().encode(decision);
       const payload = b64d(a.payload);
@@ -125,11 +163,14 @@
       const body = await assertion(challenge, S.session.rp_id, S.session.credentials);
       body.decision = decision;
       performance.mark('assent:asserted');
+      say(li, decision === 'approve' ? 'Sending your approval…' : 'Sending your denial…');
       const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
-      status(r.state === 'approved' ? 'Approved.' : 'Denied.');
-      removeCard(a.id);
+      li.classList.replace('busy', 'done');
+      say(li, r.state === 'approved' ? '✓ Approved' : '✕ Denied');
+      setTimeout(() => removeCard(a.id), 1000);
       loadHistory();
     } catch (e) {
+      li.classList.remove('busy');
       // docs/http-api.md §10.4: 409 decided elsewhere, 410 expired. Either way the card can do nothing more.
       if (e.status === 409 || e.status === 410) {
         removeCard(a.id);
@@ -138,7 +179,8 @@
         loadHistory();
         return;
       }
-      failed(e);
+      if (li.settled) { removeCard(a.id); return; }
+      say(li, human(e, 'decide'), true);
       if (!expired(a)) buttons.forEach((b) => { b.disabled = false; });
     }
   }
@@ -214,6 +256,7 @@
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
     li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope }));
     li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }));
+    li.append(el('p', { class: 'feedback', role: 'status' }), el('p', { class: 'problem', role: 'alert' }));
     li.append(el('div', { class: 'actions' }, approve, deny));
     li.request = a;
     approve.addEventListener('click', () => decide(a, 'approve', [approve, deny]));
@@ -292,7 +335,13 @@
     const down = (yes) => { $('conn').hidden = !yes; };
     es.addEventListener('open', () => { down(false); S.seen = new Set(); resync(es); });
     es.addEventListener('approval', (e) => { const a = JSON.parse(e.data); S.seen.add(a.id); upsertCard(a); });
-    es.addEventListener('settled', (e) => { const id = JSON.parse(e.data).id; S.seen.add(id); removeCard(id); loadHistory(); });
+    es.addEventListener('settled', (e) => {
+      const id = JSON.parse(e.data).id, li = S.pending.get(id);
+      S.seen.add(id);
+      // A card being answered here says how it ended itself.
+      if (li && (li.classList.contains('busy') || li.classList.contains('done'))) li.settled = true; else removeCard(id);
+      loadHistory();
+    });
     es.addEventListener('error', async () => {
       if (S.stream !== es) return;
       down(true);
@@ -363,6 +412,7 @@
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
     for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
+    status('');
     if (name === 'pending') for (const li of S.pending.values()) fit(li);
     if (name === 'history') loadHistory();
     if (name === 'devices') loadDevices();
@@ -411,7 +461,7 @@
     $('signin').addEventListener('click', async (ev) => {
       ev.target.disabled = true;
       status('Confirm with your passkey…');
-      try { await signIn(); status(''); await start(); } catch (e) { failed(e); } finally { ev.target.disabled = false; }
+      try { await signIn(); status(''); await start(); } catch (e) { failed(e, 'signin'); } finally { ev.target.disabled = false; }
     });
     $('signout').addEventListener('click', async () => {
       try { await api('POST', '/webauthn/signout', {}); } catch (e) { failed(e); }
@@ -426,19 +476,19 @@
       status('Creating your passkey…');
       try {
         const r = await createPasskey($('code').value.trim(), $('dev-name').value.trim());
-        status('Passkey registered for ' + r.handle + '.');
         history.replaceState(null, '', '/app');
         await start();
-      } catch (e) { failed(e); } finally { button.disabled = false; }
+        status('Passkey registered for ' + r.handle + '.');
+      } catch (e) { failed(e, 'enroll'); } finally { button.disabled = false; }
     });
     $('device-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try {
         await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
-        status('Approve the sign-in request below with your passkey.');
         history.replaceState(null, '', '/app');
         showMain();
-      } catch (e) { failed(e); }
+        status('Approve the sign-in request below with your passkey.');
+      } catch (e) { failed(e, 'device'); }
     });
     $('add-passkey').addEventListener('click', async () => {
       status('Creating another passkey…');
