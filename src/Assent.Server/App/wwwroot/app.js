@@ -148,28 +148,67 @@
 
   async function decide(a, decision, buttons) {
     const li = S.pending.get(a.id);
-    if (expired(a) || !li) return;
-    buttons.forEach((b) => { b.disabled = true; });
+    if (expired(a) || !li || li.classList.contains('busy')) return;
+    const enable = (on) => { if (!on || !expired(a)) buttons.forEach((b) => { b.disabled = !on; }); };
+    enable(false);
     li.classList.add('busy');
     performance.mark('assent:tap'); // for the tap-to-token benchmark
     status('');
+    // A passkey prompt whose answer cannot be sent wastes a Face ID: check the way to the server first.
+    if (!(await reachable())) {
+      li.classList.remove('busy');
+      say(li, "You're offline, so your passkey was not asked. Try again when you are connected.", true);
+      enable(true);
+      return;
+    }
     say(li, 'Waiting for your passkey (Face ID, fingerprint or PIN)…');
+    let body;
     try {
       const word = new TextEncoder().encode(decision);
       const payload = b64d(a.payload);
       const input = new Uint8Array(word.length + 1 + payload.length);
       input.set(word, 0); input.set(payload, word.length + 1);
       const challenge = await crypto.subtle.digest('SHA-256', input);
-      const body = await assertion(challenge, S.session.rp_id, S.session.credentials);
+      body = await assertion(challenge, S.session.rp_id, S.session.credentials);
       body.decision = decision;
       performance.mark('assent:asserted');
-      say(li, decision === 'approve' ? 'Sending your approval…' : 'Sending your denial…');
+    } catch (e) {
+      li.classList.remove('busy');
+      say(li, human(e, 'decide'), true);
+      enable(true);
+      return;
+    }
+    send(a, li, body, 0, () => enable(true));
+  }
+
+  // Online, and the server answers: an open stream proves it, otherwise one quick read does.
+  async function reachable() {
+    if (!navigator.onLine) return false;
+    if (S.stream && S.stream.readyState === EventSource.OPEN) return true;
+    try { await fetch('/webauthn/session', { credentials: 'same-origin', signal: signal(4000) }); return true; } catch { return false; }
+  }
+
+  // A signed decision is kept and sent again while the network or the server is away, after 1, 2, 4 … 30 s, and at
+  // once when the browser is back online or the stream reconnects. It is valid only until the request expires
+  // (docs/concepts.md §5.1: it signs this request's payload), so retrying ends there.
+  async function send(a, li, body, attempt, enable) {
+    li.resend = null;
+    say(li, body.decision === 'approve' ? 'Sending your approval…' : 'Sending your denial…');
+    try {
       const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
       li.classList.replace('busy', 'done');
       say(li, r.state === 'approved' ? '✓ Approved' : '✕ Denied');
       setTimeout(() => removeCard(a.id), 1000);
       loadHistory();
     } catch (e) {
+      if ((e.status === undefined || e.status >= 500) && !expired(a) && li.isConnected) {
+        const wait = Math.min(30, 2 ** attempt);
+        say(li, 'Not sent yet — retrying in ' + wait + ' s. Keep this page open.');
+        const again = () => { clearTimeout(li.retry); if (li.resend === again) send(a, li, body, attempt + 1, enable); };
+        li.resend = again;
+        li.retry = setTimeout(again, wait * 1000);
+        return;
+      }
       li.classList.remove('busy');
       // docs/http-api.md §10.4: 409 decided elsewhere, 410 expired. Either way the card can do nothing more.
       if (e.status === 409 || e.status === 410) {
@@ -180,10 +219,12 @@
         return;
       }
       if (li.settled) { removeCard(a.id); return; }
-      say(li, human(e, 'decide'), true);
-      if (!expired(a)) buttons.forEach((b) => { b.disabled = false; });
+      say(li, expired(a) ? 'Not sent: the request expired before Assent could be reached.' : human(e, 'decide'), true);
+      enable();
     }
   }
+  const resendAll = () => { for (const li of S.pending.values()) if (li.resend) li.resend(); };
+  addEventListener('online', resendAll);
 
   // ---- pending requests ----------------------------------------------------------
   // An amount in the reader's locale with the currency's own minor units (ISO 4217: 2 for USD, 0 for JPY, 3 for BHD),
@@ -333,7 +374,7 @@
     S.stream = es;
     S.seen = new Set();
     const down = (yes) => { $('conn').hidden = !yes; };
-    es.addEventListener('open', () => { down(false); S.seen = new Set(); resync(es); });
+    es.addEventListener('open', () => { down(false); S.seen = new Set(); resync(es); resendAll(); });
     es.addEventListener('approval', (e) => { const a = JSON.parse(e.data); S.seen.add(a.id); upsertCard(a); });
     es.addEventListener('settled', (e) => {
       const id = JSON.parse(e.data).id, li = S.pending.get(id);
