@@ -17,9 +17,10 @@ namespace Assent.Server.App;
 /// </summary>
 internal static class AppEndpoints
 {
-    // Nothing but our own origin: scripts, styles, images (the QR), fetch and EventSource.
+    // Nothing but our own origin: scripts, styles, images (the QR, the icon), fetch and EventSource, the manifest
+    // and the service worker.
     private const string ContentSecurityPolicy =
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; " +
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
     private sealed record Asset(byte[] Bytes, string ContentType, string ETag);
@@ -28,6 +29,9 @@ internal static class AppEndpoints
     private static readonly Asset Landing = Load("index.html", "text/html; charset=utf-8");
     private static readonly Asset Script = Load("app.js", "text/javascript; charset=utf-8");
     private static readonly Asset Style = Load("app.css", "text/css; charset=utf-8");
+    private static readonly Asset Manifest = Load("manifest.webmanifest", "application/manifest+json; charset=utf-8");
+    private static readonly Asset Icon = Load("icon.svg", "image/svg+xml; charset=utf-8");
+    private static readonly Asset Worker = Load("sw.js", "text/javascript; charset=utf-8");
 
     public static IEndpointRouteBuilder MapApp(this IEndpointRouteBuilder app, AssentOptions options)
     {
@@ -38,6 +42,17 @@ internal static class AppEndpoints
         app.MapGet(EndpointPaths.Verification, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
         app.MapGet(EndpointPaths.App + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.App + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
+        // Installable (Web App Manifest): the manifest, its icon (also the site's favicon) and a service worker that
+        // keeps the shell for offline starts. The worker lives under /app/ but controls /app itself, which the
+        // Service-Worker-Allowed header permits (Service Workers §4.1, "max scope").
+        app.MapGet(EndpointPaths.App + "/manifest.webmanifest", (HttpContext http) => Serve(http, Manifest)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/icon.svg", (HttpContext http) => Serve(http, Icon)).ExcludeFromDescription();
+        app.MapGet("/favicon.ico", (HttpContext http) => Serve(http, Icon)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/sw.js", (HttpContext http) =>
+        {
+            http.Response.Headers["Service-Worker-Allowed"] = EndpointPaths.App;
+            return Serve(http, Worker);
+        }).ExcludeFromDescription();
         app.MapGet(EndpointPaths.Enroll + "/qr.svg", (string? code) => EnrollQr(options, code))
             .WithSummary("The invite link as a QR code (SVG), to scan with a phone").WithTags("Web app");
         return app;

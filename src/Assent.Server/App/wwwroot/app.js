@@ -333,6 +333,9 @@
     const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired')).length;
     $('count').textContent = live ? '(' + live + ')' : '';
     $('empty').hidden = S.pending.size > 0;
+    // The count where a glance finds it: the tab's title and, for the installed app, its icon (Badging API).
+    document.title = live ? '(' + live + ') Assent' : 'Assent';
+    if (navigator.setAppBadge) (live ? navigator.setAppBadge(live) : navigator.clearAppBadge()).catch(() => {});
   }
 
   // The local clock greys a card out at its expires_at, whether or not the server's news arrives (a dropped
@@ -476,8 +479,10 @@
   async function start() {
     const path = location.pathname.replace(/\/+$/, '');
     const params = new URLSearchParams(location.search);
-    try { S.session = await api('GET', '/webauthn/session'); } catch { S.session = null; }
+    let offline = null;
+    try { S.session = await api('GET', '/webauthn/session'); } catch (e) { S.session = null; if (e.status === undefined) offline = e; }
     signedIn();
+    if (offline && path !== '/app/enroll') { show('signin'); failed(offline); return; }
     if (path === '/app/enroll') {
       const code = params.get('code');
       $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
@@ -537,5 +542,7 @@
     });
     for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => tab(b.dataset.tab));
     start();
+    // After the page is up, so the first load stays what it was; the worker keeps the shell for later starts.
+    if ('serviceWorker' in navigator) addEventListener('load', () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {}));
   });
 })();
