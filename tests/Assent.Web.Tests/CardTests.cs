@@ -73,4 +73,39 @@ public sealed class CardTests(BrowserHost host)
         // A short message needs no "More".
         Assert.True(await phone.Page.Locator("#pending li", new() { HasText = "Pay in yen" }).Locator("button.more").IsHiddenAsync());
     }
+
+    [Fact]
+    public async Task The_card_leads_with_who_asks_and_when_and_keeps_technical_fields_under_Details_with_readable_labels()
+    {
+        var invite = await host.Server.InviteAsync("web-who");
+        await using var phone = await host.PhoneAsync();
+        await phone.EnrollAsync(invite.Code);
+        var agent = await host.Server.AgentAsync("web-who");
+        await host.Server.AskAsync(agent, "Pay the hosting bill",
+            """[{"type":"payment","amount":"42.00","currency":"EUR","recipient":"Hoster","invoice_number":"INV-7"}]""", "openid payments:write");
+        var card = phone.Page.Locator("#pending li", new() { HasText = "Pay the hosting bill" });
+        await card.WaitForAsync();
+
+        // First line: the agent's name, in the page's own colour and bold, its owner, and how long ago it asked.
+        var head = card.Locator(".head");
+        Assert.StartsWith("Test agent", await head.Locator(".agent-name").TextContentAsync());
+        Assert.Contains("by web-who", await head.InnerTextAsync());
+        Assert.Equal("700", await head.Locator(".agent-name").EvaluateAsync<string>("(e) => getComputedStyle(e).fontWeight"));
+        Assert.Matches(@"^(just now|\d+ s ago|\d+ min ago|\d+ h ago)$", await head.Locator(".ago").TextContentAsync());
+        Assert.Matches(@"^Expires in \d+:\d\d$", await card.Locator(".expiry").TextContentAsync());
+
+        // No jargon in sight; the technical fields wait behind "Details", in words.
+        var visible = await card.InnerTextAsync();
+        Assert.DoesNotContain("Scope", visible);
+        Assert.DoesNotContain("payments:write", visible);
+        Assert.DoesNotContain("invoice_number", visible);
+        var details = card.Locator("details.tech");
+        Assert.False(await details.EvaluateAsync<bool>("(e) => e.open"));
+        await details.Locator("summary", new() { HasText = "Details" }).ClickAsync();
+        var text = await details.InnerTextAsync();
+        Assert.Contains("Make a payment", text);
+        Assert.Contains("Invoice number", text);
+        Assert.Contains("INV-7", text);
+        Assert.Contains("Payment", text);
+    }
 }

@@ -22,12 +22,12 @@ public sealed class PendingListTests(BrowserHost host, ITestOutputHelper output)
         var agent = await server.AgentAsync("web-restart");
         var page = phone.Page;
 
-        await AskAsync(server, agent, "Short-lived request", expiry: 4);
+        await AskAsync(server, agent, "Short-lived request", expiry: 8);
         var shortLived = page.Locator("#pending li", new() { HasText = "Short-lived request" });
         await shortLived.WaitForAsync();
         Assert.Matches(@"Expires in 0:0\d", await shortLived.Locator(".expiry").TextContentAsync());
         // Greyed out locally at expires_at, with nothing from the server, its buttons off.
-        await page.Locator("#pending li.expired", new() { HasText = "Short-lived request" }).WaitForAsync(new() { Timeout = 10_000 });
+        await page.Locator("#pending li.expired", new() { HasText = "Short-lived request" }).WaitForAsync(new() { Timeout = 15_000 });
         Assert.True(await shortLived.Locator("button[data-act=approve]").IsDisabledAsync());
         Assert.Contains("Expired", await shortLived.InnerTextAsync());
 

@@ -245,18 +245,23 @@
   }
   const payee = (d) => d.recipient || d.creditor || d.payee;
 
+  // Readable labels: member names as words ("max_amount" → "Max amount"), known scopes as what they allow.
+  const label = (k) => String(k).replace(/_/g, ' ').replace(/^[a-z]/, (c) => c.toUpperCase());
+  const SCOPES = { 'approve:action': 'Approve an action', 'payments:write': 'Make a payment', session: 'Sign in a device', offline_access: 'Stay signed in' };
+  const scopes = (scope) => String(scope || '').split(' ').filter((x) => x && x !== 'openid').map((x) => SCOPES[x] || x).join(', ');
+  // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
+  const row = (dl, k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
+
   function detailBlock(d, resource, lifted) {
     const box = el('div', { class: 'detail' });
     if (d.amount != null && !lifted) box.append(el('p', { class: 'amount', ...money(d.amount, d.currency) }));
     const dl = el('dl');
-    // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
-    const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
-    row('Type', d.type);
-    if (!lifted) row('Recipient', payee(d));
-    row('Resource', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
-    row('Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
+    row(dl, 'Kind', typeof d.type === 'string' ? label(d.type) : d.type);
+    if (!lifted) row(dl, 'To', payee(d));
+    row(dl, 'Where', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
+    row(dl, 'Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
     for (const [k, v] of Object.entries(d)) {
-      if (!['type', 'amount', 'currency', 'recipient', 'creditor', 'payee', 'resource', 'locations', 'actions'].includes(k)) row(k, v);
+      if (!['type', 'amount', 'currency', 'recipient', 'creditor', 'payee', 'resource', 'locations', 'actions'].includes(k)) row(dl, label(k), v);
     }
     box.append(dl);
     return box;
@@ -277,7 +282,8 @@
   function card(a) {
     const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
     const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
-    const li = el('li', { 'data-id': a.id }, asker(a), foreign(a));
+    // Who asks, and when, is the first line: the agent's name (with its owner), then "12 s ago".
+    const li = el('li', { 'data-id': a.id }, el('div', { class: 'head' }, asker(a), el('span', { class: 'ago small', title: when(a.created_at) })), foreign(a));
     const details = Array.isArray(a.authorization_details) ? a.authorization_details.filter((d) => d && typeof d === 'object') : [];
     // What is paid and to whom come first, above the agent's message (its own words, which it could make long).
     const lead = details.find((d) => d.amount != null);
@@ -293,10 +299,16 @@
       more.textContent = open ? 'Less' : 'More';
     });
     li.append(message, more);
-    for (const d of details) li.append(detailBlock(d, a.resource, d === lead));
+    // The technical rest (the lifted payment's other fields, permissions, the request's id) behind "Details".
+    const tech = el('dl');
+    row(tech, 'Permissions', scopes(a.scope));
+    row(tech, 'Request', a.id);
+    const more2 = el('details', { class: 'tech' }, el('summary', { text: 'Details' }));
+    if (lead) more2.append(detailBlock(lead, a.resource, true));
+    more2.append(tech);
+    for (const d of details) if (d !== lead) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
-    li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope }));
-    li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }));
+    li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }), more2);
     li.append(el('p', { class: 'feedback', role: 'status' }), el('p', { class: 'problem', role: 'alert' }));
     li.append(el('div', { class: 'actions' }, approve, deny));
     li.request = a;
@@ -341,9 +353,14 @@
   // The local clock greys a card out at its expires_at, whether or not the server's news arrives (a dropped
   // stream, a sleeping phone), and counts the time left down.
   const expired = (a) => Date.now() >= a.expires_at * 1000;
+  const ago = (unix) => {
+    const s = Math.floor(Date.now() / 1000 - unix);
+    return s < 5 ? 'just now' : s < 60 ? s + ' s ago' : s < 3600 ? Math.floor(s / 60) + ' min ago' : Math.floor(s / 3600) + ' h ago';
+  };
   function tick() {
     for (const li of S.pending.values()) {
       const a = li.request;
+      li.querySelector('.ago').textContent = ago(a.created_at);
       const left = Math.ceil(a.expires_at - Date.now() / 1000);
       if (left > 0) {
         li.querySelector('.expiry').textContent = 'Expires in ' + Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0');
