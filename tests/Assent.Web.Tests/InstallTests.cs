@@ -43,6 +43,34 @@ public sealed class InstallTests(BrowserHost host, ITestOutputHelper output)
         Assert.Empty(errors);
     }
 
+    [Theory]
+    [InlineData("/app")]
+    [InlineData("/app/app.js")]
+    [InlineData("/app/app.css")]
+    public async Task The_shell_is_sent_compressed_to_clients_that_accept_it_and_as_is_to_others(string path)
+    {
+        using var handler = new HttpClientHandler { AutomaticDecompression = DecompressionMethods.None };
+        using var http = new HttpClient(handler) { BaseAddress = host.Server.BaseUri };
+        var plain = await http.GetByteArrayAsync(path);
+        foreach (var (accept, coding) in new[] { ("gzip, deflate, br", "br"), ("gzip", "gzip") })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, path) { Headers = { { "Accept-Encoding", accept } } };
+            using var response = await http.SendAsync(request);
+            Assert.Equal(coding, Assert.Single(response.Content.Headers.ContentEncoding));
+            Assert.Contains("Accept-Encoding", response.Headers.Vary);
+            var packed = await response.Content.ReadAsByteArrayAsync();
+            Assert.True(packed.Length < plain.Length / 2, $"{path} as {coding}: {packed.Length} of {plain.Length} bytes");
+            using var unpacked = new MemoryStream();
+            await using (var decoder = coding == "br"
+                ? (Stream)new System.IO.Compression.BrotliStream(new MemoryStream(packed), System.IO.Compression.CompressionMode.Decompress)
+                : new System.IO.Compression.GZipStream(new MemoryStream(packed), System.IO.Compression.CompressionMode.Decompress))
+            {
+                await decoder.CopyToAsync(unpacked);
+            }
+            Assert.Equal(plain, unpacked.ToArray());
+        }
+    }
+
     [Fact]
     public async Task Offline_the_app_still_opens_from_its_service_worker_and_says_it_is_offline()
     {
