@@ -36,12 +36,20 @@ public sealed class BrowserHost : IAsyncLifetime
     }
 
     /// <summary>A fresh phone-sized tab with its own CDP virtual platform authenticator (UV capable, resident keys).</summary>
-    public async Task<Phone> PhoneAsync()
+    /// <param name="server">Another server than the shared one (a test that stops or restarts its own).</param>
+    /// <param name="dark">The dark colour scheme (prefers-color-scheme: dark).</param>
+    /// <param name="bypassCsp">Lets a test inject a script (axe-core) the page's CSP would refuse.</param>
+    /// <param name="width">The viewport's width in CSS pixels (320: the narrowest phones).</param>
+    public async Task<Phone> PhoneAsync(TestServer? server = null, bool dark = false, bool bypassCsp = false, int width = 360)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            ViewportSize = new ViewportSize { Width = 360, Height = 740 },
-            BaseURL = Server.BaseUri.ToString(),
+            ViewportSize = new ViewportSize { Width = width, Height = 740 },
+            // Amounts and times are formatted for the reader's locale; the tests read them in one.
+            Locale = "en-US",
+            BaseURL = (server ?? Server).BaseUri.ToString(),
+            ColorScheme = dark ? ColorScheme.Dark : ColorScheme.Light,
+            BypassCSP = bypassCsp,
         });
         var page = await context.NewPageAsync();
         page.SetDefaultTimeout(15_000);

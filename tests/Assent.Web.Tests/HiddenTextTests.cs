@@ -36,7 +36,7 @@ public sealed class HiddenTextTests(BrowserHost host)
         await phone.Page.GotoAsync("/app/enroll?code=" + Uri.EscapeDataString(invite.Code));
         await phone.Page.FillAsync("#dev-name", "phone\u202Eenohp");
         await phone.Page.ClickAsync("#enroll-form button[type=submit]");
-        await phone.Page.Locator("#status.error", new() { HasText = "name contains U+202E (bidi override)" }).WaitForAsync();
+        await phone.Page.Locator("#alert", new() { HasText = "name contains U+202E (bidi override)" }).WaitForAsync();
         await phone.EnrollAsync(invite.Code);
         var card = phone.Page.Locator("#pending li", new() { HasText = "ACME" });
         await card.WaitForAsync();

@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Reflection;
 using System.Security.Cryptography;
 using Assent.Protocol;
@@ -17,17 +18,22 @@ namespace Assent.Server.App;
 /// </summary>
 internal static class AppEndpoints
 {
-    // Nothing but our own origin: scripts, styles, images (the QR), fetch and EventSource.
+    // Nothing but our own origin: scripts, styles, images (the QR, the icon), fetch and EventSource, the manifest
+    // and the service worker.
     private const string ContentSecurityPolicy =
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; manifest-src 'self'; worker-src 'self'; " +
         "base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-    private sealed record Asset(byte[] Bytes, string ContentType, string ETag);
+    /// <summary>An embedded file, with its Brotli and gzip forms made once at start (each with its own ETag, RFC 9110 §8.8.3).</summary>
+    private sealed record Asset(byte[] Bytes, string ContentType, string ETag, byte[] Brotli, byte[] Gzip);
 
     private static readonly Asset Page = Load("app.html", "text/html; charset=utf-8");
     private static readonly Asset Landing = Load("index.html", "text/html; charset=utf-8");
     private static readonly Asset Script = Load("app.js", "text/javascript; charset=utf-8");
     private static readonly Asset Style = Load("app.css", "text/css; charset=utf-8");
+    private static readonly Asset Manifest = Load("manifest.webmanifest", "application/manifest+json; charset=utf-8");
+    private static readonly Asset Icon = Load("icon.svg", "image/svg+xml; charset=utf-8");
+    private static readonly Asset Worker = Load("sw.js", "text/javascript; charset=utf-8");
 
     public static IEndpointRouteBuilder MapApp(this IEndpointRouteBuilder app, AssentOptions options)
     {
@@ -38,6 +44,17 @@ internal static class AppEndpoints
         app.MapGet(EndpointPaths.Verification, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
         app.MapGet(EndpointPaths.App + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.App + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
+        // Installable (Web App Manifest): the manifest, its icon (also the site's favicon) and a service worker that
+        // keeps the shell for offline starts. The worker lives under /app/ but controls /app itself, which the
+        // Service-Worker-Allowed header permits (Service Workers §4.1, "max scope").
+        app.MapGet(EndpointPaths.App + "/manifest.webmanifest", (HttpContext http) => Serve(http, Manifest)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/icon.svg", (HttpContext http) => Serve(http, Icon)).ExcludeFromDescription();
+        app.MapGet("/favicon.ico", (HttpContext http) => Serve(http, Icon)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/sw.js", (HttpContext http) =>
+        {
+            http.Response.Headers["Service-Worker-Allowed"] = EndpointPaths.App;
+            return Serve(http, Worker);
+        }).ExcludeFromDescription();
         app.MapGet(EndpointPaths.Enroll + "/qr.svg", (string? code) => EnrollQr(options, code))
             .WithSummary("The invite link as a QR code (SVG), to scan with a phone").WithTags("Web app");
         return app;
@@ -60,16 +77,31 @@ internal static class AppEndpoints
     private static IResult Serve(HttpContext http, Asset asset)
     {
         var headers = http.Response.Headers;
+        var (bytes, coding) = Choose(http.Request, asset);
+        var etag = coding is null ? asset.ETag : asset.ETag.Insert(asset.ETag.Length - 1, "-" + coding);
         headers.CacheControl = "no-cache";
-        headers.ETag = asset.ETag;
+        headers.Vary = HeaderNames.AcceptEncoding;
+        headers.ETag = etag;
         headers.XContentTypeOptions = "nosniff";
         headers.ContentSecurityPolicy = ContentSecurityPolicy;
         headers["Referrer-Policy"] = "no-referrer";
-        if (http.Request.Headers.IfNoneMatch.ToString() == asset.ETag)
+        if (http.Request.Headers.IfNoneMatch.ToString() == etag)
         {
             return Results.StatusCode(StatusCodes.Status304NotModified);
         }
-        return Results.Bytes(asset.Bytes, asset.ContentType);
+        if (coding is not null)
+        {
+            headers.ContentEncoding = coding;
+        }
+        return Results.Bytes(bytes, asset.ContentType);
+    }
+
+    /// <summary>Brotli, else gzip, when the client accepts it (RFC 9110 §12.5.3; q=0 refuses); else the bytes as they are.</summary>
+    private static (byte[] Bytes, string? Coding) Choose(HttpRequest request, Asset asset)
+    {
+        var accepted = request.GetTypedHeaders().AcceptEncoding
+            .Where(e => e.Quality is null or > 0).Select(e => e.Value.Value).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        return accepted.Contains("br") ? (asset.Brotli, "br") : accepted.Contains("gzip") ? (asset.Gzip, "gzip") : (asset.Bytes, null);
     }
 
     private static Asset Load(string name, string contentType)
@@ -79,6 +111,17 @@ internal static class AppEndpoints
         using var copy = new MemoryStream();
         stream.CopyTo(copy);
         var bytes = copy.ToArray();
-        return new Asset(bytes, contentType, new EntityTagHeaderValue("\"" + Base64Url.Encode(SHA256.HashData(bytes)[..12]) + "\"").ToString());
+        return new Asset(bytes, contentType, new EntityTagHeaderValue("\"" + Base64Url.Encode(SHA256.HashData(bytes)[..12]) + "\"").ToString(),
+            Compress(bytes, s => new BrotliStream(s, CompressionLevel.SmallestSize)), Compress(bytes, s => new GZipStream(s, CompressionLevel.SmallestSize)));
+    }
+
+    private static byte[] Compress(byte[] bytes, Func<Stream, Stream> encoder)
+    {
+        using var output = new MemoryStream();
+        using (var stream = encoder(output))
+        {
+            stream.Write(bytes);
+        }
+        return output.ToArray();
     }
 }

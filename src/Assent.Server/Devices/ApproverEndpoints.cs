@@ -11,6 +11,7 @@ using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Hosting;
 
 namespace Assent.Server.Devices;
 
@@ -134,6 +135,24 @@ internal static class ApproverEndpoints
     /// until the client leaves or a newer stream of the same device takes its place (docs/http-api.md §11).
     /// </summary>
     internal static async Task StreamAsync(HttpContext http, Approver approver, ApprovalHub hub, IApprovalStore approvals, ApprovalViews views,
+        RefusalAudit refusals, AssentOptions options, TimeProvider time, IHostApplicationLifetime lifetime, CancellationToken ct)
+    {
+        // A stream ends when the node begins to stop: an open one would otherwise hold the process for the whole
+        // shutdown timeout while new connections are refused, and its client would not reconnect to a live node.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(ct, lifetime.ApplicationStopping);
+        try
+        {
+            await StreamUntilAsync(http, approver, hub, approvals, views, refusals, options, time, stopping.Token);
+        }
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            // Ending the response (not resetting it) lets EventSource reconnect at once (docs/http-api.md §11).
+            await http.Response.WriteAsync(": server stopping\n\n", ct);
+            await http.Response.Body.FlushAsync(ct);
+        }
+    }
+
+    private static async Task StreamUntilAsync(HttpContext http, Approver approver, ApprovalHub hub, IApprovalStore approvals, ApprovalViews views,
         RefusalAudit refusals, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var userId = approver.User.Id;

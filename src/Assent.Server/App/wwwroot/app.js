@@ -5,7 +5,8 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const TIMEOUT_MS = 120000; // every navigator.credentials call is abortable and bounded
-  const S = { session: null, stream: null, pending: new Map() };
+  // pending: id → its card (li, with the request as li.request); seen: ids the open stream announced or settled since it opened.
+  const S = { session: null, stream: null, pending: new Map(), seen: null, ticker: 0 };
 
   // ---- helpers -------------------------------------------------------------------
   const b64e = (buf) => {
@@ -32,7 +33,11 @@
   const codePoint = (ch) => 'U+' + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, '0');
   // For plain-text places (dialogs, the status line).
   const plain = (text) => String(text).replace(HIDDEN, (ch) => '⟨' + codePoint(ch) + '⟩');
-  const status = (text, error) => { const s = $('status'); s.textContent = plain(text || ''); s.className = error ? 'error' : ''; };
+  // Progress and results go to a polite status; errors to an alert, announced at once (WAI-ARIA 1.2, roles status and alert).
+  const status = (text, error) => {
+    $(error ? 'alert' : 'status').textContent = plain(text || '');
+    $(error ? 'status' : 'alert').textContent = '';
+  };
   // For the page: text nodes, and each hidden code point as a marked span.
   const shown = (text) => {
     const s = String(text);
@@ -59,7 +64,11 @@
     for (const k of kids) if (k != null) e.append(k);
     return e;
   };
-  const show = (view) => { for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view; };
+  // A message belongs to the view it was said in: changing views clears it.
+  const show = (view) => {
+    if ($('v-' + view).hidden) status('');
+    for (const v of ['signin', 'enroll', 'device', 'main']) $('v-' + v).hidden = v !== view;
+  };
   const when = (unix) => new Date(unix * 1000).toLocaleString();
 
   async function api(method, path, body) {
@@ -67,12 +76,33 @@
     if (body !== undefined) { init.headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
     const r = await fetch(path, init);
     const text = await r.text();
-    const data = text ? JSON.parse(text) : null;
-    if (!r.ok) { const e = new Error((data && (data.detail || data.title)) || ('HTTP ' + r.status)); e.status = r.status; throw e; }
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { if (r.ok) throw new Error('not JSON'); }
+    if (!r.ok) { const e = new Error('HTTP ' + r.status); e.status = r.status; e.detail = data && (data.detail || data.title); throw e; }
     return data;
   }
-  const failed = (e) => status(e.name === 'NotAllowedError' || e.name === 'AbortError'
-    ? 'The passkey request was cancelled or timed out.' : e.message, true);
+  // Words for people: what happened and what to do next, never "Failed to fetch" or a protocol's field name. The
+  // server's own detail is used where it already speaks to people (an invite code, a refused name).
+  const WORDS = {
+    device: { 400: 'That is not a sign-in code: it has 8 letters, like BCDF-GHJK, as the assent command shows it.',
+      404: 'No sign-in is waiting for this code. Check it, or run assent auth login again.',
+      409: 'This code has already been used.', 410: 'This code has expired. Run assent auth login again.' },
+    signin: { 401: 'This passkey is not registered here, or it was revoked. Try another passkey, or use an invite code.' },
+    decide: { 400: 'Your answer could not be read by the server. Reload the page and try again.',
+      401: 'Your passkey could not be checked for this request. Try again.',
+      403: 'This passkey may not answer this request: it was revoked, or the request is for another account.' },
+  };
+  function human(e, what) {
+    if (e.name === 'NotAllowedError' || e.name === 'AbortError') return 'The passkey request was cancelled or timed out. Nothing was sent.';
+    if (e.name === 'InvalidStateError') return 'This device already has a passkey for this account.';
+    if (e.status === undefined) return "Can't reach Assent. Check your connection, then try again.";
+    if (e.status === 429) return 'Too many attempts. Wait a minute, then try again.';
+    if (e.status >= 500) return 'Assent is not answering right now. Try again in a moment.';
+    const words = (WORDS[what] || {})[e.status];
+    if (words) return words;
+    return e.detail ? e.detail.charAt(0).toUpperCase() + e.detail.slice(1) + (/[.!?]$/.test(e.detail) ? '' : '.') : 'Something went wrong. Reload the page and try again.';
+  }
+  const failed = (e, what) => status(human(e, what), true);
 
   // ---- passkeys ------------------------------------------------------------------
   async function createPasskey(code, name) {
@@ -110,42 +140,128 @@
   }
 
   // docs/concepts.md §5.1: the challenge is SHA-256(decision ‖ 0x00 ‖ payload), so the passkey signs this exact request.
+  // Progress, result and errors are said on the card itself, where the finger is.
+  function say(li, text, error) {
+    const f = li.querySelector('.feedback'), x = li.querySelector('.problem');
+    (error ? x : f).textContent = text; (error ? f : x).textContent = '';
+  }
+
   async function decide(a, decision, buttons) {
-    buttons.forEach((b) => { b.disabled = true; });
+    const li = S.pending.get(a.id);
+    if (expired(a) || !li || li.classList.contains('busy')) return;
+    const enable = (on) => { if (!on || !expired(a)) buttons.forEach((b) => { b.disabled = !on; }); };
+    enable(false);
+    li.classList.add('busy');
     performance.mark('assent:tap'); // for the tap-to-token benchmark
-    status(decision === 'approve' ? 'Confirm with your passkey to approve…' : 'Confirm with your passkey to deny…');
+    status('');
+    // A passkey prompt whose answer cannot be sent wastes a Face ID: check the way to the server first.
+    if (!(await reachable())) {
+      li.classList.remove('busy');
+      say(li, "You're offline, so your passkey was not asked. Try again when you are connected.", true);
+      enable(true);
+      return;
+    }
+    say(li, 'Waiting for your passkey (Face ID, fingerprint or PIN)…');
+    let body;
     try {
       const word = new TextEncoder().encode(decision);
       const payload = b64d(a.payload);
       const input = new Uint8Array(word.length + 1 + payload.length);
       input.set(word, 0); input.set(payload, word.length + 1);
       const challenge = await crypto.subtle.digest('SHA-256', input);
-      const body = await assertion(challenge, S.session.rp_id, S.session.credentials);
+      body = await assertion(challenge, S.session.rp_id, S.session.credentials);
       body.decision = decision;
       performance.mark('assent:asserted');
-      const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
-      status(r.state === 'approved' ? 'Approved.' : 'Denied.');
-      removeCard(a.id);
-      loadHistory();
     } catch (e) {
-      failed(e);
-      buttons.forEach((b) => { b.disabled = false; });
+      li.classList.remove('busy');
+      say(li, human(e, 'decide'), true);
+      enable(true);
+      return;
     }
+    send(a, li, body, 0, () => enable(true));
   }
 
+  // Online, and the server answers: an open stream proves it, otherwise one quick read does.
+  async function reachable() {
+    if (!navigator.onLine) return false;
+    if (S.stream && S.stream.readyState === EventSource.OPEN) return true;
+    try { await fetch('/webauthn/session', { credentials: 'same-origin', signal: signal(4000) }); return true; } catch { return false; }
+  }
+
+  // A signed decision is kept and sent again while the network or the server is away, after 1, 2, 4 … 30 s, and at
+  // once when the browser is back online or the stream reconnects. It is valid only until the request expires
+  // (docs/concepts.md §5.1: it signs this request's payload), so retrying ends there.
+  async function send(a, li, body, attempt, enable) {
+    li.resend = null;
+    say(li, body.decision === 'approve' ? 'Sending your approval…' : 'Sending your denial…');
+    try {
+      const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
+      li.classList.replace('busy', 'done');
+      say(li, r.state === 'approved' ? '✓ Approved' : '✕ Denied');
+      setTimeout(() => removeCard(a.id), 1000);
+      loadHistory();
+    } catch (e) {
+      if ((e.status === undefined || e.status >= 500) && !expired(a) && li.isConnected) {
+        const wait = Math.min(30, 2 ** attempt);
+        say(li, 'Not sent yet — retrying in ' + wait + ' s. Keep this page open.');
+        const again = () => { clearTimeout(li.retry); if (li.resend === again) send(a, li, body, attempt + 1, enable); };
+        li.resend = again;
+        li.retry = setTimeout(again, wait * 1000);
+        return;
+      }
+      li.classList.remove('busy');
+      // docs/http-api.md §10.4: 409 decided elsewhere, 410 expired. Either way the card can do nothing more.
+      if (e.status === 409 || e.status === 410) {
+        removeCard(a.id);
+        status(e.status === 410 ? 'That request expired before your answer arrived. The agent has to ask again.'
+          : 'That request was already answered on another device.', true);
+        loadHistory();
+        return;
+      }
+      if (li.settled) { removeCard(a.id); return; }
+      say(li, expired(a) ? 'Not sent: the request expired before Assent could be reached.' : human(e, 'decide'), true);
+      enable();
+    }
+  }
+  const resendAll = () => { for (const li of S.pending.values()) if (li.resend) li.resend(); };
+  addEventListener('online', resendAll);
+
   // ---- pending requests ----------------------------------------------------------
-  function detailBlock(d, resource) {
+  // An amount in the reader's locale with the currency's own minor units (ISO 4217: 2 for USD, 0 for JPY, 3 for BHD),
+  // never fewer digits than were sent: a formatter that rounds would show a different amount from the one approved.
+  // Anything that is not a plain decimal, or an unknown currency, is shown as sent.
+  function money(amount, currency) {
+    const text = String(amount);
+    if (/^-?\d+(\.\d+)?$/.test(text)) {
+      const decimals = (text.split('.')[1] || '').length;
+      try {
+        const style = currency ? { style: 'currency', currency: String(currency) } : {};
+        const minor = currency ? new Intl.NumberFormat('en', style).resolvedOptions().maximumFractionDigits : decimals;
+        // A string keeps every digit (ECMA-402 Intl.NumberFormat v3 formats it as an exact decimal).
+        return { text: new Intl.NumberFormat(undefined, { ...style, minimumFractionDigits: minor, maximumFractionDigits: Math.max(minor, decimals) }).format(text) };
+      } catch { /* an unknown currency: as sent */ }
+    }
+    return { show: text + (currency ? ' ' + currency : '') };
+  }
+  const payee = (d) => d.recipient || d.creditor || d.payee;
+
+  // Readable labels: member names as words ("max_amount" → "Max amount"), known scopes as what they allow.
+  const label = (k) => String(k).replace(/_/g, ' ').replace(/^[a-z]/, (c) => c.toUpperCase());
+  const SCOPES = { 'approve:action': 'Approve an action', 'payments:write': 'Make a payment', session: 'Sign in a device', offline_access: 'Stay signed in' };
+  const scopes = (scope) => String(scope || '').split(' ').filter((x) => x && x !== 'openid').map((x) => SCOPES[x] || x).join(', ');
+  // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
+  const row = (dl, k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
+
+  function detailBlock(d, resource, lifted) {
     const box = el('div', { class: 'detail' });
-    if (d.amount != null) box.append(el('p', { class: 'amount', show: String(d.amount) + (d.currency ? ' ' + d.currency : '') }));
+    if (d.amount != null && !lifted) box.append(el('p', { class: 'amount', ...money(d.amount, d.currency) }));
     const dl = el('dl');
-    // Member names are shown too; nested values as JSON (which writes C0 controls as \u escapes itself).
-    const row = (k, v) => { if (v != null && v !== '') dl.append(el('dt', { show: k }), el('dd', { show: typeof v === 'string' ? v : JSON.stringify(v) })); };
-    row('Type', d.type);
-    row('Recipient', d.recipient || d.creditor || d.payee);
-    row('Resource', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
-    row('Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
+    row(dl, 'Kind', typeof d.type === 'string' ? label(d.type) : d.type);
+    if (!lifted) row(dl, 'To', payee(d));
+    row(dl, 'Where', d.resource || (Array.isArray(d.locations) ? d.locations.join(', ') : d.locations) || resource);
+    row(dl, 'Actions', Array.isArray(d.actions) ? d.actions.join(', ') : d.actions);
     for (const [k, v] of Object.entries(d)) {
-      if (!['type', 'amount', 'currency', 'recipient', 'creditor', 'payee', 'resource', 'locations', 'actions'].includes(k)) row(k, v);
+      if (!['type', 'amount', 'currency', 'recipient', 'creditor', 'payee', 'resource', 'locations', 'actions'].includes(k)) row(dl, label(k), v);
     }
     box.append(dl);
     return box;
@@ -166,37 +282,137 @@
   function card(a) {
     const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
     const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
-    const li = el('li', { 'data-id': a.id }, asker(a), foreign(a),
-      el('p', { class: 'message', show: a.binding_message || '(no message)' }));
-    const details = Array.isArray(a.authorization_details) ? a.authorization_details : [];
-    for (const d of details) li.append(detailBlock(d, a.resource));
+    // Who asks, and when, is the first line: the agent's name (with its owner), then "12 s ago".
+    const li = el('li', { 'data-id': a.id }, el('div', { class: 'head' }, asker(a), el('span', { class: 'ago small', title: when(a.created_at) })), foreign(a));
+    const details = Array.isArray(a.authorization_details) ? a.authorization_details.filter((d) => d && typeof d === 'object') : [];
+    // What is paid and to whom come first, above the agent's message (its own words, which it could make long).
+    const lead = details.find((d) => d.amount != null);
+    if (lead) {
+      li.append(el('p', { class: 'amount', ...money(lead.amount, lead.currency) }));
+      if (payee(lead) != null) li.append(el('p', { class: 'payee', show: 'to ' + (typeof payee(lead) === 'string' ? payee(lead) : JSON.stringify(payee(lead))) }));
+    }
+    const message = el('p', { class: 'message', show: a.binding_message || '(no message)' });
+    const more = el('button', { type: 'button', class: 'more', hidden: '', 'aria-expanded': 'false', text: 'More' });
+    more.addEventListener('click', () => {
+      const open = message.classList.toggle('open');
+      more.setAttribute('aria-expanded', String(open));
+      more.textContent = open ? 'Less' : 'More';
+    });
+    li.append(message, more);
+    // The technical rest (the lifted payment's other fields, permissions, the request's id) behind "Details".
+    const tech = el('dl');
+    row(tech, 'Permissions', scopes(a.scope));
+    row(tech, 'Request', a.id);
+    const more2 = el('details', { class: 'tech' }, el('summary', { text: 'Details' }));
+    if (lead) more2.append(detailBlock(lead, a.resource, true));
+    more2.append(tech);
+    for (const d of details) if (d !== lead) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
-    li.append(el('p', { class: 'small', show: 'Scope: ' + a.scope + ' · expires ' + when(a.expires_at) }));
+    li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }), more2);
+    li.append(el('p', { class: 'feedback', role: 'status' }), el('p', { class: 'problem', role: 'alert' }));
     li.append(el('div', { class: 'actions' }, approve, deny));
+    li.request = a;
     approve.addEventListener('click', () => decide(a, 'approve', [approve, deny]));
     deny.addEventListener('click', () => decide(a, 'deny', [approve, deny]));
     return li;
   }
 
+  // Ids are stable and a request's content never changes, so a card already shown is kept as it is (it may be
+  // in the middle of a decision); the stream announces a request again after every reconnect.
   function upsertCard(a) {
-    const old = S.pending.get(a.id);
+    if (S.pending.has(a.id)) return;
     const li = card(a);
-    if (old) old.replaceWith(li); else $('pending').append(li);
+    $('pending').append(li);
     S.pending.set(a.id, li);
+    fit(li);
+    tick();
+  }
+
+  // A number never breaks: an amount too wide for the card is set smaller until it fits (320 px screens), and
+  // "More" shows only when the clamped message hides lines. Both measure, so they run when the card is on screen.
+  function fit(li) {
+    for (const p of li.querySelectorAll('.amount')) {
+      p.style.removeProperty('font-size');
+      let size = parseFloat(getComputedStyle(p).fontSize);
+      while (p.scrollWidth > p.clientWidth && size > 14) { size -= 1; p.style.setProperty('font-size', size + 'px'); }
+    }
+    const message = li.querySelector('.message'), more = li.querySelector('.more');
+    if (!message.classList.contains('open')) more.hidden = message.scrollHeight <= message.clientHeight + 1;
+  }
+  addEventListener('resize', () => { for (const li of S.pending.values()) fit(li); });
+  function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
+  function counts() {
+    const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired')).length;
+    $('count').textContent = live ? '(' + live + ')' : '';
+    $('empty').hidden = S.pending.size > 0;
+    // The count where a glance finds it: the tab's title and, for the installed app, its icon (Badging API).
+    document.title = live ? '(' + live + ') Assent' : 'Assent';
+    if (navigator.setAppBadge) (live ? navigator.setAppBadge(live) : navigator.clearAppBadge()).catch(() => {});
+  }
+
+  // The local clock greys a card out at its expires_at, whether or not the server's news arrives (a dropped
+  // stream, a sleeping phone), and counts the time left down.
+  const expired = (a) => Date.now() >= a.expires_at * 1000;
+  const ago = (unix) => {
+    const s = Math.floor(Date.now() / 1000 - unix);
+    return s < 5 ? 'just now' : s < 60 ? s + ' s ago' : s < 3600 ? Math.floor(s / 60) + ' min ago' : Math.floor(s / 3600) + ' h ago';
+  };
+  function tick() {
+    for (const li of S.pending.values()) {
+      const a = li.request;
+      li.querySelector('.ago').textContent = ago(a.created_at);
+      const left = Math.ceil(a.expires_at - Date.now() / 1000);
+      if (left > 0) {
+        li.querySelector('.expiry').textContent = 'Expires in ' + Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0');
+      } else if (!li.classList.contains('expired')) {
+        li.classList.add('expired');
+        li.querySelector('.expiry').textContent = 'Expired: the agent has to ask again.';
+        for (const b of li.querySelectorAll('.actions button')) b.disabled = true;
+      }
+    }
+    counts();
+    clearTimeout(S.ticker);
+    if (S.pending.size) S.ticker = setTimeout(tick, 1000 - (Date.now() % 1000));
+  }
+
+  // On every (re)connect the server's pending list replaces the page's: a card the server no longer lists (decided
+  // or expired while the stream was down) goes. The stream subscribes before it answers, so whatever it announces
+  // or settles after opening is newer than this read and wins over it.
+  async function resync(es) {
+    let list;
+    try { list = (await api('GET', '/webauthn/approvals')).approvals; } catch { return; }
+    if (S.stream !== es) return;
+    const current = new Set(list.map((a) => a.id));
+    for (const id of [...S.pending.keys()]) if (!current.has(id) && !S.seen.has(id)) removeCard(id);
+    for (const a of list) if (!S.seen.has(a.id)) upsertCard(a);
     counts();
   }
-  function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
-  function counts() { $('count').textContent = S.pending.size ? '(' + S.pending.size + ')' : ''; $('empty').hidden = S.pending.size > 0; }
 
   function openStream() {
     if (S.stream) S.stream.close();
     const es = new EventSource('/webauthn/stream');
-    es.addEventListener('approval', (e) => upsertCard(JSON.parse(e.data)));
-    es.addEventListener('settled', (e) => { removeCard(JSON.parse(e.data).id); loadHistory(); });
-    es.addEventListener('error', async () => {
-      if (es.readyState === EventSource.CLOSED) { try { await api('GET', '/webauthn/session'); setTimeout(openStream, 2000); } catch { start(); } }
-    });
     S.stream = es;
+    S.seen = new Set();
+    const down = (yes) => { $('conn').hidden = !yes; };
+    es.addEventListener('open', () => { down(false); S.seen = new Set(); resync(es); resendAll(); });
+    es.addEventListener('approval', (e) => { const a = JSON.parse(e.data); S.seen.add(a.id); upsertCard(a); });
+    es.addEventListener('settled', (e) => {
+      const id = JSON.parse(e.data).id, li = S.pending.get(id);
+      S.seen.add(id);
+      // A card being answered here says how it ended itself.
+      if (li && (li.classList.contains('busy') || li.classList.contains('done'))) li.settled = true; else removeCard(id);
+      loadHistory();
+    });
+    es.addEventListener('error', async () => {
+      if (S.stream !== es) return;
+      down(true);
+      // EventSource reconnects by itself after a network error; after a refusal (401, 503) it gives up, so ask again
+      // later, unless the session is gone.
+      if (es.readyState === EventSource.CLOSED) {
+        try { await api('GET', '/webauthn/session'); } catch (e) { if (e.status === 401) { start(); return; } }
+        setTimeout(() => { if (S.stream === es) openStream(); }, 2000);
+      }
+    });
   }
 
   // ---- history and devices -------------------------------------------------------
@@ -257,6 +473,8 @@
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
     for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
+    status('');
+    if (name === 'pending') for (const li of S.pending.values()) fit(li);
     if (name === 'history') loadHistory();
     if (name === 'devices') loadDevices();
     if (name === 'consents') loadConsents();
@@ -278,8 +496,10 @@
   async function start() {
     const path = location.pathname.replace(/\/+$/, '');
     const params = new URLSearchParams(location.search);
-    try { S.session = await api('GET', '/webauthn/session'); } catch { S.session = null; }
+    let offline = null;
+    try { S.session = await api('GET', '/webauthn/session'); } catch (e) { S.session = null; if (e.status === undefined) offline = e; }
     signedIn();
+    if (offline && path !== '/app/enroll') { show('signin'); failed(offline); return; }
     if (path === '/app/enroll') {
       const code = params.get('code');
       $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
@@ -304,11 +524,12 @@
     $('signin').addEventListener('click', async (ev) => {
       ev.target.disabled = true;
       status('Confirm with your passkey…');
-      try { await signIn(); status(''); await start(); } catch (e) { failed(e); } finally { ev.target.disabled = false; }
+      try { await signIn(); status(''); await start(); } catch (e) { failed(e, 'signin'); } finally { ev.target.disabled = false; }
     });
     $('signout').addEventListener('click', async () => {
       try { await api('POST', '/webauthn/signout', {}); } catch (e) { failed(e); }
       if (S.stream) S.stream.close();
+      S.stream = null; $('conn').hidden = true;
       S.session = null; S.pending.forEach((li) => li.remove()); S.pending.clear();
       signedIn(); show('signin');
     });
@@ -318,19 +539,19 @@
       status('Creating your passkey…');
       try {
         const r = await createPasskey($('code').value.trim(), $('dev-name').value.trim());
-        status('Passkey registered for ' + r.handle + '.');
         history.replaceState(null, '', '/app');
         await start();
-      } catch (e) { failed(e); } finally { button.disabled = false; }
+        status('Passkey registered for ' + r.handle + '.');
+      } catch (e) { failed(e, 'enroll'); } finally { button.disabled = false; }
     });
     $('device-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try {
         await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
-        status('Approve the sign-in request below with your passkey.');
         history.replaceState(null, '', '/app');
         showMain();
-      } catch (e) { failed(e); }
+        status('Approve the sign-in request below with your passkey.');
+      } catch (e) { failed(e, 'device'); }
     });
     $('add-passkey').addEventListener('click', async () => {
       status('Creating another passkey…');
@@ -338,5 +559,7 @@
     });
     for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => tab(b.dataset.tab));
     start();
+    // After the page is up, so the first load stays what it was; the worker keeps the shell for later starts.
+    if ('serviceWorker' in navigator) addEventListener('load', () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {}));
   });
 })();
