@@ -210,9 +210,21 @@ internal static class ApproverEndpoints
                 }
                 else
                 {
+                    PendingApproval view;
+                    try
+                    {
+                        view = await views.ViewAsync(e.Approval, ct);
+                    }
+                    catch (Exception fault) when (StorageFaults.IsUnavailable(fault))
+                    {
+                        // The view needs a read (the agent's name) and storage is down: the stream stays open and the
+                        // request, not yet shown, goes out with the resync owed for when storage answers again.
+                        subscription.OweResyncLater();
+                        continue;
+                    }
                     shown.Add(e.ApprovalId);
                     await WriteEventAsync(response, StreamEvents.Approval, e.ApprovalId,
-                        JsonSerializer.Serialize(await views.ViewAsync(e.Approval, ct), ProtocolJson.Default.PendingApproval), ct);
+                        JsonSerializer.Serialize(view, ProtocolJson.Default.PendingApproval), ct);
                 }
             }
             await ResyncIfOwedAsync();
@@ -231,9 +243,9 @@ internal static class ApproverEndpoints
 
     /// <summary>One <c>approval</c> event per pending request the stream has not shown yet, oldest first.</summary>
     private static async Task SendPendingAsync(HttpResponse response, HashSet<string> shown, string userId, IApprovalStore approvals, ApprovalViews views,
-        TimeProvider time, CancellationToken ct, IReadOnlyList<ApprovalRecord>? pending = null)
+        TimeProvider time, CancellationToken ct)
     {
-        foreach (var a in pending ?? await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
+        foreach (var a in await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct))
         {
             if (shown.Add(a.Id))
             {
@@ -251,9 +263,15 @@ internal static class ApproverEndpoints
     {
         IReadOnlyList<ApprovalRecord> pending;
         List<(string Id, ApprovalState State)> settled = [];
+        List<PendingApproval> unseen = [];
         try
         {
             pending = await approvals.ListPendingAsync(userId, time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+            foreach (var a in pending.Where(a => !shown.Contains(a.Id)))
+            {
+                // Rendered before anything is written: a fault here leaves the whole resync owed.
+                unseen.Add(await views.ViewAsync(a, ct));
+            }
             var still = pending.Select(a => a.Id).ToHashSet(StringComparer.Ordinal);
             foreach (var id in shown.Where(id => !still.Contains(id)).ToList())
             {
@@ -271,7 +289,11 @@ internal static class ApproverEndpoints
             shown.Remove(id);
             await WriteEventAsync(response, StreamEvents.Settled, id, JsonSerializer.Serialize(new DecisionResponse(id, StateNames.Of(state)), ProtocolJson.Default.DecisionResponse), ct);
         }
-        await SendPendingAsync(response, shown, userId, approvals, views, time, ct, pending);
+        foreach (var view in unseen)
+        {
+            shown.Add(view.Id);
+            await WriteEventAsync(response, StreamEvents.Approval, view.Id, JsonSerializer.Serialize(view, ProtocolJson.Default.PendingApproval), ct);
+        }
         return true;
     }
 
