@@ -52,9 +52,28 @@ internal sealed class StorageHealth(AssentStore store, TimeProvider time, ILogge
     }
 
     /// <summary>Commits a one-row write within two seconds: null when it did, else why not (and the outage is noted).</summary>
-    public async Task<string?> ProbeAsync(CancellationToken ct)
+    public Task<string?> ProbeAsync(CancellationToken ct)
     {
-        if (await TryWriteAsync(ct) is not { } failure)
+        // /healthz/ready is open to anyone: callers within half a second share one probe, so asking faster
+        // never writes faster than twice a second (docs/deployment.md §13).
+        lock (_lock)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (_probe is null || Stopwatch.GetElapsedTime(_probeStarted, now) >= ProbeEvery)
+            {
+                _probeStarted = now;
+                _probe = ProbeOnceAsync();
+            }
+            return _probe.WaitAsync(ct);
+        }
+    }
+
+    private Task<string?>? _probe;
+    private long _probeStarted;   // Stopwatch timestamp
+
+    private async Task<string?> ProbeOnceAsync()
+    {
+        if (await TryWriteAsync(CancellationToken.None) is not { } failure)
         {
             return null;
         }
