@@ -19,16 +19,9 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
         {
             throw new ArgumentException("a handle is 1 to 48 characters of a-z, 0-9, '.', '_' and '-'");
         }
-        var now = time.GetUtcNow();
-        var code = Ids.InviteCode();
-        var expires = now + options.InviteLifetime;
-        var user = await store.Users.CreateInviteAsync(
-            new UserRecord(Ids.New("usr"), handle, admin, now.ToUnixTimeMilliseconds()),
-            new InviteRecord(Ids.Hash(Ids.NormalizeInviteCode(code)), "", expires.ToUnixTimeMilliseconds(), null),
-            new AuditEvent(AuditTypes.UserInvited, null, "operator", null, new Dictionary<string, string> { ["handle"] = handle, ["admin"] = admin ? "true" : "false" }),
-            ct);
-        var link = $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}";
-        return new Invite(code, link, user.Handle, user.Id, user.IsAdmin, expires);
+        var (user, invite, audit, code, expires) = NewInvite(handle, admin);
+        var created = await store.Users.CreateInviteAsync(user, invite, audit, ct);
+        return new Invite(code, EnrollLink(options, code), created.Handle, created.Id, created.IsAdmin, expires);
     }
 
     /// <summary>
@@ -37,16 +30,26 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
     /// </summary>
     public async Task<Invite?> InviteFirstAdminAsync(CancellationToken ct)
     {
-        const string handle = "admin";
+        var (user, invite, audit, code, expires) = NewInvite("admin", admin: true);
+        var created = await store.Users.TryCreateFirstInviteAsync(user, invite, audit,
+            user.CreatedAt, (long)FirstInviteClaimLasts.TotalMilliseconds, ct);
+        return created is null ? null : new Invite(code, EnrollLink(options, code), created.Handle, created.Id, true, expires);
+    }
+
+    /// <summary>The enrolment link an invite code is handed out with (docs/http-api.md §12.1).</summary>
+    internal static string EnrollLink(AssentOptions options, string code) =>
+        $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}";
+
+    /// <summary>A new user with a one-time code, and its audit entry.</summary>
+    private (UserRecord User, InviteRecord Invite, AuditEvent Audit, string Code, DateTimeOffset Expires) NewInvite(string handle, bool admin)
+    {
         var now = time.GetUtcNow();
         var code = Ids.InviteCode();
         var expires = now + options.InviteLifetime;
-        var user = await store.Users.TryCreateFirstInviteAsync(
-            new UserRecord(Ids.New("usr"), handle, true, now.ToUnixTimeMilliseconds()),
+        return (new UserRecord(Ids.New("usr"), handle, admin, now.ToUnixTimeMilliseconds()),
             new InviteRecord(Ids.Hash(Ids.NormalizeInviteCode(code)), "", expires.ToUnixTimeMilliseconds(), null),
-            new AuditEvent(AuditTypes.UserInvited, null, "operator", null, new Dictionary<string, string> { ["handle"] = handle, ["admin"] = "true" }),
-            now.ToUnixTimeMilliseconds(), (long)FirstInviteClaimLasts.TotalMilliseconds, ct);
-        return user is null ? null : new Invite(code, $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}", user.Handle, user.Id, true, expires);
+            new AuditEvent(AuditTypes.UserInvited, null, "operator", null, new Dictionary<string, string> { ["handle"] = handle, ["admin"] = admin ? "true" : "false" }),
+            code, expires);
     }
 
     private static readonly TimeSpan FirstInviteClaimLasts = TimeSpan.FromMinutes(1);

@@ -67,7 +67,7 @@ internal static class AppEndpoints
         {
             return Problem.BadRequest("code must be an invite code");
         }
-        var link = $"{options.IssuerString}{EndpointPaths.Enroll}?code={Uri.EscapeDataString(code)}";
+        var link = Admin.AdminOperations.EnrollLink(options, code);
         using var generator = new QRCodeGenerator();
         using var data = generator.CreateQrCode(link, QRCodeGenerator.ECCLevel.M);
         var svg = new SvgQRCode(data).GetGraphic(4);
