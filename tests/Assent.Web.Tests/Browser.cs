@@ -92,6 +92,9 @@ public sealed record Assertion(string CredentialId, string AuthenticatorData, st
 
 public sealed class Phone(IBrowserContext context, IPage page, ICDPSession cdp, string firstAuthenticatorId) : IAsyncDisposable
 {
+    /// <summary>The pending request's card that shows <paramref name="text"/>.</summary>
+    public ILocator Card(string text) => page.Locator("#pending li", new() { HasText = text });
+
     private string _authenticatorId = firstAuthenticatorId;
 
     public IPage Page => page;

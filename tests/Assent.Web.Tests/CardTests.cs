@@ -16,7 +16,7 @@ public sealed class CardTests(BrowserHost host)
         var message = "Quarterly settlement " + string.Join(" ", Enumerable.Range(1, 30).Select(i => "line" + i));
         await host.Server.AskAsync(agent, message,
             """[{"type":"payment","amount":"1250000000.00","currency":"USD","recipient":"ACME Corp"}]""", "openid payments:write");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Quarterly settlement" });
+        var card = phone.Card("Quarterly settlement");
         await card.WaitForAsync();
 
         var amount = card.Locator(".amount");
@@ -63,7 +63,7 @@ public sealed class CardTests(BrowserHost host)
         }
         async Task<string?> Shown(string label)
         {
-            var card = phone.Page.Locator("#pending li", new() { HasText = "Pay in " + label });
+            var card = phone.Card("Pay in " + label);
             await card.WaitForAsync();
             return (await card.Locator(".amount").TextContentAsync())?.Replace('\u00a0', ' ');
         }
@@ -71,7 +71,7 @@ public sealed class CardTests(BrowserHost host)
         Assert.Equal("BHD 1.500", await Shown("dinar"));
         Assert.Equal("$0.001", await Shown("fraction"));
         // A short message needs no "More".
-        Assert.True(await phone.Page.Locator("#pending li", new() { HasText = "Pay in yen" }).Locator("button.more").IsHiddenAsync());
+        Assert.True(await phone.Card("Pay in yen").Locator("button.more").IsHiddenAsync());
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class CardTests(BrowserHost host)
         var agent = await host.Server.AgentAsync("web-who");
         await host.Server.AskAsync(agent, "Pay the hosting bill",
             """[{"type":"payment","amount":"42.00","currency":"EUR","recipient":"Hoster","invoice_number":"INV-7"}]""", "openid payments:write");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Pay the hosting bill" });
+        var card = phone.Card("Pay the hosting bill");
         await card.WaitForAsync();
 
         // First line: the agent's name, in the page's own colour and bold, its owner, and how long ago it asked.

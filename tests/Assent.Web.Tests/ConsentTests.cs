@@ -55,7 +55,7 @@ public sealed class ConsentTests(BrowserHost host)
         ask.Headers.Authorization = new AuthenticationHeaderValue("Bearer", access);
         ask.Headers.TryAddWithoutValidation("Prefer", "wait=30");
         var held = Server.Http.SendAsync(ask);
-        var consentCard = phone.Page.Locator("#pending li", new() { HasText = "to ask you for approvals" });
+        var consentCard = phone.Card("to ask you for approvals");
         await consentCard.WaitForAsync();
         Assert.StartsWith("Consent request from", await consentCard.Locator(".agent").TextContentAsync());
         Assert.Contains($"Allow web-consent-bob's agent 'own-bot' ({agent.ClientId})", await consentCard.Locator(".message").TextContentAsync());
@@ -74,8 +74,8 @@ public sealed class ConsentTests(BrowserHost host)
         {
             Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
         }
-        var foreign = phone.Page.Locator("#pending li", new() { HasText = "Mallory" });
-        var mine = phone.Page.Locator("#pending li", new() { HasText = "Trent" });
+        var foreign = phone.Card("Mallory");
+        var mine = phone.Card("Trent");
         await foreign.WaitForAsync();
         await mine.WaitForAsync();
         Assert.Equal($"own-bot ({agent.ClientId}) by web-consent-bob", await foreign.Locator(".agent").TextContentAsync());

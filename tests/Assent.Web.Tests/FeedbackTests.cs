@@ -24,7 +24,7 @@ public sealed class FeedbackTests(BrowserHost host)
         await phone.EnrollAsync(invite.Code);
         var agent = await host.Server.AgentAsync("web-feedback");
         await host.Server.AskAsync(agent, "Restart the billing service");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Restart the billing service" });
+        var card = phone.Card("Restart the billing service");
         await card.WaitForAsync();
         await card.EvaluateAsync(RecordFeedback);
 
@@ -48,7 +48,7 @@ public sealed class FeedbackTests(BrowserHost host)
         await phone.EnrollAsync(invite.Code);
         var agent = await host.Server.AgentAsync("web-refused");
         await host.Server.AskAsync(agent, "Rotate the API key");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Rotate the API key" });
+        var card = phone.Card("Rotate the API key");
         await card.WaitForAsync();
         await phone.Page.RouteAsync("**/decision", route => route.FulfillAsync(new()
         {

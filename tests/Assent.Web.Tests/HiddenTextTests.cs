@@ -38,7 +38,7 @@ public sealed class HiddenTextTests(BrowserHost host)
         await phone.Page.ClickAsync("#enroll-form button[type=submit]");
         await phone.Page.Locator("#alert", new() { HasText = "name contains U+202E (bidi override)" }).WaitForAsync();
         await phone.EnrollAsync(invite.Code);
-        var card = phone.Page.Locator("#pending li", new() { HasText = "ACME" });
+        var card = phone.Card("ACME");
         await card.WaitForAsync();
 
         Assert.Equal("Pay ACME ⟨U+202E⟩00.521 EUR⟨U+E0041⟩", await card.Locator(".message").TextContentAsync());

@@ -105,11 +105,11 @@ public sealed class InstallTests(BrowserHost host, ITestOutputHelper output)
         var agent = await host.Server.AgentAsync("web-badge");
         await host.Server.AskAsync(agent, "First thing");
         await host.Server.AskAsync(agent, "Second thing");
-        await phone.Page.Locator("#pending li", new() { HasText = "Second thing" }).WaitForAsync();
+        await phone.Card("Second thing").WaitForAsync();
 
         await phone.Page.WaitForFunctionAsync("() => document.title === '(2) Assent'");
         Assert.Equal(2, await phone.Page.EvaluateAsync<int>("() => window.__badge"));
-        await phone.Page.Locator("#pending li", new() { HasText = "First thing" }).Locator("button[data-act=deny]").ClickAsync();
+        await phone.Card("First thing").Locator("button[data-act=deny]").ClickAsync();
         await phone.Page.WaitForFunctionAsync("() => document.title === '(1) Assent'");
         Assert.Equal(1, await phone.Page.EvaluateAsync<int>("() => window.__badge"));
     }

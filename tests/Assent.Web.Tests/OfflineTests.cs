@@ -24,7 +24,7 @@ public sealed class OfflineTests(BrowserHost host)
         await phone.EnrollAsync(invite.Code);
         var agent = await host.Server.AgentAsync("web-offline");
         await host.Server.AskAsync(agent, "Ship release 7");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Ship release 7" });
+        var card = phone.Card("Ship release 7");
         await card.WaitForAsync();
         await phone.Page.EvaluateAsync(CountPrompts);
 
@@ -45,7 +45,7 @@ public sealed class OfflineTests(BrowserHost host)
         await phone.EnrollAsync(invite.Code);
         var agent = await host.Server.AgentAsync("web-resend");
         var authReqId = await host.Server.AskAsync(agent, "Renew the certificate");
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Renew the certificate" });
+        var card = phone.Card("Renew the certificate");
         await card.WaitForAsync();
         await phone.Page.EvaluateAsync(CountPrompts);
         // The first two sends are lost on the way, as on a train going through a tunnel.

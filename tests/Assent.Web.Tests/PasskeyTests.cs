@@ -62,7 +62,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         });
         var approving = assent.ApproveAsync(message, new Assent.Client.ApproveOptions { Scope = "payments:write", Details = Payment }, default);
 
-        var card = phone.Page.Locator("#pending li", new() { HasText = "invoice" });
+        var card = phone.Card("invoice");
         await card.WaitForAsync();
         Assert.Equal(message, await card.Locator(".message").TextContentAsync());
         Assert.Equal("$125.00", await card.Locator(".amount").TextContentAsync());
@@ -102,7 +102,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
             Server = Server.BaseUri, ClientId = agent.ClientId, ClientSecret = agent.ClientSecret, LoginHint = agent.Owner,
         });
         var asking = assent.ApproveAsync("Drop table customers", new Assent.Client.ApproveOptions { Scope = "approve:action" }, default);
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Drop table customers" });
+        var card = phone.Card("Drop table customers");
         await card.WaitForAsync();
 
         await card.Locator("button[data-act=deny]").ClickAsync();
@@ -237,7 +237,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.Page.Locator("#v-device").WaitForAsync();
         Assert.Equal(userCode, await phone.Page.InputValueAsync("#user-code"));
         await phone.Page.PressAsync("#user-code", "Enter");
-        var card = phone.Page.Locator("#pending li", new() { HasText = userCode });
+        var card = phone.Card(userCode);
         await card.WaitForAsync();
         Assert.Contains("Sign-in request", await card.InnerTextAsync());
         await card.Locator("button[data-act=approve]").ClickAsync();
@@ -322,7 +322,7 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
     private async Task<ApprovalRecord> PendingApprovalAsync(Phone phone, TestAgent agent, string message)
     {
         await Server.AskAsync(agent, message);
-        var card = phone.Page.Locator("#pending li", new() { HasText = message });
+        var card = phone.Card(message);
         await card.WaitForAsync();
         var id = await card.GetAttributeAsync("data-id");
         return (await Server.Store.Approvals.FindAsync(id!, default))!;

@@ -65,7 +65,7 @@ public sealed class PendingListTests(BrowserHost host, ITestOutputHelper output)
         await phone.EnrollAsync(invite.Code);
         var agent = await host.Server.AgentAsync("web-gone-" + status);
         await host.Server.AskAsync(agent, "Decided elsewhere " + status);
-        var card = phone.Page.Locator("#pending li", new() { HasText = "Decided elsewhere" });
+        var card = phone.Card("Decided elsewhere");
         await card.WaitForAsync();
         // As if the news had not reached this page: the server answers the decision as already settled.
         await phone.Page.RouteAsync("**/decision", route => route.FulfillAsync(new()
