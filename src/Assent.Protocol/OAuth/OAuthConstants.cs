@@ -126,6 +126,9 @@ public static class ClaimNames
     /// <summary>Every approver of a quorum request, as DIDs (docs/tokens.md §3).</summary>
     public const string Approvers = "approvers";
     public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
+
+    /// <summary>OIDC Core §3.1.3.6 / CIBA Core §10.3.1: a pushed ID token binds the access token it came with.</summary>
+    public const string AccessTokenHash = "at_hash";
 }
 
 /// <summary>Authentication method references (RFC 8176 §2).</summary>

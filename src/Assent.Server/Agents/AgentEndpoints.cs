@@ -4,6 +4,7 @@ using Assent.Protocol;
 using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Approvals;
+using Assent.Server.Authentication;
 using Assent.Server.Common;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
@@ -33,7 +34,7 @@ internal static class AgentEndpoints
     internal static async Task<IResult> RegisterAsync(HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, IApprovalStore store,
         IClientStore clients, ApprovalService approvals, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var (user, refused) = await SessionUserAsync(http.Request, validator, directory, ct);
+        var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.AgentsWriteScope, ct);
         if (refused is not null)
         {
             return refused;
@@ -88,7 +89,7 @@ internal static class AgentEndpoints
     internal static async Task<IResult> RequestAsync(string id, HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, IApprovalStore store,
         IClientStore clients, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var (user, refused) = await SessionUserAsync(http.Request, validator, directory, ct);
+        var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.AgentsWriteScope, ct);
         if (refused is not null)
         {
             return refused;
@@ -155,32 +156,6 @@ internal static class AgentEndpoints
 
     /// <summary>The agent registered by request <c>apr_X</c> is <c>agt_X</c>: one request, one agent, found again without a lookup.</summary>
     private static string ClientIdFor(ApprovalRecord approval) => "agt_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
-
-    /// <summary>The session of a signed-in human: an access token of ours, for the CLI client, with the session scopes.</summary>
-    internal static async Task<(UserRecord? User, IResult? Refused)> SessionUserAsync(HttpRequest request, AccessTokenValidator validator,
-        IdentityDirectory directory, CancellationToken ct)
-    {
-        var token = AccessTokenValidator.BearerToken(request);
-        if (token is null)
-        {
-            return (null, BearerError.Missing(problem: true));
-        }
-        var (claims, error) = await validator.ValidateAsync(token, ct);
-        if (claims is null)
-        {
-            return (null, BearerError.InvalidToken(error!, problem: true));
-        }
-        if (claims.ClientId != CliClient.Id || !claims.HasScope(CliClient.SessionScope))
-        {
-            return (null, BearerError.InvalidToken("not a signed-in session token; sign in with assent auth login", problem: true));
-        }
-        if (!claims.HasScope(CliClient.AgentsWriteScope))
-        {
-            return (null, BearerError.InsufficientScope(CliClient.AgentsWriteScope, problem: true));
-        }
-        var user = claims.UserId is null ? null : await directory.FindUserAsync(claims.UserId, ct);
-        return user is null ? (null, BearerError.InvalidToken("the token's user does not exist here", problem: true)) : (user, null);
-    }
 
     /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"agent_registration","name":…,"scopes":[…]}]</c>.</summary>
     private static string Details(string name, string scopes)

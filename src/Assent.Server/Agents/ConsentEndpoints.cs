@@ -51,7 +51,7 @@ internal static class ConsentEndpoints
         IClientStore clients, IConsentStore consents, IApprovalStore store, ApprovalService approvals, ApprovalHub hub, AssentOptions options,
         TimeProvider time, CancellationToken ct)
     {
-        var (owner, refused) = await AgentEndpoints.SessionUserAsync(http.Request, validator, directory, ct);
+        var (owner, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.AgentsWriteScope, ct);
         if (refused is not null)
         {
             return refused;
@@ -106,7 +106,7 @@ internal static class ConsentEndpoints
         IdentityDirectory directory, IClientStore clients, IConsentStore consents, IApprovalStore store, ApprovalHub hub, AssentOptions options,
         TimeProvider time, CancellationToken ct)
     {
-        var (owner, refused) = await AgentEndpoints.SessionUserAsync(http.Request, validator, directory, ct);
+        var (owner, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.AgentsWriteScope, ct);
         if (refused is not null)
         {
             return refused;

@@ -24,6 +24,9 @@ internal enum DecideStatus
     Expired,
     Malformed,
     AssertionRefused,
+
+    /// <summary>The request demands user verification (a challenge with requiresHuman) and this device cannot prove it.</summary>
+    UserVerificationRequired,
 }
 
 internal sealed record DecideOutcome(DecideStatus Status, ApprovalState? State = null, string? Detail = null);
@@ -46,7 +49,7 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
 internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IRateCounterStore counters,
-    IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
+    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
 {
     /// <summary>A refused request over the pending cap is audited once per client, user and this long (docs/deployment.md §10).</summary>
     internal static readonly TimeSpan RefusalAuditWindow = TimeSpan.FromMinutes(10);
@@ -59,8 +62,11 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// <summary>A request that counts against its client's cap: created, or refused with when to ask again.</summary>
     public sealed record CappedCreation(Created? Created, TimeSpan RetryAfter);
 
-    /// <summary>Stores a new request and its audit event; false when it must not be created after all (e.g. a code already bound).</summary>
-    public delegate Task<bool> Persist(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
+    /// <summary>
+    /// Stores a new request and its audit event; false when it must not be created after all (e.g. a code already bound).
+    /// <paramref name="handle"/> is the request's handle, for what must be stored with it (a CIBA notification).
+    /// </summary>
+    public delegate Task<bool> Persist(ApprovalRecord approval, string handle, AuditEvent audit, CancellationToken ct);
 
     /// <param name="persist">How to store it, atomically with whatever belongs to it (e.g. the device code it is bound to).</param>
     /// <returns>The request and its handle, or null when <paramref name="persist"/> declined.</returns>
@@ -68,7 +74,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct)
     {
         var now = time.GetUtcNow();
-        var id = Ids.Ordered("apr", now);
+        var id = Ids.Ordered(kind == ApprovalKinds.Challenge ? "chl" : "apr", now);
         // The handle given to the client is a bearer-grade secret: only its hash is stored.
         var handle = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var exp = now + expiry;
@@ -79,7 +85,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds());
         var created = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
             new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) });
-        if (!await persist(record, created, ct))
+        if (!await persist(record, handle, created, ct))
         {
             return null;
         }
@@ -89,7 +95,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
 
     public async Task<Created> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, CancellationToken ct) =>
-        (await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, async (a, e, c) =>
+        (await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, async (a, _, e, c) =>
         {
             await approvals.CreateAsync(a, e, c);
             return true;
@@ -100,11 +106,13 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// this user (counted in the insert's own statement, so every node shares the cap). A refusal says when to ask
     /// again: when the first of those requests expires, at most a minute, since a decision may free a place sooner.
     /// </summary>
+    /// <param name="notification">For a CIBA ping or push request: seals what the agent's notification needs (request, handle), stored with it.</param>
     public async Task<CappedCreation> CreateUnderCapAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
-        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, int maxPending, CancellationToken ct)
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, int maxPending, Func<ApprovalRecord, string, byte[]>? notification,
+        CancellationToken ct)
     {
         var created = await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry,
-            (a, e, c) => approvals.TryCreateAsync(a, maxPending, e, c), ct);
+            (a, h, e, c) => approvals.TryCreateAsync(a, maxPending, notification?.Invoke(a, h), e, c), ct);
         if (created is not null)
         {
             return new(created, TimeSpan.Zero);
@@ -160,6 +168,11 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         if (device.UserId != approval.UserId)
         {
             return new(DecideStatus.WrongUser);
+        }
+        // docs/challenges.md §2.1: requiresHuman accepts only a decision made with user verification, which only a passkey proves.
+        if (approval.Kind == ApprovalKinds.Challenge && device.Kind != DeviceKinds.WebAuthn && await challenges.RequiresHumanAsync(approval.Id, ct))
+        {
+            return new(DecideStatus.UserVerificationRequired);
         }
         var signingInput = ApprovalPayload.SigningInput(proof.Decision, approval.Payload);
         string evidence;
@@ -244,7 +257,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
-        var after = await approvals.TryDecideAsync(new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now), approval.Quorum, signCount,
+        var after = await approvals.TryDecideAsync(approval, new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now), signCount,
             new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id), ct);
         if (after is null)
         {

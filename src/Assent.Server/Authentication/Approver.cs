@@ -37,4 +37,7 @@ internal static class AssentSchemes
 
     /// <summary>The web app's passkey session cookie.</summary>
     public const string WebSession = "AssentWebSession";
+
+    /// <summary>A backend's <c>Authorization: Bearer sk_…</c> (docs/challenges.md §1).</summary>
+    public const string ApiKey = "AssentApiKey";
 }

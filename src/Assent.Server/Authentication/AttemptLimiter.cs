@@ -17,6 +17,10 @@ internal sealed record AttemptPolicy(string Name, TimeSpan Window, int Allowed, 
     public static AttemptPolicy ForClients(LimitOptions o) =>
         new(LimitNames.ClientAuthentication, o.ClientAuthWindow, o.ClientAuthBackoffAfter, Backoff: true, o.ClientAuthLockoutAfter, o.ClientAuthLockout);
 
+    /// <summary>API keys (docs/challenges.md §1), per address, on the client secrets' settings.</summary>
+    public static AttemptPolicy ForApiKeys(LimitOptions o) =>
+        new(LimitNames.ApiKeyAuthentication, o.ClientAuthWindow, o.ClientAuthBackoffAfter, Backoff: true, o.ClientAuthLockoutAfter, o.ClientAuthLockout);
+
     /// <summary>RFC 8628 §5.1 user codes, per address and per signed-in user.</summary>
     public static AttemptPolicy ForUserCodes(LimitOptions o) => new(LimitNames.UserCode, o.UserCodeWindow, o.UserCodeGuesses);
 

@@ -28,8 +28,8 @@ internal static class CibaEndpoints
     }
 
     internal static async Task<Results<Ok<BcAuthorizeResponse>, OAuthError>> BackchannelAuthorizeAsync(
-        HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, AgentConsents consents, ApprovalService approvals, AssentOptions options,
-        CancellationToken ct)
+        HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, AgentConsents consents, ApprovalService approvals, CibaClients ciba,
+        MasterKey master, AssentOptions options, CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => false, ct);
         if (error is not null)
@@ -107,10 +107,21 @@ internal static class CibaEndpoints
             expiry = TimeSpan.FromSeconds(seconds);
         }
 
-        if (form.Value(OAuthParameters.ClientNotificationToken) is not null)
+        // §7.1: client_notification_token is REQUIRED for a ping or push client, and meaningless for a poll client.
+        var notificationToken = form.Value(OAuthParameters.ClientNotificationToken);
+        var mode = await ciba.ModeAsync(client.Id, ct);
+        if (mode == DeliveryModes.Poll && notificationToken is not null)
         {
-            // §7.1: only ping and push clients send it; every Assent client is registered for poll.
             return new OAuthError(OAuthErrors.InvalidRequest, "client_notification_token is only for ping or push clients; this client uses poll");
+        }
+        if (mode != DeliveryModes.Poll && notificationToken is null)
+        {
+            return new OAuthError(OAuthErrors.InvalidRequest, $"client_notification_token is required: this client is registered for {mode} delivery");
+        }
+        // §7.1: at most 1024 characters, a bearer token (RFC 6750 §2.1 b64token characters).
+        if (notificationToken is not null && (notificationToken.Length > 1024 || notificationToken.Any(c => c is < '!' or > '~')))
+        {
+            return new OAuthError(OAuthErrors.InvalidRequest, "client_notification_token must be at most 1024 printable ASCII characters");
         }
 
         var resource = form.Value(OAuthParameters.Resource);
@@ -123,7 +134,8 @@ internal static class CibaEndpoints
         }
 
         var (created, retryAfter) = await approvals.CreateUnderCapAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details,
-            resource, expiry, options.Limits.MaxPendingPerAgentPerUser, ct);
+            resource, expiry, options.Limits.MaxPendingPerAgentPerUser,
+            notificationToken is null ? null : (a, handle) => new CibaNotification(handle, notificationToken).Seal(master, a.Id), ct);
         if (created is null)
         {
             // docs/http-api.md §5: one agent cannot bury a user in requests; nothing was created.

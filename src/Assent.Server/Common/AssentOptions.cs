@@ -113,6 +113,9 @@ public sealed class AssentOptions
     /// <summary>What one caller may do before it is refused (docs/deployment.md §10).</summary>
     public LimitOptions Limits { get; set; } = new();
 
+    /// <summary>Webhook and CIBA ping/push deliveries (docs/webhooks.md §4).</summary>
+    public WebhookOptions Webhooks { get; set; } = new();
+
     internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
 
     internal string RpId => string.IsNullOrWhiteSpace(WebAuthnRpId) ? IssuerUri.Host : WebAuthnRpId.Trim();
@@ -203,7 +206,7 @@ public sealed class AssentOptions
         {
             return "Assent:MaxWebAuthnEvidenceBytes must be at least 256, or no passkey could approve";
         }
-        return Limits.Validate();
+        return Limits.Validate() ?? Webhooks.Validate();
     }
 
     /// <summary>The attestation settings; the MDS BLOB's signature is checked when the server builds its passkey ceremonies.</summary>
@@ -328,4 +331,39 @@ public static class WebAuthnAttestationModes
 
     /// <summary>Only attestations whose certificate chain reaches a trusted root (conveyance <c>direct</c>).</summary>
     public const string Trusted = "trusted";
+}
+
+/// <summary>How webhooks and CIBA notifications are delivered (docs/webhooks.md §4, docs/deployment.md §10).</summary>
+public sealed class WebhookOptions
+{
+    /// <summary>
+    /// Whether targets may be loopback, private, link-local or otherwise non-public addresses. Off: a URL that names
+    /// or resolves to one is refused when registered and again at every delivery (DNS may change), against SSRF.
+    /// </summary>
+    public bool AllowPrivateTargets { get; set; }
+
+    /// <summary>One attempt's whole time: connect, send, and the receiver's answer.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Attempts in flight at once on one node.</summary>
+    public int MaxInFlight { get; set; } = 64;
+
+    /// <summary>An endpoint whose every delivery failed for this long is disabled and its owner told.</summary>
+    public TimeSpan DisableAfter { get; set; } = TimeSpan.FromDays(5);
+
+    /// <summary>Endpoints one user may register.</summary>
+    public int MaxEndpointsPerUser { get; set; } = 20;
+
+    internal string? Validate()
+    {
+        if (Timeout < TimeSpan.FromMilliseconds(100) || Timeout > TimeSpan.FromMinutes(1))
+        {
+            return "Assent:Webhooks:Timeout must be between 100 ms and 1 minute";
+        }
+        if (MaxInFlight < 1 || MaxEndpointsPerUser < 1)
+        {
+            return "Assent:Webhooks:MaxInFlight and MaxEndpointsPerUser must be at least 1";
+        }
+        return DisableAfter < TimeSpan.FromMinutes(1) ? "Assent:Webhooks:DisableAfter must be at least a minute" : null;
+    }
 }

@@ -127,6 +127,7 @@ internal static class ApproverEndpoints
         DecideStatus.AlreadyDecided => Problem.Conflict($"the request was already decided ({StateNames.Of(outcome.State ?? ApprovalState.Approved)})"),
         DecideStatus.Expired => Problem.Gone("the request has expired"),
         DecideStatus.AssertionRefused => Problem.Unauthorized("the passkey assertion was refused: " + outcome.Detail),
+        DecideStatus.UserVerificationRequired => Problem.Forbidden("this challenge requires user verification: decide it with a passkey (the web app), not a software key"),
         _ => Problem.BadRequest(outcome.Detail ?? "malformed decision"),
     };
 

@@ -46,7 +46,7 @@ internal static class DiscoveryEndpoints
             RevocationEndpoint: issuer + EndpointPaths.Revocation,
             UserinfoEndpoint: issuer + EndpointPaths.UserInfo,
             GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials],
-            BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll],
+            BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll, DeliveryModes.Ping, DeliveryModes.Push],
             BackchannelUserCodeParameterSupported: false,
             // None: the CLI's public client (RFC 8414 §2), which only signs humans in.
             TokenEndpointAuthMethodsSupported: [ClientAuthMethods.ClientSecretBasic, ClientAuthMethods.ClientSecretPost, ClientAuthMethods.None],

@@ -3,10 +3,12 @@ using Assent.Protocol;
 using Assent.Protocol.Messages;
 using Assent.Server.Admin;
 using Assent.Server.Agents;
+using Assent.Server.ApiKeys;
 using Assent.Server.App;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Authentication;
+using Assent.Server.Challenges;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
 using Assent.Server.Devices;
@@ -19,6 +21,7 @@ using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
+using Assent.Server.Webhooks;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -81,6 +84,11 @@ public static class AssentServer
         services.AddSingleton(store.Keys);
         services.AddSingleton(store.Meta);
         services.AddSingleton(store.RateCounters);
+        services.AddSingleton(store.ApiKeys);
+        services.AddSingleton(store.Challenges);
+        services.AddSingleton(store.Webhooks);
+        services.AddSingleton(store.Database.Outbox);
+        services.AddSingleton(master);
         // The core: identities, keys and tokens, the approval lifecycle.
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
@@ -103,15 +111,21 @@ public static class AssentServer
         services.AddSingleton<WebSessions>();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, DeviceSignatureHandler>(AssentSchemes.Device, null)
-            .AddScheme<AuthenticationSchemeOptions, WebSessionHandler>(AssentSchemes.WebSession, null);
+            .AddScheme<AuthenticationSchemeOptions, WebSessionHandler>(AssentSchemes.WebSession, null)
+            .AddScheme<AuthenticationSchemeOptions, ApiKeyHandler>(AssentSchemes.ApiKey, null);
         services.AddAuthorizationBuilder()
             .AddPolicy(AssentSchemes.Device, p => p.AddAuthenticationSchemes(AssentSchemes.Device).RequireAuthenticatedUser())
-            .AddPolicy(AssentSchemes.WebSession, p => p.AddAuthenticationSchemes(AssentSchemes.WebSession).RequireAuthenticatedUser());
+            .AddPolicy(AssentSchemes.WebSession, p => p.AddAuthenticationSchemes(AssentSchemes.WebSession).RequireAuthenticatedUser())
+            .AddPolicy(AssentSchemes.ApiKey, p => p.AddAuthenticationSchemes(AssentSchemes.ApiKey).RequireAuthenticatedUser());
         // The features' services.
         services.AddSingleton<CibaGrant>();
         services.AddSingleton<SessionService>();
         services.AddSingleton<DeviceCodeGrant>();
         services.AddSingleton<ClientCredentialsGrant>();
+        services.AddSingleton<CibaClients>();
+        services.AddSingleton<TargetGuard>();
+        services.AddSingleton<EventBodies>();
+        services.AddHostedService<DeliveryWorker>();
         services.AddHostedService<Sweeper>();
         if (store.Database is PostgresDatabase postgres)
         {
@@ -166,6 +180,9 @@ public static class AssentServer
         app.MapDids();
         app.MapAudit();
         app.MapPasskeys();
+        app.MapApiKeys();
+        app.MapChallenges();
+        app.MapWebhooks();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -24,7 +24,8 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     public string UserDid(string userId) => DidWeb.ForUser(_issuerUri, userId);
 
     /// <summary>Tokens for an approved request: the access token carries the devices' evidence (docs/tokens.md §3–§4).</summary>
-    public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken)
+    /// <param name="withAtHash">CIBA Core §10.3.1: a pushed ID token carries <c>at_hash</c> of the access token it comes with.</param>
+    public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken, bool withAtHash = false)
     {
         var (approval, decisions) = decided;
         var key = keys.Current;
@@ -51,6 +52,11 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
                 WriteAmr(w, amr);
                 // CIBA Core §7.4 / §10.3.1: the ID token names the request it answers.
                 w.WriteString(ClaimNames.AuthReqId, authReqId);
+                if (withAtHash)
+                {
+                    // OIDC Core §3.1.3.6: the left half of the hash the signature algorithm uses; Ed25519 hashes with SHA-512.
+                    w.WriteString(ClaimNames.AccessTokenHash, Base64Url.Encode(SHA512.HashData(System.Text.Encoding.ASCII.GetBytes(accessToken))[..32]));
+                }
             });
             idToken = Jws.Sign(key.JwtHeader, id, key.Signer);
         }

@@ -95,7 +95,7 @@ internal static partial class SessionEndpoints
         {
             // Pushed to the user's devices at once, in the same transaction as the code (docs/cli.md: auth login --user).
             await approvals.CreateAsync(ApprovalKinds.DeviceLogin, CliClient.Id, CliClient.Name, user, scope, LoginMessage(from, userCode), null, null,
-                options.DeviceCodeLifetime, async (approval, audit, c) =>
+                options.DeviceCodeLifetime, async (approval, _, audit, c) =>
                 {
                     await sessions.CreateDeviceAuthorizationAsync(authorization with { ExpiresAt = approval.ExpiresAt }, approval, audit, c);
                     return true;
@@ -149,7 +149,7 @@ internal static partial class SessionEndpoints
         var remaining = TimeSpan.FromMilliseconds(authorization.ExpiresAt - now.ToUnixTimeMilliseconds());
         var created = await approvals.CreateAsync(ApprovalKinds.DeviceLogin, CliClient.Id, CliClient.Name, approver.User, authorization.Scope,
             LoginMessage(authorization.RequestedFrom, userCode), null, null, remaining,
-            (approval, audit, c) => sessions.TryBindUserCodeAsync(authorization.Id, now.ToUnixTimeMilliseconds(), approval, audit, c), ct);
+            (approval, _, audit, c) => sessions.TryBindUserCodeAsync(authorization.Id, now.ToUnixTimeMilliseconds(), approval, audit, c), ct);
         if (created is null)
         {
             return Problem.Conflict("this code has already been used or has just expired");

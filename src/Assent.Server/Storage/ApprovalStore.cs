@@ -10,8 +10,9 @@ internal interface IApprovalStore
     /// <summary>
     /// Stores a new request unless its client already has <paramref name="maxPending"/> unexpired requests pending
     /// for its user; the count is part of the insert's own statement. False, and nothing stored, when refused.
+    /// <paramref name="cibaNotification"/> (sealed) is stored with it for a ping or push agent (docs/storage.md §9).
     /// </summary>
-    Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, AuditEvent audit, CancellationToken ct);
+    Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, byte[]? cibaNotification, AuditEvent audit, CancellationToken ct);
 
     /// <summary>When the first of a client's unexpired pending requests for a user expires (Unix ms); null when it has none.</summary>
     Task<long?> NextPendingExpiryAsync(string clientId, string userId, long now, CancellationToken ct);
@@ -34,7 +35,11 @@ internal interface IApprovalStore
     /// expired, the device was revoked, this user had decided already, or the passkey counter did not advance
     /// (<paramref name="signCount"/>, moved forward in the same transaction; WebAuthn L3 §6.1.1).
     /// </summary>
-    Task<ApprovalState?> TryDecideAsync(DecisionRecord decision, int quorum, long? signCount, AuditEvent audit, CancellationToken ct);
+    /// <remarks>A decision that settles the request queues its webhook and CIBA deliveries in the same transaction (docs/storage.md §9).</remarks>
+    Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord decision, long? signCount, AuditEvent audit, CancellationToken ct);
+
+    /// <summary>pending → cancelled, while unexpired; false when it was not pending (or had expired).</summary>
+    Task<bool> TryCancelAsync(ApprovalRecord request, long now, AuditEvent audit, CancellationToken ct);
 
     /// <summary>approved → redeemed exactly once; returns the redeemed row and its approving decisions, null when not approved or already redeemed.</summary>
     Task<DecidedApproval?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct);
@@ -93,10 +98,13 @@ internal static class ApprovalSql
         await w.NotifyAsync(ApprovalNotice.Created(a));
     }
 
-    public static ApprovalRecord Read(DbDataReader r) => new(
-        r.GetString(0), (byte[])r[1], r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), Rows.NullableString(r, 6), Rows.NullableString(r, 7),
-        Rows.NullableString(r, 8), (byte[])r[9], (ApprovalState)r.GetInt32(10), r.GetInt64(11), r.GetInt64(12), Rows.NullableLong(r, 13),
-        Rows.NullableLong(r, 14), r.GetInt32(15), r.GetInt32(16));
+    public static ApprovalRecord Read(DbDataReader r) => Read(r, 0);
+
+    /// <summary>Reads a request whose columns (<see cref="Columns"/>) start at <paramref name="at"/>, e.g. after a joined row's.</summary>
+    public static ApprovalRecord Read(DbDataReader r, int at) => new(
+        r.GetString(at), (byte[])r[at + 1], r.GetString(at + 2), r.GetString(at + 3), r.GetString(at + 4), r.GetString(at + 5), Rows.NullableString(r, at + 6),
+        Rows.NullableString(r, at + 7), Rows.NullableString(r, at + 8), (byte[])r[at + 9], (ApprovalState)r.GetInt32(at + 10), r.GetInt64(at + 11),
+        r.GetInt64(at + 12), Rows.NullableLong(r, at + 13), Rows.NullableLong(r, at + 14), r.GetInt32(at + 15), r.GetInt32(at + 16));
 
     /// <summary>Reads a decision whose columns start at <paramref name="at"/> (<see cref="DecisionColumns"/>).</summary>
     public static DecisionRecord ReadDecision(DbDataReader r, int at) =>
@@ -132,12 +140,16 @@ internal class ApprovalStore(Database db) : IApprovalStore
             return await w.AuditedAsync(audit);
         }, ct);
 
-    public virtual Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, AuditEvent audit, CancellationToken ct) =>
+    public virtual Task<bool> TryCreateAsync(ApprovalRecord approval, int maxPending, byte[]? cibaNotification, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
             if (await w.ExecAsync(ApprovalSql.InsertCappedSql, [.. ApprovalSql.InsertArgs(approval), maxPending]) != 1)
             {
                 return false;
+            }
+            if (cibaNotification is not null)
+            {
+                await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", approval.Id, cibaNotification);
             }
             await w.NotifyAsync(ApprovalNotice.Created(approval));
             return await w.AuditedAsync(audit);
@@ -168,27 +180,54 @@ internal class ApprovalStore(Database db) : IApprovalStore
         db.ReadAsync(s => s.AllAsync($"SELECT {ApprovalSql.DecisionColumns} FROM decisions WHERE approval_id = $1 ORDER BY decided_at, device_id",
             ApprovalSql.ReadDecision, approvalId), ct);
 
-    public virtual Task<ApprovalState?> TryDecideAsync(DecisionRecord d, int quorum, long? signCount, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
+    public virtual async Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord d, long? signCount, AuditEvent audit, CancellationToken ct)
+    {
+        var (state, queued) = await db.WriteAsync(async w =>
         {
-            if (signCount is { } count &&
-                await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", d.DeviceId, count) != 1)
+            var state = await DecideAsync(w, request, d, signCount, audit);
+            return (state, state is { } settled ? await w.EmitAsync(OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
+        }, ct);
+        db.Outbox.Enqueued(queued);
+        return state;
+    }
+
+    private async ValueTask<ApprovalState?> DecideAsync(IWriteSession w, ApprovalRecord request, DecisionRecord d, long? signCount, AuditEvent audit)
+    {
+        if (signCount is { } count &&
+            await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", d.DeviceId, count) != 1)
+        {
+            return null;
+        }
+        if (request.Quorum == 1)
+        {
+            if (await w.OneAsync(SettleSingle, r => r.GetString(0), d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt) is not { } owner)
             {
                 return null;
             }
-            if (quorum == 1)
+            await w.ExecAsync(InsertDecision, d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt);
+            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, d.Decision));
+            await w.AuditAsync(audit);
+            return (ApprovalState?)d.Decision;
+        }
+        return await DecideInQuorumAsync(w, d, audit);
+    }
+
+    public async Task<bool> TryCancelAsync(ApprovalRecord request, long now, AuditEvent audit, CancellationToken ct)
+    {
+        var queued = await db.WriteAsync(async w =>
+        {
+            if (await w.ExecAsync($"UPDATE approvals SET state = {StateCodes.Cancelled}, decided_at = $2 WHERE id = $1 AND state = {StateCodes.Pending} AND expires_at > $2",
+                    request.Id, now) != 1)
             {
-                if (await w.OneAsync(SettleSingle, r => r.GetString(0), d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt) is not { } owner)
-                {
-                    return null;
-                }
-                await w.ExecAsync(InsertDecision, d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt);
-                await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, d.Decision));
-                await w.AuditAsync(audit);
-                return (ApprovalState?)d.Decision;
+                return -1;
             }
-            return await DecideInQuorumAsync(w, d, audit);
+            await w.NotifyAsync(ApprovalNotice.Settled(request.Id, request.UserId, ApprovalState.Cancelled));
+            await w.AuditAsync(audit);
+            return await w.EmitAsync(OutboxEvent.ForApproval(request, ApprovalState.Cancelled, now));
         }, ct);
+        db.Outbox.Enqueued(queued);
+        return queued >= 0;
+    }
 
     /// <summary>
     /// A request several approvers decide (docs/concepts.md §4): each user decides once, the request is approved when
@@ -234,16 +273,22 @@ internal class ApprovalStore(Database db) : IApprovalStore
             return new DecidedApproval(redeemed, decisions);
         }, ct);
 
-    public Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct) =>
-        db.WriteAsync(async w =>
+    public async Task<IReadOnlyList<ApprovalRecord>> ExpireDueAsync(long now, int max, CancellationToken ct)
+    {
+        var (due, queued) = await db.WriteAsync(async w =>
         {
             // On PostgreSQL several nodes sweep at once: SKIP LOCKED keeps them from waiting on, or double-expiring, each other's rows.
             var due = await w.AllAsync(_expireDue, ApprovalSql.Read, now, max);
+            var queued = 0;
             foreach (var a in due)
             {
                 await w.NotifyAsync(ApprovalNotice.Settled(a.Id, a.UserId, ApprovalState.Expired));
                 await w.AuditAsync(new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id));
+                queued += await w.EmitAsync(OutboxEvent.ForApproval(a, ApprovalState.Expired, now));
             }
-            return due;
+            return (due, queued);
         }, ct);
+        db.Outbox.Enqueued(queued);
+        return due;
+    }
 }

@@ -36,6 +36,15 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IRateCounterStore RateCounters { get; } = new RateCounterStore(db);
 
+    public IApiKeyStore ApiKeys { get; } = new ApiKeyStore(db);
+
+    public IChallengeStore Challenges { get; } = new ChallengeStore(db);
+
+    public IWebhookStore Webhooks { get; } = new WebhookStore(db);
+
+    /// <summary>How long the delivery log keeps a settled delivery (docs/webhooks.md §5).</summary>
+    internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);
+
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 
     /// <summary>
@@ -52,6 +61,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
             {
                 removed += await w.ExecAsync($"DELETE FROM {table} WHERE expires_at <= $1", now);
             }
+            removed += await w.ExecAsync(WebhookStore.PruneSettled, now - (long)DeliveryLogKept.TotalMilliseconds);
             return removed;
         }, ct);
 

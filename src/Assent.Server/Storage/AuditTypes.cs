@@ -9,6 +9,15 @@ internal static class AuditTypes
     public const string ApprovalDenied = "approval.denied";
     public const string ApprovalRedeemed = "approval.redeemed";
     public const string ApprovalExpired = "approval.expired";
+    public const string ApprovalCancelled = "approval.cancelled";
+    public const string ApiKeyCreated = "api_key.created";
+    public const string ApiKeyRevoked = "api_key.revoked";
+    public const string WebhookCreated = "webhook.created";
+    public const string WebhookDeleted = "webhook.deleted";
+    public const string WebhookEnabled = "webhook.enabled";
+
+    /// <summary>An endpoint disabled after failing for days (docs/webhooks.md §4); the entry is how its owner learns of it.</summary>
+    public const string WebhookDisabled = "webhook.disabled";
     public const string DeviceEnrolled = "device.enrolled";
     public const string DeviceRenamed = "device.renamed";
     public const string DeviceRevoked = "device.revoked";
@@ -44,6 +53,7 @@ internal static class AuditTypes
 internal static class LimitNames
 {
     public const string ClientAuthentication = "client_auth";
+    public const string ApiKeyAuthentication = "api_key_auth";
     public const string UserCode = "user_code";
     public const string EnrolmentCode = "enrolment_code";
     public const string PendingRequests = "pending_requests";

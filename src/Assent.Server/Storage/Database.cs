@@ -71,6 +71,9 @@ internal abstract class Database : IAsyncDisposable
 
     public abstract Task MigrateAsync(CancellationToken ct);
 
+    /// <summary>Rung by a store once a commit queued deliveries (docs/storage.md §9), so this node's worker sends them at once.</summary>
+    public OutboxSignal Outbox { get; } = new();
+
     public abstract Task<T> ReadAsync<T>(Func<ISqlSession, ValueTask<T>> work, CancellationToken ct);
 
     /// <summary>

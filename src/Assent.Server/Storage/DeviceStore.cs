@@ -83,6 +83,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
             var d = device(user);
             await DeviceSql.InsertAsync(w, d);
             await w.AuditAsync(audit(user, d));
+            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, d, now)));
             return user;
         }, ct);
 
@@ -91,6 +92,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
         {
             await DeviceSql.InsertAsync(w, device);
             await w.AuditAsync(audit);
+            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, device, device.CreatedAt)));
             return true;
         }, ct);
 
@@ -99,8 +101,17 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
                                  await w.AuditedAsync(audit), ct);
 
     public Task<bool> TryRevokeAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w => await w.ExecAsync("UPDATE devices SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", deviceId, userId, now) == 1 &&
-                                 await w.AuditedAsync(audit), ct);
+        db.WriteAsync(async w =>
+        {
+            if (await w.OneAsync($"UPDATE devices SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {DeviceSql.Columns}",
+                    DeviceSql.Read, deviceId, userId, now) is not { } revoked)
+            {
+                return false;
+            }
+            await w.AuditAsync(audit);
+            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now)));
+            return true;
+        }, ct);
 
     public Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct) =>
         db.WriteAsync(async w => await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", deviceId, signCount) == 1, ct);

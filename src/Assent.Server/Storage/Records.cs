@@ -39,6 +39,7 @@ internal static class StateCodes
     public static readonly string Approved = Code(ApprovalState.Approved);
     public static readonly string Denied = Code(ApprovalState.Denied);
     public static readonly string Expired = Code(ApprovalState.Expired);
+    public static readonly string Cancelled = Code(ApprovalState.Cancelled);
     public static readonly string Redeemed = Code(ApprovalState.Redeemed);
 
     private static string Code(ApprovalState state) => ((int)state).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -54,11 +55,17 @@ public static class ApprovalKinds
     /// <summary>An agent's owner asks another user to let the agent ask them (docs/concepts.md §3.1).</summary>
     public const string AgentConsent = "agent_consent";
 
+    /// <summary>A backend's challenge (docs/challenges.md): raised with an API key, read and consumed at <c>/v1/challenges</c>.</summary>
+    public const string Challenge = "challenge";
+
+    /// <summary>A signed-in human asks for an API key; their own device approves it (docs/challenges.md §1).</summary>
+    public const string ApiKey = "api_key";
+
     /// <summary>
     /// The kinds whose <c>authorization_details</c> type only the server writes: an agent sending one through
     /// CIBA would dress its own request up as one of them, so bc-authorize refuses these types.
     /// </summary>
-    public static readonly IReadOnlyList<string> ServerRaised = [AgentRegistration, AgentConsent];
+    public static readonly IReadOnlyList<string> ServerRaised = [AgentRegistration, AgentConsent, Challenge, ApiKey];
 }
 
 public static class DeviceKinds

@@ -53,7 +53,7 @@ public abstract class StoreContract : IAsyncLifetime
 
     /// <summary>One approver decides; true when the decision was taken.</summary>
     private async Task<bool> DecideAsync(ApprovalRecord a, string device, ApprovalState state = ApprovalState.Approved, string? user = null) =>
-        await Store.Approvals.TryDecideAsync(Decision(a, device, state, user), a.Quorum, null,
+        await Store.Approvals.TryDecideAsync(a, Decision(a, device, state, user), null,
             new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, a.UserId, device, a.Id), default) is not null;
 
     [Fact]
@@ -129,13 +129,13 @@ public abstract class StoreContract : IAsyncLifetime
         await DeviceAsync(third, "dev_q3");
         var a = await PendingAsync(owner, quorum: 2, approvers: 3);
 
-        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(Decision(a, "dev_q1"), 2, null, Audit(a, "dev_q1"), default));
+        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_q1"), null, Audit(a, "dev_q1"), default));
         // The same user again, from another of their devices: one user is one approver.
-        Assert.Null(await Store.Approvals.TryDecideAsync(Decision(a, "dev_q1b"), 2, null, Audit(a, "dev_q1b"), default));
+        Assert.Null(await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_q1b"), null, Audit(a, "dev_q1b"), default));
         Assert.Equal(ApprovalState.Pending, (await Store.Approvals.FindAsync(a.Id, default))!.State);
         Assert.Equal(ApprovalState.Approved,
-            await Store.Approvals.TryDecideAsync(Decision(a, "dev_q2", user: second.Id), 2, null, Audit(a, "dev_q2"), default));
-        Assert.Null(await Store.Approvals.TryDecideAsync(Decision(a, "dev_q3", user: third.Id), 2, null, Audit(a, "dev_q3"), default));
+            await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_q2", user: second.Id), null, Audit(a, "dev_q2"), default));
+        Assert.Null(await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_q3", user: third.Id), null, Audit(a, "dev_q3"), default));
 
         var redeemed = await Store.Approvals.TryRedeemAsync(a.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, owner.Id, "agt_x", a.Id), default);
         Assert.Equal(["dev_q1", "dev_q2"], redeemed!.Decisions.Select(d => d.DeviceId).Order());
@@ -151,9 +151,9 @@ public abstract class StoreContract : IAsyncLifetime
         await DeviceAsync(second, "dev_d2");
         var a = await PendingAsync(owner, quorum: 2, approvers: 3);
         // Two of three may still approve after one denial.
-        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(Decision(a, "dev_d1", ApprovalState.Denied), 2, null, Audit(a, "dev_d1"), default));
+        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_d1", ApprovalState.Denied), null, Audit(a, "dev_d1"), default));
         Assert.Equal(ApprovalState.Denied,
-            await Store.Approvals.TryDecideAsync(Decision(a, "dev_d2", ApprovalState.Denied, second.Id), 2, null, Audit(a, "dev_d2"), default));
+            await Store.Approvals.TryDecideAsync(a with { Quorum = 2 }, Decision(a, "dev_d2", ApprovalState.Denied, second.Id), null, Audit(a, "dev_d2"), default));
         Assert.Equal(ApprovalState.Denied, (await Store.Approvals.FindAsync(a.Id, default))!.State);
         Assert.Equal(2, (await Store.Approvals.ListDecisionsAsync(a.Id, default)).Count);
     }
@@ -169,7 +169,7 @@ public abstract class StoreContract : IAsyncLifetime
         }
         var a = await PendingAsync(users[0], quorum: 3, approvers: 6);
         var results = await Task.WhenAll(users.Select((u, i) =>
-            Store.Approvals.TryDecideAsync(Decision(a, "dev_race" + i, user: u.Id), 3, null, Audit(a, "dev_race" + i), default)));
+            Store.Approvals.TryDecideAsync(a with { Quorum = 3 }, Decision(a, "dev_race" + i, user: u.Id), null, Audit(a, "dev_race" + i), default)));
         Assert.Single(results, r => r == ApprovalState.Approved);
         Assert.Equal(2, results.Count(r => r == ApprovalState.Pending));
         Assert.Equal(3, (await Store.Approvals.ListDecisionsAsync(a.Id, default)).Count);
@@ -516,7 +516,7 @@ public abstract class StoreContract : IAsyncLifetime
             ApprovalState.Pending, Now, Now + lifetimeMs);
 
     private Task<bool> TryCreateAsync(ApprovalRecord a, int maxPending) =>
-        Store.Approvals.TryCreateAsync(a, maxPending, new AuditEvent(AuditTypes.ApprovalCreated, a.UserId, a.ClientId, a.Id), default);
+        Store.Approvals.TryCreateAsync(a, maxPending, null, new AuditEvent(AuditTypes.ApprovalCreated, a.UserId, a.ClientId, a.Id), default);
 
     [Fact]
     public async Task A_capped_create_refuses_a_request_over_the_clients_cap_and_counts_only_its_unexpired_pending_ones()

@@ -19,8 +19,9 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
     private static readonly string Decide =
         $"WITH u AS ({SettleSingle}), " +
         $"d AS (INSERT INTO decisions({ApprovalSql.DecisionColumns}) SELECT $1, $5, $3, $2, $6, $4 FROM u), " +
-        "p AS (INSERT INTO audit_pending(body, user_id) SELECT $7, $8 FROM u) " +
-        "SELECT pg_notify($9, $10 || u.user_id || $11) FROM u";
+        "p AS (INSERT INTO audit_pending(body, user_id) SELECT $7, $8 FROM u), " +
+        $"o AS ({OutboxSql.FanOut("u", 12)} RETURNING 1) " +
+        "SELECT pg_notify($9, $10 || u.user_id || $11), (SELECT count(*) FROM o) FROM u";
 
     private static readonly string Redeem =
         $"WITH r AS ({ApprovalSql.Redeem} RETURNING {ApprovalSql.Columns}), p AS (INSERT INTO audit_pending(body, user_id) SELECT $3, $4 FROM r) " +
@@ -34,24 +35,30 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
                 db.Payload(ApprovalNotice.Created(a))]),
             static async (r, ct) => await r.ReadAsync(ct), ct);
 
-    public override Task<bool> TryCreateAsync(ApprovalRecord a, int maxPending, AuditEvent audit, CancellationToken ct) =>
-        db.PipelineAsync(PostgresDatabase.Batched(CreateCapped, [.. ApprovalSql.InsertArgs(a), maxPending, db.Unsealed(audit), audit.UserId,
+    public override Task<bool> TryCreateAsync(ApprovalRecord a, int maxPending, byte[]? cibaNotification, AuditEvent audit, CancellationToken ct) =>
+        cibaNotification is not null
+            // A ping or push agent's request stores its notification too: a transaction of several statements.
+            ? base.TryCreateAsync(a, maxPending, cibaNotification, audit, ct)
+            : db.PipelineAsync(PostgresDatabase.Batched(CreateCapped, [.. ApprovalSql.InsertArgs(a), maxPending, db.Unsealed(audit), audit.UserId,
                 PostgresDatabase.Channel, db.Payload(ApprovalNotice.Created(a))]),
             static async (r, ct) => await r.ReadAsync(ct), ct);
 
-    public override async Task<ApprovalState?> TryDecideAsync(DecisionRecord d, int quorum, long? signCount, AuditEvent audit, CancellationToken ct)
+    public override async Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord d, long? signCount, AuditEvent audit, CancellationToken ct)
     {
-        if (quorum != 1 || signCount is not null)
+        if (request.Quorum != 1 || signCount is not null)
         {
             // A passkey's counter or a quorum: a transaction of several statements.
-            return await base.TryDecideAsync(d, quorum, signCount, audit, ct);
+            return await base.TryDecideAsync(request, d, signCount, audit, ct);
         }
         // The notice names the request's user, which the statement itself reads (see PostgresDatabase.Payload).
-        var won = await db.PipelineAsync(PostgresDatabase.Batched(Decide, d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt, d.UserId, d.Evidence,
+        // The deliveries the decision announces are queued by the same statement (docs/storage.md §9).
+        var announced = OutboxEvent.ForApproval(request, d.Decision, d.DecidedAt)!;
+        var queued = await db.PipelineAsync(PostgresDatabase.Batched(Decide, [d.ApprovalId, (int)d.Decision, d.DeviceId, d.DecidedAt, d.UserId, d.Evidence,
                 db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
-                $"{db.NodeId}|{ApprovalNotice.SettledKind}|{d.ApprovalId}|", "|" + StateNames.Of(d.Decision)),
-            static async (r, ct) => await r.ReadAsync(ct), ct);
-        return won ? d.Decision : null;
+                $"{db.NodeId}|{ApprovalNotice.SettledKind}|{d.ApprovalId}|", "|" + StateNames.Of(d.Decision), .. OutboxSql.Args(announced)]),
+            static async (r, ct) => await r.ReadAsync(ct) ? r.GetInt64(1) : -1, ct);
+        db.Outbox.Enqueued((int)Math.Max(queued, 0));
+        return queued >= 0 ? d.Decision : null;
     }
 
     public override Task<DecidedApproval?> TryRedeemAsync(string approvalId, long now, AuditEvent audit, CancellationToken ct) =>

@@ -185,6 +185,72 @@ internal static class PostgresSchema
             expires_at BIGINT NOT NULL);
         CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
         """,
+        // 9: challenges, API keys, webhooks, CIBA ping/push (see the SQLite migration of the same number).
+        """
+        CREATE TABLE api_keys(
+            id TEXT PRIMARY KEY,
+            key_hash BYTEA NOT NULL UNIQUE,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            last_used_at BIGINT,
+            revoked_at BIGINT);
+        CREATE INDEX api_keys_owner ON api_keys(owner_user_id, created_at);
+        CREATE TABLE challenges(
+            id TEXT PRIMARY KEY,
+            api_key_id TEXT NOT NULL REFERENCES api_keys(id),
+            owner_user_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            amount TEXT,
+            currency TEXT,
+            metadata TEXT,
+            requires_human INT NOT NULL,
+            idempotency_key TEXT,
+            request_hash BYTEA);
+        CREATE UNIQUE INDEX challenges_idempotency ON challenges(api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE webhook_endpoints(
+            id TEXT PRIMARY KEY,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            sealed_secret BYTEA NOT NULL,
+            created_at BIGINT NOT NULL,
+            failures INT NOT NULL DEFAULT 0,
+            failing_since BIGINT,
+            retry_at BIGINT,
+            disabled_at BIGINT,
+            disabled_reason TEXT,
+            deleted_at BIGINT);
+        CREATE INDEX webhook_endpoints_owner ON webhook_endpoints(owner_user_id) WHERE deleted_at IS NULL;
+        CREATE TABLE webhook_events(
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id),
+            event TEXT NOT NULL,
+            PRIMARY KEY (endpoint_id, event));
+        CREATE TABLE deliveries(
+            id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            type TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            next_attempt_at BIGINT NOT NULL,
+            lease_until BIGINT NOT NULL DEFAULT 0,
+            attempts INT NOT NULL DEFAULT 0,
+            state INT NOT NULL DEFAULT 0,
+            body BYTEA,
+            last_attempt_at BIGINT,
+            last_status INT,
+            last_error TEXT,
+            delivered_at BIGINT);
+        CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 0;
+        CREATE INDEX deliveries_target ON deliveries(target_id, created_at);
+        CREATE TABLE ciba_notifications(
+            approval_id TEXT PRIMARY KEY,
+            sealed BYTEA NOT NULL);
+        ALTER TABLE clients ADD COLUMN delivery_mode TEXT NOT NULL DEFAULT 'poll', ADD COLUMN notification_endpoint TEXT;
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -181,6 +181,74 @@ internal static class SqliteSchema
             expires_at INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
         """,
+        // 9: the challenges API, API keys, webhooks and CIBA ping/push (docs/storage.md §9). Deliveries are the
+        // outbox: written in the transaction of the transition they announce, so a crash loses none.
+        """
+        CREATE TABLE api_keys(
+            id TEXT PRIMARY KEY,
+            key_hash BLOB NOT NULL UNIQUE,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            name TEXT NOT NULL,
+            scopes TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            last_used_at INTEGER,
+            revoked_at INTEGER);
+        CREATE INDEX api_keys_owner ON api_keys(owner_user_id, created_at);
+        CREATE TABLE challenges(
+            id TEXT PRIMARY KEY,
+            api_key_id TEXT NOT NULL REFERENCES api_keys(id),
+            owner_user_id TEXT NOT NULL,
+            action TEXT NOT NULL,
+            amount TEXT,
+            currency TEXT,
+            metadata TEXT,
+            requires_human INTEGER NOT NULL,
+            idempotency_key TEXT,
+            request_hash BLOB);
+        CREATE UNIQUE INDEX challenges_idempotency ON challenges(api_key_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE webhook_endpoints(
+            id TEXT PRIMARY KEY,
+            owner_user_id TEXT NOT NULL REFERENCES users(id),
+            url TEXT NOT NULL,
+            events TEXT NOT NULL,
+            sealed_secret BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            failing_since INTEGER,
+            retry_at INTEGER,
+            disabled_at INTEGER,
+            disabled_reason TEXT,
+            deleted_at INTEGER);
+        CREATE INDEX webhook_endpoints_owner ON webhook_endpoints(owner_user_id) WHERE deleted_at IS NULL;
+        CREATE TABLE webhook_events(
+            endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id),
+            event TEXT NOT NULL,
+            PRIMARY KEY (endpoint_id, event)) WITHOUT ROWID;
+        CREATE TABLE deliveries(
+            id TEXT PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            target_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            type TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            next_attempt_at INTEGER NOT NULL,
+            lease_until INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            state INTEGER NOT NULL DEFAULT 0,
+            body BLOB,
+            last_attempt_at INTEGER,
+            last_status INTEGER,
+            last_error TEXT,
+            delivered_at INTEGER);
+        CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 0;
+        CREATE INDEX deliveries_target ON deliveries(target_id, created_at);
+        CREATE TABLE ciba_notifications(
+            approval_id TEXT PRIMARY KEY,
+            sealed BLOB NOT NULL);
+        ALTER TABLE clients ADD COLUMN delivery_mode TEXT NOT NULL DEFAULT 'poll';
+        ALTER TABLE clients ADD COLUMN notification_endpoint TEXT;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -1,0 +1,353 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Assent.Protocol;
+using Assent.Protocol.Messages;
+using Assent.Protocol.OAuth;
+using Assent.Server.Approvals;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
+using Assent.Server.Identity;
+using Assent.Server.Keys;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Assent.Server.Challenges;
+
+/// <summary>
+/// <c>/v1/challenges</c> (docs/challenges.md §2): a backend with an API key asks a user to approve an action; the
+/// challenge is an approval request like any other, so the device signs the same payload and the attestation is the
+/// same EdDSA token with its evidence. Consuming it is the request's one redemption.
+/// </summary>
+internal static partial class ChallengeEndpoints
+{
+    public const string Path = "/v1/challenges";
+
+    /// <summary>Bytes of the serialized <c>metadata</c> object at most.</summary>
+    public const int MaxMetadataBytes = 4096;
+
+    /// <summary>RFC 9110-token-ish, as the IETF Idempotency-Key draft suggests: printable ASCII, bounded.</summary>
+    public const int MaxIdempotencyKeyLength = 255;
+
+    private const string IdempotencyKeyHeader = "Idempotency-Key";
+
+    [GeneratedRegex("^[a-z0-9._:-]{1,64}$", RegexOptions.CultureInvariant)]
+    private static partial Regex ActionPattern();
+
+    public static IEndpointRouteBuilder MapChallenges(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Challenges").DisableAntiforgery().RequireAuthorization(AssentSchemes.ApiKey);
+        group.MapPost("", CreateAsync).WithSummary("Ask a user to approve an action (API key with challenges:write). Honours Idempotency-Key");
+        group.MapGet("/{id}", GetAsync).WithSummary("A challenge, with its attestation once approved (challenges:read). Honours Prefer: wait");
+        group.MapPost("/{id}/consume", ConsumeAsync).WithSummary("Mark an approved challenge used, exactly once; a second consume is 409 (challenges:write)");
+        group.MapPost("/{id}/cancel", CancelAsync).WithSummary("Withdraw a pending challenge (challenges:write)");
+        return app;
+    }
+
+    internal static async Task<IResult> CreateAsync(HttpContext http, ApiCaller caller, IdentityDirectory directory, IChallengeStore challenges,
+        IApprovalStore approvals, ApprovalService service, TokenIssuer tokens, AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
+        {
+            return refused;
+        }
+        if (!http.Request.HasJsonContentType())
+        {
+            return Problem.UnsupportedMediaType("send the body as application/json");
+        }
+        byte[] body;
+        try
+        {
+            using var buffer = new MemoryStream();
+            await http.Request.Body.CopyToAsync(buffer, ct);
+            body = buffer.ToArray();
+        }
+        catch (BadHttpRequestException e)
+        {
+            return Problem.Make(e.StatusCode, e.StatusCode == StatusCodes.Status413PayloadTooLarge ? "Payload too large" : "Bad request",
+                $"the request body could not be read: {e.Message}");
+        }
+        var idempotencyKey = http.Request.Headers[IdempotencyKeyHeader].ToString();
+        if (idempotencyKey.Length > MaxIdempotencyKeyLength || idempotencyKey.Any(c => c is < '!' or > '~'))
+        {
+            return Problem.BadRequest($"{IdempotencyKeyHeader} must be 1 to {MaxIdempotencyKeyLength} printable ASCII characters, e.g. a UUID");
+        }
+        var requestHash = SHA256.HashData(body);
+        if (idempotencyKey.Length > 0 && await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, time, ct) is { } replayed)
+        {
+            return replayed;
+        }
+        ChallengeCreateRequest? request;
+        try
+        {
+            request = JsonSerializer.Deserialize(body, V1Json.Default.ChallengeCreateRequest);
+        }
+        catch (JsonException e)
+        {
+            return Problem.BadRequest($"the body is not valid JSON for a challenge: {e.Message}");
+        }
+        if (request is null)
+        {
+            return Problem.BadRequest("the body must be a JSON object");
+        }
+        var (user, problem) = await ValidateAsync(request, caller, directory, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+        string? amount = null;
+        if (request.Amount is { } rawAmount)
+        {
+            (amount, var bad) = Money.Parse(rawAmount, request.Currency);
+            if (bad is not null)
+            {
+                return Problem.BadRequest(bad);
+            }
+        }
+        else if (request.Currency is not null)
+        {
+            return Problem.BadRequest("currency is given without an amount");
+        }
+        var expiresIn = request.ExpiresIn is { } seconds ? TimeSpan.FromSeconds(seconds) : options.DefaultRequestExpiry;
+        var requiresHuman = request.RequiresHuman ?? true;
+        var metadata = request.Metadata is { } m ? m.GetRawText() : null;
+        var details = Details(request.Action!, amount, request.Currency);
+        ChallengeCreation outcome = ChallengeCreation.Created;
+        ApprovalService.Created? created;
+        try
+        {
+            created = await service.CreateAsync(ApprovalKinds.Challenge, caller.Key.Id, caller.Key.Name, user!, ChallengeScope, request.Message, details, null, expiresIn,
+                async (a, _, audit, c) =>
+                {
+                    outcome = await challenges.TryCreateAsync(a, new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency,
+                        metadata, requiresHuman, idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null),
+                        options.Limits.MaxPendingPerAgentPerUser, audit, c);
+                    return outcome == ChallengeCreation.Created;
+                }, ct);
+        }
+        catch (System.Data.Common.DbException) when (idempotencyKey.Length > 0)
+        {
+            // Two requests with one key at once on PostgreSQL: the unique index let one in; answer as its replay.
+            if (await challenges.FindByIdempotencyKeyAsync(caller.Key.Id, idempotencyKey, ct) is null)
+            {
+                throw;
+            }
+            created = null;
+            outcome = ChallengeCreation.Duplicate;
+        }
+        switch (outcome)
+        {
+            case ChallengeCreation.Duplicate:
+                return (await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, time, ct))!;
+            case ChallengeCreation.OverCap:
+                return Problem.TooManyRequests(
+                    $"this API key already has {options.Limits.MaxPendingPerAgentPerUser} challenges pending for this user; wait for one to be decided or expire",
+                    TimeSpan.FromSeconds(5));
+        }
+        var view = (await challenges.FindAsync(created!.Approval.Id, ct))!;
+        http.Response.Headers.Location = $"{Path}/{view.Challenge.Id}";
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>The challenge an Idempotency-Key already made, or 422 when it came with another body; null when the key is new.</summary>
+    private static async Task<IResult?> ReplayAsync(HttpContext http, ApiCaller caller, string idempotencyKey, byte[] requestHash, IChallengeStore challenges,
+        IApprovalStore approvals, TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+    {
+        if (await challenges.FindByIdempotencyKeyAsync(caller.Key.Id, idempotencyKey, ct) is not { } earlier)
+        {
+            return null;
+        }
+        if (!CryptographicOperations.FixedTimeEquals(earlier.Challenge.RequestHash ?? [], requestHash))
+        {
+            return Problem.Make(StatusCodes.Status422UnprocessableEntity, "Idempotency key reused",
+                $"this {IdempotencyKeyHeader} was used for challenge {earlier.Challenge.Id} with a different body; use a new key for a new challenge");
+        }
+        http.Response.Headers.Location = $"{Path}/{earlier.Challenge.Id}";
+        http.Response.Headers["Idempotent-Replayed"] = "true";
+        return TypedResults.Json(await ResponseAsync(earlier, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
+    }
+
+    private static async Task<(UserRecord? User, IResult? Problem)> ValidateAsync(ChallengeCreateRequest r, ApiCaller caller, IdentityDirectory directory,
+        CancellationToken ct)
+    {
+        if (r.Action is null || !ActionPattern().IsMatch(r.Action))
+        {
+            return (null, Problem.BadRequest("action is required: 1 to 64 of a-z 0-9 . _ : - (e.g. payment.send)"));
+        }
+        if (string.IsNullOrEmpty(r.UserId))
+        {
+            return (null, Problem.BadRequest("userId is required: the user's id (usr_…), handle or DID"));
+        }
+        if (r.Quorum is not null)
+        {
+            return (null, Problem.BadRequest("quorum is not accepted here: a policy decides when a request needs several approvers (docs/challenges.md §2.1)"));
+        }
+        if (r.ExpiresIn is { } e && (e < 10 || e > 3600))
+        {
+            return (null, Problem.BadRequest("expiresIn must be between 10 and 3600 seconds"));
+        }
+        if (r.Message is not null && ApprovalText.BindingMessageProblem(r.Message) is { } badMessage)
+        {
+            return (null, Problem.BadRequest("message: " + badMessage));
+        }
+        if (r.Metadata is { } m)
+        {
+            if (m.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problem.BadRequest("metadata must be a JSON object"));
+            }
+            if (System.Text.Encoding.UTF8.GetByteCount(m.GetRawText()) > MaxMetadataBytes)
+            {
+                return (null, Problem.BadRequest($"metadata is larger than {MaxMetadataBytes} bytes"));
+            }
+        }
+        var user = r.UserId.StartsWith("usr_", StringComparison.Ordinal) && r.UserId.Length <= 64
+            ? await directory.FindUserAsync(r.UserId, ct)
+            : await directory.FindByHintAsync(r.UserId, ct);
+        if (user is null)
+        {
+            return (null, Problem.BadRequest($"no user '{Shorten(r.UserId)}' here: give a user id (usr_…), handle or DID"));
+        }
+        // docs/challenges.md §1: a key asks its owner; an administrator's key (an operator's backend) may ask anyone.
+        if (user.Id != caller.Owner.Id && !caller.Owner.IsAdmin)
+        {
+            return (null, Problem.Forbidden($"an API key of {caller.Owner.Handle} may challenge {caller.Owner.Handle} only; an administrator's key may challenge any user"));
+        }
+        return (user, null);
+    }
+
+    internal static async Task<IResult> GetAsync(string id, HttpContext http, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals,
+        ApprovalHub hub, TokenIssuer tokens, AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        if (caller.Lacks(ApiScopes.ChallengesRead) is { } refused && caller.Lacks(ApiScopes.ChallengesWrite) is not null)
+        {
+            return refused;
+        }
+        var version = hub.Version;
+        if (await FindOwnAsync(id, caller, challenges, ct) is not { } view)
+        {
+            return NotFound(id);
+        }
+        var wait = PreferWait.Requested(http.Request, options.MaxWait);
+        if (view.Approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
+        {
+            PreferWait.Applied(http.Response, wait);
+            await PreferWait.HoldAsync(hub, id, view.Approval, version, view.Approval.ExpiresAt, c => approvals.FindAsync(id, c), wait, time, ct);
+            view = (await challenges.FindAsync(id, ct))!;
+        }
+        http.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+    }
+
+    internal static async Task<IResult> ConsumeAsync(string id, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals, TokenIssuer tokens,
+        TimeProvider time, CancellationToken ct)
+    {
+        if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
+        {
+            return refused;
+        }
+        if (await FindOwnAsync(id, caller, challenges, ct) is not { } view)
+        {
+            return NotFound(id);
+        }
+        var redeemed = await approvals.TryRedeemAsync(id, time.GetUtcNow().ToUnixTimeMilliseconds(),
+            new AuditEvent(AuditTypes.ApprovalRedeemed, view.Approval.UserId, caller.Key.Id, id), ct);
+        if (redeemed is null)
+        {
+            var current = (await challenges.FindAsync(id, ct))!;
+            var state = Status(current.Approval, time.GetUtcNow().ToUnixTimeMilliseconds());
+            return Problem.Conflict(state == Consumed
+                ? $"challenge {id} was already consumed; a challenge is single-use"
+                : $"challenge {id} is {state}: only an approved challenge can be consumed");
+        }
+        return TypedResults.Json(await ResponseAsync(view with { Approval = redeemed.Approval }, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+    }
+
+    internal static async Task<IResult> CancelAsync(string id, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals, ApprovalHub hub,
+        TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+    {
+        if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
+        {
+            return refused;
+        }
+        if (await FindOwnAsync(id, caller, challenges, ct) is not { } view)
+        {
+            return NotFound(id);
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!await approvals.TryCancelAsync(view.Approval, now, new AuditEvent(AuditTypes.ApprovalCancelled, view.Approval.UserId, caller.Key.Id, id), ct))
+        {
+            var current = (await challenges.FindAsync(id, ct))!;
+            return Problem.Conflict($"challenge {id} is {Status(current.Approval, now)}: only a pending challenge can be cancelled");
+        }
+        // The approver's screen and anyone holding a Prefer: wait learn of it at once.
+        hub.Settled(id, view.Approval.UserId, StateNames.Cancelled);
+        view = (await challenges.FindAsync(id, ct))!;
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+    }
+
+    /// <summary>Scope of the request a challenge raises, and of its attestation token.</summary>
+    public const string ChallengeScope = "challenge";
+
+    private const string Consumed = "consumed";
+
+    /// <summary>A challenge of the caller's owner; another owner's is not found, so ids reveal nothing.</summary>
+    private static async Task<ChallengeView?> FindOwnAsync(string id, ApiCaller caller, IChallengeStore challenges, CancellationToken ct) =>
+        id.Length <= 64 && id.StartsWith("chl_", StringComparison.Ordinal) && await challenges.FindAsync(id, ct) is { } view &&
+        view.Challenge.OwnerUserId == caller.Owner.Id
+            ? view
+            : null;
+
+    private static IResult NotFound(string id) => Problem.NotFound($"no challenge '{Shorten(id)}' of this API key's owner");
+
+    private static string Status(ApprovalRecord a, long now) => a.State switch
+    {
+        ApprovalState.Pending when a.ExpiresAt <= now => StateNames.Expired,
+        ApprovalState.Redeemed => Consumed,
+        var s => StateNames.Of(s),
+    };
+
+    /// <summary>The challenge as the API shows it; once approved, with the token of docs/tokens.md §3 over the approving decision.</summary>
+    internal static async Task<ChallengeResponse> ResponseAsync(ChallengeView view, IApprovalStore approvals, TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+    {
+        var (c, a) = view;
+        ChallengeAttestation? attestation = null;
+        if (a.State is ApprovalState.Approved or ApprovalState.Redeemed)
+        {
+            var approving = (await approvals.ListDecisionsAsync(a.Id, ct)).Where(d => d.Decision == ApprovalState.Approved).ToList();
+            var token = tokens.ForApproval(new DecidedApproval(a, approving), a.Id, includeIdToken: false).AccessToken;
+            using var evidence = JsonDocument.Parse(approving[0].Evidence);
+            attestation = new ChallengeAttestation(token, evidence.RootElement.GetProperty("device").GetString()!, evidence.RootElement.GetProperty("kind").GetString()!);
+        }
+        using var metadata = c.Metadata is null ? null : JsonDocument.Parse(c.Metadata);
+        return new ChallengeResponse(c.Id, Status(a, time.GetUtcNow().ToUnixTimeMilliseconds()), c.Action, a.UserId, c.RequiresHuman, c.Amount, c.Currency,
+            a.BindingMessage, metadata?.RootElement.Clone(), WireTime.Of(a.CreatedAt)!, WireTime.Of(a.ExpiresAt)!,
+            a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), WireTime.Of(a.RedeemedAt), attestation);
+    }
+
+    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"challenge","action":…,"amount":…,"currency":…}]</c> (SPEC §7).</summary>
+    private static string Details(string action, string? amount, string? currency)
+    {
+        var buffer = new ArrayBufferWriter<byte>(128);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            w.WriteStartObject();
+            w.WriteString(AuthorizationDetailFields.Type, ApprovalKinds.Challenge);
+            w.WriteString("action", action);
+            if (amount is not null)
+            {
+                w.WriteString("amount", amount);
+                w.WriteString("currency", currency);
+            }
+            w.WriteEndObject();
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static string Shorten(string text) => text.Length <= 64 ? text : text[..64] + "…";
+}

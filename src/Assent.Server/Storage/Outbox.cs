@@ -1,0 +1,150 @@
+using System.Threading.Channels;
+
+namespace Assent.Server.Storage;
+
+/// <summary>The events webhooks subscribe to (docs/webhooks.md §2); stored in subscriptions and deliveries, so never renamed.</summary>
+internal static class EventTypes
+{
+    public const string ChallengeApproved = "challenge.approved";
+    public const string ChallengeDenied = "challenge.denied";
+    public const string ChallengeExpired = "challenge.expired";
+    public const string ChallengeCancelled = "challenge.cancelled";
+    public const string ApprovalApproved = "approval.approved";
+    public const string ApprovalDenied = "approval.denied";
+    public const string ApprovalExpired = "approval.expired";
+    public const string ApprovalCancelled = "approval.cancelled";
+    public const string DeviceEnrolled = "device.enrolled";
+    public const string DeviceRevoked = "device.revoked";
+
+    /// <summary>Sent to an endpoint by <c>POST /v1/webhooks/{id}/test</c> only; nothing subscribes to it.</summary>
+    public const string Ping = "webhook.ping";
+
+    public static readonly IReadOnlyList<string> All =
+    [
+        ChallengeApproved, ChallengeDenied, ChallengeExpired, ChallengeCancelled, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalCancelled,
+        DeviceEnrolled, DeviceRevoked,
+    ];
+
+    /// <summary>Families a subscription may name as <c>family.*</c>, and <c>*</c> for everything.</summary>
+    public static readonly IReadOnlyList<string> Families = ["challenge", "approval", "device", "mandate", "payment"];
+
+    /// <summary>Whether a subscription pattern names events: one of <see cref="All"/>, <c>family.*</c>, or <c>*</c>.</summary>
+    public static bool IsPattern(string pattern) =>
+        pattern == "*" || All.Contains(pattern) || (pattern.EndsWith(".*", StringComparison.Ordinal) && Families.Contains(pattern[..^2]));
+
+    /// <summary>The event a settled request announces, or null for a state no event names (pending, redeemed).</summary>
+    public static string? ForApproval(string kind, ApprovalState state)
+    {
+        var family = kind == ApprovalKinds.Challenge ? "challenge." : "approval.";
+        return state switch
+        {
+            ApprovalState.Approved or ApprovalState.Denied or ApprovalState.Expired or ApprovalState.Cancelled => family + StateNames.Of(state),
+            _ => null,
+        };
+    }
+}
+
+/// <summary>Where a delivery goes: a webhook endpoint, or an agent's CIBA notification endpoint (CIBA Core §10.2 ping, §10.3 push).</summary>
+internal static class DeliveryKinds
+{
+    public const string Webhook = "webhook";
+    public const string Ping = "ping";
+    public const string Push = "push";
+}
+
+/// <summary>A delivery's state (stored; never renumber).</summary>
+internal enum DeliveryState
+{
+    Pending = 0,
+    Delivered = 1,
+
+    /// <summary>Every attempt of the schedule failed, or its endpoint was removed or disabled.</summary>
+    Failed = 2,
+}
+
+/// <summary>
+/// One event to announce: <see cref="Subject"/> is what it is about (a request, a device); webhooks of the users it
+/// concerns receive it: <see cref="UserId"/> and the owner of <see cref="ClientId"/> (the agent or API key that asked).
+/// <see cref="Ciba"/> also queues the agent's CIBA notification when the agent asked for ping or push.
+/// </summary>
+internal sealed record OutboxEvent(string Id, string Type, string Subject, string UserId, string? ClientId, long At, bool Ciba)
+{
+    public static OutboxEvent? ForApproval(ApprovalRecord request, ApprovalState state, long at) =>
+        EventTypes.ForApproval(request.Kind, state) is { } type
+            ? new(NewId(at), type, request.Id, request.UserId, request.ClientId, at, request.Kind == ApprovalKinds.Ciba)
+            : null;
+
+    public static OutboxEvent ForDevice(string type, DeviceRecord device, long at) => new(NewId(at), type, device.Id, device.UserId, null, at, false);
+
+    /// <summary>The Standard Webhooks <c>webhook-id</c>: one per event, the same on every attempt.</summary>
+    private static string NewId(long at) => Common.Ids.Ordered("msg", DateTimeOffset.FromUnixTimeMilliseconds(at));
+}
+
+/// <summary>
+/// The transactional outbox (docs/storage.md §9): an event's deliveries are inserted by the transition's own
+/// transaction, one row per subscribed webhook endpoint and one for the agent's CIBA notification, so the state
+/// change and its announcements commit together or not at all. Written once for both engines.
+/// </summary>
+internal static class OutboxSql
+{
+    /// <summary>
+    /// The fan-out: $1 event id, $2 type, $3 the type's family pattern (<c>challenge.*</c>), $4 subject, $5 user,
+    /// $6 the asking agent or API key (may be null), $7 time, $8 whether a CIBA notification is due.
+    /// <paramref name="guard"/> names a one-row table of a pipelined statement that must have matched (PostgreSQL).
+    /// </summary>
+    public static string FanOut(string? guard = null, int first = 1)
+    {
+        string P(int n) => "$" + (first + n - 1);
+        var from = guard is null ? "" : guard + ", ";
+        return
+            "INSERT INTO deliveries(id, event_id, target_id, kind, type, subject, created_at, next_attempt_at) " +
+            $"SELECT {P(1)} || '.' || w.id, {P(1)}, w.id, '{DeliveryKinds.Webhook}', {P(2)}, {P(4)}, {P(7)}, {P(7)} FROM {from}webhook_endpoints w " +
+            $"WHERE w.deleted_at IS NULL AND w.disabled_at IS NULL AND w.owner_user_id IN ({P(5)}, " +
+            $"(SELECT owner_user_id FROM clients WHERE id = {P(6)}), (SELECT owner_user_id FROM api_keys WHERE id = {P(6)})) " +
+            $"AND EXISTS (SELECT 1 FROM webhook_events v WHERE v.endpoint_id = w.id AND v.event IN ({P(2)}, {P(3)}, '*')) " +
+            $"UNION ALL SELECT {P(1)} || '.' || c.id, {P(1)}, c.id, c.delivery_mode, {P(2)}, {P(4)}, {P(7)}, {P(7)} FROM {from}clients c " +
+            $"WHERE {P(8)} AND c.id = {P(6)} AND c.delivery_mode <> '{Protocol.OAuth.DeliveryModes.Poll}' " +
+            $"AND EXISTS (SELECT 1 FROM ciba_notifications n WHERE n.approval_id = {P(4)})";
+    }
+
+    public static readonly string FanOutSql = FanOut();
+
+    public static object?[] Args(OutboxEvent e) =>
+        [e.Id, e.Type, e.Type[..(e.Type.IndexOf('.') + 1)] + "*", e.Subject, e.UserId, e.ClientId, e.At, e.Ciba];
+
+    /// <summary>Queues the event's deliveries in this transaction; returns how many (zero when nobody listens).</summary>
+    public static ValueTask<int> EmitAsync(this IWriteSession w, OutboxEvent? e) => e is null ? ValueTask.FromResult(0) : w.ExecAsync(FanOutSql, Args(e));
+}
+
+/// <summary>
+/// Wakes this node's delivery worker the moment a commit queued deliveries, so a decision reaches its webhook in
+/// milliseconds; other nodes find due deliveries on their next poll. Coalesces: many signals, one wake.
+/// </summary>
+internal sealed class OutboxSignal
+{
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public void Enqueued(int deliveries)
+    {
+        if (deliveries > 0)
+        {
+            _wake.Writer.TryWrite(true);
+        }
+    }
+
+    /// <summary>Waits for a wake or <paramref name="timeout"/>; true when woken.</summary>
+    public async Task<bool> WaitAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        try
+        {
+            await _wake.Reader.ReadAsync(cts.Token);
+            return true;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,255 @@
+using System.Collections.Concurrent;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Threading.Channels;
+using Assent.Server.Common;
+using Assent.Server.Keys;
+using Assent.Server.Storage;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using StandardWebhooks;
+
+namespace Assent.Server.Webhooks;
+
+/// <summary>
+/// Sends what the outbox holds (docs/webhooks.md §4): woken the moment a commit on this node queues deliveries, and
+/// every second for deliveries queued elsewhere, due for a retry, or whose lease ran out (their node died). Each
+/// delivery is leased before it is attempted, so it is attempted by one node at a time; its outcome is recorded in
+/// batches. At-least-once: an attempt whose outcome was not recorded is attempted again.
+/// </summary>
+internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, EventBodies bodies, TargetGuard guard, MasterKey master, AssentOptions options,
+    TimeProvider time, ILogger<DeliveryWorker> log) : BackgroundService
+{
+    /// <summary>
+    /// After attempt n fails, attempt n + 1 comes this long after (the Standard Webhooks schedule), each ±20 % jitter;
+    /// after the last, the delivery has failed: 8 attempts over about 27.5 hours.
+    /// </summary>
+    internal static readonly TimeSpan[] Schedule =
+    [
+        TimeSpan.FromSeconds(5), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(30), TimeSpan.FromHours(2), TimeSpan.FromHours(5), TimeSpan.FromHours(10),
+        TimeSpan.FromHours(10),
+    ];
+
+    /// <summary>While an endpoint fails, it is probed with one delivery at a time, 1 s, 2 s, 4 s, … apart, at most this far.</summary>
+    internal static readonly TimeSpan MaxProbeInterval = TimeSpan.FromSeconds(15);
+
+    private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
+
+    private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<string, (long Until, int Failures)> _failing = new();
+    private readonly ConcurrentDictionary<string, (WebhookEndpointRecord Endpoint, StandardWebhook Signer, long ReadAt)> _endpoints = new();
+    private HttpClient? _http;
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        using var http = new HttpClient(guard.CreateHandler()) { Timeout = options.Webhooks.Timeout };
+        http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Assent-Webhooks", "1"));
+        _http = http;
+        var max = options.Webhooks.MaxInFlight;
+        using var slots = new SemaphoreSlim(max, max);
+        var recorder = RecordLoopAsync();
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await signal.WaitAsync(Poll, stop);
+                while (!stop.IsCancellationRequested)
+                {
+                    // Claim only what can start now: the rest stays unleased for this or another node.
+                    await slots.WaitAsync(stop);
+                    var free = slots.CurrentCount + 1;
+                    IReadOnlyList<DeliveryRecord> due;
+                    try
+                    {
+                        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                        due = await store.ClaimAsync(now, now + (long)(options.Webhooks.Timeout + TimeSpan.FromSeconds(30)).TotalMilliseconds, free, stop);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException && StorageFaults.IsUnavailable(e))
+                    {
+                        slots.Release();
+                        log.LogWarning("webhook deliveries wait: the database is unavailable ({Message})", e.Message);
+                        break;
+                    }
+                    slots.Release();
+                    foreach (var d in due)
+                    {
+                        await slots.WaitAsync(stop);
+                        _ = Task.Run(async () =>
+                        {
+                            try
+                            {
+                                _outcomes.Writer.TryWrite(await AttemptAsync(d, stop));
+                            }
+                            finally
+                            {
+                                slots.Release();
+                            }
+                        }, CancellationToken.None);
+                    }
+                    if (due.Count < free)
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            // Attempts in flight finish or are cut by the stop; their outcomes are recorded if the database still answers,
+            // otherwise their leases run out and another start attempts them again.
+            for (var i = 0; i < max; i++)
+            {
+                await slots.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
+            }
+            _outcomes.Writer.TryComplete();
+            await recorder;
+        }
+    }
+
+    private async Task RecordLoopAsync()
+    {
+        var batch = new List<DeliveryOutcome>(256);
+        while (await _outcomes.Reader.WaitToReadAsync(CancellationToken.None))
+        {
+            batch.Clear();
+            while (batch.Count < 256 && _outcomes.Reader.TryRead(out var o))
+            {
+                batch.Add(o);
+            }
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    foreach (var off in await store.RecordAsync(batch, (long)options.Webhooks.DisableAfter.TotalMilliseconds, CancellationToken.None))
+                    {
+                        _endpoints.TryRemove(off.Id, out _);
+                        log.LogWarning("webhook endpoint {Id} of user {Owner} disabled: every delivery failed for {Days} days",
+                            off.Id, off.OwnerUserId, options.Webhooks.DisableAfter.TotalDays);
+                    }
+                    break;
+                }
+                catch (Exception e) when (attempt < 5)
+                {
+                    log.LogWarning("recording {Count} webhook outcomes failed, retrying: {Message}", batch.Count, e.Message);
+                    await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt), CancellationToken.None);
+                }
+                catch (Exception e)
+                {
+                    // The leases run out and the deliveries are attempted again: at-least-once holds.
+                    log.LogError("could not record {Count} webhook outcomes; they will be attempted again: {Message}", batch.Count, e.Message);
+                    break;
+                }
+            }
+        }
+    }
+
+    private async Task<DeliveryOutcome> AttemptAsync(DeliveryRecord d, CancellationToken stop)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (_failing.TryGetValue(d.TargetId, out var failing) && failing.Until > now)
+        {
+            // Its endpoint failed a moment ago: hand it back unattempted; the endpoint's probe decides when it goes.
+            return new DeliveryOutcome(d, false, false, null, null, null, now, null, null);
+        }
+        byte[] body;
+        byte[]? keep;
+        HttpRequestMessage request;
+        try
+        {
+            if (d.Kind == DeliveryKinds.Webhook)
+            {
+                var target = await EndpointAsync(d.TargetId, now, stop);
+                if (target is null)
+                {
+                    return new DeliveryOutcome(d, true, false, null, "endpoint removed or disabled", null, now, null, null);
+                }
+                body = keep = d.Body ?? await bodies.WebhookAsync(d, stop);
+                request = new HttpRequestMessage(HttpMethod.Post, target.Value.Endpoint.Url) { Content = new ByteArrayContent(body) };
+                var at = time.GetUtcNow();
+                // Standard Webhooks: webhook-id (the same on every attempt), webhook-timestamp (this attempt), and v1 HMAC-SHA256 over both and the body.
+                request.Headers.Add("webhook-id", d.EventId);
+                request.Headers.Add("webhook-timestamp", at.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture));
+                request.Headers.Add("webhook-signature", target.Value.Signer.Sign(d.EventId, at, System.Text.Encoding.UTF8.GetString(body)));
+            }
+            else
+            {
+                var settings = await store.FindCibaClientAsync(d.TargetId, stop);
+                var rendered = settings?.NotificationEndpoint is null ? null : await bodies.CibaAsync(d, stop);
+                if (rendered is null)
+                {
+                    return new DeliveryOutcome(d, true, false, null, "the agent has no notification endpoint or the request no notification token", null, now, null,
+                        null);
+                }
+                body = rendered.Value.Body;
+                keep = d.Kind == DeliveryKinds.Push ? master.Seal(body, EventBodies.BodyContext(d.Id)) : body;
+                request = new HttpRequestMessage(HttpMethod.Post, settings!.NotificationEndpoint) { Content = new ByteArrayContent(body) };
+                // CIBA Core §10.2 / §10.3: the client_notification_token as a bearer token.
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", rendered.Value.Notification.Token);
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !stop.IsCancellationRequested)
+        {
+            log.LogWarning("delivery {Id} could not be prepared: {Message}", d.Id, e.Message);
+            return Failed(d, null, "could not be prepared: " + e.Message, null, now);
+        }
+        request.Content!.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        try
+        {
+            using (request)
+            using (var response = await _http!.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, stop))
+            {
+                var status = (int)response.StatusCode;
+                var done = time.GetUtcNow().ToUnixTimeMilliseconds();
+                if (response.IsSuccessStatusCode)
+                {
+                    _failing.TryRemove(d.TargetId, out _);
+                    return new DeliveryOutcome(d, true, true, status, null, keep, done, null, null);
+                }
+                var error = status is >= 300 and < 400 ? $"answered {status}: redirects are not followed" : $"answered {status}";
+                return Failed(d, status, error, keep, done);
+            }
+        }
+        catch (TaskCanceledException) when (!stop.IsCancellationRequested)
+        {
+            return Failed(d, null, $"no answer within {options.Webhooks.Timeout.TotalSeconds:0.#} s", keep, time.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+        catch (HttpRequestException e)
+        {
+            return Failed(d, null, e.Message, keep, time.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+    }
+
+    private DeliveryOutcome Failed(DeliveryRecord d, int? status, string error, byte[]? body, long at)
+    {
+        var jitter = 0.8 + RandomNumberGenerator.GetInt32(401) / 1000.0;
+        long? next = d.Attempts < Schedule.Length ? at + (long)(Schedule[d.Attempts].TotalMilliseconds * jitter) : null;
+        var failures = _failing.TryGetValue(d.TargetId, out var f) ? f.Failures + 1 : 1;
+        var probe = Math.Min(1000L << Math.Min(failures - 1, 20), (long)MaxProbeInterval.TotalMilliseconds);
+        var retryAt = at + (long)(probe * jitter);
+        _failing[d.TargetId] = (retryAt, failures);
+        log.LogInformation("delivery {Id} ({Type}) failed: {Error}", d.Id, d.Type, error);
+        return new DeliveryOutcome(d, true, false, status, error.Length > 500 ? error[..500] : error, body, at, next, retryAt);
+    }
+
+    /// <summary>An endpoint and its signer, read at most every 10 s: removals and disablements are also checked at claim time.</summary>
+    private async Task<(WebhookEndpointRecord Endpoint, StandardWebhook Signer)?> EndpointAsync(string id, long now, CancellationToken ct)
+    {
+        if (_endpoints.TryGetValue(id, out var cached) && cached.ReadAt > now - 10_000)
+        {
+            return (cached.Endpoint, cached.Signer);
+        }
+        var endpoint = await store.FindEndpointAsync(id, ct);
+        if (endpoint is not { Active: true })
+        {
+            _endpoints.TryRemove(id, out _);
+            return null;
+        }
+        var secret = System.Text.Encoding.UTF8.GetString(master.Open(endpoint.SealedSecret, WebhookEndpoints.SealContext(id)));
+        var signer = new StandardWebhook(secret);
+        _endpoints[id] = (endpoint, signer, now);
+        return (endpoint, signer);
+    }
+}
