@@ -17,11 +17,14 @@ internal static class AdminCommands
     {
         var agent = new Command("agent", "Manage agents (OAuth clients). Example: assent admin agent create --owner alice --name deploy-bot --scopes approve:action");
         agent.Subcommands.Add(AgentCreate());
+        agent.Subcommands.Add(AgentSet());
+        var apikey = new Command("apikey", "Manage API keys for the /v1 API. Example: assent admin apikey create --owner alice --name billing --scopes challenges:write,challenges:read");
+        apikey.Subcommands.Add(ApiKeyCreate());
         var keys = new Command("keys", "Manage the token signing keys. Example: assent admin keys rotate");
         keys.Subcommands.Add(KeysRotate());
         return new Command("admin", "Operator commands that work offline on the data directory (./assent-data unless --data). Example: assent admin invite alice --admin --data ./assent-data")
         {
-            Invite(), agent, keys,
+            Invite(), agent, apikey, keys,
         };
     }
 
@@ -102,6 +105,77 @@ internal static class AdminCommands
 
                 """);
             await Console.Error.WriteLineAsync("The secret is shown only this once (the server keeps only its hash): store it now, e.g. as ASSENT_CLIENT_SECRET.");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command AgentSet()
+    {
+        var clientId = new Argument<string>("CLIENT_ID") { Description = "The agent (agt_…)" };
+        var mode = new Option<string>("--delivery-mode") { Description = "CIBA delivery: poll (default), ping or push", Required = true };
+        mode.AcceptOnlyFromAmong("poll", "ping", "push");
+        var endpoint = new Option<string?>("--notification-endpoint") { Description = "For ping and push: the agent's https URL that receives notifications" };
+        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var command = new Command("set", "Set an agent's CIBA delivery mode. Example: assent admin agent set agt_abc --delivery-mode ping --notification-endpoint https://agent.example/cb")
+        {
+            clientId, mode, endpoint, data, database, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var options = StoreOptions.Read(parse, data, database, null);
+            var id = parse.GetValue(clientId)!;
+            var chosen = parse.GetValue(mode)!;
+            var url = parse.GetValue(endpoint);
+            await WithStoreAsync(options, async (store, time) =>
+            {
+                await new AdminOperations(store, options, time).SetAgentDeliveryAsync(id, chosen, url, ct);
+                return true;
+            }, ct);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new AgentDeliveryOutput(id, chosen, chosen == "poll" ? null : url), CliJson.Default.AgentDeliveryOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync(chosen == "poll"
+                ? $"Agent {id} polls for its decisions (running servers pick this up within 30 s)."
+                : $"Agent {id} gets {chosen} notifications at {url}; its requests must carry client_notification_token (running servers pick this up within 30 s).");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command ApiKeyCreate()
+    {
+        var owner = new Option<string>("--owner") { Description = "Handle of the user who owns the key; its challenges ask them (an admin's key may ask anyone)", Required = true };
+        var name = new Option<string>("--name") { Description = "A name for the key, e.g. billing-backend", Required = true };
+        var scopes = new Option<string>("--scopes")
+        {
+            Description = "Scopes, space- or comma-separated: challenges:write, challenges:read, webhooks:manage, policies:manage", Required = true,
+        };
+        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var command = new Command("create", "Create an API key (sk_…) and print it once. Example: assent admin apikey create --owner alice --name billing --scopes challenges:write,challenges:read")
+        {
+            owner, name, scopes, data, database, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var options = StoreOptions.Read(parse, data, database, null);
+            var key = await WithStoreAsync(options, (store, time) =>
+                new AdminOperations(store, options, time).CreateApiKeyAsync(parse.GetValue(owner)!, parse.GetValue(name)!, parse.GetValue(scopes)!, ct), ct);
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new ApiKeyOutput(key.Id, key.Key, key.Name, key.Scopes, key.Owner), CliJson.Default.ApiKeyOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"""
+                API key '{key.Name}' created for {key.Owner}, scopes: {key.Scopes}
+
+                  id:  {key.Id}
+                  key: {key.Key}
+
+                """);
+            await Console.Error.WriteLineAsync("The key is shown only this once (the server keeps only its hash): store it now, e.g. as ASSENT_API_KEY.");
             return ExitCodes.Success;
         }));
         return command;

@@ -8,6 +8,10 @@ internal sealed record InviteOutput(string Code, string Link, string Handle, str
 
 internal sealed record AgentOutput(string ClientId, string ClientSecret, string Name, string Scopes, string Owner);
 
+internal sealed record AgentDeliveryOutput(string ClientId, string DeliveryMode, string? NotificationEndpoint);
+
+internal sealed record ApiKeyOutput(string Id, string Key, string Name, string Scopes, string Owner);
+
 internal sealed record KeyOutput(string Kid);
 
 internal sealed record EnrollOutput(string DeviceId, string UserDid, string UserId, string Handle, string Server, string Name, string KeyFile);
@@ -40,6 +44,8 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(InviteOutput))]
 [JsonSerializable(typeof(AgentOutput))]
+[JsonSerializable(typeof(AgentDeliveryOutput))]
+[JsonSerializable(typeof(ApiKeyOutput))]
 [JsonSerializable(typeof(KeyOutput))]
 [JsonSerializable(typeof(EnrollOutput))]
 [JsonSerializable(typeof(DeviceListOutput))]

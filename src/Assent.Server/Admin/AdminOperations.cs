@@ -10,6 +10,8 @@ internal sealed record Invite(string Code, string Link, string Handle, string Us
 
 internal sealed record CreatedAgent(string ClientId, string ClientSecret, string Name, string Scopes, string Owner);
 
+internal sealed record CreatedApiKey(string Id, string Key, string Name, string Scopes, string Owner);
+
 /// <summary>Operator actions that work straight on the database, with or without a running server.</summary>
 internal sealed class AdminOperations(AssentStore store, AssentOptions options, TimeProvider time)
 {
@@ -74,6 +76,50 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
             throw new ArgumentException(Naming.AgentNameTaken(owner.Handle, name, (await store.Clients.FindActiveByNameAsync(owner.Id, name, ct))?.Id));
         }
         return new CreatedAgent(clientId, secret, name, list, owner.Handle);
+    }
+
+    /// <summary>An API key for the /v1 API (docs/challenges.md §1), created offline by the operator.</summary>
+    public async Task<CreatedApiKey> CreateApiKeyAsync(string ownerHandle, string name, string scopes, CancellationToken ct)
+    {
+        var owner = await store.Users.FindByHandleAsync(ownerHandle, ct)
+            ?? throw new ArgumentException($"no user '{ownerHandle}'; invite them first: assent admin invite {ownerHandle}");
+        name = name.Trim();
+        if (Naming.NameProblem("the key name", name) is { } refused)
+        {
+            throw new ArgumentException(refused);
+        }
+        var list = Authentication.ApiScopes.Normalize(scopes);
+        var id = Ids.New("key");
+        var key = Ids.Secret(Authentication.ApiKeyHandler.Prefix[..^1]);
+        await store.ApiKeys.CreateAsync(new ApiKeyRecord(id, Ids.Hash(key), owner.Id, name, list, time.GetUtcNow().ToUnixTimeMilliseconds(), null, null),
+            new AuditEvent(AuditTypes.ApiKeyCreated, owner.Id, "operator", id, new Dictionary<string, string> { ["name"] = name, ["scopes"] = list }), ct);
+        return new CreatedApiKey(id, key, name, list, owner.Handle);
+    }
+
+    /// <summary>
+    /// An agent's CIBA delivery mode (CIBA Core §4 <c>backchannel_token_delivery_mode</c>): poll, or ping / push to its
+    /// <c>backchannel_client_notification_endpoint</c>, which CIBA Core §4 requires to be https.
+    /// </summary>
+    public async Task SetAgentDeliveryAsync(string clientId, string mode, string? endpoint, CancellationToken ct)
+    {
+        if (!Protocol.OAuth.DeliveryModes.Poll.Equals(mode) && !Protocol.OAuth.DeliveryModes.Ping.Equals(mode) && !Protocol.OAuth.DeliveryModes.Push.Equals(mode))
+        {
+            throw new ArgumentException("--delivery-mode must be poll, ping or push");
+        }
+        if (mode == Protocol.OAuth.DeliveryModes.Poll)
+        {
+            endpoint = null;
+        }
+        else if (endpoint is null || !Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) ||
+                 !(uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && uri.IsLoopback)) || uri.Fragment.Length > 0)
+        {
+            throw new ArgumentException($"{mode} needs --notification-endpoint: an https URL (http only on loopback, for testing)");
+        }
+        if (!await store.Webhooks.TrySetCibaClientAsync(clientId, new CibaClientSettings(mode, endpoint), new AuditEvent(AuditTypes.AgentDeliveryChanged,
+                null, "operator", clientId, new Dictionary<string, string> { ["mode"] = mode, ["endpoint"] = endpoint ?? "" }), ct))
+        {
+            throw new ArgumentException($"no active agent '{clientId}'");
+        }
     }
 
     public async Task<string> RotateKeysAsync(CancellationToken ct)

@@ -25,6 +25,9 @@ internal static class AuditTypes
     public const string SessionCreated = "session.created";
     public const string AgentCreated = "agent.created";
 
+    /// <summary>An agent's CIBA delivery mode or notification endpoint changed (CIBA Core §4).</summary>
+    public const string AgentDeliveryChanged = "agent.delivery_changed";
+
     /// <summary>An agent asked a user other than its owner who has not consented to it (docs/concepts.md §3.1).</summary>
     public const string AgentRefusedForeignUser = "agent.refused_foreign_user";
     public const string ConsentGranted = "consent.granted";
