@@ -21,6 +21,9 @@ internal static class CliApp
         root.Subcommands.Add(AuthCommands.Build());
         root.Subcommands.Add(ProfileCommands.Build());
         root.Subcommands.Add(HealthCommand.Build());
+        root.Subcommands.Add(ChallengeCommands.Build());
+        root.Subcommands.Add(WebhookCommands.Build());
+        root.Subcommands.Add(ApiKeyCommands.Build());
         return root;
     }
 

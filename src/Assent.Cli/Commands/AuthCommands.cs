@@ -452,7 +452,7 @@ internal static class AuthCommands
     }
 
     /// <summary>A Spectre spinner on a terminal; a single line of text when output goes to a file or pipe.</summary>
-    private static async Task<T> WithSpinnerAsync<T>(TextWriter text, string status, Func<Task<T>> work)
+    internal static async Task<T> WithSpinnerAsync<T>(TextWriter text, string status, Func<Task<T>> work)
     {
         if (Console.IsErrorRedirected || Console.IsOutputRedirected)
         {

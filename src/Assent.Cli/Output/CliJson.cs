@@ -58,4 +58,5 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(AuditExport))]
 [JsonSerializable(typeof(AuditVerifyOutput))]
 [JsonSerializable(typeof(IReadOnlyList<string>))]
+[JsonSerializable(typeof(string))]
 internal sealed partial class CliJson : JsonSerializerContext;
