@@ -82,7 +82,7 @@ internal static class AgentEndpoints
         }
         var version = hub.Version;
         var created = await approvals.CreateAsync(ApprovalKinds.AgentRegistration, CliClient.Id, CliClient.Name, user!, CliClient.AgentsWriteScope,
-            message, Details(name, scopes), null, options.DefaultRequestExpiry, ct);
+            message, NamedGrantDetails.Write(ApprovalKinds.AgentRegistration, name, scopes), null, options.DefaultRequestExpiry, ct);
         return await AnswerAsync(http, created.Approval, version, user!, store, clients, hub, options, time, ct);
     }
 
@@ -115,7 +115,7 @@ internal static class AgentEndpoints
                 ?? approval;
         }
         var location = $"{EndpointPaths.AgentRequests}/{approval.Id}";
-        var (name, scopes) = ReadDetails(approval.AuthorizationDetails);
+        var (name, scopes) = NamedGrantDetails.Read(approval.AuthorizationDetails);
         var clientId = ClientIdFor(approval);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         switch (approval.State)
@@ -156,36 +156,4 @@ internal static class AgentEndpoints
 
     /// <summary>The agent registered by request <c>apr_X</c> is <c>agt_X</c>: one request, one agent, found again without a lookup.</summary>
     private static string ClientIdFor(ApprovalRecord approval) => "agt_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
-
-    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"agent_registration","name":…,"scopes":[…]}]</c>.</summary>
-    private static string Details(string name, string scopes)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartArray();
-            w.WriteStartObject();
-            w.WriteString(AuthorizationDetailFields.Type, ApprovalKinds.AgentRegistration);
-            w.WriteString("name", name);
-            w.WriteStartArray("scopes");
-            foreach (var s in scopes.Split(' '))
-            {
-                w.WriteStringValue(s);
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndArray();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    /// <summary>What the owner approved is what gets created: name and scopes are read back from the signed details.</summary>
-    private static (string Name, string Scopes) ReadDetails(string? details)
-    {
-        using var doc = JsonDocument.Parse(details ?? "[{}]");
-        var entry = doc.RootElement[0];
-        var name = entry.TryGetProperty("name", out var n) ? n.GetString() ?? "" : "";
-        var scopes = entry.TryGetProperty("scopes", out var s) ? string.Join(' ', s.EnumerateArray().Select(e => e.GetString())) : "";
-        return (name, scopes);
-    }
 }

@@ -74,7 +74,7 @@ internal static class ApiKeyEndpoints
         }
         var version = hub.Version;
         var created = await approvals.CreateAsync(ApprovalKinds.ApiKey, CliClient.Id, CliClient.Name, user!, CliClient.SessionScope,
-            $"Create API key '{name}' with scopes {scopes}", Details(name, scopes), null, options.DefaultRequestExpiry, ct);
+            $"Create API key '{name}' with scopes {scopes}", NamedGrantDetails.Write(ApprovalKinds.ApiKey, name, scopes), null, options.DefaultRequestExpiry, ct);
         return await AnswerAsync(http, created.Approval, version, user!, store, keys, hub, options, time, ct);
     }
 
@@ -107,7 +107,7 @@ internal static class ApiKeyEndpoints
                 ?? approval;
         }
         var location = $"{Path}/requests/{approval.Id}";
-        var (name, scopes) = ReadDetails(approval.AuthorizationDetails);
+        var (name, scopes) = NamedGrantDetails.Read(approval.AuthorizationDetails);
         // One request, one key: key_X for request apr_X, found again without a lookup.
         var keyId = "key_" + approval.Id[(approval.Id.IndexOf('_') + 1)..];
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -174,36 +174,4 @@ internal static class ApiKeyEndpoints
     internal static ApiKeyResponse View(ApiKeyRecord k, string owner, string? secret) =>
         new(k.Id, k.Active ? "active" : "revoked", k.Name, k.Scopes.Split(' '), owner, secret, WireTime.Of(k.CreatedAt),
             WireTime.Of(k.LastUsedAt), WireTime.Of(k.RevokedAt));
-
-    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"api_key","name":…,"scopes":[…]}]</c>.</summary>
-    private static string Details(string name, string scopes)
-    {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var w = new Utf8JsonWriter(buffer))
-        {
-            w.WriteStartArray();
-            w.WriteStartObject();
-            w.WriteString(AuthorizationDetailFields.Type, ApprovalKinds.ApiKey);
-            w.WriteString("name", name);
-            w.WriteStartArray("scopes");
-            foreach (var s in scopes.Split(' '))
-            {
-                w.WriteStringValue(s);
-            }
-            w.WriteEndArray();
-            w.WriteEndObject();
-            w.WriteEndArray();
-        }
-        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
-    }
-
-    /// <summary>What the human approved is what gets created: name and scopes are read back from the signed details.</summary>
-    private static (string Name, string Scopes) ReadDetails(string? details)
-    {
-        using var doc = JsonDocument.Parse(details ?? "[{}]");
-        var entry = doc.RootElement[0];
-        var name = entry.TryGetProperty("name", out var n) ? n.GetString() ?? "" : "";
-        var scopes = entry.TryGetProperty("scopes", out var s) ? string.Join(' ', s.EnumerateArray().Select(e => e.GetString())) : "";
-        return (name, scopes);
-    }
 }
