@@ -90,6 +90,16 @@ public sealed class SurfaceTests(SharedServer shared)
         Assert.Contains("/oauth/bc-authorize", paths);
         Assert.Contains("/oauth/token", paths);
         Assert.Contains("/authenticator/approvals/{id}/decision", paths);
+        foreach (var path in new[] { "/v1/challenges", "/v1/challenges/{id}", "/v1/challenges/{id}/consume", "/v1/challenges/{id}/cancel", "/v1/webhooks",
+                     "/v1/webhooks/{id}/deliveries", "/v1/webhooks/{id}/deliveries/{deliveryId}/retry", "/v1/api-keys", "/v1/api-keys/requests/{id}" })
+        {
+            Assert.Contains(path, paths);
+        }
+        // The bodies are described, in their own camelCase contract.
+        var create = openapi.GetProperty("paths").GetProperty("/v1/challenges").GetProperty("post");
+        Assert.True(create.TryGetProperty("requestBody", out _));
+        var schemas = openapi.GetProperty("components").GetProperty("schemas");
+        Assert.True(schemas.GetProperty("ChallengeResponse").GetProperty("properties").TryGetProperty("challengeId", out _));
     }
 
     [Fact]

@@ -28,9 +28,10 @@ internal static class ApiKeyEndpoints
     public static IEndpointRouteBuilder MapApiKeys(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("API keys").DisableAntiforgery();
-        group.MapPost("", CreateAsync).WithSummary("Ask (with a session token) for an API key; your device approves. Honours Prefer: wait");
+        group.MapPost("", CreateAsync).WithSummary("Ask (with a session token) for an API key; your device approves. Honours Prefer: wait")
+            .Accepts<ApiKeyCreateRequest>("application/json").Produces<ApiKeyResponse>(StatusCodes.Status201Created).Produces<ApiKeyResponse>(StatusCodes.Status202Accepted);
         group.MapGet("/requests/{id}", RequestAsync).WithSummary("An API key request: 202 pending, 201 with the key (once), 403 denied, 410 expired. Honours Prefer: wait");
-        group.MapGet("", ListAsync).WithSummary("Your API keys (session token), with when each was last used");
+        group.MapGet("", ListAsync).WithSummary("Your API keys (session token), with when each was last used").Produces<ApiKeyList>();
         group.MapDelete("/{id}", RevokeAsync).WithSummary("Revoke one of your API keys (session token)");
         return app;
     }

@@ -40,10 +40,16 @@ internal static partial class ChallengeEndpoints
     public static IEndpointRouteBuilder MapChallenges(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Challenges").DisableAntiforgery().RequireAuthorization(AssentSchemes.ApiKey);
-        group.MapPost("", CreateAsync).WithSummary("Ask a user to approve an action (API key with challenges:write). Honours Idempotency-Key");
-        group.MapGet("/{id}", GetAsync).WithSummary("A challenge, with its attestation once approved (challenges:read). Honours Prefer: wait");
-        group.MapPost("/{id}/consume", ConsumeAsync).WithSummary("Mark an approved challenge used, exactly once; a second consume is 409 (challenges:write)");
-        group.MapPost("/{id}/cancel", CancelAsync).WithSummary("Withdraw a pending challenge (challenges:write)");
+        group.MapPost("", CreateAsync).WithSummary("Ask a user to approve an action (API key with challenges:write). Honours Idempotency-Key")
+            .Accepts<ChallengeCreateRequest>("application/json").Produces<ChallengeResponse>(StatusCodes.Status201Created)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status422UnprocessableEntity).ProducesProblem(StatusCodes.Status429TooManyRequests);
+        group.MapGet("/{id}", GetAsync).WithSummary("A challenge, with its attestation once approved (challenges:read). Honours Prefer: wait")
+            .Produces<ChallengeResponse>().ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPost("/{id}/consume", ConsumeAsync).WithSummary("Mark an approved challenge used, exactly once; a second consume is 409 (challenges:write)")
+            .Produces<ChallengeResponse>().ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapPost("/{id}/cancel", CancelAsync).WithSummary("Withdraw a pending challenge (challenges:write)")
+            .Produces<ChallengeResponse>().ProducesProblem(StatusCodes.Status409Conflict);
+        group.ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden);
         return app;
     }
 

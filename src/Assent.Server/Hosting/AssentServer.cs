@@ -150,12 +150,14 @@ public static class AssentServer
             j.SerializerOptions.Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping;
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ServerJson.Default);
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
+            // The /v1 messages keep their own camelCase contract (docs/challenges.md).
+            j.SerializerOptions.TypeInfoResolverChain.Insert(0, V1Json.Default);
         });
         services.AddProblemDetails();
         services.AddExceptionHandler<ClientFaults>();
         services.AddSingleton<StorageHealth>();
         services.AddExceptionHandler<StorageOutages>();
-        services.AddOpenApi("v1");
+        services.AddOpenApi("v1", o => o.AddSchemaTransformer<V1SchemaNames>());
 
         var app = builder.Build();
         if (ClientAddress.Forwarding(options.Limits) is { } forwarded)

@@ -27,14 +27,16 @@ internal static class WebhookEndpoints
     public static IEndpointRouteBuilder MapWebhooks(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup(Path).WithTags("Webhooks").DisableAntiforgery().RequireAuthorization(AssentSchemes.ApiKey);
-        group.MapPost("", CreateAsync).WithSummary("Register an endpoint for events; the signing secret is in this answer only (webhooks:manage)");
-        group.MapGet("", ListAsync).WithSummary("Your webhook endpoints and their state (webhooks:manage)");
-        group.MapGet("/{id}", GetAsync).WithSummary("One endpoint (webhooks:manage)");
+        group.MapPost("", CreateAsync).WithSummary("Register an endpoint for events; the signing secret is in this answer only (webhooks:manage)")
+            .Accepts<WebhookCreateRequest>("application/json").Produces<WebhookResponse>(StatusCodes.Status201Created).ProducesProblem(StatusCodes.Status400BadRequest);
+        group.MapGet("", ListAsync).WithSummary("Your webhook endpoints and their state (webhooks:manage)").Produces<WebhookList>();
+        group.MapGet("/{id}", GetAsync).WithSummary("One endpoint (webhooks:manage)").Produces<WebhookResponse>();
         group.MapDelete("/{id}", DeleteAsync).WithSummary("Remove an endpoint; its undelivered events are dropped (webhooks:manage)");
         group.MapPost("/{id}/enable", EnableAsync).WithSummary("Turn a disabled endpoint back on (webhooks:manage)");
         group.MapPost("/{id}/test", TestAsync).WithSummary("Queue a webhook.ping event to the endpoint (webhooks:manage)");
-        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithSummary("The endpoint's delivery log, newest first (webhooks:manage)");
+        group.MapGet("/{id}/deliveries", DeliveriesAsync).WithSummary("The endpoint's delivery log, newest first (webhooks:manage)").Produces<DeliveryList>();
         group.MapPost("/{id}/deliveries/{deliveryId}/retry", RetryAsync).WithSummary("Deliver one event again now (webhooks:manage)");
+        group.ProducesProblem(StatusCodes.Status401Unauthorized).ProducesProblem(StatusCodes.Status403Forbidden).ProducesProblem(StatusCodes.Status404NotFound);
         return app;
     }
 
