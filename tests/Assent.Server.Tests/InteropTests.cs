@@ -174,6 +174,9 @@ internal sealed class NodeScript : IAsyncDisposable
         }
     }
 
+    /// <summary>The next line, whatever it says; null once node has exited. For a reader that keeps every line (not mixed with <see cref="ExpectAsync"/>).</summary>
+    public async Task<string?> ReadLineAsync(CancellationToken ct) => await _process.StandardOutput.ReadLineAsync(ct);
+
     public async Task<int> ExitCodeAsync(CancellationToken ct)
     {
         try

@@ -218,9 +218,18 @@ internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, E
         }
         catch (HttpRequestException e)
         {
-            return Failed(d, null, e.Message, keep, time.GetUtcNow().ToUnixTimeMilliseconds());
+            return Failed(d, null, Reason(e), keep, time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
+
+    // The delivery log's words for a transport failure. HttpClient says only "An error occurred while sending the
+    // request." when the receiver hangs up without an answer; the cause is in its error code and inner exception.
+    private static string Reason(HttpRequestException e) => e.HttpRequestError switch
+    {
+        HttpRequestError.ResponseEnded => "the receiver closed the connection without an answer",
+        _ when e.InnerException is { } inner && !e.Message.Contains(inner.Message, StringComparison.Ordinal) => $"{e.Message} ({inner.Message})",
+        _ => e.Message,
+    };
 
     private DeliveryOutcome Failed(DeliveryRecord d, int? status, string error, byte[]? body, long at)
     {
