@@ -170,6 +170,60 @@ public sealed class WebhookTests(WebhookServer fixture) : IClassFixture<WebhookS
     }
 
     [Fact]
+    public async Task An_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_it_can_be_enabled_again()
+    {
+        await using var server = await TestServer.StartAsync(configure: o => o.Webhooks.AllowPrivateTargets = true);
+        var device = await server.UserWithDeviceAsync();
+        var key = (await server.Admin.CreateApiKeyAsync(device.Handle, "backend", "challenges:write webhooks:manage", CancellationToken.None)).Key;
+        async Task<(HttpStatusCode Status, JsonElement Body)> Call(HttpMethod method, string path, object? body = null)
+        {
+            using var request = new HttpRequestMessage(method, path) { Content = body is null ? null : TestDevice.JsonBody(body) };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", key);
+            using var response = await server.Http.SendAsync(request);
+            return await TestServer.ReadAsync(response);
+        }
+        // Nothing listens on this port: every attempt is refused.
+        var (_, hook) = await Call(HttpMethod.Post, "/v1/webhooks", new { url = $"http://127.0.0.1:{Ports.Reserve()}/gone", events = new[] { "challenge.*" } });
+        var id = hook.GetProperty("id").GetString()!;
+        async Task DecideOneAsync()
+        {
+            await Call(HttpMethod.Post, "/v1/challenges", new { action = "pay", userId = device.Handle, requiresHuman = false });
+            using var decided = await device.DecideOnlyPendingAsync(Decisions.Approve);
+            Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+        }
+        async Task<JsonElement> EndpointWhenAsync(Func<JsonElement, bool> done)
+        {
+            using var cts = new CancellationTokenSource(Budget);
+            while (true)
+            {
+                var (_, e) = await Call(HttpMethod.Get, $"/v1/webhooks/{id}");
+                if (done(e))
+                {
+                    return e;
+                }
+                await Task.Delay(50, cts.Token);
+            }
+        }
+        await DecideOneAsync();
+        await EndpointWhenAsync(e => e.GetProperty("status").GetString() == "failing");
+        server.Clock.Advance(TimeSpan.FromDays(4));
+        await DecideOneAsync();
+        Assert.Equal("failing", (await EndpointWhenAsync(e => e.TryGetProperty("failingSince", out _))).GetProperty("status").GetString());
+        server.Clock.Advance(TimeSpan.FromDays(1) + TimeSpan.FromMinutes(1));
+        await DecideOneAsync();
+        var disabled = await EndpointWhenAsync(e => e.GetProperty("status").GetString() == "disabled");
+        Assert.Contains("5 days", disabled.GetProperty("disabledReason").GetString());
+        await server.Store.Database.SettleAuditAsync(default);
+        var audit = await server.Store.Audit.ReadAsync(0, 1000, device.UserId, default);
+        Assert.Contains(audit, row => System.Text.Encoding.UTF8.GetString(row.Entry).Contains("\"type\":\"webhook.disabled\"") &&
+                                      System.Text.Encoding.UTF8.GetString(row.Entry).Contains(id));
+        // Disabled: nothing more is queued for it, and enabling turns it back on.
+        var (enabled, body) = await Call(HttpMethod.Post, $"/v1/webhooks/{id}/enable");
+        Assert.Equal(HttpStatusCode.OK, enabled);
+        Assert.Equal("active", body.GetProperty("status").GetString());
+    }
+
+    [Fact]
     public async Task Without_the_operators_leave_loopback_and_private_targets_are_refused()
     {
         await using var strict = await TestServer.StartAsync();
