@@ -14,6 +14,7 @@ using Assent.Server.Discovery;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
+using Assent.Server.Push;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
@@ -113,6 +114,7 @@ public static class AssentServer
         services.AddSingleton<DeviceCodeGrant>();
         services.AddSingleton<ClientCredentialsGrant>();
         services.AddHostedService<Sweeper>();
+        await services.AddPushAsync(store, master, ct);
         if (store.Database is PostgresDatabase postgres)
         {
             services.AddSingleton(postgres);
@@ -166,6 +168,7 @@ public static class AssentServer
         app.MapDids();
         app.MapAudit();
         app.MapPasskeys();
+        app.MapPush();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -36,6 +36,8 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IRateCounterStore RateCounters { get; } = new RateCounterStore(db);
 
+    public IPushSubscriptionStore PushSubscriptions { get; } = new PushSubscriptionStore(db);
+
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 
     /// <summary>
