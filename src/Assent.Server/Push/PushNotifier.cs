@@ -58,7 +58,8 @@ internal sealed class PushNotifier : BackgroundService, INewRequestListener
             AllowAutoRedirect = false,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
         };
-        _client = new PushServiceClient(new HttpClient(handler) { Timeout = push.Timeout })
+        var subject = options.IssuerUri.Scheme == Uri.UriSchemeHttps ? options.IssuerString : null;
+        _client = new PushServiceClient(new HttpClient(new OriginAudience(keys, subject, time) { InnerHandler = handler }) { Timeout = push.Timeout })
         {
             // A 429 is logged like any failure: retrying here would hold a sender every other user is waiting for.
             AutoRetryAfter = false,
@@ -69,9 +70,9 @@ internal sealed class PushNotifier : BackgroundService, INewRequestListener
             Expiration = (int)TimeSpan.FromHours(12).TotalSeconds,
             TokenCache = new TokenCache(time),
         };
-        if (options.IssuerUri.Scheme == Uri.UriSchemeHttps)
+        if (subject is not null)
         {
-            _vapid.Subject = options.IssuerString;
+            _vapid.Subject = subject;
         }
     }
 
@@ -233,6 +234,25 @@ internal sealed class PushNotifier : BackgroundService, INewRequestListener
     {
         _vapid.Dispose();
         base.Dispose();
+    }
+
+    /// <summary>
+    /// Lib.Net.Http.WebPush 3.3.1 writes the VAPID token's <c>aud</c> as scheme://host, leaving out a port that is not
+    /// the scheme's default; RFC 8292 §2 asks for the origin (RFC 6454 §6.1), which keeps it, and a push service checks
+    /// it. Push services listen on 443, where the two agree; for an endpoint with another port (a local push service,
+    /// the tests' stand-in) the token is signed again here with the origin.
+    /// </summary>
+    private sealed class OriginAudience(VapidKeys keys, string? subject, TimeProvider time) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+        {
+            if (request.RequestUri is { IsDefaultPort: false } uri)
+            {
+                var token = keys.Token(uri.GetLeftPart(UriPartial.Authority), time.GetUtcNow() + TimeSpan.FromHours(12), subject);
+                request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("vapid", $"t={token}, k={keys.PublicKey}");
+            }
+            return base.SendAsync(request, ct);
+        }
     }
 
     /// <summary>One VAPID token per push service origin (the JWT's aud), reused until an hour before it expires.</summary>

@@ -16,10 +16,43 @@ internal sealed class VapidKeys
     /// <summary>The <c>meta</c> row: AES-256-GCM over d (32 bytes) ‖ the uncompressed public point (65 bytes) (docs/storage.md §3).</summary>
     internal const string MetaKey = "vapid_key";
 
+    private readonly byte[] _d;
+    private readonly byte[] _q;
+
     private VapidKeys(byte[] privateKey, byte[] publicKey)
     {
+        _d = privateKey;
+        _q = publicKey;
         PrivateKey = Base64Url.Encode(privateKey);
         PublicKey = Base64Url.Encode(publicKey);
+    }
+
+    /// <summary>
+    /// RFC 8292 §2: a JWT signed with ES256 whose <c>aud</c> is the push resource's origin and whose <c>exp</c> is at most
+    /// 24 hours ahead; <c>sub</c>, a contact, when there is one (§2.1).
+    /// </summary>
+    public string Token(string audience, DateTimeOffset expires, string? subject)
+    {
+        var header = Base64Url.Encode("{\"typ\":\"JWT\",\"alg\":\"ES256\"}"u8);
+        using var buffer = new MemoryStream();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteString("aud", audience);
+            json.WriteNumber("exp", expires.ToUnixTimeSeconds());
+            if (subject is not null)
+            {
+                json.WriteString("sub", subject);
+            }
+            json.WriteEndObject();
+        }
+        var signingInput = header + "." + Base64Url.Encode(buffer.ToArray());
+        using var key = ECDsa.Create(new ECParameters
+        {
+            Curve = ECCurve.NamedCurves.nistP256, D = _d, Q = new ECPoint { X = _q[1..33], Y = _q[33..] },
+        });
+        // JWS (RFC 7518 §3.4): ES256's signature is R ‖ S, which is .NET's default (IEEE P1363) format.
+        return signingInput + "." + Base64Url.Encode(key.SignData(System.Text.Encoding.ASCII.GetBytes(signingInput), HashAlgorithmName.SHA256));
     }
 
     /// <summary>RFC 8292 §3.2: the uncompressed P-256 point (X9.62, 65 bytes), base64url: the browser's <c>applicationServerKey</c>.</summary>
