@@ -147,7 +147,7 @@ internal sealed class PushNotifier : BackgroundService, INewRequestListener
         {
             // RFC 8030 §7.3: the subscription expired or was removed at the push service: it will never deliver again.
             var dropped = await _subscriptions.TryDropAsync(s.Id, s.Endpoint, s.Auth,
-                new AuditEvent(AuditTypes.PushDropped, s.UserId, null, s.Id, new Dictionary<string, string>
+                new AuditEvent(AuditTypes.PushDropped, s.UserId, "system", s.Id, new Dictionary<string, string>
                 {
                     ["status"] = ((int)e.StatusCode).ToString(CultureInfo.InvariantCulture),
                     ["push_service"] = PushTargets.Origin(s.Endpoint),
