@@ -70,6 +70,26 @@ public sealed class PushTests(BrowserHost host, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Where_the_browser_cannot_subscribe_the_switch_stays_off_says_why_and_stores_nothing()
+    {
+        // The real PushManager: Chromium refuses push subscriptions in incognito contexts (Playwright's) and without
+        // its push service, answering AbortError.
+        var invite = await host.Server.InviteAsync("web-push-refused");
+        await using var phone = await host.PhoneAsync();
+        await phone.Page.Context.GrantPermissionsAsync(["notifications"]);
+        await phone.EnrollAsync(invite.Code);
+        var user = (await host.Server.Store.Users.FindByHandleAsync("web-push-refused", default))!;
+        await phone.Page.ClickAsync("[data-tab=devices]");
+        await phone.Page.Locator("#push-note", new() { HasText = "Off." }).WaitForAsync();
+
+        await phone.Page.Locator("#push-switch").ClickAsync();
+
+        await phone.Page.Locator("#push-note", new() { HasText = "could not subscribe to its push service" }).WaitForAsync();
+        Assert.False(await phone.Page.Locator("#push-switch").IsCheckedAsync());
+        Assert.Empty(await host.Server.Store.PushSubscriptions.ListActiveAsync(user.Id, default));
+    }
+
+    [Fact]
     public async Task A_push_shows_a_notification_for_the_request_and_tapping_it_opens_the_request()
     {
         var invite = await host.Server.InviteAsync("web-push-open");

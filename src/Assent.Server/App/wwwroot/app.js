@@ -530,7 +530,7 @@
       }
     } catch (e) {
       sw.checked = !on;
-      pushNote(e instanceof DOMException ? 'This browser could not reach its push service, so notifications stay off. Try again later.' : human(e));
+      pushNote(e instanceof DOMException ? 'This browser could not subscribe to its push service (a private window cannot, and it needs the network), so notifications stay off.' : human(e));
     } finally { sw.disabled = false; }
   }
 
