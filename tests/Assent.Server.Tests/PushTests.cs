@@ -5,6 +5,7 @@ using Assent.Protocol;
 using Assent.Server.Common;
 using Assent.Server.Push;
 using Assent.Server.Storage;
+using Microsoft.Extensions.Logging;
 
 namespace Assent.Server.Tests;
 
@@ -128,6 +129,8 @@ public sealed class PushTests(PushServer fixture) : IClassFixture<PushServer>
             Assert.Equal(HttpStatusCode.Created, subscribed.StatusCode);
         }
         var agent = await Server.AgentAsync(alice.Handle);
+        var log = new CapturedLog();
+        Server.Service<ILoggerFactory>().AddProvider(log);
 
         await Server.AskAsync(agent, "first");
         await service.ReceivedAsync(1, cts.Token);
@@ -137,6 +140,15 @@ public sealed class PushTests(PushServer fixture) : IClassFixture<PushServer>
 
         Assert.Equal(2, both.Length);
         Assert.Single((await GetStatusAsync(cookie)).GetProperty("subscriptions").EnumerateArray());
+        // Logged with the push service's origin and the status; never the capability path, never the keys.
+        var refused = log.Entries.Where(e => e.Category == typeof(PushNotifier).FullName && e.Level == LogLevel.Warning).Select(e => e.Message).ToArray();
+        Assert.Contains(refused, m => m.Contains(service.Origin, StringComparison.Ordinal) && m.Contains("500", StringComparison.Ordinal));
+        Assert.All(refused, m =>
+        {
+            Assert.DoesNotContain("/push/failing", m, StringComparison.Ordinal);
+            Assert.DoesNotContain(Base64Url.Encode(browser.Auth), m, StringComparison.Ordinal);
+            Assert.DoesNotContain(Base64Url.Encode(browser.PublicKey), m, StringComparison.Ordinal);
+        });
     }
 
     [Fact]
@@ -303,6 +315,30 @@ public sealed class PushTests(PushServer fixture) : IClassFixture<PushServer>
         var (status, body) = await TestServer.ReadAsync(response);
         Assert.Equal(HttpStatusCode.OK, status);
         return body;
+    }
+}
+
+/// <summary>Every log entry the server writes, whatever its level.</summary>
+internal sealed class CapturedLog : ILoggerProvider
+{
+    public sealed record Entry(string Category, LogLevel Level, string Message);
+
+    public System.Collections.Concurrent.ConcurrentQueue<Entry> Entries { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Logger(CapturedLog log, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+            log.Entries.Enqueue(new Entry(category, logLevel, formatter(state, exception)));
     }
 }
 
