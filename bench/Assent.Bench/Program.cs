@@ -7,6 +7,7 @@ using Assent.Bench;
 //   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
+//   push-latency [--count 300]                     new request -> its Web Push request at a loopback receiver
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
 using var cts = new CancellationTokenSource();
@@ -24,6 +25,7 @@ try
         "waiters" => await WaitersCommand.RunAsync(options, cts.Token),
         "verify" => await VerifyCommand.RunAsync(options, cts.Token),
         "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
+        "push-latency" => await PushLatencyCommand.RunAsync(options, cts.Token),
         _ => Usage(),
     };
 }
@@ -41,6 +43,7 @@ static int Usage()
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
+               Assent.Bench push-latency [--count 300]
         """);
     return 64;
 }

@@ -15,6 +15,8 @@ internal static class ServeCommand
         // `waiters` holds --count requests over --users agents, 100 per agent and user by default: far above the
         // default cap of pending requests per agent and user (docs/deployment.md §10), which it is not there to measure.
         options.Limits.MaxPendingPerAgentPerUser = 100_000;
+        // `push-latency`'s receiver, the push service's stand-in, listens on loopback (docs/deployment.md, "Web Push").
+        options.Push.AllowLoopback = true;
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {

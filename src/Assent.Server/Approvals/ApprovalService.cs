@@ -49,7 +49,8 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
 internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IRateCounterStore counters,
-    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time)
+    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time,
+    IEnumerable<INewRequestListener> listeners)
 {
     /// <summary>A refused request over the pending cap is audited once per client, user and this long (docs/deployment.md §10).</summary>
     internal static readonly TimeSpan RefusalAuditWindow = TimeSpan.FromMinutes(10);
@@ -90,6 +91,10 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             return null;
         }
         hub.Created(record);
+        foreach (var listener in listeners)
+        {
+            listener.Created(record, clientName);
+        }
         return new Created(record, handle);
     }
 

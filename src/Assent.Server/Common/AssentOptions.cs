@@ -116,6 +116,9 @@ public sealed class AssentOptions
     /// <summary>Webhook and CIBA ping/push deliveries (docs/webhooks.md §4).</summary>
     public WebhookOptions Webhooks { get; set; } = new();
 
+    /// <summary>Web Push to approvers' browsers (docs/deployment.md, "Web Push").</summary>
+    public PushOptions Push { get; set; } = new();
+
     internal Uri IssuerUri => new(Issuer.TrimEnd('/'));
 
     internal string RpId => string.IsNullOrWhiteSpace(WebAuthnRpId) ? IssuerUri.Host : WebAuthnRpId.Trim();
@@ -206,7 +209,7 @@ public sealed class AssentOptions
         {
             return "Assent:MaxWebAuthnEvidenceBytes must be at least 256, or no passkey could approve";
         }
-        return Limits.Validate() ?? Webhooks.Validate();
+        return Limits.Validate() ?? Webhooks.Validate() ?? Push.Validate();
     }
 
     /// <summary>The attestation settings; the MDS BLOB's signature is checked when the server builds its passkey ceremonies.</summary>
@@ -321,6 +324,38 @@ public sealed class LimitOptions
     }
 
     private static bool InRange(TimeSpan span) => span >= TimeSpan.FromSeconds(1) && span <= TimeSpan.FromDays(1);
+}
+
+/// <summary>Web Push to approvers' browsers (RFC 8030, RFC 8291, RFC 8292; docs/deployment.md, "Web Push").</summary>
+public sealed class PushOptions
+{
+    /// <summary>
+    /// Accept push endpoints on loopback addresses, over plain http too, and let the sender connect to them. Off: an
+    /// endpoint must be https and every address its host resolves to public. Only for tests and a local push-service
+    /// stand-in; a real push service is never on loopback.
+    /// </summary>
+    public bool AllowLoopback { get; set; }
+
+    /// <summary>Push subscriptions one user may hold (one per browser profile that turned notifications on); more get 409.</summary>
+    public int MaxSubscriptionsPerUser { get; set; } = 10;
+
+    /// <summary>New requests waiting to be pushed on this node; a request arriving when the queue is full is not pushed (logged).</summary>
+    public int QueueCapacity { get; set; } = 1024;
+
+    /// <summary>Pushes in flight at once on this node.</summary>
+    public int Senders { get; set; } = 4;
+
+    /// <summary>How long one push request to a push service may take.</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    internal string? Validate()
+    {
+        if (MaxSubscriptionsPerUser is < 1 or > 1000 || QueueCapacity is < 1 or > 1_000_000 || Senders is < 1 or > 64)
+        {
+            return "Assent:Push:MaxSubscriptionsPerUser must be 1 to 1000, QueueCapacity 1 to 1000000, Senders 1 to 64";
+        }
+        return Timeout <= TimeSpan.Zero || Timeout > TimeSpan.FromMinutes(1) ? "Assent:Push:Timeout must be between 0 and 1 minute" : null;
+    }
 }
 
 /// <summary>The values of <see cref="AssentOptions.WebAuthnAttestation"/>.</summary>

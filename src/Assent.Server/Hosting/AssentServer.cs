@@ -16,6 +16,7 @@ using Assent.Server.Discovery;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
+using Assent.Server.Push;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
@@ -127,6 +128,7 @@ public static class AssentServer
         services.AddSingleton<EventBodies>();
         services.AddHostedService<DeliveryWorker>();
         services.AddHostedService<Sweeper>();
+        await services.AddPushAsync(store, master, ct);
         if (store.Database is PostgresDatabase postgres)
         {
             services.AddSingleton(postgres);
@@ -185,6 +187,7 @@ public static class AssentServer
         app.MapApiKeys();
         app.MapChallenges();
         app.MapWebhooks();
+        app.MapPush();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -45,6 +45,8 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
     /// <summary>How long the delivery log keeps a settled delivery (docs/webhooks.md §5).</summary>
     internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);
 
+    public IPushSubscriptionStore PushSubscriptions { get; } = new PushSubscriptionStore(db);
+
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 
     /// <summary>

@@ -41,6 +41,11 @@ internal static class AuditTypes
     public const string AccessTokenRevoked = "access_token.revoked";
     public const string KeyRotated = "key.rotated";
     public const string KeyCreated = "key.created";
+    public const string PushSubscribed = "push.subscribed";
+    public const string PushUnsubscribed = "push.unsubscribed";
+
+    /// <summary>The push service answered 404 or 410 for a subscription (RFC 8030 §7.3): it was removed.</summary>
+    public const string PushDropped = "push.dropped";
 
     /// <summary>A limit's first refusal of a key in its window (docs/deployment.md §10): once per window and key, not per request.</summary>
     public const string LimitRefused = "limit.refused";

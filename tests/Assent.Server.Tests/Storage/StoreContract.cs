@@ -606,6 +606,62 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.All(await Store.Audit.ReadAsync(0, 10_000, user.Id, default),
             r => Assert.Equal(user.Id, JsonDocument.Parse(r.Entry).RootElement.GetProperty("user").GetString()));
     }
+
+    private PushSubscriptionRecord Subscription(UserRecord user, string device, string endpoint, byte auth = 1) =>
+        new(Ids.New("psb"), user.Id, device, endpoint, [4, 1, 2], Enumerable.Repeat(auth, 16).ToArray(), Now);
+
+    private static AuditEvent Subscribed(UserRecord user) => new(AuditTypes.PushSubscribed, user.Id, "dev", null);
+
+    [Fact]
+    public async Task A_push_subscription_is_stored_refreshed_by_its_endpoint_and_capped_per_user()
+    {
+        var user = await UserAsync("push-cap");
+        await DeviceAsync(user, "dev_push_cap");
+        var first = Subscription(user, "dev_push_cap", "https://push.example/a");
+        Assert.Equal((PushSubscribeOutcome.Created, first.Id), await Store.PushSubscriptions.SubscribeAsync(first, 2, Subscribed(user), default));
+        // The same endpoint again: the same row, with the new keys.
+        var again = Subscription(user, "dev_push_cap", "https://push.example/a", auth: 2);
+        Assert.Equal((PushSubscribeOutcome.Updated, first.Id), await Store.PushSubscriptions.SubscribeAsync(again, 2, Subscribed(user), default));
+        Assert.Equal(PushSubscribeOutcome.Created,
+            (await Store.PushSubscriptions.SubscribeAsync(Subscription(user, "dev_push_cap", "https://push.example/b"), 2, Subscribed(user), default)).Outcome);
+        Assert.Equal(PushSubscribeOutcome.OverLimit,
+            (await Store.PushSubscriptions.SubscribeAsync(Subscription(user, "dev_push_cap", "https://push.example/c"), 2, Subscribed(user), default)).Outcome);
+
+        var listed = await Store.PushSubscriptions.ListActiveAsync(user.Id, default);
+        Assert.Equal(["https://push.example/a", "https://push.example/b"], listed.Select(s => s.Endpoint).Order().ToArray());
+        Assert.Equal(again.Auth, listed.Single(s => s.Id == first.Id).Auth);
+    }
+
+    [Fact]
+    public async Task Racing_subscribes_of_one_user_never_pass_the_cap()
+    {
+        var user = await UserAsync("push-race");
+        await DeviceAsync(user, "dev_push_race");
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 12).Select(i =>
+            Store.PushSubscriptions.SubscribeAsync(Subscription(user, "dev_push_race", $"https://push.example/race/{i}"), 5, Subscribed(user), default)));
+        Assert.Equal(5, outcomes.Count(o => o.Outcome == PushSubscribeOutcome.Created));
+        Assert.Equal(5, (await Store.PushSubscriptions.ListActiveAsync(user.Id, default)).Count);
+    }
+
+    [Fact]
+    public async Task A_revoked_devices_push_subscriptions_receive_nothing_and_a_gone_one_is_dropped_only_as_it_was()
+    {
+        var user = await UserAsync("push-drop");
+        await DeviceAsync(user, "dev_push_kept");
+        await DeviceAsync(user, "dev_push_revoked");
+        var kept = Subscription(user, "dev_push_kept", "https://push.example/kept");
+        await Store.PushSubscriptions.SubscribeAsync(kept, 10, Subscribed(user), default);
+        await Store.PushSubscriptions.SubscribeAsync(Subscription(user, "dev_push_revoked", "https://push.example/revoked"), 10, Subscribed(user), default);
+        await Store.Devices.TryRevokeAsync("dev_push_revoked", user.Id, Now, new AuditEvent(AuditTypes.DeviceRevoked, user.Id, "dev_push_kept", "dev_push_revoked"), default);
+
+        Assert.Equal(kept.Id, Assert.Single(await Store.PushSubscriptions.ListActiveAsync(user.Id, default)).Id);
+
+        var dropped = new AuditEvent(AuditTypes.PushDropped, user.Id, "system", kept.Id);
+        // Re-registered with new keys since the failed push: that answer was about the old subscription.
+        Assert.False(await Store.PushSubscriptions.TryDropAsync(kept.Id, kept.Endpoint, Enumerable.Repeat((byte)9, 16).ToArray(), dropped, default));
+        Assert.True(await Store.PushSubscriptions.TryDropAsync(kept.Id, kept.Endpoint, kept.Auth, dropped, default));
+        Assert.Empty(await Store.PushSubscriptions.ListActiveAsync(user.Id, default));
+    }
 }
 
 public sealed class SqliteStoreContract : StoreContract

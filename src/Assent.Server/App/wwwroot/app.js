@@ -476,8 +476,87 @@
     status('');
     if (name === 'pending') for (const li of S.pending.values()) fit(li);
     if (name === 'history') loadHistory();
-    if (name === 'devices') loadDevices();
+    if (name === 'devices') { loadDevices(); loadPush(); }
     if (name === 'consents') loadConsents();
+  }
+
+  // ---- Web Push: the notification switch, and opening a pushed request (docs/http-api.md §12.6) ----
+  // On: the browser subscribes its push service with the server's VAPID key (RFC 8292 §3.2) and the server keeps the
+  // subscription for this session's passkey; each new request then reaches this device as a notification, even when
+  // the app is closed. Off: both sides forget it. The notification opens /app#/requests/{id} (sw.js).
+  const PUSH = { key: null, want: null };
+  const pushNote = (text) => { $('push-note').textContent = text; };
+  const pushable = () => 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  const pushWorker = () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).then(() => navigator.serviceWorker.ready);
+
+  async function loadPush() {
+    const box = $('push'), sw = $('push-switch');
+    box.hidden = false;
+    if (!pushable()) { sw.disabled = true; pushNote('This browser cannot show notifications from Assent.'); return; }
+    try {
+      PUSH.key = (await api('GET', '/webauthn/push')).application_server_key;
+      const sub = await (await pushWorker()).pushManager.getSubscription();
+      sw.checked = !!sub && Notification.permission === 'granted';
+      // Sent again on every visit: the server keeps it for the passkey signed in now, with the browser's current keys.
+      if (sw.checked) await api('POST', '/webauthn/push/subscriptions', sub.toJSON());
+      pushNote(sw.checked ? 'On: new requests show as notifications on this device, even when Assent is closed.'
+        : Notification.permission === 'denied' ? 'Notifications are blocked for this site in the browser settings.' : 'Off.');
+    } catch (e) { pushNote(human(e)); }
+  }
+
+  async function setPush(on) {
+    const sw = $('push-switch');
+    sw.disabled = true;
+    try {
+      const reg = await pushWorker();
+      let sub = await reg.pushManager.getSubscription();
+      if (on) {
+        if (await Notification.requestPermission() !== 'granted') {
+          sw.checked = false;
+          pushNote('Notifications are blocked for this site: allow them in the browser settings, then turn this on again.');
+          return;
+        }
+        // A subscription made with another key cannot carry this server's pushes (RFC 8292 §4): start over.
+        if (sub && sub.options.applicationServerKey && b64e(sub.options.applicationServerKey) !== PUSH.key) { await sub.unsubscribe(); sub = null; }
+        sub = sub || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64d(PUSH.key) });
+        await api('POST', '/webauthn/push/subscriptions', sub.toJSON());
+        pushNote('On: new requests show as notifications on this device, even when Assent is closed.');
+      } else {
+        if (sub) {
+          try { await api('POST', '/webauthn/push/unsubscribe', { endpoint: sub.endpoint }); } catch (e) { if (e.status !== 404) throw e; }
+          await sub.unsubscribe();
+        }
+        pushNote('Off.');
+      }
+    } catch (e) {
+      sw.checked = !on;
+      pushNote(e instanceof DOMException ? 'This browser could not subscribe to its push service (a private window cannot, and it needs the network), so notifications stay off.' : human(e));
+    } finally { sw.disabled = false; }
+  }
+
+  // /app#/requests/{id}: the request a notification named. Still pending: its card, brought into view; otherwise say so.
+  async function openPushed() {
+    const m = /^#\/requests\/([A-Za-z0-9_-]{1,64})$/.exec(location.hash);
+    if (!m || !S.session) return;
+    history.replaceState(null, '', location.pathname + location.search);
+    tab('pending');
+    try {
+      const a = await api('GET', '/webauthn/approvals/' + encodeURIComponent(m[1]));
+      if (a.state && a.state !== 'pending') { status('That request was already answered, or it expired.'); return; }
+      upsertCard(a);
+      const li = S.pending.get(a.id);
+      li.classList.add('pushed');
+      li.scrollIntoView({ block: 'center' });
+      li.querySelector('.approve').focus({ preventScroll: true });
+    } catch (e) { failed(e); }
+  }
+  addEventListener('hashchange', openPushed);
+  // The service worker's word when a notification is tapped while the app is open (sw.js).
+  if ('serviceWorker' in navigator) {
+    navigator.serviceWorker.addEventListener('message', (e) => {
+      if (e.data && e.data.type === 'assent:open' && typeof e.data.url === 'string') location.hash = new URL(e.data.url, location.origin).hash;
+    });
+    navigator.serviceWorker.startMessages();
   }
 
   // ---- views ---------------------------------------------------------------------
@@ -491,6 +570,7 @@
     counts();
     openStream();
     loadHistory();
+    openPushed();
   }
 
   async function start() {
@@ -558,6 +638,7 @@
       try { await createPasskey(null, prompt('Name for the new passkey', 'passkey') || ''); status('Passkey added.'); S.session = await api('GET', '/webauthn/session'); loadDevices(); } catch (e) { failed(e); }
     });
     for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => tab(b.dataset.tab));
+    $('push-switch').addEventListener('change', (ev) => setPush(ev.target.checked));
     start();
     // After the page is up, so the first load stays what it was; the worker keeps the shell for later starts.
     if ('serviceWorker' in navigator) addEventListener('load', () => navigator.serviceWorker.register('/app/sw.js', { scope: '/app' }).catch(() => {}));

@@ -20,3 +20,28 @@ self.addEventListener('fetch', (e) => {
     return r;
   }).catch(() => caches.match(key).then((r) => r || Response.error())));
 });
+
+// Web Push (docs/http-api.md §12.6): the browser decrypts the message (RFC 8291) and hands it here; it names the request,
+// and carries only what the notification shows. One notification per request (tag), replaced, never stacked.
+self.addEventListener('push', (e) => {
+  let m = {};
+  try { m = e.data ? e.data.json() : {}; } catch { m = {}; }
+  const text = (v, fallback) => (typeof v === 'string' && v ? v : fallback);
+  const url = text(m.url, '').startsWith('/app#/requests/') ? m.url : '/app';
+  e.waitUntil(self.registration.showNotification(text(m.title, 'Assent'), {
+    body: text(m.body, 'A request is waiting for your answer.'), tag: text(m.id, 'assent'), icon: '/app/icon.svg', data: { url },
+  }));
+});
+
+// A tap opens the request: an open app is told (it shows the card without reloading) and focused; otherwise a new window.
+self.addEventListener('notificationclick', (e) => {
+  e.notification.close();
+  const url = new URL((e.notification.data && e.notification.data.url) || '/app', self.location.origin).href;
+  const open = self.clients.matchAll({ type: 'window', includeUncontrolled: true }).then((list) => {
+    const app = list.find((c) => new URL(c.url).pathname.startsWith('/app'));
+    if (!app) return self.clients.openWindow(url);
+    app.postMessage({ type: 'assent:open', url });
+    return app.focus().catch(() => app);
+  });
+  e.waitUntil(open);
+});

@@ -251,6 +251,18 @@ internal static class PostgresSchema
             sealed BYTEA NOT NULL);
         ALTER TABLE clients ADD COLUMN delivery_mode TEXT NOT NULL DEFAULT 'poll', ADD COLUMN notification_endpoint TEXT;
         """,
+        // 10: Web Push subscriptions of users' devices (docs/storage.md §3); the endpoint is the push service's capability URL.
+        """
+        CREATE TABLE push_subscriptions(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            endpoint TEXT NOT NULL UNIQUE,
+            p256dh BYTEA NOT NULL,
+            auth BYTEA NOT NULL,
+            created_at BIGINT NOT NULL);
+        CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -249,6 +249,18 @@ internal static class SqliteSchema
         ALTER TABLE clients ADD COLUMN delivery_mode TEXT NOT NULL DEFAULT 'poll';
         ALTER TABLE clients ADD COLUMN notification_endpoint TEXT;
         """,
+        // 10: Web Push subscriptions of users' devices (docs/storage.md §3); the endpoint is the push service's capability URL.
+        """
+        CREATE TABLE push_subscriptions(
+            id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            device_id TEXT NOT NULL REFERENCES devices(id),
+            endpoint TEXT NOT NULL UNIQUE,
+            p256dh BLOB NOT NULL,
+            auth BLOB NOT NULL,
+            created_at INTEGER NOT NULL);
+        CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
