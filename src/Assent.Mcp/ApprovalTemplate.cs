@@ -1,0 +1,70 @@
+using System.Text;
+using System.Text.Json;
+
+namespace Assent.Mcp;
+
+/// <summary>
+/// A binding-message template such as <c>Deploy {service} to {env}</c>: each <c>{name}</c> is replaced by the
+/// call's argument of that name (a string as it is, any other value as canonical JSON); <c>{{</c> and <c>}}</c>
+/// are literal braces. The message is what the human reads on the device (docs/mcp.md §2), so an argument the
+/// template names but the call lacks is an error, never an empty gap.
+/// </summary>
+public static class ApprovalTemplate
+{
+    /// <summary>The longest binding message a request may carry (SPEC §1: at most 256 characters).</summary>
+    public const int MaxMessageLength = 256;
+
+    /// <summary>Fills <paramref name="template"/> from <paramref name="arguments"/>.</summary>
+    /// <exception cref="ArgumentException">An argument is missing, a brace is unbalanced, or the message exceeds 256 characters.</exception>
+    public static string Fill(string template, IReadOnlyDictionary<string, JsonElement>? arguments)
+    {
+        var sb = new StringBuilder();
+        for (var i = 0; i < template.Length; i++)
+        {
+            var c = template[i];
+            if (c == '{' && i + 1 < template.Length && template[i + 1] == '{')
+            {
+                sb.Append('{');
+                i++;
+            }
+            else if (c == '}' && i + 1 < template.Length && template[i + 1] == '}')
+            {
+                sb.Append('}');
+                i++;
+            }
+            else if (c == '{')
+            {
+                var end = template.IndexOf('}', i + 1);
+                if (end < 0)
+                {
+                    throw new ArgumentException($"the approval template '{template}' has an unclosed '{{'");
+                }
+                var name = template[(i + 1)..end].Trim();
+                if (name.Length == 0)
+                {
+                    throw new ArgumentException($"the approval template '{template}' has an empty placeholder");
+                }
+                if (arguments is null || !arguments.TryGetValue(name, out var value) || value.ValueKind is JsonValueKind.Undefined)
+                {
+                    throw new ArgumentException($"the approval message needs the argument '{name}', which the call does not give");
+                }
+                sb.Append(value.ValueKind == JsonValueKind.String ? value.GetString() : CanonicalJson.Serialize(value));
+                i = end;
+            }
+            else if (c == '}')
+            {
+                throw new ArgumentException($"the approval template '{template}' has an unmatched '}}'");
+            }
+            else
+            {
+                sb.Append(c);
+            }
+        }
+        var message = sb.ToString();
+        if (message.Length > MaxMessageLength)
+        {
+            throw new ArgumentException($"the approval message would be {message.Length} characters; at most {MaxMessageLength} are shown to the human");
+        }
+        return message;
+    }
+}
