@@ -21,6 +21,7 @@ internal static class CliApp
         root.Subcommands.Add(AuthCommands.Build());
         root.Subcommands.Add(ProfileCommands.Build());
         root.Subcommands.Add(HealthCommand.Build());
+        root.Subcommands.Add(McpCommands.Build());
         return root;
     }
 

@@ -14,9 +14,21 @@ public static class ApprovalTemplate
     /// <summary>The longest binding message a request may carry (SPEC §1: at most 256 characters).</summary>
     public const int MaxMessageLength = 256;
 
+    /// <summary>The argument names <paramref name="template"/> uses, in order.</summary>
+    /// <exception cref="ArgumentException">A brace is unbalanced or a placeholder empty.</exception>
+    public static IReadOnlyList<string> Placeholders(string template)
+    {
+        var names = new List<string>();
+        var probe = new Probe(names);
+        Fill(template, probe, checkLength: false);
+        return names;
+    }
+
     /// <summary>Fills <paramref name="template"/> from <paramref name="arguments"/>.</summary>
     /// <exception cref="ArgumentException">An argument is missing, a brace is unbalanced, or the message exceeds 256 characters.</exception>
-    public static string Fill(string template, IReadOnlyDictionary<string, JsonElement>? arguments)
+    public static string Fill(string template, IReadOnlyDictionary<string, JsonElement>? arguments) => Fill(template, arguments, checkLength: true);
+
+    private static string Fill(string template, IReadOnlyDictionary<string, JsonElement>? arguments, bool checkLength)
     {
         var sb = new StringBuilder();
         for (var i = 0; i < template.Length; i++)
@@ -61,10 +73,37 @@ public static class ApprovalTemplate
             }
         }
         var message = sb.ToString();
-        if (message.Length > MaxMessageLength)
+        if (checkLength && message.Length > MaxMessageLength)
         {
             throw new ArgumentException($"the approval message would be {message.Length} characters; at most {MaxMessageLength} are shown to the human");
         }
         return message;
+    }
+
+    /// <summary>Answers every name with an empty string and records it: how <see cref="Placeholders"/> reads a template.</summary>
+    private sealed class Probe(List<string> names) : IReadOnlyDictionary<string, JsonElement>
+    {
+        private static readonly JsonElement Empty = JsonDocument.Parse("\"\"").RootElement.Clone();
+
+        public JsonElement this[string key] => Empty;
+
+        public IEnumerable<string> Keys => names;
+
+        public IEnumerable<JsonElement> Values => names.Select(_ => Empty);
+
+        public int Count => names.Count;
+
+        public bool ContainsKey(string key) => true;
+
+        public bool TryGetValue(string key, out JsonElement value)
+        {
+            names.Add(key);
+            value = Empty;
+            return true;
+        }
+
+        public IEnumerator<KeyValuePair<string, JsonElement>> GetEnumerator() => names.Select(n => KeyValuePair.Create(n, Empty)).GetEnumerator();
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
     }
 }

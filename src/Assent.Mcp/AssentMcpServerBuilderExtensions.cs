@@ -197,7 +197,14 @@ internal sealed class ToolGate : IDisposable
     {
         IsError = true,
         Content = [new TextContentBlock { Text = text }],
-        Meta = new JsonObject { [MetaKey] = new JsonObject { ["decision"] = decision.ToString().ToLowerInvariant() } },
+        Meta = new JsonObject { [MetaKey] = new JsonObject { ["decision"] = DecisionName(decision) } },
+    };
+
+    /// <summary>The decision as the <c>_meta</c> of a result names it: approved, denied, expired, timed_out, failed.</summary>
+    public static string DecisionName(ToolDecision decision) => decision switch
+    {
+        ToolDecision.TimedOut => "timed_out",
+        _ => decision.ToString().ToLowerInvariant(),
     };
 
     public void Dispose()
