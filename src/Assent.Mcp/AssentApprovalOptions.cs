@@ -30,8 +30,14 @@ public sealed class AssentApprovalOptions
     /// <summary>Offer the approver web app's link by URL-mode elicitation when the client declares it (on by default).</summary>
     public bool OfferApprovalLink { get; set; } = true;
 
-    /// <summary>The largest arguments object, in characters of canonical JSON, put before a human (the token carries it; RFC 8725 caps tokens at 16 KB).</summary>
-    public int MaxArgumentsLength { get; set; } = 8 * 1024;
+    /// <summary>
+    /// The largest arguments object, in UTF-8 bytes of canonical JSON, put before a human. The server refuses
+    /// <c>authorization_details</c> above 2048 bytes unless configured otherwise (docs/http-api.md), and the token carries them.
+    /// </summary>
+    public int MaxArgumentsLength { get; set; } = DefaultMaxArgumentsLength;
+
+    /// <summary>The default of <see cref="MaxArgumentsLength"/>: room in 2048 bytes for the server and tool names too.</summary>
+    public const int DefaultMaxArgumentsLength = 1536;
 
     /// <summary>Settings of the token verifier (HttpClient, clock, replay cache).</summary>
     public TokenVerifierOptions? Verifier { get; set; }

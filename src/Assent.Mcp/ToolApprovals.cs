@@ -57,9 +57,10 @@ internal sealed class ToolApprover(AssentClient client, TokenVerifier verifier, 
     {
         var args = ArgumentsObject(arguments);
         var canonical = CanonicalJson.Serialize(args);
-        if (canonical.Length > maxArgumentsLength)
+        var bytes = Encoding.UTF8.GetByteCount(canonical);
+        if (bytes > maxArgumentsLength)
         {
-            throw new ArgumentException($"the arguments are {canonical.Length} characters as canonical JSON; at most {maxArgumentsLength} can be put before a human for approval");
+            throw new ArgumentException($"the arguments are {bytes} bytes as canonical JSON; at most {maxArgumentsLength} can be put before a human for approval");
         }
         var sb = new StringBuilder("[{\"arguments\":").Append(canonical)
             .Append(",\"server\":").Append(CanonicalJson.Serialize(JsonSerializer.SerializeToElement(server, McpJson.Default.String)))

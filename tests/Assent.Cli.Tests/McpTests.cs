@@ -95,7 +95,7 @@ public sealed class McpTests
         Assert.Contains("needs the argument 'env'", Text(missing), StringComparison.Ordinal);
         var oversized = Result(events, 1);
         Assert.True(oversized["isError"]!.GetValue<bool>());
-        Assert.Contains("at most 8192", Text(oversized), StringComparison.Ordinal);
+        Assert.Contains("at most 1536", Text(oversized), StringComparison.Ordinal);
         Assert.StartsWith("deployed web to staging", Text(Result(events, 2)), StringComparison.Ordinal);
         Assert.DoesNotContain(events, e => e["event"]!.GetValue<string>() == "elicitation");
     }
@@ -227,7 +227,7 @@ public sealed class McpTests
         Call("request_approval", new JsonObject
         {
             ["message"] = "Rotate the database password",
-            ["details"] = new JsonObject { ["type"] = "secret_rotation", ["target"] = "db" },
+            ["details"] = new JsonObject { ["type"] = "action", ["target"] = "db" },
             ["timeout"] = 60,
         }),
         new JsonObject { ["name"] = "verify_approval", ["arguments"] = new JsonObject { ["expected_message"] = "Rotate the database password" }, ["tokenFrom"] = new JsonObject { ["token"] = 0 } },

@@ -124,7 +124,7 @@ internal static class McpCommands
             }
             using var client = new AssentClient(options);
             using var verifier = new TokenVerifier(client.Server.AbsoluteUri.TrimEnd('/'));
-            var approver = new ToolApprover(client, verifier, options.ClientId!, options.UserDid, TimeSpan.FromSeconds(parse.GetValue(timeout) ?? 300), 8 * 1024);
+            var approver = new ToolApprover(client, verifier, options.ClientId!, options.UserDid, TimeSpan.FromSeconds(parse.GetValue(timeout) ?? 300), AssentApprovalOptions.DefaultMaxArgumentsLength);
             var gate = new McpGate(approver, patterns, parse.GetValue(message), parse.GetValue(scope) ?? "approve:action", parse.GetValue(serverName), start, Console.Error);
             using var stdin = new StreamReader(Console.OpenStandardInput(), new System.Text.UTF8Encoding(false));
             await using var stdout = new StreamWriter(Console.OpenStandardOutput(), new System.Text.UTF8Encoding(false));

@@ -103,6 +103,10 @@ internal sealed class ApprovalTools(AssentClientOptions options) : IDisposable
         [Description("When given, the token's binding message must be exactly this")] string? expected_message = null,
         CancellationToken ct = default)
     {
+        if (string.IsNullOrWhiteSpace(token))
+        {
+            return Error("token is required: the access token request_approval returned");
+        }
         try
         {
             var verified = await _verifier.VerifyAsync(token.Trim(), new VerifyOptions
