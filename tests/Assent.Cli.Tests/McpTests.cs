@@ -181,6 +181,32 @@ public sealed class McpTests
     }
 
     [Fact]
+    public async Task Gate_answers_malformed_or_ambiguous_json_rpc_itself_and_forwards_none_of_it()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "node", Path.Combine(InteropDirectory, "mcp-server.mjs"));
+        await gate.WaitForAsync("interop-files ready");
+
+        await gate.TypeAsync("{not json\n");
+        await gate.WaitForAsync("\"code\":-32700");
+        // Two "params": a server taking the second would delete a file while the gate judged the first (an ungated add).
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}},"params":{"name":"delete_file","arguments":{"path":"/x"}}}""" + "\n");
+        await gate.WaitForAsync("\"code\":-32700", times: 2);
+        // Answered by the gate (its message), not by the server after a forward.
+        Assert.Equal(2, gate.Count("\"message\":\"Parse error: "));
+        // A gated call with the Assent server unreachable: a clear error result at once, nothing forwarded.
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}""" + "\n");
+        await gate.WaitForAsync("cannot reach the Assent server");
+        Assert.Contains("\"id\":8", gate.Output, StringComparison.Ordinal);
+        Assert.Contains("\"isError\":true", gate.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("CALLED", gate.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Serve_over_stdio_requests_an_approval_and_verifies_its_token()
     {
         await using var box = new CliSandbox();
