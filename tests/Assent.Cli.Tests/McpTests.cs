@@ -181,6 +181,30 @@ public sealed class McpTests
     }
 
     [Fact]
+    public async Task Gate_drops_a_held_call_the_host_cancels_even_when_it_is_approved_afterwards()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "gate", "--tools", "delete_*", "--",
+                "node", Path.Combine(InteropDirectory, "mcp-server.mjs")], env),
+            ["calls"] = new JsonArray(new JsonObject { ["name"] = "delete_file", ["arguments"] = new JsonObject { ["path"] = "/srv/cancelled" }, ["cancelOnProgress"] = 2 }),
+            ["lingerMs"] = 30000,
+        };
+        var client = McpClient.Start(plan);
+        // The host cancels on the second progress notification, two seconds into the wait (MCP 2025-11-25
+        // basic/utilities/cancellation), time enough for the request to reach the server; the human approves it later.
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        var events = await client.FinishAsync();
+        var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
+        Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
+        Assert.DoesNotContain("CALLED", client.Stderr, StringComparison.Ordinal);
+        Assert.Contains("interop-files ready", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Gate_answers_malformed_or_ambiguous_json_rpc_itself_and_forwards_none_of_it()
     {
         await using var box = new CliSandbox();

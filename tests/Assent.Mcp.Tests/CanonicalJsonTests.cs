@@ -16,10 +16,9 @@ public sealed class CanonicalJsonTests
     {
         // RFC 8785 §3.2.3's sorting example: "\u20ac" (€), "\r", "\ufb33" (a Hebrew letter), "1", "\ud83d\ude00" (😀), "\u0080", "ö".
         var input = """{"\u20ac":"Euro Sign","\r":"Carriage Return","\ufb33":"Hebrew Letter Dalet With Dagesh","1":"One","\ud83d\ude00":"Emoji: Grinning Face","\u0080":"Control","\u00f6":"Latin Small Letter O With Diaeresis"}""";
-        var output = Canonical(input);
-        var names = JsonDocument.Parse(output).RootElement.EnumerateObject().Select(p => p.Name).ToArray();
+        var names = JsonDocument.Parse(Canonical(input)).RootElement.EnumerateObject().Select(p => p.Name).ToArray();
         Assert.Equal(["\r", "1", "\u0080", "\u00f6", "\u20ac", "\ud83d\ude00", "\ufb33"], names);
-        Assert.DoesNotContain(' ', output.Replace("Euro Sign", "", StringComparison.Ordinal).Split('"').Where((_, i) => i % 2 == 0).SelectMany(s => s));
+        Assert.Equal("""{"a":[1,{"b":null}],"c":"d e"}""", Canonical("{ \"c\" : \"d e\" ,\n \"a\" : [ 1 , { \"b\" : null } ] }"));
     }
 
     [Fact]

@@ -5,7 +5,7 @@
 //
 // PLAN_JSON: {"stdio": {"command", "args", "env"}} or {"http": URL}, "elicitation": true to declare URL-mode
 // elicitation (MCP 2025-11-25 client/elicitation), "calls": [{"name", "arguments", "progress": bool,
-// "cancelAfterMs": N, "tokenFrom": {"arg": i} to pass call i's structured token}], "sequential": true to make
+// "cancelAfterMs": N, "cancelOnProgress": N to cancel on the Nth progress notification, "tokenFrom": {"arg": i} to pass call i's structured token}], "lingerMs": N to stay connected N ms after the calls, "sequential": true to make
 // the calls one after another, "list": true to list tools first. stdout, one JSON object a line:
 // {"event":"tools","names":[…]}, {"event":"progress","call":i,…}, {"event":"elicitation","params":{…}},
 // {"event":"result","call":i,"result":{…}}, {"event":"error","call":i,"code","message"}; then "DONE" (exit 0).
@@ -50,6 +50,7 @@ try {
   const results = [];
   const run = async (call, i) => {
     const controller = new AbortController();
+    let progressSeen = 0;
     if (call.cancelAfterMs) {
       setTimeout(() => controller.abort('cancelled by the test'), call.cancelAfterMs);
     }
@@ -62,7 +63,12 @@ try {
         timeout: 120000,
         resetTimeoutOnProgress: true,
         signal: controller.signal,
-        onprogress: call.progress ? (p) => emit({ event: 'progress', call: i, ...p }) : undefined,
+        onprogress: call.progress || call.cancelOnProgress ? (p) => {
+          emit({ event: 'progress', call: i, ...p });
+          if (call.cancelOnProgress && ++progressSeen >= call.cancelOnProgress) {
+            controller.abort('cancelled by the test');
+          }
+        } : undefined,
       });
       results[i] = result;
       emit({ event: 'result', call: i, result });
@@ -76,6 +82,10 @@ try {
     }
   } else {
     await Promise.all((plan.calls ?? []).map(run));
+  }
+  if (plan.lingerMs) {
+    // Stay connected, so whatever the server would still send (or run) after the calls shows.
+    await new Promise((resolve) => setTimeout(resolve, plan.lingerMs));
   }
   process.stdout.write('DONE\n');
   await client.close();
