@@ -172,6 +172,7 @@ internal sealed class ToolGate : IDisposable
         {
             return;
         }
+        var id = Guid.NewGuid().ToString("n");
         try
         {
             await context.Server.ElicitAsync(new ElicitRequestParams
@@ -179,12 +180,22 @@ internal sealed class ToolGate : IDisposable
                 Mode = "url",
                 Message = $"Approve \"{message}\" in Assent",
                 Url = approver.Server.AbsoluteUri.TrimEnd('/') + "/app",
-                ElicitationId = Guid.NewGuid().ToString("n"),
+                ElicitationId = id,
             }, ct);
         }
         catch (OperationCanceledException)
         {
-            // The decision arrived first.
+            // The decision arrived first. MCP 2025-11-25 client/elicitation "Completion Notifications": the out-of-band
+            // interaction is over, so the client may close what it opened for it.
+            try
+            {
+                await context.Server.SendNotificationAsync(NotificationMethods.ElicitationCompleteNotification,
+                    new ElicitationCompleteNotificationParams { ElicitationId = id }, McpJsonUtilities.DefaultOptions, CancellationToken.None);
+            }
+            catch (Exception e) when (e is McpException or IOException or InvalidOperationException)
+            {
+                // The client is gone; nothing to complete.
+            }
         }
         catch (Exception e) when (e is McpException or IOException or InvalidOperationException)
         {

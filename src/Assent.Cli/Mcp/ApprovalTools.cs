@@ -136,9 +136,12 @@ internal sealed class ApprovalTools(AssentClientOptions options) : IDisposable
         }
     }
 
+    // The text content is read by people and models: '+' and non-ASCII stay as they are (it is not embedded in HTML).
+    private static readonly JsonSerializerOptions TextOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static CallToolResult Result(JsonObject body) => new()
     {
-        Content = [new TextContentBlock { Text = body.ToJsonString() }],
+        Content = [new TextContentBlock { Text = body.ToJsonString(TextOptions) }],
         StructuredContent = JsonDocument.Parse(body.ToJsonString()).RootElement.Clone(),
     };
 

@@ -151,6 +151,13 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         switch (message)
         {
             case JsonObject single:
+                if (IsMatchingCall(single) && !single.ContainsKey("id"))
+                {
+                    // A tools/call without an id is a notification (JSON-RPC 2.0 §4.1): nobody could be answered, and a
+                    // lenient server might still run it, so a matching one is dropped, never forwarded.
+                    await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
+                    return;
+                }
                 if (IsGatedCall(single))
                 {
                     Hold(single, line);
@@ -171,6 +178,10 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
                     if (item is JsonObject o && IsGatedCall(o))
                     {
                         Hold(o, o.ToJsonString());
+                    }
+                    else if (item is JsonObject n && IsMatchingCall(n))
+                    {
+                        await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
                     }
                     else if (!(item is JsonObject c && IsCancellationOfHeld(c)))
                     {
@@ -193,8 +204,10 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
-    private bool IsGatedCall(JsonObject message) =>
-        message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "tools/call" && message.ContainsKey("id")
+    private bool IsGatedCall(JsonObject message) => IsMatchingCall(message) && message.ContainsKey("id");
+
+    private bool IsMatchingCall(JsonObject message) =>
+        message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "tools/call"
         && message["params"] is JsonObject p && p["name"] is JsonValue tool && tool.TryGetValue<string>(out var toolName) && patterns.Matches(toolName);
 
     /// <summary>MCP 2025-11-25 basic/utilities/cancellation: a cancelled held call stops waiting and gets no response.</summary>
