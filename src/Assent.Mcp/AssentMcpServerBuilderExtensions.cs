@@ -89,7 +89,9 @@ internal sealed class ToolGate : IDisposable
 
         using var waiting = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var progress = ReportProgressAsync(context, message, waiting.Token);
-        var link = OfferLinkAsync(context, approver, message, waiting.Token);
+        var elicitationId = Guid.NewGuid().ToString("n");
+        var offered = _options.OfferApprovalLink && context.Server.ClientCapabilities?.Elicitation?.Url is not null;
+        var link = offered ? OfferLinkAsync(context, approver, message, elicitationId, waiting.Token) : Task.CompletedTask;
         ToolApprovalOutcome outcome;
         try
         {
@@ -100,6 +102,10 @@ internal sealed class ToolGate : IDisposable
             await waiting.CancelAsync();
             await progress;
             await link;
+            if (offered)
+            {
+                await CompleteLinkAsync(context, elicitationId);
+            }
         }
         if (!outcome.Approved)
         {
@@ -166,13 +172,8 @@ internal sealed class ToolGate : IDisposable
     /// passkey. The result is not awaited for the decision (the approval may arrive from a phone instead); the
     /// request is cancelled once the decision is in.
     /// </summary>
-    private async Task OfferLinkAsync(RequestContext<CallToolRequestParams> context, ToolApprover approver, string message, CancellationToken ct)
+    private static async Task OfferLinkAsync(RequestContext<CallToolRequestParams> context, ToolApprover approver, string message, string id, CancellationToken ct)
     {
-        if (!_options.OfferApprovalLink || context.Server.ClientCapabilities?.Elicitation?.Url is null)
-        {
-            return;
-        }
-        var id = Guid.NewGuid().ToString("n");
         try
         {
             await context.Server.ElicitAsync(new ElicitRequestParams
@@ -185,21 +186,28 @@ internal sealed class ToolGate : IDisposable
         }
         catch (OperationCanceledException)
         {
-            // The decision arrived first. MCP 2025-11-25 client/elicitation "Completion Notifications": the out-of-band
-            // interaction is over, so the client may close what it opened for it.
-            try
-            {
-                await context.Server.SendNotificationAsync(NotificationMethods.ElicitationCompleteNotification,
-                    new ElicitationCompleteNotificationParams { ElicitationId = id }, McpJsonUtilities.DefaultOptions, CancellationToken.None);
-            }
-            catch (Exception e) when (e is McpException or IOException or InvalidOperationException)
-            {
-                // The client is gone; nothing to complete.
-            }
+            // The decision arrived first.
         }
         catch (Exception e) when (e is McpException or IOException or InvalidOperationException)
         {
             // The client declined or failed the elicitation: the human can still decide on a device.
+        }
+    }
+
+    /// <summary>
+    /// MCP 2025-11-25 client/elicitation, URL mode "Completion Notifications": once decided, the out-of-band interaction
+    /// the link started is over, and the client may close what it opened for it.
+    /// </summary>
+    private static async Task CompleteLinkAsync(RequestContext<CallToolRequestParams> context, string id)
+    {
+        try
+        {
+            await context.Server.SendNotificationAsync(NotificationMethods.ElicitationCompleteNotification,
+                new ElicitationCompleteNotificationParams { ElicitationId = id }, McpJsonUtilities.DefaultOptions, CancellationToken.None);
+        }
+        catch (Exception e) when (e is McpException or IOException or InvalidOperationException)
+        {
+            // The client is gone; nothing to complete.
         }
     }
 

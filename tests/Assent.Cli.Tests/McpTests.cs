@@ -61,6 +61,9 @@ public sealed class McpTests
         Assert.Equal(2, elicitations.Count);
         Assert.All(elicitations, e => Assert.Equal("url", e["params"]!["mode"]!.GetValue<string>()));
         Assert.All(elicitations, e => Assert.Equal(box.Url + "/app", e["params"]!["url"]!.GetValue<string>()));
+        // Each link's interaction is declared complete once decided (MCP 2025-11-25 client/elicitation, URL mode).
+        Assert.Equal(elicitations.Select(e => e["params"]!["elicitationId"]!.GetValue<string>()).Order(StringComparer.Ordinal),
+            events.Where(e => e["event"]!.GetValue<string>() == "elicitation_complete").Select(e => e["params"]!["elicitationId"]!.GetValue<string>()).Order(StringComparer.Ordinal));
 
         // Denied: an error result naming the denial; the tool did not run.
         var delete = Result(events, 1);

@@ -8,12 +8,12 @@
 // "cancelAfterMs": N, "cancelOnProgress": N to cancel on the Nth progress notification, "tokenFrom": {"arg": i} to pass call i's structured token}], "lingerMs": N to stay connected N ms after the calls, "sequential": true to make
 // the calls one after another, "list": true to list tools first. stdout, one JSON object a line:
 // {"event":"tools","names":[…]}, {"event":"progress","call":i,…}, {"event":"elicitation","params":{…}},
-// {"event":"result","call":i,"result":{…}}, {"event":"error","call":i,"code","message"}; then "DONE" (exit 0).
+// {"event":"elicitation_complete","params":{…}}, {"event":"result","call":i,"result":{…}}, {"event":"error","call":i,"code","message"}; then "DONE" (exit 0).
 // The server's stderr (stdio) is inherited: it appears on this process's stderr.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema, CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
+import { ElicitRequestSchema, ElicitationCompleteNotificationSchema, CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 
 const plan = JSON.parse(process.argv[2] ?? 'null');
 if (!plan) {
@@ -29,6 +29,9 @@ if (plan.elicitation) {
     emit({ event: 'elicitation', params: request.params });
     // The human would open the link; this client just acknowledges it.
     return { action: 'accept' };
+  });
+  client.setNotificationHandler(ElicitationCompleteNotificationSchema, (notification) => {
+    emit({ event: 'elicitation_complete', params: notification.params });
   });
 }
 
