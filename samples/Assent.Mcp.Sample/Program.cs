@@ -30,6 +30,8 @@ internal sealed class OpsTools
     public static string Deploy(string service, string env, AssentApprovalAccessor approval)
     {
         var token = approval.Current ?? throw new InvalidOperationException("ran without an approval");
+        // stdout carries the protocol; stderr is the server's log.
+        Console.Error.WriteLine($"RAN deploy {service} {env}");
         return $"deployed {service} to {env}; approved by {token.Token.Subject} (txn {token.Token.Transaction}, details {token.Token.AuthorizationDetails?.GetRawText()})";
     }
 

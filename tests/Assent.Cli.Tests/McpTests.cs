@@ -71,6 +71,8 @@ public sealed class McpTests
         Assert.StartsWith("denied:", Text(delete), StringComparison.Ordinal);
         Assert.Equal("denied", delete["_meta"]!["io.assent/approval"]!["decision"]!.GetValue<string>());
 
+        Assert.Contains("RAN deploy api production", client.Stderr, StringComparison.Ordinal);
+
         // Not gated: runs without asking, and without an approval.
         Assert.Equal("all green", Text(Result(events, 2)));
     }
@@ -181,6 +183,27 @@ public sealed class McpTests
         var error = Assert.Single(events, e => e["event"]!.GetValue<string>() == "error");
         Assert.Contains("exited (code 3) before answering", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Contains("assent mcp gate: the MCP server 'node' exited with code 3", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sample_server_never_runs_a_call_the_client_cancelled_while_it_waited()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
+            // The sample reports progress every half second: the sixth comes about three seconds into the wait.
+            ["calls"] = new JsonArray(new JsonObject { ["name"] = "deploy", ["arguments"] = new JsonObject { ["service"] = "api", ["env"] = "prod" }, ["cancelOnProgress"] = 6 }),
+            ["lingerMs"] = 30000,
+        };
+        var client = McpClient.Start(plan);
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        var events = await client.FinishAsync();
+        var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
+        Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
+        Assert.DoesNotContain("RAN deploy", client.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
