@@ -1,0 +1,425 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Assent.Mcp;
+
+namespace Assent.Cli.Mcp;
+
+/// <summary>
+/// <c>assent mcp gate</c> (docs/mcp.md §4): runs a stdio MCP server as a child process and relays JSON-RPC between
+/// it and the host, one message per line both ways (MCP 2025-11-25 basic/transports "stdio": newline-delimited,
+/// no embedded newlines). Everything passes untouched, ids included, except a <c>tools/call</c> of a matching
+/// tool, which is held until a human approves it: then it is forwarded as it came; otherwise the host gets a tool
+/// error result (<c>isError: true</c>) for that id and the server never sees the call. The child's stderr is
+/// the gate's own (inherited), so its logs pass through.
+/// </summary>
+internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, string? template, string scope, string? serverName, ProcessStartInfo child,
+    TextWriter log)
+{
+    /// <summary>JSON-RPC 2.0 §5.1 error codes.</summary>
+    private const int ParseError = -32700;
+    private const int InternalError = -32603;
+
+    private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false, MaxDepth = 64 };
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(2);
+
+    private readonly SemaphoreSlim _toHost = new(1, 1);
+    private readonly SemaphoreSlim _toChild = new(1, 1);
+    private readonly ConcurrentDictionary<string, JsonNode?> _forwarded = new();
+    private readonly ConcurrentDictionary<string, CancellationTokenSource> _held = new();
+    private readonly List<Task> _gating = [];
+    private volatile string? _childName;
+    private Process? _process;
+    private TextWriter _host = TextWriter.Null;
+
+    public async Task<int> RunAsync(TextReader hostIn, TextWriter hostOut, CancellationToken ct)
+    {
+        _host = hostOut;
+        child.RedirectStandardInput = true;
+        child.RedirectStandardOutput = true;
+        child.RedirectStandardError = false;
+        child.UseShellExecute = false;
+        child.StandardInputEncoding = new UTF8Encoding(false);
+        child.StandardOutputEncoding = new UTF8Encoding(false);
+        try
+        {
+            _process = Process.Start(child) ?? throw new CliException(ExitCodes.Usage, $"could not start {child.FileName}");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw CliException.Usage($"cannot start the MCP server '{child.FileName}': {e.Message}");
+        }
+        using var process = _process;
+        var fromChild = RelayFromChildAsync(process.StandardOutput);
+        var hostClosed = RelayFromHostAsync(hostIn, ct);
+        var finished = await Task.WhenAny(fromChild, hostClosed);
+        if (finished == hostClosed)
+        {
+            // MCP 2025-11-25 basic/lifecycle "Shutdown", stdio: close the server's input, wait for it to exit, then SIGTERM/SIGKILL.
+            foreach (var held in _held.Values)
+            {
+                await held.CancelAsync();
+            }
+            await AwaitGatingAsync();
+            try
+            {
+                process.StandardInput.Close();
+            }
+            catch (IOException)
+            {
+                // It is gone already.
+            }
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            try
+            {
+                await process.WaitForExitAsync(grace.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            await fromChild;
+            return ExitCodes.Success;
+        }
+        // The server's output ended: it exited (or closed stdout). Every call it had not answered gets an error.
+        await process.WaitForExitAsync(CancellationToken.None);
+        foreach (var held in _held.Values)
+        {
+            await held.CancelAsync();
+        }
+        foreach (var id in _forwarded.Values)
+        {
+            await WriteHostAsync(ErrorResponse(id, InternalError, $"the MCP server exited (code {process.ExitCode}) before answering"));
+        }
+        await log.WriteLineAsync($"assent mcp gate: the MCP server '{child.FileName}' exited with code {process.ExitCode}");
+        return process.ExitCode == 0 ? ExitCodes.Success : ExitCodes.DeniedOrInvalid;
+    }
+
+    private async Task AwaitGatingAsync()
+    {
+        Task[] tasks;
+        lock (_gating)
+        {
+            tasks = [.. _gating];
+        }
+        await Task.WhenAll(tasks);
+    }
+
+    private async Task RelayFromHostAsync(TextReader hostIn, CancellationToken ct)
+    {
+        try
+        {
+            while (await hostIn.ReadLineAsync(ct) is { } line)
+            {
+                if (line.Length == 0)
+                {
+                    continue;
+                }
+                await HandleFromHostAsync(line);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Interrupted: shut down as when the host closes.
+        }
+        catch (IOException)
+        {
+            // The child's stdin broke: the server is gone, which the other relay reports.
+        }
+    }
+
+    private async Task HandleFromHostAsync(string line)
+    {
+        JsonNode? message;
+        try
+        {
+            // Duplicate member names are refused: a server whose parser took the other copy could run a call
+            // other than the one approved (RFC 8259 §4 leaves duplicates to the implementation).
+            using (JsonDocument.Parse(line, Strict))
+            {
+            }
+            message = JsonNode.Parse(line, documentOptions: Strict);
+        }
+        catch (JsonException e)
+        {
+            // JSON-RPC 2.0 §5: Parse error, id null; nothing is forwarded.
+            await WriteHostAsync(ErrorResponse(null, ParseError, $"Parse error: {e.Message}"));
+            return;
+        }
+        switch (message)
+        {
+            case JsonObject single:
+                if (IsMatchingCall(single) && !single.ContainsKey("id"))
+                {
+                    // A tools/call without an id is a notification (JSON-RPC 2.0 §4.1): nobody could be answered, and a
+                    // lenient server might still run it, so a matching one is dropped, never forwarded.
+                    await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
+                    return;
+                }
+                if (IsGatedCall(single))
+                {
+                    Hold(single, line);
+                    return;
+                }
+                if (IsCancellationOfHeld(single))
+                {
+                    return;
+                }
+                await ForwardAsync(single, line);
+                return;
+            case JsonArray batch:
+                // JSON-RPC 2.0 §6 batches (MCP 2025-03-26; later revisions dropped them): the gated calls are taken
+                // out and decided one by one, answered as single messages; the rest goes on as a batch, untouched.
+                var rest = new List<JsonNode?>();
+                foreach (var item in batch)
+                {
+                    if (item is JsonObject o && IsGatedCall(o))
+                    {
+                        Hold(o, o.ToJsonString());
+                    }
+                    else if (item is JsonObject n && IsMatchingCall(n))
+                    {
+                        await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
+                    }
+                    else if (!(item is JsonObject c && IsCancellationOfHeld(c)))
+                    {
+                        rest.Add(item);
+                    }
+                }
+                if (rest.Count == batch.Count)
+                {
+                    await ForwardAsync(batch, line);
+                }
+                else if (rest.Count > 0)
+                {
+                    var forwarded = new JsonArray([.. rest.Select(n => n?.DeepClone())]);
+                    await ForwardAsync(forwarded, forwarded.ToJsonString());
+                }
+                return;
+            default:
+                await ForwardAsync(message, line);
+                return;
+        }
+    }
+
+    private bool IsGatedCall(JsonObject message) => IsMatchingCall(message) && message.ContainsKey("id");
+
+    private bool IsMatchingCall(JsonObject message) =>
+        message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "tools/call"
+        && message["params"] is JsonObject p && p["name"] is JsonValue tool && tool.TryGetValue<string>(out var toolName) && patterns.Matches(toolName);
+
+    /// <summary>MCP 2025-11-25 basic/utilities/cancellation: a cancelled held call stops waiting and gets no response.</summary>
+    private bool IsCancellationOfHeld(JsonObject message)
+    {
+        if (message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "notifications/cancelled"
+            && message["params"] is JsonObject p && p["requestId"] is { } requestId && _held.TryRemove(Key(requestId), out var held))
+        {
+            held.Cancel();
+            return true;
+        }
+        return false;
+    }
+
+    private void Hold(JsonObject call, string raw)
+    {
+        var id = call["id"]?.DeepClone();
+        var key = Key(id);
+        var cts = new CancellationTokenSource();
+        if (!_held.TryAdd(key, cts))
+        {
+            // JSON-RPC 2.0 §4: an id in use twice is the host's error; answered without asking anyone.
+            cts.Dispose();
+            _ = WriteHostAsync(ErrorResponse(id, -32600, "Invalid Request: a request with this id is already waiting for approval"));
+            return;
+        }
+        var task = Task.Run(() => GateAsync(call, raw, id, key, cts));
+        lock (_gating)
+        {
+            _gating.RemoveAll(t => t.IsCompleted);
+            _gating.Add(task);
+        }
+    }
+
+    private async Task GateAsync(JsonObject call, string raw, JsonNode? id, string key, CancellationTokenSource cts)
+    {
+        using var _ = cts;
+        var p = (JsonObject)call["params"]!;
+        var tool = p["name"]!.GetValue<string>();
+        var server = serverName ?? _childName ?? Path.GetFileName(child.FileName);
+        string message;
+        JsonElement details;
+        try
+        {
+            Dictionary<string, JsonElement>? arguments = null;
+            if (p["arguments"] is JsonObject args)
+            {
+                using var doc = JsonDocument.Parse(args.ToJsonString());
+                arguments = doc.RootElement.EnumerateObject().ToDictionary(m => m.Name, m => m.Value.Clone(), StringComparer.Ordinal);
+            }
+            else if (p["arguments"] is not null)
+            {
+                throw new ArgumentException("arguments must be a JSON object (MCP 2025-11-25 server/tools)");
+            }
+            message = template is null ? $"Run {tool} on {server}" : ApprovalTemplate.Fill(template, arguments);
+            details = approver.Details(server, tool, arguments);
+        }
+        catch (ArgumentException e)
+        {
+            _held.TryRemove(key, out var _1);
+            await WriteHostAsync(ToolError(id, $"cannot ask for approval: {e.Message}; the tool did not run", ToolDecision.Failed));
+            return;
+        }
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
+        var progress = p["_meta"] is JsonObject meta && meta["progressToken"] is { } token ? ReportProgressAsync(token.DeepClone(), message, waiting.Token) : Task.CompletedTask;
+        ToolApprovalOutcome outcome;
+        try
+        {
+            outcome = await approver.ApproveAsync(message, details, scope, cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Cancelled by the host (or the gate is shutting down): no response (MCP 2025-11-25 basic/utilities/cancellation).
+            return;
+        }
+        finally
+        {
+            await waiting.CancelAsync();
+            await progress;
+        }
+        if (!_held.TryRemove(key, out var _2))
+        {
+            return; // cancelled while the answer was on its way
+        }
+        if (outcome.Approved)
+        {
+            await log.WriteLineAsync($"assent mcp gate: {tool} {outcome.Message} (txn {outcome.Token!.Transaction})");
+            await ForwardAsync(call, raw);
+        }
+        else
+        {
+            await log.WriteLineAsync($"assent mcp gate: {tool} {outcome.Decision.ToString().ToLowerInvariant()}");
+            await WriteHostAsync(ToolError(id, outcome.Message, outcome.Decision));
+        }
+    }
+
+    /// <summary>MCP 2025-11-25 basic/utilities/progress: only for a request that carried a progressToken, increasing each time.</summary>
+    private async Task ReportProgressAsync(JsonNode token, string message, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                var notification = new JsonObject
+                {
+                    ["jsonrpc"] = "2.0",
+                    ["method"] = "notifications/progress",
+                    ["params"] = new JsonObject
+                    {
+                        ["progressToken"] = token.DeepClone(),
+                        ["progress"] = Math.Round(Stopwatch.GetElapsedTime(started).TotalSeconds, 1) + 0.1,
+                        ["message"] = $"waiting for a human to approve \"{message}\"",
+                    },
+                };
+                await WriteHostAsync(notification.ToJsonString());
+                await Task.Delay(ProgressInterval, ct);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Decided.
+        }
+    }
+
+    private async Task ForwardAsync(JsonNode? message, string raw)
+    {
+        if (message is JsonObject o && o.ContainsKey("method") && o.ContainsKey("id"))
+        {
+            _forwarded[Key(o["id"])] = o["id"]?.DeepClone();
+        }
+        else if (message is JsonArray batch)
+        {
+            foreach (var item in batch.OfType<JsonObject>().Where(i => i.ContainsKey("method") && i.ContainsKey("id")))
+            {
+                _forwarded[Key(item["id"])] = item["id"]?.DeepClone();
+            }
+        }
+        await _toChild.WaitAsync();
+        try
+        {
+            await _process!.StandardInput.WriteAsync(raw + "\n");
+            await _process.StandardInput.FlushAsync();
+        }
+        finally
+        {
+            _toChild.Release();
+        }
+    }
+
+    private async Task RelayFromChildAsync(StreamReader fromChild)
+    {
+        while (await fromChild.ReadLineAsync() is { } line)
+        {
+            try
+            {
+                var node = JsonNode.Parse(line);
+                foreach (var response in node is JsonArray a ? a.OfType<JsonObject>() : node is JsonObject o ? [o] : [])
+                {
+                    if (!response.ContainsKey("method") && response.ContainsKey("id"))
+                    {
+                        _forwarded.TryRemove(Key(response["id"]), out var _);
+                        if (response["result"] is JsonObject result && result["serverInfo"] is JsonObject info && info["name"] is JsonValue name
+                            && name.TryGetValue<string>(out var serverInfoName))
+                        {
+                            // MCP 2025-11-25 basic/lifecycle: the initialize result names the server; the details say which server ran the tool.
+                            _childName = serverInfoName;
+                        }
+                    }
+                }
+            }
+            catch (JsonException)
+            {
+                // Relayed as it is; the host judges it.
+            }
+            await WriteHostAsync(line);
+        }
+    }
+
+    private async Task WriteHostAsync(string line)
+    {
+        await _toHost.WaitAsync();
+        try
+        {
+            await _host.WriteAsync(line + "\n");
+            await _host.FlushAsync();
+        }
+        finally
+        {
+            _toHost.Release();
+        }
+    }
+
+    private static string Key(JsonNode? id) => id?.ToJsonString() ?? "null";
+
+    private static string ErrorResponse(JsonNode? id, int code, string message) => new JsonObject
+    {
+        ["jsonrpc"] = "2.0",
+        ["id"] = id?.DeepClone(),
+        ["error"] = new JsonObject { ["code"] = code, ["message"] = message },
+    }.ToJsonString();
+
+    /// <summary>MCP 2025-11-25 server/tools "Error Handling": a tool execution failure is a result with isError true.</summary>
+    private static string ToolError(JsonNode? id, string text, ToolDecision decision) => new JsonObject
+    {
+        ["jsonrpc"] = "2.0",
+        ["id"] = id?.DeepClone(),
+        ["result"] = new JsonObject
+        {
+            ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = text }),
+            ["isError"] = true,
+            ["_meta"] = new JsonObject { ["io.assent/approval"] = new JsonObject { ["decision"] = ToolGate.DecisionName(decision) } },
+        },
+    }.ToJsonString();
+}

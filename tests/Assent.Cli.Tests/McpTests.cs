@@ -1,0 +1,438 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Assent.Cli.Tests;
+
+/// <summary>
+/// docs/mcp.md end to end: the official TypeScript MCP client (tests/interop/mcp-client.mjs) drives the sample gated
+/// C# server, <c>assent mcp gate</c> around a TypeScript MCP server Assent has never seen, and <c>assent mcp serve</c>
+/// over stdio and streamable HTTP; a CLI device approves or denies each request as a human would.
+/// </summary>
+public sealed class McpTests
+{
+    private static readonly string Dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet";
+
+    [Fact]
+    public async Task Sample_server_runs_an_approved_call_with_its_token_and_answers_a_denial_with_an_error_result()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
+            ["elicitation"] = true,
+            ["list"] = true,
+            ["sequential"] = true,
+            ["calls"] = new JsonArray(
+                Call("deploy", new JsonObject { ["service"] = "api", ["env"] = "production" }, progress: true),
+                Call("delete_user", new JsonObject { ["user"] = "alice" }),
+                Call("status", new JsonObject())),
+        };
+        var client = McpClient.Start(plan);
+        var approved = await Steps.DecideWhenItArrivesAsync(box);
+        var denied = await Steps.DecideWhenItArrivesAsync(box, deny: true);
+        var events = await client.FinishAsync();
+
+        Assert.Equal("approve", approved.GetProperty("decision").GetString());
+        Assert.Equal("deny", denied.GetProperty("decision").GetString());
+        Assert.Equal(["delete_user", "deploy", "status"], events.Single(e => e["event"]!.GetValue<string>() == "tools")["names"]!.AsArray().Select(n => n!.GetValue<string>()).Order(StringComparer.Ordinal));
+
+        // Approved: the tool ran and saw the verified token, whose details are the call's arguments, canonical.
+        var deploy = Result(events, 0);
+        Assert.NotEqual(true, deploy["isError"]?.GetValue<bool>());
+        var text = Text(deploy);
+        Assert.StartsWith("deployed api to production; approved by did:web:", text, StringComparison.Ordinal);
+        Assert.Contains("""[{"arguments":{"env":"production","service":"api"},"server":"sample-ops","tool":"deploy","type":"mcp_tool"}]""", text, StringComparison.Ordinal);
+        var meta = deploy["_meta"]!["io.assent/approval"]!;
+        Assert.Equal("approved", meta["decision"]!.GetValue<string>());
+        Assert.Contains($"txn {meta["txn"]!.GetValue<string>()}", text, StringComparison.Ordinal);
+        Assert.StartsWith("did:web:", meta["approver"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // Progress while waiting, for the call that asked for it (MCP 2025-11-25 basic/utilities/progress).
+        var progress = events.Where(e => e["event"]!.GetValue<string>() == "progress").ToList();
+        Assert.NotEmpty(progress);
+        Assert.All(progress, p => Assert.Equal(0, p["call"]!.GetValue<int>()));
+        Assert.Contains("Deploy api to production", progress[0]["message"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // URL-mode elicitation, offered because this client declared it, links to the approver web app.
+        var elicitations = events.Where(e => e["event"]!.GetValue<string>() == "elicitation").ToList();
+        Assert.Equal(2, elicitations.Count);
+        Assert.All(elicitations, e => Assert.Equal("url", e["params"]!["mode"]!.GetValue<string>()));
+        Assert.All(elicitations, e => Assert.Equal(box.Url + "/app", e["params"]!["url"]!.GetValue<string>()));
+        // Each link's interaction is declared complete once decided (MCP 2025-11-25 client/elicitation, URL mode).
+        Assert.Equal(elicitations.Select(e => e["params"]!["elicitationId"]!.GetValue<string>()).Order(StringComparer.Ordinal),
+            events.Where(e => e["event"]!.GetValue<string>() == "elicitation_complete").Select(e => e["params"]!["elicitationId"]!.GetValue<string>()).Order(StringComparer.Ordinal));
+
+        // Denied: an error result naming the denial; the tool did not run.
+        var delete = Result(events, 1);
+        Assert.True(delete["isError"]!.GetValue<bool>());
+        Assert.StartsWith("denied:", Text(delete), StringComparison.Ordinal);
+        Assert.Equal("denied", delete["_meta"]!["io.assent/approval"]!["decision"]!.GetValue<string>());
+
+        Assert.Contains("RAN deploy api production", client.Stderr, StringComparison.Ordinal);
+
+        // Not gated: runs without asking, and without an approval.
+        Assert.Equal("all green", Text(Result(events, 2)));
+    }
+
+    [Fact]
+    public async Task Sample_server_refuses_calls_it_cannot_put_before_a_human_and_offers_no_link_to_a_client_without_url_elicitation()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
+            ["sequential"] = true,
+            ["calls"] = new JsonArray(
+                Call("deploy", new JsonObject { ["service"] = "api" }),
+                Call("delete_user", new JsonObject { ["user"] = new string('x', 9000) }),
+                Call("deploy", new JsonObject { ["service"] = "web", ["env"] = "staging" })),
+        };
+        var client = McpClient.Start(plan);
+        await Steps.DecideWhenItArrivesAsync(box);
+        var events = await client.FinishAsync();
+
+        var missing = Result(events, 0);
+        Assert.True(missing["isError"]!.GetValue<bool>());
+        Assert.Contains("needs the argument 'env'", Text(missing), StringComparison.Ordinal);
+        var oversized = Result(events, 1);
+        Assert.True(oversized["isError"]!.GetValue<bool>());
+        Assert.Contains("at most 1536", Text(oversized), StringComparison.Ordinal);
+        Assert.StartsWith("deployed web to staging", Text(Result(events, 2)), StringComparison.Ordinal);
+        Assert.DoesNotContain(events, e => e["event"]!.GetValue<string>() == "elicitation");
+    }
+
+    [Fact]
+    public async Task Gated_call_with_the_assent_server_unreachable_is_a_clear_error_result_not_a_hang()
+    {
+        await using var box = new CliSandbox();
+        var env = new JsonObject
+        {
+            ["HOME"] = box.Home,
+            ["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}",
+            ["ASSENT_CLIENT_ID"] = "agt_nobody",
+            ["ASSENT_CLIENT_SECRET"] = "sec_nothing",
+            ["ASSENT_USER_DID"] = "alice",
+        };
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
+            ["calls"] = new JsonArray(Call("deploy", new JsonObject { ["service"] = "api", ["env"] = "production" })),
+        };
+        var events = await McpClient.Start(plan).FinishAsync();
+        var result = Result(events, 0);
+        Assert.True(result["isError"]!.GetValue<bool>());
+        Assert.Contains("cannot reach the Assent server", Text(result), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Gate_forwards_ungated_tools_untouched_and_holds_matching_ones_for_approval()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "gate", "--tools", "delete_*", "--message", "Delete {path}", "--",
+                "node", Path.Combine(InteropDirectory, "mcp-server.mjs")], env),
+            ["list"] = true,
+            ["sequential"] = true,
+            ["calls"] = new JsonArray(
+                Call("add", new JsonObject { ["a"] = 2, ["b"] = 3 }),
+                Call("delete_file", new JsonObject { ["path"] = "/srv/keep" }, progress: true),
+                Call("delete_file", new JsonObject { ["path"] = "/srv/old" })),
+        };
+        var client = McpClient.Start(plan);
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
+        var approved = await Steps.DecideWhenItArrivesAsync(box);
+        var events = await client.FinishAsync();
+
+        Assert.Equal(["add", "delete_crash", "delete_file"], events.Single(e => e["event"]!.GetValue<string>() == "tools")["names"]!.AsArray().Select(n => n!.GetValue<string>()).Order(StringComparer.Ordinal));
+        Assert.Equal("5", Text(Result(events, 0)));
+        var refused = Result(events, 1);
+        Assert.True(refused["isError"]!.GetValue<bool>());
+        Assert.StartsWith("denied:", Text(refused), StringComparison.Ordinal);
+        Assert.Contains("Delete /srv/keep", Text(refused), StringComparison.Ordinal);
+        Assert.Contains(events, e => e["event"]!.GetValue<string>() == "progress" && e["call"]!.GetValue<int>() == 1);
+        Assert.Equal("deleted /srv/old", Text(Result(events, 2)));
+
+        // The server's stderr passed through; it saw the ungated call and the approved one, never the denied one.
+        Assert.Contains("interop-files ready", client.Stderr, StringComparison.Ordinal);
+        Assert.Contains("""CALLED add {"a":2,"b":3}""", client.Stderr, StringComparison.Ordinal);
+        Assert.Contains("""CALLED delete_file {"path":"/srv/old"}""", client.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("CALLED delete_file {\"path\":\"/srv/keep\"}", client.Stderr, StringComparison.Ordinal);
+        Assert.Equal("approve", approved.GetProperty("decision").GetString());
+    }
+
+    [Fact]
+    public async Task Gate_answers_the_pending_call_and_exits_when_the_server_crashes_mid_call()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "gate", "--tools", "delete_*", "--",
+                "node", Path.Combine(InteropDirectory, "mcp-server.mjs")], env),
+            ["calls"] = new JsonArray(Call("delete_crash", new JsonObject { ["path"] = "/srv/x" })),
+        };
+        var client = McpClient.Start(plan);
+        await Steps.DecideWhenItArrivesAsync(box);
+        var events = await client.FinishAsync();
+        var error = Assert.Single(events, e => e["event"]!.GetValue<string>() == "error");
+        Assert.Contains("exited (code 3) before answering", error["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Contains("assent mcp gate: the MCP server 'node' exited with code 3", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Sample_server_never_runs_a_call_the_client_cancelled_while_it_waited()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
+            // The sample reports progress every half second: the sixth comes about three seconds into the wait.
+            ["calls"] = new JsonArray(new JsonObject { ["name"] = "deploy", ["arguments"] = new JsonObject { ["service"] = "api", ["env"] = "prod" }, ["cancelOnProgress"] = 6 }),
+            ["lingerMs"] = 30000,
+        };
+        var client = McpClient.Start(plan);
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        var events = await client.FinishAsync();
+        var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
+        Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
+        Assert.DoesNotContain("RAN deploy", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Gate_drops_a_held_call_the_host_cancels_even_when_it_is_approved_afterwards()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "gate", "--tools", "delete_*", "--",
+                "node", Path.Combine(InteropDirectory, "mcp-server.mjs")], env),
+            ["calls"] = new JsonArray(new JsonObject { ["name"] = "delete_file", ["arguments"] = new JsonObject { ["path"] = "/srv/cancelled" }, ["cancelOnProgress"] = 2 }),
+            ["lingerMs"] = 30000,
+        };
+        var client = McpClient.Start(plan);
+        // The host cancels on the second progress notification, two seconds into the wait (MCP 2025-11-25
+        // basic/utilities/cancellation), time enough for the request to reach the server; the human approves it later.
+        await Task.Delay(TimeSpan.FromSeconds(20));
+        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        var events = await client.FinishAsync();
+        var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
+        Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
+        Assert.DoesNotContain("CALLED", client.Stderr, StringComparison.Ordinal);
+        Assert.Contains("interop-files ready", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Gate_answers_malformed_or_ambiguous_json_rpc_itself_and_forwards_none_of_it()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "node", Path.Combine(InteropDirectory, "mcp-server.mjs"));
+        await gate.WaitForAsync("interop-files ready");
+
+        await gate.TypeAsync("{not json\n");
+        await gate.WaitForAsync("\"code\":-32700");
+        // Two "params": a server taking the second would delete a file while the gate judged the first (an ungated add).
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}},"params":{"name":"delete_file","arguments":{"path":"/x"}}}""" + "\n");
+        await gate.WaitForAsync("\"code\":-32700", times: 2);
+        // Answered by the gate (its message), not by the server after a forward.
+        Assert.Equal(2, gate.Count("\"message\":\"Parse error: "));
+        // A gated call with the Assent server unreachable: a clear error result at once, nothing forwarded.
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}""" + "\n");
+        await gate.WaitForAsync("cannot reach the Assent server");
+        Assert.Contains("\"id\":8", gate.Output, StringComparison.Ordinal);
+        Assert.Contains("\"isError\":true", gate.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("CALLED", gate.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Serve_over_stdio_requests_an_approval_and_verifies_its_token()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "serve"], env),
+            ["list"] = true,
+            ["sequential"] = true,
+            ["calls"] = ServeCalls(),
+        };
+        var client = McpClient.Start(plan);
+        await Steps.DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
+        AssertServeResults(await client.FinishAsync());
+    }
+
+    [Fact]
+    public async Task Serve_over_streamable_http_requests_an_approval_and_verifies_its_token()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        foreach (var (name, value) in env)
+        {
+            box.Variables[name] = value!.GetValue<string>();
+        }
+        var port = Ports.Reserve();
+        using var serve = box.Start(false, "mcp", "serve", "--http", $"http://127.0.0.1:{port}");
+        await serve.WaitForAsync("listening on");
+        var plan = new JsonObject
+        {
+            ["http"] = $"http://127.0.0.1:{port}/mcp",
+            ["list"] = true,
+            ["sequential"] = true,
+            ["calls"] = ServeCalls(),
+        };
+        var client = McpClient.Start(plan);
+        await Steps.DecideWhenItArrivesAsync(box);
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
+        AssertServeResults(await client.FinishAsync());
+    }
+
+    private static JsonArray ServeCalls() => new(
+        Call("request_approval", new JsonObject
+        {
+            ["message"] = "Rotate the database password",
+            ["details"] = new JsonObject { ["type"] = "action", ["target"] = "db" },
+            ["timeout"] = 60,
+        }),
+        new JsonObject { ["name"] = "verify_approval", ["arguments"] = new JsonObject { ["expected_message"] = "Rotate the database password" }, ["tokenFrom"] = new JsonObject { ["token"] = 0 } },
+        new JsonObject { ["name"] = "verify_approval", ["arguments"] = new JsonObject { ["expected_message"] = "Something else" }, ["tokenFrom"] = new JsonObject { ["token"] = 0 } },
+        Call("request_approval", new JsonObject { ["message"] = "Drop the production database", ["timeout"] = 60 }));
+
+    private static void AssertServeResults(List<JsonNode> events)
+    {
+        Assert.Equal(["request_approval", "verify_approval"], events.Single(e => e["event"]!.GetValue<string>() == "tools")["names"]!.AsArray().Select(n => n!.GetValue<string>()).Order(StringComparer.Ordinal));
+        var approval = Result(events, 0)["structuredContent"]!;
+        Assert.True(approval["approved"]!.GetValue<bool>());
+        Assert.StartsWith("did:web:", approval["approver"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(3, approval["token"]!.GetValue<string>().Split('.').Length);
+        Assert.NotNull(approval["decided_at"]);
+
+        var verified = Result(events, 1);
+        Assert.NotEqual(true, verified["isError"]?.GetValue<bool>());
+        Assert.True(verified["structuredContent"]!["valid"]!.GetValue<bool>());
+        Assert.Equal(approval["txn"]!.GetValue<string>(), verified["structuredContent"]!["txn"]!.GetValue<string>());
+        Assert.Equal("db", verified["structuredContent"]!["authorization_details"]![0]!["target"]!.GetValue<string>());
+
+        var mismatch = Result(events, 2);
+        Assert.True(mismatch["isError"]!.GetValue<bool>());
+        Assert.Equal("evidence_mismatch", mismatch["structuredContent"]!["error"]!.GetValue<string>());
+
+        var denied = Result(events, 3)["structuredContent"]!;
+        Assert.False(denied["approved"]!.GetValue<bool>());
+        Assert.Equal("denied", denied["status"]!.GetValue<string>());
+        Assert.Null(denied["token"]);
+    }
+
+    /// <summary>A server with one enrolled user (this sandbox's CLI device) and an agent; the agent's environment.</summary>
+    private static async Task<JsonObject> AgentWorldAsync(CliSandbox box)
+    {
+        await box.StartServerAsync();
+        var device = await Steps.EnrollAsync(box, await Steps.InviteAsync(box, "alice"));
+        var agent = await Steps.CreateAgentAsync(box, "alice");
+        return new JsonObject
+        {
+            ["HOME"] = box.Home,
+            ["ASSENT_SERVER"] = box.Url,
+            ["ASSENT_CLIENT_ID"] = agent.ClientId,
+            ["ASSENT_CLIENT_SECRET"] = agent.ClientSecret,
+            ["ASSENT_USER_DID"] = device.GetProperty("user_did").GetString(),
+        };
+    }
+
+    private static JsonObject Stdio(CliSandbox box, string[] args, JsonObject env)
+    {
+        _ = box;
+        return new JsonObject { ["command"] = Dotnet, ["args"] = new JsonArray([.. args.Select(a => (JsonNode)a)]), ["env"] = env.DeepClone() };
+    }
+
+    private static JsonObject Call(string name, JsonObject arguments, bool progress = false) =>
+        new() { ["name"] = name, ["arguments"] = arguments, ["progress"] = progress };
+
+    private static JsonNode Result(List<JsonNode> events, int call)
+    {
+        var e = events.FirstOrDefault(e => e["call"]?.GetValue<int>() == call && e["event"]!.GetValue<string>() is "result" or "error");
+        Assert.True(e is not null && e["event"]!.GetValue<string>() == "result", $"call {call} did not return a result: {e?.ToJsonString() ?? "nothing"}");
+        return e!["result"]!;
+    }
+
+    private static string Text(JsonNode result) => result["content"]![0]!["text"]!.GetValue<string>();
+
+    private static string InteropDirectory => Path.Combine(RepoRoot(), "tests", "interop");
+
+    private static string RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Assent.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+        throw new InvalidOperationException("the repository root (Assent.slnx) is not above " + AppContext.BaseDirectory);
+    }
+
+    /// <summary>tests/interop/mcp-client.mjs running one plan; its stdout events and its stderr (where the servers' stderr lands).</summary>
+    private sealed class McpClient
+    {
+        private readonly Process _process;
+        private readonly Task<string> _stdout;
+        private readonly Task<string> _stderr;
+
+        private McpClient(Process process)
+        {
+            _process = process;
+            _stdout = process.StandardOutput.ReadToEndAsync();
+            _stderr = process.StandardError.ReadToEndAsync();
+        }
+
+        public string Stderr { get; private set; } = "";
+
+        public static McpClient Start(JsonObject plan)
+        {
+            Assert.True(File.Exists(Path.Combine(InteropDirectory, "node_modules", "@modelcontextprotocol", "sdk", "package.json")),
+                "run npm ci in tests/interop first (test.sh does)");
+            var info = new ProcessStartInfo("node")
+            {
+                WorkingDirectory = InteropDirectory,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+                StandardOutputEncoding = Encoding.UTF8,
+                StandardErrorEncoding = Encoding.UTF8,
+                UseShellExecute = false,
+            };
+            info.ArgumentList.Add("mcp-client.mjs");
+            info.ArgumentList.Add(plan.ToJsonString());
+            return new McpClient(Process.Start(info)!);
+        }
+
+        public async Task<List<JsonNode>> FinishAsync()
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+            try
+            {
+                await _process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            var stdout = await _stdout;
+            Stderr = await _stderr;
+            Assert.True(_process.ExitCode == 0 && stdout.TrimEnd().EndsWith("DONE", StringComparison.Ordinal),
+                $"mcp-client.mjs exit {_process.ExitCode}\n--- stdout\n{stdout}\n--- stderr\n{Stderr}");
+            return [.. stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l)!)];
+        }
+    }
+}
