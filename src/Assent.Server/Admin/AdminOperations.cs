@@ -78,7 +78,7 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
 
     public async Task<string> RotateKeysAsync(CancellationToken ct)
     {
-        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time);
+        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time, store.JoseKeys);
         await ring.InitializeAsync(ct);
         return await ring.RotateAsync(ct);
     }

@@ -7,6 +7,7 @@ using Assent.Server.App;
 using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Authentication;
+using Assent.Server.Authorize;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
 using Assent.Server.Devices;
@@ -81,6 +82,7 @@ public static class AssentServer
         services.AddSingleton(store.Keys);
         services.AddSingleton(store.Meta);
         services.AddSingleton(store.RateCounters);
+        services.AddSingleton(store.WebClients);
         // The core: identities, keys and tokens, the approval lifecycle.
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
@@ -112,6 +114,8 @@ public static class AssentServer
         services.AddSingleton<SessionService>();
         services.AddSingleton<DeviceCodeGrant>();
         services.AddSingleton<ClientCredentialsGrant>();
+        services.AddSingleton<AuthorizationCodeGrant>();
+        services.AddSingleton<IdTokenHints>();
         services.AddHostedService<Sweeper>();
         if (store.Database is PostgresDatabase postgres)
         {
@@ -166,6 +170,7 @@ public static class AssentServer
         app.MapDids();
         app.MapAudit();
         app.MapPasskeys();
+        app.MapAuthorize();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
@@ -200,7 +205,7 @@ public static class AssentServer
             try
             {
                 store = await StoreFactory.OpenAsync(options, time, ct);
-                var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
+                var keys = new KeyRing(store.Keys, store.Meta, master, options, time, store.JoseKeys);
                 await keys.InitializeAsync(ct);
                 // Offline commands on this data (assent admin invite) print links for the issuer the server runs as (docs/cli.md §6).
                 await store.Meta.SetAsync(MetaKeys.Issuer, Encoding.UTF8.GetBytes(options.IssuerString), ct);

@@ -9,7 +9,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 {
     /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
     internal static readonly string[] PruneTables =
-        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces", "rate_counters"];
+        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces", "rate_counters", "authorization_codes"];
 
     public Database Database => db;
 
@@ -35,6 +35,10 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
     public IMetaStore Meta { get; } = new MetaStore(db);
 
     public IRateCounterStore RateCounters { get; } = new RateCounterStore(db);
+
+    public IWebClientStore WebClients { get; } = new WebClientStore(db);
+
+    public IJoseKeyStore JoseKeys { get; } = new JoseKeyStore(db);
 
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 

@@ -185,6 +185,8 @@ internal static class PostgresSchema
             expires_at BIGINT NOT NULL);
         CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
         """,
+        // web sign-in (see the SQLite migration of the same number).
+        WebClientSchema.Tables("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -181,6 +181,9 @@ internal static class SqliteSchema
             expires_at INTEGER NOT NULL) WITHOUT ROWID;
         CREATE INDEX rate_counters_expiry ON rate_counters(expires_at);
         """,
+        // web sign-in (docs/storage.md §3): web clients, their users' consents, authorization codes (hashed), and the
+        // ES256/RS256 ID-token keys. Tables of their own, so the agents' clients table is untouched.
+        WebClientSchema.Tables("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
