@@ -10,6 +10,9 @@ internal sealed record AgentOutput(string ClientId, string ClientSecret, string 
 
 internal sealed record KeyOutput(string Kid);
 
+internal sealed record WebClientOutput(string ClientId, string? ClientSecret, string Name, IReadOnlyList<string> RedirectUris,
+    IReadOnlyList<string> PostLogoutRedirectUris, bool Public, string IdTokenSignedResponseAlg, string TokenEndpointAuthMethod);
+
 internal sealed record EnrollOutput(string DeviceId, string UserDid, string UserId, string Handle, string Server, string Name, string KeyFile);
 
 internal sealed record LocalDeviceView(string DeviceId, string Server, string Handle, string UserDid, string Name, DateTimeOffset CreatedAt, bool Selected);
@@ -41,6 +44,7 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(InviteOutput))]
 [JsonSerializable(typeof(AgentOutput))]
 [JsonSerializable(typeof(KeyOutput))]
+[JsonSerializable(typeof(WebClientOutput))]
 [JsonSerializable(typeof(EnrollOutput))]
 [JsonSerializable(typeof(DeviceListOutput))]
 [JsonSerializable(typeof(ConsentList))]

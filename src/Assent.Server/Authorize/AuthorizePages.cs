@@ -147,8 +147,9 @@ internal static class AuthorizePages
             $"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; img-src 'self'; base-uri 'none'; " +
             $"form-action {formAction}; frame-ancestors 'none'";
         response.Headers.CacheControl = "no-store";
-        // The page's URL carries the request's state and nonce: no Referer to the links it offers.
-        response.Headers["Referrer-Policy"] = "no-referrer";
+        // The page's URL carries the request's state and nonce: no Referer to other origins. Not no-referrer: under it
+        // browsers send "Origin: null" with the page's own form posts, which the Origin check must be able to read.
+        response.Headers["Referrer-Policy"] = "same-origin";
         response.Headers.XContentTypeOptions = "nosniff";
         var html = $"""
             <!doctype html>
