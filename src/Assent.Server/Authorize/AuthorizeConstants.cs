@@ -1,6 +1,6 @@
 namespace Assent.Server.Authorize;
 
-/// <summary>Paths of the sign-in feature (docs/http-api.md §13).</summary>
+/// <summary>Paths of the sign-in feature (docs/http-api.md §17).</summary>
 internal static class AuthorizePaths
 {
     /// <summary>OpenID Connect Core §3.1.2: the authorization endpoint.</summary>

@@ -14,7 +14,7 @@ using Microsoft.AspNetCore.Routing;
 namespace Assent.Server.Authorize;
 
 /// <summary>
-/// Passkey sign-in for other applications (docs/http-api.md §13): the OpenID Connect authorization endpoint with its
+/// Passkey sign-in for other applications (docs/http-api.md §17): the OpenID Connect authorization endpoint with its
 /// sign-in and consent pages, and RP-initiated logout. The token side is <see cref="AuthorizationCodeGrant"/>.
 /// </summary>
 internal static class AuthorizeEndpoints
@@ -22,7 +22,7 @@ internal static class AuthorizeEndpoints
     /// <summary>RFC 6749 §4.1.2 recommends at most 10 minutes; a code is redeemed within a second, so one minute is plenty.</summary>
     public static readonly TimeSpan CodeLifetime = TimeSpan.FromSeconds(60);
 
-    /// <summary>RFC 8176 for a passkey sign-in, user verification required: hardware key, user (biometric or PIN), multi-factor (docs/tokens.md §8).</summary>
+    /// <summary>RFC 8176 for a passkey sign-in, user verification required: hardware key, user (biometric or PIN), multi-factor (docs/tokens.md §11).</summary>
     public const string PasskeyAmr = $"{AuthenticationMethods.HardwareKey} {AuthenticationMethods.User} {AuthenticationMethods.MultiFactor}";
 
     public static IEndpointRouteBuilder MapAuthorize(this IEndpointRouteBuilder app)

@@ -54,7 +54,7 @@ internal static class DiscoveryEndpoints
             IdTokenSigningAlgValuesSupported: IdTokenAlgs.All,
             AuthorizationDetailsTypesSupported: options.AuthorizationDetailsTypes,
             ScopesSupported: [.. AuthorizationRequests.Scopes, CliClient.SessionScope, CliClient.AgentsWriteScope],
-            // "code" for web clients' sign-in (docs/http-api.md §13); "token" as before for the CIBA and device grants' answers.
+            // "code" for web clients' sign-in (docs/http-api.md §17); "token" as before for the CIBA and device grants' answers.
             ResponseTypesSupported: ["code", "token"],
             SubjectTypesSupported: ["public"],
             ClaimsSupported: [ClaimNames.Issuer, ClaimNames.Subject, ClaimNames.Audience, ClaimNames.AuthTime, ClaimNames.AuthenticationMethods,

@@ -8,7 +8,7 @@ using Assent.Protocol.Jose;
 
 namespace Assent.Server.Keys;
 
-/// <summary>The JOSE algorithms an ID token may be signed with (per client, <c>id_token_signed_response_alg</c>, docs/tokens.md §8).</summary>
+/// <summary>The JOSE algorithms an ID token may be signed with (per client, <c>id_token_signed_response_alg</c>, docs/tokens.md §11).</summary>
 internal static class IdTokenAlgs
 {
     public const string EdDsa = Jws.EdDsa;
@@ -52,7 +52,7 @@ internal sealed class JoseSigner : IDisposable
 
     public string Alg { get; }
 
-    /// <summary>As published in the JWKS: with <c>alg</c> (docs/tokens.md §8), unlike the Ed25519 keys.</summary>
+    /// <summary>As published in the JWKS: with <c>alg</c> (docs/tokens.md §11), unlike the Ed25519 keys.</summary>
     public Jwk PublicJwk { get; }
 
     public string Sign(ReadOnlySpan<byte> payload)

@@ -20,7 +20,7 @@ internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer,
 /// JWKS until every token they could have signed has expired (docs/tokens.md §2), then drop out. Another
 /// process (an operator's <c>assent admin keys rotate</c>, another node) may rotate, so the ring
 /// re-reads the table on a short period. Beside them, the ring holds the ES256 and RS256 keys that ID tokens of clients
-/// asking for those algorithms are signed with (docs/tokens.md §8), made on first need and rotated with the Ed25519 key.
+/// asking for those algorithms are signed with (docs/tokens.md §11), made on first need and rotated with the Ed25519 key.
 /// </summary>
 internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master, AssentOptions options, TimeProvider time, IJoseKeyStore? jose = null)
 {
@@ -133,7 +133,7 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
             // The newest unretired key of each algorithm signs.
             currentJose[row.Alg] = JoseSigner.Load(row.Kid, row.Alg, master.Open(row.EncryptedPrivateKey, row.Kid));
         }
-        // docs/tokens.md §8: the Ed25519 keys carry no alg member; the ES256/RS256 keys do.
+        // docs/tokens.md §11: the Ed25519 keys carry no alg member; the ES256/RS256 keys do.
         var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid))
             .Concat(publishedJose.Select(r => JsonSerializer.Deserialize(r.PublicJwk, JwkJson.Default.Jwk)!))
             .ToList();

@@ -151,7 +151,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     }
 
     /// <summary>
-    /// The authorization_code grant (docs/tokens.md §8): an access token like §3's but for the user themself (no
+    /// The authorization_code grant (docs/tokens.md §11): an access token like §3's but for the user themself (no
     /// <c>act</c>, no evidence: no action was approved), always EdDSA; and an ID token (OpenID Connect Core §2, §3.1.3.6)
     /// signed with the client's <c>id_token_signed_response_alg</c>.
     /// </summary>
@@ -204,7 +204,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     /// <summary>
     /// OpenID Connect Core §3.1.3.6: the left half of the hash of the access token's ASCII bytes, with the hash of the ID
     /// token's alg: SHA-256 for ES256 and RS256; for EdDSA over Ed25519, SHA-512, whose half is 256 bits (as the
-    /// OpenID Foundation's certified providers do; docs/tokens.md §8).
+    /// OpenID Foundation's certified providers do; docs/tokens.md §11).
     /// </summary>
     internal static string AccessTokenHash(string accessToken, string alg)
     {

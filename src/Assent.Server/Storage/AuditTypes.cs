@@ -16,7 +16,7 @@ internal static class AuditTypes
     public const string SessionCreated = "session.created";
     public const string AgentCreated = "agent.created";
 
-    /// <summary>A web client registered for OpenID Connect sign-in (docs/http-api.md §13).</summary>
+    /// <summary>A web client registered for OpenID Connect sign-in (docs/http-api.md §17).</summary>
     public const string WebClientCreated = "web_client.created";
 
     /// <summary>A user consented to a web client's scopes.</summary>

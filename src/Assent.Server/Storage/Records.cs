@@ -204,7 +204,7 @@ internal sealed record WebAuthnChallengeRecord(byte[] ChallengeHash, string Purp
 internal sealed record WebSessionRecord(byte[] TokenHash, string UserId, string DeviceId, long CreatedAt, long ExpiresAt);
 
 /// <summary>
-/// A web application that signs its users in through Assent (OpenID Connect authorization code, docs/http-api.md §13).
+/// A web application that signs its users in through Assent (OpenID Connect authorization code, docs/http-api.md §17).
 /// Its own table, apart from agents: a web client never asks for approvals. <see cref="SecretHash"/> is null for a
 /// public client (PKCE only). Redirect URIs are matched exactly (RFC 9700 §2.1).
 /// </summary>

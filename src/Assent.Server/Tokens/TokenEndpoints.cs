@@ -29,7 +29,7 @@ internal static class TokenEndpoints
     internal static async Task<Results<Ok<TokenResponse>, OAuthError>> TokenAsync(HttpContext http, ClientAuthenticator clients, CibaGrant ciba,
         DeviceCodeGrant deviceCode, SessionService sessions, ClientCredentialsGrant clientCredentials, AuthorizationCodeGrant authorizationCode, CancellationToken ct)
     {
-        // Web clients (docs/http-api.md §13) are not agents: the authorization_code grant authenticates its own clients.
+        // Web clients (docs/http-api.md §17) are not agents: the authorization_code grant authenticates its own clients.
         if (http.Request.HasFormContentType && await RequestBodies.ReadFormAsync(http.Request, ct) is { Form: { } early } &&
             early.Value(OAuthParameters.GrantType) == AuthorizationCodeGrant.GrantType)
         {
