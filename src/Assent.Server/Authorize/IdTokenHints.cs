@@ -22,7 +22,8 @@ internal sealed class IdTokenHints(KeyRing keys, AssentOptions options)
 {
     public HintedIdToken? Validate(string token)
     {
-        if (!Jws.TryParse(token, Jws.DefaultMaxLength, out var parts, out _) || parts!.Header.Typ != Jws.JwtType || parts.Header.Kid is null)
+        var parts = Parse(token);
+        if (parts is null || parts.Header.Typ != Jws.JwtType || parts.Header.Kid is null)
         {
             return null;
         }
@@ -41,6 +42,44 @@ internal sealed class IdTokenHints(KeyRing keys, AssentOptions options)
                    root.TryGetProperty(ClaimNames.Audience, out var aud) && aud.ValueKind == JsonValueKind.String
                 ? new HintedIdToken(sub.GetString()!, aud.GetString()!)
                 : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Jws.TryParse"/> takes only Ed25519's 64-byte signatures; an ES256 signature is 64 bytes too, an RS256 one
+    /// the modulus' size. So an RS256 hint is split here: the same checks (size first, three base64url parts, a JSON-object
+    /// header without <c>crit</c>) with the signature's length left to the key's verification.
+    /// </summary>
+    private static JwsParts? Parse(string token)
+    {
+        if (Jws.TryParse(token, Jws.DefaultMaxLength, out var parts, out _))
+        {
+            return parts;
+        }
+        if (token.Length > Jws.DefaultMaxLength)
+        {
+            return null;
+        }
+        var segments = token.Split('.');
+        if (segments.Length != 3 || segments.Any(p => p.Length == 0) ||
+            !Base64Url.TryDecode(segments[0], out var header) || !Base64Url.TryDecode(segments[1], out var payload) || !Base64Url.TryDecode(segments[2], out var signature))
+        {
+            return null;
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(header);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || root.TryGetProperty("crit", out _))
+            {
+                return null;
+            }
+            string? Text(string name) => root.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            return new JwsParts(new JwsHeader(Text("alg"), Text("kid"), Text("typ")), header, payload, signature, segments[0].Length + 1 + segments[1].Length);
         }
         catch (JsonException)
         {
