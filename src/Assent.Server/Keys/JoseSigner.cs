@@ -21,9 +21,6 @@ internal static class IdTokenAlgs
 
     public static readonly IReadOnlyList<string> All = [EdDsa, Es256, Rs256];
 
-    /// <summary>The algorithms for which the server holds keys besides its Ed25519 ones.</summary>
-    public static readonly IReadOnlyList<string> Additional = [Es256, Rs256];
-
     /// <summary>The algorithm's canonical spelling, or null when it is none of <see cref="All"/>.</summary>
     public static string? Parse(string? alg) => All.FirstOrDefault(a => string.Equals(a, alg, StringComparison.OrdinalIgnoreCase));
 }
