@@ -70,6 +70,43 @@ public sealed class AdminCommandTests
     }
 
     [Fact]
+    public async Task Admin_client_create_json_prints_a_web_client_with_its_secret_once_or_none_for_a_public_one()
+    {
+        await using var box = new CliSandbox();
+        await Steps.InviteAsync(box, "alice");
+
+        var confidential = Steps.SingleJsonObject(await box.RunAsync("admin", "client", "create", "--name", "wiki", "--redirect-uri", "https://wiki.example.com/cb",
+            "--redirect-uri", "http://localhost:3000/cb", "--post-logout-redirect-uri", "https://wiki.example.com/", "--id-token-alg", "RS256", "--data", box.Data, "--json"));
+        var spa = Steps.SingleJsonObject(await box.RunAsync("admin", "client", "create", "--name", "spa", "--redirect-uri", "https://spa.example.com/cb", "--public",
+            "--data", box.Data, "--json"));
+
+        Assert.StartsWith("web_", confidential.GetProperty("client_id").GetString());
+        Assert.StartsWith("sec_", confidential.GetProperty("client_secret").GetString());
+        Assert.Equal(["https://wiki.example.com/cb", "http://localhost:3000/cb"], confidential.GetProperty("redirect_uris").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal("RS256", confidential.GetProperty("id_token_signed_response_alg").GetString());
+        Assert.Equal("client_secret_basic", confidential.GetProperty("token_endpoint_auth_method").GetString());
+        Assert.False(spa.TryGetProperty("client_secret", out _));
+        Assert.True(spa.GetProperty("public").GetBoolean());
+        Assert.Equal("EdDSA", spa.GetProperty("id_token_signed_response_alg").GetString());
+        Assert.Equal("none", spa.GetProperty("token_endpoint_auth_method").GetString());
+    }
+
+    [Fact]
+    public async Task Admin_client_create_refuses_a_redirect_uri_that_is_not_https_or_has_a_fragment()
+    {
+        await using var box = new CliSandbox();
+        await Steps.InviteAsync(box, "alice");
+
+        var plain = await box.RunAsync("admin", "client", "create", "--name", "wiki", "--redirect-uri", "http://wiki.example.com/cb", "--data", box.Data);
+        var fragment = await box.RunAsync("admin", "client", "create", "--name", "wiki", "--redirect-uri", "https://wiki.example.com/cb#x", "--data", box.Data);
+
+        Assert.True(plain.ExitCode == 64, plain.ToString());
+        Assert.Contains("must use https", plain.Stderr);
+        Assert.True(fragment.ExitCode == 64, fragment.ToString());
+        Assert.Contains("fragment", fragment.Stderr);
+    }
+
+    [Fact]
     public async Task A_missing_required_option_is_a_usage_error_that_points_to_help()
     {
         await using var box = new CliSandbox();

@@ -19,7 +19,11 @@ public sealed class SurfaceTests(SharedServer shared)
         Assert.Equal(issuer + "/oauth/token", doc.GetProperty("token_endpoint").GetString());
         Assert.Equal(issuer + "/oauth/bc-authorize", doc.GetProperty("backchannel_authentication_endpoint").GetString());
         Assert.Contains("urn:openid:params:grant-type:ciba", doc.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()));
-        Assert.Equal(["EdDSA"], doc.GetProperty("id_token_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()));
+        // EdDSA first, the default; ES256 and RS256 for web clients that ask for them (docs/tokens.md §8).
+        Assert.Equal(["EdDSA", "ES256", "RS256"], doc.GetProperty("id_token_signing_alg_values_supported").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(issuer + "/oauth/authorize", doc.GetProperty("authorization_endpoint").GetString());
+        Assert.Equal(issuer + "/oauth/logout", doc.GetProperty("end_session_endpoint").GetString());
+        Assert.Equal(["S256"], doc.GetProperty("code_challenge_methods_supported").EnumerateArray().Select(e => e.GetString()));
         Assert.Contains("client_secret_basic", doc.GetProperty("token_endpoint_auth_methods_supported").EnumerateArray().Select(e => e.GetString()));
         Assert.Contains("payment", doc.GetProperty("authorization_details_types_supported").EnumerateArray().Select(e => e.GetString()));
     }

@@ -20,11 +20,13 @@ internal static class AdminCommands
         agent.Subcommands.Add(AgentSet());
         var apikey = new Command("apikey", "Manage API keys for the /v1 API. Example: assent admin apikey create --owner alice --name billing --scopes challenges:write,challenges:read");
         apikey.Subcommands.Add(ApiKeyCreate());
+        var client = new Command("client", "Manage web applications that sign users in with Assent (OpenID Connect). Example: assent admin client create --name wiki --redirect-uri https://wiki.example.com/signin-oidc");
+        client.Subcommands.Add(ClientCreate());
         var keys = new Command("keys", "Manage the token signing keys. Example: assent admin keys rotate");
         keys.Subcommands.Add(KeysRotate());
         return new Command("admin", "Operator commands that work offline on the data directory (./assent-data unless --data). Example: assent admin invite alice --admin --data ./assent-data")
         {
-            Invite(), agent, apikey, keys,
+            Invite(), agent, apikey, client, keys,
         };
     }
 
@@ -176,6 +178,51 @@ internal static class AdminCommands
 
                 """);
             await Console.Error.WriteLineAsync("The key is shown only this once (the server keeps only its hash): store it now, e.g. as ASSENT_API_KEY.");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command ClientCreate()
+    {
+        var name = new Option<string>("--name") { Description = "The application's name, shown on the sign-in and consent pages", Required = true };
+        var redirect = new Option<string[]>("--redirect-uri")
+        {
+            Description = "Where the code is sent back; matched exactly. https, or http for localhost. Repeat for several", Required = true,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var postLogout = new Option<string[]>("--post-logout-redirect-uri") { Description = "Where RP-initiated logout may return to. Repeat for several" };
+        var isPublic = new Option<bool>("--public") { Description = "A public client (single-page or native app): no secret, PKCE S256 required" };
+        var alg = new Option<string?>("--id-token-alg") { Description = "ID token signature: EdDSA (default), ES256 or RS256 for libraries without EdDSA" };
+        alg.AcceptOnlyFromAmong("EdDSA", "ES256", "RS256");
+        var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var command = new Command("create",
+            "Register a web application and print its client id (and, unless --public, its secret, once). Example: assent admin client create --name wiki --redirect-uri https://wiki.example.com/signin-oidc")
+        {
+            name, redirect, postLogout, isPublic, alg, data, database, json,
+        };
+        command.SetAction(CliApp.Guard(async (parse, ct) =>
+        {
+            var options = StoreOptions.Read(parse, data, database, null);
+            var created = await WithStoreAsync(options, (store, time) => new AdminOperations(store, options, time).CreateWebClientAsync(parse.GetValue(name)!,
+                parse.GetValue(redirect) ?? [], parse.GetValue(postLogout) ?? [], parse.GetValue(isPublic), parse.GetValue(alg), ct), ct);
+            var authMethod = created.Public ? "none" : "client_secret_basic";
+            if (parse.GetValue(json))
+            {
+                await Terminal.WriteJsonAsync(new WebClientOutput(created.ClientId, created.ClientSecret, created.Name, created.RedirectUris, created.PostLogoutRedirectUris,
+                    created.Public, created.IdTokenAlg, authMethod), CliJson.Default.WebClientOutput);
+                return ExitCodes.Success;
+            }
+            await Console.Out.WriteLineAsync($"""
+                Web client '{created.Name}' created ({(created.Public ? "public, PKCE S256 required" : "confidential")}, ID tokens {created.IdTokenAlg})
+
+                  issuer:        {options.IssuerString}
+                  client_id:     {created.ClientId}
+                """ + (created.ClientSecret is null ? "" : $"\n  client_secret: {created.ClientSecret}\n"));
+            if (created.ClientSecret is not null)
+            {
+                await Console.Error.WriteLineAsync("The secret is shown only this once (the server keeps only its hash): store it in the application's configuration now.");
+            }
             return ExitCodes.Success;
         }));
         return command;

@@ -14,6 +14,9 @@ internal sealed record ApiKeyOutput(string Id, string Key, string Name, string S
 
 internal sealed record KeyOutput(string Kid);
 
+internal sealed record WebClientOutput(string ClientId, string? ClientSecret, string Name, IReadOnlyList<string> RedirectUris,
+    IReadOnlyList<string> PostLogoutRedirectUris, bool Public, string IdTokenSignedResponseAlg, string TokenEndpointAuthMethod);
+
 internal sealed record EnrollOutput(string DeviceId, string UserDid, string UserId, string Handle, string Server, string Name, string KeyFile);
 
 internal sealed record LocalDeviceView(string DeviceId, string Server, string Handle, string UserDid, string Name, DateTimeOffset CreatedAt, bool Selected);
@@ -47,6 +50,7 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
 [JsonSerializable(typeof(AgentDeliveryOutput))]
 [JsonSerializable(typeof(ApiKeyOutput))]
 [JsonSerializable(typeof(KeyOutput))]
+[JsonSerializable(typeof(WebClientOutput))]
 [JsonSerializable(typeof(EnrollOutput))]
 [JsonSerializable(typeof(DeviceListOutput))]
 [JsonSerializable(typeof(ConsentList))]

@@ -14,7 +14,8 @@ public sealed record Jwk(
     [property: JsonPropertyName("n"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? N = null,
     [property: JsonPropertyName("e"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? E = null,
     [property: JsonPropertyName("kid"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Kid = null,
-    [property: JsonPropertyName("use"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Use = null)
+    [property: JsonPropertyName("use"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Use = null,
+    [property: JsonPropertyName("alg"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Alg = null)
 {
     public const string OctetKeyPair = "OKP";
     public const string Ed25519Curve = "Ed25519";

@@ -24,7 +24,14 @@ public sealed record DiscoveryDocument(
     IReadOnlyList<string> ScopesSupported,
     IReadOnlyList<string> ResponseTypesSupported,
     IReadOnlyList<string> SubjectTypesSupported,
-    IReadOnlyList<string> ClaimsSupported);
+    IReadOnlyList<string> ClaimsSupported,
+    string? AuthorizationEndpoint = null,
+    string? EndSessionEndpoint = null,
+    IReadOnlyList<string>? CodeChallengeMethodsSupported = null,
+    IReadOnlyList<string>? ResponseModesSupported = null,
+    IReadOnlyList<string>? PromptValuesSupported = null,
+    IReadOnlyList<string>? AcrValuesSupported = null,
+    bool? AuthorizationResponseIssParameterSupported = null);
 
 /// <summary>RFC 6749 §5.2 error response, on every OAuth endpoint.</summary>
 public sealed record OAuthErrorBody(string Error, string? ErrorDescription);

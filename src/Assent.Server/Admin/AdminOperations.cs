@@ -122,9 +122,14 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
         }
     }
 
+    /// <summary>Registers a web client for passkey sign-in (docs/cli.md §6, <c>assent admin client create</c>).</summary>
+    public Task<Authorize.CreatedWebClient> CreateWebClientAsync(string name, IReadOnlyList<string> redirectUris, IReadOnlyList<string> postLogoutRedirectUris,
+        bool isPublic, string? idTokenAlg, CancellationToken ct) =>
+        Authorize.WebClientRegistration.CreateAsync(store.WebClients, name, redirectUris, postLogoutRedirectUris, isPublic, idTokenAlg, time, ct);
+
     public async Task<string> RotateKeysAsync(CancellationToken ct)
     {
-        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time);
+        var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time, store.JoseKeys);
         await ring.InitializeAsync(ct);
         return await ring.RotateAsync(ct);
     }

@@ -107,7 +107,7 @@ internal sealed class ClientAuthenticator(ClientDirectory directory, AttemptLimi
     private static Outcome Fail(OAuthError error) => new(null, error);
 
     /// <summary>RFC 6749 §2.3.1: id and secret are form-urlencoded before being joined by ':' and base64-encoded.</summary>
-    private static bool TryParseBasic(string header, out string? id, out string? secret)
+    internal static bool TryParseBasic(string header, out string? id, out string? secret)
     {
         id = secret = null;
         if (!AuthenticationHeaderValue.TryParse(header, out var value) || !string.Equals(value.Scheme, "Basic", StringComparison.OrdinalIgnoreCase) || value.Parameter is null)

@@ -4,6 +4,7 @@ using Assent.Protocol.Jose;
 using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Common;
+using Assent.Server.Authorize;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Microsoft.AspNetCore.Builder;
@@ -45,17 +46,27 @@ internal static class DiscoveryEndpoints
             DeviceAuthorizationEndpoint: issuer + EndpointPaths.DeviceAuthorization,
             RevocationEndpoint: issuer + EndpointPaths.Revocation,
             UserinfoEndpoint: issuer + EndpointPaths.UserInfo,
-            GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials],
+            GrantTypesSupported: [GrantTypes.Ciba, GrantTypes.DeviceCode, GrantTypes.RefreshToken, GrantTypes.ClientCredentials, AuthorizationCodeGrant.GrantType],
             BackchannelTokenDeliveryModesSupported: [DeliveryModes.Poll, DeliveryModes.Ping, DeliveryModes.Push],
             BackchannelUserCodeParameterSupported: false,
             // None: the CLI's public client (RFC 8414 §2), which only signs humans in.
             TokenEndpointAuthMethodsSupported: [ClientAuthMethods.ClientSecretBasic, ClientAuthMethods.ClientSecretPost, ClientAuthMethods.None],
-            IdTokenSigningAlgValuesSupported: [Jws.EdDsa],
+            IdTokenSigningAlgValuesSupported: IdTokenAlgs.All,
             AuthorizationDetailsTypesSupported: options.AuthorizationDetailsTypes,
-            ScopesSupported: [Scopes.OpenId, CliClient.SessionScope, CliClient.AgentsWriteScope],
-            ResponseTypesSupported: ["token"],
+            ScopesSupported: [.. AuthorizationRequests.Scopes, CliClient.SessionScope, CliClient.AgentsWriteScope],
+            // "code" for web clients' sign-in (docs/http-api.md §17); "token" as before for the CIBA and device grants' answers.
+            ResponseTypesSupported: ["code", "token"],
             SubjectTypesSupported: ["public"],
             ClaimsSupported: [ClaimNames.Issuer, ClaimNames.Subject, ClaimNames.Audience, ClaimNames.AuthTime, ClaimNames.AuthenticationMethods,
-                ClaimNames.AuthReqId, ClaimNames.BindingMessage, ClaimNames.AuthorizationDetails, ClaimNames.Transaction, ClaimNames.Evidence]);
+                ClaimNames.AuthReqId, ClaimNames.BindingMessage, ClaimNames.AuthorizationDetails, ClaimNames.Transaction, ClaimNames.Evidence,
+                IdTokenClaims.Nonce, IdTokenClaims.Acr, IdTokenClaims.AccessTokenHash],
+            AuthorizationEndpoint: issuer + AuthorizePaths.Authorize,
+            EndSessionEndpoint: issuer + AuthorizePaths.EndSession,
+            CodeChallengeMethodsSupported: [PkceMethods.S256],
+            ResponseModesSupported: ["query"],
+            PromptValuesSupported: [Prompts.None, Prompts.Login, Prompts.Consent, Prompts.SelectAccount],
+            AcrValuesSupported: [IdTokenClaims.PhishingResistant],
+            // RFC 9207 §3: iss is in every authorization response.
+            AuthorizationResponseIssParameterSupported: true);
     }
 }

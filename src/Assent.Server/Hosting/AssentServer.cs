@@ -9,6 +9,7 @@ using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Authentication;
 using Assent.Server.Challenges;
+using Assent.Server.Authorize;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
 using Assent.Server.Devices;
@@ -90,6 +91,7 @@ public static class AssentServer
         services.AddSingleton(store.Webhooks);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
+        services.AddSingleton(store.WebClients);
         // The core: identities, keys and tokens, the approval lifecycle.
         services.AddSingleton(keys);
         services.AddSingleton<IdentityDirectory>();
@@ -127,6 +129,8 @@ public static class AssentServer
         services.AddSingleton<TargetGuard>();
         services.AddSingleton<EventBodies>();
         services.AddHostedService<DeliveryWorker>();
+        services.AddSingleton<AuthorizationCodeGrant>();
+        services.AddSingleton<IdTokenHints>();
         services.AddHostedService<Sweeper>();
         await services.AddPushAsync(store, master, ct);
         if (store.Database is PostgresDatabase postgres)
@@ -188,6 +192,7 @@ public static class AssentServer
         app.MapChallenges();
         app.MapWebhooks();
         app.MapPush();
+        app.MapAuthorize();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
@@ -222,7 +227,7 @@ public static class AssentServer
             try
             {
                 store = await StoreFactory.OpenAsync(options, time, ct);
-                var keys = new KeyRing(store.Keys, store.Meta, master, options, time);
+                var keys = new KeyRing(store.Keys, store.Meta, master, options, time, store.JoseKeys);
                 await keys.InitializeAsync(ct);
                 // Offline commands on this data (assent admin invite) print links for the issuer the server runs as (docs/cli.md §6).
                 await store.Meta.SetAsync(MetaKeys.Issuer, Encoding.UTF8.GetBytes(options.IssuerString), ct);

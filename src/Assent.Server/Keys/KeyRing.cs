@@ -19,16 +19,18 @@ internal sealed record SigningKey(string Kid, byte[] Seed, Ed25519Signer Signer,
 /// The issuer's Ed25519 signing keys. The newest is current; retired keys stay published in the
 /// JWKS until every token they could have signed has expired (docs/tokens.md §2), then drop out. Another
 /// process (an operator's <c>assent admin keys rotate</c>, another node) may rotate, so the ring
-/// re-reads the table on a short period.
+/// re-reads the table on a short period. Beside them, the ring holds the ES256 and RS256 keys that ID tokens of clients
+/// asking for those algorithms are signed with (docs/tokens.md §11), made on first need and rotated with the Ed25519 key.
 /// </summary>
-internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master, AssentOptions options, TimeProvider time)
+internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master, AssentOptions options, TimeProvider time, IJoseKeyStore? jose = null)
 {
     private const string KekCheckKey = "kek_check";
     private static readonly byte[] KekCheckPlaintext = Encoding.ASCII.GetBytes("assent-kek-check-v1");
 
     private volatile State? _state;
 
-    private sealed record State(SigningKey Current, byte[] JwksJson, IReadOnlyList<Jwk> Published, string Fingerprint);
+    private sealed record State(SigningKey Current, byte[] JwksJson, IReadOnlyList<Jwk> Published, string Fingerprint,
+        IReadOnlyDictionary<string, JoseSigner> Jose);
 
     public SigningKey Current => (_state ?? throw new InvalidOperationException("key ring not loaded")).Current;
 
@@ -68,13 +70,43 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
     public async Task<string> RotateAsync(CancellationToken ct)
     {
         var kid = await AddKeyAsync(audit: true, ct);
+        if (jose is not null)
+        {
+            // The ES256/RS256 keys in use rotate with the Ed25519 key; an algorithm no client asked for stays without one.
+            foreach (var alg in (await jose.ListAsync(ct)).Where(r => r.RetiredAt is null).Select(r => r.Alg).Distinct().ToList())
+            {
+                var (record, _) = NewJoseKey(alg);
+                await jose.AddAsync(record, record.CreatedAt, new AuditEvent(AuditTypes.KeyRotated, null, "operator", record.Kid), ct);
+            }
+        }
         await RefreshAsync(ct);
         return kid;
+    }
+
+    /// <summary>
+    /// The current key for ID tokens signed with <paramref name="alg"/> (ES256 or RS256), made on first need: of nodes
+    /// needing it together one creates it (<see cref="IJoseKeyStore.TryAddFirstAsync"/>) and the others load it.
+    /// </summary>
+    public async Task<JoseSigner> JoseKeyAsync(string alg, CancellationToken ct)
+    {
+        if (_state!.Jose.TryGetValue(alg, out var signer))
+        {
+            return signer;
+        }
+        if (jose is null)
+        {
+            throw new InvalidOperationException("this key ring holds no ES256/RS256 keys");
+        }
+        var (record, _) = NewJoseKey(alg);
+        await jose.TryAddFirstAsync(record, new AuditEvent(AuditTypes.KeyCreated, null, "system", record.Kid), ct);
+        await RefreshAsync(ct);
+        return _state.Jose.TryGetValue(alg, out signer) ? signer : throw new InvalidOperationException($"no {alg} key could be created or loaded");
     }
 
     public async Task RefreshAsync(CancellationToken ct)
     {
         var rows = await store.ListAsync(ct);
+        var joseRows = jose is null ? [] : await jose.ListAsync(ct);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var current = rows.LastOrDefault(r => r.RetiredAt is null) ?? rows.Last();
         var publishedRows = rows
@@ -82,7 +114,11 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
             .OrderByDescending(r => r.CreatedAt)
             .ToList();
         // Rebuild only when the current key or the published set changed (rotation, or a retired key aging out).
-        var fingerprint = current.Kid + "|" + string.Join(',', publishedRows.Select(r => r.Kid));
+        var publishedJose = joseRows
+            .Where(r => r.RetiredAt is null || r.RetiredAt.Value + (long)RetentionAfterRetirement.TotalMilliseconds > now)
+            .OrderByDescending(r => r.CreatedAt)
+            .ToList();
+        var fingerprint = current.Kid + "|" + string.Join(',', publishedRows.Select(r => r.Kid)) + "|" + string.Join(',', publishedJose.Select(r => r.Kid));
         if (_state is { } s && s.Fingerprint == fingerprint)
         {
             return;
@@ -91,12 +127,21 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         // The superseded signer is not disposed here: a request may still be signing with it. Its key
         // memory is zeroed and freed when the garbage collector finalises it.
         var signer = new Ed25519Signer(seed);
-        var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid)).ToList();
+        var currentJose = new Dictionary<string, JoseSigner>(StringComparer.Ordinal);
+        foreach (var row in joseRows.Where(r => r.RetiredAt is null))
+        {
+            // The newest unretired key of each algorithm signs.
+            currentJose[row.Alg] = JoseSigner.Load(row.Kid, row.Alg, master.Open(row.EncryptedPrivateKey, row.Kid));
+        }
+        // docs/tokens.md §11: the Ed25519 keys carry no alg member; the ES256/RS256 keys do.
+        var published = publishedRows.Select(r => Jwk.ForEd25519(r.PublicKey, r.Kid))
+            .Concat(publishedJose.Select(r => JsonSerializer.Deserialize(r.PublicJwk, JwkJson.Default.Jwk)!))
+            .ToList();
         var jwks = JsonSerializer.SerializeToUtf8Bytes(new JwkSet(published), JwkJson.Default.JwkSet);
         _state = new State(
             new SigningKey(current.Kid, seed, signer, current.PublicKey, Jws.EncodeHeader(current.Kid, Jws.AccessTokenType), Jws.EncodeHeader(current.Kid, Jws.JwtType),
                 Jws.EncodeHeader(current.Kid, TokenIssuer.ClientTokenType)),
-            jwks, published, fingerprint);
+            jwks, published, fingerprint, currentJose);
     }
 
     private async Task<string> AddKeyAsync(bool audit, CancellationToken ct)
@@ -105,6 +150,15 @@ internal sealed class KeyRing(IKeyStore store, IMetaStore meta, MasterKey master
         await store.AddAsync(record, record.CreatedAt,
             audit ? new AuditEvent(AuditTypes.KeyRotated, null, "operator", kid) : new AuditEvent(AuditTypes.KeyCreated, null, "system", kid), ct);
         return kid;
+    }
+
+    private (JoseKeyRecord Record, string Kid) NewJoseKey(string alg)
+    {
+        var (pkcs8, jwk) = JoseSigner.Generate(alg);
+        var record = new JoseKeyRecord(jwk.Kid!, alg, JsonSerializer.Serialize(jwk, JwkJson.Default.Jwk), master.Seal(pkcs8, jwk.Kid!),
+            time.GetUtcNow().ToUnixTimeMilliseconds(), null);
+        CryptographicOperations.ZeroMemory(pkcs8);
+        return (record, jwk.Kid!);
     }
 
     private (SigningKeyRecord Record, string Kid) NewKey()

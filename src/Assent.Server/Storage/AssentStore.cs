@@ -9,7 +9,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 {
     /// <summary>Tables whose rows are useless once <c>expires_at</c> has passed (their approvals and audit stay).</summary>
     internal static readonly string[] PruneTables =
-        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces", "rate_counters"];
+        ["device_authorizations", "refresh_tokens", "web_sessions", "webauthn_challenges", "revoked_access_tokens", "device_nonces", "rate_counters", "authorization_codes"];
 
     public Database Database => db;
 
@@ -46,6 +46,10 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
     internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);
 
     public IPushSubscriptionStore PushSubscriptions { get; } = new PushSubscriptionStore(db);
+
+    public IWebClientStore WebClients { get; } = new WebClientStore(db);
+
+    public IJoseKeyStore JoseKeys { get; } = new JoseKeyStore(db);
 
     public Task MigrateAsync(CancellationToken ct) => db.MigrateAsync(ct);
 

@@ -28,6 +28,15 @@ internal static class AuditTypes
     /// <summary>An agent's CIBA delivery mode or notification endpoint changed (CIBA Core §4).</summary>
     public const string AgentDeliveryChanged = "agent.delivery_changed";
 
+    /// <summary>A web client registered for OpenID Connect sign-in (docs/http-api.md §17).</summary>
+    public const string WebClientCreated = "web_client.created";
+
+    /// <summary>A user consented to a web client's scopes.</summary>
+    public const string WebConsentGranted = "web_consent.granted";
+
+    /// <summary>A spent authorization code came back (RFC 6749 §4.1.2): refused, and the access token it issued revoked.</summary>
+    public const string AuthorizationCodeReplayed = "authorization_code.replayed";
+
     /// <summary>An agent asked a user other than its owner who has not consented to it (docs/concepts.md §3.1).</summary>
     public const string AgentRefusedForeignUser = "agent.refused_foreign_user";
     public const string ConsentGranted = "consent.granted";

@@ -209,3 +209,59 @@ internal sealed record WebAuthnChallengeRecord(byte[] ChallengeHash, string Purp
 
 /// <summary>A web app session opened by a passkey sign-in; only the hash of the cookie token is stored.</summary>
 internal sealed record WebSessionRecord(byte[] TokenHash, string UserId, string DeviceId, long CreatedAt, long ExpiresAt);
+
+/// <summary>
+/// A web application that signs its users in through Assent (OpenID Connect authorization code, docs/http-api.md §17).
+/// Its own table, apart from agents: a web client never asks for approvals. <see cref="SecretHash"/> is null for a
+/// public client (PKCE only). Redirect URIs are matched exactly (RFC 9700 §2.1).
+/// </summary>
+internal sealed record WebClientRecord(
+    string Id,
+    byte[]? SecretHash,
+    string Name,
+    IReadOnlyList<string> RedirectUris,
+    IReadOnlyList<string> PostLogoutRedirectUris,
+    string IdTokenAlg,
+    long CreatedAt,
+    long? RevokedAt)
+{
+    public bool IsPublic => SecretHash is null;
+}
+
+/// <summary>
+/// An authorization code (RFC 6749 §4.1.2), stored only as its hash, bound to everything the token request must repeat.
+/// <see cref="IssuedJti"/> names the access token the first redemption issued, so a replay can revoke it.
+/// </summary>
+internal sealed record AuthorizationCodeRecord(
+    byte[] CodeHash,
+    string ClientId,
+    string UserId,
+    string DeviceId,
+    string RedirectUri,
+    string Scope,
+    string? CodeChallenge,
+    string? Nonce,
+    long AuthTime,
+    string Amr,
+    long CreatedAt,
+    long ExpiresAt,
+    long? UsedAt = null,
+    string? IssuedJti = null,
+    long? IssuedExpiresAt = null);
+
+/// <summary>What became of presenting an authorization code.</summary>
+internal enum CodeRedemption
+{
+    Redeemed,
+    Unknown,
+    Expired,
+
+    /// <summary>Used before (RFC 6749 §4.1.2): refused, and what it issued is revoked.</summary>
+    Replayed,
+
+    /// <summary>Presented by another client, for another redirect URI or with a wrong verifier: refused, nothing spent.</summary>
+    Mismatch,
+}
+
+/// <summary>An ES256 or RS256 signing key for ID tokens of clients that ask for it; the PKCS#8 private key sealed like the Ed25519 seeds.</summary>
+internal sealed record JoseKeyRecord(string Kid, string Alg, string PublicJwk, byte[] EncryptedPrivateKey, long CreatedAt, long? RetiredAt);

@@ -2,6 +2,7 @@ using Assent.Protocol;
 using Assent.Protocol.Messages;
 using Assent.Protocol.OAuth;
 using Assent.Server.Authentication;
+using Assent.Server.Authorize;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
 using Assent.Server.Identity;
@@ -20,14 +21,20 @@ internal static class TokenEndpoints
     {
         app.MapPost(EndpointPaths.Token, TokenAsync)
             .DisableAntiforgery()
-            .WithSummary("Token endpoint: CIBA, device_code, refresh_token, client_credentials (RFC 6749 §3.2, CIBA Core §10, RFC 8628 §3.4)")
+            .WithSummary("Token endpoint: CIBA, device_code, refresh_token, client_credentials, authorization_code (RFC 6749 §3.2, CIBA Core §10, RFC 8628 §3.4)")
             .WithTags("OAuth");
         return app;
     }
 
     internal static async Task<Results<Ok<TokenResponse>, OAuthError>> TokenAsync(HttpContext http, ClientAuthenticator clients, CibaGrant ciba,
-        DeviceCodeGrant deviceCode, SessionService sessions, ClientCredentialsGrant clientCredentials, CancellationToken ct)
+        DeviceCodeGrant deviceCode, SessionService sessions, ClientCredentialsGrant clientCredentials, AuthorizationCodeGrant authorizationCode, CancellationToken ct)
     {
+        // Web clients (docs/http-api.md §17) are not agents: the authorization_code grant authenticates its own clients.
+        if (http.Request.HasFormContentType && await RequestBodies.ReadFormAsync(http.Request, ct) is { Form: { } early } &&
+            early.Value(OAuthParameters.GrantType) == AuthorizationCodeGrant.GrantType)
+        {
+            return await authorizationCode.RedeemAsync(http.Request, early, ct);
+        }
         // The human grants come from the public CLI client, which has no secret.
         static bool IsHumanGrant(string? grant) => grant is GrantTypes.DeviceCode or GrantTypes.RefreshToken;
         var (read, client, error) = await clients.ReadFormAsync(http.Request, f => IsHumanGrant(f.Value(OAuthParameters.GrantType)), ct);

@@ -63,6 +63,62 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.False(await Store.Users.AnyAsync(default));
     }
 
+    private async Task<(WebClientRecord Client, AuthorizationCodeRecord Code)> WebCodeAsync(UserRecord user)
+    {
+        var client = new WebClientRecord(Ids.New("web"), null, "wiki", ["https://wiki.example/cb"], [], "EdDSA", Now, null);
+        await Store.WebClients.CreateAsync(client, new AuditEvent(AuditTypes.WebClientCreated, null, "test", client.Id), default);
+        var code = new AuthorizationCodeRecord(Ids.Hash(Guid.NewGuid().ToString()), client.Id, user.Id, "dev_x", "https://wiki.example/cb", "openid", "challenge",
+            "nonce", Now, "hwk user mfa", Now, Now + 60_000);
+        await Store.WebClients.CreateCodeAsync(code, Now + 360_000, default);
+        return (client, code);
+    }
+
+    [Fact]
+    public async Task An_authorization_code_is_redeemed_once_of_racing_redemptions_and_a_replay_names_the_token_it_issued()
+    {
+        var (client, code) = await WebCodeAsync(await UserAsync("wendy"));
+        Assert.Equal(client.RedirectUris, (await Store.WebClients.FindAsync(client.Id, default))!.RedirectUris);
+
+        // A mismatch spends nothing.
+        var (mismatch, _) = await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti0", Now + 1000, _ => "wrong verifier", default);
+        Assert.Equal(CodeRedemption.Mismatch, mismatch);
+
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 6).Select(i =>
+            Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti" + i, Now + 300_000, _ => null, default)));
+        var winner = Assert.Single(outcomes, o => o.Outcome == CodeRedemption.Redeemed);
+        Assert.All(outcomes.Where(o => o.Outcome != CodeRedemption.Redeemed), o =>
+        {
+            Assert.Equal(CodeRedemption.Replayed, o.Outcome);
+            Assert.Equal(winner.Code!.IssuedJti, o.Code!.IssuedJti);
+        });
+        Assert.Equal(CodeRedemption.Unknown, (await Store.WebClients.TryRedeemCodeAsync([9], Now, "j", Now, _ => null, default)).Outcome);
+    }
+
+    [Fact]
+    public async Task An_authorization_code_expires_and_a_consent_is_replaced_by_a_wider_one()
+    {
+        var user = await UserAsync("xena");
+        var (client, code) = await WebCodeAsync(user);
+        Clock.Advance(TimeSpan.FromSeconds(61));
+        Assert.Equal(CodeRedemption.Expired, (await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "j", Now, _ => null, default)).Outcome);
+
+        Assert.Null(await Store.WebClients.ConsentedScopesAsync(user.Id, client.Id, default));
+        await Store.WebClients.GrantConsentAsync(user.Id, client.Id, "openid", Now, new AuditEvent(AuditTypes.WebConsentGranted, user.Id, "d", client.Id), default);
+        await Store.WebClients.GrantConsentAsync(user.Id, client.Id, "openid profile", Now, new AuditEvent(AuditTypes.WebConsentGranted, user.Id, "d", client.Id), default);
+        Assert.Equal("openid profile", await Store.WebClients.ConsentedScopesAsync(user.Id, client.Id, default));
+    }
+
+    [Fact]
+    public async Task The_first_es256_key_has_one_winner()
+    {
+        JoseKeyRecord Key(string kid) => new(kid, "ES256", "{}", [1, 2], Now, null);
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(i =>
+            Store.JoseKeys.TryAddFirstAsync(Key("k" + i), new AuditEvent(AuditTypes.KeyCreated, null, "system", "k" + i), default)));
+        Assert.Single(results, r => r);
+        Assert.Single(await Store.JoseKeys.ListAsync(default));
+        Assert.True(await Store.JoseKeys.TryAddFirstAsync(Key("rs") with { Alg = "RS256" }, new AuditEvent(AuditTypes.KeyCreated, null, "system", "rs"), default));
+    }
+
     [Fact]
     public async Task An_invite_for_an_existing_handle_reuses_the_user_and_can_promote_to_admin()
     {

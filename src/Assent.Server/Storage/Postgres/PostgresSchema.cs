@@ -263,6 +263,8 @@ internal static class PostgresSchema
             created_at BIGINT NOT NULL);
         CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
         """,
+        // 11: web sign-in (see the SQLite migration of the same number).
+        WebClientSchema.Tables("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -261,6 +261,9 @@ internal static class SqliteSchema
             created_at INTEGER NOT NULL);
         CREATE INDEX push_subscriptions_user ON push_subscriptions(user_id);
         """,
+        // 11: web sign-in (docs/storage.md §3): web clients, their users' consents, authorization codes (hashed), and the
+        // ES256/RS256 ID-token keys. Tables of their own, so the agents' clients table is untouched.
+        WebClientSchema.Tables("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
