@@ -7,6 +7,9 @@ using Assent.Bench;
 //   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
+//   challenges [--clients 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
+//   webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]       decision -> webhook received
+//   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
 using var cts = new CancellationTokenSource();
@@ -24,6 +27,9 @@ try
         "waiters" => await WaitersCommand.RunAsync(options, cts.Token),
         "verify" => await VerifyCommand.RunAsync(options, cts.Token),
         "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
+        "challenges" => await ChallengesCommand.RunAsync(options, cts.Token),
+        "webhooks" => await WebhooksCommand.RunAsync(options, cts.Token),
+        "drain" => await DrainCommand.RunAsync(options, cts.Token),
         _ => Usage(),
     };
 }
@@ -41,6 +47,9 @@ static int Usage()
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
+               Assent.Bench challenges [--clients 32] [--seconds 10] [--rounds 2] [--warmup 10]
+               Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
+               Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
         """);
     return 64;
 }

@@ -15,6 +15,9 @@ internal static class ServeCommand
         // `waiters` holds --count requests over --users agents, 100 per agent and user by default: far above the
         // default cap of pending requests per agent and user (docs/deployment.md §10), which it is not there to measure.
         options.Limits.MaxPendingPerAgentPerUser = 100_000;
+        // The webhook modes deliver to the driver's own receiver on loopback, which the SSRF guard refuses unless the
+        // operator allows private targets (docs/webhooks.md; Assent__Webhooks__AllowPrivateTargets=true in a deployment).
+        options.Webhooks.AllowPrivateTargets = true;
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {
