@@ -3,7 +3,7 @@
 # child process, and prints every run plus the median of each figure. Output goes to stdout only.
 #   bench/run.sh — settings through the environment, e.g. FLOWS_ARGS="--agents 64" WAITERS_ARGS="--count 5000" bench/run.sh
 #   bench/run.sh v1 — the /v1 figures of issue 13 instead, each beside its reference from the same run:
-#     challenges  POST /v1/challenges at 32 clients (an administrator's API key, client i challenging user i; the
+#     challenges  POST /v1/challenges at 32 clients (an administrator's API key) over 2048 users, nothing decided (the
 #                 bench server raises Assent:Limits:MaxPendingPerAgentPerUser to 100000), vs CIBA bc-authorize
 #     webhooks    decision -> webhook read by the driver's receiver at 500 decisions/s, from the decision's answer
 #                 and from its send, vs the decision's own round trip
@@ -20,7 +20,7 @@ FLOWS_ARGS=${FLOWS_ARGS:-"--agents 32 --seconds 20 --warmup 20"}
 WAITERS_ARGS=${WAITERS_ARGS:-"--count 10000 --seconds 20"}
 # Scale-out: the same flows against two server nodes over PostgreSQL (fsync on), decisions crossing nodes.
 SCALE_ARGS=${SCALE_ARGS:-"--engine postgres --nodes 2 --agents 32 --seconds 20 --warmup 30"}
-CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --seconds 10 --rounds 2 --warmup 10"}
+CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rounds 2 --warmup 10"}
 WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
 DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
 

@@ -6,7 +6,10 @@ namespace Assent.Bench;
 
 /// <summary>
 /// <c>POST /v1/challenges</c> at saturation from <c>--clients</c> concurrent clients with one administrator's API key,
-/// client i challenging user i. Beside it, in the same server and the same run, the reference: CIBA
+/// client i challenging users i, i + clients, … of <c>--users</c> in turn (the CIBA reference likewise, with each user's
+/// agent). Nothing is decided, so pending requests pile up; the cap on pending requests per key (or agent) and user is
+/// raised by the bench server, and checking it reads that pair's pending requests, so more users keep each pile small
+/// as a real deployment's would be. Beside it, in the same server and the same run, the reference: CIBA
 /// <c>POST /oauth/bc-authorize</c> from as many agents (the same kind of work: one new pending request). The two
 /// alternate in rounds so drift on a shared machine falls on both.
 /// </summary>
@@ -15,6 +18,7 @@ internal static class ChallengesCommand
     public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
     {
         var clients = args.Int("clients", 32, 1, 1024);
+        var users = args.Int("users", 32, clients, 100_000);
         var round = TimeSpan.FromSeconds(args.Int("seconds", 10, 1, 600));
         var rounds = args.Int("rounds", 2, 1, 20);
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", 10, 0, 600));
@@ -24,12 +28,12 @@ internal static class ChallengesCommand
         using var http = BenchHttp.Create(baseUri);
         try
         {
-            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, clients, ct);
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, users, ct);
             var key = await V1Backend.ProvisionKeyAsync(dataDirectory, baseUri, ct);
             await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct);
             var backend = new V1Backend(http, key);
             var agents = provisioned.Select(p => new BenchAgent(http, p)).ToList();
-            Console.WriteLine($"challenges: {clients} clients, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
+            Console.WriteLine($"challenges: {clients} clients over {users} users, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
                               $"server pid {server.Id}, {Environment.ProcessorCount} cores; pending cap per key and user raised to 100000 by the bench server");
 
             long errors = 0;
@@ -60,7 +64,7 @@ internal static class ChallengesCommand
             var seq = 0;
             async Task<bool> Challenge(int i, int n)
             {
-                var (status, _) = await backend.CreateChallengeAsync(provisioned[i].Handle, Interlocked.Increment(ref seq), ct);
+                var (status, _) = await backend.CreateChallengeAsync(provisioned[(i + n * clients) % users].Handle, Interlocked.Increment(ref seq), ct);
                 if (status != HttpStatusCode.Created && Interlocked.Read(ref errors) < 3)
                 {
                     Console.Error.WriteLine($"  POST /v1/challenges answered {(int)status}");
@@ -69,7 +73,7 @@ internal static class ChallengesCommand
             }
             async Task<bool> Ask(int i, int n)
             {
-                await agents[i].AskAsync($"Bench ask {i}.{n}", null, ct);
+                await agents[(i + n * clients) % users].AskAsync($"Bench ask {i}.{n}", null, ct);
                 return true;
             }
 
@@ -101,6 +105,7 @@ internal static class ChallengesCommand
             Console.WriteLine($"  ratio challenges / bc-authorize: {Stats.F(challengeRate / askRate)} (errors {errors})");
             Stats.Result("challenges",
                 ("clients", clients.ToString(CultureInfo.InvariantCulture)),
+                ("users", users.ToString(CultureInfo.InvariantCulture)),
                 ("challenges_per_s", Stats.F(challengeRate, 0)),
                 ("bc_authorize_per_s", Stats.F(askRate, 0)),
                 ("ratio", Stats.F(challengeRate / askRate)),

@@ -7,7 +7,7 @@ using Assent.Bench;
 //   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
-//   challenges [--clients 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
+//   challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
 //   webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]       decision -> webhook received
 //   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
 var command = args.Length > 0 ? args[0] : "";
@@ -47,7 +47,7 @@ static int Usage()
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
-               Assent.Bench challenges [--clients 32] [--seconds 10] [--rounds 2] [--warmup 10]
+               Assent.Bench challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
         """);
