@@ -122,15 +122,16 @@ internal static partial class ChallengeEndpoints
         var metadata = request.Metadata is { } m ? m.GetRawText() : null;
         var details = Details(request.Action!, amount, request.Currency);
         ChallengeCreation outcome = ChallengeCreation.Created;
+        ChallengeRecord? stored = null;
         ApprovalService.Created? created;
         try
         {
             created = await service.CreateAsync(ApprovalKinds.Challenge, caller.Key.Id, caller.Key.Name, user!, ChallengeScope, request.Message, details, null, expiresIn,
                 async (a, _, audit, c) =>
                 {
-                    outcome = await challenges.TryCreateAsync(a, new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency,
-                        metadata, requiresHuman, idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null),
-                        options.Limits.MaxPendingPerAgentPerUser, audit, c);
+                    stored = new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency, metadata, requiresHuman,
+                        idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null);
+                    outcome = await challenges.TryCreateAsync(a, stored, options.Limits.MaxPendingPerAgentPerUser, audit, c);
                     return outcome == ChallengeCreation.Created;
                 }, ct);
         }
@@ -153,7 +154,8 @@ internal static partial class ChallengeEndpoints
                     $"this API key already has {options.Limits.MaxPendingPerAgentPerUser} challenges pending for this user; wait for one to be decided or expire",
                     TimeSpan.FromSeconds(5));
         }
-        var view = (await challenges.FindAsync(created!.Approval.Id, ct))!;
+        // Answered from what was just stored: a new challenge has no decision to read back.
+        var view = new ChallengeView(stored!, created!.Approval);
         http.Response.Headers.Location = $"{Path}/{view.Challenge.Id}";
         return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
     }

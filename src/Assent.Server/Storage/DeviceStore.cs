@@ -68,50 +68,59 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
     public Task<IReadOnlyList<DeviceRecord>> ListAsync(string userId, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync($"SELECT {DeviceSql.Columns} FROM devices WHERE user_id = $1 ORDER BY created_at, id", DeviceSql.Read, userId), ct);
 
-    public Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device,
-        Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
+    public async Task<UserRecord?> TryEnrollAsync(byte[] codeHash, long now, Func<UserRecord, DeviceRecord> device,
+        Func<UserRecord, DeviceRecord, AuditEvent> audit, CancellationToken ct)
+    {
+        var (user, queued) = await db.WriteAsync(async w =>
         {
             // The guarded update is the race guard: of two enrolments with one code, one finds it used.
             var userId = await w.OneAsync("UPDATE invites SET used_at = $2 WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 RETURNING user_id",
                 r => r.GetString(0), codeHash, now);
             if (userId is null)
             {
-                return null;
+                return ((UserRecord?)null, 0);
             }
             var user = (await w.OneAsync($"SELECT {UserStore.Columns} FROM users WHERE id = $1", UserStore.Read, userId))!;
             var d = device(user);
             await DeviceSql.InsertAsync(w, d);
             await w.AuditAsync(audit(user, d));
-            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, d, now)));
-            return user;
+            return (user, await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, d, now)));
         }, ct);
+        // After the commit: the worker sends what this transaction queued (docs/storage.md §9).
+        db.Outbox.Enqueued(queued);
+        return user;
+    }
 
-    public Task AddAsync(DeviceRecord device, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
+    public async Task AddAsync(DeviceRecord device, AuditEvent audit, CancellationToken ct)
+    {
+        var queued = await db.WriteAsync(async w =>
         {
             await DeviceSql.InsertAsync(w, device);
             await w.AuditAsync(audit);
-            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, device, device.CreatedAt)));
-            return true;
+            return await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, device, device.CreatedAt));
         }, ct);
+        db.Outbox.Enqueued(queued);
+    }
 
     public Task<bool> TryRenameAsync(string deviceId, string userId, string name, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w => await w.ExecAsync("UPDATE devices SET name = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", deviceId, userId, name) == 1 &&
                                  await w.AuditedAsync(audit), ct);
 
-    public Task<bool> TryRevokeAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
+    public async Task<bool> TryRevokeAsync(string deviceId, string userId, long now, AuditEvent audit, CancellationToken ct)
+    {
+        var queued = await db.WriteAsync(async w =>
         {
             if (await w.OneAsync($"UPDATE devices SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING {DeviceSql.Columns}",
                     DeviceSql.Read, deviceId, userId, now) is not { } revoked)
             {
-                return false;
+                return -1;
             }
             await w.AuditAsync(audit);
-            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now)));
-            return true;
+            return await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now));
         }, ct);
+        db.Outbox.Enqueued(queued);
+        return queued >= 0;
+    }
 
     public Task<bool> TryAdvanceSignCountAsync(string deviceId, long signCount, CancellationToken ct) =>
         db.WriteAsync(async w => await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", deviceId, signCount) == 1, ct);

@@ -67,6 +67,9 @@ internal interface IWebhookStore
     /// <summary>Records attempts and what they mean for their endpoints; returns the endpoints disabled by this.</summary>
     Task<IReadOnlyList<DisabledEndpoint>> RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, long disableAfter, CancellationToken ct);
 
+    /// <summary>Releases every lease (a single-process engine at start: the leases are a dead process's); returns how many.</summary>
+    Task<int> ReleaseLeasesAsync(CancellationToken ct);
+
     /// <summary>An agent's CIBA delivery mode and notification endpoint (CIBA Core §4); null when there is no such agent.</summary>
     Task<CibaClientSettings?> FindCibaClientAsync(string clientId, CancellationToken ct);
 
@@ -250,6 +253,13 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
         }, ct);
         db.Outbox.Enqueued(released);
         return disabled;
+    }
+
+    public async Task<int> ReleaseLeasesAsync(CancellationToken ct)
+    {
+        var released = await db.WriteAsync(w => w.ExecAsync($"UPDATE deliveries SET lease_until = 0 WHERE state = {Pending} AND lease_until > 0"), ct);
+        db.Outbox.Enqueued(released);
+        return released;
     }
 
     public Task<CibaClientSettings?> FindCibaClientAsync(string clientId, CancellationToken ct) =>

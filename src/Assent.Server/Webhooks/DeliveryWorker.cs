@@ -18,7 +18,7 @@ namespace Assent.Server.Webhooks;
 /// this node by the very transaction that queued it and handed over in memory (no claim between a decision and its
 /// webhook). Its outcome is recorded in batches. At-least-once: an attempt whose outcome was not recorded is attempted again.
 /// </summary>
-internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, EventBodies bodies, TargetGuard guard, MasterKey master, AssentOptions options,
+internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, OutboxSignal signal, EventBodies bodies, TargetGuard guard, MasterKey master, AssentOptions options,
     TimeProvider time, ILogger<DeliveryWorker> log) : BackgroundService
 {
     /// <summary>
@@ -60,6 +60,19 @@ internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, E
         http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Assent-Webhooks", "1"));
         _http = http;
         var max = options.Webhooks.MaxInFlight;
+        if (assent.Engine == "sqlite")
+        {
+            // SQLite has one server process: leases left in the database were this process's own before it died, so they
+            // are released now rather than when they run out (docs/webhooks.md §4); PostgreSQL's may belong to live nodes.
+            try
+            {
+                await store.ReleaseLeasesAsync(stop);
+            }
+            catch (Exception e) when (StorageFaults.IsUnavailable(e))
+            {
+                log.LogWarning("webhook leases left by an earlier run wait to run out: the database is unavailable ({Message})", e.Message);
+            }
+        }
         var recorder = RecordLoopAsync();
         var senders = Enumerable.Range(0, max).Select(_ => Task.Run(() => SendLoopAsync(max, stop), CancellationToken.None)).ToArray();
         signal.HandOffLease = Lease;
