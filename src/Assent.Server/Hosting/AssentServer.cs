@@ -16,6 +16,7 @@ using Assent.Server.Discovery;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
+using Assent.Server.Policies;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
@@ -87,6 +88,7 @@ public static class AssentServer
         services.AddSingleton(store.ApiKeys);
         services.AddSingleton(store.Challenges);
         services.AddSingleton(store.Webhooks);
+        services.AddSingleton(store.Policies);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
         // The core: identities, keys and tokens, the approval lifecycle.
@@ -99,6 +101,7 @@ public static class AssentServer
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<ApprovalHub>();
         services.AddSingleton<IApprovalEvents>(sp => sp.GetRequiredService<ApprovalHub>());
+        services.AddSingleton<PolicyBook>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<ApprovalViews>();
         services.AddSingleton<PollPacer>();
@@ -185,6 +188,7 @@ public static class AssentServer
         app.MapApiKeys();
         app.MapChallenges();
         app.MapWebhooks();
+        app.MapPolicies();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 
