@@ -35,7 +35,7 @@ internal static class Evidence
         }
         if (evidence.ValueKind != JsonValueKind.Array || evidence.GetArrayLength() == 0)
         {
-            throw Mismatch("the evidence is neither an object nor a non-empty array");
+            throw Mismatch("the token carries no evidence: an object, or for several approvers a non-empty array of them");
         }
         if (!claims.TryGetProperty(ClaimNames.Approvers, out var approversClaim) || approversClaim.ValueKind != JsonValueKind.Array)
         {
