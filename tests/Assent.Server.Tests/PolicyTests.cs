@@ -211,6 +211,15 @@ public sealed class PolicyTests(SharedServer fixture) : IClassFixture<SharedServ
         var authReqId = await Server.AskAsync(agent, "Transfer 50,000 USD", Payment("50000"), "openid payments:write");
         var pending = (await carol.PendingAsync()).Single();
         Assert.Empty(await outsider.PendingAsync());
+        var id = pending.GetProperty("id").GetString()!;
+        using (var seenByCarol = await Server.Http.SendAsync(carol.Signed(HttpMethod.Get, $"/authenticator/approvals/{id}")))
+        {
+            Assert.Equal(HttpStatusCode.OK, seenByCarol.StatusCode);
+        }
+        using (var seenByOutsider = await Server.Http.SendAsync(outsider.Signed(HttpMethod.Get, $"/authenticator/approvals/{id}")))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, seenByOutsider.StatusCode);
+        }
         Assert.Equal(HttpStatusCode.Forbidden, await DecideAsync(outsider, pending, Decisions.Approve));
 
         Assert.Equal(HttpStatusCode.OK, await DecideAsync(carol, pending, Decisions.Deny));
