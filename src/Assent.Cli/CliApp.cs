@@ -13,6 +13,7 @@ internal static class CliApp
         var root = new RootCommand("Assent: human approval for agents. Example: assent server --urls http://localhost:8400");
         root.Subcommands.Add(ServerCommand.Build());
         root.Subcommands.Add(AdminCommands.Build());
+        root.Subcommands.Add(PolicyCommands.Build());
         root.Subcommands.Add(DeviceCommands.Build());
         root.Subcommands.Add(ConsentCommands.Build());
         root.Subcommands.Add(ApproveCommand.Build());

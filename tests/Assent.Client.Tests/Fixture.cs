@@ -48,6 +48,8 @@ public sealed class IssuerServer : IAsyncDisposable
 
     public string Issuer => BaseUri.AbsoluteUri.TrimEnd('/');
 
+    internal T Service<T>() where T : notnull => _app.Services.GetRequiredService<T>();
+
     public static async Task<IssuerServer> StartAsync()
     {
         var data = Directory.CreateTempSubdirectory("assent-client-test-").FullName;

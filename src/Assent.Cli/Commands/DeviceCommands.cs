@@ -388,6 +388,15 @@ internal static class DeviceCommands
         }
         await text.WriteLineAsync($"  message:  {(p.BindingMessage is null ? "(none)" : Terminal.Visible(p.BindingMessage))}");
         await text.WriteLineAsync($"  scope:    {Terminal.Visible(p.Scope)}");
+        if (request.Policy is { } policy)
+        {
+            await text.WriteLineAsync($"  policy:   {Terminal.Visible(policy)}");
+        }
+        if (request.QuorumLine is { } quorum)
+        {
+            // docs/policies.md §3: several users decide; say who has and who is awaited.
+            await text.WriteLineAsync($"  quorum:   {Terminal.Visible(quorum)}");
+        }
         if (p.AuthorizationDetails is { } details)
         {
             await text.WriteLineAsync("  details:");

@@ -46,6 +46,9 @@ internal sealed record AuditVerifyOutput(bool Valid, long Verified, string? Head
     WriteIndented = false,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]
 [JsonSerializable(typeof(InviteOutput))]
+[JsonSerializable(typeof(PolicyResponse))]
+[JsonSerializable(typeof(PolicyList))]
+[JsonSerializable(typeof(PolicyTestResponse))]
 [JsonSerializable(typeof(AgentOutput))]
 [JsonSerializable(typeof(AgentDeliveryOutput))]
 [JsonSerializable(typeof(ApiKeyOutput))]

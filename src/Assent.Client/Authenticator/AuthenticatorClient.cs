@@ -241,11 +241,11 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
     {
         if (!Base64Url.TryDecode(view.Payload, out var bytes))
         {
-            return new PendingRequest(view.Id, view.Kind, view.State, [], null, view.ClientOwner);
+            return new PendingRequest(view.Id, view.Kind, view.State, [], null, view.ClientOwner, view.Policy, view.Quorum);
         }
         // The payload must be about this very request; otherwise a signature could be moved to another one.
         var payload = ApprovalPayload.TryParse(bytes, out var parsed) && parsed!.Req == view.Id ? parsed : null;
-        return new PendingRequest(view.Id, view.Kind, view.State, bytes, payload, view.ClientOwner);
+        return new PendingRequest(view.Id, view.Kind, view.State, bytes, payload, view.ClientOwner, view.Policy, view.Quorum);
     }
 
     private async Task<T> SendAsync<T>(HttpMethod method, string path, byte[]? body, bool signed, JsonTypeInfo<T> type, CancellationToken ct)

@@ -16,8 +16,20 @@ public sealed record EnrolledDevice(DeviceKey Key, string PublicKey, string User
 /// It is null when the bytes are not a valid v1 payload for this request; such a request must not be decided.
 /// <see cref="ClientOwner"/> is the handle of the asking agent's owner, as the server states it (not part of the
 /// payload); null for requests the server raises itself. Show it beside the agent's name and client id.
+/// <see cref="Policy"/> names the policy that applied (<c>name@version</c>) and <see cref="Quorum"/> where a request several
+/// users decide stands (docs/policies.md §3).
 /// </summary>
-public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload, string? ClientOwner = null);
+public sealed record PendingRequest(string Id, string Kind, string? State, byte[] PayloadBytes, ApprovalPayload? Payload, string? ClientOwner = null,
+    string? Policy = null, Assent.Protocol.Messages.QuorumProgress? Quorum = null)
+{
+    /// <summary>"1 of 2 approved, waiting for bob, carol"; null unless several users decide the request.</summary>
+    public string? QuorumLine => Quorum is not { } q
+        ? null
+        : $"{q.Approved.Count} of {q.Required} approved" +
+          (q.Approved.Count > 0 ? $" ({string.Join(", ", q.Approved)})" : "") +
+          (q.Waiting.Count > 0 ? $", waiting for {string.Join(", ", q.Waiting)}" : "") +
+          (q.Denied.Count > 0 ? $", denied by {string.Join(", ", q.Denied)}" : "");
+}
 
 /// <summary>One event of the device stream: a request to decide (<see cref="Request"/>), or one that settled (<see cref="State"/>).</summary>
 public sealed record AuthenticatorEvent(string Type, string Id, PendingRequest? Request, string? State)

@@ -17,23 +17,78 @@ internal static class Evidence
     public const string WebAuthnKind = "webauthn";
     public const string Ed25519Kind = "ed25519";
 
-    /// <summary>Returns the verification method that signed, or throws <see cref="TokenErrors.EvidenceMismatch"/>.</summary>
-    public static async Task<string> CheckAsync(JsonElement claims, TokenVerifier.Claims c, DidDocuments dids, CancellationToken ct)
+    /// <summary>
+    /// Checks every evidence entry and returns the verification methods that signed, one per approving device, or throws
+    /// <see cref="TokenErrors.EvidenceMismatch"/>. One approver: an object whose device belongs to <c>sub</c>. Several
+    /// (a quorum, docs/tokens.md §4): an array, each entry's device belonging to a DID of the <c>approvers</c> claim, each
+    /// checked against that DID's document, all over the same payload.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> CheckAllAsync(JsonElement claims, TokenVerifier.Claims c, DidDocuments dids, CancellationToken ct)
     {
-        if (!claims.TryGetProperty(ClaimNames.Evidence, out var evidence) || evidence.ValueKind != JsonValueKind.Object)
+        if (!claims.TryGetProperty(ClaimNames.Evidence, out var evidence))
         {
             throw Mismatch("the token carries no evidence");
         }
+        if (evidence.ValueKind == JsonValueKind.Object)
+        {
+            return [(await CheckAsync(evidence, c.Sub, c, dids, ct)).Device];
+        }
+        if (evidence.ValueKind != JsonValueKind.Array || evidence.GetArrayLength() == 0)
+        {
+            throw Mismatch("the token carries no evidence: an object, or for several approvers a non-empty array of them");
+        }
+        if (!claims.TryGetProperty(ClaimNames.Approvers, out var approversClaim) || approversClaim.ValueKind != JsonValueKind.Array)
+        {
+            throw Mismatch("evidence from several devices needs the approvers claim");
+        }
+        var approvers = approversClaim.EnumerateArray().Select(a => a.ValueKind == JsonValueKind.String ? a.GetString()! : "").ToHashSet(StringComparer.Ordinal);
+        var devices = new List<string>();
+        byte[]? first = null;
+        foreach (var entry in evidence.EnumerateArray())
+        {
+            var device = entry.ValueKind == JsonValueKind.Object ? RemoteJson.String(entry, "device") : null;
+            if (device is null || device.IndexOf('#', StringComparison.Ordinal) < 1)
+            {
+                throw Mismatch("an evidence entry names no device");
+            }
+            var did = DidOf(device);
+            if (!approvers.Contains(did))
+            {
+                throw Mismatch($"the evidence device {device} is not of an approver the token names");
+            }
+            var (checkedDevice, payload) = await CheckAsync(entry, did, c, dids, ct);
+            // docs/tokens.md §4: every approver signed the same payload, the one the request was created with.
+            if (first is not null && !CryptographicOperations.FixedTimeEquals(first, payload))
+            {
+                throw Mismatch("the evidence entries are over different payloads");
+            }
+            first = payload;
+            devices.Add(checkedDevice);
+        }
+        return devices;
+    }
+
+    /// <summary>The first verification method that signed (see <see cref="CheckAllAsync"/>).</summary>
+    public static async Task<string> CheckAsync(JsonElement claims, TokenVerifier.Claims c, DidDocuments dids, CancellationToken ct) =>
+        (await CheckAllAsync(claims, c, dids, ct))[0];
+
+    /// <summary>The DID a verification method (<c>did#device</c>) belongs to.</summary>
+    public static string DidOf(string device) => device[..device.IndexOf('#', StringComparison.Ordinal)];
+
+    /// <summary>Checks one evidence object made by a device of <paramref name="did"/>; returns the device and the payload it signed.</summary>
+    private static async Task<(string Device, byte[] Payload)> CheckAsync(JsonElement evidence, string did, TokenVerifier.Claims c, DidDocuments dids,
+        CancellationToken ct)
+    {
         var kind = RemoteJson.String(evidence, "kind");
         var device = RemoteJson.String(evidence, "device");
-        if (device is null || !device.StartsWith(c.Sub + "#", StringComparison.Ordinal))
+        if (device is null || !device.StartsWith(did + "#", StringComparison.Ordinal))
         {
             throw Mismatch("the evidence device is not a verification method of the token's subject");
         }
         var payload = Bytes(evidence, "payload") ?? throw Mismatch("the evidence has no payload");
         var signature = Bytes(evidence, "sig") ?? throw Mismatch("the evidence has no sig");
 
-        var methods = await dids.MethodsAsync(c.Sub, ct);
+        var methods = await dids.MethodsAsync(did, ct);
         if (!methods.TryGetValue(device, out var jwk))
         {
             throw Mismatch($"{device} is not listed in the approver's DID document: unknown or revoked device");
@@ -83,7 +138,7 @@ internal static class Evidence
         {
             throw Mismatch($"the signed payload's {why} differs from the token's");
         }
-        return device;
+        return (device, payload);
     }
 
     private static byte[]? Bytes(JsonElement obj, string name) =>

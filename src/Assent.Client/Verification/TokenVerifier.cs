@@ -81,6 +81,11 @@ public sealed class TokenVerifier : IDisposable
             // docs/tokens.md: a token valid for "anything" is a confused deputy waiting to happen.
             throw new ArgumentException("ask for an Audience or a Scope (or both): a token is only valid for something", nameof(options));
         }
+        if (options.RequiredApprovers is { } m && (m < 1 || !options.CheckEvidence))
+        {
+            throw new ArgumentException("RequiredApprovers must be at least 1, and needs CheckEvidence: approvers are counted from their devices' evidence",
+                nameof(options));
+        }
         // RFC 8725 §3.5: cap the size before any parsing.
         if (token.Length > _maxLength)
         {
@@ -145,10 +150,16 @@ public sealed class TokenVerifier : IDisposable
         {
             throw Fail(TokenErrors.EvidenceMismatch, "authorization_details are not the expected ones");
         }
-        string? device = null;
+        IReadOnlyList<string> devices = [];
         if (options.CheckEvidence)
         {
-            device = await Evidence.CheckAsync(claims, c, _dids, ct);
+            devices = await Evidence.CheckAllAsync(claims, c, _dids, ct);
+        }
+        // docs/tokens.md §9.1: M distinct users, each proven by their own device's signature checked above.
+        var approvers = devices.Select(Evidence.DidOf).Distinct(StringComparer.Ordinal).ToList();
+        if (options.RequiredApprovers is { } required && approvers.Count < required)
+        {
+            throw Fail(TokenErrors.EvidenceMismatch, $"{required} distinct approvers are required; the evidence proves {approvers.Count}");
         }
         // Last: a token refused for another reason must not use up its jti.
         if (options.CheckReplay && !await _replay.TryAddAsync(c.Jti, DateTimeOffset.FromUnixTimeSeconds(c.Exp + _skewSeconds), ct))
@@ -158,7 +169,9 @@ public sealed class TokenVerifier : IDisposable
         return new VerifiedToken(c.Iss, c.Sub, c.Audiences, c.ClientId, c.Scope, c.Jti, DateTimeOffset.FromUnixTimeSeconds(c.Iat),
             DateTimeOffset.FromUnixTimeSeconds(c.Exp), c.BindingMessage, c.AuthorizationDetails, c.Txn, kid, claims)
         {
-            EvidenceDevice = device,
+            EvidenceDevice = devices.Count > 0 ? devices[0] : null,
+            EvidenceDevices = devices,
+            Approvers = approvers,
         };
     }
 

@@ -57,6 +57,13 @@ public sealed class VerifyOptions
     /// </summary>
     public bool CheckEvidence { get; set; } = true;
 
+    /// <summary>
+    /// When set, the token must prove this many distinct approvers (a quorum, docs/policies.md §3): each entry of its
+    /// <c>evidence</c> is checked against its approver's DID document, and the distinct users whose devices signed are
+    /// counted. Needs <see cref="CheckEvidence"/>. Fewer fail with <c>evidence_mismatch</c>.
+    /// </summary>
+    public int? RequiredApprovers { get; set; }
+
     /// <summary>Refuse a <c>jti</c> seen before (on by default; docs/tokens.md).</summary>
     public bool CheckReplay { get; set; } = true;
 }

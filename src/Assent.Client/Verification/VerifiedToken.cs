@@ -34,6 +34,12 @@ public sealed record VerifiedToken(
     /// <summary>The verification method (<c>did#device</c>) whose signature was checked, when evidence was checked.</summary>
     public string? EvidenceDevice { get; init; }
 
+    /// <summary>Every verification method whose signature was checked, one per approving device (several for a quorum).</summary>
+    public IReadOnlyList<string> EvidenceDevices { get; init; } = [];
+
+    /// <summary>The distinct approvers (DIDs) the checked evidence proves; empty when evidence was not checked.</summary>
+    public IReadOnlyList<string> Approvers { get; init; } = [];
+
     /// <summary>True when the token's <c>scope</c> contains <paramref name="scope"/>.</summary>
     public bool HasScope(string scope) => TokenVerifier.ContainsScope(Scope, scope);
 }

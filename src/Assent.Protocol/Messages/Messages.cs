@@ -104,7 +104,15 @@ public sealed record PendingApproval(
     string Payload,
     string? State = null,
     string? Resource = null,
-    long? DecidedAt = null);
+    long? DecidedAt = null,
+    string? Policy = null,
+    QuorumProgress? Quorum = null);
+
+/// <summary>
+/// Where a quorum request stands (docs/policies.md §3): <see cref="Required"/> of <see cref="Of"/> distinct users must
+/// approve; <see cref="Approved"/> and <see cref="Waiting"/> are handles. Shown as "1 of 2 approved, waiting for bob".
+/// </summary>
+public sealed record QuorumProgress(int Required, int Of, IReadOnlyList<string> Approved, IReadOnlyList<string> Waiting, IReadOnlyList<string> Denied);
 
 public sealed record PendingList(IReadOnlyList<PendingApproval> Approvals);
 

@@ -49,6 +49,33 @@ public sealed record DeliveryResponse(string Id, string EventId, string Type, st
 /// <summary>A page of deliveries, newest first; <see cref="Before"/> continues the list.</summary>
 public sealed record DeliveryList(IReadOnlyList<DeliveryResponse> Deliveries, string? Before = null);
 
+/// <summary>
+/// A policy to add (docs/policies.md §1): conditions (<see cref="Agent"/>, <see cref="Scope"/>, <see cref="Type"/>, an
+/// amount range in <see cref="Currency"/>) and what a matching request needs: <see cref="Requires"/> <c>one</c>,
+/// <c>quorum</c> (<see cref="Quorum"/> of <see cref="Approvers"/>, handles or user ids) or <c>deny</c>. Amounts are exact
+/// decimals, a JSON number or a string.
+/// </summary>
+public sealed record PolicyCreateRequest(string? Name, int? Position = null, string? Agent = null, string? Scope = null, string? Type = null,
+    string? Currency = null, JsonElement? AmountOver = null, JsonElement? AmountAtMost = null, string? Requires = null, int? Quorum = null,
+    IReadOnlyList<string>? Approvers = null);
+
+/// <summary>One version of a policy; <see cref="Approvers"/> are handles.</summary>
+public sealed record PolicyResponse(string Id, string Name, int Version, int Position, string Requires, string CreatedAt, string? Agent = null,
+    string? Scope = null, string? Type = null, string? Currency = null, string? AmountOver = null, string? AmountAtMost = null, int? Quorum = null,
+    IReadOnlyList<string>? Approvers = null, string? RemovedAt = null);
+
+/// <summary>Active policies in the order they are tried.</summary>
+public sealed record PolicyList(IReadOnlyList<PolicyResponse> Policies);
+
+/// <summary>A sample request: which policy would it meet? <see cref="AuthorizationDetails"/> is the RFC 9396 array.</summary>
+public sealed record PolicyTestRequest(string? Agent, string? Scope = null, JsonElement? AuthorizationDetails = null);
+
+/// <summary>The policy a sample request meets (none: one approver), and what it would need.</summary>
+public sealed record PolicyTestResponse(string Requires, PolicyResponse? Policy = null);
+
+/// <summary>Several approvers for one challenge (docs/challenges.md §2.1): <see cref="Required"/> of <see cref="Approvers"/> (handles, ids or DIDs).</summary>
+public sealed record ChallengeQuorum(int? Required, IReadOnlyList<string>? Approvers);
+
 /// <summary>The JSON contract of the /v1 messages.</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
@@ -64,4 +91,10 @@ public sealed record DeliveryList(IReadOnlyList<DeliveryResponse> Deliveries, st
 [JsonSerializable(typeof(WebhookList))]
 [JsonSerializable(typeof(DeliveryResponse))]
 [JsonSerializable(typeof(DeliveryList))]
+[JsonSerializable(typeof(PolicyCreateRequest))]
+[JsonSerializable(typeof(PolicyResponse))]
+[JsonSerializable(typeof(PolicyList))]
+[JsonSerializable(typeof(PolicyTestRequest))]
+[JsonSerializable(typeof(PolicyTestResponse))]
+[JsonSerializable(typeof(ChallengeQuorum))]
 public sealed partial class V1Json : JsonSerializerContext;

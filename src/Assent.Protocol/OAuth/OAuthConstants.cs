@@ -125,6 +125,9 @@ public static class ClaimNames
 
     /// <summary>Every approver of a quorum request, as DIDs (docs/tokens.md §3).</summary>
     public const string Approvers = "approvers";
+
+    /// <summary>The policy that decided what the request needed, <c>name@version</c> (docs/tokens.md §3, docs/policies.md).</summary>
+    public const string Policy = "policy";
     public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
 
     /// <summary>OIDC Core §3.1.3.6 / CIBA Core §10.3.1: a pushed ID token binds the access token it came with.</summary>

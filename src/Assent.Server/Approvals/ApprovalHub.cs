@@ -86,6 +86,16 @@ internal sealed class ApprovalHub : IApprovalEvents
         Publish(userId, new StreamEvent(state, approvalId, null));
     }
 
+    /// <summary>A quorum request changed state: every eligible approver's streams hear of it (docs/policies.md §3).</summary>
+    public void Settled(string approvalId, IEnumerable<string> userIds, string state)
+    {
+        Wake(approvalId, state);
+        foreach (var userId in userIds)
+        {
+            Publish(userId, new StreamEvent(state, approvalId, null));
+        }
+    }
+
     /// <summary>Wakes whoever watches <paramref name="key"/> (a request id, or a device authorization that just got its request).</summary>
     public void Wake(string key, string? state = null)
     {
@@ -153,7 +163,11 @@ internal sealed class ApprovalHub : IApprovalEvents
                 Forget(_announcedOrder.Dequeue());
             }
         }
-        Publish(approval.UserId, new StreamEvent(StreamEvents.Approval, approval.Id, approval));
+        // A quorum request goes to every eligible approver's devices (docs/policies.md §3), not to its user's.
+        foreach (var userId in approval.EligibleUsers is { Count: > 0 } eligible ? eligible : [approval.UserId])
+        {
+            Publish(userId, new StreamEvent(StreamEvents.Approval, approval.Id, approval));
+        }
     }
 
     /// <summary>

@@ -49,8 +49,8 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
 internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IRateCounterStore counters,
-    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time,
-    IEnumerable<INewRequestListener> listeners)
+    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, PolicyBook policies, AssentOptions options,
+    TimeProvider time, IEnumerable<INewRequestListener> listeners)
 {
     /// <summary>A refused request over the pending cap is audited once per client, user and this long (docs/deployment.md §10).</summary>
     internal static readonly TimeSpan RefusalAuditWindow = TimeSpan.FromMinutes(10);
@@ -59,6 +59,9 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     private readonly Uri _issuerUri = options.IssuerUri;
 
     public sealed record Created(ApprovalRecord Approval, string Handle);
+
+    /// <summary><see cref="Required"/> distinct users of <see cref="UserIds"/> (checked, distinct) must approve.</summary>
+    public sealed record RequestedQuorum(int Required, IReadOnlyList<string> UserIds);
 
     /// <summary>A request that counts against its client's cap: created, or refused with when to ask again.</summary>
     public sealed record CappedCreation(Created? Created, TimeSpan RetryAfter);
@@ -71,9 +74,28 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
 
     /// <param name="persist">How to store it, atomically with whatever belongs to it (e.g. the device code it is bound to).</param>
     /// <returns>The request and its handle, or null when <paramref name="persist"/> declined.</returns>
+    /// <exception cref="PolicyDeniedException">A deny policy matched (docs/policies.md §1): audited, nothing created.</exception>
+    public Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct) =>
+        CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, null, persist, ct);
+
+    /// <param name="quorum">
+    /// Approvers the caller names (a challenge's <c>quorum</c>, docs/challenges.md §2.1), user ids already checked; a
+    /// matching policy's quorum or refusal takes precedence (docs/policies.md §3).
+    /// </param>
+    /// <param name="persist">How to store it, atomically with whatever belongs to it.</param>
     public async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
-        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, Persist persist, CancellationToken ct)
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum, Persist persist, CancellationToken ct)
     {
+        // docs/policies.md §1: what an agent or a backend asks is governed by the first matching policy; what a
+        // human asks for themself (an agent, a key, a login, a consent) is approved by that human alone.
+        var policy = kind is ApprovalKinds.Ciba or ApprovalKinds.Challenge ? await policies.MatchAsync(clientId, scope, authorizationDetails, ct) : null;
+        if (policy?.Requires == PolicyRequirements.Deny)
+        {
+            await audit.AppendAsync(new AuditEvent(AuditTypes.ApprovalRefusedByPolicy, user.Id, clientId, policy.Label,
+                new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope }), ct);
+            throw new PolicyDeniedException(policy);
+        }
         var now = time.GetUtcNow();
         var id = Ids.Ordered(kind == ApprovalKinds.Challenge ? "chl" : "apr", now);
         // The handle given to the client is a bearer-grade secret: only its hash is stored.
@@ -83,9 +105,25 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             bindingMessage, authorizationDetails is null ? default : System.Text.Encoding.UTF8.GetBytes(authorizationDetails),
             now.ToUnixTimeSeconds(), exp.ToUnixTimeSeconds(), Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
         var record = new ApprovalRecord(id, Ids.Hash(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
-            ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds());
-        var created = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id,
-            new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) });
+            ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds(), Policy: policy?.Label);
+        var createdData = new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) };
+        if (policy is not null)
+        {
+            createdData["policy"] = policy.Label;
+        }
+        if (policy?.Requires == PolicyRequirements.Quorum)
+        {
+            // docs/policies.md §3: M of the named users decide, each from their own devices; the requested user stays the subject.
+            var eligible = policy.ApproverIds;
+            record = record with { Quorum = policy.Quorum, Approvers = eligible.Count, EligibleUsers = eligible };
+            createdData["quorum"] = $"{policy.Quorum} of {eligible.Count}";
+        }
+        else if (quorum is not null)
+        {
+            record = record with { Quorum = quorum.Required, Approvers = quorum.UserIds.Count, EligibleUsers = quorum.UserIds };
+            createdData["quorum"] = $"{quorum.Required} of {quorum.UserIds.Count}";
+        }
+        var created = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id, createdData);
         if (!await persist(record, handle, created, ct))
         {
             return null;
@@ -170,7 +208,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         {
             return new(DecideStatus.RevokedDevice);
         }
-        if (device.UserId != approval.UserId)
+        if (!await MayDecideAsync(approval, device.UserId, ct))
         {
             return new(DecideStatus.WrongUser);
         }
@@ -190,7 +228,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
                 {
                     return new(DecideStatus.InvalidSignature);
                 }
-                evidence = Evidence(DeviceKinds.Ed25519, approval.UserId, device.Id, approval.Payload, ed25519.Signature);
+                evidence = Evidence(DeviceKinds.Ed25519, device.UserId, device.Id, approval.Payload, ed25519.Signature);
                 break;
             case AssertionProof assertion when device.Kind == DeviceKinds.WebAuthn:
                 // A settled request is answered before any verification, so a replayed assertion changes nothing.
@@ -204,7 +242,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
                     return refused.Outcome;
                 }
                 signCount = refused.SignCount;
-                evidence = Evidence(DeviceKinds.WebAuthn, approval.UserId, device.Id, approval.Payload, assertion.Signature, assertion.AuthenticatorData,
+                evidence = Evidence(DeviceKinds.WebAuthn, device.UserId, device.Id, approval.Payload, assertion.Signature, assertion.AuthenticatorData,
                     assertion.ClientDataJson);
                 break;
             case Ed25519Proof:
@@ -214,6 +252,26 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         }
         return await CommitAsync(approval, device, proof.Decision, evidence, signCount, ct);
     }
+
+    /// <summary>
+    /// The request's own user decides it, unless a quorum policy named its approvers: then exactly those users do
+    /// (docs/policies.md §3). A request announced on this node carries its approvers; others are read.
+    /// </summary>
+    private async Task<bool> MayDecideAsync(ApprovalRecord approval, string userId, CancellationToken ct)
+    {
+        if (!Shared(approval))
+        {
+            return userId == approval.UserId;
+        }
+        var eligible = approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct);
+        return eligible.Count == 0 ? userId == approval.UserId : eligible.Contains(userId);
+    }
+
+    /// <summary>
+    /// Whether others than the request's own user may decide it: a policy applied, or it names several approvers (a
+    /// challenge's quorum names two or more, docs/challenges.md §2.1).
+    /// </summary>
+    private static bool Shared(ApprovalRecord a) => a.EligibleUsers is { Count: > 0 } || a.Policy is not null || a.Approvers > 1;
 
     /// <summary>Checks a passkey's assertion over <paramref name="challenge"/>; on success, the counter to store with the decision.</summary>
     private async Task<(DecideOutcome? Outcome, long SignCount)> VerifyAssertionAsync(DeviceRecord device, AssertionProof assertion, byte[] challenge,
@@ -287,7 +345,14 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         }
         if (after != ApprovalState.Pending)
         {
-            hub.Settled(approval.Id, approval.UserId, StateNames.Of(after.Value));
+            if (Shared(approval) && (approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct)) is { Count: > 0 } eligible)
+            {
+                hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Of(after.Value));
+            }
+            else
+            {
+                hub.Settled(approval.Id, approval.UserId, StateNames.Of(after.Value));
+            }
         }
         return new(DecideStatus.Decided, after);
     }

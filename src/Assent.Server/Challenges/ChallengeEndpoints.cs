@@ -104,6 +104,11 @@ internal static partial class ChallengeEndpoints
         {
             return problem;
         }
+        var (quorum, badQuorum) = await QuorumAsync(request.Quorum, caller, directory, ct);
+        if (badQuorum is not null)
+        {
+            return badQuorum;
+        }
         string? amount = null;
         if (request.Amount is { } rawAmount)
         {
@@ -127,13 +132,17 @@ internal static partial class ChallengeEndpoints
         try
         {
             created = await service.CreateAsync(ApprovalKinds.Challenge, caller.Key.Id, caller.Key.Name, user!, ChallengeScope, request.Message, details, null, expiresIn,
-                async (a, _, audit, c) =>
+                quorum, async (a, _, audit, c) =>
                 {
                     stored = new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency, metadata, requiresHuman,
                         idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null);
                     outcome = await challenges.TryCreateAsync(a, stored, options.Limits.MaxPendingPerAgentPerUser, audit, c);
                     return outcome == ChallengeCreation.Created;
                 }, ct);
+        }
+        catch (PolicyDeniedException denied)
+        {
+            return Problem.Forbidden($"policy {denied.Policy.Label} denies this challenge; nothing was created (docs/policies.md §1)");
         }
         catch (System.Data.Common.DbException) when (idempotencyKey.Length > 0)
         {
@@ -189,10 +198,6 @@ internal static partial class ChallengeEndpoints
         {
             return (null, Problem.BadRequest("userId is required: the user's id (usr_…), handle or DID"));
         }
-        if (r.Quorum is not null)
-        {
-            return (null, Problem.BadRequest("quorum is not accepted here: a policy decides when a request needs several approvers (docs/challenges.md §2.1)"));
-        }
         if (r.ExpiresIn is { } e && (e < 10 || e > 3600))
         {
             return (null, Problem.BadRequest("expiresIn must be between 10 and 3600 seconds"));
@@ -225,6 +230,67 @@ internal static partial class ChallengeEndpoints
             return (null, Problem.Forbidden($"an API key of {caller.Owner.Handle} may challenge {caller.Owner.Handle} only; an administrator's key may challenge any user"));
         }
         return (user, null);
+    }
+
+    /// <summary>
+    /// A challenge's <c>quorum</c> (docs/challenges.md §2.1): <c>{required, approvers}</c>, approvers named by id, handle or
+    /// DID, each a user of this server, distinct users counted once, and a quorum that can be reached (1 ≤ M ≤ N).
+    /// </summary>
+    private static async Task<(ApprovalService.RequestedQuorum? Quorum, IResult? Problem)> QuorumAsync(JsonElement? raw, ApiCaller caller,
+        IdentityDirectory directory, CancellationToken ct)
+    {
+        if (raw is not { } element || element.ValueKind == JsonValueKind.Null)
+        {
+            return (null, null);
+        }
+        ChallengeQuorum? q;
+        try
+        {
+            q = element.ValueKind == JsonValueKind.Object ? element.Deserialize(V1Json.Default.ChallengeQuorum) : null;
+        }
+        catch (JsonException)
+        {
+            q = null;
+        }
+        if (q?.Approvers is not { Count: > 0 } named)
+        {
+            return (null, Problem.BadRequest("quorum must be an object {\"required\": M, \"approvers\": [users]}: M of the users named by id, handle or DID"));
+        }
+        if (named.Count > PolicyBook.MaxApprovers)
+        {
+            return (null, Problem.BadRequest($"quorum names at most {PolicyBook.MaxApprovers} approvers"));
+        }
+        var ids = new List<string>();
+        foreach (var who in named)
+        {
+            var approver = who is null ? null : who.StartsWith("usr_", StringComparison.Ordinal) && who.Length <= 64
+                ? await directory.FindUserAsync(who, ct)
+                : await directory.FindByHintAsync(who, ct);
+            if (approver is null)
+            {
+                return (null, Problem.BadRequest($"quorum: no user '{Shorten(who ?? "null")}' here: give user ids (usr_…), handles or DIDs"));
+            }
+            if (!ids.Contains(approver.Id))
+            {
+                ids.Add(approver.Id);
+            }
+        }
+        // docs/challenges.md §1: only an administrator's key may ask users other than its owner.
+        if (!caller.Owner.IsAdmin && ids.Any(id => id != caller.Owner.Id))
+        {
+            return (null, Problem.Forbidden($"an API key of {caller.Owner.Handle} may name {caller.Owner.Handle} only; an administrator's key may name any users"));
+        }
+        if (ids.Count < 2)
+        {
+            // One approver is what userId already says; a quorum of one other user would be that user's challenge.
+            return (null, Problem.BadRequest("quorum names at least two distinct approvers; to ask one user, give only userId"));
+        }
+        var required = q.Required ?? ids.Count;
+        if (required < 1 || required > ids.Count)
+        {
+            return (null, Problem.BadRequest($"quorum.required {required} can never be reached by {ids.Count} distinct approvers: it must be between 1 and {ids.Count}"));
+        }
+        return (new ApprovalService.RequestedQuorum(required, ids), null);
     }
 
     internal static async Task<IResult> GetAsync(string id, HttpContext http, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals,

@@ -133,9 +133,19 @@ internal static class CibaEndpoints
                 $"resource must be an absolute URI without a fragment, at most {AccessTokenBudget.MaxResourceLength} characters");
         }
 
-        var (created, retryAfter) = await approvals.CreateUnderCapAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details,
-            resource, expiry, options.Limits.MaxPendingPerAgentPerUser,
-            notificationToken is null ? null : (a, handle) => new CibaNotification(handle, notificationToken).Seal(master, a.Id), ct);
+        ApprovalService.CappedCreation capped;
+        try
+        {
+            capped = await approvals.CreateUnderCapAsync(ApprovalKinds.Ciba, client.Id, client.Name, user, grantedScope, bindingMessage, details,
+                resource, expiry, options.Limits.MaxPendingPerAgentPerUser,
+                notificationToken is null ? null : (a, handle) => new CibaNotification(handle, notificationToken).Seal(master, a.Id), ct);
+        }
+        catch (PolicyDeniedException denied)
+        {
+            // CIBA Core §13: access_denied, the authorization server refused the request; docs/policies.md §1 names the policy.
+            return new OAuthError(OAuthErrors.AccessDenied, $"policy {denied.Policy.Label} denies this request", StatusCodes.Status403Forbidden);
+        }
+        var (created, retryAfter) = capped;
         if (created is null)
         {
             // docs/http-api.md §5: one agent cannot bury a user in requests; nothing was created.

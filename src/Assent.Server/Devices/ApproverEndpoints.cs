@@ -59,7 +59,9 @@ internal static class ApproverEndpoints
     internal static async Task<IResult> ApprovalAsync(string id, Approver approver, IApprovalStore approvals, ApprovalViews views, CancellationToken ct)
     {
         var approval = id.Length <= 64 ? await approvals.FindAsync(id, ct) : null;
-        if (approval is null || approval.UserId != approver.User.Id)
+        // Its own user's, or one a quorum lets this user decide (docs/policies.md §3).
+        if (approval is null ||
+            (approval.UserId != approver.User.Id && !(await approvals.ListEligibleAsync(approval.Id, ct)).Contains(approver.User.Id)))
         {
             return Problem.NotFound("no such approval request for this user");
         }

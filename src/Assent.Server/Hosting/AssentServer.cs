@@ -18,6 +18,7 @@ using Assent.Server.Identity;
 using Assent.Server.Keys;
 using Assent.Server.Passkeys;
 using Assent.Server.Push;
+using Assent.Server.Policies;
 using Assent.Server.Sessions;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
@@ -89,6 +90,7 @@ public static class AssentServer
         services.AddSingleton(store.ApiKeys);
         services.AddSingleton(store.Challenges);
         services.AddSingleton(store.Webhooks);
+        services.AddSingleton(store.Policies);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
         services.AddSingleton(store.WebClients);
@@ -102,6 +104,7 @@ public static class AssentServer
         services.AddSingleton<AccessTokenValidator>();
         services.AddSingleton<ApprovalHub>();
         services.AddSingleton<IApprovalEvents>(sp => sp.GetRequiredService<ApprovalHub>());
+        services.AddSingleton<PolicyBook>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<ApprovalViews>();
         services.AddSingleton<PollPacer>();
@@ -193,6 +196,7 @@ public static class AssentServer
         app.MapWebhooks();
         app.MapPush();
         app.MapAuthorize();
+        app.MapPolicies();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -109,14 +109,20 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
             w.WriteRawValue(approval.AuthorizationDetails, skipInputValidation: true);
         }
         w.WriteString(ClaimNames.Transaction, approval.Id);
-        if (decisions.Count == 1)
+        if (approval.Policy is not null)
+        {
+            // docs/tokens.md §3: the policy that decided what the request needed, as name@version.
+            w.WriteString(ClaimNames.Policy, approval.Policy);
+        }
+        if (decisions.Count == 1 && decisions[0].UserId == approval.UserId && approval.Quorum == 1)
         {
             w.WritePropertyName(ClaimNames.Evidence);
             w.WriteRawValue(decisions[0].Evidence, skipInputValidation: true);
         }
-        else if (decisions.Count > 1)
+        else if (decisions.Count > 0)
         {
-            // A quorum: every approver, and one evidence entry per approving device, all over the same payload.
+            // A quorum (or approvers a policy named instead of the requested user): every approver, and one evidence
+            // entry per approving device, all over the same payload (docs/tokens.md §4).
             w.WriteStartArray(ClaimNames.Approvers);
             foreach (var d in decisions)
             {

@@ -25,6 +25,9 @@ internal interface IApprovalStore
 
     Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct);
 
+    /// <summary>The users who may decide a quorum request (approval_approvers), by id; empty when only its own user decides it.</summary>
+    Task<IReadOnlyList<string>> ListEligibleAsync(string approvalId, CancellationToken ct);
+
     /// <summary>The decisions recorded on a request, oldest first.</summary>
     Task<IReadOnlyList<DecisionRecord>> ListDecisionsAsync(string approvalId, CancellationToken ct);
 
@@ -53,31 +56,39 @@ internal static class ApprovalSql
 {
     public const string Columns =
         "id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, created_at, expires_at, " +
-        "decided_at, redeemed_at, quorum, approvers";
+        "decided_at, redeemed_at, quorum, approvers, policy";
+
+    /// <summary>
+    /// The requests user <c>$1</c> decides: their own, unless a quorum policy named other approvers, and every quorum
+    /// request they are an eligible approver of (docs/policies.md §3).
+    /// </summary>
+    public const string DecidedBy =
+        "((user_id = $1 AND NOT EXISTS (SELECT 1 FROM approval_approvers e WHERE e.approval_id = approvals.id)) " +
+        "OR id IN (SELECT approval_id FROM approval_approvers WHERE user_id = $1))";
 
     public const string DecisionColumns = "approval_id, user_id, device_id, decision, evidence, decided_at";
 
     private const string InsertInto =
         "INSERT INTO approvals(id, handle_hash, kind, client_id, user_id, scope, binding_message, authorization_details, resource, payload, state, " +
-        "created_at, expires_at, quorum, approvers) ";
+        "created_at, expires_at, quorum, approvers, policy) ";
 
-    public static readonly string InsertSql = InsertInto + "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+    public static readonly string InsertSql = InsertInto + "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 
     /// <summary>
-    /// <see cref="InsertSql"/> unless the client ($4) already has $16 unexpired requests pending for the user ($5) at
+    /// <see cref="InsertSql"/> unless the client ($4) already has $17 unexpired requests pending for the user ($5) at
     /// the request's creation time ($12). Counted through approvals_client_pending in the insert's own statement:
     /// exact with one writer (SQLite, and within one PostgreSQL batch); on PostgreSQL, requests of one agent for one
     /// user committed in the same instant by different writers or nodes do not see each other and may pass the cap
     /// together, by at most their number (docs/deployment.md §10).
     /// </summary>
     /// <remarks>
-    /// Asked as "is there no $16-th such row" (<c>NOT EXISTS … LIMIT 1 OFFSET $16 - 1</c>): the scan stops there, and
+    /// Asked as "is there no $17-th such row" (<c>NOT EXISTS … LIMIT 1 OFFSET $17 - 1</c>): the scan stops there, and
     /// SQLite keeps the statement prepared. A <c>LIMIT $16</c> inside a FROM subquery made it recompile the statement on
     /// every execution.
     /// </remarks>
-    public static readonly string InsertCappedSql = InsertInto + "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 WHERE " +
+    public static readonly string InsertCappedSql = InsertInto + "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE " +
         $"NOT EXISTS (SELECT 1 FROM approvals WHERE client_id = $4 AND user_id = $5 AND state = {StateCodes.Pending} AND expires_at > $12 " +
-        "LIMIT 1 OFFSET $16 - 1)";
+        "LIMIT 1 OFFSET $17 - 1)";
 
     /// <summary>approved → redeemed; $1 = id, $2 = now.</summary>
     public static readonly string Redeem = $"UPDATE approvals SET state = {StateCodes.Redeemed}, redeemed_at = $2 WHERE id = $1 AND state = {StateCodes.Approved}";
@@ -88,14 +99,27 @@ internal static class ApprovalSql
     public static object?[] InsertArgs(ApprovalRecord a) =>
     [
         a.Id, a.HandleHash, a.Kind, a.ClientId, a.UserId, a.Scope, a.BindingMessage, a.AuthorizationDetails, a.Resource, a.Payload,
-        (int)a.State, a.CreatedAt, a.ExpiresAt, a.Quorum, a.Approvers,
+        (int)a.State, a.CreatedAt, a.ExpiresAt, a.Quorum, a.Approvers, a.Policy,
     ];
 
     /// <summary>Inserts a pending request and tells the other nodes (their device streams) once it commits.</summary>
     public static async ValueTask InsertAsync(IWriteSession w, ApprovalRecord a)
     {
         await w.ExecAsync(InsertSql, InsertArgs(a));
+        await InsertEligibleAsync(w, a);
         await w.NotifyAsync(ApprovalNotice.Created(a));
+    }
+
+    /// <summary>
+    /// The users who may decide a quorum request (docs/storage.md §3), one row each, written with the request; none for a
+    /// request its own user decides alone.
+    /// </summary>
+    public static async ValueTask InsertEligibleAsync(IWriteSession w, ApprovalRecord a)
+    {
+        foreach (var user in a.EligibleUsers ?? [])
+        {
+            await w.ExecAsync("INSERT INTO approval_approvers(approval_id, user_id) VALUES($1, $2)", a.Id, user);
+        }
     }
 
     public static ApprovalRecord Read(DbDataReader r) => Read(r, 0);
@@ -104,7 +128,7 @@ internal static class ApprovalSql
     public static ApprovalRecord Read(DbDataReader r, int at) => new(
         r.GetString(at), (byte[])r[at + 1], r.GetString(at + 2), r.GetString(at + 3), r.GetString(at + 4), r.GetString(at + 5), Rows.NullableString(r, at + 6),
         Rows.NullableString(r, at + 7), Rows.NullableString(r, at + 8), (byte[])r[at + 9], (ApprovalState)r.GetInt32(at + 10), r.GetInt64(at + 11),
-        r.GetInt64(at + 12), Rows.NullableLong(r, at + 13), Rows.NullableLong(r, at + 14), r.GetInt32(at + 15), r.GetInt32(at + 16));
+        r.GetInt64(at + 12), Rows.NullableLong(r, at + 13), Rows.NullableLong(r, at + 14), r.GetInt32(at + 15), r.GetInt32(at + 16), Rows.NullableString(r, at + 17));
 
     /// <summary>Reads a decision whose columns start at <paramref name="at"/> (<see cref="DecisionColumns"/>).</summary>
     public static DecisionRecord ReadDecision(DbDataReader r, int at) =>
@@ -119,6 +143,8 @@ internal class ApprovalStore(Database db) : IApprovalStore
     private readonly string _expireDue =
         $"UPDATE approvals SET state = {StateCodes.Expired} WHERE id IN (SELECT id FROM approvals WHERE state = {StateCodes.Pending} AND expires_at <= $1 " +
         $"ORDER BY expires_at LIMIT $2{db.ForUpdateSkipLocked}) RETURNING {ApprovalSql.Columns}";
+
+    private readonly string _lockDevice = $"SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL{db.ForUpdate}";
 
     private readonly string _lockForDecision = $"SELECT user_id FROM approvals WHERE id = $1 AND state = {StateCodes.Pending} AND expires_at > $2{db.ForUpdate}";
 
@@ -147,6 +173,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
             {
                 return false;
             }
+            await ApprovalSql.InsertEligibleAsync(w, approval);
             if (cibaNotification is not null)
             {
                 await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", approval.Id, cibaNotification);
@@ -168,13 +195,16 @@ internal class ApprovalStore(Database db) : IApprovalStore
 
     public Task<IReadOnlyList<ApprovalRecord>> ListPendingAsync(string userId, long now, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync(
-            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE user_id = $1 AND state = {StateCodes.Pending} AND expires_at > $2 ORDER BY created_at, id",
+            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE {ApprovalSql.DecidedBy} AND state = {StateCodes.Pending} AND expires_at > $2 ORDER BY created_at, id",
             ApprovalSql.Read, userId, now), ct);
 
     public Task<IReadOnlyList<ApprovalRecord>> ListHistoryAsync(string userId, int limit, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync(
-            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE user_id = $1 AND state <> {StateCodes.Pending} ORDER BY created_at DESC, id LIMIT $2",
+            $"SELECT {ApprovalSql.Columns} FROM approvals WHERE {ApprovalSql.DecidedBy} AND state <> {StateCodes.Pending} ORDER BY created_at DESC, id LIMIT $2",
             ApprovalSql.Read, userId, limit), ct);
+
+    public Task<IReadOnlyList<string>> ListEligibleAsync(string approvalId, CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync("SELECT user_id FROM approval_approvers WHERE approval_id = $1 ORDER BY user_id", r => r.GetString(0), approvalId), ct);
 
     public Task<IReadOnlyList<DecisionRecord>> ListDecisionsAsync(string approvalId, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync($"SELECT {ApprovalSql.DecisionColumns} FROM decisions WHERE approval_id = $1 ORDER BY decided_at, device_id",
@@ -237,7 +267,8 @@ internal class ApprovalStore(Database db) : IApprovalStore
     private async ValueTask<ApprovalState?> DecideInQuorumAsync(IWriteSession w, DecisionRecord d, AuditEvent audit)
     {
         if (await w.OneAsync(_lockForDecision, r => r.GetString(0), d.ApprovalId, d.DecidedAt) is not { } owner ||
-            !await w.AnyAsync("SELECT 1 FROM devices WHERE id = $1 AND revoked_at IS NULL", d.DeviceId) ||
+            // The device row stays locked until commit, so a revocation waits for this decision and then removes it (docs/policies.md §3).
+            !await w.AnyAsync(_lockDevice, d.DeviceId) ||
             await w.ExecAsync(InsertDecision + " ON CONFLICT (approval_id, user_id) DO NOTHING",
                 d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt) != 1)
         {

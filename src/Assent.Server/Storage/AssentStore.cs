@@ -42,6 +42,8 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IWebhookStore Webhooks { get; } = new WebhookStore(db);
 
+    public IPolicyStore Policies { get; } = new PolicyStore(db);
+
     /// <summary>How long the delivery log keeps a settled delivery (docs/webhooks.md §5).</summary>
     internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);
 

@@ -13,6 +13,11 @@ internal static class AuditTypes
     public const string ApiKeyCreated = "api_key.created";
     public const string ApiKeyRevoked = "api_key.revoked";
     public const string WebhookCreated = "webhook.created";
+    public const string PolicyAdded = "policy.added";
+    public const string PolicyRemoved = "policy.removed";
+
+    /// <summary>A request a deny policy refused before it was created (docs/policies.md §1).</summary>
+    public const string ApprovalRefusedByPolicy = "approval.refused_by_policy";
     public const string WebhookDeleted = "webhook.deleted";
     public const string WebhookEnabled = "webhook.enabled";
 

@@ -65,6 +65,7 @@ internal sealed class ChallengeStore(Database db) : IChallengeStore
             {
                 return ChallengeCreation.OverCap;
             }
+            await ApprovalSql.InsertEligibleAsync(w, approval);
             await w.NotifyAsync(ApprovalNotice.Created(approval));
             // On PostgreSQL two requests with one key at once both pass the check above; the unique index refuses the second.
             await w.ExecAsync(

@@ -113,7 +113,7 @@ internal sealed record ConsentRecord(string ApprovalId, string UserId, string Cl
 
 /// <summary>
 /// An approval request. <see cref="Quorum"/> of <see cref="Approvers"/> distinct approvers must approve it;
-/// one of one unless a policy says otherwise. The state is computed in each decision's own transaction.
+/// one of one unless a policy says otherwise. <see cref="Policy"/> names the policy that applied (<c>name@version</c>). The state is computed in each decision's own transaction.
 /// </summary>
 internal sealed record ApprovalRecord(
     string Id,
@@ -132,7 +132,15 @@ internal sealed record ApprovalRecord(
     long? DecidedAt = null,
     long? RedeemedAt = null,
     int Quorum = 1,
-    int Approvers = 1);
+    int Approvers = 1,
+    string? Policy = null)
+{
+    /// <summary>
+    /// Who may decide a quorum request (docs/policies.md §3): written with the request to approval_approvers, not a
+    /// column; null for a request its own user decides, and on every request read back.
+    /// </summary>
+    public IReadOnlyList<string>? EligibleUsers { get; init; }
+}
 
 /// <summary>
 /// One approver's signed decision on a request, stored as its own row (docs/storage.md §3). <see cref="Decision"/>

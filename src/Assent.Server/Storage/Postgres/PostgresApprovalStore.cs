@@ -8,12 +8,12 @@ namespace Assent.Server.Storage.Postgres;
 internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore(db)
 {
     private static readonly string Create =
-        $"WITH a AS ({ApprovalSql.InsertSql}), p AS (INSERT INTO audit_pending(body, user_id) VALUES($16, $17)) SELECT pg_notify($18, $19)";
+        $"WITH a AS ({ApprovalSql.InsertSql}), p AS (INSERT INTO audit_pending(body, user_id) VALUES($17, $18)) SELECT pg_notify($19, $20)";
 
-    // The insert only under the cap ($16); only if it happened, the audit event and the notice: a row when created.
+    // The insert only under the cap ($17); only if it happened, the audit event and the notice: a row when created.
     private static readonly string CreateCapped =
-        $"WITH a AS ({ApprovalSql.InsertCappedSql} RETURNING id), p AS (INSERT INTO audit_pending(body, user_id) SELECT $17, $18 FROM a) " +
-        "SELECT pg_notify($19, $20) FROM a";
+        $"WITH a AS ({ApprovalSql.InsertCappedSql} RETURNING id), p AS (INSERT INTO audit_pending(body, user_id) SELECT $18, $19 FROM a) " +
+        "SELECT pg_notify($20, $21) FROM a";
 
     // The guarded update (see SettleSingle); only if it matched, the decision row, the audit event and the notice.
     private static readonly string Decide =
@@ -31,13 +31,16 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
     private static readonly int ApprovalColumnCount = ApprovalSql.Columns.Split(',').Length;
 
     public override Task CreateAsync(ApprovalRecord a, AuditEvent audit, CancellationToken ct) =>
-        db.PipelineAsync(PostgresDatabase.Batched(Create, [.. ApprovalSql.InsertArgs(a), db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
+        a.EligibleUsers is { Count: > 0 }
+            // A quorum request stores its eligible approvers too: a transaction of several statements.
+            ? base.CreateAsync(a, audit, ct)
+            : db.PipelineAsync(PostgresDatabase.Batched(Create, [.. ApprovalSql.InsertArgs(a), db.Unsealed(audit), audit.UserId, PostgresDatabase.Channel,
                 db.Payload(ApprovalNotice.Created(a))]),
             static async (r, ct) => await r.ReadAsync(ct), ct);
 
     public override Task<bool> TryCreateAsync(ApprovalRecord a, int maxPending, byte[]? cibaNotification, AuditEvent audit, CancellationToken ct) =>
-        cibaNotification is not null
-            // A ping or push agent's request stores its notification too: a transaction of several statements.
+        cibaNotification is not null || a.EligibleUsers is { Count: > 0 }
+            // A ping or push agent's request stores its notification too, a quorum request its approvers: a transaction of several statements.
             ? base.TryCreateAsync(a, maxPending, cibaNotification, audit, ct)
             : db.PipelineAsync(PostgresDatabase.Batched(CreateCapped, [.. ApprovalSql.InsertArgs(a), maxPending, db.Unsealed(audit), audit.UserId,
                 PostgresDatabase.Channel, db.Payload(ApprovalNotice.Created(a))]),

@@ -265,6 +265,33 @@ internal static class PostgresSchema
         """,
         // 11: web sign-in (see the SQLite migration of the same number).
         WebClientSchema.Tables("BYTEA", "BIGINT"),
+        // 12: policies (see the SQLite migration of the same number).
+        """
+        CREATE TABLE policies(
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INT NOT NULL,
+            position INT NOT NULL,
+            client_id TEXT,
+            scope TEXT,
+            detail_type TEXT,
+            currency TEXT,
+            amount_over TEXT,
+            amount_at_most TEXT,
+            requires TEXT NOT NULL,
+            quorum INT NOT NULL,
+            approvers TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            removed_at BIGINT,
+            UNIQUE(name, version));
+        CREATE UNIQUE INDEX policies_active_name ON policies(name) WHERE removed_at IS NULL;
+        ALTER TABLE approvals ADD COLUMN policy TEXT;
+        CREATE TABLE approval_approvers(
+            approval_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            PRIMARY KEY(approval_id, user_id));
+        CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
+        """,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

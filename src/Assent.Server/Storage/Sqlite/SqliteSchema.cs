@@ -264,6 +264,33 @@ internal static class SqliteSchema
         // 11: web sign-in (docs/storage.md §3): web clients, their users' consents, authorization codes (hashed), and the
         // ES256/RS256 ID-token keys. Tables of their own, so the agents' clients table is untouched.
         WebClientSchema.Tables("BLOB", "INTEGER"),
+        // 12: policies (docs/policies.md): versioned rows, the policy a request met, and the eligible approvers of a quorum.
+        """
+        CREATE TABLE policies(
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            position INTEGER NOT NULL,
+            client_id TEXT,
+            scope TEXT,
+            detail_type TEXT,
+            currency TEXT,
+            amount_over TEXT,
+            amount_at_most TEXT,
+            requires TEXT NOT NULL,
+            quorum INTEGER NOT NULL,
+            approvers TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            removed_at INTEGER,
+            UNIQUE(name, version));
+        CREATE UNIQUE INDEX policies_active_name ON policies(name) WHERE removed_at IS NULL;
+        ALTER TABLE approvals ADD COLUMN policy TEXT;
+        CREATE TABLE approval_approvers(
+            approval_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            PRIMARY KEY(approval_id, user_id));
+        CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

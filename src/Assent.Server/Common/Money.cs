@@ -2,10 +2,10 @@ using System.Collections.Frozen;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 
-namespace Assent.Server.Challenges;
+namespace Assent.Server.Common;
 
 /// <summary>
-/// Exact amounts in ISO 4217 currencies (docs/challenges.md §2.1). An amount is kept as the decimal text it was
+/// Exact amounts in ISO 4217 currencies (docs/challenges.md §2.1, docs/policies.md §2). An amount is kept as the decimal text it was
 /// given, checked and written with exactly the currency's minor-unit digits, and never passes through a float:
 /// <c>12500</c> USD is twelve thousand five hundred dollars, <c>"125.00"</c> USD one hundred and twenty-five.
 /// </summary>
@@ -90,6 +90,14 @@ internal static partial class Money
         var whole = integer.Length == 0 ? "0" : integer;
         return (digits == 0 ? whole : whole + "." + fraction.PadRight(digits, '0'), null);
     }
+
+    /// <summary>
+    /// Orders two canonical amounts (as <see cref="Parse"/> writes them) exactly: as <see cref="decimal"/>, which holds
+    /// every amount of at most 15 + 4 digits without rounding; never as a float (docs/policies.md §2).
+    /// </summary>
+    public static int Compare(string canonicalA, string canonicalB) =>
+        decimal.Parse(canonicalA, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture)
+            .CompareTo(decimal.Parse(canonicalB, System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture));
 
     private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 }

@@ -1,0 +1,62 @@
+using System.Net;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+using Assent.Server.Approvals;
+
+namespace Assent.Server.Tests.Storage;
+
+/// <summary>A quorum on two PostgreSQL nodes (docs/policies.md §3, docs/storage.md §5): racing approvers, and a revocation on another node.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresPolicyTests(PostgresCluster cluster)
+{
+    private static string Payment(string amount) => $$"""[{"type":"payment","amount":"{{amount}}","currency":"USD"}]""";
+
+    private static async Task<HttpStatusCode> DecideAsync(TestDevice device, JsonElement pending, string decision)
+    {
+        using var response = await device.PostDecisionAsync(pending.GetProperty("id").GetString()!, decision,
+            device.SignDecision(decision, pending.GetProperty("payload").GetString()!));
+        return response.StatusCode;
+    }
+
+    [Fact]
+    public async Task Two_approvers_deciding_at_once_on_two_nodes_make_the_quorum_and_a_device_revoked_on_the_other_node_stops_counting()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        var alice = await a.UserWithDeviceAsync();
+        var bob = await a.UserWithDeviceAsync();
+        var carol = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(alice.Handle);
+        await a.Service<PolicyBook>().AddAsync(new PolicyDraft("treasury-large", 10, agent.ClientId, null, "payment", "USD",
+            JsonDocument.Parse("\"10000\"").RootElement.Clone(), null, "quorum", 2, [alice.Handle, bob.Handle, carol.Handle]), "test", CancellationToken.None);
+
+        var first = await a.AskAsync(agent, "Transfer 12,500 USD", Payment("12500.00"), "openid payments:write");
+        var atBob = (await bob.On(b).PendingAsync()).Single();
+        var atCarol = (await carol.PendingAsync()).Single();
+        var decided = await Task.WhenAll(DecideAsync(bob.On(b), atBob, Decisions.Approve), DecideAsync(carol, atCarol, Decisions.Approve));
+        Assert.All(decided, s => Assert.Equal(HttpStatusCode.OK, s));
+        using (var token = await b.TokenAsync(agent, first))
+        {
+            var (status, body) = await TestServer.ReadAsync(token);
+            Assert.Equal(HttpStatusCode.OK, status);
+            var claims = JsonDocument.Parse(Base64Url.Decode(body.GetProperty("access_token").GetString()!.Split('.')[1])).RootElement;
+            Assert.Equal(2, claims.GetProperty("approvers").GetArrayLength());
+            Assert.Equal("treasury-large@1", claims.GetProperty("policy").GetString());
+        }
+
+        var laptop = await a.EnrollAsync((await a.InviteAsync(bob.Handle)).Code, "laptop");
+        var second = await a.AskAsync(agent, "Transfer 20,000 USD", Payment("20000.00"), "openid payments:write");
+        var pending = (await laptop.PendingAsync()).Single();
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(laptop, pending, Decisions.Approve));
+        using (var revoke = await b.Http.SendAsync(bob.On(b).Signed(HttpMethod.Delete, $"/authenticator/devices/{laptop.DeviceId}")))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(carol.On(b), pending, Decisions.Approve));
+        using var stillPending = await a.TokenAsync(agent, second);
+        Assert.Equal("authorization_pending", await TestServer.ErrorOf(stillPending));
+    }
+}
