@@ -32,9 +32,10 @@ public sealed class RelyingPartyApp : IAsyncLifetime
 
     public string ClientId { get; private set; } = "";
 
-    /// <summary>The state and nonce the handler sent in its last authorization request, and the nonce its ID token carried.</summary>
+    /// <summary>The nonce the handler sent in its last authorization request.</summary>
     public string? SentNonce { get; set; }
 
+    /// <summary>The nonce of the last ID token the handler validated (it compares it with its nonce cookie first).</summary>
     public string? ValidatedNonce { get; set; }
 
     public async Task InitializeAsync()
