@@ -49,6 +49,7 @@ public sealed partial class ReadmeSnippetTests
         var blocks = CSharpBlock().Matches(Readme()).Select(m => m.Groups["code"].Value).ToList();
         Assert.Contains(blocks, b => b.Contains("ApproveAsync", StringComparison.Ordinal));
         Assert.Contains(blocks, b => b.Contains("TokenVerifier", StringComparison.Ordinal));
+        Assert.Contains(blocks, b => b.Contains("AddOpenIdConnect", StringComparison.Ordinal) && b.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length <= 15);
     }
 
     [Theory]

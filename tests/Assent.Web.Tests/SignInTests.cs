@@ -209,6 +209,40 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
     }
 
     [Fact]
+    public async Task Userinfo_tells_a_web_client_the_handle_only_under_the_consented_profile_scope()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, did) = await SignedOutUserAsync();
+        await using var __ = phone;
+
+        // OpenID Connect Core §5.4: openid alone gives sub, nothing about the user.
+        var verifier = Verifier();
+        var code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid");
+        var info = await UserInfoOfCodeAsync(client, code, verifier);
+        Assert.Equal(did, info.GetProperty("sub").GetString());
+        Assert.Equal("openid", info.GetProperty("scope").GetString());
+        Assert.False(info.TryGetProperty("preferred_username", out _));
+
+        // profile, once consented (the consent page is shown again for the wider scope): the handle.
+        verifier = Verifier();
+        code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid profile");
+        info = await UserInfoOfCodeAsync(client, code, verifier);
+        Assert.Equal(did, info.GetProperty("sub").GetString());
+        Assert.StartsWith("signin-", info.GetProperty("preferred_username").GetString());
+    }
+
+    private async Task<JsonElement> UserInfoOfCodeAsync(Client client, string code, string verifier)
+    {
+        using var redeemed = await TokenAsync(client.ClientId, code, verifier, RedirectUri);
+        var (status, body) = await TestServer.ReadAsync(redeemed);
+        Assert.Equal(HttpStatusCode.OK, status);
+        using var info = await UserInfoAsync(body.GetProperty("access_token").GetString()!);
+        var (infoStatus, infoBody) = await TestServer.ReadAsync(info);
+        Assert.Equal(HttpStatusCode.OK, infoStatus);
+        return infoBody;
+    }
+
+    [Fact]
     public async Task A_confidential_client_must_authenticate_to_redeem_its_code()
     {
         var client = await ClientAsync("EdDSA", isPublic: false);
@@ -331,10 +365,10 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         return returned;
     }
 
-    private async Task<string> CodeAsync(Phone phone, Client client, string? verifier, bool signIn)
+    private async Task<string> CodeAsync(Phone phone, Client client, string? verifier, bool signIn, string scope = "openid")
     {
         var callback = await CaptureCallbackAsync(phone);
-        await phone.Page.GotoAsync(AuthorizeUrl(client, verifier));
+        await phone.Page.GotoAsync(AuthorizeUrl(client, verifier, scope));
         if (signIn)
         {
             // The sign-in page's conditional request is answered by the virtual authenticator; then the consent page.

@@ -123,9 +123,21 @@ internal sealed class AdminOperations(AssentStore store, AssentOptions options, 
     }
 
     /// <summary>Registers a web client for passkey sign-in (docs/cli.md §6, <c>assent admin client create</c>).</summary>
-    public Task<Authorize.CreatedWebClient> CreateWebClientAsync(string name, IReadOnlyList<string> redirectUris, IReadOnlyList<string> postLogoutRedirectUris,
-        bool isPublic, string? idTokenAlg, CancellationToken ct) =>
-        Authorize.WebClientRegistration.CreateAsync(store.WebClients, name, redirectUris, postLogoutRedirectUris, isPublic, idTokenAlg, time, ct);
+    public async Task<Authorize.CreatedWebClient> CreateWebClientAsync(string name, IReadOnlyList<string> redirectUris, IReadOnlyList<string> postLogoutRedirectUris,
+        bool isPublic, string? idTokenAlg, CancellationToken ct)
+    {
+        var created = await Authorize.WebClientRegistration.CreateAsync(store.WebClients, name, redirectUris, postLogoutRedirectUris, isPublic, idTokenAlg, time, ct);
+        if (created.IdTokenAlg != IdTokenAlgs.EdDsa)
+        {
+            // The ES256/RS256 key is made now, not at the first sign-in: a relying party reads the JWKS once at start-up
+            // (Microsoft's OpenID Connect handler refreshes it at most every five minutes), so a key made later is one
+            // its first sign-in cannot find (docs/tokens.md §11). Running nodes publish it at their next key refresh.
+            var ring = new KeyRing(store.Keys, store.Meta, MasterKey.Load(options), options, time, store.JoseKeys);
+            await ring.InitializeAsync(ct);
+            await ring.JoseKeyAsync(created.IdTokenAlg, ct);
+        }
+        return created;
+    }
 
     public async Task<string> RotateKeysAsync(CancellationToken ct)
     {

@@ -36,7 +36,7 @@ internal sealed record AuthorizationRefusal(string Error, string Description, st
 internal static partial class AuthorizationRequests
 {
     /// <summary>The scopes a web client may ask for: <c>openid</c> (required) and <c>profile</c> (the user's handle).</summary>
-    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, "profile"];
+    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, SignInScopes.Profile];
 
     private const int MaxValueLength = 512;
 

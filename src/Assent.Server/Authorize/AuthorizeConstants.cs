@@ -69,6 +69,13 @@ internal static class IdTokenClaims
     public const string PhishingResistant = "phr";
 }
 
+/// <summary>OpenID Connect Core §5.4 scopes beside <c>openid</c> that a web client may ask for.</summary>
+internal static class SignInScopes
+{
+    /// <summary>The user's handle, as <c>preferred_username</c> at <c>/userinfo</c>.</summary>
+    public const string Profile = "profile";
+}
+
 /// <summary>RFC 7636 §4.3.</summary>
 internal static class PkceMethods
 {

@@ -16,6 +16,9 @@ internal static class WebClientRegistration
     /// <summary>Prefix of a web client's id, beside agents' <c>agt_</c>.</summary>
     public const string IdPrefix = "web";
 
+    /// <summary>Whether <paramref name="clientId"/> is a web client's (the CLI's and agents' ids have other prefixes).</summary>
+    public static bool IsWebClient(string clientId) => clientId.StartsWith(IdPrefix + "_", StringComparison.Ordinal);
+
     public static async Task<CreatedWebClient> CreateAsync(IWebClientStore store, string name, IReadOnlyList<string> redirectUris,
         IReadOnlyList<string> postLogoutRedirectUris, bool isPublic, string? idTokenAlg, TimeProvider time, CancellationToken ct)
     {

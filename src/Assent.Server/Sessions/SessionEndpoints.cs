@@ -210,7 +210,10 @@ internal static partial class SessionEndpoints
         {
             return BearerError.InvalidToken(error!, problem: false);
         }
-        var user = claims.UserId is null ? null : await directory.FindUserAsync(claims.UserId, ct);
+        // OpenID Connect Core §5.4: a web client learns the handle only with the profile scope the user consented to
+        // (docs/http-api.md §17.7); the server's own clients (the CLI's sessions) always.
+        var consented = !Authorize.WebClientRegistration.IsWebClient(claims.ClientId) || claims.HasScope(Authorize.SignInScopes.Profile);
+        var user = claims.UserId is null || !consented ? null : await directory.FindUserAsync(claims.UserId, ct);
         return TypedResults.Json(new UserInfoResponse(claims.Subject, claims.Scope, claims.ClientId, user?.Handle), ProtocolJson.Default.UserInfoResponse);
     }
 
