@@ -8,6 +8,8 @@ using Assent.Bench;
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
 //   push-latency [--count 300]                     new request -> its Web Push request at a loopback receiver
+//   mcp-gate [--messages 10000] [--rate 1000] [--gated 200]   assent mcp gate: forwarding, approval overhead, memory
+//   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
 using var cts = new CancellationTokenSource();
@@ -26,6 +28,8 @@ try
         "verify" => await VerifyCommand.RunAsync(options, cts.Token),
         "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
         "push-latency" => await PushLatencyCommand.RunAsync(options, cts.Token),
+        "mcp-gate" => await McpGateCommand.RunAsync(options, cts.Token),
+        "mcp-echo" => await McpGateCommand.EchoAsync(cts.Token),
         _ => Usage(),
     };
 }
@@ -44,6 +48,7 @@ static int Usage()
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
                Assent.Bench push-latency [--count 300]
+               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll]
         """);
     return 64;
 }
