@@ -2,8 +2,17 @@
 # Load benchmark: builds Release, runs `flows` and `waiters` three times each against a server
 # child process, and prints every run plus the median of each figure. Output goes to stdout only.
 #   bench/run.sh — settings through the environment, e.g. FLOWS_ARGS="--agents 64" WAITERS_ARGS="--count 5000" bench/run.sh
+#   bench/run.sh v1 — the /v1 figures of issue 13 instead, each beside its reference from the same run:
+#     challenges  POST /v1/challenges at 32 clients (an administrator's API key) over 2048 users, nothing decided (the
+#                 bench server raises Assent:Limits:MaxPendingPerAgentPerUser to 100000), vs CIBA bc-authorize
+#     webhooks    decision -> webhook read by the driver's receiver at 500 decisions/s, from the decision's answer
+#                 and from its send, vs the decision's own round trip
+#     drain       50000 deliveries queued while the receiver is down; time from its return until all are read, and
+#                 a probe's create/decide latency during the drain vs idle
+#   e.g. RUNS=1 DRAIN_ARGS="--deliveries 20000" bench/run.sh v1
 set -euo pipefail
 cd "$(dirname "$0")/.."
+SET=${1:-core}
 
 RUNS=${RUNS:-3}
 # Warm-ups cover tiered JIT compilation (still a third of the machine 15 s in): the figures are steady state.
@@ -11,6 +20,9 @@ FLOWS_ARGS=${FLOWS_ARGS:-"--agents 32 --seconds 20 --warmup 20"}
 WAITERS_ARGS=${WAITERS_ARGS:-"--count 10000 --seconds 20"}
 # Scale-out: the same flows against two server nodes over PostgreSQL (fsync on), decisions crossing nodes.
 SCALE_ARGS=${SCALE_ARGS:-"--engine postgres --nodes 2 --agents 32 --seconds 20 --warmup 30"}
+CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rounds 2 --warmup 10"}
+WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
+DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
 # 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
@@ -36,16 +48,27 @@ run() {
   done
 }
 
-# shellcheck disable=SC2086
-run flows $FLOWS_ARGS
-# shellcheck disable=SC2086
-run flows $SCALE_ARGS
-# shellcheck disable=SC2086
-run waiters $WAITERS_ARGS
+if [ "$SET" = v1 ]; then
+  # shellcheck disable=SC2086
+  run challenges $CHALLENGES_ARGS
+  # shellcheck disable=SC2086
+  run webhooks $WEBHOOKS_ARGS
+  # shellcheck disable=SC2086
+  run drain $DRAIN_ARGS
+  modes="challenges webhooks drain"
+else
+  # shellcheck disable=SC2086
+  run flows $FLOWS_ARGS
+  # shellcheck disable=SC2086
+  run flows $SCALE_ARGS
+  # shellcheck disable=SC2086
+  run waiters $WAITERS_ARGS
+  modes="flows flows_postgres_2n waiters"
+fi
 
 echo
 echo "== medians of $RUNS runs =="
-for mode in flows flows_postgres_2n waiters; do
+for mode in $modes; do
   grep "^RESULT mode=$mode " "$results" | awk -v mode="$mode" '
     { for (i = 3; i <= NF; i++) { split($i, kv, "="); keys[i] = kv[1]; v[kv[1], NR] = kv[2] } n = NR; last = NF }
     END {

@@ -8,6 +8,9 @@ using Assent.Bench;
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
 //   push-latency [--count 300]                     new request -> its Web Push request at a loopback receiver
+//   challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
+//   webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]       decision -> webhook received
+//   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
 //   mcp-gate [--messages 10000] [--rate 1000] [--gated 200]   assent mcp gate: forwarding, approval overhead, memory
 //   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
 var command = args.Length > 0 ? args[0] : "";
@@ -28,6 +31,9 @@ try
         "verify" => await VerifyCommand.RunAsync(options, cts.Token),
         "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
         "push-latency" => await PushLatencyCommand.RunAsync(options, cts.Token),
+        "challenges" => await ChallengesCommand.RunAsync(options, cts.Token),
+        "webhooks" => await WebhooksCommand.RunAsync(options, cts.Token),
+        "drain" => await DrainCommand.RunAsync(options, cts.Token),
         "mcp-gate" => await McpGateCommand.RunAsync(options, cts.Token),
         "mcp-echo" => await McpGateCommand.EchoAsync(cts.Token),
         _ => Usage(),
@@ -48,6 +54,9 @@ static int Usage()
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
                Assent.Bench push-latency [--count 300]
+               Assent.Bench challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]
+               Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
+               Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
                Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll]
         """);
     return 64;

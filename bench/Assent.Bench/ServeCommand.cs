@@ -17,6 +17,9 @@ internal static class ServeCommand
         options.Limits.MaxPendingPerAgentPerUser = 100_000;
         // `push-latency`'s receiver, the push service's stand-in, listens on loopback (docs/deployment.md, "Web Push").
         options.Push.AllowLoopback = true;
+        // The webhook modes deliver to the driver's own receiver on loopback, which the SSRF guard refuses unless the
+        // operator allows private targets (docs/webhooks.md; Assent__Webhooks__AllowPrivateTargets=true in a deployment).
+        options.Webhooks.AllowPrivateTargets = true;
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {

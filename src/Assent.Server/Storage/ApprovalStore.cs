@@ -185,7 +185,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
         var (state, queued) = await db.WriteAsync(async w =>
         {
             var state = await DecideAsync(w, request, d, signCount, audit);
-            return (state, state is { } settled ? await w.EmitAsync(OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
+            return (state, state is { } settled ? await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
         }, ct);
         db.Outbox.Enqueued(queued);
         return state;
@@ -223,7 +223,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
             }
             await w.NotifyAsync(ApprovalNotice.Settled(request.Id, request.UserId, ApprovalState.Cancelled));
             await w.AuditAsync(audit);
-            return await w.EmitAsync(OutboxEvent.ForApproval(request, ApprovalState.Cancelled, now));
+            return await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, ApprovalState.Cancelled, now));
         }, ct);
         db.Outbox.Enqueued(queued);
         return queued >= 0;
@@ -284,7 +284,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
             {
                 await w.NotifyAsync(ApprovalNotice.Settled(a.Id, a.UserId, ApprovalState.Expired));
                 await w.AuditAsync(new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id));
-                queued += await w.EmitAsync(OutboxEvent.ForApproval(a, ApprovalState.Expired, now));
+                queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(a, ApprovalState.Expired, now));
             }
             return (due, queued);
         }, ct);

@@ -83,7 +83,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
             var d = device(user);
             await DeviceSql.InsertAsync(w, d);
             await w.AuditAsync(audit(user, d));
-            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, d, now)));
+            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, d, now)));
             return user;
         }, ct);
 
@@ -92,7 +92,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
         {
             await DeviceSql.InsertAsync(w, device);
             await w.AuditAsync(audit);
-            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, device, device.CreatedAt)));
+            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceEnrolled, device, device.CreatedAt)));
             return true;
         }, ct);
 
@@ -109,7 +109,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
                 return false;
             }
             await w.AuditAsync(audit);
-            db.Outbox.Enqueued(await w.EmitAsync(OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now)));
+            db.Outbox.Enqueued(await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now)));
             return true;
         }, ct);
 

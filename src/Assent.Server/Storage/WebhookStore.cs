@@ -57,6 +57,13 @@ internal interface IWebhookStore
     /// </summary>
     Task<IReadOnlyList<DeliveryRecord>> ClaimAsync(long now, long leaseUntil, int max, CancellationToken ct);
 
+    /// <summary>
+    /// Which of these deliveries, handed to this node's worker as they were inserted (<see cref="OutboxSql.EmitAsync"/>),
+    /// have committed and are still pending, each with whether its endpoint holds it back now (back-off, disabled, removed).
+    /// Absent ones have not committed yet, or never will.
+    /// </summary>
+    Task<IReadOnlyList<(string Id, bool HeldBack)>> FindHandedOffAsync(IReadOnlyList<string> ids, long now, CancellationToken ct);
+
     /// <summary>Records attempts and what they mean for their endpoints; returns the endpoints disabled by this.</summary>
     Task<IReadOnlyList<DisabledEndpoint>> RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, long disableAfter, CancellationToken ct);
 
@@ -78,13 +85,13 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
     private const string EndpointColumns =
         "id, owner_user_id, url, events, sealed_secret, created_at, failures, failing_since, retry_at, disabled_at, disabled_reason, deleted_at";
 
-    private const string DeliveryColumns =
+    internal const string DeliveryColumns =
         "id, event_id, target_id, kind, type, subject, created_at, next_attempt_at, attempts, state, body, last_attempt_at, last_status, last_error, delivered_at";
 
     private static WebhookEndpointRecord ReadEndpoint(DbDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), (byte[])r[4],
         r.GetInt64(5), r.GetInt32(6), Rows.NullableLong(r, 7), Rows.NullableLong(r, 8), Rows.NullableLong(r, 9), Rows.NullableString(r, 10), Rows.NullableLong(r, 11));
 
-    private static DeliveryRecord ReadDelivery(DbDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
+    internal static DeliveryRecord ReadDelivery(DbDataReader r) => new(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4),
         r.GetString(5), r.GetInt64(6), r.GetInt64(7), r.GetInt32(8), (DeliveryState)r.GetInt32(9), r.IsDBNull(10) ? null : (byte[])r[10],
         Rows.NullableLong(r, 11), r.IsDBNull(12) ? null : r.GetInt32(12), Rows.NullableString(r, 13), Rows.NullableLong(r, 14));
 
@@ -96,6 +103,15 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
         "AND d.lease_until <= $1 AND NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.id = d.target_id AND " +
         "(w.retry_at > $1 OR w.disabled_at IS NOT NULL OR w.deleted_at IS NOT NULL)) " +
         $"ORDER BY d.next_attempt_at LIMIT $3{db.ForUpdateSkipLocked}) RETURNING {DeliveryColumns}";
+
+    // Ids per read of FindHandedOffAsync: with the time, the 32 placeholders a statement may have here.
+    private const int HandedOffChunk = 31;
+
+    private static readonly string FindHandedOffSql =
+        "SELECT d.id, CASE WHEN w.retry_at > $1 OR w.disabled_at IS NOT NULL OR w.deleted_at IS NOT NULL THEN 1 ELSE 0 END " +
+        "FROM deliveries d LEFT JOIN webhook_endpoints w ON w.id = d.target_id " +
+        $"WHERE d.id IN ({string.Join(", ", Enumerable.Range(2, HandedOffChunk).Select(i => "$" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)))}) " +
+        $"AND d.state = {Pending} AND d.attempts = 0";
 
     public Task CreateEndpointAsync(WebhookEndpointRecord e, IReadOnlyList<string> events, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
@@ -164,12 +180,27 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
     public Task<IReadOnlyList<DeliveryRecord>> ClaimAsync(long now, long leaseUntil, int max, CancellationToken ct) =>
         db.WriteAsync(w => w.AllAsync(_claim, ReadDelivery, now, leaseUntil, max), ct);
 
+    public async Task<IReadOnlyList<(string Id, bool HeldBack)>> FindHandedOffAsync(IReadOnlyList<string> ids, long now, CancellationToken ct)
+    {
+        var found = new List<(string Id, bool HeldBack)>(ids.Count);
+        // One read per chunk of a fixed size, so one prepared statement serves them all (the last id pads a short chunk);
+        // a reader never waits for the writer.
+        foreach (var chunk in ids.Chunk(HandedOffChunk))
+        {
+            object?[] args = [now, .. chunk, .. Enumerable.Repeat(chunk[^1], HandedOffChunk - chunk.Length)];
+            found.AddRange(await db.ReadAsync(s => s.AllAsync(FindHandedOffSql, r => (r.GetString(0), r.GetInt32(1) == 1), args), ct));
+        }
+        return found;
+    }
+
     public async Task<IReadOnlyList<DisabledEndpoint>> RecordAsync(IReadOnlyList<DeliveryOutcome> outcomes, long disableAfter, CancellationToken ct)
     {
         var (disabled, released) = await db.WriteAsync(async w =>
         {
             var disabled = new List<DisabledEndpoint>();
             var released = 0;
+            // Endpoints whose failure run this batch already found ended: one write per endpoint, not per delivery.
+            var healthy = new HashSet<string>(StringComparer.Ordinal);
             foreach (var o in outcomes)
             {
                 var d = o.Delivery;
@@ -190,7 +221,7 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
                 if (o.Succeeded)
                 {
                     // Back from a failure run: everything held back for it is due now, not at its own next attempt.
-                    if (await w.ExecAsync("UPDATE webhook_endpoints SET failures = 0, failing_since = NULL, retry_at = NULL WHERE id = $1 AND failures > 0",
+                    if (healthy.Add(d.TargetId) && await w.ExecAsync("UPDATE webhook_endpoints SET failures = 0, failing_since = NULL, retry_at = NULL WHERE id = $1 AND failures > 0",
                             d.TargetId) == 1)
                     {
                         released += await w.ExecAsync(
@@ -198,6 +229,7 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
                     }
                     continue;
                 }
+                healthy.Remove(d.TargetId);
                 await w.ExecAsync(
                     "UPDATE webhook_endpoints SET failures = failures + 1, failing_since = COALESCE(failing_since, $2), retry_at = $3 WHERE id = $1",
                     d.TargetId, o.At, o.EndpointRetryAt);

@@ -14,8 +14,9 @@ namespace Assent.Server.Webhooks;
 /// <summary>
 /// Sends what the outbox holds (docs/webhooks.md §4): woken the moment a commit on this node queues deliveries, and
 /// every second for deliveries queued elsewhere, due for a retry, or whose lease ran out (their node died). Each
-/// delivery is leased before it is attempted, so it is attempted by one node at a time; its outcome is recorded in
-/// batches. At-least-once: an attempt whose outcome was not recorded is attempted again.
+/// delivery is leased before it is attempted, so it is attempted by one node at a time: claimed in batches, or leased to
+/// this node by the very transaction that queued it and handed over in memory (no claim between a decision and its
+/// webhook). Its outcome is recorded in batches. At-least-once: an attempt whose outcome was not recorded is attempted again.
 /// </summary>
 internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, EventBodies bodies, TargetGuard guard, MasterKey master, AssentOptions options,
     TimeProvider time, ILogger<DeliveryWorker> log) : BackgroundService
@@ -36,9 +37,22 @@ internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, E
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
 
     private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
+
+    // Leased deliveries waiting for one of the MaxInFlight senders.
+    private readonly Channel<DeliveryRecord> _ready = Channel.CreateUnbounded<DeliveryRecord>(new UnboundedChannelOptions { SingleWriter = true });
     private readonly ConcurrentDictionary<string, (long Until, int Failures)> _failing = new();
     private readonly ConcurrentDictionary<string, (WebhookEndpointRecord Endpoint, StandardWebhook Signer, long ReadAt)> _endpoints = new();
     private HttpClient? _http;
+
+    // Deliveries queued in _ready or being attempted, and whether the last claim was cut short for want of room.
+    private int _outstanding;
+    private volatile bool _more;
+
+    /// <summary>
+    /// How long a claim or a hand-over leases a delivery: it may wait in the queue behind at most one round of attempts
+    /// (each cut at the timeout), then take one attempt itself, and the margin covers clocks and the recording.
+    /// </summary>
+    private TimeSpan Lease => 2 * options.Webhooks.Timeout + TimeSpan.FromSeconds(30);
 
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
@@ -46,47 +60,57 @@ internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, E
         http.DefaultRequestHeaders.UserAgent.Add(new ProductInfoHeaderValue("Assent-Webhooks", "1"));
         _http = http;
         var max = options.Webhooks.MaxInFlight;
-        using var slots = new SemaphoreSlim(max, max);
         var recorder = RecordLoopAsync();
+        var senders = Enumerable.Range(0, max).Select(_ => Task.Run(() => SendLoopAsync(max, stop), CancellationToken.None)).ToArray();
+        signal.HandOffLease = Lease;
+        var lastClaim = time.GetTimestamp();
         try
         {
             while (!stop.IsCancellationRequested)
             {
-                await signal.WaitAsync(Poll, stop);
+                var woken = await signal.WaitAsync(Poll, stop);
+                await TakeHandedOffAsync(stop);
+                // A poll (at least every second, however busy: retries come due and leases run out), commits that queued
+                // deliveries nobody handed over (another node's engine path, a manual retry, a release), or room again
+                // after a claim that filled it: only these need a claim (a write).
+                if (woken && !signal.ClaimWanted() && !_more && time.GetElapsedTime(lastClaim) < Poll)
+                {
+                    continue;
+                }
+                _more = false;
+                lastClaim = time.GetTimestamp();
                 while (!stop.IsCancellationRequested)
                 {
-                    // Claim only what can start now: the rest stays unleased for this or another node.
-                    await slots.WaitAsync(stop);
-                    var free = slots.CurrentCount + 1;
+                    // Up to twice MaxInFlight leased here at once: the senders never wait for a claim, and the rest stays
+                    // unleased for this or another node. A claim waits for room for at least a full round.
+                    var room = 2 * max - Volatile.Read(ref _outstanding);
+                    if (room < max)
+                    {
+                        // The sender that makes room wakes us, or (if it made room before it could see this) we look again.
+                        _more = true;
+                        if (2 * max - Volatile.Read(ref _outstanding) < max)
+                        {
+                            break;
+                        }
+                        _more = false;
+                        continue;
+                    }
                     IReadOnlyList<DeliveryRecord> due;
                     try
                     {
                         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                        due = await store.ClaimAsync(now, now + (long)(options.Webhooks.Timeout + TimeSpan.FromSeconds(30)).TotalMilliseconds, free, stop);
+                        due = await store.ClaimAsync(now, now + (long)Lease.TotalMilliseconds, room, stop);
                     }
                     catch (Exception e) when (e is not OperationCanceledException && StorageFaults.IsUnavailable(e))
                     {
-                        slots.Release();
                         log.LogWarning("webhook deliveries wait: the database is unavailable ({Message})", e.Message);
                         break;
                     }
-                    slots.Release();
                     foreach (var d in due)
                     {
-                        await slots.WaitAsync(stop);
-                        _ = Task.Run(async () =>
-                        {
-                            try
-                            {
-                                _outcomes.Writer.TryWrite(await AttemptAsync(d, stop));
-                            }
-                            finally
-                            {
-                                slots.Release();
-                            }
-                        }, CancellationToken.None);
+                        Queue(d);
                     }
-                    if (due.Count < free)
+                    if (due.Count < room)
                     {
                         break;
                     }
@@ -98,15 +122,100 @@ internal sealed class DeliveryWorker(IWebhookStore store, OutboxSignal signal, E
         }
         finally
         {
+            signal.HandOffLease = null;
             // Attempts in flight finish or are cut by the stop; their outcomes are recorded if the database still answers,
-            // otherwise their leases run out and another start attempts them again.
-            for (var i = 0; i < max; i++)
-            {
-                await slots.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None);
-            }
+            // otherwise their leases run out and another start attempts them again, as do those still queued.
+            _ready.Writer.TryComplete();
+            await Task.WhenAny(Task.WhenAll(senders), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None));
             _outcomes.Writer.TryComplete();
             await recorder;
         }
+    }
+
+    private void Queue(DeliveryRecord d)
+    {
+        Interlocked.Increment(ref _outstanding);
+        _ready.Writer.TryWrite(d);
+    }
+
+    /// <summary>One of MaxInFlight senders: attempts queued deliveries one after another.</summary>
+    private async Task SendLoopAsync(int max, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (var d in _ready.Reader.ReadAllAsync(stop))
+            {
+                try
+                {
+                    _outcomes.Writer.TryWrite(await AttemptAsync(d, stop));
+                }
+                finally
+                {
+                    // Room for a full round again: the claimer, if it stopped for want of room, claims more.
+                    if (Interlocked.Decrement(ref _outstanding) == max && _more)
+                    {
+                        signal.Wake();
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>
+    /// Queues the deliveries this node leased to itself as their transactions inserted them, once committed; those of
+    /// an endpoint held back are handed back unattempted. Those not committed yet are kept for the next wake (their
+    /// commit rings it), and given up after a few seconds: rolled back, or else their lease runs out and a claim takes them.
+    /// </summary>
+    private async Task TakeHandedOffAsync(CancellationToken stop)
+    {
+        var taken = signal.TakeHandedOff();
+        if (taken.Count == 0)
+        {
+            return;
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        IReadOnlyList<(string Id, bool HeldBack)> found;
+        try
+        {
+            found = await store.FindHandedOffAsync([.. taken.Select(h => h.Delivery.Id)], now, stop);
+        }
+        catch (Exception e) when (e is not OperationCanceledException && StorageFaults.IsUnavailable(e))
+        {
+            signal.Return(taken);
+            return;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Given up here, not lost: their leases run out and a claim takes them.
+            log.LogError("{Count} handed-over webhook deliveries wait for their lease to run out: {Message}", taken.Count, e.Message);
+            return;
+        }
+        var committed = found.ToDictionary(f => f.Id, f => f.HeldBack, StringComparer.Ordinal);
+        // Real elapsed time, not the protocol clock: how long a commit may take to become visible.
+        var giveUpBefore = System.Diagnostics.Stopwatch.GetTimestamp() - 5 * System.Diagnostics.Stopwatch.Frequency;
+        var notYet = new List<OutboxSignal.HandedOff>();
+        foreach (var h in taken)
+        {
+            if (!committed.TryGetValue(h.Delivery.Id, out var heldBack))
+            {
+                if (h.At > giveUpBefore)
+                {
+                    notYet.Add(h);
+                }
+            }
+            else if (heldBack)
+            {
+                _outcomes.Writer.TryWrite(new DeliveryOutcome(h.Delivery, false, false, null, null, null, now, null, null));
+            }
+            else
+            {
+                Queue(h.Delivery);
+            }
+        }
+        signal.Return(notYet);
     }
 
     private async Task RecordLoopAsync()
