@@ -198,7 +198,8 @@ public sealed class McpTests
             ["lingerMs"] = 30000,
         };
         var client = McpClient.Start(plan);
-        await Task.Delay(TimeSpan.FromSeconds(20));
+        // The human approves only once the client has given up on the call (its abort is reported as an error).
+        await client.WaitForEventAsync(e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() == "error", TimeSpan.FromSeconds(60));
         Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
         var events = await client.FinishAsync();
         var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
@@ -220,8 +221,9 @@ public sealed class McpTests
         };
         var client = McpClient.Start(plan);
         // The host cancels on the second progress notification, two seconds into the wait (MCP 2025-11-25
-        // basic/utilities/cancellation), time enough for the request to reach the server; the human approves it later.
-        await Task.Delay(TimeSpan.FromSeconds(20));
+        // basic/utilities/cancellation), time enough for the request to reach the server; the human approves it
+        // once the client has given up on the call (its abort is reported as an error).
+        await client.WaitForEventAsync(e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() == "error", TimeSpan.FromSeconds(60));
         Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
         var events = await client.FinishAsync();
         var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
@@ -389,12 +391,52 @@ public sealed class McpTests
         private readonly Process _process;
         private readonly Task<string> _stdout;
         private readonly Task<string> _stderr;
+        private readonly List<JsonNode> _events = [];
+        private readonly SemaphoreSlim _emitted = new(0);
 
         private McpClient(Process process)
         {
             _process = process;
-            _stdout = process.StandardOutput.ReadToEndAsync();
+            _stdout = ReadEventsAsync(process.StandardOutput);
             _stderr = process.StandardError.ReadToEndAsync();
+        }
+
+        /// <summary>The whole of stdout, each event line also kept as it comes, for <see cref="WaitForEventAsync"/>.</summary>
+        private async Task<string> ReadEventsAsync(StreamReader stdout)
+        {
+            var all = new StringBuilder();
+            while (await stdout.ReadLineAsync() is { } line)
+            {
+                all.Append(line).Append('\n');
+                if (line.StartsWith('{'))
+                {
+                    lock (_events)
+                    {
+                        _events.Add(JsonNode.Parse(line)!);
+                    }
+                    _emitted.Release();
+                }
+            }
+            _emitted.Release();
+            return all.ToString();
+        }
+
+        /// <summary>Returns once the client has emitted an event matching <paramref name="match"/>; fails after <paramref name="timeout"/> or when it exits first.</summary>
+        public async Task WaitForEventAsync(Func<JsonNode, bool> match, TimeSpan timeout)
+        {
+            using var deadline = new CancellationTokenSource(timeout);
+            while (true)
+            {
+                lock (_events)
+                {
+                    if (_events.Any(match))
+                    {
+                        return;
+                    }
+                }
+                Assert.False(_stdout.IsCompleted, "mcp-client.mjs ended without the awaited event");
+                await _emitted.WaitAsync(deadline.Token);
+            }
         }
 
         public string Stderr { get; private set; } = "";
