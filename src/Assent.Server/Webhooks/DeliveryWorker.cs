@@ -357,10 +357,20 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
     {
         var jitter = 0.8 + RandomNumberGenerator.GetInt32(401) / 1000.0;
         long? next = d.Attempts < Schedule.Length ? at + (long)(Schedule[d.Attempts].TotalMilliseconds * jitter) : null;
-        var failures = _failing.TryGetValue(d.TargetId, out var f) ? f.Failures + 1 : 1;
-        var probe = Math.Min(1000L << Math.Min(failures - 1, 20), (long)MaxProbeInterval.TotalMilliseconds);
-        var retryAt = at + (long)(probe * jitter);
-        _failing[d.TargetId] = (retryAt, failures);
+        long retryAt;
+        if (_failing.TryGetValue(d.TargetId, out var f) && f.Until > at)
+        {
+            // Attempts that were in flight together when the endpoint went down fail together: one probe round, not one
+            // step of back-off each, so a burst of them does not jump straight to the longest interval.
+            retryAt = f.Until;
+        }
+        else
+        {
+            var failures = f.Failures + 1;
+            var probe = Math.Min(1000L << Math.Min(failures - 1, 20), (long)MaxProbeInterval.TotalMilliseconds);
+            retryAt = at + (long)(probe * jitter);
+            _failing[d.TargetId] = (retryAt, failures);
+        }
         log.LogInformation("delivery {Id} ({Type}) failed: {Error}", d.Id, d.Type, error);
         return new DeliveryOutcome(d, true, false, status, error.Length > 500 ? error[..500] : error, body, at, next, retryAt);
     }
