@@ -11,7 +11,7 @@ namespace Assent.Mcp;
 /// </summary>
 public static class ApprovalTemplate
 {
-    /// <summary>The longest binding message a request may carry (SPEC §1: at most 256 characters).</summary>
+    /// <summary>The longest binding message a request may carry (docs/concepts.md §6: at most 256 characters).</summary>
     public const int MaxMessageLength = 256;
 
     /// <summary>The argument names <paramref name="template"/> uses, in order.</summary>

@@ -107,13 +107,7 @@ internal static class AgentEndpoints
         IClientStore clients, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         http.Response.Headers.CacheControl = "no-store";
-        var wait = PreferWait.Requested(http.Request, options.MaxWait);
-        if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
-        {
-            PreferWait.Applied(http.Response, wait);
-            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindAsync(approval.Id, c), wait, time, ct)
-                ?? approval;
-        }
+        approval = await PreferWait.HoldIfAskedAsync(http, approval, readAtVersion, hub, store, options, time, ct);
         var location = $"{EndpointPaths.AgentRequests}/{approval.Id}";
         var (name, scopes) = NamedGrantDetails.Read(approval.AuthorizationDetails);
         var clientId = ClientIdFor(approval);

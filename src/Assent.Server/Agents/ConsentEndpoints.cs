@@ -125,13 +125,7 @@ internal static class ConsentEndpoints
     private static async Task<IResult> AnswerAsync(HttpContext http, ApprovalRecord approval, long readAtVersion, ClientRecord agent, UserRecord user,
         IApprovalStore store, IConsentStore consents, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
-        var wait = PreferWait.Requested(http.Request, options.MaxWait);
-        if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
-        {
-            PreferWait.Applied(http.Response, wait);
-            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindAsync(approval.Id, c), wait, time, ct)
-                ?? approval;
-        }
+        approval = await PreferWait.HoldIfAskedAsync(http, approval, readAtVersion, hub, store, options, time, ct);
         var location = $"{EndpointPaths.Agents}/{agent.Id}/consents/{approval.Id}";
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         ConsentRequestResponse Status(string status, long? expiresAt = null) => new(approval.Id, status, agent.Id, agent.Name, user.Handle, expiresAt);

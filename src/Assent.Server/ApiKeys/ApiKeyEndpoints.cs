@@ -100,13 +100,7 @@ internal static class ApiKeyEndpoints
         IApiKeyStore keys, ApprovalHub hub, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         http.Response.Headers.CacheControl = "no-store";
-        var wait = PreferWait.Requested(http.Request, options.MaxWait);
-        if (approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
-        {
-            PreferWait.Applied(http.Response, wait);
-            approval = await PreferWait.HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindAsync(approval.Id, c), wait, time, ct)
-                ?? approval;
-        }
+        approval = await PreferWait.HoldIfAskedAsync(http, approval, readAtVersion, hub, store, options, time, ct);
         var location = $"{Path}/requests/{approval.Id}";
         var (name, scopes) = NamedGrantDetails.Read(approval.AuthorizationDetails);
         // One request, one key: key_X for request apr_X, found again without a lookup.

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Assent.Protocol.OAuth;
+using Assent.Server.Common;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Http;
 
@@ -28,6 +29,22 @@ internal static class PreferWait
             }
         }
         return TimeSpan.Zero;
+    }
+
+    /// <summary>
+    /// A request's answer held for <c>Prefer: wait</c> when it asks for one and the request is pending: the request as read
+    /// after the wait (the same record when nothing happened to it), with <c>Preference-Applied</c> set.
+    /// </summary>
+    public static async Task<ApprovalRecord> HoldIfAskedAsync(HttpContext http, ApprovalRecord approval, long readAtVersion, ApprovalHub hub,
+        IApprovalStore store, AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var wait = Requested(http.Request, options.MaxWait);
+        if (approval.State != ApprovalState.Pending || wait <= TimeSpan.Zero)
+        {
+            return approval;
+        }
+        Applied(http.Response, wait);
+        return await HoldAsync(hub, approval.Id, approval, readAtVersion, approval.ExpiresAt, c => store.FindAsync(approval.Id, c), wait, time, ct) ?? approval;
     }
 
     public static void Applied(HttpResponse response, TimeSpan wait) =>

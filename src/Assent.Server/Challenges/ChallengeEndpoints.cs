@@ -305,11 +305,9 @@ internal static partial class ChallengeEndpoints
         {
             return NotFound(id);
         }
-        var wait = PreferWait.Requested(http.Request, options.MaxWait);
-        if (view.Approval.State == ApprovalState.Pending && wait > TimeSpan.Zero)
+        if (!ReferenceEquals(await PreferWait.HoldIfAskedAsync(http, view.Approval, version, hub, approvals, options, time, ct), view.Approval))
         {
-            PreferWait.Applied(http.Response, wait);
-            await PreferWait.HoldAsync(hub, id, view.Approval, version, view.Approval.ExpiresAt, c => approvals.FindAsync(id, c), wait, time, ct);
+            // Something happened to it while held: read the challenge again with its new state.
             view = (await challenges.FindAsync(id, ct))!;
         }
         http.Response.Headers.CacheControl = "no-store";
@@ -402,7 +400,7 @@ internal static partial class ChallengeEndpoints
             a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), WireTime.Of(a.RedeemedAt), attestation);
     }
 
-    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"challenge","action":…,"amount":…,"currency":…}]</c> (SPEC §7).</summary>
+    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"challenge","action":…,"amount":…,"currency":…}]</c> (docs/challenges.md §2.1).</summary>
     private static string Details(string action, string? amount, string? currency)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
