@@ -383,6 +383,13 @@ public sealed class WebhookOptions
     /// <summary>Attempts in flight at once on one node.</summary>
     public int MaxInFlight { get; set; } = 64;
 
+    /// <summary>
+    /// Deliveries per second one node claims from the outbox's backlog (retries, a receiver back after an outage, another
+    /// node's leftovers). Those its own commits hand over are sent at once and never wait for this: pacing the backlog keeps
+    /// CPU and database writes for new requests while a backlog drains (docs/webhooks.md §4).
+    /// </summary>
+    public int BacklogPerSecond { get; set; } = 2500;
+
     /// <summary>An endpoint whose every delivery failed for this long is disabled and its owner told.</summary>
     public TimeSpan DisableAfter { get; set; } = TimeSpan.FromDays(5);
 
@@ -395,9 +402,9 @@ public sealed class WebhookOptions
         {
             return "Assent:Webhooks:Timeout must be between 100 ms and 1 minute";
         }
-        if (MaxInFlight < 1 || MaxEndpointsPerUser < 1)
+        if (MaxInFlight < 1 || MaxEndpointsPerUser < 1 || BacklogPerSecond < 1)
         {
-            return "Assent:Webhooks:MaxInFlight and MaxEndpointsPerUser must be at least 1";
+            return "Assent:Webhooks:MaxInFlight, MaxEndpointsPerUser and BacklogPerSecond must be at least 1";
         }
         return DisableAfter < TimeSpan.FromMinutes(1) ? "Assent:Webhooks:DisableAfter must be at least a minute" : null;
     }

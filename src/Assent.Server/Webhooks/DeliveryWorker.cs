@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Threading.Channels;
+using System.Threading.RateLimiting;
 using Assent.Server.Common;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
@@ -36,6 +37,9 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
 
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often the backlog's budget (<see cref="WebhookOptions.BacklogPerSecond"/>) is topped up, and looked at again when spent.</summary>
+    private static readonly TimeSpan PaceStep = TimeSpan.FromMilliseconds(20);
+
     private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
 
     // Leased deliveries waiting for one of the MaxInFlight senders.
@@ -47,6 +51,9 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
     // Deliveries queued in _ready or being attempted, and whether the last claim was cut short for want of room.
     private int _outstanding;
     private volatile bool _more;
+
+    // Whether the last claim stopped because the backlog's budget for now was spent.
+    private bool _paced;
 
     /// <summary>
     /// How long a claim or a hand-over leases a delivery: it may wait in the queue behind at most one round of attempts
@@ -73,6 +80,16 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
                 log.LogWarning("webhook leases left by an earlier run wait to run out: the database is unavailable ({Message})", e.Message);
             }
         }
+        // The backlog is paced; hand-overs (this node's fresh deliveries) are not. Real time, as it shares the machine's CPU.
+        var perStep = Math.Max(1, (int)(options.Webhooks.BacklogPerSecond * PaceStep.TotalSeconds));
+        using var backlog = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
+        {
+            TokenLimit = Math.Max(perStep, Math.Min(2 * max, options.Webhooks.BacklogPerSecond)),
+            TokensPerPeriod = perStep,
+            ReplenishmentPeriod = PaceStep,
+            AutoReplenishment = true,
+            QueueLimit = 0,
+        });
         var recorder = RecordLoopAsync();
         var senders = Enumerable.Range(0, max).Select(_ => Task.Run(() => SendLoopAsync(max, stop), CancellationToken.None)).ToArray();
         signal.HandOffLease = Lease;
@@ -81,16 +98,17 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
         {
             while (!stop.IsCancellationRequested)
             {
-                var woken = await signal.WaitAsync(Poll, stop);
+                var woken = await signal.WaitAsync(_paced ? PaceStep : Poll, stop);
                 await TakeHandedOffAsync(stop);
                 // A poll (at least every second, however busy: retries come due and leases run out), commits that queued
                 // deliveries nobody handed over (another node's engine path, a manual retry, a release), or room again
                 // after a claim that filled it: only these need a claim (a write).
-                if (woken && !signal.ClaimWanted() && !_more && time.GetElapsedTime(lastClaim) < Poll)
+                if (woken && !signal.ClaimWanted() && !_more && !_paced && time.GetElapsedTime(lastClaim) < Poll)
                 {
                     continue;
                 }
                 _more = false;
+                _paced = false;
                 lastClaim = time.GetTimestamp();
                 while (!stop.IsCancellationRequested)
                 {
@@ -108,11 +126,19 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
                         _more = false;
                         continue;
                     }
+                    var allowed = (int)Math.Min(room, backlog.GetStatistics()?.CurrentAvailablePermits ?? room);
+                    using var permits = allowed > 0 ? backlog.AttemptAcquire(allowed) : null;
+                    if (permits is not { IsAcquired: true })
+                    {
+                        // Spent for now: looked at again in a pace step, hand-overs still taken the moment they come.
+                        _paced = true;
+                        break;
+                    }
                     IReadOnlyList<DeliveryRecord> due;
                     try
                     {
                         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                        due = await store.ClaimAsync(now, now + (long)Lease.TotalMilliseconds, room, stop);
+                        due = await store.ClaimAsync(now, now + (long)Lease.TotalMilliseconds, allowed, stop);
                     }
                     catch (Exception e) when (e is not OperationCanceledException && StorageFaults.IsUnavailable(e))
                     {
@@ -123,7 +149,7 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
                     {
                         Queue(d);
                     }
-                    if (due.Count < room)
+                    if (due.Count < allowed)
                     {
                         break;
                     }
