@@ -37,7 +37,7 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
 
     private static readonly TimeSpan Poll = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often the backlog's budget (<see cref="WebhookOptions.BacklogPerSecond"/>) is topped up, and looked at again when spent.</summary>
+    /// <summary>How often the backlog's budget (<see cref="WebhookOptions.BacklogPerSecond"/>) is looked at again when spent.</summary>
     private static readonly TimeSpan PaceStep = TimeSpan.FromMilliseconds(20);
 
     private readonly Channel<DeliveryOutcome> _outcomes = Channel.CreateUnbounded<DeliveryOutcome>(new UnboundedChannelOptions { SingleReader = true });
@@ -81,12 +81,14 @@ internal sealed class DeliveryWorker(IWebhookStore store, AssentStore assent, Ou
             }
         }
         // The backlog is paced; hand-overs (this node's fresh deliveries) are not. Real time, as it shares the machine's CPU.
-        var perStep = Math.Max(1, (int)(options.Webhooks.BacklogPerSecond * PaceStep.TotalSeconds));
+        // Topped up every pace step, or once per permit when the rate is below one per step.
+        var rate = options.Webhooks.BacklogPerSecond;
+        var perStep = Math.Max(1, (int)(rate * PaceStep.TotalSeconds));
         using var backlog = new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
-            TokenLimit = Math.Max(perStep, Math.Min(2 * max, options.Webhooks.BacklogPerSecond)),
+            TokenLimit = Math.Max(perStep, Math.Min(2 * max, rate)),
             TokensPerPeriod = perStep,
-            ReplenishmentPeriod = PaceStep,
+            ReplenishmentPeriod = TimeSpan.FromSeconds((double)perStep / rate),
             AutoReplenishment = true,
             QueueLimit = 0,
         });

@@ -170,6 +170,55 @@ public sealed class DeliveryFaultTests(PostgresCluster cluster, ITestOutputHelpe
     }
 
     [Fact]
+    public async Task A_backlog_after_an_outage_is_claimed_at_the_paced_rate_while_fresh_deliveries_are_not()
+    {
+        var dir = Directory.CreateTempSubdirectory("assent-delivery-").FullName;
+        var (port, receiverPort) = (Ports.Reserve(), Ports.Reserve());
+        var issuer = $"http://localhost:{port}";
+        var (invite, key) = await ProvisionAsync(dir, issuer, null);
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        const int perSecond = 10, count = 40;
+        await using var node = await ServerProcess.StartAsync(dir, port, issuer, configure: start =>
+        {
+            Webhooks()(start);
+            start.Environment["Assent__Webhooks__BacklogPerSecond"] = perSecond.ToString(CultureInfo.InvariantCulture);
+        });
+        var device = await ProcessDevice.EnrollAsync(node.Http, invite);
+        var (hook, secret) = await RegisterAsync(node.Http, key, $"http://127.0.0.1:{receiverPort}/ok");
+
+        // The receiver is down: the first deliveries are handed over and attempted at once, unpaced, and fail; the rest are
+        // held back while the endpoint is probed.
+        for (var i = 0; i < count; i++)
+        {
+            await ApproveChallengeAsync(node.Http, key, device, $"backlog {i}");
+        }
+        await WaitUntilAsync(() => LogAsync(node.Http, key, hook), l => l.Count == count && l.Any(d => d.Attempts >= 1), TimeSpan.FromSeconds(30),
+            l => $"every delivery queued and one failed while the receiver is down: {Describe(l)}\n{node.Output}");
+
+        // Back: a probe succeeds, the rest is released and claimed from the backlog, at most perSecond a second after a
+        // burst of perSecond. Unpaced, they all arrive within a fraction of a second.
+        await using var receiver = await Receiver.StartAsync(receiverPort, secret, cts.Token);
+        await WaitUntilAsync(() => Task.FromResult(receiver.Arrivals.Count >= 3), TimeSpan.FromSeconds(40), () => receiver.Output + "\n" + node.Output);
+
+        // A fresh decision meanwhile is handed over and sent at once, ahead of the backlog still waiting for its budget.
+        var queued = (await LogAsync(node.Http, key, hook)).Select(d => d.EventId).ToHashSet(StringComparer.Ordinal);
+        await ApproveChallengeAsync(node.Http, key, device, "fresh");
+        var fresh = (await LogAsync(node.Http, key, hook)).Single(d => !queued.Contains(d.EventId)).EventId;
+        await WaitUntilAsync(() => LogAsync(node.Http, key, hook), l => l.Count == count + 1 && l.All(d => d.Status == "delivered"), TimeSpan.FromSeconds(60),
+            l => $"every delivery delivered: {Describe(l)}\n{receiver.Output}\n{node.Output}");
+        var arrivals = receiver.Arrivals;
+        Assert.Equal(count + 1, arrivals.Select(x => x.Id).Distinct().Count());
+        var backlog = arrivals.Where(x => x.Id != fresh).ToList();
+        var freshAt = arrivals.First(x => x.Id == fresh).At;
+        Assert.True(freshAt < backlog[^1].At, $"the fresh delivery waited behind the backlog: {string.Join(", ", arrivals.Select(x => x.Id == fresh ? "FRESH" : "b"))}");
+        var span = Stopwatch.GetElapsedTime(backlog[1].At, backlog[^1].At);
+        output.WriteLine($"{backlog.Count} backlog arrivals over {span.TotalMilliseconds:F0} ms after the first; the fresh one {arrivals.TakeWhile(x => x.Id != fresh).Count() + 1} of {arrivals.Count}");
+        // After the probe, count - 1 remain; perSecond of them may come at once, the rest at perSecond a second.
+        var least = TimeSpan.FromSeconds((count - 1.0 - perSecond) / perSecond * 0.8);
+        Assert.True(span >= least, $"the backlog arrived over {span.TotalMilliseconds:F0} ms, faster than {perSecond}/s allows (>= {least.TotalMilliseconds:F0} ms)");
+    }
+
+    [Fact]
     public async Task A_receiver_closing_the_connection_without_an_answer_is_a_failure_with_its_reason_retried_later()
     {
         var dir = Directory.CreateTempSubdirectory("assent-delivery-").FullName;
@@ -307,9 +356,9 @@ public sealed class DeliveryFaultTests(PostgresCluster cluster, ITestOutputHelpe
 
 /// <summary>
 /// One webhook at the receiver: its webhook-id, and how many requests with that id (<see cref="Open"/>) and in all
-/// (<see cref="Total"/>) were unanswered, this one included.
+/// (<see cref="Total"/>) were unanswered, this one included; <see cref="At"/> is when the test read it (a Stopwatch timestamp).
 /// </summary>
-internal sealed record Arrival(string Id, int Open, int Total);
+internal sealed record Arrival(string Id, int Open, int Total, long At);
 
 /// <summary>tests/interop/webhook-receiver.mjs read in the background: every line it printed, and its arrivals in order.</summary>
 internal sealed class Receiver : IAsyncDisposable
@@ -362,7 +411,7 @@ internal sealed class Receiver : IAsyncDisposable
                 else if (line.StartsWith("ARRIVED ", StringComparison.Ordinal))
                 {
                     var a = JsonDocument.Parse(line["ARRIVED ".Length..]).RootElement;
-                    _arrivals.Enqueue(new Arrival(a.GetProperty("id").GetString()!, a.GetProperty("open").GetInt32(), a.GetProperty("total").GetInt32()));
+                    _arrivals.Enqueue(new Arrival(a.GetProperty("id").GetString()!, a.GetProperty("open").GetInt32(), a.GetProperty("total").GetInt32(), Stopwatch.GetTimestamp()));
                 }
             }
         }
