@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using Assent.Cli.Devices;
+using Assent.Client.Verification;
 using Assent.Cli.Output;
 using Assent.Protocol;
 using Assent.Protocol.Messages;
@@ -45,6 +46,8 @@ internal static class AuditCommands
             using var client = DeviceCommands.ClientFor(selected);
             // The checkpoint first: every entry it counts is then in the export, and one appended meanwhile only makes the export longer.
             var checkpoint = await client.ReadAuditCheckpointAsync(ct);
+            // A checkpoint proves nothing unless it is the issuer's: checked now, while its key is surely published.
+            await CheckSignatureAsync(checkpoint, selected.Server, "the server's checkpoint", ct);
             var entries = new List<AuditEntry>();
             long? next = start;
             while (next is { } cursor)
@@ -73,12 +76,16 @@ internal static class AuditCommands
     {
         var file = new Argument<string?>("FILE") { Description = "An export from 'assent audit export --json' (or - for stdin)", Arity = ArgumentArity.ZeroOrOne };
         var (data, database, json) = (StoreOptions.Data(), StoreOptions.Database(), StoreOptions.Json());
+        var offline = new Option<bool>("--offline")
+        {
+            Description = "With FILE: do not ask the export's server for its keys; the checkpoint's signature is then not checked (its signed fields still are)",
+        };
         var command = new Command("verify", """
             Verify the audit hash chain, offline from the server's data (--data/--database) or from an exported file. Exit 1 names the first broken entry.
             Example: assent audit verify --data ./assent-data
             """)
         {
-            file, data, database, json,
+            file, data, database, json, offline,
         };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
@@ -86,6 +93,10 @@ internal static class AuditCommands
             if (path is not null && (parse.GetValue(data) is not null || parse.GetValue(database) is not null))
             {
                 throw CliException.Usage("give either FILE or --data/--database, not both");
+            }
+            if (path is null && parse.GetValue(offline))
+            {
+                throw CliException.Usage("--offline is for an exported FILE; --data/--database are always read offline");
             }
             AuditVerification result;
             string source;
@@ -101,7 +112,7 @@ internal static class AuditCommands
             }
             else
             {
-                (result, source) = await VerifyFileAsync(path, ct);
+                (result, source) = await VerifyFileAsync(path, !parse.GetValue(offline), ct);
             }
             var head = result.Valid ? Base64Url.Encode(result.Head) : null;
             if (parse.GetValue(json))
@@ -167,7 +178,28 @@ internal static class AuditCommands
     private static bool HeadIs(AuditCheckpoint checkpoint, byte[] head) =>
         Base64Url.TryDecode(checkpoint.Head, out var expected) && expected.AsSpan().SequenceEqual(head);
 
-    private static async Task<(AuditVerification Result, string Source)> VerifyFileAsync(string path, CancellationToken ct)
+    /// <summary>
+    /// The checkpoint's JWS (docs/tokens.md §10) must be the issuer's and sign exactly its size, head and time; otherwise
+    /// exit 1 (69 when the issuer's keys cannot be read).
+    /// </summary>
+    private static async Task CheckSignatureAsync(AuditCheckpoint checkpoint, string issuer, string what, CancellationToken ct)
+    {
+        try
+        {
+            using var verifier = new AuditCheckpointVerifier(issuer);
+            await verifier.VerifyAsync(checkpoint, ct);
+        }
+        catch (TokenVerificationException e) when (e.Code == TokenErrors.JwksUnavailable)
+        {
+            throw new CliException(ExitCodes.Unavailable, $"cannot check {what}'s signature: {e.Message}; 'assent audit verify --offline FILE' checks the chain without it");
+        }
+        catch (TokenVerificationException e)
+        {
+            throw CliException.Invalid($"{what} is not signed by {issuer}: {e.Message}");
+        }
+    }
+
+    private static async Task<(AuditVerification Result, string Source)> VerifyFileAsync(string path, bool online, CancellationToken ct)
     {
         AuditExport? export;
         try
@@ -194,6 +226,22 @@ internal static class AuditCommands
         }
         var after = export?.After ?? 0;
         var checkpoint = export?.Checkpoint;
+        if (checkpoint is not null)
+        {
+            try
+            {
+                AuditCheckpointVerifier.CheckPayload(checkpoint);
+            }
+            catch (TokenVerificationException e)
+            {
+                throw CliException.Invalid($"the checkpoint in {path} is not one a server signed: {e.Message}");
+            }
+            if (online)
+            {
+                await CheckSignatureAsync(checkpoint, export!.Server, $"the checkpoint in {path}", ct);
+            }
+            path += online ? $" (checkpoint of {checkpoint.Size} signed by {export!.Server})" : " (checkpoint's signature not checked: --offline)";
+        }
         if (rows.Count == 0)
         {
             return (checkpoint is not null && checkpoint.Size > after
