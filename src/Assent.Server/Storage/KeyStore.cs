@@ -46,6 +46,7 @@ internal sealed class KeyStore(Database db) : IKeyStore
     public Task AddAsync(SigningKeyRecord key, long now, AuditEvent? audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
+            await TakeRotationTurnAsync(w);
             await w.ExecAsync("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL", now);
             await w.ExecAsync("INSERT INTO signing_keys(kid, public_key, encrypted_seed, created_at, retired_at) VALUES($1, $2, $3, $4, NULL)",
                 key.Kid, key.PublicKey, key.EncryptedSeed, key.CreatedAt);
@@ -68,6 +69,17 @@ internal sealed class KeyStore(Database db) : IKeyStore
 
     /// <summary>The <c>meta</c> row the first key's creator claims (docs/storage.md §3).</summary>
     internal const string FirstKeyClaim = "first_signing_key";
+
+    /// <summary>
+    /// Rotations take turns. Under PostgreSQL's read committed, a second rotation's retiring UPDATE would see only the keys
+    /// committed when it started and leave the first rotation's new key current beside its own. Writing one <c>meta</c> row
+    /// first holds its lock until commit, and the statements after it see what the earlier rotation committed. SQLite's
+    /// writes take turns anyway.
+    /// </summary>
+    internal static ValueTask<int> TakeRotationTurnAsync(IWriteSession w) =>
+        w.ExecAsync("INSERT INTO meta(key, value) VALUES($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value", RotationTurn, Array.Empty<byte>());
+
+    private const string RotationTurn = "key_rotation_turn";
 }
 
 internal sealed class MetaStore(Database db) : IMetaStore

@@ -141,6 +141,7 @@ internal sealed class JoseKeyStore(Database db) : IJoseKeyStore
     public Task AddAsync(JoseKeyRecord key, long now, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
+            await KeyStore.TakeRotationTurnAsync(w);
             await w.ExecAsync("UPDATE jose_keys SET retired_at = $1 WHERE retired_at IS NULL AND alg = $2", now, key.Alg);
             await w.ExecAsync(Insert, key.Kid, key.Alg, key.PublicJwk, key.EncryptedPrivateKey, key.CreatedAt);
             return await w.AuditedAsync(audit);
