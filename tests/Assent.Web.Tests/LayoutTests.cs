@@ -21,6 +21,7 @@ public sealed class LayoutTests(BrowserHost host)
 
         var pending = page.Locator(".tabs button[data-tab=pending]");
         Assert.Equal("2", await pending.Locator(".badge").TextContentAsync());
+        Assert.Equal(1, await page.GetByRole(AriaRole.Button, new() { Name = "Pending 2 waiting", Exact = true }).CountAsync());
         var tab = (await pending.BoundingBoxAsync())!;
         var history = (await page.Locator(".tabs button[data-tab=history]").BoundingBoxAsync())!;
         Assert.True(tab.Height <= 48 && Math.Abs(tab.Height - history.Height) < 1, $"the Pending tab is {tab.Height} px high, History {history.Height} px");

@@ -52,7 +52,7 @@ public sealed class PendingListTests(BrowserHost host, ITestOutputHelper output)
         await page.Locator("#pending li", new() { HasText = "Gone while offline" }).WaitForAsync(new() { State = WaitForSelectorState.Detached });
         await page.Locator("#pending li", new() { HasText = "Short-lived request" }).WaitForAsync(new() { State = WaitForSelectorState.Detached });
         Assert.Equal(["Still waiting"], await page.Locator("#pending li .message").AllTextContentsAsync());
-        Assert.Equal("1", await page.TextContentAsync("#count"));
+        Assert.Equal("1", await page.TextContentAsync("#count .badge"));
     }
 
     [Fact]

@@ -402,9 +402,9 @@
   }
   function counts() {
     const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired') && !li.classList.contains('decided')).length;
-    $('count').textContent = live || '';
+    // A badge beside the tab's name, read as "Pending 2 waiting".
+    $('count').querySelector('.badge').textContent = live || '';
     $('count').hidden = !live;
-    document.querySelector('.tabs [data-tab=pending]').setAttribute('aria-label', live ? 'Pending, ' + live + ' waiting' : 'Pending');
     $('empty').hidden = S.pending.size > 0;
     // Until the server's list has arrived, an empty list is not "nothing waiting" (docs/http-api.md §12.1).
     $('loading').hidden = S.loaded;
