@@ -80,9 +80,12 @@ public sealed class ScreenReaderTests(BrowserHost host)
         var agent = await host.Server.AgentAsync("web-sr-cli");
         for (var i = 1; i <= 3; i++)
         {
+            // A second between requests, as on a real clock (the test server's stands still): newest first is then well defined.
+            host.Server.Clock.Advance(TimeSpan.FromSeconds(1));
             await host.Server.AskAsync(agent, $"Earlier request {i}: " + string.Join(" ", Enumerable.Repeat("words", 30)));
             await phone.Card($"Earlier request {i}").WaitForAsync();
         }
+        host.Server.Clock.Advance(TimeSpan.FromSeconds(1));
         using var codeResponse = await host.Server.Http.PostAsync("/oauth/device/code",
             new FormUrlEncodedContent(new Dictionary<string, string> { ["client_id"] = "assent-cli" }));
         var (status, code) = await TestServer.ReadAsync(codeResponse);
@@ -96,7 +99,12 @@ public sealed class ScreenReaderTests(BrowserHost host)
 
         // "Approve the sign-in request below": below, and on the first screen, buttons included.
         var approve = (await card.Locator("button[data-act=approve]").BoundingBoxAsync())!;
-        Assert.True(approve.Y + approve.Height <= 740, $"the sign-in card's Approve button is at {approve.Y} px, below the 740 px screen");
+        var top = (await card.BoundingBoxAsync())!;
+        Assert.True(approve.Y + approve.Height <= 740,
+            $"the sign-in card's Approve button is at {approve.Y} px (the card at {top.Y}, {top.Height} px high), below the 740 px screen; first card: " +
+            await phone.Page.Locator("#pending li").First.InnerTextAsync());
         Assert.Contains("Sign-in request", await phone.Page.Locator("#pending li").First.InnerTextAsync());
+        // Focus on its heading, so a screen reader starts there.
+        Assert.Contains("Sign-in request", await phone.Page.EvaluateAsync<string>("() => document.activeElement.closest('li h2').textContent"));
     }
 }

@@ -359,11 +359,16 @@
   const mine = (a, list) => !!(S.session && a.quorum && Array.isArray(a.quorum[list]) && a.quorum[list].includes(S.session.handle));
 
   // Ids are stable and a request's content never changes, so a card already shown is kept as it is (it may be
-  // in the middle of a decision); the stream announces a request again after every reconnect.
+  // in the middle of a decision), but for a quorum's progress; the stream announces a request again after every reconnect.
   // Newest first: a request that arrives goes to the top, where the eye (and "the request below") is, and a
   // screen reader hears of it in the arrivals live region (WAI-ARIA 1.2, role status).
   function upsertCard(a) {
-    if (S.pending.has(a.id)) return;
+    const shownAlready = S.pending.get(a.id);
+    if (shownAlready) {
+      // docs/policies.md §3: a fresh read (a reload, a reconnect) brings the others' decisions.
+      if (a.quorum) { shownAlready.request.quorum = a.quorum; shownAlready.querySelector('.quorum').replaceChildren(...shown(quorumLine(a.quorum))); }
+      return;
+    }
     const li = card(a);
     // created_at has whole seconds: within one, the later arrival is the newer.
     const older = [...$('pending').children].find((x) => x.request.created_at <= a.created_at);
@@ -735,10 +740,17 @@
     $('device-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try {
-        await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
+        const a = await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
         history.replaceState(null, '', '/app');
         showMain();
         status('Approve the sign-in request below with your passkey.');
+        // The request just raised (its view is the answer, docs/http-api.md §12.5): shown at once, in view, and focused.
+        if (a && a.id) {
+          upsertCard(a);
+          const li = S.pending.get(a.id);
+          li.scrollIntoView({ block: 'nearest' });
+          li.querySelector('h2').focus({ preventScroll: true });
+        }
       } catch (e) { failed(e, 'device'); }
     });
     $('add-passkey').addEventListener('click', async () => {
