@@ -396,14 +396,12 @@
   // or to the empty list's words, never to the page's body.
   function removeCard(id) {
     const li = S.pending.get(id);
-    if (li) {
-      const lost = li.contains(document.activeElement) || (document.activeElement === document.body && li.classList.contains('done'));
-      const next = li.nextElementSibling || li.previousElementSibling;
-      li.remove(); S.pending.delete(id);
-      counts();
-      if (lost && !$('t-pending').hidden && !$('v-main').hidden) (next ? next.querySelector('h2') : $('empty')).focus();
-    }
+    if (!li) { counts(); return; }
+    const lost = li.contains(document.activeElement) || (document.activeElement === document.body && li.classList.contains('done'));
+    const next = li.nextElementSibling || li.previousElementSibling;
+    li.remove(); S.pending.delete(id);
     counts();
+    if (lost && !$('t-pending').hidden && !$('v-main').hidden) (next ? next.querySelector('h2') : $('empty')).focus();
   }
   function counts() {
     const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired') && !li.classList.contains('decided')).length;
