@@ -52,10 +52,17 @@ public sealed class AccessibilityTests(BrowserHost host, ITestOutputHelper outpu
         foreach (var tab in new[] { "history", "devices", "consents" })
         {
             await page.ClickAsync($".tabs button[data-tab={tab}]");
-            await page.Locator("#t-" + tab).WaitForAsync();
+            // Shown (its heading is for screen readers only, so an empty panel has no size to be "visible").
+            await page.Locator($"#t-{tab}:not([hidden])").WaitForAsync(new() { State = WaitForSelectorState.Attached });
             await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
             findings.AddRange(await AxeAsync(page, theme + " " + tab));
         }
+        // The in-page confirmation of a revocation, open.
+        await page.ClickAsync(".tabs button[data-tab=devices]");
+        await page.Locator("#devices li button", new() { HasText = "Revoke" }).First.ClickAsync();
+        await page.Locator("#devices .confirm").WaitForAsync();
+        findings.AddRange(await AxeAsync(page, theme + " devices, revoking"));
+        await page.ClickAsync("#devices .confirm button[data-act=cancel]");
 
         await page.GotoAsync("/device?user_code=ABCD-EFGH");
         await page.Locator("#v-device").WaitForAsync();

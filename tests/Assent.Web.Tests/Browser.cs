@@ -40,11 +40,17 @@ public sealed class BrowserHost : IAsyncLifetime
     /// <param name="dark">The dark colour scheme (prefers-color-scheme: dark).</param>
     /// <param name="bypassCsp">Lets a test inject a script (axe-core) the page's CSP would refuse.</param>
     /// <param name="width">The viewport's width in CSS pixels (320: the narrowest phones).</param>
-    public async Task<Phone> PhoneAsync(TestServer? server = null, bool dark = false, bool bypassCsp = false, int width = 360)
+    /// <param name="height">The viewport's height in CSS pixels (800 with a width of 1280: a laptop).</param>
+    /// <param name="iPhone">A touch screen as the main pointer and an iPhone's user agent (the page's phone layout).</param>
+    public async Task<Phone> PhoneAsync(TestServer? server = null, bool dark = false, bool bypassCsp = false, int width = 360, int height = 740,
+        bool iPhone = false)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            ViewportSize = new ViewportSize { Width = width, Height = 740 },
+            ViewportSize = new ViewportSize { Width = width, Height = height },
+            IsMobile = iPhone,
+            HasTouch = iPhone,
+            UserAgent = iPhone ? "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1" : null,
             // Amounts and times are formatted for the reader's locale; the tests read them in one.
             Locale = "en-US",
             BaseURL = (server ?? Server).BaseUri.ToString(),

@@ -85,12 +85,13 @@ public sealed class ConsentTests(BrowserHost host)
         Assert.Equal(0, await mine.Locator(".foreign").CountAsync());
 
         // Agents tab: she stops allowing it, and its next request is refused.
-        phone.Page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await phone.Page.ClickAsync(".tabs button[data-tab=consents]");
         var row = phone.Page.Locator($"#consents li[data-id='{agent.ClientId}']");
         await row.WaitForAsync();
         Assert.Contains("web-consent-bob", await row.TextContentAsync());
         await row.Locator("button", new() { HasText = "Revoke" }).ClickAsync();
+        // Asked in the page, in the row itself.
+        await row.Locator(".confirm button[data-act=confirm]").ClickAsync();
         await phone.Page.Locator("#status", new() { HasText = "can no longer ask you" }).WaitForAsync();
         await row.WaitForAsync(new() { State = WaitForSelectorState.Detached });
         Assert.True(await phone.Page.Locator("#no-consents").IsVisibleAsync());

@@ -52,7 +52,43 @@ public sealed class PendingListTests(BrowserHost host, ITestOutputHelper output)
         await page.Locator("#pending li", new() { HasText = "Gone while offline" }).WaitForAsync(new() { State = WaitForSelectorState.Detached });
         await page.Locator("#pending li", new() { HasText = "Short-lived request" }).WaitForAsync(new() { State = WaitForSelectorState.Detached });
         Assert.Equal(["Still waiting"], await page.Locator("#pending li .message").AllTextContentsAsync());
-        Assert.Equal("(1)", await page.TextContentAsync("#count"));
+        Assert.Equal("1", await page.TextContentAsync("#count .badge"));
+    }
+
+    [Fact]
+    public async Task Until_the_first_list_arrives_the_page_says_it_is_checking_and_an_empty_list_says_what_to_do_next()
+    {
+        var invite = await host.Server.InviteAsync("web-loading");
+        await using var phone = await host.PhoneAsync();
+        await phone.EnrollAsync(invite.Code);
+        var agent = await host.Server.AgentAsync("web-loading");
+        await host.Server.AskAsync(agent, "Waiting behind a slow network");
+        var card = phone.Card("Waiting behind a slow network");
+        await card.WaitForAsync();
+        var page = phone.Page;
+        // The stream and the list held back, as on a slow network just after the app opens.
+        var release = new TaskCompletionSource();
+        await page.RouteAsync("**/webauthn/stream", async route => { await release.Task; await route.ContinueAsync(); });
+        await page.RouteAsync("**/webauthn/approvals", async route => { await release.Task; await route.ContinueAsync(); });
+
+        await page.ReloadAsync();
+        await page.Locator("#v-main").WaitForAsync();
+        var empty = page.Locator("#empty");
+        Assert.True(await empty.IsVisibleAsync());
+        Assert.Equal("Checking for requests…", (await empty.InnerTextAsync()).Trim());
+
+        release.SetResult();
+        await card.WaitForAsync();
+        Assert.True(await empty.IsHiddenAsync());
+        await card.Locator("button[data-act=deny]").ClickAsync();
+        await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        await empty.WaitForAsync();
+        var said = await empty.InnerTextAsync();
+        Assert.StartsWith("Nothing is waiting for you.", said);
+        // What to do next: where requests show, and how to hear of them with the app closed.
+        Assert.Contains("shows up here", said);
+        Assert.Contains("notifications", said);
+        Assert.DoesNotContain("Checking", said);
     }
 
     [Theory]

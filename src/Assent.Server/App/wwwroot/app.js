@@ -6,7 +6,8 @@
   const $ = (id) => document.getElementById(id);
   const TIMEOUT_MS = 120000; // every navigator.credentials call is abortable and bounded
   // pending: id → its card (li, with the request as li.request); seen: ids the open stream announced or settled since it opened.
-  const S = { session: null, stream: null, pending: new Map(), seen: null, ticker: 0 };
+  // loaded: the server's pending list has arrived since sign-in (until then the list says it is checking).
+  const S = { session: null, stream: null, pending: new Map(), seen: null, ticker: 0, loaded: false };
 
   // ---- helpers -------------------------------------------------------------------
   const b64e = (buf) => {
@@ -196,6 +197,14 @@
     say(li, body.decision === 'approve' ? 'Sending your approval…' : 'Sending your denial…');
     try {
       const r = await api('POST', '/webauthn/approvals/' + encodeURIComponent(a.id) + '/decision', body);
+      if (r.state === 'pending') {
+        // docs/policies.md §3: a quorum request stays open until enough others decide; the card stays, without
+        // buttons, saying where it stands, and leaves when the server settles it.
+        li.classList.remove('busy');
+        try { a.quorum = (await api('GET', '/webauthn/approvals/' + encodeURIComponent(a.id))).quorum || a.quorum; } catch { /* the line as it was */ }
+        decided(li, body.decision);
+        return;
+      }
       li.classList.replace('busy', 'done');
       say(li, r.state === 'approved' ? '✓ Approved' : '✕ Denied');
       setTimeout(() => removeCard(a.id), 1000);
@@ -271,7 +280,8 @@
   // are shown together, and an agent of someone else is flagged.
   function asker(a) {
     const prefix = { device_login: 'Sign-in request from ', agent_consent: 'Consent request from ' }[a.kind] || '';
-    const line = el('p', { class: 'agent' }, prefix, el('span', { class: 'agent-name', show: a.client_name }));
+    // The card's heading (screen readers list and jump between them): who asks.
+    const line = el('h2', { class: 'agent', tabindex: '-1' }, prefix, el('span', { class: 'agent-name', show: a.client_name }));
     if (a.client_id !== a.client_name) line.append(' (', el('span', { class: 'client-id', show: a.client_id }), ')');
     if (a.client_owner) line.append(' by ', el('span', { class: 'owner', show: a.client_owner }));
     return line;
@@ -279,9 +289,38 @@
   const foreign = (a) => a.client_owner && S.session && a.client_owner !== S.session.handle
     ? el('p', { class: 'foreign', role: 'note', show: "Another user's agent: it belongs to " + a.client_owner + ', not to you.' }) : null;
 
+  // What the request would do, in a few words, for the buttons' names and the arrival announcement:
+  // "pay $1,250.00 to ACME Corp", "sign in a device: …", or the agent's message (shortened).
+  function action(a) {
+    const lead = (Array.isArray(a.authorization_details) ? a.authorization_details : []).find((d) => d && typeof d === 'object' && d.amount != null);
+    if (lead) {
+      const m = money(lead.amount, lead.currency), to = payee(lead);
+      return 'pay ' + (m.text || plain(m.show)) + (to != null ? ' to ' + plain(typeof to === 'string' ? to : JSON.stringify(to)) : '');
+    }
+    const text = plain(a.binding_message || 'this request').replace(/\s+/g, ' ');
+    const short = text.length > 80 ? text.slice(0, 79) + '…' : text;
+    return a.kind === 'device_login' ? 'sign in a device: ' + short : short;
+  }
+  // docs/policies.md §3, as assent device watch prints it: "1 of 2 approved (alice), waiting for bob".
+  function quorumLine(q) {
+    if (!q || typeof q !== 'object') return '';
+    const [yes, wait, no] = [q.approved, q.waiting, q.denied].map((x) => (Array.isArray(x) ? x : []));
+    return yes.length + ' of ' + q.required + ' approved' + (yes.length ? ' (' + yes.join(', ') + ')' : '')
+      + (wait.length ? ', waiting for ' + wait.join(', ') : '') + (no.length ? ', denied by ' + no.join(', ') : '');
+  }
+  // A quorum request this user has decided: no buttons, where it stands, until it settles.
+  function decided(li, decision) {
+    li.classList.add('decided');
+    li.querySelector('.quorum').replaceChildren(...shown(quorumLine(li.request.quorum)));
+    say(li, decision === 'approve' ? '✓ You approved. It needs more approvals.' : '✕ You denied. It may still be approved by the others.');
+    counts();
+  }
+
   function card(a) {
-    const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve' });
-    const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny' });
+    // Named with what they do (WCAG 2.5.3: the name starts with the visible word), so a list of buttons reads alone.
+    const what = action(a);
+    const approve = el('button', { type: 'button', class: 'approve', 'data-act': 'approve', text: 'Approve', 'aria-label': 'Approve: ' + what });
+    const deny = el('button', { type: 'button', class: 'deny', 'data-act': 'deny', text: 'Deny', 'aria-label': 'Deny: ' + what });
     // Who asks, and when, is the first line: the agent's name (with its owner), then "12 s ago".
     const li = el('li', { 'data-id': a.id }, el('div', { class: 'head' }, asker(a), el('span', { class: 'ago small', title: when(a.created_at) })), foreign(a));
     const details = Array.isArray(a.authorization_details) ? a.authorization_details.filter((d) => d && typeof d === 'object') : [];
@@ -308,6 +347,7 @@
     more2.append(tech);
     for (const d of details) if (d !== lead) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
+    li.append(el('p', { class: 'quorum', show: quorumLine(a.quorum) }));
     li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }), more2);
     li.append(el('p', { class: 'feedback', role: 'status' }), el('p', { class: 'problem', role: 'alert' }));
     li.append(el('div', { class: 'actions' }, approve, deny));
@@ -316,14 +356,26 @@
     deny.addEventListener('click', () => decide(a, 'deny', [approve, deny]));
     return li;
   }
+  const mine = (a, list) => !!(S.session && a.quorum && Array.isArray(a.quorum[list]) && a.quorum[list].includes(S.session.handle));
 
   // Ids are stable and a request's content never changes, so a card already shown is kept as it is (it may be
-  // in the middle of a decision); the stream announces a request again after every reconnect.
+  // in the middle of a decision), but for a quorum's progress; the stream announces a request again after every reconnect.
+  // Newest first: a request that arrives goes to the top, where the eye (and "the request below") is, and a
+  // screen reader hears of it in the arrivals live region (WAI-ARIA 1.2, role status).
   function upsertCard(a) {
-    if (S.pending.has(a.id)) return;
+    const shownAlready = S.pending.get(a.id);
+    if (shownAlready) {
+      // docs/policies.md §3: a fresh read (a reload, a reconnect) brings the others' decisions.
+      if (a.quorum) { shownAlready.request.quorum = a.quorum; shownAlready.querySelector('.quorum').replaceChildren(...shown(quorumLine(a.quorum))); }
+      return;
+    }
     const li = card(a);
-    $('pending').append(li);
+    // created_at has whole seconds: within one, the later arrival is the newer.
+    const older = [...$('pending').children].find((x) => x.request.created_at <= a.created_at);
+    $('pending').insertBefore(li, older || null);
     S.pending.set(a.id, li);
+    if (mine(a, 'approved')) decided(li, 'approve'); else if (mine(a, 'denied')) decided(li, 'deny');
+    if (S.loaded) $('arrivals').textContent = 'New request from ' + plain(a.client_name) + ': ' + action(a) + '.';
     fit(li);
     tick();
   }
@@ -340,11 +392,26 @@
     if (!message.classList.contains('open')) more.hidden = message.scrollHeight <= message.clientHeight + 1;
   }
   addEventListener('resize', () => { for (const li of S.pending.values()) fit(li); });
-  function removeCard(id) { const li = S.pending.get(id); if (li) { li.remove(); S.pending.delete(id); } counts(); }
+  // A card that goes while focus was on it (or its buttons, now gone) hands focus to the next card's heading,
+  // or to the empty list's words, never to the page's body.
+  function removeCard(id) {
+    const li = S.pending.get(id);
+    if (!li) { counts(); return; }
+    const lost = li.contains(document.activeElement) || (document.activeElement === document.body && li.classList.contains('done'));
+    const next = li.nextElementSibling || li.previousElementSibling;
+    li.remove(); S.pending.delete(id);
+    counts();
+    if (lost && !$('t-pending').hidden && !$('v-main').hidden) (next ? next.querySelector('h2') : $('empty')).focus();
+  }
   function counts() {
-    const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired')).length;
-    $('count').textContent = live ? '(' + live + ')' : '';
+    const live = [...S.pending.values()].filter((li) => !li.classList.contains('expired') && !li.classList.contains('decided')).length;
+    // A badge beside the tab's name, read as "Pending 2 waiting".
+    $('count').querySelector('.badge').textContent = live || '';
+    $('count').hidden = !live;
     $('empty').hidden = S.pending.size > 0;
+    // Until the server's list has arrived, an empty list is not "nothing waiting" (docs/http-api.md §12.1).
+    $('loading').hidden = S.loaded;
+    $('none').hidden = !S.loaded;
     // The count where a glance finds it: the tab's title and, for the installed app, its icon (Badging API).
     document.title = live ? '(' + live + ') Assent' : 'Assent';
     if (navigator.setAppBadge) (live ? navigator.setAppBadge(live) : navigator.clearAppBadge()).catch(() => {});
@@ -385,6 +452,7 @@
     const current = new Set(list.map((a) => a.id));
     for (const id of [...S.pending.keys()]) if (!current.has(id) && !S.seen.has(id)) removeCard(id);
     for (const a of list) if (!S.seen.has(a.id)) upsertCard(a);
+    S.loaded = true;
     counts();
   }
 
@@ -426,6 +494,21 @@
     } catch (e) { failed(e); }
   }
 
+  // An in-page confirmation for what cannot be undone (revoking): it opens in the row, says what follows, and takes
+  // focus; Cancel puts things back. No confirm(): the browser's dialog cannot be styled, read with the row, or tested.
+  function confirmIn(li, question, yes, act) {
+    if (li.querySelector('.confirm')) return;
+    const box = el('div', { class: 'confirm', role: 'group', 'aria-label': plain(question) });
+    const close = () => { box.remove(); for (const b of li.querySelectorAll('button')) b.hidden = false; };
+    const go = el('button', { type: 'button', class: 'danger', 'data-act': 'confirm', text: yes });
+    const cancel = el('button', { type: 'button', 'data-act': 'cancel', text: 'Cancel', onclick: () => { const back = li.querySelector('.deny'); close(); if (back) back.focus(); } });
+    go.addEventListener('click', async () => { go.disabled = true; cancel.disabled = true; await act(); if (box.isConnected) close(); });
+    for (const b of li.querySelectorAll('button')) b.hidden = true;
+    box.append(el('p', { show: question }), el('div', { class: 'actions' }, go, cancel));
+    li.append(box);
+    cancel.focus();
+  }
+
   // Agents of other users this user allows to ask them (their own agents always may).
   async function loadConsents() {
     try {
@@ -436,10 +519,10 @@
         return el('li', { 'data-id': x.client_id },
           el('span', { class: 'grow', show: who }),
           el('span', { class: 'small', text: 'since ' + when(x.created_at) }),
-          el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
-            if (!confirm('Stop allowing ' + plain(who) + ' to ask you for approvals?')) return;
-            try { await api('DELETE', '/webauthn/consents/' + encodeURIComponent(x.client_id)); status('Revoked: ' + plain(who) + ' can no longer ask you.'); loadConsents(); } catch (e) { failed(e); }
-          } }));
+          el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: (ev) => confirmIn(ev.target.closest('li'),
+            'Stop allowing ' + who + ' to ask you for approvals?', 'Stop allowing', async () => {
+              try { await api('DELETE', '/webauthn/consents/' + encodeURIComponent(x.client_id)); status('Revoked: ' + plain(who) + ' can no longer ask you.'); loadConsents(); } catch (e) { failed(e); }
+            }) }));
       }));
       $('no-consents').hidden = active.length > 0;
     } catch (e) { failed(e); }
@@ -458,26 +541,33 @@
             if (!name) return;
             try { await api('PATCH', '/webauthn/devices/' + encodeURIComponent(dev.id), { name }); loadDevices(); } catch (e) { failed(e); }
           } }));
-          li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
-            if (!confirm('Revoke ' + plain(dev.name) + '? It will not be able to approve anything.')) return;
+          const current = S.session && dev.id === S.session.device_id;
+          li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: () => confirmIn(li, current
+            ? 'Revoke ' + dev.name + ', the passkey you are signed in with? You will be signed out here, and it will not be able to approve anything.'
+            : 'Revoke ' + dev.name + '? It will not be able to approve anything.', 'Revoke', async () => {
             try { await api('DELETE', '/webauthn/devices/' + encodeURIComponent(dev.id)); status('Revoked ' + plain(dev.name) + '.'); start(); } catch (e) { failed(e); }
-          } }));
+          }) }));
         }
         return li;
       }));
     } catch (e) { failed(e); }
   }
 
+  // The tabs of the main view: each has a button (data-tab) and a panel (t-NAME) in app.html, and here what it
+  // loads when chosen. A new tab is one entry here and its two elements there.
+  const TABS = {
+    pending: () => { for (const li of S.pending.values()) fit(li); },
+    history: () => loadHistory(),
+    devices: () => { loadDevices(); loadPush(); },
+    consents: () => loadConsents(),
+  };
   function tab(name) {
     for (const b of document.querySelectorAll('.tabs button')) {
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
-    for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
+    for (const t of Object.keys(TABS)) $('t-' + t).hidden = t !== name;
     status('');
-    if (name === 'pending') for (const li of S.pending.values()) fit(li);
-    if (name === 'history') loadHistory();
-    if (name === 'devices') { loadDevices(); loadPush(); }
-    if (name === 'consents') loadConsents();
+    TABS[name]();
   }
 
   // ---- Web Push: the notification switch, and opening a pushed request (docs/http-api.md §12.6) ----
@@ -565,8 +655,36 @@
     $('signout').hidden = !S.session;
   }
 
+  // Enrolment for the device it is opened on (docs/http-api.md §12.1). A phone (a touch screen is its main pointer)
+  // is the approver: one sentence on what a passkey is and one button, the invite code already filled in from the
+  // link. A computer shows the QR first, for the phone that will approve, and creating the passkey here second. The
+  // CLI command waits behind a disclosure on both.
+  const PLATFORM = (() => {
+    const ua = navigator.userAgent;
+    const phone = matchMedia('(pointer: coarse)').matches || !!(navigator.userAgentData && navigator.userAgentData.mobile);
+    const apple = /iPhone|iPad|iPod/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
+    return { phone, unlock: apple ? 'Face ID' : /Android/.test(ua) ? 'your fingerprint or screen lock' : 'your fingerprint, face or PIN', name: apple ? 'iPhone' : /Android/.test(ua) ? 'Android phone' : 'phone' };
+  })();
+  function enrollView(code) {
+    const phone = PLATFORM.phone;
+    $('v-enroll').classList.toggle('phone', phone);
+    $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
+    $('passkey-what').textContent = 'A passkey lets you approve your agents\u2019 requests with ' + PLATFORM.unlock + ': it stays on this '
+      + (phone ? 'phone' : 'device') + ', works only for Assent, and there is no password to type or steal.';
+    $('code').value = code || '';
+    // The code came with the link: nothing to type on a phone (the passkey's name defaults to the kind of phone).
+    $('enroll-fields').hidden = phone && !!code;
+    if (phone && !$('dev-name').value) $('dev-name').value = PLATFORM.name;
+    $('enroll-go').textContent = phone ? (PLATFORM.unlock === 'Face ID' ? 'Continue with Face ID' : 'Continue with passkey') : 'Create passkey on this computer';
+    $('enroll-here').hidden = phone || !code;
+    if (code && !phone) $('qr-img').src = '/app/enroll/qr.svg?code=' + encodeURIComponent(code);
+    $('qr').hidden = phone || !code;
+    show('enroll');
+  }
+
   function showMain() {
     show('main');
+    S.loaded = false;
     counts();
     openStream();
     loadHistory();
@@ -581,14 +699,7 @@
     signedIn();
     if (offline && path !== '/app/enroll') { show('signin'); failed(offline); return; }
     if (path === '/app/enroll') {
-      const code = params.get('code');
-      $('cli-enroll').textContent = 'assent device enroll --server ' + location.origin + ' --code ' + (code || 'CODE');
-      if (code) {
-        $('code').value = code;
-        $('qr-img').src = '/app/enroll/qr.svg?code=' + encodeURIComponent(code);
-        $('qr').hidden = false;
-      }
-      show('enroll');
+      enrollView(params.get('code'));
       return;
     }
     if (!S.session) { show('signin'); return; }
@@ -610,7 +721,7 @@
       try { await api('POST', '/webauthn/signout', {}); } catch (e) { failed(e); }
       if (S.stream) S.stream.close();
       S.stream = null; $('conn').hidden = true;
-      S.session = null; S.pending.forEach((li) => li.remove()); S.pending.clear();
+      S.session = null; S.loaded = false; S.pending.forEach((li) => li.remove()); S.pending.clear(); counts();
       signedIn(); show('signin');
     });
     $('enroll-form').addEventListener('submit', async (ev) => {
@@ -627,10 +738,17 @@
     $('device-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       try {
-        await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
+        const a = await api('POST', '/webauthn/device-login', { user_code: $('user-code').value.trim() });
         history.replaceState(null, '', '/app');
         showMain();
         status('Approve the sign-in request below with your passkey.');
+        // The request just raised (its view is the answer, docs/http-api.md §12.5): shown at once, in view, and focused.
+        if (a && a.id) {
+          upsertCard(a);
+          const li = S.pending.get(a.id);
+          li.scrollIntoView({ block: 'nearest' });
+          li.querySelector('h2').focus({ preventScroll: true });
+        }
       } catch (e) { failed(e, 'device'); }
     });
     $('add-passkey').addEventListener('click', async () => {
