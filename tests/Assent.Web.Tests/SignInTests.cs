@@ -138,6 +138,80 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
     }
 
     [Fact]
+    public async Task Openid_client_refreshes_an_offline_access_sign_in_and_a_reused_refresh_token_ends_the_family()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: false);
+        var (phone, did) = await SignedOutUserAsync();
+        await using var owned = phone;
+        var callback = await CaptureCallbackAsync(phone);
+
+        var start = await NodeAsync("start", client, "EdDSA", scope: "openid offline_access");
+        await phone.Page.GotoAsync(start.GetProperty("url").GetString()!);
+        // OpenID Connect Core §11: offline access is consented to on the consent page like any scope.
+        await phone.Page.Locator("text=keep you signed in").WaitForAsync();
+        await phone.Page.ClickAsync("button[value=allow]");
+        var tokens = await NodeAsync("finish", client, "EdDSA", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)), start);
+        Assert.Equal("openid offline_access", tokens.GetProperty("scope").GetString());
+        var first = tokens.GetProperty("refresh_token").GetString()!;
+        var signedInAt = tokens.GetProperty("verified").GetProperty("auth_time").GetInt64();
+
+        // openid-client's refresh: a new access token, a rotated refresh token, an ID token of the same sign-in without nonce.
+        var refreshed = await NodeAsync("refresh", client, "EdDSA", first);
+        var second = refreshed.GetProperty("refresh_token").GetString()!;
+        Assert.NotEqual(first, second);
+        Assert.NotEqual(tokens.GetProperty("access_token").GetString(), refreshed.GetProperty("access_token").GetString());
+        var claims = refreshed.GetProperty("verified");
+        Assert.Equal(did, claims.GetProperty("sub").GetString());
+        Assert.Equal(signedInAt, claims.GetProperty("auth_time").GetInt64());
+        Assert.False(claims.TryGetProperty("nonce", out _));
+        using (var info = await UserInfoAsync(refreshed.GetProperty("access_token").GetString()!))
+        {
+            Assert.Equal(HttpStatusCode.OK, info.StatusCode);
+        }
+
+        // Another client cannot use it, and does not spend it.
+        var other = await ClientAsync("EdDSA", isPublic: false);
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", other, "EdDSA", second, expectedExit: 3)).GetProperty("error").GetString());
+
+        // RFC 9700 §4.14.2: the consumed first token comes back, so the family ends: the live second token is refused too.
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", client, "EdDSA", first, expectedExit: 3)).GetProperty("error").GetString());
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", client, "EdDSA", second, expectedExit: 3)).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_replayed_code_revokes_the_refresh_token_it_issued_and_without_offline_access_there_is_none()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        var code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid");
+        using (var plain = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            var (status, body) = await TestServer.ReadAsync(plain);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.False(body.TryGetProperty("refresh_token", out _));
+        }
+
+        verifier = Verifier();
+        code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid offline_access");
+        string refresh;
+        using (var redeemed = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            var (status, body) = await TestServer.ReadAsync(redeemed);
+            Assert.Equal(HttpStatusCode.OK, status);
+            refresh = body.GetProperty("refresh_token").GetString()!;
+        }
+        // RFC 6749 §4.1.2: the code comes back; the refresh token it issued is revoked with the access token.
+        Assert.Equal("invalid_grant", await TokenErrorAsync(client.ClientId, code, verifier, RedirectUri));
+        using var refused = await Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = client.ClientId,
+        }));
+        Assert.Equal("invalid_grant", await TestServer.ErrorOf(refused));
+    }
+
+    [Fact]
     public async Task Consent_is_asked_again_when_the_client_asks_for_more_scopes()
     {
         var client = await ClientAsync("EdDSA", isPublic: true);
@@ -428,7 +502,8 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         return Server.Http.SendAsync(request);
     }
 
-    private async Task<JsonElement> NodeAsync(string step, Client client, string alg, string? callback = null, JsonElement? start = null)
+    private async Task<JsonElement> NodeAsync(string step, Client client, string alg, string? callback = null, JsonElement? start = null, string? scope = null,
+        int expectedExit = 0)
     {
         List<string> args = ["oidc.mjs", step, Issuer, client.ClientId, client.Secret ?? "-", RedirectUri, alg];
         if (step == "finish")
@@ -436,16 +511,21 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
             args.AddRange([callback!, start!.Value.GetProperty("code_verifier").GetString()!, start.Value.GetProperty("state").GetString()!,
                 start.Value.GetProperty("nonce").GetString()!]);
         }
-        var (exit, stdout, stderr) = await RunAsync("node", args);
-        Assert.True(exit == 0, $"node oidc.mjs {step} exited {exit}:\n{stdout}\n{stderr}");
+        else if (step == "refresh")
+        {
+            args.Add(callback!);
+        }
+        var (exit, stdout, stderr) = await RunAsync("node", args, scope);
+        Assert.True(exit == expectedExit, $"node oidc.mjs {step} exited {exit}:\n{stdout}\n{stderr}");
         return JsonDocument.Parse(stdout).RootElement;
     }
+
 
     private static readonly SemaphoreSlim InstallLock = new(1, 1);
 
     private static string InteropDirectory => Path.Combine(RepoRoot(), "tests", "interop");
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string fileName, IEnumerable<string> args)
+    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string fileName, IEnumerable<string> args, string? scope = null)
     {
         await InstallLock.WaitAsync();
         try
@@ -460,10 +540,11 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         {
             InstallLock.Release();
         }
-        return await StartAsync(fileName, args);
+        return await StartAsync(fileName, args, scope);
     }
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> StartAsync(string fileName, IEnumerable<string> args)
+    /// <param name="scope">The scope oidc.mjs start asks for (OIDC_SCOPE), when not its default.</param>
+    private static async Task<(int Exit, string Stdout, string Stderr)> StartAsync(string fileName, IEnumerable<string> args, string? scope = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -473,6 +554,10 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
+        }
+        if (scope is not null)
+        {
+            info.Environment["OIDC_SCOPE"] = scope;
         }
         Process process;
         try

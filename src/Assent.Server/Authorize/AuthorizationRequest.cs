@@ -35,8 +35,11 @@ internal sealed record AuthorizationRefusal(string Error, string Description, st
 /// <summary>Reads and checks authorization requests; the rules are the standards' (comments name them).</summary>
 internal static partial class AuthorizationRequests
 {
-    /// <summary>The scopes a web client may ask for: <c>openid</c> (required) and <c>profile</c> (the user's handle).</summary>
-    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, SignInScopes.Profile];
+    /// <summary>
+    /// The scopes a web client may ask for: <c>openid</c> (required), <c>profile</c> (the user's handle) and
+    /// <c>offline_access</c> (a refresh token).
+    /// </summary>
+    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, SignInScopes.Profile, SignInScopes.OfflineAccess];
 
     private const int MaxValueLength = 512;
 

@@ -74,6 +74,9 @@ internal static class SignInScopes
 {
     /// <summary>The user's handle, as <c>preferred_username</c> at <c>/userinfo</c>.</summary>
     public const string Profile = "profile";
+
+    /// <summary>OpenID Connect Core §11: a refresh token beside the code's tokens, once the user consented to it.</summary>
+    public const string OfflineAccess = "offline_access";
 }
 
 /// <summary>RFC 7636 §4.3.</summary>

@@ -136,6 +136,7 @@ internal static class AuthorizePages
     {
         "openid" => "who you are: your Assent user id (a DID)",
         "profile" => "your handle",
+        SignInScopes.OfflineAccess => "to keep you signed in while you are away, until you revoke it in Assent",
         _ => scope,
     };
 
