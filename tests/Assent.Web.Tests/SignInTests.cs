@@ -212,6 +212,113 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
     }
 
     [Fact]
+    public async Task Prompt_none_from_another_site_carries_the_session_and_without_one_answers_login_required()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        await CodeAsync(phone, client, verifier, signIn: true);
+
+        // The relying party (127.0.0.1) is another site than Assent (localhost): its page sends the browser over.
+        Assert.NotEqual(new Uri(fixture.RelyingParty).Host, new Uri(Issuer).Host);
+        await phone.Page.GotoAsync(fixture.RelyingParty + "/start");
+        var callback = await CaptureCallbackAsync(phone);
+        await phone.Page.EvaluateAsync("url => { location.href = url; }", AuthorizeUrl(client, verifier) + "&prompt=none");
+        Assert.Contains("code=", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)));
+
+        // The app's own state-changing calls still need the SameSite=Strict cookie: the Lax one alone is not a session there.
+        var cookies = await phone.Page.Context.CookiesAsync([Issuer]);
+        Assert.Contains(cookies, c => c.SameSite == SameSiteAttribute.Strict);
+        Assert.Contains(cookies, c => c.SameSite == SameSiteAttribute.Lax);
+
+        await phone.Page.Context.ClearCookiesAsync();
+        await phone.Page.GotoAsync(fixture.RelyingParty + "/start");
+        callback = await CaptureCallbackAsync(phone);
+        await phone.Page.EvaluateAsync("url => { location.href = url; }", AuthorizeUrl(client, verifier) + "&prompt=none");
+        Assert.Contains("error=login_required", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
+    public async Task A_revoked_consent_is_asked_again_and_ends_the_applications_refresh_tokens()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        var code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid offline_access");
+        string refresh;
+        using (var redeemed = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            refresh = (await TestServer.ReadAsync(redeemed)).Body.GetProperty("refresh_token").GetString()!;
+        }
+
+        // The web app's Applications tab lists the application; its Revoke button (confirmed) forgets the consent.
+        await phone.Page.GotoAsync("/app");
+        var listed = await phone.Page.EvaluateAsync<JsonElement>("async () => (await fetch('/webauthn/applications')).json()");
+        var app = Assert.Single(listed.GetProperty("applications").EnumerateArray());
+        Assert.Equal(client.ClientId, app.GetProperty("client_id").GetString());
+        Assert.Equal("openid offline_access", app.GetProperty("scope").GetString());
+        await phone.Page.ClickAsync("button[data-tab=applications]");
+        var row = phone.Page.Locator($"#apps li[data-id='{client.ClientId}']");
+        Assert.Contains(client.Name, await row.TextContentAsync());
+        Assert.True(await phone.Page.Locator("#app-admin").IsHiddenAsync());
+        phone.Page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await row.Locator("button.deny").ClickAsync();
+        await phone.Page.Locator("#no-apps").WaitForAsync();
+        Assert.Equal(0, await phone.Page.Locator("#apps li").CountAsync());
+        Assert.Equal(404, await phone.Page.EvaluateAsync<int>(
+            "async id => (await fetch('/webauthn/applications/' + id, { method: 'DELETE' })).status", client.ClientId));
+
+        // Its refresh token ended with the consent.
+        using var refused = await Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = client.ClientId,
+        }));
+        Assert.Equal("invalid_grant", await TestServer.ErrorOf(refused));
+
+        // Still signed in, but the next sign-in to the application asks consent again.
+        await phone.Page.GotoAsync(AuthorizeUrl(client, Verifier()));
+        await phone.Page.Locator("text=wants to sign you in").WaitForAsync();
+        Assert.Contains(client.Name, await phone.Page.TextContentAsync("h1"));
+    }
+
+    [Fact]
+    public async Task Only_an_administrators_session_registers_a_web_client_and_sees_its_secret_once()
+    {
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        await CodeAsync(phone, await ClientAsync("EdDSA", isPublic: true), Verifier(), signIn: true);
+        await phone.Page.GotoAsync("/app");
+        const string Register = """
+            async body => {
+              const r = await fetch('/webauthn/web-clients', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+              return { status: r.status, body: await r.json() };
+            }
+            """;
+        var body = new { name = "Wiki by web", redirect_uris = new[] { RedirectUri }, id_token_alg = "ES256" };
+        var refused = await phone.Page.EvaluateAsync<JsonElement>(Register, body);
+        Assert.Equal(403, refused.GetProperty("status").GetInt32());
+
+        var invite = await Server.InviteAsync("signin-admin-" + Guid.NewGuid().ToString("N")[..6], admin: true);
+        await using var admin = await host.PhoneAsync(Server);
+        await admin.EnrollAsync(invite.Code);
+        await admin.Page.GotoAsync("/app");
+        var bad = await admin.Page.EvaluateAsync<JsonElement>(Register, new { name = "Bad", redirect_uris = new[] { "http://evil.example/cb" } });
+        Assert.Equal(400, bad.GetProperty("status").GetInt32());
+        var created = await admin.Page.EvaluateAsync<JsonElement>(Register, body);
+        Assert.Equal(201, created.GetProperty("status").GetInt32());
+        var clientId = created.GetProperty("body").GetProperty("client_id").GetString()!;
+        var secret = created.GetProperty("body").GetProperty("client_secret").GetString()!;
+        var listed = await admin.Page.EvaluateAsync<string>("async () => (await fetch('/webauthn/web-clients')).text()");
+        Assert.Contains(clientId, listed);
+        Assert.DoesNotContain(secret, listed);
+        var stored = await Server.Store.WebClients.FindAsync(clientId, CancellationToken.None);
+        Assert.Equal("ES256", stored!.IdTokenAlg);
+        Assert.Equal(Assent.Server.Common.Ids.Hash(secret), stored.SecretHash);
+    }
+
+    [Fact]
     public async Task Consent_is_asked_again_when_the_client_asks_for_more_scopes()
     {
         var client = await ClientAsync("EdDSA", isPublic: true);

@@ -13,6 +13,9 @@ internal interface IWebClientStore
 
     Task CreateAsync(WebClientRecord client, AuditEvent audit, CancellationToken ct);
 
+    /// <summary>Every registered web client, newest first (an administrator's list in the web app).</summary>
+    Task<IReadOnlyList<WebClientRecord>> ListAsync(CancellationToken ct);
+
     /// <summary>The scopes the user has consented to for the client, space-separated; null when never asked.</summary>
     Task<string?> ConsentedScopesAsync(string userId, string clientId, CancellationToken ct);
 
@@ -53,6 +56,9 @@ internal sealed class WebClientStore(Database db) : IWebClientStore
 
     public Task<WebClientRecord?> FindAsync(string clientId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {ClientColumns} FROM web_clients WHERE id = $1", ReadClient, clientId), ct);
+
+    public Task<IReadOnlyList<WebClientRecord>> ListAsync(CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync($"SELECT {ClientColumns} FROM web_clients ORDER BY created_at DESC, id", ReadClient), ct);
 
     public Task CreateAsync(WebClientRecord c, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
