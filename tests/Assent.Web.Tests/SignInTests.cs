@@ -316,6 +316,22 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         var stored = await Server.Store.WebClients.FindAsync(clientId, CancellationToken.None);
         Assert.Equal("ES256", stored!.IdTokenAlg);
         Assert.Equal(Assent.Server.Common.Ids.Hash(secret), stored.SecretHash);
+
+        // The same through the Applications tab's form: the administrator sees the form, the clients, and the secret once.
+        await admin.Page.ClickAsync("button[data-tab=applications]");
+        await admin.Page.Locator("#app-admin").WaitForAsync();
+        Assert.Contains(clientId, await admin.Page.TextContentAsync("#app-clients"));
+        await admin.Page.FillAsync("#app-name", "Wiki by form");
+        await admin.Page.FillAsync("#app-redirects", RedirectUri + " " + RedirectUri + "/2");
+        await admin.Page.SelectOptionAsync("#app-alg", "RS256");
+        await admin.Page.ClickAsync("#app-form button[type=submit]");
+        await admin.Page.Locator("#app-created", new() { HasText = "shown this once" }).WaitForAsync();
+        var shown = await admin.Page.TextContentAsync("#app-created");
+        var formClient = (await Server.Store.WebClients.ListAsync(CancellationToken.None)).Single(c => c.Name == "Wiki by form");
+        Assert.Contains(formClient.Id, shown);
+        Assert.Equal([RedirectUri, RedirectUri + "/2"], formClient.RedirectUris);
+        Assert.Equal("RS256", formClient.IdTokenAlg);
+        Assert.False(formClient.IsPublic);
     }
 
     [Fact]
