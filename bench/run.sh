@@ -10,6 +10,8 @@
 #     drain       50000 deliveries queued while the receiver is down; time from its return until all are read, and
 #                 a probe's create/decide latency during the drain vs idle
 #   e.g. RUNS=1 DRAIN_ARGS="--deliveries 20000" bench/run.sh v1
+#   bench/run.sh signin — passkey sign-in for web clients (docs/http-api.md §17): options, assertion, authorize, token
+#                 at 16 clients on SQLite, server time per sign-in, vs a CIBA flow (ask, device approves, token)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SET=${1:-core}
@@ -23,6 +25,7 @@ SCALE_ARGS=${SCALE_ARGS:-"--engine postgres --nodes 2 --agents 32 --seconds 20 -
 CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rounds 2 --warmup 10"}
 WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
 DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
+SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20"}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
 # 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
@@ -56,6 +59,10 @@ if [ "$SET" = v1 ]; then
   # shellcheck disable=SC2086
   run drain $DRAIN_ARGS
   modes="challenges webhooks drain"
+elif [ "$SET" = signin ]; then
+  # shellcheck disable=SC2086
+  run signin $SIGNIN_ARGS
+  modes="signin"
 else
   # shellcheck disable=SC2086
   run flows $FLOWS_ARGS

@@ -13,6 +13,7 @@ using Assent.Bench;
 //   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
 //   mcp-gate [--messages 10000] [--rate 1000] [--gated 200]   assent mcp gate: forwarding, approval overhead, memory
 //   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
+//   signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]   passkey sign-in → code → token vs a CIBA flow
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
 using var cts = new CancellationTokenSource();
@@ -36,6 +37,7 @@ try
         "drain" => await DrainCommand.RunAsync(options, cts.Token),
         "mcp-gate" => await McpGateCommand.RunAsync(options, cts.Token),
         "mcp-echo" => await McpGateCommand.EchoAsync(cts.Token),
+        "signin" => await SignInCommand.RunAsync(options, cts.Token),
         _ => Usage(),
     };
 }
@@ -58,6 +60,7 @@ static int Usage()
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
                Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll]
+               Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]
         """);
     return 64;
 }

@@ -20,6 +20,9 @@ internal static class ServeCommand
         // The webhook modes deliver to the driver's own receiver on loopback, which the SSRF guard refuses unless the
         // operator allows private targets (docs/webhooks.md; Assent__Webhooks__AllowPrivateTargets=true in a deployment).
         options.Webhooks.AllowPrivateTargets = true;
+        // `signin` drives every browser from the one loopback address, which the per-address limit of the sign-in
+        // doors (docs/deployment.md §10) would otherwise hold to 30 a minute.
+        options.Limits.CreationsPerMinute = 1_000_000;
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {

@@ -43,6 +43,55 @@ public sealed class WebSignInTests(WebSignInServer fixture) : IClassFixture<WebS
         Assert.Equal(accepted, WebClientRegistration.RedirectUriProblem(uri) is null);
 
     [Fact]
+    public async Task The_sign_in_page_is_one_response_within_60_KB_that_loads_nothing_else()
+    {
+        var client = await Server.Admin.CreateWebClientAsync("wiki", ["https://wiki.example.com/cb"], [], false, null, default);
+        using var response = await Server.Http.GetAsync($"/oauth/authorize?response_type=code&client_id={client.ClientId}" +
+                                                        $"&redirect_uri={Uri.EscapeDataString("https://wiki.example.com/cb")}&scope=openid&state=s");
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var bytes = await response.Content.ReadAsByteArrayAsync();
+        // The budget of docs/http-api.md §17.2, uncompressed (the /app budget is on the wire, compressed).
+        Assert.InRange(bytes.Length, 1, 60 * 1024);
+        var html = Encoding.UTF8.GetString(bytes);
+        Assert.Contains("autocomplete=\"username webauthn\"", html);
+        // Its one script and style are inline under the CSP nonce: no script, stylesheet, image or font to fetch.
+        Assert.DoesNotContain(" src=", html);
+        Assert.DoesNotContain("<link", html);
+        Assert.Contains("default-src 'none'", response.Headers.GetValues("Content-Security-Policy").Single());
+    }
+
+    [Fact]
+    public async Task Form_post_answers_with_a_page_that_posts_the_response_under_its_csp_nonce()
+    {
+        const string Callback = "https://wiki.example.com/cb";
+        var client = await Server.Admin.CreateWebClientAsync("wiki", [Callback], [], true, null, default);
+        // A public client without PKCE: an error, which OAuth 2.0 Form Post Response Mode §2 posts like a code.
+        using var response = await Server.Http.GetAsync($"/oauth/authorize?response_type=code&client_id={client.ClientId}" +
+                                                        $"&redirect_uri={Uri.EscapeDataString(Callback)}&scope=openid&state=%22%3E%3Cx&response_mode=form_post");
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        var html = await response.Content.ReadAsStringAsync();
+        var csp = response.Headers.GetValues("Content-Security-Policy").Single();
+        var nonce = System.Text.RegularExpressions.Regex.Match(csp, "script-src 'nonce-([^']+)'").Groups[1].Value;
+        Assert.NotEmpty(nonce);
+        Assert.Contains("form-action https://wiki.example.com", csp);
+        Assert.Contains($"<script nonce=\"{nonce}\">document.forms[0].submit();</script>", html);
+        Assert.Contains($"<form method=\"post\" action=\"{Callback}\">", html);
+        Assert.Contains("<input type=\"hidden\" name=\"error\" value=\"invalid_request\">", html);
+        Assert.Contains("<input type=\"hidden\" name=\"state\" value=\"&quot;&gt;&lt;x\">", html);
+        Assert.Contains($"<input type=\"hidden\" name=\"iss\" value=\"{Server.Options.Issuer}\">", html);
+        Assert.Null(response.Headers.Location);
+
+        using var unknownMode = await new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = Server.BaseUri }
+            .GetAsync($"/oauth/authorize?response_type=code&client_id={client.ClientId}&redirect_uri={Uri.EscapeDataString(Callback)}&scope=openid&response_mode=fragment");
+        Assert.Contains("error=invalid_request", unknownMode.Headers.Location!.ToString());
+
+        using var discovery = JsonDocument.Parse(await Server.Http.GetStringAsync("/.well-known/openid-configuration"));
+        Assert.Equal(["query", "form_post"], discovery.RootElement.GetProperty("response_modes_supported").EnumerateArray().Select(e => e.GetString()));
+        Assert.Contains("offline_access", discovery.RootElement.GetProperty("scopes_supported").EnumerateArray().Select(e => e.GetString()));
+        Assert.Contains("refresh_token", discovery.RootElement.GetProperty("grant_types_supported").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
     public async Task Registering_refuses_a_bad_redirect_uri_or_algorithm_and_stores_only_the_secrets_hash()
     {
         await Assert.ThrowsAsync<ArgumentException>(() => Server.Admin.CreateWebClientAsync("wiki", ["http://wiki.example.com/cb"], [], false, null, default));

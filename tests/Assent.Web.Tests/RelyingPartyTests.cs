@@ -65,8 +65,7 @@ public sealed class RelyingPartyApp : IAsyncLifetime
                 o.ClientId = client.ClientId;
                 o.ClientSecret = client.ClientSecret;
                 o.ResponseType = OpenIdConnectResponseType.Code;
-                // Assent answers in the query only (docs/http-api.md §17); the handler's default is form_post.
-                o.ResponseMode = OpenIdConnectResponseMode.Query;
+                // The handler's default response mode, form_post (docs/http-api.md §17.1): Assent's page posts the code back.
                 o.SaveTokens = true;
                 o.MapInboundClaims = false;
                 o.GetClaimsFromUserInfoEndpoint = true;
@@ -168,6 +167,8 @@ public sealed class RelyingPartyTests(BrowserHost host, RelyingPartyApp rp) : IC
         Assert.Equal(sent["state"], returned["state"]);
         Assert.Equal(Server.Options.Issuer, returned["iss"]);
         Assert.Equal("S256", sent["code_challenge_method"]);
+        // The handler's default: the code came back in a form posted by Assent's page (OAuth 2.0 Form Post Response Mode).
+        Assert.Equal("form_post", sent["response_mode"]);
         Assert.Equal(rp.SentNonce, sent["nonce"]);
         Assert.Equal(rp.SentNonce, rp.ValidatedNonce);
 
@@ -259,13 +260,17 @@ public sealed class RelyingPartyTests(BrowserHost host, RelyingPartyApp rp) : IC
 
     private static System.Collections.Specialized.NameValueCollection Query(string url) => System.Web.HttpUtility.ParseQueryString(new Uri(url).Query);
 
-    /// <summary>The next request the page makes to <paramref name="prefix"/> (a redirect's target included).</summary>
+    /// <summary>
+    /// The next request the page makes to <paramref name="prefix"/> (a redirect's target included); a form post's body
+    /// is given as the URL's query (the URL itself has none then).
+    /// </summary>
     private static TaskCompletionSource<string> Capture(Phone phone, string prefix)
     {
         var seen = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnRequest(object? sender, IRequest request)
         {
-            if (request.Url.StartsWith(prefix, StringComparison.Ordinal) && seen.TrySetResult(request.Url))
+            var url = request.Method == "POST" && !request.Url.Contains('?', StringComparison.Ordinal) ? request.Url + "?" + request.PostData : request.Url;
+            if (request.Url.StartsWith(prefix, StringComparison.Ordinal) && seen.TrySetResult(url))
             {
                 phone.Page.Request -= OnRequest;
             }

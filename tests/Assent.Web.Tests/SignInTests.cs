@@ -138,6 +138,203 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
     }
 
     [Fact]
+    public async Task Openid_client_refreshes_an_offline_access_sign_in_and_a_reused_refresh_token_ends_the_family()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: false);
+        var (phone, did) = await SignedOutUserAsync();
+        await using var owned = phone;
+        var callback = await CaptureCallbackAsync(phone);
+
+        var start = await NodeAsync("start", client, "EdDSA", scope: "openid offline_access");
+        await phone.Page.GotoAsync(start.GetProperty("url").GetString()!);
+        // OpenID Connect Core §11: offline access is consented to on the consent page like any scope.
+        await phone.Page.Locator("text=keep you signed in").WaitForAsync();
+        await phone.Page.ClickAsync("button[value=allow]");
+        var tokens = await NodeAsync("finish", client, "EdDSA", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)), start);
+        Assert.Equal("openid offline_access", tokens.GetProperty("scope").GetString());
+        var first = tokens.GetProperty("refresh_token").GetString()!;
+        var signedInAt = tokens.GetProperty("verified").GetProperty("auth_time").GetInt64();
+
+        // openid-client's refresh: a new access token, a rotated refresh token, an ID token of the same sign-in without nonce.
+        var refreshed = await NodeAsync("refresh", client, "EdDSA", first);
+        var second = refreshed.GetProperty("refresh_token").GetString()!;
+        Assert.NotEqual(first, second);
+        Assert.NotEqual(tokens.GetProperty("access_token").GetString(), refreshed.GetProperty("access_token").GetString());
+        var claims = refreshed.GetProperty("verified");
+        Assert.Equal(did, claims.GetProperty("sub").GetString());
+        Assert.Equal(signedInAt, claims.GetProperty("auth_time").GetInt64());
+        Assert.False(claims.TryGetProperty("nonce", out _));
+        using (var info = await UserInfoAsync(refreshed.GetProperty("access_token").GetString()!))
+        {
+            Assert.Equal(HttpStatusCode.OK, info.StatusCode);
+        }
+
+        // Another client cannot use it, and does not spend it.
+        var other = await ClientAsync("EdDSA", isPublic: false);
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", other, "EdDSA", second, expectedExit: 3)).GetProperty("error").GetString());
+
+        // RFC 9700 §4.14.2: the consumed first token comes back, so the family ends: the live second token is refused too.
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", client, "EdDSA", first, expectedExit: 3)).GetProperty("error").GetString());
+        Assert.Equal("invalid_grant", (await NodeAsync("refresh", client, "EdDSA", second, expectedExit: 3)).GetProperty("error").GetString());
+    }
+
+    [Fact]
+    public async Task A_replayed_code_revokes_the_refresh_token_it_issued_and_without_offline_access_there_is_none()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        var code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid");
+        using (var plain = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            var (status, body) = await TestServer.ReadAsync(plain);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.False(body.TryGetProperty("refresh_token", out _));
+        }
+
+        verifier = Verifier();
+        code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid offline_access");
+        string refresh;
+        using (var redeemed = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            var (status, body) = await TestServer.ReadAsync(redeemed);
+            Assert.Equal(HttpStatusCode.OK, status);
+            refresh = body.GetProperty("refresh_token").GetString()!;
+        }
+        // RFC 6749 §4.1.2: the code comes back; the refresh token it issued is revoked with the access token.
+        Assert.Equal("invalid_grant", await TokenErrorAsync(client.ClientId, code, verifier, RedirectUri));
+        using var refused = await Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = client.ClientId,
+        }));
+        Assert.Equal("invalid_grant", await TestServer.ErrorOf(refused));
+    }
+
+    [Fact]
+    public async Task Prompt_none_from_another_site_carries_the_session_and_without_one_answers_login_required()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        await CodeAsync(phone, client, verifier, signIn: true);
+
+        // The relying party (127.0.0.1) is another site than Assent (localhost): its page sends the browser over.
+        Assert.NotEqual(new Uri(fixture.RelyingParty).Host, new Uri(Issuer).Host);
+        await phone.Page.GotoAsync(fixture.RelyingParty + "/start");
+        var callback = await CaptureCallbackAsync(phone);
+        await phone.Page.EvaluateAsync("url => { location.href = url; }", AuthorizeUrl(client, verifier) + "&prompt=none");
+        Assert.Contains("code=", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)));
+
+        // The app's own state-changing calls still need the SameSite=Strict cookie: the Lax one alone is not a session there.
+        var cookies = await phone.Page.Context.CookiesAsync([Issuer]);
+        Assert.Contains(cookies, c => c.SameSite == SameSiteAttribute.Strict);
+        Assert.Contains(cookies, c => c.SameSite == SameSiteAttribute.Lax);
+
+        await phone.Page.Context.ClearCookiesAsync();
+        await phone.Page.GotoAsync(fixture.RelyingParty + "/start");
+        callback = await CaptureCallbackAsync(phone);
+        await phone.Page.EvaluateAsync("url => { location.href = url; }", AuthorizeUrl(client, verifier) + "&prompt=none");
+        Assert.Contains("error=login_required", await callback.Task.WaitAsync(TimeSpan.FromSeconds(20)));
+    }
+
+    [Fact]
+    public async Task A_revoked_consent_is_asked_again_and_ends_the_applications_refresh_tokens()
+    {
+        var client = await ClientAsync("EdDSA", isPublic: true);
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        var verifier = Verifier();
+        var code = await CodeAsync(phone, client, verifier, signIn: true, scope: "openid offline_access");
+        string refresh;
+        using (var redeemed = await TokenAsync(client.ClientId, code, verifier, RedirectUri))
+        {
+            refresh = (await TestServer.ReadAsync(redeemed)).Body.GetProperty("refresh_token").GetString()!;
+        }
+
+        // The web app's Applications tab lists the application; its Revoke button (confirmed) forgets the consent.
+        await phone.Page.GotoAsync("/app");
+        var listed = await phone.Page.EvaluateAsync<JsonElement>("async () => (await fetch('/webauthn/applications')).json()");
+        var app = Assert.Single(listed.GetProperty("applications").EnumerateArray());
+        Assert.Equal(client.ClientId, app.GetProperty("client_id").GetString());
+        Assert.Equal("openid offline_access", app.GetProperty("scope").GetString());
+        await phone.Page.ClickAsync("button[data-tab=applications]");
+        var row = phone.Page.Locator($"#apps li[data-id='{client.ClientId}']");
+        Assert.Contains(client.Name, await row.TextContentAsync());
+        Assert.True(await phone.Page.Locator("#app-admin").IsHiddenAsync());
+        phone.Page.Dialog += (_, dialog) => dialog.AcceptAsync();
+        await row.Locator("button.deny").ClickAsync();
+        await phone.Page.Locator("#no-apps").WaitForAsync();
+        Assert.Equal(0, await phone.Page.Locator("#apps li").CountAsync());
+        Assert.Equal(404, await phone.Page.EvaluateAsync<int>(
+            "async id => (await fetch('/webauthn/applications/' + id, { method: 'DELETE' })).status", client.ClientId));
+
+        // Its refresh token ended with the consent.
+        using var refused = await Server.Http.PostAsync("/oauth/token", new FormUrlEncodedContent(new Dictionary<string, string>
+        {
+            ["grant_type"] = "refresh_token", ["refresh_token"] = refresh, ["client_id"] = client.ClientId,
+        }));
+        Assert.Equal("invalid_grant", await TestServer.ErrorOf(refused));
+
+        // Still signed in, but the next sign-in to the application asks consent again.
+        await phone.Page.GotoAsync(AuthorizeUrl(client, Verifier()));
+        await phone.Page.Locator("text=wants to sign you in").WaitForAsync();
+        Assert.Contains(client.Name, await phone.Page.TextContentAsync("h1"));
+    }
+
+    [Fact]
+    public async Task Only_an_administrators_session_registers_a_web_client_and_sees_its_secret_once()
+    {
+        var (phone, _) = await SignedOutUserAsync();
+        await using var __ = phone;
+        await CodeAsync(phone, await ClientAsync("EdDSA", isPublic: true), Verifier(), signIn: true);
+        await phone.Page.GotoAsync("/app");
+        const string Register = """
+            async body => {
+              const r = await fetch('/webauthn/web-clients', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+              return { status: r.status, body: await r.json() };
+            }
+            """;
+        var body = new { name = "Wiki by web", redirect_uris = new[] { RedirectUri }, id_token_alg = "ES256" };
+        var refused = await phone.Page.EvaluateAsync<JsonElement>(Register, body);
+        Assert.Equal(403, refused.GetProperty("status").GetInt32());
+
+        var invite = await Server.InviteAsync("signin-admin-" + Guid.NewGuid().ToString("N")[..6], admin: true);
+        await using var admin = await host.PhoneAsync(Server);
+        await admin.EnrollAsync(invite.Code);
+        await admin.Page.GotoAsync("/app");
+        var bad = await admin.Page.EvaluateAsync<JsonElement>(Register, new { name = "Bad", redirect_uris = new[] { "http://evil.example/cb" } });
+        Assert.Equal(400, bad.GetProperty("status").GetInt32());
+        var created = await admin.Page.EvaluateAsync<JsonElement>(Register, body);
+        Assert.Equal(201, created.GetProperty("status").GetInt32());
+        var clientId = created.GetProperty("body").GetProperty("client_id").GetString()!;
+        var secret = created.GetProperty("body").GetProperty("client_secret").GetString()!;
+        var listed = await admin.Page.EvaluateAsync<string>("async () => (await fetch('/webauthn/web-clients')).text()");
+        Assert.Contains(clientId, listed);
+        Assert.DoesNotContain(secret, listed);
+        var stored = await Server.Store.WebClients.FindAsync(clientId, CancellationToken.None);
+        Assert.Equal("ES256", stored!.IdTokenAlg);
+        Assert.Equal(Assent.Server.Common.Ids.Hash(secret), stored.SecretHash);
+
+        // The same through the Applications tab's form: the administrator sees the form, the clients, and the secret once.
+        await admin.Page.ClickAsync("button[data-tab=applications]");
+        await admin.Page.Locator("#app-admin").WaitForAsync();
+        Assert.Contains(clientId, await admin.Page.TextContentAsync("#app-clients"));
+        await admin.Page.FillAsync("#app-name", "Wiki by form");
+        await admin.Page.FillAsync("#app-redirects", RedirectUri + " " + RedirectUri + "/2");
+        await admin.Page.SelectOptionAsync("#app-alg", "RS256");
+        await admin.Page.ClickAsync("#app-form button[type=submit]");
+        await admin.Page.Locator("#app-created", new() { HasText = "shown this once" }).WaitForAsync();
+        var shown = await admin.Page.TextContentAsync("#app-created");
+        var formClient = (await Server.Store.WebClients.ListAsync(CancellationToken.None)).Single(c => c.Name == "Wiki by form");
+        Assert.Contains(formClient.Id, shown);
+        Assert.Equal([RedirectUri, RedirectUri + "/2"], formClient.RedirectUris);
+        Assert.Equal("RS256", formClient.IdTokenAlg);
+        Assert.False(formClient.IsPublic);
+    }
+
+    [Fact]
     public async Task Consent_is_asked_again_when_the_client_asks_for_more_scopes()
     {
         var client = await ClientAsync("EdDSA", isPublic: true);
@@ -428,7 +625,8 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         return Server.Http.SendAsync(request);
     }
 
-    private async Task<JsonElement> NodeAsync(string step, Client client, string alg, string? callback = null, JsonElement? start = null)
+    private async Task<JsonElement> NodeAsync(string step, Client client, string alg, string? callback = null, JsonElement? start = null, string? scope = null,
+        int expectedExit = 0)
     {
         List<string> args = ["oidc.mjs", step, Issuer, client.ClientId, client.Secret ?? "-", RedirectUri, alg];
         if (step == "finish")
@@ -436,16 +634,21 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
             args.AddRange([callback!, start!.Value.GetProperty("code_verifier").GetString()!, start.Value.GetProperty("state").GetString()!,
                 start.Value.GetProperty("nonce").GetString()!]);
         }
-        var (exit, stdout, stderr) = await RunAsync("node", args);
-        Assert.True(exit == 0, $"node oidc.mjs {step} exited {exit}:\n{stdout}\n{stderr}");
+        else if (step == "refresh")
+        {
+            args.Add(callback!);
+        }
+        var (exit, stdout, stderr) = await RunAsync("node", args, scope);
+        Assert.True(exit == expectedExit, $"node oidc.mjs {step} exited {exit}:\n{stdout}\n{stderr}");
         return JsonDocument.Parse(stdout).RootElement;
     }
+
 
     private static readonly SemaphoreSlim InstallLock = new(1, 1);
 
     private static string InteropDirectory => Path.Combine(RepoRoot(), "tests", "interop");
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string fileName, IEnumerable<string> args)
+    private static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(string fileName, IEnumerable<string> args, string? scope = null)
     {
         await InstallLock.WaitAsync();
         try
@@ -460,10 +663,11 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         {
             InstallLock.Release();
         }
-        return await StartAsync(fileName, args);
+        return await StartAsync(fileName, args, scope);
     }
 
-    private static async Task<(int Exit, string Stdout, string Stderr)> StartAsync(string fileName, IEnumerable<string> args)
+    /// <param name="scope">The scope oidc.mjs start asks for (OIDC_SCOPE), when not its default.</param>
+    private static async Task<(int Exit, string Stdout, string Stderr)> StartAsync(string fileName, IEnumerable<string> args, string? scope = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -473,6 +677,10 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
+        }
+        if (scope is not null)
+        {
+            info.Environment["OIDC_SCOPE"] = scope;
         }
         Process process;
         try

@@ -16,7 +16,10 @@ namespace Assent.Server.Authentication;
 /// Web app sessions opened by a passkey (sign-in or registration). The cookie holds an opaque
 /// 256-bit random token; the store keeps only its SHA-256, so a database read gives no session.
 /// The cookie is HttpOnly, SameSite=Strict, Secure (and <c>__Host-</c>-prefixed) over https, and
-/// expires with the session (absolute lifetime, <see cref="AssentOptions.WebSessionLifetime"/>).
+/// expires with the session (absolute lifetime, <see cref="AssentOptions.WebSessionLifetime"/>). A second cookie with the
+/// same token is SameSite=Lax, so that another site's top-level link to the authorization endpoint carries the session
+/// (OpenID Connect Core §3.1.2.6, prompt=none across sites); only the sign-in endpoints read it
+/// (<see cref="FindForSignInAsync"/>), never the app's state-changing calls (docs/http-api.md §17).
 /// A session dies with the passkey that opened it: revoking the device ends it.
 /// A session only reads and manages; every decision still carries its own assertion.
 /// </summary>
@@ -25,13 +28,23 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
     private const int MaxTokenLength = 64;
 
     /// <summary>The unexpired session the request's cookie names, whose passkey is still active; null otherwise.</summary>
-    public async Task<WebSessionRecord?> FindAsync(HttpRequest request, CancellationToken ct)
-    {
-        var token = request.Cookies[options.SessionCookieName];
-        return string.IsNullOrEmpty(token) || token.Length > MaxTokenLength
+    public Task<WebSessionRecord?> FindAsync(HttpRequest request, CancellationToken ct) => FindAsync(request.Cookies[options.SessionCookieName], ct);
+
+    /// <summary>
+    /// The session for the sign-in endpoints (authorization, consent, end-session): the Strict cookie, or on a
+    /// navigation from another site the Lax one. They redirect only to registered URIs, and every form they show
+    /// carries its own CSRF token, so a cross-site GET gains no more than a link to them gives.
+    /// </summary>
+    public Task<WebSessionRecord?> FindForSignInAsync(HttpRequest request, CancellationToken ct) =>
+        FindAsync(request.Cookies[options.SessionCookieName] is { Length: > 0 } strict ? strict : request.Cookies[SignInCookieName], ct);
+
+    private async Task<WebSessionRecord?> FindAsync(string? token, CancellationToken ct) =>
+        string.IsNullOrEmpty(token) || token.Length > MaxTokenLength
             ? null
             : await sessions.FindWebSessionAsync(Ids.Hash(token), time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
-    }
+
+    /// <summary>The SameSite=Lax companion of the session cookie (same token, read by the sign-in endpoints only).</summary>
+    private string SignInCookieName => options.SessionCookieName + "_signin";
 
     /// <summary>
     /// Defence in depth beside SameSite=Strict: a state-changing call made with the cookie must
@@ -52,25 +65,29 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
         await sessions.CreateWebSessionAsync(session, now.ToUnixTimeMilliseconds(),
             new AuditEvent(AuditTypes.SessionCreated, device.UserId, device.Id, device.UserId), ct);
         response.Cookies.Append(options.SessionCookieName, token, Cookie(expires));
+        response.Cookies.Append(SignInCookieName, token, Cookie(expires, SameSiteMode.Lax));
         response.Headers.CacheControl = "no-store";
         return session;
     }
 
     public async Task CloseAsync(HttpRequest request, HttpResponse response, CancellationToken ct)
     {
-        var token = request.Cookies[options.SessionCookieName];
-        if (!string.IsNullOrEmpty(token) && token.Length <= MaxTokenLength)
+        foreach (var token in new[] { request.Cookies[options.SessionCookieName], request.Cookies[SignInCookieName] }.Distinct())
         {
-            await sessions.DeleteWebSessionAsync(Ids.Hash(token), ct);
+            if (!string.IsNullOrEmpty(token) && token.Length <= MaxTokenLength)
+            {
+                await sessions.DeleteWebSessionAsync(Ids.Hash(token), ct);
+            }
         }
         response.Cookies.Delete(options.SessionCookieName, Cookie(null));
+        response.Cookies.Delete(SignInCookieName, Cookie(null, SameSiteMode.Lax));
     }
 
-    private CookieOptions Cookie(DateTimeOffset? expires) => new()
+    private CookieOptions Cookie(DateTimeOffset? expires, SameSiteMode sameSite = SameSiteMode.Strict) => new()
     {
         HttpOnly = true,
         Secure = options.IssuerUri.Scheme == Uri.UriSchemeHttps,
-        SameSite = SameSiteMode.Strict,
+        SameSite = sameSite,
         Path = "/",
         Expires = expires,
         IsEssential = true,

@@ -50,7 +50,13 @@ internal sealed class AuthorizationCodeGrant(IWebClientStore clients, ISessionSt
         var hash = Ids.Hash(presented);
         var jti = Base64Url.Encode(RandomNumberGenerator.GetBytes(16));
         var jtiExpires = now + (long)options.AccessTokenLifetime.TotalMilliseconds + 1000;
-        var (outcome, code) = await clients.TryRedeemCodeAsync(hash, now, jti, jtiExpires, c => Check(c, client, redirectUri, verifier), ct);
+        var refresh = Ids.Secret("rt");
+        var (outcome, code) = await clients.TryRedeemCodeAsync(hash, now, jti, jtiExpires, c => Check(c, client, redirectUri, verifier),
+            c => c.Scope.Split(' ').Contains(SignInScopes.OfflineAccess)
+                ? new RefreshTokenRecord(Ids.Hash(refresh), FamilyOf(c), c.UserId, c.ClientId, c.Scope, null, now,
+                    now + (long)options.RefreshTokenLifetime.TotalMilliseconds, DeviceId: c.DeviceId, AuthTime: c.AuthTime, Amr: c.Amr)
+                : null,
+            ct);
         switch (outcome)
         {
             case CodeRedemption.Replayed:
@@ -66,12 +72,82 @@ internal sealed class AuthorizationCodeGrant(IWebClientStore clients, ISessionSt
         var device = await directory.FindDeviceAsync(code!.DeviceId, ct);
         if (device is null || !device.Active)
         {
-            // The passkey the user signed in with was revoked since: nothing is issued for it.
+            // The passkey the user signed in with was revoked since: nothing is issued for it (the refresh token stored with the redemption ends).
+            await clients.RevokeRefreshFamilyAsync(FamilyOf(code), now, ct);
             return new OAuthError(OAuthErrors.InvalidGrant, "the passkey this sign-in used has been revoked");
         }
         var tokens = await issuer.ForAuthorizationCodeAsync(code, jti, client.IdTokenAlg, ct);
-        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, code.Scope, tokens.IdToken));
+        // OpenID Connect Core §11: a refresh token only when offline_access was asked for and consented to.
+        var offline = code.Scope.Split(' ').Contains(SignInScopes.OfflineAccess) ? refresh : null;
+        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, code.Scope, tokens.IdToken, RefreshToken: offline));
     }
+
+    /// <summary>Whether a token request comes from a web client (its id in HTTP Basic or the body), which this grant authenticates.</summary>
+    public static bool IsWebClientRequest(HttpRequest request, IFormCollection form)
+    {
+        var header = request.Headers.Authorization.ToString();
+        var id = header.Length > 0 && ClientAuthenticator.TryParseBasic(header, out var basicId, out _) ? basicId : form.Value(OAuthParameters.ClientId);
+        return id is not null && WebClientRegistration.IsWebClient(id);
+    }
+
+    /// <summary>
+    /// The <c>refresh_token</c> grant for a web client (RFC 6749 §6, OpenID Connect Core §12): rotated exactly as a CLI
+    /// session's (the same store call: a consumed token presented again ends the family, RFC 9700 §4.14.2), bound to the
+    /// client, and dead with the passkey it came from. The new ID token keeps the original sign-in's auth_time and amr
+    /// and carries no nonce (§12.2).
+    /// </summary>
+    public async Task<Results<Ok<TokenResponse>, OAuthError>> RefreshAsync(HttpRequest request, IFormCollection form, CancellationToken ct)
+    {
+        OAuthError.NoStore(request.HttpContext.Response);
+        var (client, error) = await AuthenticateAsync(request, form, ct);
+        if (client is null)
+        {
+            return error!;
+        }
+        var presented = form.Value(OAuthParameters.RefreshToken);
+        if (presented is null || presented.Length > 128)
+        {
+            return new OAuthError(OAuthErrors.InvalidRequest, "refresh_token is required");
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var next = Ids.Secret("rt");
+        var (outcome, consumed) = await sessions.TryRotateRefreshTokenAsync(Ids.Hash(presented), client.Id, now,
+            old => old with { TokenHash = Ids.Hash(next), CreatedAt = now, ExpiresAt = now + (long)options.RefreshTokenLifetime.TotalMilliseconds }, ct);
+        switch (outcome)
+        {
+            case RefreshOutcome.Rotated when consumed!.DeviceId is not null:
+                break;
+            case RefreshOutcome.Reused:
+                return new OAuthError(OAuthErrors.InvalidGrant, "this refresh token was already used; all refresh tokens of this sign-in are revoked: sign in again");
+            case RefreshOutcome.Expired:
+                return new OAuthError(OAuthErrors.InvalidGrant, "the refresh token has expired: sign in again");
+            case RefreshOutcome.Revoked:
+                return new OAuthError(OAuthErrors.InvalidGrant, "the refresh token was revoked (consent withdrawn, signed out or replayed): sign in again");
+            default:
+                return new OAuthError(OAuthErrors.InvalidGrant, "refresh_token is unknown");
+        }
+        var granted = consumed.Scope.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var requested = form.Value(OAuthParameters.Scope)?.Split(' ', StringSplitOptions.RemoveEmptyEntries).Distinct().ToArray() ?? granted;
+        if (requested.Any(s => !granted.Contains(s)))
+        {
+            // RFC 6749 §6: a refresh may narrow the scope, never widen it. The new refresh token keeps the original scope.
+            return new OAuthError(OAuthErrors.InvalidScope, $"this refresh token was granted only: {consumed.Scope}");
+        }
+        var device = await directory.FindDeviceAsync(consumed.DeviceId, ct);
+        if (device is null || !device.Active)
+        {
+            await clients.RevokeRefreshFamilyAsync(consumed.FamilyId, now, ct);
+            return new OAuthError(OAuthErrors.InvalidGrant, "the passkey this sign-in used has been revoked");
+        }
+        var scope = string.Join(' ', requested);
+        var signIn = new AuthorizationCodeRecord([], client.Id, consumed.UserId, consumed.DeviceId, "", scope, null, null,
+            consumed.AuthTime ?? consumed.CreatedAt, consumed.Amr ?? AuthorizeEndpoints.PasskeyAmr, now, now);
+        var tokens = await issuer.ForAuthorizationCodeAsync(signIn, Base64Url.Encode(RandomNumberGenerator.GetBytes(16)), client.IdTokenAlg, ct);
+        return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, scope, tokens.IdToken, RefreshToken: next));
+    }
+
+    /// <summary>The refresh-token family a code starts: named after the code, so a replay of the code finds it (RFC 6749 §4.1.2).</summary>
+    private static string FamilyOf(AuthorizationCodeRecord code) => "famc_" + Base64Url.Encode(code.CodeHash);
 
     /// <summary>Whether the code may be redeemed by this request; null when it may, else why not (nothing is spent then).</summary>
     private static string? Check(AuthorizationCodeRecord code, WebClientRecord client, string redirectUri, string? verifier)
@@ -103,9 +179,10 @@ internal sealed class AuthorizationCodeGrant(IWebClientStore clients, ISessionSt
         return CryptographicOperations.FixedTimeEquals(computed, Encoding.ASCII.GetBytes(code.CodeChallenge)) ? null : "code_verifier does not match the code_challenge";
     }
 
-    /// <summary>RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it.</summary>
+    /// <summary>RFC 6749 §4.1.2: a code used twice revokes the tokens issued from it, refresh tokens included.</summary>
     private async Task RevokeIssuedAsync(AuthorizationCodeRecord code, WebClientRecord presenter, long now, CancellationToken ct)
     {
+        await clients.RevokeRefreshFamilyAsync(FamilyOf(code), now, ct);
         if (code.IssuedJti is { } jti)
         {
             await sessions.RevokeAccessTokenAsync(jti, code.IssuedExpiresAt ?? now, now,

@@ -17,7 +17,8 @@ internal sealed record AuthorizationRequest(
     long? MaxAge,
     string? LoginHint,
     string? CodeChallenge,
-    IReadOnlyList<KeyValuePair<string, string>> Parameters)
+    IReadOnlyList<KeyValuePair<string, string>> Parameters,
+    bool FormPost = false)
 {
     /// <summary>The request's own parameters, to carry through the sign-in and consent pages unchanged.</summary>
     public IEnumerable<KeyValuePair<string, string>> Carried(bool withoutLoginPrompt) => Parameters.Select(p =>
@@ -30,13 +31,16 @@ internal sealed record AuthorizationRequest(
 /// Why a request was refused. <see cref="RedirectUri"/> is null while the client and redirect URI are not both
 /// validated: then the error is shown on a page, never sent to an unvalidated URI (RFC 6749 §4.1.2.1, RFC 9700 §4.11).
 /// </summary>
-internal sealed record AuthorizationRefusal(string Error, string Description, string? RedirectUri = null, string? State = null);
+internal sealed record AuthorizationRefusal(string Error, string Description, string? RedirectUri = null, string? State = null, bool FormPost = false);
 
 /// <summary>Reads and checks authorization requests; the rules are the standards' (comments name them).</summary>
 internal static partial class AuthorizationRequests
 {
-    /// <summary>The scopes a web client may ask for: <c>openid</c> (required) and <c>profile</c> (the user's handle).</summary>
-    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, SignInScopes.Profile];
+    /// <summary>
+    /// The scopes a web client may ask for: <c>openid</c> (required), <c>profile</c> (the user's handle) and
+    /// <c>offline_access</c> (a refresh token).
+    /// </summary>
+    public static readonly IReadOnlyList<string> Scopes = [Protocol.OAuth.Scopes.OpenId, SignInScopes.Profile, SignInScopes.OfflineAccess];
 
     private const int MaxValueLength = 512;
 
@@ -101,13 +105,17 @@ internal static partial class AuthorizationRequests
             return Refuse(OAuthErrors.InvalidRequest, "redirect_uri is not registered for this client (it must match exactly)");
         }
 
-        // From here on, errors go back to the client's redirect URI.
+        // From here on, errors go back to the client's redirect URI, in the response mode asked for when it is one of ours
+        // (OAuth 2.0 Form Post Response Mode §2: the error response is posted too).
         var state = Get(AuthorizeParameters.State);
-        (AuthorizationRequest?, AuthorizationRefusal?) Back(string error, string description) => (null, new AuthorizationRefusal(error, description, redirectUri, state));
+        var responseMode = Get(AuthorizeParameters.ResponseMode);
+        var formPost = responseMode == ResponseModes.FormPost;
+        (AuthorizationRequest?, AuthorizationRefusal?) Back(string error, string description) =>
+            (null, new AuthorizationRefusal(error, description, redirectUri, state, formPost));
 
         if (state?.Length > MaxValueLength)
         {
-            return (null, new AuthorizationRefusal(OAuthErrors.InvalidRequest, $"state is longer than {MaxValueLength} characters", redirectUri));
+            return (null, new AuthorizationRefusal(OAuthErrors.InvalidRequest, $"state is longer than {MaxValueLength} characters", redirectUri, FormPost: formPost));
         }
         if (Get("request") is not null || Get("request_uri") is not null)
         {
@@ -123,10 +131,9 @@ internal static partial class AuthorizationRequests
         {
             return Back(AuthorizeErrors.UnsupportedResponseType, "only response_type=code is supported");
         }
-        var responseMode = Get("response_mode");
-        if (responseMode is not null && responseMode != "query")
+        if (responseMode is not null && responseMode is not (ResponseModes.Query or ResponseModes.FormPost))
         {
-            return Back(OAuthErrors.InvalidRequest, "only response_mode=query is supported");
+            return Back(OAuthErrors.InvalidRequest, "response_mode must be query or form_post");
         }
         var requested = (Get(OAuthParameters.Scope) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Distinct().ToList();
         if (!requested.Contains(Protocol.OAuth.Scopes.OpenId))
@@ -193,7 +200,7 @@ internal static partial class AuthorizationRequests
         {
             return Back(OAuthErrors.InvalidRequest, "login_hint is too long");
         }
-        return (new AuthorizationRequest(client, redirectUri, string.Join(' ', requested), state, nonce, prompt, maxAge, hint, challenge, parameters), null);
+        return (new AuthorizationRequest(client, redirectUri, string.Join(' ', requested), state, nonce, prompt, maxAge, hint, challenge, parameters, formPost), null);
 
         static (AuthorizationRequest?, AuthorizationRefusal?) Refuse(string error, string description) => (null, new AuthorizationRefusal(error, description));
     }

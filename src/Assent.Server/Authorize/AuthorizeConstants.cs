@@ -31,6 +31,7 @@ internal static class AuthorizeParameters
     public const string Error = "error";
     public const string ErrorDescription = "error_description";
     public const string PostLogoutRedirectUri = "post_logout_redirect_uri";
+    public const string ResponseMode = "response_mode";
 
     /// <summary>Our own: the CSRF token of the consent form, and the user's answer.</summary>
     public const string Csrf = "csrf";
@@ -74,6 +75,16 @@ internal static class SignInScopes
 {
     /// <summary>The user's handle, as <c>preferred_username</c> at <c>/userinfo</c>.</summary>
     public const string Profile = "profile";
+
+    /// <summary>OpenID Connect Core §11: a refresh token beside the code's tokens, once the user consented to it.</summary>
+    public const string OfflineAccess = "offline_access";
+}
+
+/// <summary>OAuth 2.0 Multiple Response Type Encoding Practices §2.1 and OAuth 2.0 Form Post Response Mode §2.</summary>
+internal static class ResponseModes
+{
+    public const string Query = "query";
+    public const string FormPost = "form_post";
 }
 
 /// <summary>RFC 7636 §4.3.</summary>

@@ -38,6 +38,7 @@ internal static class AuthorizeEndpoints
             .WithSummary("OpenID Connect RP-Initiated Logout 1.0").WithTags("Sign-in");
         app.MapPost(AuthorizePaths.EndSession, EndSessionAsync).RequireRateLimiting(CreationLimit.Policy).DisableAntiforgery()
             .WithSummary("RP-Initiated Logout by form post").WithTags("Sign-in");
+        app.MapApplications();
         return app;
     }
 
@@ -54,7 +55,7 @@ internal static class AuthorizeEndpoints
         {
             return Refuse(http.Response, refusal!, options);
         }
-        var session = await sessions.FindAsync(http.Request, ct);
+        var session = await sessions.FindForSignInAsync(http.Request, ct);
         var user = session is null ? null : await directory.FindUserAsync(session.UserId, ct);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         if (session is null || user is null || NeedsSignIn(request, session, user, options, now))
@@ -87,7 +88,7 @@ internal static class AuthorizeEndpoints
         {
             return Refuse(http.Response, refusal!, options);
         }
-        var session = await sessions.FindAsync(http.Request, ct);
+        var session = await sessions.FindForSignInAsync(http.Request, ct);
         var user = session is null ? null : await directory.FindUserAsync(session.UserId, ct);
         var csrf = parameters.FirstOrDefault(p => p.Key == AuthorizeParameters.Csrf).Value;
         if (session is null || user is null || csrf is null || !CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(csrf),
@@ -135,7 +136,7 @@ internal static class AuthorizeEndpoints
             new(AuthorizeParameters.Code, code),
             new(AuthorizeParameters.State, request.State),
             new(AuthorizeParameters.Issuer, options.IssuerString),
-        ], http.Request);
+        ], http.Request, request.FormPost);
     }
 
     /// <summary>OpenID Connect Core §3.1.2.1: a sign-in is needed for prompt=login, when max_age has passed, or when login_hint names someone else.</summary>
@@ -181,7 +182,7 @@ internal static class AuthorizeEndpoints
             // §3: only a URI registered for the client it names (exact match); never an open redirect.
             return AuthorizePages.Error(http.Response, OAuthErrors.InvalidRequest, "post_logout_redirect_uri is not registered for this client (or no client was named)");
         }
-        var session = await sessions.FindAsync(http.Request, ct);
+        var session = await sessions.FindForSignInAsync(http.Request, ct);
         if (session is not null && (hinted is null || hinted.Subject != DidWeb.ForUser(options.IssuerUri, session.UserId)))
         {
             // §2: without an ID token of this very user, a logout could be forced on them by any page: they confirm it.
@@ -212,7 +213,7 @@ internal static class AuthorizeEndpoints
                 new(AuthorizeParameters.ErrorDescription, refusal.Description),
                 new(AuthorizeParameters.State, refusal.State),
                 new(AuthorizeParameters.Issuer, options.IssuerString),
-            ], response.HttpContext.Request);
+            ], response.HttpContext.Request, refusal.FormPost);
 
     private static IResult Redirect(HttpRequest http, AuthorizationRequest request, AssentOptions options, string error, string description) =>
         RedirectTo(request.RedirectUri, [
@@ -221,11 +222,19 @@ internal static class AuthorizeEndpoints
             new(AuthorizeParameters.State, request.State),
             // RFC 9207 §2: iss in every authorization response, errors included.
             new(AuthorizeParameters.Issuer, options.IssuerString),
-        ], http);
+        ], http, request.FormPost);
 
-    /// <summary>302 after a GET; 303 after a POST, so the browser does not post the form again to the client (RFC 9700 §4.12).</summary>
-    private static IResult RedirectTo(string uri, KeyValuePair<string, string?>[] parameters, HttpRequest? request)
+    /// <summary>
+    /// 302 after a GET; 303 after a POST, so the browser does not post the form again to the client (RFC 9700 §4.12).
+    /// With <paramref name="formPost"/>, a page that posts the parameters to the URI instead (OAuth 2.0 Form Post Response Mode §2).
+    /// </summary>
+    private static IResult RedirectTo(string uri, KeyValuePair<string, string?>[] parameters, HttpRequest? request, bool formPost = false)
     {
+        if (formPost && request is not null)
+        {
+            return AuthorizePages.FormPost(request.HttpContext.Response, uri, parameters.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string>(p.Key, p.Value!)),
+                Origin(uri));
+        }
         var location = AuthorizationRequests.Respond(uri, parameters);
         if (request is not null && HttpMethods.IsPost(request.Method))
         {

@@ -136,8 +136,25 @@ internal static class AuthorizePages
     {
         "openid" => "who you are: your Assent user id (a DID)",
         "profile" => "your handle",
+        SignInScopes.OfflineAccess => "to keep you signed in while you are away, until you revoke it in Assent",
         _ => scope,
     };
+
+    /// <summary>
+    /// OAuth 2.0 Form Post Response Mode §2: the response parameters as hidden fields of a form posted to the redirect
+    /// URI by the page's one script (allowed by the CSP nonce), or by the button when scripts are off.
+    /// </summary>
+    public static IResult FormPost(HttpResponse response, string redirectUri, IEnumerable<KeyValuePair<string, string>> parameters, string formAction)
+    {
+        var nonce = Nonce();
+        var fields = string.Concat(parameters.Select(p => $"<input type=\"hidden\" name=\"{E(p.Key)}\" value=\"{E(p.Value)}\">"));
+        var body = $"""
+            <h1>Returning to the application…</h1>
+            <form method="post" action="{E(redirectUri)}">{fields}<noscript><button type="submit">Continue</button></noscript></form>
+            <script nonce="{nonce}">document.forms[0].submit();</script>
+            """;
+        return Html(response, "Returning", body, nonce, formAction, StatusCodes.Status200OK);
+    }
 
     private static IResult Html(HttpResponse response, string title, string body, string nonce, string formAction, int status)
     {

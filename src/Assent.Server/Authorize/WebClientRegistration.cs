@@ -20,7 +20,8 @@ internal static class WebClientRegistration
     public static bool IsWebClient(string clientId) => clientId.StartsWith(IdPrefix + "_", StringComparison.Ordinal);
 
     public static async Task<CreatedWebClient> CreateAsync(IWebClientStore store, string name, IReadOnlyList<string> redirectUris,
-        IReadOnlyList<string> postLogoutRedirectUris, bool isPublic, string? idTokenAlg, TimeProvider time, CancellationToken ct)
+        IReadOnlyList<string> postLogoutRedirectUris, bool isPublic, string? idTokenAlg, TimeProvider time, CancellationToken ct,
+        string actor = "operator", string? userId = null)
     {
         name = name.Trim();
         if (Naming.NameProblem("the client name", name) is { } refused)
@@ -46,7 +47,7 @@ internal static class WebClientRegistration
         var logouts = postLogoutRedirectUris.Distinct(StringComparer.Ordinal).ToList();
         await store.CreateAsync(new WebClientRecord(clientId, secret is null ? null : Ids.Hash(secret), name, redirects, logouts, alg,
                 time.GetUtcNow().ToUnixTimeMilliseconds(), null),
-            new AuditEvent(AuditTypes.WebClientCreated, null, "operator", clientId,
+            new AuditEvent(AuditTypes.WebClientCreated, userId, actor, clientId,
                 new Dictionary<string, string> { ["name"] = name, ["public"] = isPublic ? "true" : "false", ["id_token_alg"] = alg }), ct);
         return new CreatedWebClient(clientId, secret, name, redirects, logouts, isPublic, alg);
     }

@@ -63,7 +63,7 @@ internal static class DiscoveryEndpoints
             AuthorizationEndpoint: issuer + AuthorizePaths.Authorize,
             EndSessionEndpoint: issuer + AuthorizePaths.EndSession,
             CodeChallengeMethodsSupported: [PkceMethods.S256],
-            ResponseModesSupported: ["query"],
+            ResponseModesSupported: [ResponseModes.Query, ResponseModes.FormPost],
             PromptValuesSupported: [Prompts.None, Prompts.Login, Prompts.Consent, Prompts.SelectAccount],
             AcrValuesSupported: [IdTokenClaims.PhishingResistant],
             // RFC 9207 §3: iss is in every authorization response.

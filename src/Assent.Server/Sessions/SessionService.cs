@@ -41,7 +41,7 @@ internal sealed class SessionService(ISessionStore sessions, IApprovalStore appr
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var next = NewRefreshToken();
-        var (outcome, consumed) = await sessions.TryRotateRefreshTokenAsync(Ids.Hash(presented), now,
+        var (outcome, consumed) = await sessions.TryRotateRefreshTokenAsync(Ids.Hash(presented), CliClient.Id, now,
             old => old with { TokenHash = Ids.Hash(next), CreatedAt = now, ExpiresAt = now + (long)options.RefreshTokenLifetime.TotalMilliseconds },
             ct);
         switch (outcome)
@@ -64,7 +64,7 @@ internal sealed class SessionService(ISessionStore sessions, IApprovalStore appr
             // RFC 6749 §6: a refresh may narrow the scope, never widen it. The new refresh token keeps the original scope.
             return new OAuthError(OAuthErrors.InvalidScope, $"the session was granted only: {consumed.Scope}");
         }
-        var approval = await approvals.FindAsync(consumed.ApprovalId, ct);
+        var approval = consumed.ApprovalId is null ? null : await approvals.FindAsync(consumed.ApprovalId, ct);
         if (approval is null)
         {
             return new OAuthError(OAuthErrors.InvalidGrant, "the approval that started this session no longer exists: sign in again");

@@ -39,6 +39,9 @@ internal static class AuditTypes
     /// <summary>A user consented to a web client's scopes.</summary>
     public const string WebConsentGranted = "web_consent.granted";
 
+    /// <summary>A user revoked their consent to a web client in the web app; its refresh tokens for them ended with it.</summary>
+    public const string WebConsentRevoked = "web_consent.revoked";
+
     /// <summary>A spent authorization code came back (RFC 6749 §4.1.2): refused, and the access token it issued revoked.</summary>
     public const string AuthorizationCodeReplayed = "authorization_code.replayed";
 

@@ -171,7 +171,9 @@ internal sealed record DeviceAuthorizationRecord(
 
 /// <summary>
 /// One refresh token of a human session. Every use consumes it (<see cref="UsedAt"/>) and issues the next
-/// of the same family; <see cref="ApprovalId"/> is the approval that started the session (its evidence).
+/// of the same family; <see cref="ApprovalId"/> is the approval that started a CLI session (its evidence). A web
+/// client's token (OpenID Connect Core §11, <c>offline_access</c>) has none: it keeps the passkey sign-in it came from
+/// instead (<see cref="DeviceId"/>, <see cref="AuthTime"/>, <see cref="Amr"/>).
 /// </summary>
 internal sealed record RefreshTokenRecord(
     byte[] TokenHash,
@@ -179,11 +181,14 @@ internal sealed record RefreshTokenRecord(
     string UserId,
     string ClientId,
     string Scope,
-    string ApprovalId,
+    string? ApprovalId,
     long CreatedAt,
     long ExpiresAt,
     long? UsedAt = null,
-    long? RevokedAt = null);
+    long? RevokedAt = null,
+    string? DeviceId = null,
+    long? AuthTime = null,
+    string? Amr = null);
 
 internal enum RefreshOutcome
 {
@@ -256,6 +261,9 @@ internal sealed record AuthorizationCodeRecord(
     long? UsedAt = null,
     string? IssuedJti = null,
     long? IssuedExpiresAt = null);
+
+/// <summary>A user's remembered consent to a web client (<c>web_consents</c>), with the client's name for the list.</summary>
+internal sealed record WebConsentRecord(string ClientId, string ClientName, string Scope, long CreatedAt);
 
 /// <summary>What became of presenting an authorization code.</summary>
 internal enum CodeRedemption

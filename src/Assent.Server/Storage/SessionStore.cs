@@ -34,9 +34,11 @@ internal interface ISessionStore
 
     /// <summary>
     /// Consumes a refresh token and stores its successor (built from the consumed one) atomically. A token already
-    /// consumed revokes its whole family (RFC 9700 §4.14.2). Returns the consumed record when rotated.
+    /// consumed revokes its whole family (RFC 9700 §4.14.2). Returns the consumed record when rotated. A token issued to
+    /// another client than <paramref name="clientId"/> is <see cref="RefreshOutcome.Unknown"/> and left as it was
+    /// (RFC 6749 §6: bound to the client it was issued to).
     /// </summary>
-    Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, long now,
+    Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, string clientId, long now,
         Func<RefreshTokenRecord, RefreshTokenRecord> next, CancellationToken ct);
 
     /// <summary>RFC 7009: revokes the family of a refresh token issued to the client; false when there is no such live token.</summary>
@@ -51,7 +53,7 @@ internal interface ISessionStore
 internal sealed class SessionStore(Database db) : ISessionStore
 {
     private const string DeviceAuthorizationColumns = "id, device_code_hash, user_code_hash, client_id, scope, requested_from, approval_id, created_at, expires_at";
-    private const string RefreshColumns = "token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at";
+    internal const string RefreshColumns = "token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at, device_id, auth_time, amr";
     private const string RevokeFamily = "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL";
 
     // Of two devices binding one code (or two refreshes of one token) the second waits for the first's lock, then sees its result.
@@ -124,12 +126,12 @@ internal sealed class SessionStore(Database db) : ISessionStore
             return await w.AllAsync(ApprovalSql.ApprovingDecisions, ApprovalSql.ReadDecision, approvalId);
         }, ct);
 
-    public Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, long now,
+    public Task<(RefreshOutcome Outcome, RefreshTokenRecord? Consumed)> TryRotateRefreshTokenAsync(byte[] tokenHash, string clientId, long now,
         Func<RefreshTokenRecord, RefreshTokenRecord> next, CancellationToken ct) =>
         db.WriteAsync<(RefreshOutcome, RefreshTokenRecord?)>(async w =>
         {
             var token = await w.OneAsync(_lockRefreshToken, ReadRefreshToken, tokenHash);
-            if (token is null)
+            if (token is null || token.ClientId != clientId)
             {
                 return (RefreshOutcome.Unknown, null);
             }
@@ -173,14 +175,14 @@ internal sealed class SessionStore(Database db) : ISessionStore
     public Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct) =>
         db.ReadAsync(s => s.AnyAsync("SELECT 1 FROM revoked_access_tokens WHERE jti = $1", jti), ct);
 
-    private static ValueTask<int> InsertRefreshTokenAsync(IWriteSession w, RefreshTokenRecord t) =>
-        w.ExecAsync($"INSERT INTO refresh_tokens({RefreshColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            t.TokenHash, t.FamilyId, t.UserId, t.ClientId, t.Scope, t.ApprovalId, t.CreatedAt, t.ExpiresAt, t.UsedAt, t.RevokedAt);
+    internal static ValueTask<int> InsertRefreshTokenAsync(IWriteSession w, RefreshTokenRecord t) =>
+        w.ExecAsync($"INSERT INTO refresh_tokens({RefreshColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            t.TokenHash, t.FamilyId, t.UserId, t.ClientId, t.Scope, t.ApprovalId, t.CreatedAt, t.ExpiresAt, t.UsedAt, t.RevokedAt, t.DeviceId, t.AuthTime, t.Amr);
 
     private static DeviceAuthorizationRecord ReadDeviceAuthorization(DbDataReader r) => new(
         r.GetString(0), (byte[])r[1], (byte[])r[2], r.GetString(3), r.GetString(4), r.GetString(5), Rows.NullableString(r, 6), r.GetInt64(7), r.GetInt64(8));
 
     private static RefreshTokenRecord ReadRefreshToken(DbDataReader r) => new(
-        (byte[])r[0], r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetInt64(6), r.GetInt64(7),
-        Rows.NullableLong(r, 8), Rows.NullableLong(r, 9));
+        (byte[])r[0], r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Rows.NullableString(r, 5), r.GetInt64(6), r.GetInt64(7),
+        Rows.NullableLong(r, 8), Rows.NullableLong(r, 9), Rows.NullableString(r, 10), Rows.NullableLong(r, 11), Rows.NullableString(r, 12));
 }

@@ -13,6 +13,9 @@ internal interface IWebClientStore
 
     Task CreateAsync(WebClientRecord client, AuditEvent audit, CancellationToken ct);
 
+    /// <summary>Every registered web client, newest first (an administrator's list in the web app).</summary>
+    Task<IReadOnlyList<WebClientRecord>> ListAsync(CancellationToken ct);
+
     /// <summary>The scopes the user has consented to for the client, space-separated; null when never asked.</summary>
     Task<string?> ConsentedScopesAsync(string userId, string clientId, CancellationToken ct);
 
@@ -26,9 +29,22 @@ internal interface IWebClientStore
     /// Spends the code once (RFC 6749 §4.1.2) if <paramref name="check"/> (client, redirect URI, verifier) finds nothing
     /// wrong, recording the id of the access token it is about to issue, in one transaction with the row locked: of two
     /// racing redemptions one wins. A code used before comes back as <see cref="CodeRedemption.Replayed"/> with its row.
+    /// <paramref name="refresh"/> (for an <c>offline_access</c> code) is stored in the same transaction as the first of its family.
     /// </summary>
     Task<(CodeRedemption Outcome, AuthorizationCodeRecord? Code)> TryRedeemCodeAsync(byte[] codeHash, long now, string jti, long jtiExpiresAt,
-        Func<AuthorizationCodeRecord, string?> check, CancellationToken ct);
+        Func<AuthorizationCodeRecord, string?> check, Func<AuthorizationCodeRecord, RefreshTokenRecord?> refresh, CancellationToken ct);
+
+    /// <summary>Revokes every refresh token of a family (a replayed code's); how many were live.</summary>
+    Task<int> RevokeRefreshFamilyAsync(string familyId, long now, CancellationToken ct);
+
+    /// <summary>The user's remembered consents to web clients, newest first, with the clients' names.</summary>
+    Task<IReadOnlyList<WebConsentRecord>> ListConsentsAsync(string userId, CancellationToken ct);
+
+    /// <summary>
+    /// Forgets the user's consent to the client (the next sign-in asks again) and revokes the refresh tokens the client
+    /// holds for the user, in one transaction; false when there was no consent.
+    /// </summary>
+    Task<bool> TryRevokeConsentAsync(string userId, string clientId, long now, AuditEvent audit, CancellationToken ct);
 }
 
 internal sealed class WebClientStore(Database db) : IWebClientStore
@@ -40,6 +56,9 @@ internal sealed class WebClientStore(Database db) : IWebClientStore
 
     public Task<WebClientRecord?> FindAsync(string clientId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {ClientColumns} FROM web_clients WHERE id = $1", ReadClient, clientId), ct);
+
+    public Task<IReadOnlyList<WebClientRecord>> ListAsync(CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync($"SELECT {ClientColumns} FROM web_clients ORDER BY created_at DESC, id", ReadClient), ct);
 
     public Task CreateAsync(WebClientRecord c, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
@@ -67,7 +86,7 @@ internal sealed class WebClientStore(Database db) : IWebClientStore
             c.CodeHash, c.ClientId, c.UserId, c.DeviceId, c.RedirectUri, c.Scope, c.CodeChallenge, c.Nonce, c.AuthTime, c.Amr, c.CreatedAt, c.ExpiresAt, keepUntil) == 1, ct);
 
     public Task<(CodeRedemption Outcome, AuthorizationCodeRecord? Code)> TryRedeemCodeAsync(byte[] codeHash, long now, string jti, long jtiExpiresAt,
-        Func<AuthorizationCodeRecord, string?> check, CancellationToken ct) =>
+        Func<AuthorizationCodeRecord, string?> check, Func<AuthorizationCodeRecord, RefreshTokenRecord?> refresh, CancellationToken ct) =>
         db.WriteAsync<(CodeRedemption, AuthorizationCodeRecord?)>(async w =>
         {
             var code = await w.OneAsync($"SELECT {CodeColumns} FROM authorization_codes WHERE code_hash = $1{db.ForUpdate}", ReadCode, codeHash);
@@ -87,10 +106,38 @@ internal sealed class WebClientStore(Database db) : IWebClientStore
             {
                 return (CodeRedemption.Mismatch, code);
             }
-            return await w.ExecAsync("UPDATE authorization_codes SET used_at = $2, issued_jti = $3, issued_expires_at = $4 WHERE code_hash = $1 AND used_at IS NULL",
-                    codeHash, now, jti, jtiExpiresAt) == 1
-                ? (CodeRedemption.Redeemed, code with { UsedAt = now, IssuedJti = jti, IssuedExpiresAt = jtiExpiresAt })
-                : (CodeRedemption.Replayed, await w.OneAsync($"SELECT {CodeColumns} FROM authorization_codes WHERE code_hash = $1", ReadCode, codeHash));
+            if (await w.ExecAsync("UPDATE authorization_codes SET used_at = $2, issued_jti = $3, issued_expires_at = $4 WHERE code_hash = $1 AND used_at IS NULL",
+                    codeHash, now, jti, jtiExpiresAt) != 1)
+            {
+                return (CodeRedemption.Replayed, await w.OneAsync($"SELECT {CodeColumns} FROM authorization_codes WHERE code_hash = $1", ReadCode, codeHash));
+            }
+            if (refresh(code) is { } first)
+            {
+                await SessionStore.InsertRefreshTokenAsync(w, first);
+            }
+            return (CodeRedemption.Redeemed, code with { UsedAt = now, IssuedJti = jti, IssuedExpiresAt = jtiExpiresAt });
+        }, ct);
+
+    public Task<int> RevokeRefreshFamilyAsync(string familyId, long now, CancellationToken ct) =>
+        db.WriteAsync(async w => await w.ExecAsync("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL", familyId, now), ct);
+
+    public Task<IReadOnlyList<WebConsentRecord>> ListConsentsAsync(string userId, CancellationToken ct) =>
+        db.ReadAsync(s => s.AllAsync("""
+            SELECT c.client_id, w.name, c.scope, c.created_at FROM web_consents c JOIN web_clients w ON w.id = c.client_id
+            WHERE c.user_id = $1 ORDER BY c.created_at DESC, c.client_id
+            """, r => new WebConsentRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt64(3)), userId), ct);
+
+    public Task<bool> TryRevokeConsentAsync(string userId, string clientId, long now, AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            if (await w.ExecAsync("DELETE FROM web_consents WHERE user_id = $1 AND client_id = $2", userId, clientId) != 1)
+            {
+                return false;
+            }
+            // The refresh tokens issued under that consent end with it (docs/http-api.md §17).
+            await w.ExecAsync("UPDATE refresh_tokens SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND device_id IS NOT NULL AND revoked_at IS NULL",
+                userId, clientId, now);
+            return await w.AuditedAsync(audit);
         }, ct);
 
     private static WebClientRecord ReadClient(DbDataReader r) => new(
@@ -196,5 +243,42 @@ internal static class WebClientSchema
             created_at {bigint} NOT NULL,
             retired_at {bigint});
 
+        """;
+
+    /// <summary>
+    /// Refresh tokens of web clients (OpenID Connect Core §11, <c>offline_access</c>) share the CLI sessions' table, so
+    /// they rotate and are revoked by the same code: a web family has no approval but the passkey sign-in it came from
+    /// (device, auth_time, amr). SQLite cannot drop a NOT NULL, so its table is rebuilt (nothing references it).
+    /// </summary>
+    public const string SqliteWebRefreshTokens = """
+        CREATE TABLE refresh_tokens_v2(
+            token_hash BLOB PRIMARY KEY,
+            family_id TEXT NOT NULL,
+            user_id TEXT NOT NULL REFERENCES users(id),
+            client_id TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            approval_id TEXT REFERENCES approvals(id),
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            used_at INTEGER,
+            revoked_at INTEGER,
+            device_id TEXT,
+            auth_time INTEGER,
+            amr TEXT);
+        INSERT INTO refresh_tokens_v2(token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at)
+            SELECT token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at FROM refresh_tokens;
+        DROP TABLE refresh_tokens;
+        ALTER TABLE refresh_tokens_v2 RENAME TO refresh_tokens;
+        CREATE INDEX refresh_tokens_family ON refresh_tokens(family_id);
+        CREATE INDEX refresh_tokens_web ON refresh_tokens(user_id, client_id) WHERE device_id IS NOT NULL;
+        """;
+
+    /// <summary>The same for PostgreSQL, which alters in place.</summary>
+    public const string PostgresWebRefreshTokens = """
+        ALTER TABLE refresh_tokens ALTER COLUMN approval_id DROP NOT NULL;
+        ALTER TABLE refresh_tokens ADD COLUMN device_id TEXT;
+        ALTER TABLE refresh_tokens ADD COLUMN auth_time BIGINT;
+        ALTER TABLE refresh_tokens ADD COLUMN amr TEXT;
+        CREATE INDEX refresh_tokens_web ON refresh_tokens(user_id, client_id) WHERE device_id IS NOT NULL;
         """;
 }

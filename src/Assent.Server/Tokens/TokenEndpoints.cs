@@ -30,10 +30,16 @@ internal static class TokenEndpoints
         DeviceCodeGrant deviceCode, SessionService sessions, ClientCredentialsGrant clientCredentials, AuthorizationCodeGrant authorizationCode, CancellationToken ct)
     {
         // Web clients (docs/http-api.md §17) are not agents: the authorization_code grant authenticates its own clients.
-        if (http.Request.HasFormContentType && await RequestBodies.ReadFormAsync(http.Request, ct) is { Form: { } early } &&
-            early.Value(OAuthParameters.GrantType) == AuthorizationCodeGrant.GrantType)
+        if (http.Request.HasFormContentType && await RequestBodies.ReadFormAsync(http.Request, ct) is { Form: { } early })
         {
-            return await authorizationCode.RedeemAsync(http.Request, early, ct);
+            if (early.Value(OAuthParameters.GrantType) == AuthorizationCodeGrant.GrantType)
+            {
+                return await authorizationCode.RedeemAsync(http.Request, early, ct);
+            }
+            if (early.Value(OAuthParameters.GrantType) == GrantTypes.RefreshToken && AuthorizationCodeGrant.IsWebClientRequest(http.Request, early))
+            {
+                return await authorizationCode.RefreshAsync(http.Request, early, ct);
+            }
         }
         // The human grants come from the public CLI client, which has no secret.
         static bool IsHumanGrant(string? grant) => grant is GrantTypes.DeviceCode or GrantTypes.RefreshToken;

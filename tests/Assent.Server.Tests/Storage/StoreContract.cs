@@ -80,18 +80,18 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.Equal(client.RedirectUris, (await Store.WebClients.FindAsync(client.Id, default))!.RedirectUris);
 
         // A mismatch spends nothing.
-        var (mismatch, _) = await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti0", Now + 1000, _ => "wrong verifier", default);
+        var (mismatch, _) = await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti0", Now + 1000, _ => "wrong verifier", _ => null, default);
         Assert.Equal(CodeRedemption.Mismatch, mismatch);
 
         var outcomes = await Task.WhenAll(Enumerable.Range(0, 6).Select(i =>
-            Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti" + i, Now + 300_000, _ => null, default)));
+            Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "jti" + i, Now + 300_000, _ => null, _ => null, default)));
         var winner = Assert.Single(outcomes, o => o.Outcome == CodeRedemption.Redeemed);
         Assert.All(outcomes.Where(o => o.Outcome != CodeRedemption.Redeemed), o =>
         {
             Assert.Equal(CodeRedemption.Replayed, o.Outcome);
             Assert.Equal(winner.Code!.IssuedJti, o.Code!.IssuedJti);
         });
-        Assert.Equal(CodeRedemption.Unknown, (await Store.WebClients.TryRedeemCodeAsync([9], Now, "j", Now, _ => null, default)).Outcome);
+        Assert.Equal(CodeRedemption.Unknown, (await Store.WebClients.TryRedeemCodeAsync([9], Now, "j", Now, _ => null, _ => null, default)).Outcome);
     }
 
     [Fact]
@@ -100,7 +100,7 @@ public abstract class StoreContract : IAsyncLifetime
         var user = await UserAsync("xena");
         var (client, code) = await WebCodeAsync(user);
         Clock.Advance(TimeSpan.FromSeconds(61));
-        Assert.Equal(CodeRedemption.Expired, (await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "j", Now, _ => null, default)).Outcome);
+        Assert.Equal(CodeRedemption.Expired, (await Store.WebClients.TryRedeemCodeAsync(code.CodeHash, Now, "j", Now, _ => null, _ => null, default)).Outcome);
 
         Assert.Null(await Store.WebClients.ConsentedScopesAsync(user.Id, client.Id, default));
         await Store.WebClients.GrantConsentAsync(user.Id, client.Id, "openid", Now, new AuditEvent(AuditTypes.WebConsentGranted, user.Id, "d", client.Id), default);
@@ -421,7 +421,7 @@ public abstract class StoreContract : IAsyncLifetime
         Assert.Equal("dev_n", Assert.Single(evidence!).DeviceId);
         Assert.Null(await Store.Sessions.TryStartSessionAsync(login.Id, Now, Token("fam_2"), new AuditEvent("session.started", user.Id, "assent-cli", "fam_2"), default));
 
-        var rotations = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Store.Sessions.TryRotateRefreshTokenAsync(first.TokenHash, Now, t => Token(t.FamilyId), default)));
+        var rotations = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Store.Sessions.TryRotateRefreshTokenAsync(first.TokenHash, "assent-cli", Now, t => Token(t.FamilyId), default)));
         Assert.Single(rotations, r => r.Outcome == RefreshOutcome.Rotated);
         // The first late racer is reuse (it revokes the family); any after it find the family revoked.
         Assert.Contains(rotations, r => r.Outcome == RefreshOutcome.Reused);

@@ -291,6 +291,8 @@ internal static class SqliteSchema
             PRIMARY KEY(approval_id, user_id));
         CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
         """,
+        // 13: refresh tokens of web clients in the sessions' table (docs/storage.md §3): approval_id optional, the sign-in's device, auth_time, amr.
+        WebClientSchema.SqliteWebRefreshTokens,
     ];
 
     public static int LatestVersion => Migrations.Length;
