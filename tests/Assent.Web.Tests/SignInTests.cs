@@ -253,18 +253,18 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
             refresh = (await TestServer.ReadAsync(redeemed)).Body.GetProperty("refresh_token").GetString()!;
         }
 
-        // The web app's Applications tab lists the application; its Revoke button (confirmed) forgets the consent.
+        // The web app's Access tab lists the website; its Revoke button, confirmed in the row, forgets the consent.
         await phone.Page.GotoAsync("/app");
         var listed = await phone.Page.EvaluateAsync<JsonElement>("async () => (await fetch('/webauthn/applications')).json()");
         var app = Assert.Single(listed.GetProperty("applications").EnumerateArray());
         Assert.Equal(client.ClientId, app.GetProperty("client_id").GetString());
         Assert.Equal("openid offline_access", app.GetProperty("scope").GetString());
-        await phone.Page.ClickAsync("button[data-tab=applications]");
+        await phone.Page.ClickAsync("button[data-tab=consents]");
         var row = phone.Page.Locator($"#apps li[data-id='{client.ClientId}']");
         Assert.Contains(client.Name, await row.TextContentAsync());
         Assert.True(await phone.Page.Locator("#app-admin").IsHiddenAsync());
-        phone.Page.Dialog += (_, dialog) => dialog.AcceptAsync();
         await row.Locator("button.deny").ClickAsync();
+        await row.Locator(".confirm button[data-act=confirm]").ClickAsync();
         await phone.Page.Locator("#no-apps").WaitForAsync();
         Assert.Equal(0, await phone.Page.Locator("#apps li").CountAsync());
         Assert.Equal(404, await phone.Page.EvaluateAsync<int>(
@@ -317,8 +317,8 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         Assert.Equal("ES256", stored!.IdTokenAlg);
         Assert.Equal(Assent.Server.Common.Ids.Hash(secret), stored.SecretHash);
 
-        // The same through the Applications tab's form: the administrator sees the form, the clients, and the secret once.
-        await admin.Page.ClickAsync("button[data-tab=applications]");
+        // The same through the Access tab's form: the administrator sees the form, the clients, and the secret once.
+        await admin.Page.ClickAsync("button[data-tab=consents]");
         await admin.Page.Locator("#app-admin").WaitForAsync();
         Assert.Contains(clientId, await admin.Page.TextContentAsync("#app-clients"));
         await admin.Page.FillAsync("#app-name", "Wiki by form");

@@ -559,7 +559,7 @@
     pending: () => { for (const li of S.pending.values()) fit(li); },
     history: () => loadHistory(),
     devices: () => { loadDevices(); loadPush(); },
-    consents: () => loadConsents(),
+    consents: () => { loadConsents(); loadApps(); },
   };
   function tab(name) {
     for (const b of document.querySelectorAll('.tabs button')) {
@@ -570,52 +570,33 @@
     TABS[name]();
   }
 
-  // ---- Applications (docs/http-api.md §17.8): web apps the user let sign them in with Assent, each revocable; an
-  // administrator also registers them here (as assent admin client create). Built here, in one block, with its tab. ----
-  const APPS = { view: null };
-  function mountApps() {
-    const f = (id, label, props) => [el('label', { for: id, text: label }), el('input', { id, ...props })];
-    APPS.view = el('div', { id: 't-applications', hidden: '' },
-      el('h1', { text: 'Applications' }),
-      el('p', { class: 'small', text: 'Websites you sign in to with Assent. Revoking one signs it out of your account there; it asks you again next time.' }),
-      el('ul', { id: 'apps', class: 'rows' }),
-      el('p', { id: 'no-apps', text: 'No website signs you in with Assent yet.' }),
-      el('div', { id: 'app-admin', hidden: '' },
-        el('h2', { text: 'Register an application' }),
-        el('form', { id: 'app-form' }, ...f('app-name', 'Name', { required: '', maxlength: '64' }),
-          ...f('app-redirects', 'Redirect URIs (separated by spaces)', { required: '', spellcheck: 'false', placeholder: 'https://wiki.example/signin-oidc' }),
-          ...f('app-logouts', 'Post-logout redirect URIs (optional)', { spellcheck: 'false' }),
-          el('label', { for: 'app-alg', text: 'ID token algorithm' }),
-          el('select', { id: 'app-alg' }, ...['EdDSA', 'ES256', 'RS256'].map((a) => el('option', { value: a, text: a }))),
-          el('label', { class: 'switch' }, el('input', { id: 'app-public', type: 'checkbox' }), ' Public client (no secret: a browser or mobile app, PKCE only)'),
-          el('button', { type: 'submit', text: 'Register' })),
-        el('p', { id: 'app-created', class: 'small', 'aria-live': 'polite' }),
-        el('ul', { id: 'app-clients', class: 'rows' })));
-    $('v-main').append(APPS.view);
-    document.querySelector('.tabs').append(el('button', { type: 'button', 'data-tab': 'applications', text: 'Applications' }));
-    $('app-form').addEventListener('submit', async (ev) => {
-      ev.preventDefault();
-      const words = (id) => $(id).value.split(/\s+/).filter(Boolean);
-      try {
-        const c = await api('POST', '/webauthn/web-clients', { name: $('app-name').value.trim(), redirect_uris: words('app-redirects'),
-          post_logout_redirect_uris: words('app-logouts'), public: $('app-public').checked, id_token_alg: $('app-alg').value });
-        $('app-created').textContent = 'Registered ' + c.name + '. Client id: ' + c.client_id +
-          (c.client_secret ? '. Secret, shown this once only: ' + c.client_secret : ' (public: no secret).');
-        ev.target.reset();
-        loadApps();
-      } catch (e) { failed(e); }
-    });
-  }
+  // ---- Websites (docs/http-api.md §17.8), under Access: web applications the user let sign them in with Assent, each
+  // revocable; an administrator also registers them here (as assent admin client create). ----
+  $('app-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const words = (id) => $(id).value.split(/\s+/).filter(Boolean);
+    try {
+      const c = await api('POST', '/webauthn/web-clients', { name: $('app-name').value.trim(), redirect_uris: words('app-redirects'),
+        post_logout_redirect_uris: words('app-logouts'), public: $('app-public').checked, id_token_alg: $('app-alg').value });
+      $('app-created').textContent = 'Registered ' + c.name + '. Client id: ' + c.client_id +
+        (c.client_secret ? '. Secret, shown this once only: ' + c.client_secret : ' (public: no secret).');
+      ev.target.reset();
+      loadApps();
+    } catch (e) { failed(e); }
+  });
   async function loadApps() {
     try {
       const a = await api('GET', '/webauthn/applications');
-      $('apps').replaceChildren(...a.applications.map((x) => el('li', { 'data-id': x.client_id },
-        el('span', { class: 'grow', show: x.name }),
-        el('span', { class: 'small', text: x.scope + ' · since ' + when(x.consented_at) }),
-        el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
-          if (!confirm('Stop ' + plain(x.name) + ' signing you in with Assent?')) return;
-          try { await api('DELETE', '/webauthn/applications/' + encodeURIComponent(x.client_id)); status('Revoked: ' + plain(x.name) + ' will ask you again.'); loadApps(); } catch (e) { failed(e); }
-        } }))));
+      $('apps').replaceChildren(...a.applications.map((x) => {
+        const li = el('li', { 'data-id': x.client_id },
+          el('span', { class: 'grow', show: x.name }),
+          el('span', { class: 'small', text: x.scope + ' · since ' + when(x.consented_at) }));
+        li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: () => confirmIn(li,
+          'Stop ' + x.name + ' signing you in with Assent? It asks you again next time.', 'Revoke', async () => {
+            try { await api('DELETE', '/webauthn/applications/' + encodeURIComponent(x.client_id)); status('Revoked: ' + plain(x.name) + ' will ask you again.'); loadApps(); } catch (e) { failed(e); }
+          }) }));
+        return li;
+      }));
       $('no-apps').hidden = a.applications.length > 0;
     } catch (e) { failed(e); }
     try {
@@ -625,10 +606,6 @@
       $('app-admin').hidden = false;
     } catch { $('app-admin').hidden = true; }
   }
-  document.addEventListener('DOMContentLoaded', mountApps);
-  // The tab switch learns the new tab by wrapping it, so the block stays apart from the rest.
-  const tabWithoutApps = tab;
-  tab = (name) => { tabWithoutApps(name); APPS.view.hidden = name !== 'applications'; if (name === 'applications') loadApps(); };
 
   // ---- Web Push: the notification switch, and opening a pushed request (docs/http-api.md §12.6) ----
   // On: the browser subscribes its push service with the server's VAPID key (RFC 8292 §3.2) and the server keeps the
