@@ -21,6 +21,10 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
     /// <summary>JSON-RPC 2.0 §5.1 error codes.</summary>
     private const int ParseError = -32700;
     private const int InternalError = -32603;
+    private const int InvalidRequest = -32600;
+
+    /// <summary>The MCP revision that removed JSON-RPC batching (MCP 2025-06-18 changelog).</summary>
+    private const string FirstWithoutBatches = "2025-06-18";
 
     private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false, MaxDepth = 64 };
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(2);
@@ -31,6 +35,7 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _held = new();
     private readonly List<Task> _gating = [];
     private volatile string? _childName;
+    private volatile string? _protocolVersion;
     private Process? _process;
     private TextWriter _host = TextWriter.Null;
 
@@ -170,8 +175,14 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
                 await ForwardAsync(single, line);
                 return;
             case JsonArray batch:
-                // JSON-RPC 2.0 §6 batches (MCP 2025-03-26; later revisions dropped them): the gated calls are taken
-                // out and decided one by one, answered as single messages; the rest goes on as a batch, untouched.
+                if (BatchRefusal(batch) is { } refusal)
+                {
+                    // JSON-RPC 2.0 §5.1/§6: Invalid Request, id null (no single id to answer); nothing is forwarded.
+                    await WriteHostAsync(ErrorResponse(null, InvalidRequest, refusal));
+                    return;
+                }
+                // JSON-RPC 2.0 §6 batches, part of MCP 2025-03-26: the gated calls are taken out and decided one by
+                // one, answered as single messages (clients match responses by id, §6); the rest goes on as a batch.
                 var rest = new List<JsonNode?>();
                 foreach (var item in batch)
                 {
@@ -204,6 +215,29 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
+    /// <summary>
+    /// Why a batch is not relayed, or null when it is. MCP 2025-03-26 basic ("Batching") made receiving JSON-RPC
+    /// batches a MUST; 2025-06-18 removed batching (changelog, "Remove support for JSON-RPC batching") and 2025-11-25
+    /// keeps it out: a stdio message is then a single request, notification or response (basic/transports). So a
+    /// batch passes only once the server has answered initialize with a revision before 2025-06-18; before that the
+    /// initialize request itself may not be batched (2025-03-26 basic/lifecycle).
+    /// </summary>
+    private string? BatchRefusal(JsonArray batch)
+    {
+        if (batch.Count == 0)
+        {
+            return "Invalid Request: an empty batch (JSON-RPC 2.0 §6)";
+        }
+        var version = _protocolVersion;
+        if (version is null)
+        {
+            return "Invalid Request: no JSON-RPC batch before initialization is complete (MCP 2025-03-26 basic/lifecycle)";
+        }
+        return string.CompareOrdinal(version, FirstWithoutBatches) >= 0
+            ? $"Invalid Request: MCP {version} has no JSON-RPC batches (removed in {FirstWithoutBatches}); send each message on its own line"
+            : null;
+    }
+
     private bool IsGatedCall(JsonObject message) => IsMatchingCall(message) && message.ContainsKey("id");
 
     private bool IsMatchingCall(JsonObject message) =>
@@ -231,7 +265,7 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         {
             // JSON-RPC 2.0 §4: an id in use twice is the host's error; answered without asking anyone.
             cts.Dispose();
-            _ = WriteHostAsync(ErrorResponse(id, -32600, "Invalid Request: a request with this id is already waiting for approval"));
+            _ = WriteHostAsync(ErrorResponse(id, InvalidRequest, "Invalid Request: a request with this id is already waiting for approval"));
             return;
         }
         var task = Task.Run(() => GateAsync(call, raw, id, key, cts));
@@ -375,6 +409,11 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
                         {
                             // MCP 2025-11-25 basic/lifecycle: the initialize result names the server; the details say which server ran the tool.
                             _childName = serverInfoName;
+                            if (result["protocolVersion"] is JsonValue negotiated && negotiated.TryGetValue<string>(out var version))
+                            {
+                                // The revision both sides now speak (basic/lifecycle "Version Negotiation"): it decides whether batches exist.
+                                _protocolVersion = version;
+                            }
                         }
                     }
                 }
