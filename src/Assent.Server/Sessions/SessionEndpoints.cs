@@ -38,7 +38,7 @@ internal static partial class SessionEndpoints
             .WithSummary("Bind an RFC 8628 user code: raises a device_login approval request (session cookie)")
             .WithTags("Passkeys");
         app.MapPost(EndpointPaths.Revocation, RevokeAsync).DisableAntiforgery()
-            .WithSummary("RFC 7009 token revocation: refresh tokens (the whole session) and access tokens").WithTags("OAuth");
+            .WithSummary("RFC 7009 token revocation: refresh tokens (the whole session), access tokens, and an agent's pending CIBA auth_req_id (withdraws the request)").WithTags("OAuth");
         app.MapGet(EndpointPaths.UserInfo, UserInfoAsync).WithSummary("OpenID Connect UserInfo for a Bearer access token").WithTags("OAuth");
         app.MapPost(EndpointPaths.UserInfo, UserInfoAsync).DisableAntiforgery().WithSummary("OpenID Connect UserInfo (POST form)").WithTags("OAuth");
         return app;
