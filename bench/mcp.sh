@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MCP_ARGS=${MCP_ARGS:-"--messages 10000 --rate 1000 --gated 200"}
+MCP_ARGS=${MCP_ARGS:-"--messages 10000 --rate 1000 --gated 200"}  # add --before OTHER/assent.dll to compare builds in one run
 dotnet build bench/Assent.Bench -c Release -nologo -v quiet
 # shellcheck disable=SC2086
 dotnet bench/Assent.Bench/bin/Release/net10.0/Assent.Bench.dll mcp-gate $MCP_ARGS 2> >(grep -v '^\[server\]' >&2)

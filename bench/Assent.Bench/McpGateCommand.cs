@@ -29,6 +29,11 @@ internal static class McpGateCommand
         {
             throw new ArgumentException($"--cli: no assent.dll at {cli}");
         }
+        var before = args.String("before");
+        if (before is not null && !File.Exists(before))
+        {
+            throw new ArgumentException($"--before: no assent.dll at {before}");
+        }
         var dataDirectory = Provisioning.NewDataDirectory();
         var home = Directory.CreateTempSubdirectory("assent-bench-home-").FullName;
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
@@ -53,11 +58,7 @@ internal static class McpGateCommand
                 }
             }, stop.Token);
 
-            Console.WriteLine($"mcp-gate: {messages} tools/call round trips at {rate}/s direct and through the gate, then {gated} gated vs ungated calls; server pid {server.Id}");
             var echo = EchoCommandLine();
-            await using var direct = await McpChild.StartAsync(echo, null, ct);
-            var gateLine = new List<string> { cli, "mcp", "gate", "--tools", "gated_*", "--timeout", "30", "--" };
-            gateLine.AddRange(echo);
             var environment = new Dictionary<string, string>
             {
                 ["HOME"] = home,
@@ -66,58 +67,100 @@ internal static class McpGateCommand
                 ["ASSENT_CLIENT_SECRET"] = who.ClientSecret,
                 ["ASSENT_USER_DID"] = enrolled.UserDid,
             };
-            await using var gate = await McpChild.StartAsync([Host(), .. gateLine], environment, ct);
-            Console.WriteLine($"  gate pid {gate.Id}");
-
-            // Warm-up (JIT, tiering) of both paths, then the two measured side by side, alternating halves.
-            await direct.PacedAsync("echo", Math.Min(messages, 3000), rate, ct);
-            await gate.PacedAsync("echo", Math.Min(messages, 3000), rate, ct);
-            var directTimes = new List<double>();
-            var gateTimes = new List<double>();
-            double directRate = 0, gateRate = 0;
-            for (var half = 0; half < 2; half++)
+            // This build's gate, and with --before another build's (e.g. main's assent.dll), measured side by side.
+            var builds = new List<(string Name, string Cli)> { ("this build", cli) };
+            if (before is not null)
             {
-                var d = await direct.PacedAsync("echo", messages / 2, rate, ct);
-                var g = await gate.PacedAsync("echo", messages / 2, rate, ct);
-                directTimes.AddRange(d.Latencies);
-                gateTimes.AddRange(g.Latencies);
-                directRate += d.Rate / 2;
-                gateRate += g.Rate / 2;
+                builds.Add(("before", before));
             }
-            directTimes.Sort();
-            gateTimes.Sort();
-            var (d50, d99) = (Stats.Percentile(directTimes, 0.5), Stats.Percentile(directTimes, 0.99));
-            var (g50, g99) = (Stats.Percentile(gateTimes, 0.5), Stats.Percentile(gateTimes, 0.99));
-            Console.WriteLine($"  forwarding, round trip (request + response): direct p50 {Stats.F(d50, 3)} ms p99 {Stats.F(d99, 3)} ms at {Stats.F(directRate, 0)}/s;"
-                + $" through the gate p50 {Stats.F(g50, 3)} ms p99 {Stats.F(g99, 3)} ms at {Stats.F(gateRate, 0)}/s");
-            Console.WriteLine($"  gate adds p99 {Stats.F(g99 - d99, 3)} ms per round trip, {Stats.F((g99 - d99) / 2, 3)} ms per forwarded message (target <= 1 ms), ratio {Stats.F(g99 / d99)}x");
-
-            // Gated vs ungated through the same gate, one call at a time, interleaved.
-            for (var i = 0; i < 20; i++)
+            Console.WriteLine($"mcp-gate: {messages} tools/call round trips at {rate}/s direct and through each gate, then {gated} gated vs ungated calls; server pid {server.Id}");
+            await using var direct = await McpChild.StartAsync(echo, null, ct);
+            var gates = new List<McpChild>();
+            try
             {
-                await gate.CallAsync("gated_echo", ct);
-                await gate.CallAsync("echo", ct);
-            }
-            var approvedTimes = new List<double>(gated);
-            var plainTimes = new List<double>(gated);
-            for (var i = 0; i < gated; i++)
-            {
-                approvedTimes.Add(await gate.CallAsync("gated_echo", ct));
-                plainTimes.Add(await gate.CallAsync("echo", ct));
-            }
-            approvedTimes.Sort();
-            plainTimes.Sort();
-            var (a50, a99) = (Stats.Percentile(approvedTimes, 0.5), Stats.Percentile(approvedTimes, 0.99));
-            var (p50, p99) = (Stats.Percentile(plainTimes, 0.5), Stats.Percentile(plainTimes, 0.99));
-            Console.WriteLine($"  gated call (instant approval) p50 {Stats.F(a50)} ms p99 {Stats.F(a99)} ms; ungated p50 {Stats.F(p50)} ms p99 {Stats.F(p99)} ms");
-            Console.WriteLine($"  approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms");
+                foreach (var (name, path) in builds)
+                {
+                    var gate = await McpChild.StartAsync([Host(), path, "mcp", "gate", "--tools", "gated_*", "--timeout", "30", "--", .. echo], environment, ct);
+                    gates.Add(gate);
+                    Console.WriteLine($"  gate ({name}) pid {gate.Id}: {path}");
+                }
 
-            var (rss, peak, anonymous) = gate.Memory();
-            Console.WriteLine($"  gate memory: VmRSS {Stats.Mb(rss)} MB (anonymous {Stats.Mb(anonymous)} MB), VmHWM {Stats.Mb(peak)} MB (target <= 60 MB)");
-            Stats.Result("mcp-gate",
-                ("direct_p99_ms", Stats.F(d99, 3)), ("gate_p99_ms", Stats.F(g99, 3)), ("forward_add_p99_ms", Stats.F((g99 - d99) / 2, 3)),
-                ("ungated_p99_ms", Stats.F(p99)), ("gated_p99_ms", Stats.F(a99)), ("approval_add_p99_ms", Stats.F(a99 - p99)),
-                ("rss_mb", Stats.Mb(rss)), ("hwm_mb", Stats.Mb(peak)));
+                // Warm-up (JIT, tiering) of every path, then all measured side by side, alternating halves.
+                await direct.PacedAsync("echo", Math.Min(messages, 3000), rate, ct);
+                foreach (var gate in gates)
+                {
+                    await gate.PacedAsync("echo", Math.Min(messages, 3000), rate, ct);
+                }
+                var directTimes = new List<double>();
+                var gateTimes = gates.Select(_ => new List<double>()).ToList();
+                for (var half = 0; half < 2; half++)
+                {
+                    directTimes.AddRange((await direct.PacedAsync("echo", messages / 2, rate, ct)).Latencies);
+                    for (var g = 0; g < gates.Count; g++)
+                    {
+                        gateTimes[g].AddRange((await gates[g].PacedAsync("echo", messages / 2, rate, ct)).Latencies);
+                    }
+                }
+                directTimes.Sort();
+                var d99 = Stats.Percentile(directTimes, 0.99);
+                Console.WriteLine($"  forwarding round trip (request + response) at {rate}/s: direct p50 {Stats.F(Stats.Percentile(directTimes, 0.5), 3)} ms p99 {Stats.F(d99, 3)} ms");
+
+                // Gated vs ungated through each gate, one call at a time, interleaved across gates.
+                for (var i = 0; i < 20; i++)
+                {
+                    foreach (var gate in gates)
+                    {
+                        await gate.CallAsync("gated_echo", ct);
+                        await gate.CallAsync("echo", ct);
+                    }
+                }
+                var approvedTimes = gates.Select(_ => new List<double>(gated)).ToList();
+                var plainTimes = gates.Select(_ => new List<double>(gated)).ToList();
+                for (var i = 0; i < gated; i++)
+                {
+                    for (var g = 0; g < gates.Count; g++)
+                    {
+                        approvedTimes[g].Add(await gates[g].CallAsync("gated_echo", ct));
+                        plainTimes[g].Add(await gates[g].CallAsync("echo", ct));
+                    }
+                }
+
+                var figures = new List<(double ForwardAdd, double ApprovalAdd, double ApprovalAdd50, long Rss, long Peak)>();
+                for (var g = 0; g < gates.Count; g++)
+                {
+                    var name = builds[g].Name;
+                    gateTimes[g].Sort();
+                    approvedTimes[g].Sort();
+                    plainTimes[g].Sort();
+                    var (g50, g99) = (Stats.Percentile(gateTimes[g], 0.5), Stats.Percentile(gateTimes[g], 0.99));
+                    var (a50, a99) = (Stats.Percentile(approvedTimes[g], 0.5), Stats.Percentile(approvedTimes[g], 0.99));
+                    var (p50, p99) = (Stats.Percentile(plainTimes[g], 0.5), Stats.Percentile(plainTimes[g], 0.99));
+                    var (rss, peak, anonymous) = gates[g].Memory();
+                    Console.WriteLine($"  [{name}] forwarding through the gate p50 {Stats.F(g50, 3)} ms p99 {Stats.F(g99, 3)} ms: adds p99 {Stats.F((g99 - d99) / 2, 3)} ms per forwarded message (target <= 1 ms)");
+                    Console.WriteLine($"  [{name}] gated call (instant approval) p50 {Stats.F(a50)} ms p99 {Stats.F(a99)} ms; ungated p50 {Stats.F(p50)} ms p99 {Stats.F(p99)} ms:"
+                        + $" approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms");
+                    Console.WriteLine($"  [{name}] gate memory: VmRSS {Stats.Mb(rss)} MB (anonymous {Stats.Mb(anonymous)} MB), VmHWM {Stats.Mb(peak)} MB (target <= 60 MB)");
+                    Console.WriteLine($"  [{name}] largest resident mappings: {string.Join(", ", gates[g].LargestMappings(10).Select(m => $"{m.Mapping} {Stats.Mb(m.Bytes)}"))}");
+                    figures.Add(((g99 - d99) / 2, a99 - p99, a50 - p50, rss, peak));
+                }
+                if (figures.Count == 2)
+                {
+                    var (now, then) = (figures[0], figures[1]);
+                    Console.WriteLine($"  this build / before: approval adds p99 {Stats.F(now.ApprovalAdd)} / {Stats.F(then.ApprovalAdd)} ms ({Stats.F(now.ApprovalAdd / then.ApprovalAdd)}x),"
+                        + $" p50 {Stats.F(now.ApprovalAdd50)} / {Stats.F(then.ApprovalAdd50)} ms; VmHWM {Stats.Mb(now.Peak)} / {Stats.Mb(then.Peak)} MB ({Stats.F(now.Peak / (double)then.Peak)}x);"
+                        + $" forwarding adds p99 {Stats.F(now.ForwardAdd, 3)} / {Stats.F(then.ForwardAdd, 3)} ms");
+                }
+                Stats.Result("mcp-gate",
+                    ("direct_p99_ms", Stats.F(d99, 3)), ("forward_add_p99_ms", Stats.F(figures[0].ForwardAdd, 3)), ("approval_add_p99_ms", Stats.F(figures[0].ApprovalAdd)),
+                    ("rss_mb", Stats.Mb(figures[0].Rss)), ("hwm_mb", Stats.Mb(figures[0].Peak)));
+            }
+            finally
+            {
+                foreach (var gate in gates)
+                {
+                    await gate.DisposeAsync();
+                }
+            }
 
             await stop.CancelAsync();
             try
@@ -339,6 +382,26 @@ internal sealed class McpChild : IAsyncDisposable
 
         static long Kilobytes(string line) =>
             long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+    }
+
+    /// <summary>proc(5) /proc/PID/smaps: the largest resident mappings, by what they map (files, anonymous, heap).</summary>
+    public IEnumerable<(string Mapping, long Bytes)> LargestMappings(int count)
+    {
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        var current = "";
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/smaps"))
+        {
+            var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (parts.Length >= 5 && parts[0].Contains('-', StringComparison.Ordinal) && !parts[0].EndsWith(':'))
+            {
+                current = parts.Length >= 6 ? Path.GetFileName(parts[5]) : "[anonymous]";
+            }
+            else if (parts.Length >= 2 && parts[0] == "Rss:")
+            {
+                sizes[current] = sizes.GetValueOrDefault(current) + long.Parse(parts[1], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+        return sizes.OrderByDescending(s => s.Value).Take(count).Select(s => (s.Key, s.Value));
     }
 
     public async ValueTask DisposeAsync()

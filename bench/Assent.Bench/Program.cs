@@ -11,7 +11,7 @@ using Assent.Bench;
 //   challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
 //   webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]       decision -> webhook received
 //   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
-//   mcp-gate [--messages 10000] [--rate 1000] [--gated 200]   assent mcp gate: forwarding, approval overhead, memory
+//   mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--before PATH/assent.dll]   assent mcp gate: forwarding, approval overhead, memory (beside another build)
 //   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
 //   signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]   passkey sign-in → code → token vs a CIBA flow
 var command = args.Length > 0 ? args[0] : "";
@@ -59,7 +59,7 @@ static int Usage()
                Assent.Bench challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
-               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll]
+               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll] [--before PATH/assent.dll]
                Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]
         """);
     return 64;

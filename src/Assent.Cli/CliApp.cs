@@ -8,30 +8,34 @@ namespace Assent.Cli;
 /// <summary>The <c>assent</c> command tree, parsing and the one place exceptions become exit codes.</summary>
 internal static class CliApp
 {
-    public static RootCommand Build()
+    /// <summary>Every top-level command by its name, built only when wanted.</summary>
+    private static readonly (string Name, Func<Command> Build)[] Commands =
+    [
+        ("server", ServerCommand.Build), ("admin", AdminCommands.Build), ("policy", PolicyCommands.Build), ("device", DeviceCommands.Build),
+        ("consent", ConsentCommands.Build), ("approve", ApproveCommand.Build), ("verify", VerifyCommand.Build), ("audit", AuditCommands.Build),
+        ("auth", AuthCommands.Build), ("profiles", ProfileCommands.Build), ("health", HealthCommand.Build), ("challenge", ChallengeCommands.Build),
+        ("webhook", WebhookCommands.Build), ("apikey", ApiKeyCommands.Build), ("mcp", McpCommands.Build),
+    ];
+
+    /// <summary>
+    /// The command tree. When <paramref name="first"/> names a command, only that command is built: every other one
+    /// would be constructed (and its builders compiled) for nothing, and <c>assent mcp gate</c> stays resident beside
+    /// an MCP host for hours (docs/mcp.md §4). Anything else (help, a misspelling) gets the whole tree.
+    /// </summary>
+    public static RootCommand Build(string? first = null)
     {
         var root = new RootCommand("Assent: human approval for agents. Example: assent server --urls http://localhost:8400");
-        root.Subcommands.Add(ServerCommand.Build());
-        root.Subcommands.Add(AdminCommands.Build());
-        root.Subcommands.Add(PolicyCommands.Build());
-        root.Subcommands.Add(DeviceCommands.Build());
-        root.Subcommands.Add(ConsentCommands.Build());
-        root.Subcommands.Add(ApproveCommand.Build());
-        root.Subcommands.Add(VerifyCommand.Build());
-        root.Subcommands.Add(AuditCommands.Build());
-        root.Subcommands.Add(AuthCommands.Build());
-        root.Subcommands.Add(ProfileCommands.Build());
-        root.Subcommands.Add(HealthCommand.Build());
-        root.Subcommands.Add(ChallengeCommands.Build());
-        root.Subcommands.Add(WebhookCommands.Build());
-        root.Subcommands.Add(ApiKeyCommands.Build());
-        root.Subcommands.Add(McpCommands.Build());
+        var only = Array.FindIndex(Commands, c => c.Name == first);
+        foreach (var (_, build) in only >= 0 ? [Commands[only]] : Commands)
+        {
+            root.Subcommands.Add(build());
+        }
         return root;
     }
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var parse = Build().Parse(args);
+        var parse = Build(args.FirstOrDefault()).Parse(args);
         if (parse.Errors.Count > 0)
         {
             if (Misspelled(parse) is { } typo)

@@ -150,6 +150,62 @@ public sealed class AssentClient : IDisposable
         {
             throw new AssentTimeoutException(timeout, authReqId);
         }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested && authReqId is not null)
+        {
+            // Nobody waits for the answer any more: withdraw the request, so the approver's devices stop showing it
+            // (docs/sdk.md §3). Best effort and bounded; the cancellation is what the caller hears either way.
+            await WithdrawAsync(authReqId);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Withdraws a pending approval request (<see cref="Approval.AuthReqId"/>, or <see cref="AssentTimeoutException.AuthReqId"/>):
+    /// the server cancels it and the approver's devices stop showing it. The <c>auth_req_id</c> is revoked at the
+    /// server's RFC 7009 revocation endpoint with <c>token_type_hint=auth_req_id</c> (docs/http-api.md §8.1), as this
+    /// client. A request already decided, expired or withdrawn is left as it is, and that is no error (RFC 7009 §2.2).
+    /// <see cref="ApproveAsync"/> calls this itself when its cancellation token fires while it waits.
+    /// </summary>
+    /// <exception cref="AssentOAuthException">The server refused the call (e.g. <c>invalid_client</c>).</exception>
+    /// <exception cref="AssentUnreachableException">The server could not be reached.</exception>
+    public async Task CancelAsync(string authReqId, CancellationToken ct)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(authReqId);
+        var endpoints = await DiscoverAsync(ct);
+        if (!IsAbsolute(endpoints.RevocationEndpoint))
+        {
+            throw new AssentProtocolException("the discovery document lacks revocation_endpoint");
+        }
+        using var request = new HttpRequestMessage(HttpMethod.Post, endpoints.RevocationEndpoint)
+        {
+            Content = new FormUrlEncodedContent([
+                new(OAuthParameters.Token, authReqId),
+                new(OAuthParameters.TokenTypeHint, OAuthParameters.AuthReqId),
+            ]),
+        };
+        request.Headers.Authorization = _basic;
+        using var response = await SendAsync(request, ct);
+        if (!response.IsSuccessStatusCode)
+        {
+            var error = await ReadErrorAsync(response, ct);
+            throw new AssentOAuthException(error.Error!, error.ErrorDescription, response.StatusCode);
+        }
+    }
+
+    // Long enough for a server under load, short enough that a cancelled caller is not held up by one that is gone.
+    private static readonly TimeSpan WithdrawTimeout = TimeSpan.FromSeconds(5);
+
+    private async Task WithdrawAsync(string authReqId)
+    {
+        using var limit = new CancellationTokenSource(WithdrawTimeout, _time);
+        try
+        {
+            await CancelAsync(authReqId, limit.Token);
+        }
+        catch (Exception e) when (e is AssentOAuthException or AssentUnreachableException or AssentProtocolException or OperationCanceledException)
+        {
+            // Not withdrawn: the request expires at the server at its requested_expiry instead.
+        }
     }
 
     /// <summary>Disposes the HttpClient when this client created it.</summary>

@@ -186,7 +186,7 @@ public sealed class McpTests
     }
 
     [Fact]
-    public async Task Sample_server_never_runs_a_call_the_client_cancelled_while_it_waited()
+    public async Task Sample_server_withdraws_the_approval_request_when_the_client_cancels_the_call()
     {
         await using var box = new CliSandbox();
         var env = await AgentWorldAsync(box);
@@ -195,12 +195,13 @@ public sealed class McpTests
             ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "Assent.Mcp.Sample.dll")], env),
             // The sample reports progress every half second: the sixth comes about three seconds into the wait.
             ["calls"] = new JsonArray(new JsonObject { ["name"] = "deploy", ["arguments"] = new JsonObject { ["service"] = "api", ["env"] = "prod" }, ["cancelOnProgress"] = 6 }),
-            ["lingerMs"] = 30000,
+            ["lingerMs"] = 3000,
         };
         var client = McpClient.Start(plan);
-        // The human approves only once the client has given up on the call (its abort is reported as an error).
+        // The client aborts the call (AbortSignal: notifications/cancelled); the server withdraws the request, so the
+        // human's device has nothing left to approve.
         await client.WaitForEventAsync(e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() == "error", TimeSpan.FromSeconds(60));
-        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        await AssertWithdrawnAsync(box, env);
         var events = await client.FinishAsync();
         var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
         Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
@@ -208,7 +209,7 @@ public sealed class McpTests
     }
 
     [Fact]
-    public async Task Gate_drops_a_held_call_the_host_cancels_even_when_it_is_approved_afterwards()
+    public async Task Gate_withdraws_the_approval_request_of_a_held_call_the_host_cancels()
     {
         await using var box = new CliSandbox();
         var env = await AgentWorldAsync(box);
@@ -217,19 +218,66 @@ public sealed class McpTests
             ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "gate", "--tools", "delete_*", "--",
                 "node", Path.Combine(InteropDirectory, "mcp-server.mjs")], env),
             ["calls"] = new JsonArray(new JsonObject { ["name"] = "delete_file", ["arguments"] = new JsonObject { ["path"] = "/srv/cancelled" }, ["cancelOnProgress"] = 2 }),
-            ["lingerMs"] = 30000,
+            ["lingerMs"] = 3000,
         };
         var client = McpClient.Start(plan);
         // The host cancels on the second progress notification, two seconds into the wait (MCP 2025-11-25
-        // basic/utilities/cancellation), time enough for the request to reach the server; the human approves it
-        // once the client has given up on the call (its abort is reported as an error).
+        // basic/utilities/cancellation), time enough for the request to reach the server.
         await client.WaitForEventAsync(e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() == "error", TimeSpan.FromSeconds(60));
-        Assert.Equal("approve", (await Steps.DecideWhenItArrivesAsync(box)).GetProperty("decision").GetString());
+        await AssertWithdrawnAsync(box, env);
         var events = await client.FinishAsync();
         var cancelled = Assert.Single(events, e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() is "result" or "error");
         Assert.True(cancelled["event"]!.GetValue<string>() == "error", cancelled.ToJsonString() + "\n" + client.Stderr);
         Assert.DoesNotContain("CALLED", client.Stderr, StringComparison.Ordinal);
         Assert.Contains("interop-files ready", client.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Serve_withdraws_the_approval_request_when_the_client_cancels_request_approval()
+    {
+        await using var box = new CliSandbox();
+        var env = await AgentWorldAsync(box);
+        var plan = new JsonObject
+        {
+            ["stdio"] = Stdio(box, [Path.Combine(AppContext.BaseDirectory, "assent.dll"), "mcp", "serve"], env),
+            ["calls"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "request_approval",
+                ["arguments"] = new JsonObject { ["message"] = "Rotate the database password", ["timeout"] = 120 },
+                ["cancelAfterMs"] = 3000,
+            }),
+            ["lingerMs"] = 3000,
+        };
+        var client = McpClient.Start(plan);
+        await client.WaitForEventAsync(e => e["call"]?.GetValue<int>() == 0 && e["event"]!.GetValue<string>() == "error", TimeSpan.FromSeconds(60));
+        await AssertWithdrawnAsync(box, env);
+        await client.FinishAsync();
+    }
+
+    /// <summary>
+    /// The request the cancelled call made is withdrawn at the server: the owner's audit log shows the agent cancelling
+    /// it, and the device has nothing left to decide (it would approve a request still pending).
+    /// </summary>
+    private static async Task AssertWithdrawnAsync(CliSandbox box, JsonObject env)
+    {
+        var agent = env["ASSENT_CLIENT_ID"]!.GetValue<string>();
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        string audit;
+        do
+        {
+            var export = await box.RunAsync("audit", "export");
+            Assert.True(export.ExitCode == 0, export.ToString());
+            audit = export.Stdout;
+            if (audit.Split('\n').Any(l => l.Contains("approval.cancelled", StringComparison.Ordinal) && l.Contains(agent, StringComparison.Ordinal)))
+            {
+                break;
+            }
+            await Task.Delay(200);
+        }
+        while (DateTime.UtcNow < until);
+        Assert.Contains(audit.Split('\n'), l => l.Contains("approval.cancelled", StringComparison.Ordinal) && l.Contains(agent, StringComparison.Ordinal));
+        var decided = Steps.SingleJsonObject(await box.RunAsync("device", "approve", "--all", "--yes", "--json")).GetProperty("decided");
+        Assert.Equal(0, decided.GetArrayLength());
     }
 
     [Fact]
@@ -256,6 +304,68 @@ public sealed class McpTests
         Assert.Contains("\"id\":8", gate.Output, StringComparison.Ordinal);
         Assert.Contains("\"isError\":true", gate.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("CALLED", gate.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Gate_refuses_json_rpc_batches_when_the_negotiated_revision_has_none()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "node", Path.Combine(InteropDirectory, "mcp-server.mjs"));
+        await gate.WaitForAsync("interop-files ready");
+
+        // Before initialization no batch is allowed in any revision (2025-03-26 basic/lifecycle).
+        await gate.TypeAsync("""[{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}]""" + "\n");
+        await gate.WaitForAsync("no JSON-RPC batch before initialization");
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""" + "\n");
+        await gate.WaitForAsync("\"protocolVersion\":\"2025-11-25\"");
+        await gate.TypeAsync("""{"jsonrpc":"2.0","method":"notifications/initialized"}""" + "\n");
+
+        // 2025-11-25 has no batches (removed in 2025-06-18): Invalid Request, id null, and nothing reaches the server.
+        await gate.TypeAsync("""[{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}},{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/x"}}}]""" + "\n");
+        await gate.WaitForAsync("MCP 2025-11-25 has no JSON-RPC batches");
+        Assert.Contains("""{"jsonrpc":"2.0","id":null,"error":{"code":-32600,""", gate.Output, StringComparison.Ordinal);
+        // The same calls one by one still work (the add), and the server saw nothing of the batch.
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":2}}}""" + "\n");
+        await gate.WaitForAsync("\"id\":4");
+        Assert.Equal(1, gate.Count("CALLED"));
+        Assert.Contains("""CALLED add {"a":2,"b":2}""", gate.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Gate_relays_a_batch_to_a_2025_03_26_server_and_holds_its_gated_calls_for_approval()
+    {
+        await using var box = new CliSandbox();
+        foreach (var (name, value) in await AgentWorldAsync(box))
+        {
+            box.Variables[name] = value!.GetValue<string>();
+        }
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--message", "Delete {path}", "--", "node", Path.Combine(InteropDirectory, "mcp-batch-server.mjs"));
+        await gate.WaitForAsync("batch-files ready");
+        await gate.TypeAsync("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""" + "\n");
+        await gate.WaitForAsync("\"protocolVersion\":\"2025-03-26\"");
+        await gate.TypeAsync("""{"jsonrpc":"2.0","method":"notifications/initialized"}""" + "\n");
+
+        // 2025-03-26 servers MUST accept batches: the ungated part goes on as a batch at once; the gated call waits.
+        await gate.TypeAsync("""[{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}},{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/srv/old"}}},{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"x","progress":1}}]""" + "\n");
+        await gate.WaitForAsync("""[{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"3"}]}}]""");
+        Assert.Contains("BATCH 2", gate.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("CALLED delete_file", gate.Output, StringComparison.Ordinal);
+
+        var approved = await Steps.DecideWhenItArrivesAsync(box);
+        Assert.Equal("approve", approved.GetProperty("decision").GetString());
+        await gate.WaitForAsync("""{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"deleted /srv/old"}]}}""");
+
+        // A batch of only gated calls: each decided on its own; the denied one never reaches the server.
+        await gate.TypeAsync("""[{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"delete_file","arguments":{"path":"/srv/keep"}}}]""" + "\n");
+        await Steps.DecideWhenItArrivesAsync(box, deny: true);
+        await gate.WaitForAsync("denied:");
+        Assert.Contains("\"id\":5", gate.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("CALLED delete_file {\"path\":\"/srv/keep\"}", gate.Output, StringComparison.Ordinal);
+        Assert.Equal(1, gate.Count("BATCH"));
     }
 
     [Fact]

@@ -96,6 +96,48 @@ public sealed class ApproveTests(Issuers issuers)
     }
 
     [Fact]
+    public async Task Cancelling_the_wait_withdraws_the_request_from_the_device()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        using var cts = new CancellationTokenSource();
+        var waiting = client.ApproveAsync("Withdrawn before anyone taps", null, cts.Token);
+        var until = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while ((await user.Device.ListPendingAsync(CancellationToken.None)).Count == 0)
+        {
+            Assert.True(DateTime.UtcNow < until, "the request never reached the device");
+            await Task.Delay(20);
+        }
+
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
+
+        // docs/sdk.md §3 step 7: withdrawn before the cancellation is rethrown, so the device has nothing left to decide.
+        Assert.Empty(await user.Device.ListPendingAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task CancelAsync_withdraws_a_pending_request_and_leaves_a_decided_one_alone()
+    {
+        var user = await issuers.A.UserAsync();
+        using var client = issuers.A.ClientFor(user);
+        var human = Human.DecideAsync(user, Decisions.Approve);
+        var approval = await client.ApproveAsync("Decided before the withdrawal", null, CancellationToken.None);
+        await human;
+        Assert.True(approval.Approved);
+        // Already decided (and redeemed): nothing changes, and it is no error.
+        await client.CancelAsync(approval.AuthReqId, CancellationToken.None);
+
+        var timedOut = await Assert.ThrowsAsync<AssentTimeoutException>(() =>
+            client.ApproveAsync("Left pending by a timeout", new() { Timeout = TimeSpan.FromSeconds(1), Expiry = TimeSpan.FromMinutes(5) }, CancellationToken.None));
+        Assert.Single(await user.Device.ListPendingAsync(CancellationToken.None));
+        await client.CancelAsync(timedOut.AuthReqId!, CancellationToken.None);
+        Assert.Empty(await user.Device.ListPendingAsync(CancellationToken.None));
+        // Twice is harmless.
+        await client.CancelAsync(timedOut.AuthReqId!, CancellationToken.None);
+    }
+
+    [Fact]
     public async Task Server_down_throws_AssentUnreachableException()
     {
         using var client = new AssentClient(new AssentClientOptions

@@ -21,16 +21,21 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
     /// <summary>JSON-RPC 2.0 §5.1 error codes.</summary>
     private const int ParseError = -32700;
     private const int InternalError = -32603;
+    private const int InvalidRequest = -32600;
+
+    /// <summary>The MCP revision that removed JSON-RPC batching (MCP 2025-06-18 changelog).</summary>
+    private const string FirstWithoutBatches = "2025-06-18";
 
     private static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false, MaxDepth = 64 };
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(2);
 
     private readonly SemaphoreSlim _toHost = new(1, 1);
     private readonly SemaphoreSlim _toChild = new(1, 1);
-    private readonly ConcurrentDictionary<string, JsonNode?> _forwarded = new();
+    private readonly ConcurrentDictionary<string, string> _forwarded = new();
     private readonly ConcurrentDictionary<string, CancellationTokenSource> _held = new();
     private readonly List<Task> _gating = [];
     private volatile string? _childName;
+    private volatile string? _protocolVersion;
     private Process? _process;
     private TextWriter _host = TextWriter.Null;
 
@@ -132,15 +137,13 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
 
     private async Task HandleFromHostAsync(string line)
     {
-        JsonNode? message;
+        JsonDocument document;
         try
         {
             // Duplicate member names are refused: a server whose parser took the other copy could run a call
-            // other than the one approved (RFC 8259 §4 leaves duplicates to the implementation).
-            using (JsonDocument.Parse(line, Strict))
-            {
-            }
-            message = JsonNode.Parse(line, documentOptions: Strict);
+            // other than the one approved (RFC 8259 §4 leaves duplicates to the implementation). One read-only
+            // parse per message, from pooled memory: what passes through is only classified, never rebuilt.
+            document = JsonDocument.Parse(line, Strict);
         }
         catch (JsonException e)
         {
@@ -148,54 +151,62 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
             await WriteHostAsync(ErrorResponse(null, ParseError, $"Parse error: {e.Message}"));
             return;
         }
-        switch (message)
+        using var parsed = document;
+        var message = document.RootElement;
+        switch (message.ValueKind)
         {
-            case JsonObject single:
-                if (IsMatchingCall(single) && !single.ContainsKey("id"))
+            case JsonValueKind.Object:
+                if (IsMatchingCall(message) && !message.TryGetProperty("id", out _))
                 {
                     // A tools/call without an id is a notification (JSON-RPC 2.0 §4.1): nobody could be answered, and a
                     // lenient server might still run it, so a matching one is dropped, never forwarded.
                     await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
                     return;
                 }
-                if (IsGatedCall(single))
+                if (IsGatedCall(message))
                 {
-                    Hold(single, line);
+                    Hold(message, line);
                     return;
                 }
-                if (IsCancellationOfHeld(single))
+                if (IsCancellationOfHeld(message))
                 {
                     return;
                 }
-                await ForwardAsync(single, line);
+                await ForwardAsync(message, line);
                 return;
-            case JsonArray batch:
-                // JSON-RPC 2.0 §6 batches (MCP 2025-03-26; later revisions dropped them): the gated calls are taken
-                // out and decided one by one, answered as single messages; the rest goes on as a batch, untouched.
-                var rest = new List<JsonNode?>();
-                foreach (var item in batch)
+            case JsonValueKind.Array:
+                if (BatchRefusal(message.GetArrayLength()) is { } refusal)
                 {
-                    if (item is JsonObject o && IsGatedCall(o))
+                    // JSON-RPC 2.0 §5.1/§6: Invalid Request, id null (no single id to answer); nothing is forwarded.
+                    await WriteHostAsync(ErrorResponse(null, InvalidRequest, refusal));
+                    return;
+                }
+                // JSON-RPC 2.0 §6 batches, part of MCP 2025-03-26: the gated calls are taken out and decided one by
+                // one, answered as single messages (clients match responses by id, §6); the rest goes on as a batch.
+                var rest = new List<JsonElement>();
+                foreach (var item in message.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object && IsGatedCall(item))
                     {
-                        Hold(o, o.ToJsonString());
+                        Hold(item, item.GetRawText());
                     }
-                    else if (item is JsonObject n && IsMatchingCall(n))
+                    else if (item.ValueKind == JsonValueKind.Object && IsMatchingCall(item))
                     {
                         await log.WriteLineAsync("assent mcp gate: dropped a tools/call notification (no id) for a gated tool");
                     }
-                    else if (!(item is JsonObject c && IsCancellationOfHeld(c)))
+                    else if (!(item.ValueKind == JsonValueKind.Object && IsCancellationOfHeld(item)))
                     {
                         rest.Add(item);
                     }
                 }
-                if (rest.Count == batch.Count)
+                if (rest.Count == message.GetArrayLength())
                 {
-                    await ForwardAsync(batch, line);
+                    await ForwardAsync(message, line);
                 }
                 else if (rest.Count > 0)
                 {
-                    var forwarded = new JsonArray([.. rest.Select(n => n?.DeepClone())]);
-                    await ForwardAsync(forwarded, forwarded.ToJsonString());
+                    // The members as they came, byte for byte.
+                    await ForwardAsync(message, "[" + string.Join(',', rest.Select(i => i.GetRawText())) + "]", rest);
                 }
                 return;
             default:
@@ -204,17 +215,42 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
-    private bool IsGatedCall(JsonObject message) => IsMatchingCall(message) && message.ContainsKey("id");
+    /// <summary>
+    /// Why a batch is not relayed, or null when it is. MCP 2025-03-26 basic ("Batching") made receiving JSON-RPC
+    /// batches a MUST; 2025-06-18 removed batching (changelog, "Remove support for JSON-RPC batching") and 2025-11-25
+    /// keeps it out: a stdio message is then a single request, notification or response (basic/transports). So a
+    /// batch passes only once the server has answered initialize with a revision before 2025-06-18; before that the
+    /// initialize request itself may not be batched (2025-03-26 basic/lifecycle).
+    /// </summary>
+    private string? BatchRefusal(int count)
+    {
+        if (count == 0)
+        {
+            return "Invalid Request: an empty batch (JSON-RPC 2.0 §6)";
+        }
+        var version = _protocolVersion;
+        if (version is null)
+        {
+            return "Invalid Request: no JSON-RPC batch before initialization is complete (MCP 2025-03-26 basic/lifecycle)";
+        }
+        return string.CompareOrdinal(version, FirstWithoutBatches) >= 0
+            ? $"Invalid Request: MCP {version} has no JSON-RPC batches (removed in {FirstWithoutBatches}); send each message on its own line"
+            : null;
+    }
 
-    private bool IsMatchingCall(JsonObject message) =>
-        message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "tools/call"
-        && message["params"] is JsonObject p && p["name"] is JsonValue tool && tool.TryGetValue<string>(out var toolName) && patterns.Matches(toolName);
+    private bool IsGatedCall(JsonElement message) => IsMatchingCall(message) && message.TryGetProperty("id", out _);
+
+    private bool IsMatchingCall(JsonElement message) =>
+        message.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("tools/call")
+        && message.TryGetProperty("params", out var p) && p.ValueKind == JsonValueKind.Object
+        && p.TryGetProperty("name", out var tool) && tool.ValueKind == JsonValueKind.String && patterns.Matches(tool.GetString()!);
 
     /// <summary>MCP 2025-11-25 basic/utilities/cancellation: a cancelled held call stops waiting and gets no response.</summary>
-    private bool IsCancellationOfHeld(JsonObject message)
+    private bool IsCancellationOfHeld(JsonElement message)
     {
-        if (message["method"] is JsonValue method && method.TryGetValue<string>(out var name) && name == "notifications/cancelled"
-            && message["params"] is JsonObject p && p["requestId"] is { } requestId && _held.TryRemove(Key(requestId), out var held))
+        if (message.TryGetProperty("method", out var method) && method.ValueKind == JsonValueKind.String && method.ValueEquals("notifications/cancelled")
+            && message.TryGetProperty("params", out var p) && p.ValueKind == JsonValueKind.Object && p.TryGetProperty("requestId", out var requestId)
+            && _held.TryRemove(Key(requestId), out var held))
         {
             held.Cancel();
             return true;
@@ -222,16 +258,18 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         return false;
     }
 
-    private void Hold(JsonObject call, string raw)
+    private void Hold(JsonElement call, string raw)
     {
-        var id = call["id"]?.DeepClone();
+        // Cloned: the call outlives the document it was read from while it waits.
+        call = call.Clone();
+        var id = call.GetProperty("id");
         var key = Key(id);
         var cts = new CancellationTokenSource();
         if (!_held.TryAdd(key, cts))
         {
             // JSON-RPC 2.0 §4: an id in use twice is the host's error; answered without asking anyone.
             cts.Dispose();
-            _ = WriteHostAsync(ErrorResponse(id, -32600, "Invalid Request: a request with this id is already waiting for approval"));
+            _ = WriteHostAsync(ErrorResponse(id.GetRawText(), InvalidRequest, "Invalid Request: a request with this id is already waiting for approval"));
             return;
         }
         var task = Task.Run(() => GateAsync(call, raw, id, key, cts));
@@ -242,23 +280,22 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
-    private async Task GateAsync(JsonObject call, string raw, JsonNode? id, string key, CancellationTokenSource cts)
+    private async Task GateAsync(JsonElement call, string raw, JsonElement id, string key, CancellationTokenSource cts)
     {
         using var _ = cts;
-        var p = (JsonObject)call["params"]!;
-        var tool = p["name"]!.GetValue<string>();
+        var p = call.GetProperty("params");
+        var tool = p.GetProperty("name").GetString()!;
         var server = serverName ?? _childName ?? Path.GetFileName(child.FileName);
         string message;
         JsonElement details;
         try
         {
             Dictionary<string, JsonElement>? arguments = null;
-            if (p["arguments"] is JsonObject args)
+            if (p.TryGetProperty("arguments", out var args) && args.ValueKind == JsonValueKind.Object)
             {
-                using var doc = JsonDocument.Parse(args.ToJsonString());
-                arguments = doc.RootElement.EnumerateObject().ToDictionary(m => m.Name, m => m.Value.Clone(), StringComparer.Ordinal);
+                arguments = args.EnumerateObject().ToDictionary(m => m.Name, m => m.Value, StringComparer.Ordinal);
             }
-            else if (p["arguments"] is not null)
+            else if (args.ValueKind is not (JsonValueKind.Undefined or JsonValueKind.Null))
             {
                 throw new ArgumentException("arguments must be a JSON object (MCP 2025-11-25 server/tools)");
             }
@@ -272,7 +309,9 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
             return;
         }
         using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cts.Token);
-        var progress = p["_meta"] is JsonObject meta && meta["progressToken"] is { } token ? ReportProgressAsync(token.DeepClone(), message, waiting.Token) : Task.CompletedTask;
+        var progress = p.TryGetProperty("_meta", out var meta) && meta.ValueKind == JsonValueKind.Object && meta.TryGetProperty("progressToken", out var token)
+            ? ReportProgressAsync(JsonNode.Parse(token.GetRawText())!, message, waiting.Token)
+            : Task.CompletedTask;
         ToolApprovalOutcome outcome;
         try
         {
@@ -280,7 +319,8 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
         catch (OperationCanceledException)
         {
-            // Cancelled by the host (or the gate is shutting down): no response (MCP 2025-11-25 basic/utilities/cancellation).
+            // Cancelled by the host (or the gate is shutting down): no response (MCP 2025-11-25
+            // basic/utilities/cancellation); the SDK has withdrawn the approval request (docs/mcp.md §4).
             return;
         }
         finally
@@ -333,17 +373,24 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
-    private async Task ForwardAsync(JsonNode? message, string raw)
+    /// <param name="message">What is forwarded (for a batch with members taken out, the original array).</param>
+    /// <param name="raw">The line to write.</param>
+    /// <param name="members">A batch's members when not all of <paramref name="message"/> is forwarded.</param>
+    private async Task ForwardAsync(JsonElement message, string raw, List<JsonElement>? members = null)
     {
-        if (message is JsonObject o && o.ContainsKey("method") && o.ContainsKey("id"))
+        // Requests the server must answer: if it exits first, the gate answers them (RunAsync).
+        if (message.ValueKind == JsonValueKind.Object)
         {
-            _forwarded[Key(o["id"])] = o["id"]?.DeepClone();
+            Track(message);
         }
-        else if (message is JsonArray batch)
+        else if (message.ValueKind == JsonValueKind.Array)
         {
-            foreach (var item in batch.OfType<JsonObject>().Where(i => i.ContainsKey("method") && i.ContainsKey("id")))
+            foreach (var item in members ?? (IEnumerable<JsonElement>)message.EnumerateArray())
             {
-                _forwarded[Key(item["id"])] = item["id"]?.DeepClone();
+                if (item.ValueKind == JsonValueKind.Object)
+                {
+                    Track(item);
+                }
             }
         }
         await _toChild.WaitAsync();
@@ -358,23 +405,33 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
+    private void Track(JsonElement request)
+    {
+        if (request.TryGetProperty("method", out _) && request.TryGetProperty("id", out var id))
+        {
+            _forwarded[Key(id)] = id.GetRawText();
+        }
+    }
+
     private async Task RelayFromChildAsync(StreamReader fromChild)
     {
         while (await fromChild.ReadLineAsync() is { } line)
         {
             try
             {
-                var node = JsonNode.Parse(line);
-                foreach (var response in node is JsonArray a ? a.OfType<JsonObject>() : node is JsonObject o ? [o] : [])
+                using var document = JsonDocument.Parse(line);
+                var root = document.RootElement;
+                if (root.ValueKind == JsonValueKind.Object)
                 {
-                    if (!response.ContainsKey("method") && response.ContainsKey("id"))
+                    Answered(root);
+                }
+                else if (root.ValueKind == JsonValueKind.Array)
+                {
+                    foreach (var item in root.EnumerateArray())
                     {
-                        _forwarded.TryRemove(Key(response["id"]), out var _);
-                        if (response["result"] is JsonObject result && result["serverInfo"] is JsonObject info && info["name"] is JsonValue name
-                            && name.TryGetValue<string>(out var serverInfoName))
+                        if (item.ValueKind == JsonValueKind.Object)
                         {
-                            // MCP 2025-11-25 basic/lifecycle: the initialize result names the server; the details say which server ran the tool.
-                            _childName = serverInfoName;
+                            Answered(item);
                         }
                     }
                 }
@@ -384,6 +441,27 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
                 // Relayed as it is; the host judges it.
             }
             await WriteHostAsync(line);
+        }
+    }
+
+    private void Answered(JsonElement response)
+    {
+        if (response.TryGetProperty("method", out _) || !response.TryGetProperty("id", out var id))
+        {
+            return;
+        }
+        _forwarded.TryRemove(Key(id), out var _);
+        if (_childName is null && response.TryGetProperty("result", out var result) && result.ValueKind == JsonValueKind.Object
+            && result.TryGetProperty("serverInfo", out var info) && info.ValueKind == JsonValueKind.Object
+            && info.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
+        {
+            // MCP 2025-11-25 basic/lifecycle: the initialize result names the server; the details say which server ran the tool.
+            _childName = name.GetString();
+            if (result.TryGetProperty("protocolVersion", out var negotiated) && negotiated.ValueKind == JsonValueKind.String)
+            {
+                // The revision both sides now speak (basic/lifecycle "Version Negotiation"): it decides whether batches exist.
+                _protocolVersion = negotiated.GetString();
+            }
         }
     }
 
@@ -401,20 +479,24 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         }
     }
 
-    private static string Key(JsonNode? id) => id?.ToJsonString() ?? "null";
+    /// <summary>
+    /// A JSON-RPC id as a lookup key, the same however it was spelled: a string by its value (<c>"a"</c> and
+    /// <c>"\u0061"</c> are one id), a number by its text.
+    /// </summary>
+    private static string Key(JsonElement id) => id.ValueKind == JsonValueKind.String ? "s:" + id.GetString() : "n:" + id.GetRawText();
 
-    private static string ErrorResponse(JsonNode? id, int code, string message) => new JsonObject
+    private static string ErrorResponse(string? idJson, int code, string message) => new JsonObject
     {
         ["jsonrpc"] = "2.0",
-        ["id"] = id?.DeepClone(),
+        ["id"] = idJson is null ? null : JsonNode.Parse(idJson),
         ["error"] = new JsonObject { ["code"] = code, ["message"] = message },
     }.ToJsonString();
 
     /// <summary>MCP 2025-11-25 server/tools "Error Handling": a tool execution failure is a result with isError true.</summary>
-    private static string ToolError(JsonNode? id, string text, ToolDecision decision) => new JsonObject
+    private static string ToolError(JsonElement id, string text, ToolDecision decision) => new JsonObject
     {
         ["jsonrpc"] = "2.0",
-        ["id"] = id?.DeepClone(),
+        ["id"] = JsonNode.Parse(id.GetRawText()),
         ["result"] = new JsonObject
         {
             ["content"] = new JsonArray(new JsonObject { ["type"] = "text", ["text"] = text }),

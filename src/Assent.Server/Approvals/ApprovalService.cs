@@ -357,6 +357,29 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         return new(DecideStatus.Decided, after);
     }
 
+    /// <summary>
+    /// Withdraws a request nobody has decided yet (its agent revoked the auth_req_id, docs/http-api.md §8.1): the
+    /// state becomes cancelled atomically, and every approver's open stream and every held token request hears of it
+    /// at once, so no device keeps showing it. False when it was already decided, expired or cancelled.
+    /// </summary>
+    public async Task<bool> CancelAsync(ApprovalRecord approval, string actor, CancellationToken ct)
+    {
+        if (!await approvals.TryCancelAsync(approval, time.GetUtcNow().ToUnixTimeMilliseconds(),
+                new AuditEvent(AuditTypes.ApprovalCancelled, approval.UserId, actor, approval.Id), ct))
+        {
+            return false;
+        }
+        if (Shared(approval) && (approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct)) is { Count: > 0 } eligible)
+        {
+            hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Cancelled);
+        }
+        else
+        {
+            hub.Settled(approval.Id, approval.UserId, StateNames.Cancelled);
+        }
+        return true;
+    }
+
     /// <summary>The evidence object (docs/tokens.md §4), stored once and copied verbatim into tokens.</summary>
     internal string Evidence(string kind, string userId, string deviceId, byte[] payload, byte[] signature,
         byte[]? authenticatorData = null, byte[]? clientDataJson = null)

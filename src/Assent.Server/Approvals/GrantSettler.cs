@@ -52,9 +52,12 @@ internal sealed class GrantSettler(ApprovalHub hub, PollPacer pacer, AssentOptio
                 pacer.Forget(key);
                 return await redeem(approval);
             case ApprovalState.Denied:
-            case ApprovalState.Cancelled:
                 pacer.Forget(key);
                 return new OAuthError(OAuthErrors.AccessDenied, "the user denied the request");
+            case ApprovalState.Cancelled:
+                // CIBA Core §11 has no code for a withdrawn request; access_denied is the closest, with its own description.
+                pacer.Forget(key);
+                return new OAuthError(OAuthErrors.AccessDenied, "the request was withdrawn (cancelled) before anyone decided it");
             case ApprovalState.Expired:
                 pacer.Forget(key);
                 return new OAuthError(OAuthErrors.ExpiredToken, "the request expired before the user decided; start a new one");

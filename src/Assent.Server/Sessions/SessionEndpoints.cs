@@ -38,7 +38,7 @@ internal static partial class SessionEndpoints
             .WithSummary("Bind an RFC 8628 user code: raises a device_login approval request (session cookie)")
             .WithTags("Passkeys");
         app.MapPost(EndpointPaths.Revocation, RevokeAsync).DisableAntiforgery()
-            .WithSummary("RFC 7009 token revocation: refresh tokens (the whole session) and access tokens").WithTags("OAuth");
+            .WithSummary("RFC 7009 token revocation: refresh tokens (the whole session), access tokens, and an agent's pending CIBA auth_req_id (withdraws the request)").WithTags("OAuth");
         app.MapGet(EndpointPaths.UserInfo, UserInfoAsync).WithSummary("OpenID Connect UserInfo for a Bearer access token").WithTags("OAuth");
         app.MapPost(EndpointPaths.UserInfo, UserInfoAsync).DisableAntiforgery().WithSummary("OpenID Connect UserInfo (POST form)").WithTags("OAuth");
         return app;
@@ -159,9 +159,13 @@ internal static partial class SessionEndpoints
         return TypedResults.Created($"{EndpointPaths.Authenticator}/approvals/{created.Approval.Id}", await views.ViewAsync(created.Approval, ct));
     }
 
-    /// <summary>RFC 7009 §2. Always 200 for tokens that are unknown, expired or not this client's (§2.2).</summary>
+    /// <summary>
+    /// RFC 7009 §2. Always 200 for tokens that are unknown, expired or not this client's (§2.2). Besides access and
+    /// refresh tokens, an agent may revoke the <c>auth_req_id</c> of its own CIBA request while nobody has decided it:
+    /// the request is withdrawn (cancelled) and the approver's devices stop showing it (docs/http-api.md §8.1).
+    /// </summary>
     internal static async Task<IResult> RevokeAsync(HttpContext http, ClientAuthenticator clients, SessionService sessionService, AccessTokenValidator validator,
-        ISessionStore sessions, TimeProvider time, CancellationToken ct)
+        ISessionStore sessions, IApprovalStore approvalStore, ApprovalService approvals, TimeProvider time, CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => true, ct);
         if (error is not null)
@@ -175,9 +179,9 @@ internal static partial class SessionEndpoints
             return new OAuthError(OAuthErrors.InvalidRequest, "token is required");
         }
         var hint = form.Value(OAuthParameters.TokenTypeHint);
-        if (hint is not null && hint is not (OAuthParameters.AccessToken or OAuthParameters.RefreshToken))
+        if (hint is not null && hint is not (OAuthParameters.AccessToken or OAuthParameters.RefreshToken or OAuthParameters.AuthReqId))
         {
-            return new OAuthError(OAuthErrors.UnsupportedTokenType, "token_type_hint must be access_token or refresh_token");
+            return new OAuthError(OAuthErrors.UnsupportedTokenType, "token_type_hint must be access_token, refresh_token or auth_req_id");
         }
         // Access tokens are JWS (two dots); refresh tokens are opaque. The hint only speeds up a search (§2.1), so the shape decides.
         if (token.Count(c => c == '.') == 2)
@@ -191,7 +195,16 @@ internal static partial class SessionEndpoints
         }
         else if (token.Length <= 128)
         {
+            // Both opaque kinds are found by their hash, so both are looked for whatever the hint (RFC 7009 §2.1: a
+            // server that does not find the token under the hint extends its search to every type it supports).
             await sessionService.RevokeRefreshTokenAsync(token, client!.Id, ct);
+            // An auth_req_id is withdrawn only by the client it was issued to, and only while pending (CIBA Core §11
+            // treats another client's auth_req_id as unknown; here it changes nothing and is answered 200 alike).
+            if (await approvalStore.FindByHandleAsync(Ids.Hash(token), ct) is { Kind: ApprovalKinds.Ciba, State: ApprovalState.Pending } request
+                && request.ClientId == client.Id)
+            {
+                await approvals.CancelAsync(request, client.Id, ct);
+            }
         }
         return TypedResults.Ok();
     }
