@@ -9,6 +9,7 @@ using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Authentication;
 using Assent.Server.Challenges;
+using Assent.Server.Payments;
 using Assent.Server.Authorize;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
@@ -133,6 +134,7 @@ public static class AssentServer
         services.AddSingleton<EventBodies>();
         services.AddHostedService<DeliveryWorker>();
         services.AddSingleton<AuthorizationCodeGrant>();
+        services.AddPayments(store);
         services.AddSingleton<IdTokenHints>();
         services.AddHostedService<Sweeper>();
         await services.AddPushAsync(store, master, ct);
@@ -197,6 +199,7 @@ public static class AssentServer
         app.MapPush();
         app.MapAuthorize();
         app.MapPolicies();
+        app.MapPayments();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

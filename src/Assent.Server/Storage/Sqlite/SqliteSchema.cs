@@ -291,6 +291,8 @@ internal static class SqliteSchema
             PRIMARY KEY(approval_id, user_id));
         CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
         """,
+        // 13: payment wallets and the payments agents ask for (docs/payments.md, docs/storage.md).
+        PaymentSchema.Tables("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
