@@ -26,6 +26,10 @@ internal static class CliApp
         root.Subcommands.Add(WebhookCommands.Build());
         root.Subcommands.Add(ApiKeyCommands.Build());
         root.Subcommands.Add(McpCommands.Build());
+        foreach (var payments in PaymentCommands.Build())
+        {
+            root.Subcommands.Add(payments);
+        }
         return root;
     }
 
