@@ -30,7 +30,7 @@ public sealed class AssentPaymentException(PaymentOutcome outcome, string messag
 }
 
 /// <summary>
-/// Pays HTTP 402 answers transparently (docs/sdk.md §6, docs/payments.md): when the inner handler answers 402, the
+/// Pays HTTP 402 answers transparently (docs/sdk.md §10, docs/payments.md): when the inner handler answers 402, the
 /// 402 is handed to the Assent server (<c>POST /v1/payments</c>), which asks the agent's owner to approve exactly
 /// what is offered; once approved, the request is sent again with the header the server signed
 /// (<c>PAYMENT-SIGNATURE</c> or <c>X-PAYMENT</c>), and the paid server's receipt is posted back. The agent never

@@ -22,7 +22,7 @@ internal sealed record PayOutput(bool Paid, int Status, string Body, string? Pay
 internal sealed partial class PayJson : JsonSerializerContext;
 
 /// <summary>
-/// <c>assent wallet …</c>, <c>assent pay URL</c> and <c>assent payments list</c> (docs/cli.md §20, docs/payments.md): a
+/// <c>assent wallet …</c>, <c>assent pay URL</c> and <c>assent payments list</c> (docs/cli.md §18, docs/payments.md): a
 /// human's payment wallet, an agent paying an HTTP 402 with its owner's approval, and the payments made.
 /// </summary>
 internal static class PaymentCommands

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace Assent.Protocol.Messages;
 
-// Agent payments (docs/payments.md, docs/http-api.md §19): camelCase like the rest of /v1. Times are RFC 3339 UTC strings.
+// Agent payments (docs/payments.md, docs/http-api.md §18): camelCase like the rest of /v1. Times are RFC 3339 UTC strings.
 
 /// <summary>
 /// <c>POST /v1/payments</c>: the HTTP 402 an agent received, as it received it. <see cref="Headers"/> is an object of

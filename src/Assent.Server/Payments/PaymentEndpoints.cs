@@ -19,7 +19,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 namespace Assent.Server.Payments;
 
 /// <summary>
-/// <c>/v1/payments</c> and <c>/v1/wallet</c> (docs/payments.md, docs/http-api.md §19): an agent hands over the HTTP 402
+/// <c>/v1/payments</c> and <c>/v1/wallet</c> (docs/payments.md, docs/http-api.md §18): an agent hands over the HTTP 402
 /// it received; the server picks what it can pay, asks the agent's owner to approve exactly that, and once approved
 /// signs the EIP-3009 authorization the approver saw and returns the header to retry with.
 /// </summary>
