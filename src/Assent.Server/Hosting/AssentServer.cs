@@ -163,6 +163,7 @@ public static class AssentServer
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
             // The /v1 messages keep their own camelCase contract (docs/challenges.md).
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, V1Json.Default);
+            j.SerializerOptions.TypeInfoResolverChain.Insert(0, PaymentJson.Default);
         });
         services.AddProblemDetails();
         services.AddExceptionHandler<ClientFaults>();
