@@ -276,6 +276,21 @@ public sealed class PaymentTests(SharedServer fixture) : IClassFixture<SharedSer
     }
 
     [Fact]
+    public async Task Nothing_is_signed_for_a_payment_that_differs_from_what_the_approval_holds()
+    {
+        var (_, agent, _) = await PayerAsync();
+        var (_, created) = await SendAsync(Pay(agent, V2Request(V2Header())));
+        var view = (await Server.Service<Storage.IPaymentStore>().FindAsync(created.GetProperty("paymentId").GetString()!, CancellationToken.None))!;
+        Assert.True(PaymentEndpoints.Approved(view.Approval, view.Payment));
+        var p = view.Payment;
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { PayTo = "0x1111111111111111111111111111111111111111" }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { AmountAtomic = "10001" }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { ValidBefore = p.ValidBefore + 1 }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { Nonce = "0x" + new string('0', 64) }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { Asset = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913" }));
+    }
+
+    [Fact]
     public void Token_amounts_convert_exactly_both_ways()
     {
         Assert.Equal("0.01", TokenAmount.ToHuman(10000, 6));
