@@ -280,7 +280,7 @@ public sealed class PaymentTests(SharedServer fixture) : IClassFixture<SharedSer
     {
         var (_, agent, _) = await PayerAsync();
         var (_, created) = await SendAsync(Pay(agent, V2Request(V2Header())));
-        var view = (await Server.Service<Storage.IPaymentStore>().FindAsync(created.GetProperty("paymentId").GetString()!, CancellationToken.None))!;
+        var view = (await Server.Service<Assent.Server.Storage.IPaymentStore>().FindAsync(created.GetProperty("paymentId").GetString()!, CancellationToken.None))!;
         Assert.True(PaymentEndpoints.Approved(view.Approval, view.Payment));
         var p = view.Payment;
         Assert.False(PaymentEndpoints.Approved(view.Approval, p with { PayTo = "0x1111111111111111111111111111111111111111" }));
