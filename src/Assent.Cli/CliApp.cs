@@ -15,6 +15,7 @@ internal static class CliApp
         ("consent", ConsentCommands.Build), ("approve", ApproveCommand.Build), ("verify", VerifyCommand.Build), ("audit", AuditCommands.Build),
         ("auth", AuthCommands.Build), ("profiles", ProfileCommands.Build), ("health", HealthCommand.Build), ("challenge", ChallengeCommands.Build),
         ("webhook", WebhookCommands.Build), ("apikey", ApiKeyCommands.Build), ("mcp", McpCommands.Build),
+        ("wallet", PaymentCommands.Wallet), ("pay", PaymentCommands.Pay), ("payments", PaymentCommands.Payments),
     ];
 
     /// <summary>

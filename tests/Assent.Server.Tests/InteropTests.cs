@@ -125,7 +125,8 @@ public sealed class InteropTests(InteropServer fixture) : IClassFixture<InteropS
 internal sealed class NodeScript : IAsyncDisposable
 {
     private static readonly SemaphoreSlim InstallLock = new(1, 1);
-    private static readonly (string Name, string Version)[] Pinned = [("openid-client", "6.8.9"), ("jose", "6.2.17"), ("standardwebhooks", "1.1.1"), ("http_ece", "1.2.1")];
+    private static readonly (string Name, string Version)[] Pinned = [("openid-client", "6.8.9"), ("jose", "6.2.17"), ("standardwebhooks", "1.1.1"), ("http_ece", "1.2.1"),
+        ("@x402/express", "2.27.0"), ("@x402/core", "2.27.0"), ("@x402/evm", "2.27.0"), ("x402-express", "1.2.0"), ("x402", "1.2.0")];
 
     private readonly Process _process;
     private readonly Task<string> _stderr;

@@ -89,7 +89,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     {
         // docs/policies.md §1: what an agent or a backend asks is governed by the first matching policy; what a
         // human asks for themself (an agent, a key, a login, a consent) is approved by that human alone.
-        var policy = kind is ApprovalKinds.Ciba or ApprovalKinds.Challenge ? await policies.MatchAsync(clientId, scope, authorizationDetails, ct) : null;
+        var policy = kind is ApprovalKinds.Ciba or ApprovalKinds.Challenge or ApprovalKinds.Payment ? await policies.MatchAsync(clientId, scope, authorizationDetails, ct) : null;
         if (policy?.Requires == PolicyRequirements.Deny)
         {
             await audit.AppendAsync(new AuditEvent(AuditTypes.ApprovalRefusedByPolicy, user.Id, clientId, policy.Label,
@@ -97,7 +97,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             throw new PolicyDeniedException(policy);
         }
         var now = time.GetUtcNow();
-        var id = Ids.Ordered(kind == ApprovalKinds.Challenge ? "chl" : "apr", now);
+        var id = Ids.Ordered(kind switch { ApprovalKinds.Challenge => "chl", ApprovalKinds.Payment => "pay", _ => "apr" }, now);
         // The handle given to the client is a bearer-grade secret: only its hash is stored.
         var handle = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var exp = now + expiry;

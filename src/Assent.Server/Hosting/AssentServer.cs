@@ -9,6 +9,7 @@ using Assent.Server.Approvals;
 using Assent.Server.Audit;
 using Assent.Server.Authentication;
 using Assent.Server.Challenges;
+using Assent.Server.Payments;
 using Assent.Server.Authorize;
 using Assent.Server.Ciba;
 using Assent.Server.Common;
@@ -133,6 +134,7 @@ public static class AssentServer
         services.AddSingleton<EventBodies>();
         services.AddHostedService<DeliveryWorker>();
         services.AddSingleton<AuthorizationCodeGrant>();
+        services.AddPayments(store);
         services.AddSingleton<IdTokenHints>();
         services.AddHostedService<Sweeper>();
         await services.AddPushAsync(store, master, ct);
@@ -161,6 +163,7 @@ public static class AssentServer
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, ProtocolJson.Default);
             // The /v1 messages keep their own camelCase contract (docs/challenges.md).
             j.SerializerOptions.TypeInfoResolverChain.Insert(0, V1Json.Default);
+            j.SerializerOptions.TypeInfoResolverChain.Insert(0, PaymentJson.Default);
         });
         services.AddProblemDetails();
         services.AddExceptionHandler<ClientFaults>();
@@ -197,6 +200,7 @@ public static class AssentServer
         app.MapPush();
         app.MapAuthorize();
         app.MapPolicies();
+        app.MapPayments();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

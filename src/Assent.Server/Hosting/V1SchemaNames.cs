@@ -13,7 +13,7 @@ internal sealed class V1SchemaNames : IOpenApiSchemaTransformer
 {
     public Task TransformAsync(OpenApiSchema schema, OpenApiSchemaTransformerContext context, CancellationToken ct)
     {
-        if (schema.Properties is not { Count: > 0 } properties || V1Json.Default.GetTypeInfo(context.JsonTypeInfo.Type) is not { } v1)
+        if (schema.Properties is not { Count: > 0 } properties || (V1Json.Default.GetTypeInfo(context.JsonTypeInfo.Type) ?? PaymentJson.Default.GetTypeInfo(context.JsonTypeInfo.Type)) is not { } v1)
         {
             return Task.CompletedTask;
         }

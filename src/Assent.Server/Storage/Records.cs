@@ -58,6 +58,9 @@ public static class ApprovalKinds
     /// <summary>A backend's challenge (docs/challenges.md): raised with an API key, read and consumed at <c>/v1/challenges</c>.</summary>
     public const string Challenge = "challenge";
 
+    /// <summary>An agent asks to pay an HTTP 402 from its owner's wallet (docs/payments.md): raised and read at <c>/v1/payments</c>.</summary>
+    public const string Payment = "payment";
+
     /// <summary>A signed-in human asks for an API key; their own device approves it (docs/challenges.md §1).</summary>
     public const string ApiKey = "api_key";
 

@@ -294,6 +294,8 @@ internal static class PostgresSchema
         """,
         // 13: refresh tokens of web clients (see the SQLite migration of the same number).
         WebClientSchema.PostgresWebRefreshTokens,
+        // 14: payment wallets and payments (see the SQLite migration of the same number).
+        PaymentSchema.Tables("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -293,6 +293,8 @@ internal static class SqliteSchema
         """,
         // 13: refresh tokens of web clients in the sessions' table (docs/storage.md §3): approval_id optional, the sign-in's device, auth_time, amr.
         WebClientSchema.SqliteWebRefreshTokens,
+        // 14: payment wallets and the payments agents ask for (docs/payments.md, docs/storage.md).
+        PaymentSchema.Tables("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -1,0 +1,617 @@
+using System.Numerics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Assent.Protocol.Approvals;
+using Assent.Protocol.Messages;
+using Assent.Protocol.OAuth;
+using Assent.Server.Approvals;
+using Assent.Server.Authentication;
+using Assent.Server.Common;
+using Assent.Server.Identity;
+using Assent.Server.Keys;
+using Assent.Server.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace Assent.Server.Payments;
+
+/// <summary>
+/// <c>/v1/payments</c> and <c>/v1/wallet</c> (docs/payments.md, docs/http-api.md §18): an agent hands over the HTTP 402
+/// it received; the server picks what it can pay, asks the agent's owner to approve exactly that, and once approved
+/// signs the EIP-3009 authorization the approver saw and returns the header to retry with.
+/// </summary>
+internal static class PaymentEndpoints
+{
+    public const string Path = "/v1/payments";
+    public const string WalletPath = "/v1/wallet";
+
+    /// <summary>The agent scope that lets an agent ask for payments; also the scope of the request it raises.</summary>
+    public const string PaymentsScope = "payments:write";
+
+    /// <summary>Headers of a 402 read at most, and their characters in all.</summary>
+    public const int MaxHeaders = 64;
+
+    public const int MaxHeaderChars = 32 * 1024;
+
+    /// <summary>An authorization is signed only while at least this long remains of its validity: the paid server needs time to settle.</summary>
+    private static readonly TimeSpan SigningMargin = TimeSpan.FromSeconds(10);
+
+    /// <summary>EIP-3009 authorizations are valid from this long before they are made, for clocks that run behind (the x402 v1 reference client does the same).</summary>
+    private static readonly TimeSpan ValidAfterSkew = TimeSpan.FromMinutes(10);
+
+    private const int ListLimit = 100;
+
+    /// <summary>The payment services, over the store's wallets and payments.</summary>
+    public static IServiceCollection AddPayments(this IServiceCollection services, AssentStore store)
+    {
+        services.AddSingleton(store.Wallets);
+        services.AddSingleton(store.Payments);
+        services.AddSingleton<Wallets>();
+        services.AddSingleton<PaymentMandateHook>();
+        services.TryAddSingleton(new PaymentOptions());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapPayments(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup(Path).WithTags("Payments").DisableAntiforgery();
+        group.MapPost("", CreateAsync).WithSummary("Pay an HTTP 402 (agent, client_secret_basic, scope payments:write): the owner approves, then the header to retry with. Honours Prefer: wait")
+            .Accepts<PaymentCreateRequest>("application/json").Produces<PaymentResponse>(StatusCodes.Status201Created)
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+        group.MapGet("/{id}", GetAsync).WithSummary("A payment; once approved, with the header to retry the paid request with (agent). Honours Prefer: wait")
+            .Produces<PaymentResponse>().ProducesProblem(StatusCodes.Status404NotFound);
+        group.MapPost("/{id}/receipt", ReceiptAsync).WithSummary("Post back the paid server's receipt header (agent); audited")
+            .Accepts<PaymentReceiptRequest>("application/json").Produces<PaymentResponse>().ProducesProblem(StatusCodes.Status409Conflict);
+        group.MapGet("", ListAsync).WithSummary("Payments, newest first: an agent's own (client_secret_basic) or a signed-in human's (session token)")
+            .Produces<PaymentList>();
+        var wallet = app.MapGroup(WalletPath).WithTags("Payments").DisableAntiforgery();
+        wallet.MapPost("", CreateWalletAsync).WithSummary("Make your payment wallet (session token); 200 with the existing one if you have it")
+            .Produces<WalletResponse>(StatusCodes.Status201Created).Produces<WalletResponse>();
+        wallet.MapGet("", WalletAsync).WithSummary("Your payment wallet (session token), or an agent's owner's (client_secret_basic)")
+            .Produces<WalletResponse>().ProducesProblem(StatusCodes.Status404NotFound);
+        return app;
+    }
+
+    /// <summary>An agent authenticated as at the token endpoint (RFC 6749 §2.3.1); its answer when refused.</summary>
+    private static async Task<(ClientRecord? Client, IResult? Refused)> AgentAsync(HttpContext http, ClientAuthenticator authenticator, CancellationToken ct)
+    {
+        var (client, error) = await authenticator.AuthenticateAsync(http.Request, new FormCollection(null), ct);
+        return client is null ? (null, error) : (client, null);
+    }
+
+    internal static async Task<IResult> CreateAsync(HttpContext http, ClientAuthenticator authenticator, IdentityDirectory directory, IPaymentStore payments,
+        Wallets wallets, IApprovalStore approvals, ApprovalService service, ApprovalHub hub, PaymentMandateHook mandates, PaymentOptions paymentOptions,
+        AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var (client, refused) = await AgentAsync(http, authenticator, ct);
+        if (client is null)
+        {
+            return refused!;
+        }
+        if (!client.Scopes.Split(' ').Contains(PaymentsScope))
+        {
+            return Problem.Forbidden($"agent {client.Id} is not registered for {PaymentsScope}; its owner registers an agent with that scope to let it pay");
+        }
+        var read = await RequestBodies.ReadJsonAsync(http.Request, PaymentJson.Default.PaymentCreateRequest, ct);
+        if (read.Error is not null)
+        {
+            return read.Error;
+        }
+        var request = read.Value!;
+        var (offer, refusal) = Detect(request);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+        var (chosen, unpayable) = Choose(offer!, request.Max, paymentOptions);
+        if (unpayable is not null)
+        {
+            return unpayable;
+        }
+        var user = await directory.FindUserAsync(client.OwnerUserId, ct);
+        if (user is null || await wallets.FindAsync(user.Id, ct) is not { } wallet)
+        {
+            return Problem.Conflict($"{user?.Handle ?? "the agent's owner"} has no payment wallet yet: they make one with assent wallet create (docs/payments.md §4)");
+        }
+        var (o, network, asset, atomic) = chosen!.Value;
+        // What the human reads must not hide or reorder anything (docs/concepts.md §6): a paid server writes these.
+        foreach (var (field, text) in new[] { ("resource", o.Resource), ("description", o.Description ?? "") })
+        {
+            if (DisplayText.Problem(field, text) is { } hidden)
+            {
+                return Problem.Make(StatusCodes.Status422UnprocessableEntity, "Payment refused", $"the 402's {hidden}; nothing was asked");
+            }
+        }
+        var now = time.GetUtcNow();
+        var expiry = options.DefaultRequestExpiry;
+        var timeout = TimeSpan.FromSeconds(Math.Min(o.MaxTimeoutSeconds, (long)paymentOptions.MaxPaymentTimeout.TotalSeconds));
+        var payTo = Checksum(o.PayTo);
+        var authorization = new Eip3009Authorization(wallet.Address, payTo, atomic, (now - ValidAfterSkew).ToUnixTimeSeconds(),
+            (now + expiry + timeout).ToUnixTimeSeconds(), "0x" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+        var amount = TokenAmount.ToHuman(atomic, asset.Decimals);
+        var details = Details(o, network, asset, amount, authorization);
+        var binding = $"Pay {amount} {asset.Symbol} to {payTo}";
+        var offerJson = OfferJson(o, network, asset);
+        PaymentRecord? stored = null;
+        var version = hub.Version;
+        ApprovalService.Created? created;
+        try
+        {
+            created = await service.CreateAsync(ApprovalKinds.Payment, client.Id, client.Name, user, PaymentsScope, binding, details, null, expiry, null,
+                (a, _, audit, c) =>
+                {
+                    stored = new PaymentRecord(a.Id, client.Id, user.Id, o.Protocol, network.Id, asset.Address, asset.Symbol, payTo, amount,
+                        atomic.ToString(System.Globalization.CultureInfo.InvariantCulture), o.Resource, o.Description, wallet.Address, authorization.Nonce,
+                        authorization.ValidAfter, authorization.ValidBefore, offerJson, a.CreatedAt);
+                    return payments.TryCreateAsync(a, stored, options.Limits.MaxPendingPerAgentPerUser, audit, c);
+                }, ct);
+        }
+        catch (PolicyDeniedException denied)
+        {
+            return Problem.Forbidden($"policy {denied.Policy.Label} denies this payment; nothing was asked or signed (docs/policies.md §1)");
+        }
+        if (created is null)
+        {
+            return Problem.TooManyRequests($"this agent already has {options.Limits.MaxPendingPerAgentPerUser} requests pending for {user.Handle}; wait for one to be decided",
+                TimeSpan.FromSeconds(5));
+        }
+        var approval = created.Approval;
+        // The one place a spending mandate approves a payment with no human (docs/policies.md §4).
+        if (await mandates.TryApproveAsync(approval, stored!, ct))
+        {
+            approval = await approvals.FindAsync(approval.Id, ct) ?? approval;
+        }
+        approval = await PreferWait.HoldIfAskedAsync(http, approval, version, hub, approvals, options, time, ct);
+        http.Response.Headers.Location = $"{Path}/{approval.Id}";
+        http.Response.Headers.CacheControl = "no-store";
+        var response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, time, ct);
+        return TypedResults.Json(response, PaymentJson.Default.PaymentResponse, statusCode: StatusCodes.Status201Created);
+    }
+
+    /// <summary>
+    /// Which protocol the 402 speaks and what it offers (docs/payments.md §2): a <c>PAYMENT-REQUIRED</c> header is x402
+    /// v2 (and wins over a body: v2 servers may send a v1-style body too); else a body with <c>accepts</c> is x402 v1.
+    /// </summary>
+    internal static (IReadOnlyList<PaymentOffer>? Offers, IResult? Refusal) Detect(PaymentCreateRequest r)
+    {
+        if (r.Status != StatusCodes.Status402PaymentRequired)
+        {
+            return (null, Problem.BadRequest("status must be 402: post the HTTP 402 Payment Required the paid server answered"));
+        }
+        if (r.Url is null || r.Url.Length > 2048 || !Uri.TryCreate(r.Url, UriKind.Absolute, out var url) || url.Scheme is not ("https" or "http"))
+        {
+            return (null, Problem.BadRequest("url is required: the absolute http(s) URL that answered 402 (at most 2048 characters)"));
+        }
+        if (r.Max is not null && TokenAmount.FromHuman(r.Max, 18) is null)
+        {
+            return (null, Problem.BadRequest($"max '{X402.Shorten(r.Max)}' is not a plain decimal amount, e.g. 0.50"));
+        }
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        if (r.Headers is { } h && h.ValueKind != JsonValueKind.Null)
+        {
+            if (h.ValueKind != JsonValueKind.Object)
+            {
+                return (null, Problem.BadRequest("headers must be an object of header name to a string or an array of strings"));
+            }
+            var count = 0;
+            var chars = 0;
+            foreach (var p in h.EnumerateObject())
+            {
+                if (++count > MaxHeaders)
+                {
+                    return (null, Problem.BadRequest($"the 402 has more than {MaxHeaders} headers; no paid server needs that many"));
+                }
+                var value = p.Value.ValueKind switch
+                {
+                    JsonValueKind.String => p.Value.GetString(),
+                    JsonValueKind.Array when p.Value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) =>
+                        string.Join(", ", p.Value.EnumerateArray().Select(e => e.GetString())),
+                    _ => null,
+                };
+                if (value is null)
+                {
+                    return (null, Problem.BadRequest($"header '{X402.Shorten(p.Name)}' must be a string or an array of strings"));
+                }
+                chars += p.Name.Length + value.Length;
+                if (chars > MaxHeaderChars)
+                {
+                    return (null, Problem.BadRequest($"the 402's headers hold more than {MaxHeaderChars} characters; nothing was asked"));
+                }
+                headers[p.Name] = headers.TryGetValue(p.Name, out var earlier) ? earlier + ", " + value : value;
+            }
+        }
+        IReadOnlyList<PaymentOffer>? offers;
+        string? problem;
+        if (headers.TryGetValue(X402.PaymentRequiredHeader, out var required))
+        {
+            (offers, problem) = X402.ReadV2(required);
+        }
+        else
+        {
+            (offers, problem) = X402.ReadV1(r.Body);
+        }
+        if (problem is not null)
+        {
+            return (null, Problem.BadRequest($"the 402 cannot be read as x402: {problem}; nothing was asked"));
+        }
+        if (offers is null)
+        {
+            var mpp = headers.TryGetValue("WWW-Authenticate", out var challenge) && challenge.TrimStart().StartsWith("Payment", StringComparison.OrdinalIgnoreCase);
+            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Unsupported payment protocol", mpp
+                ? "the 402 asks for MPP (WWW-Authenticate: Payment), which this server does not pay yet; it pays x402 v1 and v2 (docs/payments.md §2)"
+                : "the 402 is no payment request this server knows: no PAYMENT-REQUIRED header (x402 v2) and no body with accepts (x402 v1)"));
+        }
+        return (offers, null);
+    }
+
+    /// <summary>
+    /// The first offer, in the paid server's order, that this server can pay and that is within <paramref name="max"/>
+    /// (docs/payments.md §3): scheme <c>exact</c> by EIP-3009, a configured network and asset, an EIP-712 domain, a real
+    /// payee, an amount above zero and below absurd. Otherwise a 422 naming every offer and why it was not taken.
+    /// </summary>
+    internal static ((PaymentOffer Offer, PaymentNetwork Network, PaymentAsset Asset, BigInteger Atomic)? Chosen, IResult? Refusal) Choose(
+        IReadOnlyList<PaymentOffer> offers, string? max, PaymentOptions options)
+    {
+        var why = new List<string>();
+        var overMax = new List<string>();
+        foreach (var o in offers)
+        {
+            var network = options.FindNetwork(o.Network);
+            var asset = network?.Assets.FirstOrDefault(a => string.Equals(a.Address, o.Asset, StringComparison.OrdinalIgnoreCase));
+            // x402 v2 names networks by CAIP-2 id, v1 by name: each version only its own.
+            var reason = o.Scheme != X402.ExactScheme ? $"scheme '{o.Scheme}' (this server pays '{X402.ExactScheme}')"
+                : network is null || (o.X402Version == 2 ? network.Id : network.V1Name) != o.Network ? $"network '{o.Network}' is not one this server pays on"
+                : asset is null ? $"asset {o.Asset} is not one this server pays in on {network.Label}"
+                : o.TransferMethod is not null && o.TransferMethod != X402.Eip3009 ? $"transfer method '{o.TransferMethod}' (this server signs {X402.Eip3009})"
+                : o.X402Version == 2 && (o.Eip712Name is null || o.Eip712Version is null) ? "no EIP-712 domain (extra.name, extra.version)"
+                : !X402.EvmAddress().IsMatch(o.PayTo) || o.PayTo.Trim('0', 'x').Length == 0 ? $"payTo '{X402.Shorten(o.PayTo)}' is not an EVM address"
+                : null;
+            if (reason is null)
+            {
+                var atomic = BigInteger.Parse(o.AmountAtomic, System.Globalization.CultureInfo.InvariantCulture);
+                var human = TokenAmount.ToHuman(atomic, asset!.Decimals);
+                if (atomic.IsZero)
+                {
+                    reason = "an amount of zero";
+                }
+                else if (human.Split('.')[0].Length > Money.MaxIntegerDigits)
+                {
+                    reason = $"an absurd amount ({X402.Shorten(human)} {asset.Symbol})";
+                }
+                else if (max is not null && (TokenAmount.FromHuman(max, asset.Decimals) is not { } cap || atomic > cap))
+                {
+                    overMax.Add($"{human} {asset.Symbol} on {network!.Label}");
+                    continue;
+                }
+                else
+                {
+                    return ((o, network!, asset, atomic), null);
+                }
+            }
+            why.Add($"{o.Summary}: {reason}");
+        }
+        if (overMax.Count > 0)
+        {
+            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Over the maximum",
+                $"the 402 asks {string.Join(" or ", overMax)}, above the maximum of {max}; nothing was asked or signed"));
+        }
+        var payable = string.Join("; ", options.Networks.Select(n => $"{n.Id} ({n.V1Name}) in {string.Join(", ", n.Assets.Select(a => $"{a.Symbol} {a.Address}"))}"));
+        return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Nothing payable",
+            $"nothing the 402 offers can be paid here: {string.Join("; ", why)}. This server pays x402 '{X402.ExactScheme}' (EIP-3009) on {payable}"));
+    }
+
+    /// <summary>
+    /// The request's <c>authorization_details</c> (RFC 9396): what the approver sees and signs, and every field of the
+    /// EIP-3009 authorization signed once approved, so what is signed is exactly what was approved (docs/payments.md §5).
+    /// </summary>
+    private static string Details(PaymentOffer o, PaymentNetwork network, PaymentAsset asset, string amount, Eip3009Authorization a)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            w.WriteStartObject();
+            w.WriteString(AuthorizationDetailFields.Type, "payment");
+            w.WriteString("protocol", o.Protocol);
+            w.WriteString("amount", amount);
+            w.WriteString("currency", asset.Symbol);
+            w.WriteString("asset", asset.Address);
+            w.WriteString("network", network.Id);
+            w.WriteString("network_name", network.Label);
+            w.WriteString("pay_to", a.To);
+            w.WriteString("resource", o.Resource);
+            if (o.Description is { Length: > 0 } d)
+            {
+                w.WriteString("description", d);
+            }
+            w.WriteString("from", a.From);
+            w.WriteString("amount_atomic", a.Value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteNumber("valid_after", a.ValidAfter);
+            w.WriteNumber("valid_before", a.ValidBefore);
+            w.WriteString("nonce", a.Nonce);
+            w.WriteEndObject();
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>What the retry header repeats from the offer and what the EIP-712 domain needs, kept with the payment.</summary>
+    private static string OfferJson(PaymentOffer o, PaymentNetwork network, PaymentAsset asset)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteNumber("x402Version", o.X402Version);
+            w.WriteString("scheme", o.Scheme);
+            w.WriteString("network", o.Network);
+            w.WriteNumber("chainId", network.ChainId);
+            // x402 v1 lets an offer leave the domain out; its reference falls back to the token's own, as configured here.
+            w.WriteString("name", o.Eip712Name ?? asset.Eip712Name);
+            w.WriteString("version", o.Eip712Version ?? asset.Eip712Version);
+            if (o.X402Version == 2)
+            {
+                w.WritePropertyName("resource");
+                o.ResourceInfo!.Value.WriteTo(w);
+                w.WritePropertyName("accepted");
+                o.Requirement.WriteTo(w);
+            }
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    private static string Checksum(string address) => new Nethereum.Util.AddressUtil().ConvertToChecksumAddress(address);
+
+    internal static async Task<IResult> GetAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments, IApprovalStore approvals,
+        ApprovalHub hub, Wallets wallets, AssentOptions options, TimeProvider time, CancellationToken ct)
+    {
+        var (client, refused) = await AgentAsync(http, authenticator, ct);
+        if (client is null)
+        {
+            return refused!;
+        }
+        var version = hub.Version;
+        if (await FindOwnAsync(id, client, payments, ct) is not { } view)
+        {
+            return NotFound(id);
+        }
+        var approval = await PreferWait.HoldIfAskedAsync(http, view.Approval, version, hub, approvals, options, time, ct);
+        http.Response.Headers.CacheControl = "no-store";
+        return TypedResults.Json(await RespondAsync(view with { Approval = approval }, approvals, wallets, time, ct), PaymentJson.Default.PaymentResponse);
+    }
+
+    internal static async Task<IResult> ReceiptAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments,
+        IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct)
+    {
+        var (client, refused) = await AgentAsync(http, authenticator, ct);
+        if (client is null)
+        {
+            return refused!;
+        }
+        var read = await RequestBodies.ReadJsonAsync(http.Request, PaymentJson.Default.PaymentReceiptRequest, ct);
+        if (read.Error is not null)
+        {
+            return read.Error;
+        }
+        if (await FindOwnAsync(id, client, payments, ct) is not { } view)
+        {
+            return NotFound(id);
+        }
+        var (name, value) = (read.Value!.Name, read.Value.Value);
+        var expected = view.Payment.Protocol == X402.ProtocolV2 ? X402.PaymentResponseHeader : X402.XPaymentResponseHeader;
+        if (!string.Equals(name, expected, StringComparison.OrdinalIgnoreCase) || value is null or { Length: 0 or > 4096 })
+        {
+            return Problem.BadRequest($"post the paid server's {expected} header: {{\"name\": \"{expected}\", \"value\": \"…\"}} (at most 4096 characters)");
+        }
+        var data = new Dictionary<string, string> { ["header"] = expected };
+        try
+        {
+            // x402: base64 of the settlement response {success, transaction, network, payer}.
+            using var doc = JsonDocument.Parse(Convert.FromBase64String(value));
+            foreach (var field in new[] { "success", "transaction", "network", "payer" })
+            {
+                if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(field, out var f) &&
+                    f.ValueKind is JsonValueKind.String or JsonValueKind.True or JsonValueKind.False && f.ToString() is { Length: <= 128 } s)
+                {
+                    data[field] = s;
+                }
+            }
+        }
+        catch (Exception e) when (e is FormatException or JsonException)
+        {
+            return Problem.BadRequest($"the {expected} value is not base64 of a JSON settlement response");
+        }
+        if (view.Approval.State is not (ApprovalState.Approved or ApprovalState.Redeemed))
+        {
+            return Problem.Conflict($"payment {id} was not approved; there is nothing to have a receipt for");
+        }
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!await payments.TryRecordReceiptAsync(id, value, now, new AuditEvent(PaymentAuditTypes.PaymentReceipt, view.Payment.UserId, client.Id, id, data), ct))
+        {
+            return Problem.Conflict($"payment {id} has its receipt already");
+        }
+        view = (await payments.FindAsync(id, ct))!;
+        return TypedResults.Json(await RespondAsync(view, approvals, wallets, time, ct), PaymentJson.Default.PaymentResponse);
+    }
+
+    internal static async Task<IResult> ListAsync(HttpContext http, ClientAuthenticator authenticator, AccessTokenValidator validator, IdentityDirectory directory,
+        IPaymentStore payments, IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct)
+    {
+        IReadOnlyList<PaymentView> list;
+        if (AccessTokenValidator.BearerToken(http.Request) is not null)
+        {
+            var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.SessionScope, ct);
+            if (user is null)
+            {
+                return refused!;
+            }
+            list = await payments.ListAsync(null, user.Id, ListLimit, ct);
+        }
+        else
+        {
+            var (client, refused) = await AgentAsync(http, authenticator, ct);
+            if (client is null)
+            {
+                return refused!;
+            }
+            list = await payments.ListAsync(client.Id, null, ListLimit, ct);
+        }
+        var answers = new List<PaymentResponse>();
+        foreach (var view in list)
+        {
+            // A list shows what happened; the header to pay with is only in the paying agent's own reads.
+            answers.Add((await RespondAsync(view, approvals, wallets, time, ct, sign: false)) with { Agent = view.Payment.ClientId });
+        }
+        return TypedResults.Json(new PaymentList(answers), PaymentJson.Default.PaymentList);
+    }
+
+    private static async Task<PaymentView?> FindOwnAsync(string id, ClientRecord client, IPaymentStore payments, CancellationToken ct) =>
+        id.Length <= 64 && id.StartsWith("pay_", StringComparison.Ordinal) && await payments.FindAsync(id, ct) is { } view && view.Payment.ClientId == client.Id
+            ? view
+            : null;
+
+    private static IResult NotFound(string id) => Problem.NotFound($"no payment '{X402.Shorten(id)}' of this agent");
+
+    /// <summary>
+    /// The payment as the API shows it. Once approved and still valid, with the retry header: the authorization is
+    /// signed here, after checking it is field for field the one in the payload the human approved; the first
+    /// signature redeems the request and is audited with it (docs/payments.md §5). The signature is deterministic, so a
+    /// later read returns the same header and signs nothing new.
+    /// </summary>
+    internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct,
+        bool sign = true)
+    {
+        var (p, a) = view;
+        var now = time.GetUtcNow();
+        var status = a.State switch
+        {
+            ApprovalState.Pending when a.ExpiresAt <= now.ToUnixTimeMilliseconds() => StateNames.Expired,
+            ApprovalState.Approved or ApprovalState.Redeemed when p.Receipt is not null => "paid",
+            ApprovalState.Approved or ApprovalState.Redeemed => StateNames.Of(ApprovalState.Approved),
+            var s => StateNames.Of(s),
+        };
+        PaymentHeader? header = null;
+        if (a.State is ApprovalState.Approved or ApprovalState.Redeemed && p.Receipt is null)
+        {
+            if (now + SigningMargin >= DateTimeOffset.FromUnixTimeSeconds(p.ValidBefore))
+            {
+                // Approved too late to be paid with: the window the approver saw is over, and no other is signed.
+                status = StateNames.Expired;
+            }
+            else if (sign)
+            {
+                header = await SignAsync(view, approvals, wallets, now, ct);
+            }
+        }
+        return new PaymentResponse(p.Id, status, p.Protocol, p.Amount, p.Symbol, p.AmountAtomic, p.Asset, p.Network, p.PayTo, p.Wallet, p.Resource,
+            WireTime.Of(a.CreatedAt)!, WireTime.Of(a.ExpiresAt)!, WireTime.Of(p.ValidBefore * 1000)!, p.Description,
+            a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), header, p.Receipt);
+    }
+
+    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, DateTimeOffset now, CancellationToken ct)
+    {
+        var (p, a) = view;
+        var authorization = new Eip3009Authorization(p.Wallet, p.PayTo, BigInteger.Parse(p.AmountAtomic, System.Globalization.CultureInfo.InvariantCulture),
+            p.ValidAfter, p.ValidBefore, p.Nonce);
+        if (!Approved(a, p))
+        {
+            throw new InvalidOperationException($"payment {p.Id} differs from what its approval holds; nothing is signed");
+        }
+        var wallet = await wallets.FindAsync(p.UserId, ct) ?? throw new InvalidOperationException($"the wallet of payment {p.Id} is gone");
+        if (!string.Equals(wallet.Address, p.Wallet, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"payment {p.Id} was approved for another wallet");
+        }
+        using var offer = JsonDocument.Parse(p.Offer);
+        var o = offer.RootElement;
+        var typed = Wallets.TransferWithAuthorization(o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!, o.GetProperty("chainId").GetInt64(),
+            p.Asset, authorization);
+        var signature = wallets.Sign(wallet, typed);
+        if (a.State == ApprovalState.Approved)
+        {
+            // The first signature redeems the request, audited with it; a read racing it signs the same bytes and records nothing.
+            await approvals.TryRedeemAsync(a.Id, now.ToUnixTimeMilliseconds(), new AuditEvent(PaymentAuditTypes.PaymentSigned, p.UserId, p.ClientId, a.Id,
+                new Dictionary<string, string>
+                {
+                    ["approval"] = a.Id, ["amount"] = p.Amount, ["currency"] = p.Symbol, ["asset"] = p.Asset, ["network"] = p.Network, ["pay_to"] = p.PayTo,
+                    ["nonce"] = p.Nonce, ["valid_before"] = p.ValidBefore.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    ["signature_sha256"] = Protocol.Base64Url.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(signature))),
+                }), ct);
+        }
+        var version = o.GetProperty("x402Version").GetInt32();
+        return new PaymentHeader(X402.RetryHeader(version), X402.PaymentHeaderValue(version, o, authorization, signature));
+    }
+
+    /// <summary>Whether the approval's payload (what the device signed) holds exactly this payment's authorization.</summary>
+    internal static bool Approved(ApprovalRecord a, PaymentRecord p)
+    {
+        using var payload = JsonDocument.Parse(a.Payload);
+        if (!payload.RootElement.TryGetProperty("authorization_details", out var details) || details.ValueKind != JsonValueKind.Array || details.GetArrayLength() != 1)
+        {
+            return false;
+        }
+        var d = details[0];
+        string? S(string name) => d.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        long? N(string name) => d.TryGetProperty(name, out var v) && v.TryGetInt64(out var n) ? n : null;
+        return S("type") == "payment" && S("amount_atomic") == p.AmountAtomic && S("asset") == p.Asset && S("network") == p.Network && S("pay_to") == p.PayTo &&
+            S("from") == p.Wallet && S("nonce") == p.Nonce && N("valid_after") == p.ValidAfter && N("valid_before") == p.ValidBefore &&
+            S("amount") == p.Amount && S("currency") == p.Symbol;
+    }
+
+    internal static async Task<IResult> CreateWalletAsync(HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, Wallets wallets,
+        PaymentOptions paymentOptions, CancellationToken ct)
+    {
+        var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.SessionScope, ct);
+        if (user is null)
+        {
+            return refused!;
+        }
+        var (wallet, created) = await wallets.CreateAsync(user.Id, ct);
+        return TypedResults.Json(Wallet(wallet, paymentOptions), PaymentJson.Default.WalletResponse,
+            statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
+    }
+
+    internal static async Task<IResult> WalletAsync(HttpContext http, AccessTokenValidator validator, ClientAuthenticator authenticator, IdentityDirectory directory,
+        Wallets wallets, PaymentOptions paymentOptions, CancellationToken ct)
+    {
+        string userId;
+        if (AccessTokenValidator.BearerToken(http.Request) is not null)
+        {
+            var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.SessionScope, ct);
+            if (user is null)
+            {
+                return refused!;
+            }
+            userId = user.Id;
+        }
+        else
+        {
+            var (client, refused) = await AgentAsync(http, authenticator, ct);
+            if (client is null)
+            {
+                return refused!;
+            }
+            userId = client.OwnerUserId;
+        }
+        return await wallets.FindAsync(userId, ct) is { } wallet
+            ? TypedResults.Json(Wallet(wallet, paymentOptions), PaymentJson.Default.WalletResponse)
+            : Problem.NotFound("no payment wallet yet: make one with assent wallet create");
+    }
+
+    private static WalletResponse Wallet(WalletRecord w, PaymentOptions options) => new(w.Address,
+        [.. options.Networks.Select(n => new WalletNetwork(n.Id, n.Label, n.ChainId, [.. n.Assets.Select(a => a.Symbol)]))], WireTime.Of(w.CreatedAt)!, w.UserId);
+}
+
+/// <summary>
+/// The single place a spending mandate (docs/policies.md §4) approves a payment with no human: given the new, pending
+/// request and its payment, approve the request (atomically consuming the mandate's budget) and answer true, or answer
+/// false to leave it to the human. Not wired yet: every payment goes to the human.
+/// </summary>
+internal sealed class PaymentMandateHook
+{
+    public Task<bool> TryApproveAsync(ApprovalRecord approval, PaymentRecord payment, CancellationToken ct) => Task.FromResult(false);
+}
