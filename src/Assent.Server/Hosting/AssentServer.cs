@@ -16,6 +16,7 @@ using Assent.Server.Devices;
 using Assent.Server.Discovery;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
+using Assent.Server.Mandates;
 using Assent.Server.Passkeys;
 using Assent.Server.Push;
 using Assent.Server.Policies;
@@ -91,6 +92,7 @@ public static class AssentServer
         services.AddSingleton(store.Challenges);
         services.AddSingleton(store.Webhooks);
         services.AddSingleton(store.Policies);
+        services.AddSingleton(store.Mandates);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
         services.AddSingleton(store.WebClients);
@@ -105,6 +107,7 @@ public static class AssentServer
         services.AddSingleton<ApprovalHub>();
         services.AddSingleton<IApprovalEvents>(sp => sp.GetRequiredService<ApprovalHub>());
         services.AddSingleton<PolicyBook>();
+        services.AddSingleton<MandateBook>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<ApprovalViews>();
         services.AddSingleton<PollPacer>();
@@ -197,6 +200,7 @@ public static class AssentServer
         app.MapPush();
         app.MapAuthorize();
         app.MapPolicies();
+        app.MapMandates();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -292,6 +292,8 @@ internal static class PostgresSchema
             PRIMARY KEY(approval_id, user_id));
         CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
         """,
+        // 13: spending mandates (see the SQLite migration of the same number).
+        MandateSchema.Tables("BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -291,6 +291,8 @@ internal static class SqliteSchema
             PRIMARY KEY(approval_id, user_id));
         CREATE INDEX approval_approvers_user ON approval_approvers(user_id, approval_id);
         """,
+        // 13: spending mandates and the payments they approved (docs/policies.md §6).
+        MandateSchema.Tables("INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
