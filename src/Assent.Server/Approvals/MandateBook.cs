@@ -75,7 +75,7 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
         var m = entries[0];
         var allowed = new[] { "type", MandateDetails.Currency, MandateDetails.PerPayment, MandateDetails.Total, MandateDetails.Period, MandateDetails.Payees,
             MandateDetails.ExpiresAt };
-        if (m.EnumerateObject().FirstOrDefault(p => !allowed.Contains(p.Name)) is { Name: { } unknown } && unknown.Length > 0)
+        if (m.EnumerateObject().Select(p => p.Name).FirstOrDefault(n => !allowed.Contains(n)) is { } unknown)
         {
             throw new MandateProblemException($"a mandate has no field '{Shorten(unknown)}'; it takes {string.Join(", ", allowed.Skip(1))}");
         }
