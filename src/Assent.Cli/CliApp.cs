@@ -25,6 +25,7 @@ internal static class CliApp
         root.Subcommands.Add(ChallengeCommands.Build());
         root.Subcommands.Add(WebhookCommands.Build());
         root.Subcommands.Add(ApiKeyCommands.Build());
+        root.Subcommands.Add(MandateCommands.Build());
         root.Subcommands.Add(McpCommands.Build());
         return root;
     }
