@@ -445,6 +445,26 @@
     } catch (e) { failed(e); }
   }
 
+  // Spending mandates (docs/policies.md §6): limits, what this period spent and has left, and revoke.
+  async function loadMandates() {
+    try {
+      const m = await api('GET', '/webauthn/mandates');
+      $('mandates').replaceChildren(...m.mandates.map((x) => {
+        const li = el('li', { 'data-id': x.id },
+          el('span', { class: 'grow', show: x.client_id + ': ' + x.per_payment + ' ' + x.currency + ' a payment, ' + x.total + ' ' + x.currency + ' per ' + x.period }),
+          el('span', { class: 'small', text: x.status + ' · spent ' + x.spent + ', left ' + x.remaining + ' · ' + x.payment_count + ' payments · until ' + new Date(x.expires_at).toLocaleString() }));
+        if (x.status === 'active' || x.status === 'pending') {
+          li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: async () => {
+            if (!confirm('Revoke this mandate? Its payments will ask you again.')) return;
+            try { await api('POST', '/webauthn/mandates/' + encodeURIComponent(x.id) + '/revoke'); status('Revoked mandate ' + x.id + '.'); loadMandates(); } catch (e) { failed(e); }
+          } }));
+        }
+        return li;
+      }));
+      $('no-mandates').hidden = m.mandates.length > 0;
+    } catch (e) { failed(e); }
+  }
+
   async function loadDevices() {
     try {
       const d = await api('GET', '/webauthn/devices');
@@ -472,12 +492,13 @@
     for (const b of document.querySelectorAll('.tabs button')) {
       if (b.dataset.tab === name) b.setAttribute('aria-current', 'page'); else b.removeAttribute('aria-current');
     }
-    for (const t of ['pending', 'history', 'devices', 'consents']) $('t-' + t).hidden = t !== name;
+    for (const t of ['pending', 'history', 'devices', 'consents', 'mandates']) $('t-' + t).hidden = t !== name;
     status('');
     if (name === 'pending') for (const li of S.pending.values()) fit(li);
     if (name === 'history') loadHistory();
     if (name === 'devices') { loadDevices(); loadPush(); }
     if (name === 'consents') loadConsents();
+    if (name === 'mandates') loadMandates();
   }
 
   // ---- Web Push: the notification switch, and opening a pushed request (docs/http-api.md §12.6) ----
