@@ -12,6 +12,9 @@
 #   e.g. RUNS=1 DRAIN_ARGS="--deliveries 20000" bench/run.sh v1
 #   bench/run.sh signin — passkey sign-in for web clients (docs/http-api.md §17): options, assertion, authorize, token
 #                 at 16 clients on SQLite, server time per sign-in, vs a CIBA flow (ask, device approves, token)
+#   bench/run.sh mandates — mandate-covered payments (request -> token, no human) beside plain flows in the same run,
+#     as ratios: SQLite with 32 agents each spending their own mandate, and two PostgreSQL nodes spending one shared
+#     mandate (the run fails if the remainder the tokens report disagrees with what they spent)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SET=${1:-core}
@@ -26,6 +29,8 @@ CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rou
 WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
 DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
 SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20"}
+MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20"}
+MANDATES_SCALE_ARGS=${MANDATES_SCALE_ARGS:-"--engine postgres --nodes 2 --shared --agents 32 --seconds 10 --warmup 20"}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
 # 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
@@ -63,6 +68,12 @@ elif [ "$SET" = signin ]; then
   # shellcheck disable=SC2086
   run signin $SIGNIN_ARGS
   modes="signin"
+elif [ "$SET" = mandates ]; then
+  # shellcheck disable=SC2086
+  run mandates $MANDATES_ARGS
+  # shellcheck disable=SC2086
+  run mandates $MANDATES_SCALE_ARGS
+  modes="mandates mandates_postgres_2n"
 else
   # shellcheck disable=SC2086
   run flows $FLOWS_ARGS

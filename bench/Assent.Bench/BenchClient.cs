@@ -56,7 +56,7 @@ internal sealed class BenchAgent(HttpClient http, Provisioned who)
     public Provisioned Who => who;
 
     /// <summary>POST /oauth/bc-authorize; returns the auth_req_id.</summary>
-    public async Task<string> AskAsync(string message, int? expirySeconds, CancellationToken ct)
+    public async Task<string> AskAsync(string message, int? expirySeconds, CancellationToken ct, string? details = null)
     {
         var form = new List<KeyValuePair<string, string>>
         {
@@ -64,6 +64,10 @@ internal sealed class BenchAgent(HttpClient http, Provisioned who)
             new("login_hint", who.Handle),
             new("binding_message", message),
         };
+        if (details is not null)
+        {
+            form.Add(new("authorization_details", details));
+        }
         if (expirySeconds is { } expiry)
         {
             form.Add(new("requested_expiry", expiry.ToString(System.Globalization.CultureInfo.InvariantCulture)));

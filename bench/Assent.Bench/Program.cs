@@ -28,6 +28,7 @@ try
     {
         "serve" => await ServeCommand.RunAsync(options, cts.Token),
         "flows" => await FlowsCommand.RunAsync(options, cts.Token),
+        "mandates" => await MandatesCommand.RunAsync(options, cts.Token),
         "waiters" => await WaitersCommand.RunAsync(options, cts.Token),
         "verify" => await VerifyCommand.RunAsync(options, cts.Token),
         "approve-latency" => await ApproveLatencyCommand.RunAsync(options, cts.Token),
@@ -52,6 +53,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage: Assent.Bench serve --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
                Assent.Bench flows [--agents 32] [--seconds 20] [--warmup 5]
+               Assent.Bench mandates [--agents 32] [--seconds 10] [--warmup 10] [--engine sqlite|postgres] [--nodes 1] [--shared]
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]

@@ -14,7 +14,7 @@ internal static class CliApp
         ("server", ServerCommand.Build), ("admin", AdminCommands.Build), ("policy", PolicyCommands.Build), ("device", DeviceCommands.Build),
         ("consent", ConsentCommands.Build), ("approve", ApproveCommand.Build), ("verify", VerifyCommand.Build), ("audit", AuditCommands.Build),
         ("auth", AuthCommands.Build), ("profiles", ProfileCommands.Build), ("health", HealthCommand.Build), ("challenge", ChallengeCommands.Build),
-        ("webhook", WebhookCommands.Build), ("apikey", ApiKeyCommands.Build), ("mcp", McpCommands.Build),
+        ("webhook", WebhookCommands.Build), ("apikey", ApiKeyCommands.Build), ("mandate", MandateCommands.Build), ("mcp", McpCommands.Build),
         ("wallet", PaymentCommands.Wallet), ("pay", PaymentCommands.Pay), ("payments", PaymentCommands.Payments),
     ];
 

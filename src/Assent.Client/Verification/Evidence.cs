@@ -29,6 +29,10 @@ internal static class Evidence
         {
             throw Mismatch("the token carries no evidence");
         }
+        if (claims.TryGetProperty(ClaimNames.Mandate, out var mandate) || IsMandateAmr(claims))
+        {
+            return [await CheckMandateAsync(evidence, mandate, c, dids, ct)];
+        }
         if (evidence.ValueKind == JsonValueKind.Object)
         {
             return [(await CheckAsync(evidence, c.Sub, c, dids, ct)).Device];
@@ -75,9 +79,78 @@ internal static class Evidence
     /// <summary>The DID a verification method (<c>did#device</c>) belongs to.</summary>
     public static string DidOf(string device) => device[..device.IndexOf('#', StringComparison.Ordinal)];
 
+    private static bool IsMandateAmr(JsonElement claims) =>
+        claims.TryGetProperty(ClaimNames.AuthenticationMethods, out var amr) && amr.ValueKind == JsonValueKind.Array &&
+        amr.EnumerateArray().Any(m => m.ValueKind == JsonValueKind.String && m.GetString() == AuthenticationMethods.Mandate);
+
+    /// <summary>
+    /// A payment a spending mandate approved (docs/tokens.md §4, docs/policies.md §6): the evidence is the user's device
+    /// signature over the mandate's own payload, made earlier. It must verify against the subject's DID document, be the
+    /// mandate the token names (<c>mnd_X</c> for request <c>apr_X</c>), for this agent and issuer, and the token's one
+    /// payment must fit the limits that payload states.
+    /// </summary>
+    private static async Task<string> CheckMandateAsync(JsonElement evidence, JsonElement mandate, TokenVerifier.Claims c, DidDocuments dids, CancellationToken ct)
+    {
+        if (evidence.ValueKind != JsonValueKind.Object || mandate.ValueKind != JsonValueKind.Object || RemoteJson.String(mandate, "id") is not { } id)
+        {
+            throw Mismatch("a mandate's payment carries the mandate {id, remaining} and one evidence object");
+        }
+        var (device, payload) = await VerifyAsync(evidence, c.Sub, dids, ct);
+        if (!ApprovalPayload.TryParse(payload, out var p))
+        {
+            throw Mismatch("the signed payload is not a v1 approval payload");
+        }
+        var why = p!.Iss != c.Iss ? "iss"
+            : p.Sub != c.Sub ? "sub"
+            : p.ClientId != c.ClientId ? "client_id"
+            : p.Req.IndexOf('_', StringComparison.Ordinal) is var u && (u < 0 || "mnd_" + p.Req[(u + 1)..] != id) ? "req (the mandate id)"
+            : null;
+        if (why is not null)
+        {
+            throw Mismatch($"the signed mandate's {why} differs from the token's");
+        }
+        if (MandateDetails.Single(p.AuthorizationDetails, MandateDetails.MandateType) is not { } limits)
+        {
+            throw Mismatch("the signed payload is not a mandate");
+        }
+        if (MandateDetails.Single(c.AuthorizationDetails, MandateDetails.PaymentType) is not { } payment)
+        {
+            throw Mismatch("a mandate approves one payment: the token's authorization_details must be a single payment entry");
+        }
+        if (MandateDetails.Misfit(limits, payment, DateTimeOffset.FromUnixTimeSeconds(c.Iat)) is { } misfit)
+        {
+            throw Mismatch($"the payment is outside the signed mandate: {misfit}");
+        }
+        return device;
+    }
+
     /// <summary>Checks one evidence object made by a device of <paramref name="did"/>; returns the device and the payload it signed.</summary>
     private static async Task<(string Device, byte[] Payload)> CheckAsync(JsonElement evidence, string did, TokenVerifier.Claims c, DidDocuments dids,
         CancellationToken ct)
+    {
+        var (device, payload) = await VerifyAsync(evidence, did, dids, ct);
+        if (!ApprovalPayload.TryParse(payload, out var p))
+        {
+            throw Mismatch("the signed payload is not a v1 approval payload");
+        }
+        // The device signed this payload; it must describe exactly this token.
+        var why = p!.Iss != c.Iss ? "iss"
+            : p.Sub != c.Sub ? "sub"
+            : p.ClientId != c.ClientId ? "client_id"
+            : p.Scope != c.Scope ? "scope"
+            : p.BindingMessage != c.BindingMessage ? "binding_message"
+            : !TokenVerifier.JsonEqual(p.AuthorizationDetails, c.AuthorizationDetails) ? "authorization_details"
+            : p.Req != c.Txn ? "req/txn"
+            : null;
+        if (why is not null)
+        {
+            throw Mismatch($"the signed payload's {why} differs from the token's");
+        }
+        return (device, payload);
+    }
+
+    /// <summary>Verifies one evidence object's signature by a device of <paramref name="did"/> against its DID document.</summary>
+    private static async Task<(string Device, byte[] Payload)> VerifyAsync(JsonElement evidence, string did, DidDocuments dids, CancellationToken ct)
     {
         var kind = RemoteJson.String(evidence, "kind");
         var device = RemoteJson.String(evidence, "device");
@@ -119,24 +192,6 @@ internal static class Evidence
                 break;
             default:
                 throw Mismatch($"unknown evidence kind '{kind}'");
-        }
-
-        if (!ApprovalPayload.TryParse(payload, out var p))
-        {
-            throw Mismatch("the signed payload is not a v1 approval payload");
-        }
-        // The device signed this payload; it must describe exactly this token.
-        var why = p!.Iss != c.Iss ? "iss"
-            : p.Sub != c.Sub ? "sub"
-            : p.ClientId != c.ClientId ? "client_id"
-            : p.Scope != c.Scope ? "scope"
-            : p.BindingMessage != c.BindingMessage ? "binding_message"
-            : !TokenVerifier.JsonEqual(p.AuthorizationDetails, c.AuthorizationDetails) ? "authorization_details"
-            : p.Req != c.Txn ? "req/txn"
-            : null;
-        if (why is not null)
-        {
-            throw Mismatch($"the signed payload's {why} differs from the token's");
         }
         return (device, payload);
     }

@@ -150,6 +150,12 @@ public sealed class TokenVerifier : IDisposable
         {
             throw Fail(TokenErrors.EvidenceMismatch, "authorization_details are not the expected ones");
         }
+        if (!options.AllowMandates && (claims.TryGetProperty(ClaimNames.Mandate, out _) ||
+                                       (claims.TryGetProperty(ClaimNames.AuthenticationMethods, out var amr) && amr.ValueKind == JsonValueKind.Array &&
+                                        amr.EnumerateArray().Any(m => m.ValueKind == JsonValueKind.String && m.GetString() == AuthenticationMethods.Mandate))))
+        {
+            throw Fail(TokenErrors.EvidenceMismatch, "a spending mandate approved this token, not a human at this moment, and mandates are not accepted here");
+        }
         IReadOnlyList<string> devices = [];
         if (options.CheckEvidence)
         {

@@ -58,6 +58,13 @@ public sealed class VerifyOptions
     public bool CheckEvidence { get; set; } = true;
 
     /// <summary>
+    /// Accept a payment a spending mandate approved (on by default; docs/policies.md §6): <c>amr</c> <c>["mandate"]</c>, the
+    /// evidence the device's earlier signature over the mandate, checked with the payment against the signed limits. Set to
+    /// false where a human must have approved this very action; such tokens then fail with <c>evidence_mismatch</c>.
+    /// </summary>
+    public bool AllowMandates { get; set; } = true;
+
+    /// <summary>
     /// When set, the token must prove this many distinct approvers (a quorum, docs/policies.md §3): each entry of its
     /// <c>evidence</c> is checked against its approver's DID document, and the distinct users whose devices signed are
     /// counted. Needs <see cref="CheckEvidence"/>. Fewer fail with <c>evidence_mismatch</c>.

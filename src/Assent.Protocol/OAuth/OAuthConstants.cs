@@ -128,6 +128,9 @@ public static class ClaimNames
 
     /// <summary>The policy that decided what the request needed, <c>name@version</c> (docs/tokens.md §3, docs/policies.md).</summary>
     public const string Policy = "policy";
+
+    /// <summary>docs/tokens.md §3: <c>{id, remaining}</c> of the spending mandate that approved a payment with no human at that moment.</summary>
+    public const string Mandate = "mandate";
     public const string AuthReqId = "urn:openid:params:jwt:claim:auth_req_id";
 
     /// <summary>OIDC Core §3.1.3.6 / CIBA Core §10.3.1: a pushed ID token binds the access token it came with.</summary>
@@ -141,6 +144,9 @@ public static class AuthenticationMethods
     public const string SoftwareKey = "swk";
     public const string User = "user";
     public const string MultiFactor = "mfa";
+
+    /// <summary>Approved by a spending mandate the user signed earlier (docs/policies.md §6), not by a device at that moment.</summary>
+    public const string Mandate = "mandate";
 }
 
 /// <summary>Header names Assent reads or writes.</summary>

@@ -49,7 +49,7 @@ internal sealed record AssertionProof(string? DeviceId, byte[]? CredentialId, st
 /// with a payload built once, decide with a device's proof (one path for every kind of approver), redeem once.
 /// </summary>
 internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore devices, IAuditStore audit, IRateCounterStore counters,
-    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, PolicyBook policies, AssentOptions options,
+    IChallengeStore challenges, IdentityDirectory directory, ApprovalHub hub, PasskeyCeremonies passkeys, PolicyBook policies, MandateBook mandates, AssentOptions options,
     TimeProvider time, IEnumerable<INewRequestListener> listeners)
 {
     /// <summary>A refused request over the pending cap is audited once per client, user and this long (docs/deployment.md §10).</summary>
@@ -84,9 +84,22 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// matching policy's quorum or refusal takes precedence (docs/policies.md §3).
     /// </param>
     /// <param name="persist">How to store it, atomically with whatever belongs to it.</param>
-    public async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
-        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum, Persist persist, CancellationToken ct)
+    public Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum, Persist persist, CancellationToken ct) =>
+        CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, quorum, null, persist, ct);
+
+    /// <param name="notification">For a CIBA ping or push request: what its notification needs, stored with it also when a mandate approves it at once.</param>
+    /// <exception cref="MandateProblemException">A mandate request with limits refused as asked (docs/policies.md §6): nothing created.</exception>
+    private async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
+        string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum,
+        Func<ApprovalRecord, string, byte[]>? notification, Persist persist, CancellationToken ct)
     {
+        // docs/policies.md §6: an agent's mandate request is checked, and its limits written canonically, before the payload is built from them.
+        MandateTerms? mandate = null;
+        if (kind == ApprovalKinds.Ciba && MandateBook.ParseRequest(authorizationDetails, time.GetUtcNow()) is { } asked)
+        {
+            (mandate, authorizationDetails) = asked;
+        }
         // docs/policies.md §1: what an agent or a backend asks is governed by the first matching policy; what a
         // human asks for themself (an agent, a key, a login, a consent) is approved by that human alone.
         var policy = kind is ApprovalKinds.Ciba or ApprovalKinds.Challenge or ApprovalKinds.Payment ? await policies.MatchAsync(clientId, scope, authorizationDetails, ct) : null;
@@ -123,6 +136,19 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             record = record with { Quorum = quorum.Required, Approvers = quorum.UserIds.Count, EligibleUsers = quorum.UserIds };
             createdData["quorum"] = $"{quorum.Required} of {quorum.UserIds.Count}";
         }
+        // docs/policies.md §6: a payment inside an active mandate of this agent and user is approved at once, its budget spent
+        // in the same transaction; a quorum or a caller's approvers always go to humans.
+        if (kind == ApprovalKinds.Ciba && mandate is null && quorum is null && policy is null or { Requires: PolicyRequirements.One } &&
+            MandateBook.PaymentOf(authorizationDetails) is { } payment &&
+            await mandates.TryCoverAsync(record, payment, notification?.Invoke(record, handle), ct) is { } covered)
+        {
+            return new Created(covered, handle);
+        }
+        if (mandate is not null)
+        {
+            // Stored first; it approves nothing until this request is approved (a request never stored leaves a row nothing reaches).
+            await mandates.AddAsync(record, mandate, ct);
+        }
         var created = new AuditEvent(AuditTypes.ApprovalCreated, user.Id, clientId, id, createdData);
         if (!await persist(record, handle, created, ct))
         {
@@ -154,7 +180,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, int maxPending, Func<ApprovalRecord, string, byte[]>? notification,
         CancellationToken ct)
     {
-        var created = await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry,
+        var created = await CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, null, notification,
             (a, h, e, c) => approvals.TryCreateAsync(a, maxPending, notification?.Invoke(a, h), e, c), ct);
         if (created is not null)
         {

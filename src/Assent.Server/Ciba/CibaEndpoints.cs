@@ -140,6 +140,11 @@ internal static class CibaEndpoints
                 resource, expiry, options.Limits.MaxPendingPerAgentPerUser,
                 notificationToken is null ? null : (a, handle) => new CibaNotification(handle, notificationToken).Seal(master, a.Id), ct);
         }
+        catch (MandateProblemException bad)
+        {
+            // docs/policies.md §6: a mandate's limits are refused as asked, nothing created.
+            return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, bad.Message);
+        }
         catch (PolicyDeniedException denied)
         {
             // CIBA Core §13: access_denied, the authorization server refused the request; docs/policies.md §1 names the policy.

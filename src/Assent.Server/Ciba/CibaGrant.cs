@@ -11,7 +11,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Assent.Server.Ciba;
 
 /// <summary>CIBA Core §10.1–§11: the token request for a backchannel authentication, in poll mode or held with <c>Prefer: wait</c>.</summary>
-internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, GrantSettler settler, TokenIssuer issuer, TimeProvider time)
+internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, GrantSettler settler, TokenIssuer issuer, MandateBook mandates, TimeProvider time)
 {
     public async Task<Results<Ok<TokenResponse>, OAuthError>> RedeemAsync(HttpContext http, IFormCollection form, ClientRecord client, CancellationToken ct)
     {
@@ -39,7 +39,8 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
                 return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
             }
             var a = approved.Approval;
-            var tokens = issuer.ForApproval(approved, handle, includeIdToken: a.Scope.Split(' ').Contains(Scopes.OpenId));
+            var tokens = issuer.ForApproval(approved, handle, includeIdToken: a.Scope.Split(' ').Contains(Scopes.OpenId),
+                mandate: await mandates.GrantOfAsync(approved, ct));
             return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, a.Scope, tokens.IdToken,
                 AuthorizationDetails: a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement));
         }, OAuthParameters.AuthReqId, ct);

@@ -17,6 +17,7 @@ using Assent.Server.Devices;
 using Assent.Server.Discovery;
 using Assent.Server.Identity;
 using Assent.Server.Keys;
+using Assent.Server.Mandates;
 using Assent.Server.Passkeys;
 using Assent.Server.Push;
 using Assent.Server.Policies;
@@ -92,6 +93,7 @@ public static class AssentServer
         services.AddSingleton(store.Challenges);
         services.AddSingleton(store.Webhooks);
         services.AddSingleton(store.Policies);
+        services.AddSingleton(store.Mandates);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
         services.AddSingleton(store.WebClients);
@@ -106,6 +108,7 @@ public static class AssentServer
         services.AddSingleton<ApprovalHub>();
         services.AddSingleton<IApprovalEvents>(sp => sp.GetRequiredService<ApprovalHub>());
         services.AddSingleton<PolicyBook>();
+        services.AddSingleton<MandateBook>();
         services.AddSingleton<ApprovalService>();
         services.AddSingleton<ApprovalViews>();
         services.AddSingleton<PollPacer>();
@@ -201,6 +204,7 @@ public static class AssentServer
         app.MapAuthorize();
         app.MapPolicies();
         app.MapPayments();
+        app.MapMandates();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -25,7 +25,8 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
 
     /// <summary>Tokens for an approved request: the access token carries the devices' evidence (docs/tokens.md §3–§4).</summary>
     /// <param name="withAtHash">CIBA Core §10.3.1: a pushed ID token carries <c>at_hash</c> of the access token it comes with.</param>
-    public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken, bool withAtHash = false)
+    /// <param name="mandate">The spending mandate that approved the request with no human at that moment (docs/policies.md §6), if one did.</param>
+    public IssuedTokens ForApproval(DecidedApproval decided, string authReqId, bool includeIdToken, bool withAtHash = false, MandateGrant? mandate = null)
     {
         var (approval, decisions) = decided;
         var key = keys.Current;
@@ -33,9 +34,10 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         var lifetime = (int)options.AccessTokenLifetime.TotalSeconds;
         var sub = UserDid(approval.UserId);
         var authTime = (approval.DecidedAt ?? approval.CreatedAt) / 1000;
-        var amr = Amr(decisions);
+        // docs/tokens.md §3: a mandate's payment names the mandate as its method; no device acted at this moment.
+        var amr = mandate is null ? Amr(decisions) : [AuthenticationMethods.Mandate];
 
-        var access = AccessClaims(approval, decisions, approval.Scope, actor: true, now, lifetime, sub, authTime, amr);
+        var access = AccessClaims(approval, decisions, approval.Scope, actor: true, now, lifetime, sub, authTime, amr, mandate);
         var accessToken = Jws.Sign(key.AccessTokenHeader, access, key.Signer);
 
         string? idToken = null;
@@ -79,7 +81,7 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
     }
 
     private byte[] AccessClaims(ApprovalRecord approval, IReadOnlyList<DecisionRecord> decisions, string scope, bool actor, long now, int lifetime, string sub,
-        long authTime, string[] amr) => Write(w =>
+        long authTime, string[] amr, MandateGrant? mandate = null) => Write(w =>
     {
         w.WriteString(ClaimNames.Issuer, _issuer);
         w.WriteString(ClaimNames.Subject, sub);
@@ -113,6 +115,15 @@ internal sealed class TokenIssuer(KeyRing keys, AssentOptions options, TimeProvi
         {
             // docs/tokens.md §3: the policy that decided what the request needed, as name@version.
             w.WriteString(ClaimNames.Policy, approval.Policy);
+        }
+        if (mandate is not null)
+        {
+            // docs/tokens.md §3: the mandate, and what its current window had left after this payment; the evidence
+            // below is the device's signature over the mandate's own payload.
+            w.WriteStartObject(ClaimNames.Mandate);
+            w.WriteString("id", mandate.Id);
+            w.WriteString("remaining", mandate.Remaining);
+            w.WriteEndObject();
         }
         if (decisions.Count == 1 && decisions[0].UserId == approval.UserId && approval.Quorum == 1)
         {

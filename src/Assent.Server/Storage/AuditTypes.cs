@@ -16,6 +16,12 @@ internal static class AuditTypes
     public const string PolicyAdded = "policy.added";
     public const string PolicyRemoved = "policy.removed";
 
+    /// <summary>A payment approved at once by a spending mandate the user had signed (docs/policies.md §6).</summary>
+    public const string ApprovalApprovedByMandate = "approval.approved_by_mandate";
+
+    /// <summary>A user revoked a spending mandate: it approves nothing after this (docs/policies.md §6).</summary>
+    public const string MandateRevoked = "mandate.revoked";
+
     /// <summary>A request a deny policy refused before it was created (docs/policies.md §1).</summary>
     public const string ApprovalRefusedByPolicy = "approval.refused_by_policy";
     public const string WebhookDeleted = "webhook.deleted";

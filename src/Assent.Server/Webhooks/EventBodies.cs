@@ -14,7 +14,7 @@ namespace Assent.Server.Webhooks;
 /// (docs/webhooks.md §3). Webhook bodies follow the Standard Webhooks payload shape <c>{type, timestamp, data}</c>
 /// and carry no secrets: an approved challenge's attestation is fetched from <c>GET /v1/challenges/{id}</c>.
 /// </summary>
-internal sealed class EventBodies(IChallengeStore challenges, IApprovalStore approvals, IDeviceStore devices, IWebhookStore webhooks, TokenIssuer tokens,
+internal sealed class EventBodies(IChallengeStore challenges, IApprovalStore approvals, IDeviceStore devices, IWebhookStore webhooks, TokenIssuer tokens, Approvals.MandateBook mandates,
     MasterKey master, AssentOptions options, TimeProvider time)
 {
     private readonly Uri _issuer = options.IssuerUri;
@@ -102,7 +102,8 @@ internal sealed class EventBodies(IChallengeStore challenges, IApprovalStore app
                     await approvals.TryRedeemAsync(d.Subject, time.GetUtcNow().ToUnixTimeMilliseconds(),
                         new AuditEvent(AuditTypes.ApprovalRedeemed, null, "ciba-push", d.Subject), ct) is { } decided)
                 {
-                    var issued = tokens.ForApproval(decided, note.AuthReqId, includeIdToken: true, withAtHash: true);
+                    var issued = tokens.ForApproval(decided, note.AuthReqId, includeIdToken: true, withAtHash: true,
+                        mandate: await mandates.GrantOfAsync(decided, ct));
                     w.WriteString("access_token", issued.AccessToken);
                     w.WriteString("token_type", "Bearer");
                     w.WriteNumber("expires_in", issued.ExpiresIn);

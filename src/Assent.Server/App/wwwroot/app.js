@@ -528,6 +528,30 @@
     } catch (e) { failed(e); }
   }
 
+  // Spending mandates (docs/policies.md §6), under Access: limits, what this period spent and has left, and revoke.
+  const PERIODS = { day: 'a day', week: 'a week', month: 'a month', none: 'in all' };
+  const amountText = (a, c) => { const m = money(a, c); return m.text || m.show; };
+  async function loadMandates() {
+    try {
+      const m = await api('GET', '/webauthn/mandates');
+      $('mandates').replaceChildren(...m.mandates.map((x) => {
+        const li = el('li', { 'data-id': x.id },
+          el('span', { class: 'grow', show: x.client_id + ': up to ' + amountText(x.per_payment, x.currency) + ' a payment, ' +
+            amountText(x.total, x.currency) + ' ' + (PERIODS[x.period] || x.period) }),
+          el('span', { class: 'small', text: x.status + ' · spent ' + amountText(x.spent, x.currency) + ', ' + amountText(x.remaining, x.currency) + ' left · ' +
+            x.payment_count + (x.payment_count === 1 ? ' payment' : ' payments') + ' · until ' + new Date(x.expires_at).toLocaleString() }));
+        if (x.status === 'active' || x.status === 'pending') {
+          li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: () => confirmIn(li,
+            'Revoke this spending limit? Payments it would have covered will ask you again.', 'Revoke', async () => {
+              try { await api('POST', '/webauthn/mandates/' + encodeURIComponent(x.id) + '/revoke'); status('Revoked: payments will ask you again.'); loadMandates(); } catch (e) { failed(e); }
+            }) }));
+        }
+        return li;
+      }));
+      $('no-mandates').hidden = m.mandates.length > 0;
+    } catch (e) { failed(e); }
+  }
+
   async function loadDevices() {
     try {
       const d = await api('GET', '/webauthn/devices');
@@ -559,7 +583,7 @@
     pending: () => { for (const li of S.pending.values()) fit(li); },
     history: () => loadHistory(),
     devices: () => { loadDevices(); loadPush(); },
-    consents: () => { loadConsents(); loadApps(); },
+    consents: () => { loadConsents(); loadMandates(); loadApps(); },
   };
   function tab(name) {
     for (const b of document.querySelectorAll('.tabs button')) {

@@ -296,6 +296,8 @@ internal static class PostgresSchema
         WebClientSchema.PostgresWebRefreshTokens,
         // 14: payment wallets and payments (see the SQLite migration of the same number).
         PaymentSchema.Tables("BYTEA", "BIGINT"),
+        // 15: spending mandates (see the SQLite migration of the same number).
+        MandateSchema.Tables("BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -295,6 +295,8 @@ internal static class SqliteSchema
         WebClientSchema.SqliteWebRefreshTokens,
         // 14: payment wallets and the payments agents ask for (docs/payments.md, docs/storage.md).
         PaymentSchema.Tables("BLOB", "INTEGER"),
+        // 15: spending mandates and the payments they approved (docs/policies.md §6).
+        MandateSchema.Tables("INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Approvals;
+
+namespace Assent.Bench;
+
+/// <summary>
+/// Mandate-covered payments (docs/policies.md §6) at saturation, beside plain human flows on the same server in the same
+/// run. Each agent's user signs a mandate once; then every agent loops: bc-authorize a 0.01 USD payment, then
+/// <c>/oauth/token</c>, which answers at once with <c>amr:["mandate"]</c> (request → token, no human). The plain phase
+/// runs <c>flows</c>' loop (ask, held token request, the device approves from its stream) for the same time, timed the
+/// same way: from the request to the token. With
+/// <c>--shared</c> every agent loop spends one mandate (one agent's credentials), spread over the nodes; the run then
+/// checks that the mandate's reported remainder equals its total less what the tokens it issued spent (no overspend,
+/// no lost update).
+/// </summary>
+internal static class MandatesCommand
+{
+    private const string Total = "1000000.00";
+
+    public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
+    {
+        var agents = args.Int("agents", 32, 1, 1024);
+        var measure = TimeSpan.FromSeconds(args.Int("seconds", 10, 1, 600));
+        var warmup = TimeSpan.FromSeconds(args.Int("warmup", 10, 0, 600));
+        var engine = args.String("engine") ?? "sqlite";
+        var nodeCount = args.Int("nodes", 1, 1, 8);
+        var shared = args.Flag("shared");
+        if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
+        {
+            throw new ArgumentException("--engine is sqlite (one node) or postgres");
+        }
+
+        var dataDirectory = Provisioning.NewDataDirectory();
+        var nodeUris = Enumerable.Range(0, nodeCount).Select(_ => new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}")).ToList();
+        await using var postgres = engine == "postgres" ? await BenchPostgres.StartAsync() : null;
+        var https = nodeUris.Select(u => BenchHttp.Create(u)).ToList();
+        var servers = new List<ServerProcess>();
+        try
+        {
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, nodeUris[0], agents, ct, postgres?.ConnectionString);
+            foreach (var uri in nodeUris)
+            {
+                servers.Add(await ServerProcess.StartAsync(dataDirectory, uri, https[nodeUris.IndexOf(uri)], ct, postgres?.ConnectionString, nodeUris[0]));
+            }
+            Console.WriteLine($"mandates: engine {engine}, {nodeCount} node(s), {agents} agents, {(shared ? "one shared mandate" : "a mandate each")}, " +
+                              $"warm-up {warmup.TotalSeconds:0} s, each phase {measure.TotalSeconds:0} s, {Environment.ProcessorCount} cores");
+            HttpClient Node(int i) => https[i % nodeCount];
+            var devices = await Task.WhenAll(provisioned.Select((p, i) => BenchDevice.EnrollAsync(Node(i + 1), p.InviteCode, ct)));
+
+            using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            hard.CancelAfter(2 * (warmup + measure) + TimeSpan.FromMinutes(2));
+            using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
+            var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+            var streams = devices.Select((device, i) => Task.Run(async () =>
+            {
+                try
+                {
+                    await device.StreamAsync(async (id, payload, token) =>
+                    {
+                        await device.PostDecisionAsync(id, device.Decision(Decisions.Approve, payload), token);
+                    }, ready[i], streamsDone.Token);
+                }
+                catch (OperationCanceledException) when (streamsDone.IsCancellationRequested)
+                {
+                }
+            })).ToArray();
+            await Task.WhenAll(ready.Select(r => r.Task)).WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+            // Each user signs a mandate for their agent (with --shared only the first is used).
+            var expires = DateTimeOffset.UtcNow.AddDays(30).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            var mandate = $$"""[{"type":"mandate","currency":"USD","per_payment":"1.00","total":"{{Total}}","period":"none","expires_at":"{{expires}}"}]""";
+            await Task.WhenAll(provisioned.Take(shared ? 1 : agents).Select(async (p, i) =>
+            {
+                var agent = new BenchAgent(Node(i), p);
+                var (status, body) = await agent.TokenAsync(await agent.AskAsync("Bench mandate", null, hard.Token, mandate), 30, hard.Token);
+                if (status != HttpStatusCode.OK)
+                {
+                    throw new InvalidOperationException($"the mandate was not approved: {body}");
+                }
+            }));
+
+            const string payment = """[{"type":"payment","amount":"0.01","currency":"USD","payee":"bench"}]""";
+            long covered = 0, errors = 0;
+            var minRemaining = decimal.MaxValue;
+            var gate = new object();
+            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, async (i, n) =>
+            {
+                var agent = new BenchAgent(Node(i), provisioned[shared ? 0 : i]);
+                var started = Stopwatch.GetTimestamp();
+                var (status, body) = await agent.TokenAsync(await agent.AskAsync($"Pay {i}.{n}", null, hard.Token, payment), null, hard.Token);
+                var at = Stopwatch.GetTimestamp();
+                if (status != HttpStatusCode.OK || Remaining(body) is not { } left)
+                {
+                    if (Interlocked.Increment(ref errors) <= 3)
+                    {
+                        Console.Error.WriteLine($"  not covered: {(int)status} {body}");
+                    }
+                    return null;
+                }
+                Interlocked.Increment(ref covered);
+                lock (gate)
+                {
+                    minRemaining = Math.Min(minRemaining, left);
+                }
+                return (at, Stats.Milliseconds(at - started));
+            }, hard.Token);
+
+            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, async (i, n) =>
+            {
+                // The whole flow, request to token, as for a mandate: ask, hold the token request, the device approves.
+                var agent = new BenchAgent(Node(i), provisioned[i]);
+                var started = Stopwatch.GetTimestamp();
+                var (status, body) = await agent.TokenAsync(await agent.AskAsync($"Plain {i}.{n}", null, hard.Token), 30, hard.Token);
+                var at = Stopwatch.GetTimestamp();
+                return status == HttpStatusCode.OK ? (at, Stats.Milliseconds(at - started)) : null;
+            }, hard.Token);
+            await streamsDone.CancelAsync();
+            await Task.WhenAll(streams);
+
+            var (mandateRate, mandateP50, mandateP99) = coveredLatency;
+            var (plainRate, plainP50, plainP99) = plainLatency;
+            Console.WriteLine($"  mandate request->token  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, p99 {Stats.F(mandateP99)} ms (not covered: {errors})");
+            Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms");
+            Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
+            var overspent = false;
+            if (shared)
+            {
+                // Every payment spent 0.01: the lowest remainder a token reported must be the total less all of them.
+                var expected = decimal.Parse(Total, CultureInfo.InvariantCulture) - covered * 0.01m;
+                overspent = minRemaining != expected;
+                Console.WriteLine($"  shared mandate          {covered} payments, lowest remaining {minRemaining}, expected {expected}: {(overspent ? "MISMATCH" : "consistent")}");
+            }
+            Stats.Result(engine == "sqlite" ? "mandates" : $"mandates_{engine}_{nodeCount}n",
+                ("mandate_per_s", Stats.F(mandateRate, 1)), ("mandate_p50_ms", Stats.F(mandateP50)), ("mandate_p99_ms", Stats.F(mandateP99)),
+                ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
+                ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
+            return errors == 0 && !overspent ? 0 : 1;
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+            foreach (var client in https)
+            {
+                client.Dispose();
+            }
+            Provisioning.Delete(dataDirectory);
+        }
+    }
+
+    /// <summary>Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate and latency percentiles in the window.</summary>
+    private static async Task<(double Rate, double P50, double P99)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
+        Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+        var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
+        var done = new ConcurrentBag<(long At, double Ms)>();
+        await Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
+        {
+            var n = 0;
+            while (Stopwatch.GetTimestamp() < to && !ct.IsCancellationRequested)
+            {
+                if (await step(i, n++) is { } one)
+                {
+                    done.Add(one);
+                }
+            }
+        }, ct)));
+        var window = done.Where(d => d.At >= from && d.At < to).Select(d => d.Ms).Order().ToList();
+        _ = name;
+        return (window.Count / measure.TotalSeconds, Stats.Percentile(window, 0.50), Stats.Percentile(window, 0.99));
+    }
+
+    private static decimal? Remaining(string tokenResponse)
+    {
+        using var response = JsonDocument.Parse(tokenResponse);
+        var jwt = response.RootElement.GetProperty("access_token").GetString()!;
+        using var claims = JsonDocument.Parse(Base64Url.Decode(jwt.Split('.')[1]));
+        return claims.RootElement.TryGetProperty("mandate", out var m)
+            ? decimal.Parse(m.GetProperty("remaining").GetString()!, CultureInfo.InvariantCulture)
+            : null;
+    }
+}

@@ -1,0 +1,114 @@
+using System.Text.Json;
+using Assent.Server.Approvals;
+using Assent.Server.Common;
+
+namespace Assent.Server.Tests.Storage;
+
+/// <summary>
+/// One mandate spent from two PostgreSQL nodes at once (docs/policies.md §6, docs/storage.md §5): the budget is spent in
+/// the approval's own transaction, so no interleaving overspends it, and a revocation stops it at its commit.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresMandateTests(PostgresCluster cluster)
+{
+    private static async Task<(TestServer A, TestServer B)> TwoNodesAsync(PostgresCluster cluster)
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        // Requests a mandate does not cover wait for a human; a high cap keeps them from being refused meanwhile.
+        var a = await TestServer.StartAsync(shared, configure: o => { o.Database = database; o.Limits.MaxPendingPerAgentPerUser = 1000; });
+        var b = await TestServer.StartAsync(shared, configure: o => { o.Database = database; o.Limits.MaxPendingPerAgentPerUser = 1000; });
+        return (a, b);
+    }
+
+    private static decimal Remaining(JsonElement claims) =>
+        decimal.Parse(claims.GetProperty("mandate").GetProperty("remaining").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public async Task Two_hundred_payments_racing_on_two_nodes_never_overspend_and_exactly_those_that_fit_are_approved()
+    {
+        var (a, b) = await TwoNodesAsync(cluster);
+        await using var _ = a;
+        await using var __ = b;
+        var owner = await a.UserWithDeviceAsync();
+
+        // Equal payments: exactly total / amount of them fit.
+        var even = await a.AgentAsync(owner.Handle);
+        var evenId = await Mandating.ApprovedAsync(a, even, owner, "1.00", "150.00", "none");
+        var results = await Task.WhenAll(Enumerable.Range(0, 200).Select(i => Mandating.PayAsync(i % 2 == 0 ? a : b, even, "1.00")));
+        Assert.Equal(150, results.Count(r => r is not null));
+        Assert.Equal(0m, results.Where(r => r is not null).Min(r => Remaining(r!.Value)));
+        var stored = (await a.Service<MandateBook>().ShowAsync(evenId, owner.UserId, CancellationToken.None))!.Value;
+        Assert.Equal(150, stored.Row.Mandate.Payments);
+        Assert.Equal(15_000, stored.Row.Mandate.Spent);
+        Assert.Equal(150, stored.Payments.Count);
+
+        // Uneven payments: the approved sum never exceeds the total, the store agrees with the tokens, and every payment
+        // refused was refused because it no longer fitted: it is larger than what is left at the end.
+        var other = await a.UserWithDeviceAsync();
+        var uneven = await a.AgentAsync(other.Handle);
+        var unevenId = await Mandating.ApprovedAsync(a, uneven, other, "3.00", "100.00", "none");
+        var random = new Random(14);
+        var amounts = Enumerable.Range(0, 200).Select(_ => MinorUnits.Format(random.Next(1, 301), "USD")).ToArray();
+        var paid = await Task.WhenAll(amounts.Select((amount, i) => Mandating.PayAsync(i % 2 == 0 ? a : b, uneven, amount)));
+        var approvedSum = amounts.Where((_, i) => paid[i] is not null).Sum(x => decimal.Parse(x, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(approvedSum <= 100m, $"approved {approvedSum} of 100.00");
+        var after = (await a.Service<MandateBook>().ShowAsync(unevenId, other.UserId, CancellationToken.None))!.Value.Row.Mandate;
+        Assert.Equal(approvedSum * 100, after.Spent);
+        var left = 100m - approvedSum;
+        Assert.All(amounts.Where((_, i) => paid[i] is null), x => Assert.True(decimal.Parse(x, System.Globalization.CultureInfo.InvariantCulture) > left,
+            $"{x} was refused though {left} was left"));
+        Assert.Contains(paid, p => p is null);
+    }
+
+    [Fact]
+    public async Task A_mandate_revoked_while_payments_race_on_two_nodes_approves_none_after_the_revocation_commits()
+    {
+        var (a, b) = await TwoNodesAsync(cluster);
+        await using var _ = a;
+        await using var __ = b;
+        var owner = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(owner.Handle);
+        var id = await Mandating.ApprovedAsync(a, agent, owner, "1.00", "100000.00", "none");
+
+        using var stop = new CancellationTokenSource();
+        var startedAfterRevocation = 0L;
+        var revokedAt = long.MaxValue;
+        var coveredAfter = 0;
+        async Task PayUntilStoppedAsync(TestServer node)
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var started = System.Diagnostics.Stopwatch.GetTimestamp();
+                var covered = await Mandating.PayAsync(node, agent, "0.01") is not null;
+                if (started > Interlocked.Read(ref revokedAt))
+                {
+                    Interlocked.Increment(ref startedAfterRevocation);
+                    if (covered)
+                    {
+                        Interlocked.Increment(ref coveredAfter);
+                    }
+                }
+            }
+        }
+        var racers = Enumerable.Range(0, 8).Select(i => Task.Run(() => PayUntilStoppedAsync(i % 2 == 0 ? a : b))).ToArray();
+        var book = a.Service<MandateBook>();
+        while ((await book.ShowAsync(id, owner.UserId, CancellationToken.None))!.Value.Row.Mandate.Payments < 40)
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.True(await b.Service<MandateBook>().RevokeAsync(id, owner.UserId, owner.DeviceId, CancellationToken.None));
+        Interlocked.Exchange(ref revokedAt, System.Diagnostics.Stopwatch.GetTimestamp());
+        var atRevocation = (await book.ShowAsync(id, owner.UserId, CancellationToken.None))!.Value.Row.Mandate.Payments;
+        while (Interlocked.Read(ref startedAfterRevocation) < 40)
+        {
+            await Task.Delay(10);
+        }
+        await stop.CancelAsync();
+        await Task.WhenAll(racers);
+
+        Assert.Equal(0, coveredAfter);
+        Assert.Equal(atRevocation, (await book.ShowAsync(id, owner.UserId, CancellationToken.None))!.Value.Row.Mandate.Payments);
+    }
+}
