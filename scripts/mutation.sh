@@ -22,7 +22,7 @@ areas=(
   "payload|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/Approvals/ApprovalPayload.cs|"
   "evidence|tests/Assent.Client.Tests|Assent.Client.csproj|**/Verification/Evidence.cs|"
   "device-signatures|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/Devices/DeviceSignatures.cs|"
-  "device-auth|tests/Assent.Server.Tests|Assent.Server.csproj|**/Authentication/DeviceSignatureHandler.cs|FullyQualifiedName~BadInputTests|FullyQualifiedName~DeviceOwnershipTests|FullyQualifiedName~AuditEndpointTests"
+  "device-auth|tests/Assent.Server.Tests|Assent.Server.csproj|**/Authentication/DeviceSignatureHandler.cs|FullyQualifiedName~DeviceAuthenticationTests|FullyQualifiedName~BadInputTests|FullyQualifiedName~DeviceOwnershipTests|FullyQualifiedName~AuditEndpointTests"
   "transitions|tests/Assent.Server.Tests|Assent.Server.csproj|**/Storage/ApprovalStore.cs;**/Storage/Postgres/PostgresApprovalStore.cs|FullyQualifiedName~StoreContract"
   "webauthn|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/WebAuthn/WebAuthnVerifier.cs|"
   "passkeys|tests/Assent.Server.Tests|Assent.Server.csproj|**/Identity/PasskeyCeremonies.cs|FullyQualifiedName~Passkey"
