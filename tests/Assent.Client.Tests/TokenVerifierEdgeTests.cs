@@ -283,6 +283,43 @@ public sealed class TokenVerifierEdgeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_well_formed_token_of_another_algorithm_or_with_a_changed_signature_is_refused_by_name()
+    {
+        using var verifier = Verifier();
+        var claims = JsonSerializer.Serialize(ForgedIssuer.Claims());
+        var token = _forge.Sign(ForgedIssuer.Claims());
+        var flipped = token[..^2] + (token[^2] == 'A' ? 'B' : 'A') + token[^1];
+
+        await AssertRefusedAsync(verifier, SignRaw("""{"alg":"ES256","typ":"at+jwt","kid":"forge-key"}""", claims), TokenErrors.InvalidSignature,
+            "alg 'ES256' is not accepted; only EdDSA");
+        await AssertRefusedAsync(verifier, SignRaw("""{"typ":"at+jwt","kid":"forge-key"}""", claims), TokenErrors.InvalidSignature,
+            "alg '' is not accepted; only EdDSA");
+        await AssertRefusedAsync(verifier, flipped, TokenErrors.InvalidSignature, "the signature does not verify");
+    }
+
+    [Fact]
+    public async Task A_token_without_scope_has_an_empty_scope()
+    {
+        using var verifier = Verifier();
+        var token = SignClaims(ForgedIssuer.Claims(), c => c.Remove("scope"));
+
+        var verified = await verifier.VerifyAsync(token, new() { Audience = "agent", CheckEvidence = false, CheckReplay = false }, CancellationToken.None);
+
+        Assert.Equal("", verified.Scope);
+    }
+
+    [Fact]
+    public async Task Disposing_a_verifier_leaves_the_callers_http_client_usable()
+    {
+        using var http = _forge.Http();
+        new TokenVerifier(ForgedIssuer.Issuer, new() { HttpClient = http }).Dispose();
+
+        using var response = await http.GetAsync(ForgedIssuer.Issuer + "/jwks");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
     public async Task A_token_that_does_not_parse_names_a_foreign_algorithm_when_its_header_has_one()
     {
         using var verifier = Verifier();
