@@ -255,6 +255,76 @@ public sealed class PasskeyEvidenceTests : IDisposable
             await RefusedAsync(Claims(_alice.Did, PhoneEvidence(_alice, Payload(_alice.Did, req: "apr_other")))));
     }
 
+    [Theory]
+    [InlineData("client_id", "agt_other")]
+    [InlineData("scope", "openid admin")]
+    [InlineData("binding_message", "Delete everything")]
+    public async Task Each_token_claim_that_differs_from_the_signed_payload_is_named(string claim, string value)
+    {
+        var claims = Claims(_alice.Did, PasskeyEvidence(_alice, Payload(_alice.Did)));
+        claims[claim] = value;
+        if (claim == "client_id")
+        {
+            claims["act"] = new JsonObject { ["sub"] = value };
+        }
+
+        Assert.Equal($"the signed payload's {claim} differs from the token's", await RefusedAsync(claims));
+    }
+
+    [Fact]
+    public async Task Authorization_details_the_payload_does_not_carry_are_named()
+    {
+        var claims = Claims(_alice.Did, PhoneEvidence(_alice, Payload(_alice.Did)));
+        claims["authorization_details"] = JsonNode.Parse("""[{"type":"payment","amount":"1.00"}]""");
+
+        Assert.Equal("the signed payload's authorization_details differs from the token's", await RefusedAsync(claims));
+    }
+
+    [Fact]
+    public async Task Evidence_missing_its_parts_or_naming_an_unlisted_device_or_kind_is_refused_by_name()
+    {
+        var payload = Payload(_alice.Did);
+        var claims = Claims(_alice.Did, PhoneEvidence(_alice, payload));
+        claims.Remove("evidence");
+        Assert.Equal("the token carries no evidence", await RefusedAsync(claims));
+
+        foreach (var (member, message) in new[] { ("payload", "the evidence has no payload"), ("sig", "the evidence has no sig") })
+        {
+            var evidence = PhoneEvidence(_alice, payload);
+            evidence.Remove(member);
+            Assert.Equal(message, await RefusedAsync(Claims(_alice.Did, evidence)));
+        }
+        var deviceless = PhoneEvidence(_alice, payload);
+        deviceless.Remove("device");
+        Assert.Equal("the evidence device is not a verification method of the token's subject", await RefusedAsync(Claims(_alice.Did, deviceless)));
+        Assert.Equal("the evidence device is not a verification method of the token's subject",
+            await RefusedAsync(Claims(_alice.Did, PhoneEvidence(_bob, payload))));
+
+        var unlisted = PhoneEvidence(_alice, payload);
+        unlisted["device"] = _alice.Did + "#dev_gone";
+        Assert.Equal($"{_alice.Did}#dev_gone is not listed in the approver's DID document: unknown or revoked device",
+            await RefusedAsync(Claims(_alice.Did, unlisted)));
+
+        var unknownKind = PhoneEvidence(_alice, payload);
+        unknownKind["kind"] = "rsa";
+        Assert.Equal("unknown evidence kind 'rsa'", await RefusedAsync(Claims(_alice.Did, unknownKind)));
+
+        var flipped = PhoneEvidence(_alice, payload);
+        var sig = Base64Url.Decode(flipped["sig"]!.GetValue<string>());
+        sig[0] ^= 1;
+        flipped["sig"] = Base64Url.Encode(sig);
+        Assert.Equal("the device signature over the approval payload does not verify", await RefusedAsync(Claims(_alice.Did, flipped)));
+    }
+
+    [Fact]
+    public async Task A_quorum_entry_whose_device_has_a_one_letter_did_is_looked_up_as_that_did()
+    {
+        var entry = PhoneEvidence(_alice, Payload(_alice.Did));
+        entry["device"] = "a#dev_phone";
+
+        Assert.Equal("the approver 'a' is not a resolvable did:web", await RefusedAsync(Claims(_alice.Did, new JsonArray(entry), "a")));
+    }
+
     [Fact]
     public async Task A_quorum_array_names_every_approving_device_in_order_passkeys_and_phones_alike()
     {
