@@ -10,6 +10,9 @@
 #
 # Environment: STRYKER_CONCURRENCY (default 1: one test run at a time), STRYKER_BREAK (fail below
 # this score, default 0), STRYKER_LEVEL (Basic|Standard|Advanced|Complete, default Standard).
+# To narrow one area on a slow machine: STRYKER_FILES (';'-separated globs, instead of the area's
+# files) and STRYKER_FILTER (a test filter, instead of the area's), e.g.
+#   STRYKER_FILES='**/Storage/ApprovalStore.cs' STRYKER_FILTER='FullyQualifiedName~SqliteStoreContract' scripts/mutation.sh transitions
 # Reports (html, json, a text table) land in artifacts/mutation/<area>/; the score and every
 # surviving mutant are printed at the end of each area.
 set -euo pipefail
@@ -22,7 +25,7 @@ areas=(
   "payload|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/Approvals/ApprovalPayload.cs|"
   "evidence|tests/Assent.Client.Tests|Assent.Client.csproj|**/Verification/Evidence.cs|"
   "device-signatures|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/Devices/DeviceSignatures.cs|"
-  "device-auth|tests/Assent.Server.Tests|Assent.Server.csproj|**/Authentication/DeviceSignatureHandler.cs|FullyQualifiedName~BadInputTests|FullyQualifiedName~DeviceOwnershipTests|FullyQualifiedName~AuditEndpointTests"
+  "device-auth|tests/Assent.Server.Tests|Assent.Server.csproj|**/Authentication/DeviceSignatureHandler.cs|FullyQualifiedName~DeviceAuthenticationTests|FullyQualifiedName~BadInputTests|FullyQualifiedName~DeviceOwnershipTests|FullyQualifiedName~AuditEndpointTests"
   "transitions|tests/Assent.Server.Tests|Assent.Server.csproj|**/Storage/ApprovalStore.cs;**/Storage/Postgres/PostgresApprovalStore.cs|FullyQualifiedName~StoreContract"
   "webauthn|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/WebAuthn/WebAuthnVerifier.cs|"
   "passkeys|tests/Assent.Server.Tests|Assent.Server.csproj|**/Identity/PasskeyCeremonies.cs|FullyQualifiedName~Passkey"
@@ -52,6 +55,8 @@ for want in "${wanted[@]}"; do
   IFS='|' read -r name tests project files filter <<<"$line"
   # The filter may itself hold '|' (alternatives): everything after the fifth field is the filter.
   filter=${line#*|*|*|*|}
+  files=${STRYKER_FILES:-$files}
+  filter=${STRYKER_FILTER:-$filter}
   out="$root/artifacts/mutation/$name"
   rm -rf "$out"
   mkdir -p "$out"

@@ -69,5 +69,6 @@ public sealed class QuorumVerifierTests(Issuers issuers)
         var e = await Assert.ThrowsAsync<TokenVerificationException>(() =>
             verifier.VerifyAsync(approval.AccessToken!, new() { Scope = "approve:action", RequiredApprovers = 2, CheckReplay = false }, CancellationToken.None));
         Assert.Equal(TokenErrors.EvidenceMismatch, e.Code);
+        Assert.Equal("2 distinct approvers are required; the evidence proves 1", e.Message);
     }
 }

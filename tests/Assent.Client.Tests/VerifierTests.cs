@@ -188,25 +188,31 @@ public sealed class VerifierTests(Issuers issuers)
     {
         using var forge = new ForgedIssuer();
         using var verifier = new TokenVerifier(ForgedIssuer.Issuer, new() { HttpClient = forge.Http() });
-        var notApprovals = new Dictionary<string, Dictionary<string, object?>>
+        const string noTxn = "not an approval: no txn names the approval request";
+        const string noAct = "not an approval: no act object names the agent acting for the approver";
+        const string otherAct = "not an approval: act.sub is not the token's client_id";
+        var withoutClientId = ForgedIssuer.Claims();
+        withoutClientId.Remove("client_id");
+        var notApprovals = new Dictionary<string, (Dictionary<string, object?> Claims, string Message)>
         {
             // What client_credentials used to issue: the agent's own id as sub, its approval scope, nothing else.
-            ["client_credentials"] = ForgedIssuer.Claims(sub: "agent", txn: null, noAct: true),
+            ["client_credentials"] = (ForgedIssuer.Claims(sub: "agent", txn: null, noAct: true), noTxn),
             // A human's CLI session: a DID and a txn, but no agent acting for them.
-            ["session"] = ForgedIssuer.Claims(noAct: true),
-            ["no txn"] = ForgedIssuer.Claims(txn: null),
-            ["act a string"] = ForgedIssuer.Claims(act: "agent"),
-            ["act of another agent"] = ForgedIssuer.Claims(act: new Dictionary<string, string> { ["sub"] = "other" }),
-            ["sub not a DID"] = ForgedIssuer.Claims(sub: "agent"),
+            ["session"] = (ForgedIssuer.Claims(noAct: true), noAct),
+            ["no txn"] = (ForgedIssuer.Claims(txn: null), noTxn),
+            ["act a string"] = (ForgedIssuer.Claims(act: "agent"), noAct),
+            ["act of another agent"] = (ForgedIssuer.Claims(act: new Dictionary<string, string> { ["sub"] = "other" }), otherAct),
+            ["no client_id"] = (withoutClientId, otherAct),
+            ["sub not a DID"] = (ForgedIssuer.Claims(sub: "agent"), "not an approval: sub 'agent' is not the did:web DID of an approver"),
         };
 
-        foreach (var (name, claims) in notApprovals)
+        foreach (var (name, (claims, message)) in notApprovals)
         {
             foreach (var options in new[] { ForgedActionScope, ActionScope })
             {
                 var e = await Assert.ThrowsAsync<TokenVerificationException>(() => verifier.VerifyAsync(forge.Sign(claims), options, CancellationToken.None));
                 Assert.True(e.Code == TokenErrors.EvidenceMismatch, $"{name}: {e.Code}: {e.Message}");
-                Assert.StartsWith("not an approval: ", e.Message);
+                Assert.Equal(message, e.Message);
             }
         }
         await verifier.VerifyAsync(forge.Sign(ForgedIssuer.Claims()), ForgedActionScope, CancellationToken.None);

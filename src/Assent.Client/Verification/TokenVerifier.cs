@@ -27,6 +27,10 @@ public sealed class TokenVerifier : IDisposable
 {
     private static readonly TimeSpan MaxSkew = TimeSpan.FromSeconds(60);
 
+    // The NumericDates a token may carry: DateTimeOffset's range, less the largest skew added to exp.
+    private static readonly long MinTime = DateTimeOffset.MinValue.ToUnixTimeSeconds();
+    private static readonly long MaxTime = DateTimeOffset.MaxValue.ToUnixTimeSeconds() - (long)MaxSkew.TotalSeconds;
+
     private readonly string _issuer;
     private readonly TimeProvider _time;
     private readonly long _skewSeconds;
@@ -359,7 +363,10 @@ public sealed class TokenVerifier : IDisposable
             return v.ValueKind == JsonValueKind.String ? v.GetString() : throw Fail(TokenErrors.MalformedToken, $"{name} is not a string");
         }
 
-        /// <summary>RFC 7519 §2 NumericDate: seconds, possibly fractional.</summary>
+        /// <summary>
+        /// RFC 7519 §2 NumericDate: seconds, possibly fractional, within what <see cref="DateTimeOffset"/> holds once the
+        /// largest skew is added; a time outside it is malformed, not an exception the caller did not expect.
+        /// </summary>
         private static long? Time(JsonElement root, string name)
         {
             if (!root.TryGetProperty(name, out var v))
@@ -370,9 +377,12 @@ public sealed class TokenVerifier : IDisposable
             {
                 if (v.TryGetInt64(out var whole))
                 {
-                    return whole;
+                    if (whole >= MinTime && whole <= MaxTime)
+                    {
+                        return whole;
+                    }
                 }
-                if (v.TryGetDouble(out var fractional) && double.IsFinite(fractional) && Math.Abs(fractional) < 1e15)
+                else if (v.TryGetDouble(out var fractional) && fractional >= MinTime && fractional <= MaxTime)
                 {
                     return (long)Math.Floor(fractional);
                 }

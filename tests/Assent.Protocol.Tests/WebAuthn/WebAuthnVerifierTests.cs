@@ -43,8 +43,9 @@ public sealed class WebAuthnVerifierTests
         var flipped = signature.ToArray();
         flipped[flipped.Length / 2] ^= 0x01;
 
-        Assert.Equal(WebAuthnFailures.InvalidSignature, Verify(passkey, authData, clientData, flipped).Error?.Code);
-        Assert.Equal(WebAuthnFailures.InvalidSignature, Verify(passkey, authData, clientData, signature[..^1]).Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidSignature, "assertion signature does not verify"), Verify(passkey, authData, clientData, flipped).Error);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidSignature, "assertion signature does not verify"),
+            Verify(passkey, authData, clientData, signature[..^1]).Error);
     }
 
     [Fact]
@@ -67,7 +68,7 @@ public sealed class WebAuthnVerifierTests
 
         var result = Verify(passkey, TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(deny));
 
-        Assert.Equal(WebAuthnFailures.ChallengeMismatch, result.Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.ChallengeMismatch, "challenge is not the one expected"), result.Error);
     }
 
     [Fact]
@@ -76,7 +77,7 @@ public sealed class WebAuthnVerifierTests
         using var passkey = TestPasskey.Create("EdDSA");
         var result = Verify(passkey, TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(Challenge, ClientData.TypeCreate));
 
-        Assert.Equal(WebAuthnFailures.WrongType, result.Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.WrongType, "client data type is webauthn.create, not webauthn.get"), result.Error);
     }
 
     [Fact]
@@ -87,8 +88,11 @@ public sealed class WebAuthnVerifierTests
         var clientData = TestPasskey.ClientDataJson(Challenge, origin: "https://evil.example");
 
         Assert.True(Verify(passkey, authData, clientData).Succeeded);
-        Assert.Equal(WebAuthnFailures.OriginNotAllowed, Verify(passkey, authData, clientData, origins: [TestPasskey.Origin]).Error?.Code);
-        Assert.Equal(WebAuthnFailures.RpIdMismatch, Verify(passkey, authData, clientData, rpId: TestPasskey.RpId).Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.OriginNotAllowed, "origin https://evil.example is not allowed"),
+            Verify(passkey, authData, clientData, origins: [TestPasskey.Origin]).Error);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.RpIdMismatch, "rpIdHash is not SHA-256 of assent.example"),
+            Verify(passkey, authData, clientData, rpId: TestPasskey.RpId).Error);
+        Assert.True(Verify(passkey, authData, clientData, rpId: "example.com", origins: ["https://evil.example"]).Succeeded);
     }
 
     [Fact]
@@ -98,18 +102,43 @@ public sealed class WebAuthnVerifierTests
         var clientData = Encoding.UTF8.GetBytes(
             $"{{\"type\":\"webauthn.get\",\"challenge\":\"{Base64Url.Encode(Challenge)}\",\"origin\":\"{TestPasskey.Origin}\",\"crossOrigin\":true}}");
 
-        Assert.Equal(WebAuthnFailures.CrossOriginRefused, Verify(passkey, TestPasskey.AuthenticatorData(), clientData).Error?.Code);
+        // WebAuthn L3 §5.8.1: topOrigin is only present for a ceremony in a cross-origin iframe; refused even with crossOrigin false.
+        var framed = TestPasskey.ClientDataJson(Challenge, extra: ",\"topOrigin\":\"https://host.example\"");
+        var refusal = new WebAuthnError(WebAuthnFailures.CrossOriginRefused, "the ceremony ran in a cross-origin iframe");
+
+        Assert.Equal(refusal, Verify(passkey, TestPasskey.AuthenticatorData(), clientData).Error);
+        Assert.Equal(refusal, Verify(passkey, TestPasskey.AuthenticatorData(), framed).Error);
     }
 
     [Theory]
-    [InlineData(AuthenticatorFlags.UserVerified, WebAuthnFailures.UserNotPresent)]
-    [InlineData(AuthenticatorFlags.UserPresent, WebAuthnFailures.UserNotVerified)]
-    [InlineData(AuthenticatorFlags.UserPresent | AuthenticatorFlags.UserVerified | AuthenticatorFlags.BackupState, WebAuthnFailures.InvalidBackupFlags)]
-    public void Flags_are_refused_without_user_presence_and_verification_or_with_bs_but_not_be(AuthenticatorFlags flags, string code)
+    [InlineData(AuthenticatorFlags.UserVerified, WebAuthnFailures.UserNotPresent, "the UP flag is not set")]
+    [InlineData(AuthenticatorFlags.UserPresent, WebAuthnFailures.UserNotVerified, "the UV flag is not set")]
+    [InlineData(AuthenticatorFlags.UserPresent | AuthenticatorFlags.UserVerified | AuthenticatorFlags.BackupState, WebAuthnFailures.InvalidBackupFlags,
+        "BS is set without BE")]
+    public void Flags_are_refused_without_user_presence_and_verification_or_with_bs_but_not_be(AuthenticatorFlags flags, string code, string detail)
     {
         using var passkey = TestPasskey.Create("EdDSA");
 
-        Assert.Equal(code, Verify(passkey, TestPasskey.AuthenticatorData(flags), TestPasskey.ClientDataJson(Challenge)).Error?.Code);
+        Assert.Equal(new WebAuthnError(code, detail), Verify(passkey, TestPasskey.AuthenticatorData(flags), TestPasskey.ClientDataJson(Challenge)).Error);
+    }
+
+    [Fact]
+    public void A_backed_up_passkey_verifies_and_user_verification_is_waived_only_when_the_caller_says_so()
+    {
+        using var passkey = TestPasskey.Create("ES256");
+        var clientData = TestPasskey.ClientDataJson(Challenge);
+        var backedUp = TestPasskey.AuthenticatorData(
+            AuthenticatorFlags.UserPresent | AuthenticatorFlags.UserVerified | AuthenticatorFlags.BackupEligible | AuthenticatorFlags.BackupState);
+        var presentOnly = TestPasskey.AuthenticatorData(AuthenticatorFlags.UserPresent);
+
+        Assert.True(Verify(passkey, backedUp, clientData).Succeeded);
+        var waived = WebAuthnVerifier.VerifyAssertionSignature(presentOnly, clientData, passkey.Sign(presentOnly, clientData), passkey.Jwk, Challenge,
+            requireUserVerification: false);
+        Assert.True(waived.Succeeded, waived.Error?.Detail);
+        Assert.Equal(AuthenticatorFlags.UserPresent, waived.Value.Flags);
+        // The default requires it.
+        Assert.Equal(WebAuthnFailures.UserNotVerified,
+            WebAuthnVerifier.VerifyAssertionSignature(presentOnly, clientData, passkey.Sign(presentOnly, clientData), passkey.Jwk, Challenge).Error?.Code);
     }
 
     [Fact]
@@ -119,25 +148,38 @@ public sealed class WebAuthnVerifierTests
         var clientData = TestPasskey.ClientDataJson(Challenge);
         var duplicate = TestPasskey.ClientDataJson(Challenge, extra: ",\"type\":\"webauthn.get\"");
 
-        Assert.Equal(WebAuthnFailures.MalformedAuthenticatorData, Verify(passkey, TestPasskey.AuthenticatorData()[..36], clientData).Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.MalformedAuthenticatorData, "authenticator data is 36 bytes, shorter than 37"),
+            Verify(passkey, TestPasskey.AuthenticatorData()[..36], clientData).Error);
         Assert.Equal(WebAuthnFailures.MalformedClientData, Verify(passkey, TestPasskey.AuthenticatorData(), duplicate).Error?.Code);
     }
 
     [Theory]
-    [InlineData("""{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", WebAuthnFailures.InvalidKey)]
-    [InlineData("""{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}""", WebAuthnFailures.InvalidKey)]
-    [InlineData("""{"kty":"OKP","crv":"Ed25519","x":"AAAA"}""", WebAuthnFailures.InvalidKey)]
-    [InlineData("""{"kty":"RSA","n":"AQAB","e":"AQAB"}""", WebAuthnFailures.InvalidKey)]
-    [InlineData("""{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm)]
-    [InlineData("""{"kty":"oct","k":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm)]
-    public void Jwks_that_are_not_usable_keys_are_refused(string json, string code)
+    [InlineData("""{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", WebAuthnFailures.InvalidKey, "a P-256 JWK needs x and y of 32 bytes each")]
+    [InlineData("""{"kty":"EC","crv":"P-256","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}""", WebAuthnFailures.InvalidKey,
+        "a P-256 JWK needs x and y of 32 bytes each")]
+    [InlineData("""{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AA"}""", WebAuthnFailures.InvalidKey,
+        "a P-256 JWK needs x and y of 32 bytes each")]
+    [InlineData("""{"kty":"EC","crv":"P-256","x":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE","y":"AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE"}""",
+        WebAuthnFailures.InvalidKey, "the P-256 point is not on the curve")]
+    [InlineData("""{"kty":"OKP","crv":"Ed25519","x":"AAAA"}""", WebAuthnFailures.InvalidKey, "an Ed25519 JWK needs an x of 32 bytes")]
+    [InlineData("""{"kty":"RSA","n":"AQAB","e":"AQAB"}""", WebAuthnFailures.InvalidKey, "an RSA modulus of 17 bits is outside 2048–8192, or n or e is even")]
+    [InlineData("""{"kty":"RSA","e":"AQAB"}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"RSA","n":"AQAB"}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"RSA","n":"","e":"AQAB"}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"RSA","n":"AQAB","e":""}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"RSA","n":"AAEAAQ","e":"AQAB"}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"RSA","n":"AQAB","e":"AAEAAQ"}""", WebAuthnFailures.InvalidKey, "an RSA JWK needs n and e as minimal big-endian integers")]
+    [InlineData("""{"kty":"EC","crv":"P-384","x":"AA","y":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm, "JWK kty EC with crv P-384 is not supported")]
+    [InlineData("""{"kty":"OKP","crv":"X25519","x":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm, "JWK kty OKP with crv X25519 is not supported")]
+    [InlineData("""{"kty":"oct","k":"AA"}""", WebAuthnFailures.UnsupportedAlgorithm, "JWK kty oct with crv (none) is not supported")]
+    public void Jwks_that_are_not_usable_keys_are_refused(string json, string code, string detail)
     {
         var jwk = System.Text.Json.JsonSerializer.Deserialize<Jwk>(json)!;
 
         Assert.False(WebAuthnVerifier.IsUsableKey(jwk, out var error));
-        Assert.Equal(code, error.Code);
+        Assert.Equal(new WebAuthnError(code, detail), error);
         var result = WebAuthnVerifier.VerifyAssertionSignature(TestPasskey.AuthenticatorData(), TestPasskey.ClientDataJson(Challenge), new byte[64], jwk, Challenge);
-        Assert.Equal(code, result.Error?.Code);
+        Assert.Equal(new WebAuthnError(code, detail), result.Error);
     }
 
     /// <summary>An RSA modulus of exactly <paramref name="bits"/> bits (top bit set), odd unless told otherwise.</summary>
@@ -167,7 +209,11 @@ public sealed class WebAuthnVerifierTests
         Assert.Equal(usable, WebAuthnVerifier.IsUsableKey(jwk, out var error));
         if (!usable)
         {
-            Assert.Equal(WebAuthnFailures.InvalidKey, error!.Code);
+            // An exponent of more than four bytes fails the encoding check, before the size is looked at.
+            var detail = exponent.Length > 4
+                ? "an RSA JWK needs n and e as minimal big-endian integers"
+                : $"an RSA modulus of {bits} bits is outside 2048–8192, or n or e is even";
+            Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidKey, detail), error);
         }
     }
 }
