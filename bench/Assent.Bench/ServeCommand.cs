@@ -1,5 +1,6 @@
 using Assent.Server.Common;
 using Assent.Server.Hosting;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -23,6 +24,9 @@ internal static class ServeCommand
         // `signin` drives every browser from the one loopback address, which the per-address limit of the sign-in
         // doors (docs/deployment.md §10) would otherwise hold to 30 a minute.
         options.Limits.CreationsPerMinute = 1_000_000;
+        // Settings from the environment win, as for `assent server` (Assent__Webhooks__BacklogPerSecond=…): one build
+        // compared with itself under another setting, side by side.
+        new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection(AssentOptions.Section).Bind(options);
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
         if (args.Flag("stop-on-stdin-eof"))
         {
