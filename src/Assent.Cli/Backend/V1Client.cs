@@ -35,6 +35,13 @@ internal sealed class V1Client : IDisposable
 
     public Uri Server { get; }
 
+    /// <summary>A client for the signed-in human (<c>assent auth login</c>): their profile and its fresh session token as the bearer.</summary>
+    public static async Task<(Profiles.HumanProfile Profile, V1Client Client)> ForSignedInAsync(CancellationToken ct)
+    {
+        var (_, profile, _) = await Commands.AuthCommands.FreshSessionAsync(Profiles.ProfileStore.ForCurrentUser(), ct);
+        return (profile, new V1Client(ServerUrl.Parse(profile.Server, "the profile's server"), profile.AccessToken));
+    }
+
     /// <summary>The key from <paramref name="file"/> (first line) or <c>ASSENT_API_KEY</c>; a usage error names both when neither is there.</summary>
     public static string ApiKey(string? file)
     {

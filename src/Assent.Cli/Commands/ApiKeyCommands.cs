@@ -23,12 +23,6 @@ internal static class ApiKeyCommands
             Create(), List(), Revoke(),
         };
 
-    private static async Task<(HumanProfile Profile, V1Client Client)> SessionAsync(CancellationToken ct)
-    {
-        var (_, profile, _) = await AuthCommands.FreshSessionAsync(ProfileStore.ForCurrentUser(), ct);
-        return (profile, new V1Client(ServerUrl.Parse(profile.Server, "the profile's server"), profile.AccessToken));
-    }
-
     private static Command Create()
     {
         var name = new Option<string>("--name") { Description = "A name for the key, e.g. billing-backend", Required = true };
@@ -46,7 +40,7 @@ internal static class ApiKeyCommands
         {
             var asJson = parse.GetValue(json);
             var text = asJson ? Console.Error : Console.Out;
-            var (profile, client) = await SessionAsync(ct);
+            var (profile, client) = await V1Client.ForSignedInAsync(ct);
             using (client)
             {
                 var list = parse.GetValue(scopes)!.Split([',', ' '], StringSplitOptions.RemoveEmptyEntries);
@@ -93,7 +87,7 @@ internal static class ApiKeyCommands
         var command = new Command("list", "Your API keys and when each was last used. Example: assent apikey list") { json };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            var (_, client) = await SessionAsync(ct);
+            var (_, client) = await V1Client.ForSignedInAsync(ct);
             using (client)
             {
                 var answer = await client.SendAsync(HttpMethod.Get, "/v1/api-keys", V1Json.Default.ApiKeyList, ct);
@@ -127,7 +121,7 @@ internal static class ApiKeyCommands
         var command = new Command("revoke", "Revoke one of your API keys; calls with it are refused at once. Example: assent apikey revoke key_…") { id };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            var (_, client) = await SessionAsync(ct);
+            var (_, client) = await V1Client.ForSignedInAsync(ct);
             using (client)
             {
                 var answer = await client.SendAsync(HttpMethod.Delete, $"/v1/api-keys/{Uri.EscapeDataString(parse.GetValue(id)!)}", CliJson.Default.String, ct);

@@ -26,12 +26,6 @@ internal static class MandateCommands
             Request(), List(), Show(), Revoke(),
         };
 
-    private static async Task<V1Client> SessionAsync(CancellationToken ct)
-    {
-        var (_, profile, _) = await AuthCommands.FreshSessionAsync(ProfileStore.ForCurrentUser(), ct);
-        return new V1Client(ServerUrl.Parse(profile.Server, "the profile's server"), profile.AccessToken);
-    }
-
     private static Command Request()
     {
         var currency = new Option<string>("--currency") { Description = "ISO 4217 currency of every limit, e.g. USD", Required = true };
@@ -137,7 +131,7 @@ internal static class MandateCommands
         var command = new Command("list", "Your spending mandates: limits, what this period has spent and has left. Example: assent mandate list") { json };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Get, "/v1/mandates", MandateJson.Default.MandateList, ct);
             var list = answer.Body ?? throw V1Client.Refused(answer);
             if (parse.GetValue(json))
@@ -168,7 +162,7 @@ internal static class MandateCommands
         var command = new Command("show", "One mandate: its limits, spending and each payment it approved. Example: assent mandate show mnd_…") { id, json };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Get, $"/v1/mandates/{Uri.EscapeDataString(parse.GetValue(id)!)}", MandateJson.Default.MandateResponse, ct);
             var m = answer.Body ?? throw V1Client.Refused(answer);
             if (parse.GetValue(json))
@@ -199,7 +193,7 @@ internal static class MandateCommands
         var command = new Command("revoke", "Revoke one of your mandates: it approves nothing more. Example: assent mandate revoke mnd_…") { id };
         command.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Post, $"/v1/mandates/{Uri.EscapeDataString(parse.GetValue(id)!)}/revoke", CliJson.Default.String, ct);
             if (answer.Status != HttpStatusCode.NoContent)
             {

@@ -28,12 +28,6 @@ internal sealed partial class PayJson : JsonSerializerContext;
 internal static class PaymentCommands
 {
 
-    private static async Task<V1Client> SessionAsync(CancellationToken ct)
-    {
-        var (_, profile, _) = await AuthCommands.FreshSessionAsync(ProfileStore.ForCurrentUser(), ct);
-        return new V1Client(ServerUrl.Parse(profile.Server, "the profile's server"), profile.AccessToken);
-    }
-
     internal static Command Wallet()
     {
         var createJson = StoreOptions.Json();
@@ -43,7 +37,7 @@ internal static class PaymentCommands
         };
         create.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Post, "/v1/wallet", PaymentJson.Default.WalletResponse, ct);
             var wallet = answer.Body ?? throw V1Client.Refused(answer);
             await ShowAsync(wallet, parse.GetValue(createJson), answer.Status == HttpStatusCode.Created ? "Made your payment wallet." : "You have a payment wallet already.");
@@ -56,7 +50,7 @@ internal static class PaymentCommands
         };
         show.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Get, "/v1/wallet", PaymentJson.Default.WalletResponse, ct);
             if (answer.Status == HttpStatusCode.NotFound)
             {
@@ -199,7 +193,7 @@ internal static class PaymentCommands
         var list = new Command("list", "The payments your agents made or asked for, newest first, with their approval and receipt. Example: assent payments list") { json };
         list.SetAction(CliApp.Guard(async (parse, ct) =>
         {
-            using var client = await SessionAsync(ct);
+            using var client = (await V1Client.ForSignedInAsync(ct)).Client;
             var answer = await client.SendAsync(HttpMethod.Get, "/v1/payments", PaymentJson.Default.PaymentList, ct);
             var payments = answer.Body ?? throw V1Client.Refused(answer);
             if (parse.GetValue(json))
