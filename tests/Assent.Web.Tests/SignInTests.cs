@@ -547,18 +547,40 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
 
     private Task<TaskCompletionSource<string>> CaptureCallbackAsync(Phone phone) => Task.FromResult(CaptureCallback(phone, RedirectUri));
 
-    /// <summary>The next request the page makes to <paramref name="prefix"/> (a redirect's target included).</summary>
+    /// <summary>
+    /// The next request the page makes to <paramref name="prefix"/> (a redirect's target included). A navigation completes
+    /// it only once the page has committed to it: a test's next navigation would otherwise interrupt this one.
+    /// </summary>
     private static TaskCompletionSource<string> CaptureCallback(Phone phone, string prefix)
     {
         var returned = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        string? requested = null;
+        void Finish()
+        {
+            phone.Page.Request -= OnRequest;
+            phone.Page.FrameNavigated -= OnNavigated;
+            returned.TrySetResult(requested!);
+        }
         void OnRequest(object? sender, IRequest request)
         {
-            if (request.Url.StartsWith(prefix, StringComparison.Ordinal) && returned.TrySetResult(request.Url))
+            if (requested is null && request.Url.StartsWith(prefix, StringComparison.Ordinal))
             {
-                phone.Page.Request -= OnRequest;
+                requested = request.Url;
+                if (!request.IsNavigationRequest)
+                {
+                    Finish();
+                }
+            }
+        }
+        void OnNavigated(object? sender, IFrame frame)
+        {
+            if (requested is not null && frame == phone.Page.MainFrame && frame.Url.StartsWith(prefix, StringComparison.Ordinal))
+            {
+                Finish();
             }
         }
         phone.Page.Request += OnRequest;
+        phone.Page.FrameNavigated += OnNavigated;
         return returned;
     }
 
