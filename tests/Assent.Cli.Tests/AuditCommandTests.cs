@@ -131,6 +131,14 @@ public sealed class AuditCommandTests
         Assert.True(badSignature.ExitCode == 1, badSignature.ToString());
         Assert.Contains($"not signed by {box.Url}", badSignature.Stderr);
 
+        // An export naming no usable server: nothing to check the signature with.
+        var nowhere = export.DeepClone().AsObject();
+        nowhere["server"] = "not a url";
+        await File.WriteAllTextAsync(file, nowhere.ToJsonString());
+        var noServer = await box.RunAsync("audit", "verify", file);
+        Assert.True(noServer.ExitCode == 1, noServer.ToString());
+        Assert.Contains("names no server", noServer.Stderr);
+
         // The server gone: its keys cannot be read (69) unless the check is explicitly offline.
         box.StopServer();
         await File.WriteAllTextAsync(file, export.ToJsonString());

@@ -2,8 +2,8 @@ using System.CommandLine;
 using System.Text;
 using System.Text.Json;
 using Assent.Cli.Devices;
-using Assent.Client.Verification;
 using Assent.Cli.Output;
+using Assent.Client.Verification;
 using Assent.Protocol;
 using Assent.Protocol.Messages;
 using Assent.Server.Storage;
@@ -196,6 +196,10 @@ internal static class AuditCommands
         catch (TokenVerificationException e)
         {
             throw CliException.Invalid($"{what} is not signed by {issuer}: {e.Message}");
+        }
+        catch (ArgumentException)
+        {
+            throw CliException.Invalid($"{what} names no server to check it with ('{Terminal.Visible(issuer)}' is not an http(s) URL); 'assent audit verify --offline FILE' checks the chain without it");
         }
     }
 
