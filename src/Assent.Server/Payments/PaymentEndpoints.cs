@@ -67,16 +67,11 @@ internal static class PaymentEndpoints
             .Accepts<PaymentReceiptRequest>("application/json").Produces<PaymentResponse>().ProducesProblem(StatusCodes.Status409Conflict);
         group.MapGet("", ListAsync).WithSummary("Payments, newest first: an agent's own (client_secret_basic) or a signed-in human's (session token)")
             .Produces<PaymentList>();
-        var wallet = app.MapGroup(WalletPath).WithTags("Payments").DisableAntiforgery();
-        wallet.MapPost("", CreateWalletAsync).WithSummary("Make your payment wallet (session token); 200 with the existing one if you have it")
-            .Produces<WalletResponse>(StatusCodes.Status201Created).Produces<WalletResponse>();
-        wallet.MapGet("", WalletAsync).WithSummary("Your payment wallet (session token), or an agent's owner's (client_secret_basic)")
-            .Produces<WalletResponse>().ProducesProblem(StatusCodes.Status404NotFound);
-        return app;
+        return app.MapWallet();
     }
 
     /// <summary>An agent authenticated as at the token endpoint (RFC 6749 §2.3.1); its answer when refused.</summary>
-    private static async Task<(ClientRecord? Client, IResult? Refused)> AgentAsync(HttpContext http, ClientAuthenticator authenticator, CancellationToken ct)
+    internal static async Task<(ClientRecord? Client, IResult? Refused)> AgentAsync(HttpContext http, ClientAuthenticator authenticator, CancellationToken ct)
     {
         var (client, error) = await authenticator.AuthenticateAsync(http.Request, new FormCollection(null), ct);
         return client is null ? (null, error) : (client, null);
@@ -561,49 +556,6 @@ internal static class PaymentEndpoints
             S("from") == p.Wallet && S("nonce") == p.Nonce && N("valid_after") == p.ValidAfter && N("valid_before") == p.ValidBefore &&
             S("amount") == p.Amount && S("currency") == p.Symbol;
     }
-
-    internal static async Task<IResult> CreateWalletAsync(HttpContext http, AccessTokenValidator validator, IdentityDirectory directory, Wallets wallets,
-        PaymentOptions paymentOptions, CancellationToken ct)
-    {
-        var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.SessionScope, ct);
-        if (user is null)
-        {
-            return refused!;
-        }
-        var (wallet, created) = await wallets.CreateAsync(user.Id, ct);
-        return TypedResults.Json(Wallet(wallet, paymentOptions), PaymentJson.Default.WalletResponse,
-            statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
-    }
-
-    internal static async Task<IResult> WalletAsync(HttpContext http, AccessTokenValidator validator, ClientAuthenticator authenticator, IdentityDirectory directory,
-        Wallets wallets, PaymentOptions paymentOptions, CancellationToken ct)
-    {
-        string userId;
-        if (AccessTokenValidator.BearerToken(http.Request) is not null)
-        {
-            var (user, refused) = await CliSession.UserAsync(http.Request, validator, directory, CliClient.SessionScope, ct);
-            if (user is null)
-            {
-                return refused!;
-            }
-            userId = user.Id;
-        }
-        else
-        {
-            var (client, refused) = await AgentAsync(http, authenticator, ct);
-            if (client is null)
-            {
-                return refused!;
-            }
-            userId = client.OwnerUserId;
-        }
-        return await wallets.FindAsync(userId, ct) is { } wallet
-            ? TypedResults.Json(Wallet(wallet, paymentOptions), PaymentJson.Default.WalletResponse)
-            : Problem.NotFound("no payment wallet yet: make one with assent wallet create");
-    }
-
-    private static WalletResponse Wallet(WalletRecord w, PaymentOptions options) => new(w.Address,
-        [.. options.Networks.Select(n => new WalletNetwork(n.Id, n.Label, n.ChainId, [.. n.Assets.Select(a => a.Symbol)]))], WireTime.Of(w.CreatedAt)!, w.UserId);
 }
 
 /// <summary>
