@@ -47,7 +47,8 @@ public sealed record TokenResponse(
     string? Scope,
     string? IdToken = null,
     string? RefreshToken = null,
-    JsonElement? AuthorizationDetails = null);
+    JsonElement? AuthorizationDetails = null,
+    VaultReleaseResult? VaultRelease = null);
 
 /// <summary>RFC 8628 §3.2.</summary>
 public sealed record DeviceAuthorizationResponse(string DeviceCode, string UserCode, string VerificationUri, string VerificationUriComplete,
@@ -121,8 +122,9 @@ public sealed record PendingList(IReadOnlyList<PendingApproval> Approvals);
 /// assertion (<c>authenticator_data</c>, <c>client_data_json</c>, <c>signature</c>) and names itself by <c>device_id</c>
 /// or <c>credential_id</c>.
 /// </summary>
+/// <remarks>Approving a <c>vault_release</c> also sends <see cref="VaultRelease"/>: the item key re-wrapped to the agent's key (docs/vault.md §4).</remarks>
 public sealed record DecisionRequest(string? DeviceId, string? Decision, string? Signature, string? AuthenticatorData = null, string? ClientDataJson = null,
-    string? CredentialId = null);
+    string? CredentialId = null, string? VaultRelease = null);
 
 /// <summary>The state of a request after a decision was taken; also the data of a stream's <c>settled</c> event.</summary>
 public sealed record DecisionResponse(string Id, string State);
