@@ -167,8 +167,13 @@ public sealed class DeviceAuthenticationTests(SharedServer shared)
         const int limit = DeviceSignatureHandler.MaxSignedBody;
         Assert.Equal(16 * 1024, limit);
 
-        Assert.Equal("the body is larger than a signed request may be",
-            await RefusedAsync(Server, PaddedRename(device, "too big", limit + 1, chunked), HttpStatusCode.RequestEntityTooLarge));
+        using (var tooBig = await Server.Http.SendAsync(PaddedRename(device, "too big", limit + 1, chunked)))
+        {
+            var (status, problem) = await TestServer.ReadAsync(tooBig);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
+            Assert.Equal("Payload too large", problem.GetProperty("title").GetString());
+            Assert.Equal("the body is larger than a signed request may be", problem.GetProperty("detail").GetString());
+        }
         Assert.Equal("test device", (await Server.Store.Devices.FindAsync(device.DeviceId, default))!.Name);
 
         using (var renamed = await Server.Http.SendAsync(PaddedRename(device, "at the limit", limit, chunked)))

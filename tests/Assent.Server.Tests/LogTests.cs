@@ -82,6 +82,29 @@ public sealed partial class LogTests
         Assert.Contains(StackFrame, logged.Exception.ToString());
     }
 
+    [Fact]
+    public async Task A_refused_device_signed_request_is_one_information_line_naming_the_endpoint_and_the_reason()
+    {
+        var port = Ports.Reserve();
+        var options = new AssentOptions { Issuer = $"http://localhost:{port}", DataDirectory = Directory.CreateTempSubdirectory("assent-logs-").FullName };
+        var log = new CapturedLog();
+        await using var app = await AssentServer.BuildAsync(options, $"http://localhost:{port}", TextWriter.Null, logLevel: LogLevel.Information);
+        app.Services.GetRequiredService<ILoggerFactory>().AddProvider(log);
+        await app.StartAsync();
+
+        using var http = new HttpClient();
+        using var response = await http.GetAsync($"http://localhost:{port}/authenticator/approvals");
+        await app.StopAsync();
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        var refused = Assert.Single(log.Entries, e => e.Category.EndsWith(".DeviceSignatureHandler", StringComparison.Ordinal));
+        Assert.Equal(LogLevel.Information, refused.Level);
+        Assert.StartsWith("refused a device-signed request to ", refused.Message);
+        Assert.Contains("/authenticator/approvals", refused.Message);
+        Assert.EndsWith(": sign the request with the device key: Authorization: AssentDevice id=…, ts=…, nonce=…, sig=…", refused.Message);
+        Assert.Null(refused.Exception);
+    }
+
     /// <summary>Oversized bodies to endpoints of every kind, malformed JSON and forms, bad signatures.</summary>
     private static IEnumerable<HttpRequestMessage> BadRequests(ProcessDevice device)
     {
