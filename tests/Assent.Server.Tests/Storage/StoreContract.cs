@@ -575,6 +575,52 @@ public abstract class StoreContract : IAsyncLifetime
         Store.Approvals.TryCreateAsync(a, maxPending, null, new AuditEvent(AuditTypes.ApprovalCreated, a.UserId, a.ClientId, a.Id), default);
 
     [Fact]
+    public async Task Each_transition_is_audited_once_and_fans_out_its_webhook_event_once()
+    {
+        var user = await UserAsync("tess");
+        var peer = await UserAsync("theo");
+        await DeviceAsync(user, "dev_tess");
+        await Store.Webhooks.CreateEndpointAsync(new WebhookEndpointRecord("whk_tess", user.Id, "https://hooks.example/tess", "*", new byte[32], Now, 0,
+            null, null, null, null, null), ["*"], new AuditEvent(AuditTypes.WebhookCreated, user.Id, user.Id, "whk_tess"), default);
+
+        var approved = await PendingAsync(user);
+        Assert.True(await DecideAsync(approved, "dev_tess"));
+        var cancelled = NewPending(user, "agt_x");
+        Assert.True(await Store.Approvals.TryCreateAsync(cancelled, 10, [7, 7, 7], new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", cancelled.Id), default));
+        Assert.Equal(new byte[] { 7, 7, 7 }, await Store.Webhooks.FindCibaNotificationAsync(cancelled.Id, default));
+        Assert.True(await Store.Approvals.TryCancelAsync(cancelled, Now, new AuditEvent(AuditTypes.ApprovalCancelled, user.Id, "agt_x", cancelled.Id), default));
+        Assert.False(await Store.Approvals.TryCancelAsync(cancelled, Now, new AuditEvent(AuditTypes.ApprovalCancelled, user.Id, "agt_x", cancelled.Id), default));
+        var quorum = NewPending(user, "agt_x", lifetimeMs: 1000) with { Quorum = 2, Approvers = 2, EligibleUsers = [peer.Id, user.Id] };
+        Assert.True(await Store.Approvals.TryCreateAsync(quorum, 10, null, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", quorum.Id), default));
+        Assert.Null(await Store.Webhooks.FindCibaNotificationAsync(quorum.Id, default));
+        var direct = await PendingAsync(user, lifetimeMs: 1000);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(new[] { direct.Id, quorum.Id }.Order(StringComparer.Ordinal), (await Store.Approvals.ExpireDueAsync(Now, 100, default)).Select(a => a.Id).Order(StringComparer.Ordinal));
+        Assert.Null(await Store.Approvals.TryRedeemAsync(direct.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", direct.Id), default));
+        Assert.NotNull(await Store.Approvals.TryRedeemAsync(approved.Id, Now, new AuditEvent(AuditTypes.ApprovalRedeemed, user.Id, "agt_x", approved.Id), default));
+        Assert.Equal(new[] { user.Id, peer.Id }.Order(StringComparer.Ordinal), await Store.Approvals.ListEligibleAsync(quorum.Id, default));
+        Assert.Empty(await Store.Approvals.ListEligibleAsync(approved.Id, default));
+
+        var audited = (await Store.Audit.ReadAsync(0, 10_000, null, default))
+            .Select(r => JsonDocument.Parse(r.Entry).RootElement)
+            .Select(e => (Type: e.GetProperty("type").GetString(), Subject: e.GetProperty("subject").GetString()))
+            .Where(e => e.Type!.StartsWith("approval.", StringComparison.Ordinal)).Order().ToList();
+        Assert.Equal(new[]
+        {
+            (AuditTypes.ApprovalCreated, approved.Id), (AuditTypes.ApprovalApproved, approved.Id), (AuditTypes.ApprovalRedeemed, approved.Id),
+            (AuditTypes.ApprovalCreated, cancelled.Id), (AuditTypes.ApprovalCancelled, cancelled.Id),
+            (AuditTypes.ApprovalCreated, quorum.Id), (AuditTypes.ApprovalExpired, quorum.Id),
+            (AuditTypes.ApprovalCreated, direct.Id), (AuditTypes.ApprovalExpired, direct.Id),
+        }.Select(e => ((string?)e.Item1, (string?)e.Item2)).Order(), audited.Select(e => (e.Type, e.Subject)));
+
+        var delivered = (await Store.Webhooks.ListDeliveriesAsync("whk_tess", long.MaxValue, 100, default)).Select(d => (d.Type, d.Subject)).Order();
+        Assert.Equal(new[]
+        {
+            ("approval.approved", approved.Id), ("approval.cancelled", cancelled.Id), ("approval.expired", quorum.Id), ("approval.expired", direct.Id),
+        }.Order(), delivered);
+    }
+
+    [Fact]
     public async Task A_capped_create_refuses_a_request_over_the_clients_cap_and_counts_only_its_unexpired_pending_ones()
     {
         var user = await UserAsync("mona");
