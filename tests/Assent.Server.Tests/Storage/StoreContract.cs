@@ -621,6 +621,47 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Quorum_tallies_count_only_their_own_request_and_a_passkey_decision_moves_the_counter_with_it()
+    {
+        var user = await UserAsync("uma");
+        var peer = await UserAsync("ugo");
+        await DeviceAsync(user, "dev_uma");
+        var first = NewPending(user, "agt_x") with { Quorum = 2, Approvers = 2, EligibleUsers = [user.Id, peer.Id] };
+        var second = NewPending(user, "agt_x") with { Quorum = 2, Approvers = 2, EligibleUsers = [user.Id, peer.Id] };
+        // The uncapped create writes the eligible users too.
+        await Store.Approvals.CreateAsync(first, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", first.Id), default);
+        await Store.Approvals.CreateAsync(second, new AuditEvent(AuditTypes.ApprovalCreated, user.Id, "agt_x", second.Id), default);
+        Assert.Equal(new[] { user.Id, peer.Id }.Order(StringComparer.Ordinal), await Store.Approvals.ListEligibleAsync(first.Id, default));
+
+        // One approval on each: each request has one of two, whatever the other holds.
+        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(first, Decision(first, "dev_uma"), null, Audit(first, "dev_uma"), default));
+        Assert.Equal(ApprovalState.Pending, await Store.Approvals.TryDecideAsync(second, Decision(second, "dev_uma"), null, Audit(second, "dev_uma"), default));
+        var audited = (await Store.Audit.ReadAsync(0, 10_000, null, default)).Select(r => JsonDocument.Parse(r.Entry).RootElement).ToList();
+        Assert.Single(audited, e => e.GetProperty("type").GetString() == AuditTypes.ApprovalApproved && e.GetProperty("subject").GetString() == second.Id);
+
+        // A request nobody subscribed to is still cancelled: the outcome does not depend on deliveries.
+        var unwatched = await PendingAsync(peer);
+        Assert.True(await Store.Approvals.TryCancelAsync(unwatched, Now, new AuditEvent(AuditTypes.ApprovalCancelled, peer.Id, "agt_x", unwatched.Id), default));
+
+        // The sweeper is the actor of an expiry.
+        var lapsing = await PendingAsync(peer, lifetimeMs: 1000);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Contains(lapsing.Id, (await Store.Approvals.ExpireDueAsync(Now, 100, default)).Select(a => a.Id));
+        var expiry = Assert.Single((await Store.Audit.ReadAsync(0, 10_000, null, default)).Select(r => JsonDocument.Parse(r.Entry).RootElement),
+            e => e.GetProperty("type").GetString() == AuditTypes.ApprovalExpired && e.GetProperty("subject").GetString() == lapsing.Id);
+        Assert.Equal("system", expiry.GetProperty("actor").GetString());
+
+        // A passkey's counter moves with its decision, and a decision with a counter that does not advance is not taken.
+        await Store.Devices.AddAsync(new DeviceRecord("dev_pk_uma", user.Id, DeviceKinds.WebAuthn, "passkey", "{}", [1, 2, 3], 4, Now, null),
+            new AuditEvent(AuditTypes.DeviceEnrolled, user.Id, "dev_pk_uma", "dev_pk_uma"), default);
+        var stale = await PendingAsync(user);
+        Assert.Null(await Store.Approvals.TryDecideAsync(stale, Decision(stale, "dev_pk_uma"), 4, Audit(stale, "dev_pk_uma"), default));
+        Assert.Equal(ApprovalState.Pending, (await Store.Approvals.FindAsync(stale.Id, default))!.State);
+        Assert.Equal(ApprovalState.Approved, await Store.Approvals.TryDecideAsync(stale, Decision(stale, "dev_pk_uma"), 9, Audit(stale, "dev_pk_uma"), default));
+        Assert.Equal(9, (await Store.Devices.FindAsync("dev_pk_uma", default))!.SignCount);
+    }
+
+    [Fact]
     public async Task A_capped_create_refuses_a_request_over_the_clients_cap_and_counts_only_its_unexpired_pending_ones()
     {
         var user = await UserAsync("mona");
