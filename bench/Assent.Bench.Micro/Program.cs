@@ -3,7 +3,8 @@ using Assent.Protocol.Crypto;
 
 // Ed25519 sign and verify throughput on NSec (libsodium): a Stopwatch loop, ~2 s per measurement after a
 // short warm-up. Signing is measured both ways the code signs: importing the seed per call (devices, CLI)
-// and with a key imported once (the server's issuer key).
+// and with a key imported once (the server's issuer key). Then a passkey's ES256 assertion: the P-256 key import against
+// the verification, and the SDK's whole offline check with its key kept after the first import (ImportedKeys).
 // Run in Release: dotnet run -c Release --project bench/Assent.Bench.Micro [seconds]
 var seconds = args.Length > 0 && double.TryParse(args[0], out var s) ? s : 2.0;
 var measure = TimeSpan.FromSeconds(seconds);
