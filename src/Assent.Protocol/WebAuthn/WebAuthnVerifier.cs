@@ -173,16 +173,21 @@ public static class WebAuthnVerifier
                 ECDsa ecdsa;
                 try
                 {
-                    // Import checks that the point is on the curve.
-                    ecdsa = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = x, Y = y } });
+                    // Import checks that the point is on the curve; a key that passed is kept (ImportedKeys), one that failed is not.
+                    ecdsa = ImportedKeys.GetOrImport("EC P-256 " + Convert.ToHexString(x) + Convert.ToHexString(y),
+                        () => ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = x, Y = y } }));
                 }
                 catch (CryptographicException)
                 {
                     return InvalidKey("the P-256 point is not on the curve");
                 }
-                using (ecdsa)
+                if (!verify)
                 {
-                    return !verify || ecdsa.VerifyData(data, signature, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence) ? null : invalid;
+                    return null;
+                }
+                lock (ecdsa)
+                {
+                    return ecdsa.VerifyData(data, signature, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence) ? null : invalid;
                 }
             case Jwk.OctetKeyPair when jwk.Crv == Jwk.Ed25519Curve:
                 if (!jwk.TryGetEd25519(out var publicKey))
@@ -204,17 +209,24 @@ public static class WebAuthnVerifier
                 RSA rsa;
                 try
                 {
-                    rsa = RSA.Create(new RSAParameters { Modulus = n, Exponent = e });
+                    rsa = ImportedKeys.GetOrImport("RSA " + Convert.ToHexString(e) + " " + Convert.ToHexString(n),
+                        () => RSA.Create(new RSAParameters { Modulus = n, Exponent = e }));
                 }
                 catch (CryptographicException)
                 {
                     return InvalidKey("the RSA key could not be imported");
                 }
-                using (rsa)
+                if (!verify)
                 {
-                    return !verify || (signature.Length == n.Length && rsa.VerifyData(data, signature, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1))
-                        ? null
-                        : invalid;
+                    return null;
+                }
+                if (signature.Length != n.Length)
+                {
+                    return invalid;
+                }
+                lock (rsa)
+                {
+                    return rsa.VerifyData(data, signature, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1) ? null : invalid;
                 }
             default:
                 return new WebAuthnError(WebAuthnFailures.UnsupportedAlgorithm, $"JWK kty {jwk.Kty} with crv {jwk.Crv ?? "(none)"} is not supported");

@@ -58,16 +58,45 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
 
     public async Task<WebSessionRecord> OpenAsync(HttpResponse response, DeviceRecord device, CancellationToken ct)
     {
+        var (token, session) = NewSession(device);
+        await sessions.CreateWebSessionAsync(session, session.CreatedAt, Opened(device), ct);
+        SetCookies(response, token, session);
+        return session;
+    }
+
+    /// <summary>
+    /// A passkey sign-in whose assertion verified: spends the challenge, moves the counter and opens the session in one
+    /// commit (<see cref="ISessionStore.TrySignInAsync"/>); the cookies are set only when the session was opened.
+    /// </summary>
+    public async Task<(PasskeySignInOutcome Outcome, WebSessionRecord? Session)> SignInAsync(HttpResponse response, DeviceRecord device, byte[] challengeHash,
+        long signCount, CancellationToken ct)
+    {
+        var (token, session) = NewSession(device);
+        var outcome = await sessions.TrySignInAsync(challengeHash, ChallengePurposes.SignIn, signCount, session, session.CreatedAt, Opened(device), ct);
+        if (outcome != PasskeySignInOutcome.Opened)
+        {
+            return (outcome, null);
+        }
+        SetCookies(response, token, session);
+        return (outcome, session);
+    }
+
+    private (string Token, WebSessionRecord Session) NewSession(DeviceRecord device)
+    {
         var token = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var now = time.GetUtcNow();
         var expires = now + options.WebSessionLifetime;
-        var session = new WebSessionRecord(Ids.Hash(token), device.UserId, device.Id, now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds());
-        await sessions.CreateWebSessionAsync(session, now.ToUnixTimeMilliseconds(),
-            new AuditEvent(AuditTypes.SessionCreated, device.UserId, device.Id, device.UserId), ct);
+        return (token, new WebSessionRecord(Ids.Hash(token), device.UserId, device.Id, now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()));
+    }
+
+    private static AuditEvent Opened(DeviceRecord device) => new(AuditTypes.SessionCreated, device.UserId, device.Id, device.UserId);
+
+    private void SetCookies(HttpResponse response, string token, WebSessionRecord session)
+    {
+        var expires = DateTimeOffset.FromUnixTimeMilliseconds(session.ExpiresAt);
         response.Cookies.Append(options.SessionCookieName, token, Cookie(expires));
         response.Cookies.Append(SignInCookieName, token, Cookie(expires, SameSiteMode.Lax));
         response.Headers.CacheControl = "no-store";
-        return session;
     }
 
     public async Task CloseAsync(HttpRequest request, HttpResponse response, CancellationToken ct)

@@ -49,7 +49,10 @@ public static class AssentServer
             throw new InvalidOperationException(problem);
         }
         time ??= TimeProvider.System;
-        var builder = WebApplication.CreateSlimBuilder();
+        // No appsettings.json is read with reloadOnChange: that watches the working directory and everything under it, and
+        // where the data directory is the working directory (the container's /data) every SQLite write woke the watcher:
+        // a twentieth of the server's CPU at full load. Settings come from the environment and the command line.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"] });
         builder.WebHost.UseUrls(urls);
         builder.WebHost.ConfigureKestrel(k =>
         {

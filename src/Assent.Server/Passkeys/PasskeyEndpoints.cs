@@ -184,7 +184,7 @@ internal static class PasskeyEndpoints
             WebAuthnOptionsJson.Default.RequestOptions);
     }
 
-    internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, IdentityDirectory directory, WebSessions sessions,
+    internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, ISessionStore store, IdentityDirectory directory, WebSessions sessions,
         ApprovalService approvals, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
@@ -197,37 +197,59 @@ internal static class PasskeyEndpoints
             return Problem.BadRequest("credential_id, authenticator_data, client_data_json and signature are required, base64url");
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var challenge = await TakeChallengeAsync(devices, clientDataJson, ChallengePurposes.SignIn, now, ct);
-        if (challenge is null)
+        var challengeRefused = Problem.Unauthorized("the sign-in challenge is unknown, already used or expired; start again");
+        // The challenge is looked up first, without spending it: no signature is checked for a challenge this server is not
+        // waiting on. It is spent in the transaction that opens the session (one commit: challenge, counter, session), or
+        // below when the sign-in is refused: either way by its first use.
+        if (ChallengeOf(clientDataJson) is not { } challenge)
         {
-            return Problem.Unauthorized("the sign-in challenge is unknown, already used or expired; start again");
+            return challengeRefused;
+        }
+        var challengeHash = SHA256.HashData(challenge);
+        var purpose = await store.FindLiveChallengePurposeAsync(challengeHash, now, ct);
+        if (purpose is null)
+        {
+            return challengeRefused;
+        }
+        if (purpose != ChallengePurposes.SignIn)
+        {
+            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
+            return challengeRefused;
         }
         var device = await devices.FindByCredentialIdAsync(credentialId, ct);
         if (device is null || !device.Active || device.Kind != DeviceKinds.WebAuthn)
         {
+            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
             return Problem.Unauthorized("this passkey is not registered here, or it was revoked");
         }
         var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(credentialId, device.PublicJwk, device.SignCount),
-            authenticatorData, clientDataJson, signature, challenge.Value.Challenge, ct);
+            authenticatorData, clientDataJson, signature, challenge, ct);
         if (!verified.Succeeded)
         {
+            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
             {
                 await approvals.AuditSignCountRegressionAsync(device, null, verified.Error.Detail, ct);
             }
             return Problem.Unauthorized($"the passkey assertion was refused: {verified.Error.Code}: {verified.Error.Detail}");
         }
-        if (!await approvals.AdvanceSignCountAsync(device, verified.Value.SignCount, null, ct))
-        {
-            return Problem.Unauthorized($"the passkey assertion was refused: {WebAuthnFailures.SignCountRegression}");
-        }
         var user = await directory.FindUserAsync(device.UserId, ct);
         if (user is null)
         {
+            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
             return Problem.Unauthorized("the passkey's user no longer exists");
         }
-        var session = await sessions.OpenAsync(http.Response, device, ct);
-        return TypedResults.Json(await SessionViewAsync(devices, options, user, session, ct), PasskeyJson.Default.SessionView);
+        var (outcome, session) = await sessions.SignInAsync(http.Response, device, challengeHash, verified.Value.SignCount, ct);
+        switch (outcome)
+        {
+            case PasskeySignInOutcome.ChallengeRefused:
+                // Spent meanwhile by another request with the same assertion, or expired since the look-up.
+                return challengeRefused;
+            case PasskeySignInOutcome.CounterRefused:
+                await approvals.AuditSignCountRegressionAsync(device, null, $"signature counter {verified.Value.SignCount} did not advance", ct);
+                return Problem.Unauthorized($"the passkey assertion was refused: {WebAuthnFailures.SignCountRegression}");
+        }
+        return TypedResults.Json(await SessionViewAsync(devices, options, user, session!, ct), PasskeyJson.Default.SessionView);
     }
 
     internal static async Task<IResult> SignOutAsync(HttpRequest request, HttpResponse response, WebSessions sessions, CancellationToken ct)
@@ -262,13 +284,17 @@ internal static class PasskeyEndpoints
     private static async Task<(WebAuthnChallengeRecord Record, byte[] Challenge)?> TakeChallengeAsync(IDeviceStore devices, byte[] clientDataJson, string purpose,
         long now, CancellationToken ct)
     {
-        if (!ClientData.TryParse(clientDataJson, out var clientData, out _) || clientData.Challenge.Length is 0 or > 64)
+        if (ChallengeOf(clientDataJson) is not { } challenge)
         {
             return null;
         }
-        var record = await devices.TryTakeChallengeAsync(SHA256.HashData(clientData.Challenge), now, ct);
-        return record is null || record.Purpose != purpose ? null : (record, clientData.Challenge);
+        var record = await devices.TryTakeChallengeAsync(SHA256.HashData(challenge), now, ct);
+        return record is null || record.Purpose != purpose ? null : (record, challenge);
     }
+
+    /// <summary>The challenge the client data names; null when the client data does not parse or the challenge cannot be one of ours.</summary>
+    private static byte[]? ChallengeOf(byte[] clientDataJson) =>
+        ClientData.TryParse(clientDataJson, out var clientData, out _) && clientData.Challenge.Length is > 0 and <= 64 ? clientData.Challenge : null;
 
     private static bool TryDecodeAssertion(AssertionRequest body, out byte[] credentialId, out byte[] authenticatorData, out byte[] clientDataJson, out byte[] signature)
     {

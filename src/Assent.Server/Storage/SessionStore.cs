@@ -14,6 +14,17 @@ internal interface ISessionStore
     /// <summary>An unexpired session whose device is still active; null otherwise.</summary>
     Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct);
 
+    /// <summary>The purpose of an unspent, unexpired WebAuthn challenge; null when there is none. A read: nothing is spent.</summary>
+    Task<string?> FindLiveChallengePurposeAsync(byte[] challengeHash, long now, CancellationToken ct);
+
+    /// <summary>
+    /// A passkey sign-in's writes as one transaction (one commit instead of three): spends the challenge, whatever follows
+    /// (docs/http-api.md §12.3: single use); moves the passkey's counter to <paramref name="signCount"/> when allowed
+    /// (<see cref="DeviceSql.CounterAdvances"/>); then opens the session, expired ones purged on the way.
+    /// </summary>
+    Task<PasskeySignInOutcome> TrySignInAsync(byte[] challengeHash, string purpose, long signCount, WebSessionRecord session, long now, AuditEvent audit,
+        CancellationToken ct);
+
     Task DeleteWebSessionAsync(byte[] tokenHash, CancellationToken ct);
 
     /// <summary>RFC 8628 §3.2: stores a new device authorization, with its approval when the login is pushed to a known user.</summary>
@@ -50,8 +61,22 @@ internal interface ISessionStore
     Task<bool> IsAccessTokenRevokedAsync(string jti, CancellationToken ct);
 }
 
+/// <summary>What became of a passkey sign-in's transaction (<see cref="ISessionStore.TrySignInAsync"/>).</summary>
+internal enum PasskeySignInOutcome
+{
+    Opened,
+
+    /// <summary>The challenge was unknown, already spent, expired or for another ceremony; nothing but its spending was written.</summary>
+    ChallengeRefused,
+
+    /// <summary>The signature counter did not advance (a possibly cloned authenticator); the challenge is spent, no session opened.</summary>
+    CounterRefused,
+}
+
 internal sealed class SessionStore(Database db) : ISessionStore
 {
+    private sealed record SpentChallenge(string Purpose, long ExpiresAt);
+
     private const string DeviceAuthorizationColumns = "id, device_code_hash, user_code_hash, client_id, scope, requested_from, approval_id, created_at, expires_at";
     internal const string RefreshColumns = "token_hash, family_id, user_id, client_id, scope, approval_id, created_at, expires_at, used_at, revoked_at, device_id, auth_time, amr";
     private const string RevokeFamily = "UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL";
@@ -67,6 +92,31 @@ internal sealed class SessionStore(Database db) : ISessionStore
             await w.ExecAsync("INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($1, $2, $3, $4, $5)",
                 s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
             return await w.AuditedAsync(audit);
+        }, ct);
+
+    public Task<string?> FindLiveChallengePurposeAsync(byte[] challengeHash, long now, CancellationToken ct) =>
+        db.ReadAsync(s => s.OneAsync("SELECT purpose FROM webauthn_challenges WHERE challenge_hash = $1 AND expires_at > $2", r => r.GetString(0), challengeHash, now), ct);
+
+    public Task<PasskeySignInOutcome> TrySignInAsync(byte[] challengeHash, string purpose, long signCount, WebSessionRecord s, long now, AuditEvent audit,
+        CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            // Deleted whether or not it is still valid, and kept deleted when what follows refuses: a challenge is spent by its first use.
+            var spent = await w.OneAsync("DELETE FROM webauthn_challenges WHERE challenge_hash = $1 RETURNING purpose, expires_at",
+                r => new SpentChallenge(r.GetString(0), r.GetInt64(1)), challengeHash);
+            if (spent is null || spent.Purpose != purpose || spent.ExpiresAt <= now)
+            {
+                return PasskeySignInOutcome.ChallengeRefused;
+            }
+            if (await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", s.DeviceId, signCount) != 1)
+            {
+                return PasskeySignInOutcome.CounterRefused;
+            }
+            await w.ExecAsync("DELETE FROM web_sessions WHERE expires_at <= $1", now);
+            await w.ExecAsync("INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($1, $2, $3, $4, $5)",
+                s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
+            await w.AuditAsync(audit);
+            return PasskeySignInOutcome.Opened;
         }, ct);
 
     public Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct) =>

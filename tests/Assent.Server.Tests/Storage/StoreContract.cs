@@ -367,6 +367,51 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_passkey_sign_in_spends_its_challenge_moves_the_counter_and_opens_one_session_in_one_transaction_even_when_raced()
+    {
+        var user = await UserAsync("sigrid");
+        await Store.Devices.AddAsync(new DeviceRecord("dev_s", user.Id, DeviceKinds.WebAuthn, "phone", "{}", [9], 0, Now, null),
+            new AuditEvent(AuditTypes.DeviceEnrolled, user.Id, "dev_s", "dev_s"), default);
+        var audit = new AuditEvent(AuditTypes.SessionCreated, user.Id, "dev_s", user.Id);
+        WebSessionRecord Session() => new(Ids.Hash("st-" + Guid.NewGuid()), user.Id, "dev_s", Now, Now + 60_000);
+        async Task<byte[]> ChallengeAsync(string purpose = ChallengePurposes.SignIn, long lifetime = 60_000)
+        {
+            var hash = Ids.Hash("ch-" + Guid.NewGuid());
+            await Store.Devices.CreateChallengeAsync(new WebAuthnChallengeRecord(hash, purpose, null, null, Now + lifetime), Now, default);
+            return hash;
+        }
+
+        var raced = await ChallengeAsync();
+        Assert.Equal(ChallengePurposes.SignIn, await Store.Sessions.FindLiveChallengePurposeAsync(raced, Now, default));
+        var sessions = Enumerable.Range(0, 6).Select(_ => Session()).ToList();
+        var outcomes = await Task.WhenAll(sessions.Select(s => Store.Sessions.TrySignInAsync(raced, ChallengePurposes.SignIn, 3, s, Now, audit, default)));
+        Assert.Single(outcomes, o => o == PasskeySignInOutcome.Opened);
+        Assert.All(outcomes.Where(o => o != PasskeySignInOutcome.Opened), o => Assert.Equal(PasskeySignInOutcome.ChallengeRefused, o));
+        var found = await Task.WhenAll(sessions.Select(s => Store.Sessions.FindWebSessionAsync(s.TokenHash, Now, default)));
+        Assert.Single(found, f => f is not null);
+        Assert.Null(await Store.Sessions.FindLiveChallengePurposeAsync(raced, Now, default));
+        Assert.Equal(3, (await Store.Devices.FindAsync("dev_s", default))!.SignCount);
+
+        // The counter did not advance: no session, and the challenge is spent all the same.
+        var stale = await ChallengeAsync();
+        var refused = Session();
+        Assert.Equal(PasskeySignInOutcome.CounterRefused, await Store.Sessions.TrySignInAsync(stale, ChallengePurposes.SignIn, 3, refused, Now, audit, default));
+        Assert.Null(await Store.Sessions.FindWebSessionAsync(refused.TokenHash, Now, default));
+        Assert.Null(await Store.Devices.TryTakeChallengeAsync(stale, Now, default));
+        Assert.Equal(3, (await Store.Devices.FindAsync("dev_s", default))!.SignCount);
+
+        // Another ceremony's challenge, or an expired one, opens nothing.
+        var register = await ChallengeAsync(ChallengePurposes.Register);
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused, await Store.Sessions.TrySignInAsync(register, ChallengePurposes.SignIn, 4, Session(), Now, audit, default));
+        var late = await ChallengeAsync(lifetime: 1000);
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.Null(await Store.Sessions.FindLiveChallengePurposeAsync(late, Now, default));
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused, await Store.Sessions.TrySignInAsync(late, ChallengePurposes.SignIn, 4, Session(), Now, audit, default));
+        Assert.Equal(3, (await Store.Devices.FindAsync("dev_s", default))!.SignCount);
+        Assert.True(AuditChain.Verify(await Store.Audit.ReadAsync(0, 1000, null, default)).Valid);
+    }
+
+    [Fact]
     public async Task A_web_session_ends_at_expiry_on_sign_out_and_when_its_passkey_is_revoked()
     {
         var code = Ids.Hash("ws-" + Guid.NewGuid());

@@ -1,0 +1,177 @@
+using System.Net;
+using System.Security.Cryptography;
+using Assent.Protocol;
+using Assent.Protocol.WebAuthn;
+using Assent.Server.Storage;
+
+namespace Assent.Server.Tests.Passkeys;
+
+/// <summary>
+/// A passkey sign-in writes once: the challenge spent, the counter moved and the session opened in one transaction
+/// (ISessionStore.TrySignInAsync). The challenge stays single-use however the sign-in ends, and nothing else is
+/// written when it is refused.
+/// </summary>
+public sealed class SignInTransactionTests
+{
+    private sealed record Setup(TestServer Server, TestAuthenticator Passkey, string UserId, string DeviceId) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Passkey.Dispose();
+            await Server.DisposeAsync();
+        }
+    }
+
+    private static async Task<Setup> PasskeyAsync()
+    {
+        var server = await TestServer.StartAsync();
+        var passkey = TestAuthenticator.Create("ES256");
+        var invite = await server.InviteAsync("signin" + Guid.NewGuid().ToString("N")[..8]);
+        var deviceId = "dev_" + Guid.NewGuid().ToString("N")[..12];
+        await server.Store.Devices.AddAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "key", passkey.PublicJwk, passkey.CredentialId, 0,
+            server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
+        return new Setup(server, passkey, invite.UserId, deviceId);
+    }
+
+    private static async Task<byte[]> ChallengeAsync(Setup s, string path = "/webauthn/signin/options", object? body = null)
+    {
+        using var options = await s.Server.Http.PostAsync(path, TestDevice.JsonBody(body ?? new { }));
+        var (status, json) = await TestServer.ReadAsync(options);
+        Assert.Equal(HttpStatusCode.OK, status);
+        return Base64Url.Decode(json.GetProperty("challenge").GetString()!);
+    }
+
+    private static Dictionary<string, string> Assertion(Setup s, byte[] challenge, uint signCount = 0, bool corrupt = false)
+    {
+        var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
+        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
+        var signature = s.Passkey.SignCeremony(authData, clientData);
+        if (corrupt)
+        {
+            signature[^1] ^= 1;
+        }
+        return new Dictionary<string, string>
+        {
+            ["credential_id"] = Base64Url.Encode(s.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
+            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature),
+        };
+    }
+
+    private static async Task<HttpResponseMessage> PostAsync(Setup s, Dictionary<string, string> assertion) =>
+        await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(assertion));
+
+    private static async Task<int> SessionsOpenedAsync(Setup s) =>
+        (await s.Server.Store.Audit.ReadAsync(0, 1000, s.UserId, default))
+        .Count(r => System.Text.Encoding.UTF8.GetString(r.Entry).Contains(AuditTypes.SessionCreated, StringComparison.Ordinal));
+
+    [Fact]
+    public async Task A_sign_in_opens_one_session_and_its_assertion_sent_again_is_refused()
+    {
+        await using var s = await PasskeyAsync();
+        var assertion = Assertion(s, await ChallengeAsync(s), signCount: 3);
+
+        using var first = await PostAsync(s, assertion);
+        using var again = await PostAsync(s, assertion);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Contains(first.Headers.GetValues("Set-Cookie"), c => c.StartsWith(s.Server.Options.SessionCookieName + "=", StringComparison.Ordinal));
+        Assert.Equal(HttpStatusCode.Unauthorized, again.StatusCode);
+        Assert.Contains("challenge", await again.Content.ReadAsStringAsync());
+        Assert.False(again.Headers.Contains("Set-Cookie"));
+        Assert.Equal(3, (await s.Server.Store.Devices.FindAsync(s.DeviceId, default))!.SignCount);
+        Assert.Equal(1, await SessionsOpenedAsync(s));
+    }
+
+    [Fact]
+    public async Task The_same_assertion_sent_many_times_at_once_opens_exactly_one_session()
+    {
+        await using var s = await PasskeyAsync();
+        var assertion = Assertion(s, await ChallengeAsync(s));
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => PostAsync(s, assertion)));
+
+        Assert.Single(responses, r => r.StatusCode == HttpStatusCode.OK);
+        Assert.All(responses.Where(r => r.StatusCode != HttpStatusCode.OK), r => Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode));
+        Assert.Equal(1, await SessionsOpenedAsync(s));
+        foreach (var r in responses)
+        {
+            r.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task A_refused_assertion_spends_its_challenge()
+    {
+        await using var s = await PasskeyAsync();
+        var challenge = await ChallengeAsync(s);
+
+        using var forged = await PostAsync(s, Assertion(s, challenge, corrupt: true));
+        using var genuine = await PostAsync(s, Assertion(s, challenge));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
+        Assert.Contains(WebAuthnFailures.InvalidSignature, await forged.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, genuine.StatusCode);
+        Assert.Contains("challenge", await genuine.Content.ReadAsStringAsync());
+        Assert.Equal(0, await SessionsOpenedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_registration_challenge_does_not_sign_in_and_is_spent_by_the_attempt()
+    {
+        await using var s = await PasskeyAsync();
+        var invite = await s.Server.InviteAsync("other" + Guid.NewGuid().ToString("N")[..8]);
+        var challenge = await ChallengeAsync(s, "/webauthn/register/options", new { code = invite.Code });
+
+        using var signIn = await PostAsync(s, Assertion(s, challenge));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, signIn.StatusCode);
+        Assert.Null(await s.Server.Store.Sessions.FindLiveChallengePurposeAsync(SHA256.HashData(challenge), s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), default));
+        Assert.Equal(0, await SessionsOpenedAsync(s));
+    }
+
+    [Fact]
+    public async Task A_counter_that_did_not_advance_in_the_transaction_opens_no_session_and_still_spends_the_challenge()
+    {
+        await using var s = await PasskeyAsync();
+        var store = s.Server.Store.Sessions;
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var challenge = await ChallengeAsync(s);
+        var hash = SHA256.HashData(challenge);
+        var session = new WebSessionRecord(RandomNumberGenerator.GetBytes(32), s.UserId, s.DeviceId, now, now + 60_000);
+        var audit = new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId);
+        // Another sign-in moved the counter to 7 meanwhile; this one carries 7 too.
+        Assert.True(await s.Server.Store.Devices.TryAdvanceSignCountAsync(s.DeviceId, 7, default));
+
+        Assert.Equal(ChallengePurposes.SignIn, await store.FindLiveChallengePurposeAsync(hash, now, default));
+        Assert.Equal(PasskeySignInOutcome.CounterRefused, await store.TrySignInAsync(hash, ChallengePurposes.SignIn, 7, session, now, audit, default));
+
+        Assert.Null(await store.FindWebSessionAsync(session.TokenHash, now, default));
+        Assert.Null(await store.FindLiveChallengePurposeAsync(hash, now, default));
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused, await store.TrySignInAsync(hash, ChallengePurposes.SignIn, 8, session, now, audit, default));
+        Assert.Equal(0, await SessionsOpenedAsync(s));
+    }
+
+    [Fact]
+    public async Task An_expired_or_foreign_purpose_challenge_is_refused_by_the_transaction()
+    {
+        await using var s = await PasskeyAsync();
+        var store = s.Server.Store.Sessions;
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var audit = new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId);
+        WebSessionRecord Session() => new(RandomNumberGenerator.GetBytes(32), s.UserId, s.DeviceId, now, now + 60_000);
+        var challenge = await ChallengeAsync(s);
+        var later = now + (long)s.Server.Options.WebAuthnChallengeLifetime.TotalMilliseconds + 1;
+
+        Assert.Null(await store.FindLiveChallengePurposeAsync(SHA256.HashData(challenge), later, default));
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused,
+            await store.TrySignInAsync(SHA256.HashData(challenge), ChallengePurposes.SignIn, 1, Session(), later, audit, default));
+        var other = await ChallengeAsync(s);
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused,
+            await store.TrySignInAsync(SHA256.HashData(other), ChallengePurposes.Register, 1, Session(), now, audit, default));
+        var third = await ChallengeAsync(s);
+        var opened = Session();
+        Assert.Equal(PasskeySignInOutcome.Opened, await store.TrySignInAsync(SHA256.HashData(third), ChallengePurposes.SignIn, 1, opened, now, audit, default));
+        Assert.NotNull(await store.FindWebSessionAsync(opened.TokenHash, now, default));
+        Assert.Equal(1, (await s.Server.Store.Devices.FindAsync(s.DeviceId, default))!.SignCount);
+    }
+}
