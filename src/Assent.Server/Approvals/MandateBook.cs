@@ -41,6 +41,9 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     // Covered payments this node approved, until their token is issued: the token then needs no read. Bounded; a miss reads.
     private readonly ConcurrentDictionary<string, MandateGrant> _grants = new(StringComparer.Ordinal);
 
+    // The same for payments of /v1/payments, until their first answer is built (the answer at creation, usually).
+    private readonly ConcurrentDictionary<string, MandatePaymentRecord> _payments = new(StringComparer.Ordinal);
+
     /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c>, so a verifier ties one to the other.</summary>
     /// <summary>The clock's now, Unix ms.</summary>
     public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
@@ -152,7 +155,9 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// whose limits fit <paramref name="payment"/> and whose budget still has room, in one transaction with the spending; the
     /// approved request, or null when no mandate covers it (nothing stored: ask a human).
     /// </summary>
-    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, CancellationToken ct)
+    /// <param name="paymentRow">For a payment of <c>/v1/payments</c>: its row, stored in the same transaction (docs/payments.md §1).</param>
+    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, Func<ApprovalRecord, PaymentRecord>? paymentRow,
+        CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -168,18 +173,26 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
             // The mandate decided: the decision row names it, and its evidence is the device's signature over the mandate.
             var decision = new DecisionRecord(approved.Id, row.ApprovedBy, m.Id, ApprovalState.Approved, row.Evidence!, nowMs);
             var charge = new MandateCharge(m.Id, payment.AmountMinor, MandatePeriods.WindowStart(m.Period, now), nowMs);
-            var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification,
+            var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification, paymentRow?.Invoke(approved),
                 p => new AuditEvent(AuditTypes.ApprovalApprovedByMandate, approved.UserId, m.Id, approved.Id, new Dictionary<string, string>
                 {
                     ["mandate"] = m.Id, ["amount"] = p.Amount, ["currency"] = m.Currency, ["remaining"] = p.Remaining, ["payee"] = p.Payee ?? "",
                 }), ct);
             if (paid is not null)
             {
-                if (_grants.Count > 10_000)
+                if (_grants.Count > 10_000 || _payments.Count > 10_000)
                 {
                     _grants.Clear();
+                    _payments.Clear();
                 }
-                _grants[approved.Id] = new MandateGrant(m.Id, paid.Remaining);
+                if (paymentRow is null)
+                {
+                    _grants[approved.Id] = new MandateGrant(m.Id, paid.Remaining);
+                }
+                else
+                {
+                    _payments[approved.Id] = paid;
+                }
                 return approved;
             }
         }
@@ -199,6 +212,10 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
         }
         return await mandates.FindPaymentAsync(decided.Approval.Id, ct) is { } p ? new MandateGrant(p.MandateId, p.Remaining) : null;
     }
+
+    /// <summary>What a mandate charged for a <c>/v1/payments</c> payment, when one approved it; null for a human's approval.</summary>
+    public async Task<MandatePaymentRecord?> PaymentGrantAsync(string approvalId, CancellationToken ct) =>
+        _payments.TryRemove(approvalId, out var paid) ? paid : await mandates.FindPaymentAsync(approvalId, ct);
 
     public Task<IReadOnlyList<MandateRow>> ListAsync(string userId, CancellationToken ct) => mandates.ListForUserAsync(userId, 200, ct);
 
@@ -230,8 +247,17 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     public string SpentInWindow(MandateRecord m) =>
         MinorUnits.Format(m.WindowStart == MandatePeriods.WindowStart(m.Period, time.GetUtcNow()) ? m.WindowSpent : 0, m.Currency);
 
+    /// <summary>
+    /// Whether the mandate lists the payee (or lists none). Names compare exactly; EVM addresses (a payment's <c>pay_to</c>)
+    /// compare without case, since EIP-55 case is only a checksum of the same address (docs/payments.md §3).
+    /// </summary>
     private static bool PayeeListed(MandateRecord m, string? payee) =>
-        m.Payees is null || (payee is not null && (JsonSerializer.Deserialize(m.Payees, MandateListJson.Default.IReadOnlyListString) ?? []).Contains(payee));
+        m.Payees is null || (payee is not null && (JsonSerializer.Deserialize(m.Payees, MandateListJson.Default.IReadOnlyListString) ?? [])
+            .Any(p => p == payee || (IsEvmAddress(p) && IsEvmAddress(payee) && string.Equals(p, payee, StringComparison.OrdinalIgnoreCase))));
+
+    private static bool IsEvmAddress(string s) => s.Length == 42 && s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && !s.AsSpan(2).ContainsAnyExcept(HexDigits);
+
+    private static readonly SearchValues<char> HexDigits = SearchValues.Create("0123456789abcdefABCDEF");
 
     private static (string Amount, long Minor) Limit(JsonElement m, string name, string currency)
     {

@@ -86,12 +86,12 @@ internal interface IMandateStore
     /// The one transaction of a covered payment: spends <paramref name="charge"/> from the mandate's budget with a guarded
     /// update (still active, the amount within per-payment and within what the window has left), and only then stores
     /// <paramref name="approval"/> as approved with <paramref name="decision"/> (the mandate's evidence), the payment, its
-    /// CIBA notification and audit entry, and its deliveries. Null, and nothing stored, when the budget refused: the
+    /// CIBA notification and audit entry, its deliveries, and <paramref name="paymentRow"/> (a <c>/v1/payments</c> payment). Null, and nothing stored, when the budget refused: the
     /// request then goes to a human. Two nodes spending the same mandate serialise on its row, and a revocation is
     /// an update of the same row, so no payment commits after a revocation has.
     /// </summary>
     Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee, ApprovalRecord approval,
-        DecisionRecord decision, byte[]? cibaNotification, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
+        DecisionRecord decision, byte[]? cibaNotification, PaymentRecord? paymentRow, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
 
     Task<MandateRow?> FindAsync(string id, CancellationToken ct);
 
@@ -194,7 +194,8 @@ internal sealed class MandateStore(Database db) : IMandateStore
             ReadRow, clientId, userId, now), ct);
 
     public async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
-        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct)
+        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, PaymentRecord? paymentRow, Func<MandatePaymentRecord, AuditEvent> audit,
+        CancellationToken ct)
     {
         var (payment, queued) = await db.WriteAsync(async w =>
         {
@@ -211,6 +212,10 @@ internal sealed class MandateStore(Database db) : IMandateStore
                 decision.ApprovalId, decision.UserId, decision.DeviceId, (int)decision.Decision, decision.Evidence, decision.DecidedAt);
             await w.ExecAsync($"INSERT INTO mandate_payments({PaymentColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
                 payment.ApprovalId, payment.MandateId, payment.Amount, payment.AmountMinor, payment.Payee, payment.WindowStart, payment.Remaining, payment.CreatedAt);
+            if (paymentRow is not null)
+            {
+                await PaymentStore.InsertAsync(w, paymentRow);
+            }
             if (cibaNotification is not null)
             {
                 await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", approval.Id, cibaNotification);
