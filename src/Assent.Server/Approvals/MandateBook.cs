@@ -36,21 +36,19 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// <summary>How far ahead a mandate may expire: it is renewed by asking again, never open-ended.</summary>
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(366);
 
-    private const string IdPrefix = "mnd_";
-
     // Covered payments this node approved, until their token is issued: the token then needs no read. Bounded; a miss reads.
     private readonly ConcurrentDictionary<string, MandateGrant> _grants = new(StringComparer.Ordinal);
 
     // The same for payments of /v1/payments, until their first answer is built (the answer at creation, usually).
     private readonly ConcurrentDictionary<string, MandatePaymentRecord> _payments = new(StringComparer.Ordinal);
 
-    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c>, so a verifier ties one to the other.</summary>
     /// <summary>The clock's now, Unix ms.</summary>
     public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    public static string IdFor(string approvalId) => IdPrefix + approvalId[(approvalId.IndexOf('_') + 1)..];
+    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c>, so a verifier ties one to the other.</summary>
+    public static string IdFor(string approvalId) => MandateIds.For(approvalId);
 
-    public static bool IsMandateId(string id) => id.StartsWith(IdPrefix, StringComparison.Ordinal);
+    public static bool IsMandateId(string id) => id.StartsWith(MandateIds.Prefix, StringComparison.Ordinal);
 
     /// <summary>
     /// The mandate a request's <c>authorization_details</c> asks for, checked (docs/policies.md §6), and the details
@@ -155,9 +153,10 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// whose limits fit <paramref name="payment"/> and whose budget still has room, in one transaction with the spending; the
     /// approved request, or null when no mandate covers it (nothing stored: ask a human).
     /// </summary>
-    /// <param name="paymentRow">For a payment of <c>/v1/payments</c>: its row, stored in the same transaction (docs/payments.md §1).</param>
-    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, Func<ApprovalRecord, PaymentRecord>? paymentRow,
-        CancellationToken ct)
+    /// <param name="companion">For a payment of <c>/v1/payments</c> or a challenge: its own row, stored in the same transaction.</param>
+    /// <param name="requiresUserVerification">Only a mandate a passkey signed (WebAuthn, user verified) may cover it.</param>
+    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, CoveredRowWriter? companion,
+        bool requiresUserVerification, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
@@ -165,7 +164,7 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
         {
             var m = row.Mandate;
             if (m.Currency != payment.Currency || payment.AmountMinor > m.PerPaymentMinor || payment.AmountMinor > m.TotalMinor || !PayeeListed(m, payment.Payee) ||
-                row.ApprovedBy != pending.UserId)
+                row.ApprovedBy != pending.UserId || (requiresUserVerification && !SignedByPasskey(row.Evidence!)))
             {
                 continue;
             }
@@ -173,7 +172,7 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
             // The mandate decided: the decision row names it, and its evidence is the device's signature over the mandate.
             var decision = new DecisionRecord(approved.Id, row.ApprovedBy, m.Id, ApprovalState.Approved, row.Evidence!, nowMs);
             var charge = new MandateCharge(m.Id, payment.AmountMinor, MandatePeriods.WindowStart(m.Period, now), nowMs);
-            var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification, paymentRow?.Invoke(approved),
+            var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification, companion,
                 p => new AuditEvent(AuditTypes.ApprovalApprovedByMandate, approved.UserId, m.Id, approved.Id, new Dictionary<string, string>
                 {
                     ["mandate"] = m.Id, ["amount"] = p.Amount, ["currency"] = m.Currency, ["remaining"] = p.Remaining, ["payee"] = p.Payee ?? "",
@@ -185,7 +184,7 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
                     _grants.Clear();
                     _payments.Clear();
                 }
-                if (paymentRow is null)
+                if (pending.Kind != ApprovalKinds.Payment)
                 {
                     _grants[approved.Id] = new MandateGrant(m.Id, paid.Remaining);
                 }
@@ -216,6 +215,19 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// <summary>What a mandate charged for a <c>/v1/payments</c> payment, when one approved it; null for a human's approval.</summary>
     public async Task<MandatePaymentRecord?> PaymentGrantAsync(string approvalId, CancellationToken ct) =>
         _payments.TryRemove(approvalId, out var paid) ? paid : await mandates.FindPaymentAsync(approvalId, ct);
+
+    /// <summary>
+    /// What a <c>mandate.*</c> event is about (docs/webhooks.md §2): the mandate named by <paramref name="subject"/>, or for
+    /// <c>mandate.spent</c>, whose subject is the payment's request, that payment and its mandate.
+    /// </summary>
+    public async Task<(MandateRow Mandate, MandatePaymentRecord? Payment)?> EventSubjectAsync(string subject, CancellationToken ct)
+    {
+        if (IsMandateId(subject))
+        {
+            return await mandates.FindAsync(subject, ct) is { } row ? (row, null) : null;
+        }
+        return await mandates.FindPaymentAsync(subject, ct) is { } paid && await mandates.FindAsync(paid.MandateId, ct) is { } of ? (of, paid) : null;
+    }
 
     public Task<IReadOnlyList<MandateRow>> ListAsync(string userId, CancellationToken ct) => mandates.ListForUserAsync(userId, 200, ct);
 
@@ -254,6 +266,13 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     private static bool PayeeListed(MandateRecord m, string? payee) =>
         m.Payees is null || (payee is not null && (JsonSerializer.Deserialize(m.Payees, MandateListJson.Default.IReadOnlyListString) ?? [])
             .Any(p => p == payee || (IsEvmAddress(p) && IsEvmAddress(payee) && string.Equals(p, payee, StringComparison.OrdinalIgnoreCase))));
+
+    /// <summary>Whether the mandate's evidence is a passkey's assertion: only a passkey proves user verification (docs/challenges.md §2.1).</summary>
+    private static bool SignedByPasskey(string evidence)
+    {
+        using var doc = JsonDocument.Parse(evidence);
+        return doc.RootElement.TryGetProperty("kind", out var k) && k.ValueKind == JsonValueKind.String && k.GetString() == DeviceKinds.WebAuthn;
+    }
 
     private static bool IsEvmAddress(string s) => s.Length == 42 && s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && !s.AsSpan(2).ContainsAnyExcept(HexDigits);
 

@@ -135,7 +135,7 @@ internal static class PaymentEndpoints
             authorization.ValidAfter, authorization.ValidBefore, offerJson, a.CreatedAt);
         // docs/policies.md §6: a payment an active mandate of this agent and its owner covers is approved with no human, its
         // budget spent and this row stored in the approval's own transaction.
-        var coverable = PaymentMandateHook.AskOf(asset, atomic, payTo) is { } ask ? new ApprovalService.CoverablePayment(ask, Row) : null;
+        var coverable = PaymentMandateHook.AskOf(asset, atomic, payTo) is { } ask ? new ApprovalService.CoverablePayment(ask, PaymentStore.Alongside(Row)) : null;
         var version = hub.Version;
         ApprovalService.Created? created;
         try

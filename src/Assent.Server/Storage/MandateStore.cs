@@ -73,6 +73,33 @@ internal sealed record MandateGrant(string Id, string Remaining);
 /// <summary>The budget a covered payment asks of a mandate: minor units, in the window <see cref="WindowStart"/>.</summary>
 internal sealed record MandateCharge(string MandateId, long AmountMinor, long WindowStart, long Now);
 
+/// <summary>
+/// The row of the feature a covered request belongs to (a payment's, a challenge's), written inside the transaction that
+/// spends the mandate and approves the request, from the request as approved.
+/// </summary>
+internal delegate ValueTask CoveredRowWriter(IWriteSession w, ApprovalRecord approved);
+
+/// <summary>Mandate ids, and the <c>mandate.*</c> events of the transitions of other aggregates (docs/webhooks.md §2).</summary>
+internal static class MandateIds
+{
+    public const string Prefix = "mnd_";
+
+    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c> (or <c>chl_X</c>).</summary>
+    public static string For(string approvalId) => Prefix + approvalId[(approvalId.IndexOf('_') + 1)..];
+
+    /// <summary>
+    /// Whether a request asks for a mandate: its details are the one canonical mandate entry, which is how every mandate
+    /// request is stored (docs/policies.md §6: rewritten before its payload is built).
+    /// </summary>
+    public static bool IsRequest(ApprovalRecord a) => a.AuthorizationDetails?.StartsWith("[{\"type\":\"mandate\"", StringComparison.Ordinal) == true;
+
+    /// <summary><c>mandate.approved</c> when a mandate request is approved; null for every other decision.</summary>
+    public static OutboxEvent? ForDecision(ApprovalRecord request, ApprovalState state, long at) =>
+        state == ApprovalState.Approved && IsRequest(request)
+            ? OutboxEvent.ForMandate(EventTypes.MandateApproved, For(request.Id), request.UserId, request.ClientId, at)
+            : null;
+}
+
 /// <summary>Spending mandates and the payments they approved (docs/storage.md §3, docs/policies.md §6).</summary>
 internal interface IMandateStore
 {
@@ -86,12 +113,13 @@ internal interface IMandateStore
     /// The one transaction of a covered payment: spends <paramref name="charge"/> from the mandate's budget with a guarded
     /// update (still active, the amount within per-payment and within what the window has left), and only then stores
     /// <paramref name="approval"/> as approved with <paramref name="decision"/> (the mandate's evidence), the payment, its
-    /// CIBA notification and audit entry, its deliveries, and <paramref name="paymentRow"/> (a <c>/v1/payments</c> payment). Null, and nothing stored, when the budget refused: the
+    /// CIBA notification and audit entry, its deliveries (<c>approval.approved</c> or <c>challenge.approved</c>, <c>mandate.spent</c>, and <c>mandate.exhausted</c> when
+    /// nothing is left), and <paramref name="row"/> (a payment's or a challenge's). Null, and nothing stored, when the budget refused: the
     /// request then goes to a human. Two nodes spending the same mandate serialise on its row, and a revocation is
     /// an update of the same row, so no payment commits after a revocation has.
     /// </summary>
     Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee, ApprovalRecord approval,
-        DecisionRecord decision, byte[]? cibaNotification, PaymentRecord? paymentRow, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
+        DecisionRecord decision, byte[]? cibaNotification, CoveredRowWriter? row, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
 
     Task<MandateRow?> FindAsync(string id, CancellationToken ct);
 
@@ -194,7 +222,7 @@ internal sealed class MandateStore(Database db) : IMandateStore
             ReadRow, clientId, userId, now), ct);
 
     public async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
-        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, PaymentRecord? paymentRow, Func<MandatePaymentRecord, AuditEvent> audit,
+        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, CoveredRowWriter? row, Func<MandatePaymentRecord, AuditEvent> audit,
         CancellationToken ct)
     {
         var (payment, queued) = await db.WriteAsync(async w =>
@@ -212,16 +240,22 @@ internal sealed class MandateStore(Database db) : IMandateStore
                 decision.ApprovalId, decision.UserId, decision.DeviceId, (int)decision.Decision, decision.Evidence, decision.DecidedAt);
             await w.ExecAsync($"INSERT INTO mandate_payments({PaymentColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
                 payment.ApprovalId, payment.MandateId, payment.Amount, payment.AmountMinor, payment.Payee, payment.WindowStart, payment.Remaining, payment.CreatedAt);
-            if (paymentRow is not null)
+            if (row is not null)
             {
-                await PaymentStore.InsertAsync(w, paymentRow);
+                await row(w, approval);
             }
             if (cibaNotification is not null)
             {
                 await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", approval.Id, cibaNotification);
             }
             await w.AuditAsync(audit(payment));
-            return (payment, await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(approval, ApprovalState.Approved, charge.Now)));
+            var queued = await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(approval, ApprovalState.Approved, charge.Now));
+            queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateSpent, approval.Id, mandate.UserId, mandate.ClientId, charge.Now));
+            if (left[0] == 0)
+            {
+                queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateExhausted, mandate.Id, mandate.UserId, mandate.ClientId, charge.Now));
+            }
+            return (payment, queued);
         }, ct);
         db.Outbox.Enqueued(queued);
         return payment;
@@ -240,8 +274,20 @@ internal sealed class MandateStore(Database db) : IMandateStore
     public Task<MandatePaymentRecord?> FindPaymentAsync(string approvalId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE approval_id = $1", ReadPayment, approvalId), ct);
 
-    public Task<bool> TryRevokeAsync(string id, string userId, long now, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
-            await w.ExecAsync("UPDATE mandates SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", id, userId, now) == 1 &&
-            await w.AuditedAsync(audit), ct);
+    public async Task<bool> TryRevokeAsync(string id, string userId, long now, AuditEvent audit, CancellationToken ct)
+    {
+        var (revoked, queued) = await db.WriteAsync(async w =>
+        {
+            var clients = await w.AllAsync("UPDATE mandates SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING client_id",
+                r => r.GetString(0), id, userId, now);
+            if (clients.Count == 0)
+            {
+                return (false, 0);
+            }
+            await w.AuditAsync(audit);
+            return (true, await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateRevoked, id, userId, clients[0], now)));
+        }, ct);
+        db.Outbox.Enqueued(queued);
+        return revoked;
+    }
 }

@@ -60,6 +60,9 @@ internal sealed class PaymentStore(Database db) : IPaymentStore
             return await w.AuditedAsync(audit);
         }, ct);
 
+    /// <summary>The payment's row, written in the transaction of a mandate that covers its request (docs/payments.md §11).</summary>
+    public static CoveredRowWriter Alongside(Func<ApprovalRecord, PaymentRecord> row) => async (w, approved) => await InsertAsync(w, row(approved));
+
     /// <summary>The payment's row, inside the caller's transaction (its request's, or a mandate's covering one).</summary>
     internal static ValueTask<int> InsertAsync(IWriteSession w, PaymentRecord p) =>
         w.ExecAsync(
