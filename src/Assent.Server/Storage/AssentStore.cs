@@ -48,7 +48,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IPaymentStore Payments { get; } = new PaymentStore(db);
 
-    public IMandateStore Mandates { get; } = new MandateStore(db);
+    public IMandateStore Mandates { get; } = db.CreateMandateStore();
 
     /// <summary>How long the delivery log keeps a settled delivery (docs/webhooks.md §5).</summary>
     internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);

@@ -172,13 +172,13 @@ internal static class MandateSchema
         """;
 }
 
-internal sealed class MandateStore(Database db) : IMandateStore
+internal class MandateStore(Database db) : IMandateStore
 {
     private const string Columns =
         "m.id, m.approval_id, m.client_id, m.user_id, m.currency, m.per_payment, m.total, m.per_payment_minor, m.total_minor, m.period, m.payees, " +
         "m.expires_at, m.created_at, m.revoked_at, m.window_start, m.window_spent, m.spent, m.payments";
 
-    private const string PaymentColumns = "approval_id, mandate_id, amount, amount_minor, payee, window_start, remaining, created_at";
+    internal const string PaymentColumns = "approval_id, mandate_id, amount, amount_minor, payee, window_start, remaining, created_at";
 
     /// <summary>A mandate, its request's state, and (once approved) the approving decision: user and evidence.</summary>
     private static readonly string Select =
@@ -191,12 +191,18 @@ internal sealed class MandateStore(Database db) : IMandateStore
     /// stored one (a node whose clock lags) spends nothing. SET expressions all read the row as it was, on both engines.
     /// On PostgreSQL an update that waited for another re-checks this WHERE against the row that other committed.
     /// </summary>
-    private const string Spend =
-        "UPDATE mandates SET " +
-        "window_spent = (CASE WHEN window_start = $3 THEN window_spent ELSE 0 END) + $2, window_start = $3, spent = spent + $2, payments = payments + 1 " +
-        "WHERE id = $1 AND revoked_at IS NULL AND expires_at > $4 AND window_start <= $3 AND $2 > 0 AND $2 <= per_payment_minor " +
-        "AND (CASE WHEN window_start = $3 THEN window_spent ELSE 0 END) + $2 <= total_minor " +
-        "RETURNING total_minor - window_spent";
+    private static readonly string Spend = SpendSql(1) + " RETURNING total_minor - window_spent";
+
+    /// <summary>The guarded update of the budget with its parameters from <c>$first</c> (id, amount, window start, now).</summary>
+    internal static string SpendSql(int first)
+    {
+        string P(int n) => "$" + (first + n - 1);
+        return "UPDATE mandates SET " +
+               $"window_spent = (CASE WHEN window_start = {P(3)} THEN window_spent ELSE 0 END) + {P(2)}, window_start = {P(3)}, spent = spent + {P(2)}, " +
+               "payments = payments + 1 " +
+               $"WHERE id = {P(1)} AND revoked_at IS NULL AND expires_at > {P(4)} AND window_start <= {P(3)} AND {P(2)} > 0 AND {P(2)} <= per_payment_minor " +
+               $"AND (CASE WHEN window_start = {P(3)} THEN window_spent ELSE 0 END) + {P(2)} <= total_minor";
+    }
 
     private static MandateRecord Read(DbDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetInt64(7), r.GetInt64(8),
@@ -221,7 +227,7 @@ internal sealed class MandateStore(Database db) : IMandateStore
             $"AND a.state IN ({StateCodes.Approved}, {StateCodes.Redeemed}) AND d.evidence IS NOT NULL ORDER BY m.created_at, m.id",
             ReadRow, clientId, userId, now), ct);
 
-    public async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
+    public virtual async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
         ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, CoveredRowWriter? row, Func<MandatePaymentRecord, AuditEvent> audit,
         CancellationToken ct)
     {

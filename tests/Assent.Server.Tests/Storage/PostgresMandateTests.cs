@@ -43,6 +43,14 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
         Assert.Equal(150, stored.Row.Mandate.Payments);
         Assert.Equal(15_000, stored.Row.Mandate.Spent);
         Assert.Equal(150, stored.Payments.Count);
+        // Each payment's audit entry states what its window had left as it committed: 149.00 down to 0.00, each once.
+        await a.Store.Database.SettleAuditAsync(CancellationToken.None);
+        var remainders = (await a.Store.Audit.ReadAsync(0, 100_000, owner.UserId, CancellationToken.None))
+            .Select(e => JsonDocument.Parse(e.Entry).RootElement)
+            .Where(e => e.GetProperty("type").GetString() == AuditTypes.ApprovalApprovedByMandate)
+            .Select(e => e.GetProperty("data").GetProperty("remaining").GetString()!)
+            .Order().ToList();
+        Assert.Equal(Enumerable.Range(0, 150).Select(n => MinorUnits.Format(n * 100, "USD")).Order().ToList(), remainders);
 
         // Uneven payments: the approved sum never exceeds the total, the store agrees with the tokens, and every payment
         // refused was refused because it no longer fitted: it is larger than what is left at the end.
