@@ -274,7 +274,7 @@ internal class MandateStore(Database db) : IMandateStore
         db.ReadAsync(s => s.AllAsync($"{Select} WHERE m.user_id = $1 ORDER BY m.created_at DESC, m.id LIMIT $2", ReadRow, userId, limit), ct);
 
     public Task<IReadOnlyList<MandatePaymentRecord>> ListPaymentsAsync(string mandateId, int limit, CancellationToken ct) =>
-        db.ReadAsync(s => s.AllAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 ORDER BY created_at DESC, approval_id LIMIT $2",
+        db.ReadAsync(s => s.AllAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 ORDER BY created_at DESC, approval_id DESC LIMIT $2",
             ReadPayment, mandateId, limit), ct);
 
     public Task<MandatePaymentRecord?> FindPaymentAsync(string approvalId, CancellationToken ct) =>
