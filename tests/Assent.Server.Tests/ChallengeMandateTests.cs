@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using Assent.Client.Verification;
 using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.OAuth;
@@ -83,6 +84,13 @@ public sealed class ChallengeMandateTests(WebhookServer fixture) : IClassFixture
         // The evidence is the device's signature over the mandate, which the API key asked for.
         Assert.True(ApprovalPayload.TryParse(Base64Url.Decode(claims.GetProperty("evidence").GetProperty("payload").GetString()!), out var signed));
         Assert.Equal(id, MandateBook.IdFor(signed!.Req));
+        // Any relying party checks it with the SDK: the signature over the mandate, and the challenge's amount within its limits.
+        using (var verifier = new TokenVerifier(Server.Options.IssuerString))
+        {
+            var verified = await verifier.VerifyAsync(paid.GetProperty("attestation").GetProperty("token").GetString()!,
+                new VerifyOptions { Scope = "challenge", CheckEvidence = true, CheckReplay = false }, CancellationToken.None);
+            Assert.StartsWith(device.Did + "#", verified.EvidenceDevice);
+        }
         // Single use like any approved challenge.
         var (consumed, _) = await CallAsync(HttpMethod.Post, $"/v1/challenges/{paid.GetProperty("challengeId").GetString()}/consume", key);
         Assert.Equal(HttpStatusCode.OK, consumed);
