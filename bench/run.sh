@@ -14,7 +14,10 @@
 #                 at 16 clients on SQLite, server time per sign-in, vs a CIBA flow (ask, device approves, token)
 #   bench/run.sh mandates — mandate-covered payments (request -> token, no human) beside plain flows in the same run,
 #     as ratios: SQLite with 32 agents each spending their own mandate, and two PostgreSQL nodes spending one shared
-#     mandate (the run fails if the remainder the tokens report disagrees with what they spent)
+#     mandate (the run fails if the remainder the tokens report disagrees with what they spent), and agent payments a
+#     mandate covers (POST /v1/payments to the signed header, --payments); each phase reports server CPU per operation.
+#     BASE_DLL=DIR/bench/Assent.Bench/bin/Release/net10.0/Assent.Bench.dll (another commit built apart) runs each mandates
+#     figure against that build's server too, alternating, for a side-by-side ratio on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SET=${1:-core}
@@ -31,6 +34,8 @@ DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
 SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20"}
 MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20"}
 MANDATES_SCALE_ARGS=${MANDATES_SCALE_ARGS:-"--engine postgres --nodes 2 --shared --agents 32 --seconds 10 --warmup 20"}
+PAYMENTS_ARGS=${PAYMENTS_ARGS:-"--payments --agents 32 --seconds 10 --warmup 20"}
+BASE_DLL=${BASE_DLL:-}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
 # 65536 (root may raise the hard limit too, unless the container forbids it; then up to the hard limit).
@@ -52,7 +57,7 @@ run() {
   for i in $(seq 1 "$RUNS"); do
     echo
     echo "\$ ${BENCH[*]} $mode $*   # run $i of $RUNS"
-    "${BENCH[@]}" "$mode" "$@" | tee -a "$results"
+    "${BENCH[@]}" "$mode" "$@" | sed -u "s/^RESULT mode=/RESULT mode=${RESULT_PREFIX:-}/" | tee -a "$results"
   done
 }
 
@@ -69,11 +74,18 @@ elif [ "$SET" = signin ]; then
   run signin $SIGNIN_ARGS
   modes="signin"
 elif [ "$SET" = mandates ]; then
+  for args in "$MANDATES_ARGS" "$MANDATES_SCALE_ARGS"; do
+    # shellcheck disable=SC2086
+    run mandates $args
+    if [ -n "$BASE_DLL" ]; then
+      # shellcheck disable=SC2086
+      RESULT_PREFIX=base_ run mandates $args --server-dll "$BASE_DLL"
+    fi
+  done
   # shellcheck disable=SC2086
-  run mandates $MANDATES_ARGS
-  # shellcheck disable=SC2086
-  run mandates $MANDATES_SCALE_ARGS
-  modes="mandates mandates_postgres_2n"
+  run mandates $PAYMENTS_ARGS
+  modes="mandates mandates_postgres_2n payments"
+  if [ -n "$BASE_DLL" ]; then modes="$modes base_mandates base_mandates_postgres_2n"; fi
 else
   # shellcheck disable=SC2086
   run flows $FLOWS_ARGS

@@ -84,6 +84,15 @@ internal sealed class BenchAgent(HttpClient http, Provisioned who)
         return doc.RootElement.GetProperty("auth_req_id").GetString()!;
     }
 
+    /// <summary>POST /v1/payments with an HTTP 402 as JSON (docs/payments.md §6); returns status and body.</summary>
+    public async Task<(HttpStatusCode Status, string Body)> PayAsync(string body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/payments") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = _basic;
+        using var response = await http.SendAsync(request, ct);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(ct));
+    }
+
     /// <summary>POST /oauth/token for a CIBA request, optionally held with <c>Prefer: wait</c>; returns status and body.</summary>
     public async Task<(HttpStatusCode Status, string Body)> TokenAsync(string authReqId, int? waitSeconds, CancellationToken ct)
     {

@@ -16,7 +16,10 @@ namespace Assent.Bench;
 /// same way: from the request to the token. With
 /// <c>--shared</c> every agent loop spends one mandate (one agent's credentials), spread over the nodes; the run then
 /// checks that the mandate's reported remainder equals its total less what the tokens it issued spent (no overspend,
-/// no lost update).
+/// no lost update). With <c>--payments</c> the covered loop is agent payments instead (docs/payments.md §11): each agent posts
+/// an x402 v2 402 for 0.01 USDC to <c>POST /v1/payments</c> and gets the signed <c>PAYMENT-SIGNATURE</c> in the answer,
+/// timed from the request to that answer. Every phase also reports the server's CPU (and PostgreSQL's) per operation in
+/// its measured window. <c>--server-dll</c> serves with another build (the previous commit) for a side-by-side ratio.
 /// </summary>
 internal static class MandatesCommand
 {
@@ -30,6 +33,8 @@ internal static class MandatesCommand
         var engine = args.String("engine") ?? "sqlite";
         var nodeCount = args.Int("nodes", 1, 1, 8);
         var shared = args.Flag("shared");
+        var payments = args.Flag("payments");
+        var serverDll = args.String("server-dll");
         if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
         {
             throw new ArgumentException("--engine is sqlite (one node) or postgres");
@@ -42,12 +47,14 @@ internal static class MandatesCommand
         var servers = new List<ServerProcess>();
         try
         {
-            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, nodeUris[0], agents, ct, postgres?.ConnectionString);
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, nodeUris[0], agents, ct, postgres?.ConnectionString, payments);
             foreach (var uri in nodeUris)
             {
-                servers.Add(await ServerProcess.StartAsync(dataDirectory, uri, https[nodeUris.IndexOf(uri)], ct, postgres?.ConnectionString, nodeUris[0]));
+                servers.Add(await ServerProcess.StartAsync(dataDirectory, uri, https[nodeUris.IndexOf(uri)], ct, postgres?.ConnectionString, nodeUris[0], serverDll));
             }
+            TimeSpan Cpu() => servers.Aggregate(postgres?.CpuTime() ?? TimeSpan.Zero, (sum, server) => sum + server.CpuTime());
             Console.WriteLine($"mandates: engine {engine}, {nodeCount} node(s), {agents} agents, {(shared ? "one shared mandate" : "a mandate each")}, " +
+                              $"{(payments ? "x402 payments" : "CIBA payments")}, server {serverDll ?? "this build"}, " +
                               $"warm-up {warmup.TotalSeconds:0} s, each phase {measure.TotalSeconds:0} s, {Environment.ProcessorCount} cores");
             HttpClient Node(int i) => https[i % nodeCount];
             var devices = await Task.WhenAll(provisioned.Select((p, i) => BenchDevice.EnrollAsync(Node(i + 1), p.InviteCode, ct)));
@@ -88,13 +95,15 @@ internal static class MandatesCommand
             long covered = 0, errors = 0;
             var minRemaining = decimal.MaxValue;
             var gate = new object();
-            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, async (i, n) =>
+            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, Cpu, async (i, n) =>
             {
                 var agent = new BenchAgent(Node(i), provisioned[shared ? 0 : i]);
                 var started = Stopwatch.GetTimestamp();
-                var (status, body) = await agent.TokenAsync(await agent.AskAsync($"Pay {i}.{n}", null, hard.Token, payment), null, hard.Token);
+                var (status, body) = payments
+                    ? await agent.PayAsync(X402Body, hard.Token)
+                    : await agent.TokenAsync(await agent.AskAsync($"Pay {i}.{n}", null, hard.Token, payment), null, hard.Token);
                 var at = Stopwatch.GetTimestamp();
-                if (status != HttpStatusCode.OK || Remaining(body) is not { } left)
+                if (status != (payments ? HttpStatusCode.Created : HttpStatusCode.OK) || (payments ? PaidRemaining(body) : Remaining(body)) is not { } left)
                 {
                     if (Interlocked.Increment(ref errors) <= 3)
                     {
@@ -110,7 +119,7 @@ internal static class MandatesCommand
                 return (at, Stats.Milliseconds(at - started));
             }, hard.Token);
 
-            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, async (i, n) =>
+            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, Cpu, async (i, n) =>
             {
                 // The whole flow, request to token, as for a mandate: ask, hold the token request, the device approves.
                 var agent = new BenchAgent(Node(i), provisioned[i]);
@@ -122,21 +131,23 @@ internal static class MandatesCommand
             await streamsDone.CancelAsync();
             await Task.WhenAll(streams);
 
-            var (mandateRate, mandateP50, mandateP99) = coveredLatency;
-            var (plainRate, plainP50, plainP99) = plainLatency;
-            Console.WriteLine($"  mandate request->token  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, p99 {Stats.F(mandateP99)} ms (not covered: {errors})");
-            Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms");
+            var (mandateRate, mandateP50, mandateP99, mandateCpu) = coveredLatency;
+            var (plainRate, plainP50, plainP99, plainCpu) = plainLatency;
+            Console.WriteLine($"  mandate {(payments ? "POST /v1/payments" : "request->token")}  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, " +
+                              $"p99 {Stats.F(mandateP99)} ms, server CPU {Stats.F(mandateCpu, 3)} ms/op (not covered: {errors})");
+            Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms, server CPU {Stats.F(plainCpu, 3)} ms/op");
             Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
             var overspent = false;
             if (shared)
             {
                 // Every payment spent 0.01: the lowest remainder a token reported must be the total less all of them.
-                var expected = decimal.Parse(Total, CultureInfo.InvariantCulture) - covered * 0.01m;
+                var expected = decimal.Parse(Total, CultureInfo.InvariantCulture) - (covered * 0.01m);
                 overspent = minRemaining != expected;
                 Console.WriteLine($"  shared mandate          {covered} payments, lowest remaining {minRemaining}, expected {expected}: {(overspent ? "MISMATCH" : "consistent")}");
             }
-            Stats.Result(engine == "sqlite" ? "mandates" : $"mandates_{engine}_{nodeCount}n",
+            Stats.Result((payments ? "payments" : "mandates") + (engine == "sqlite" ? "" : $"_{engine}_{nodeCount}n"),
                 ("mandate_per_s", Stats.F(mandateRate, 1)), ("mandate_p50_ms", Stats.F(mandateP50)), ("mandate_p99_ms", Stats.F(mandateP99)),
+                ("mandate_cpu_ms_per_op", Stats.F(mandateCpu, 3)), ("plain_cpu_ms_per_op", Stats.F(plainCpu, 3)),
                 ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
                 ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
             return errors == 0 && !overspent ? 0 : 1;
@@ -155,14 +166,24 @@ internal static class MandatesCommand
         }
     }
 
-    /// <summary>Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate and latency percentiles in the window.</summary>
-    private static async Task<(double Rate, double P50, double P99)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
-        Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
+    /// <summary>
+    /// Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate, latency
+    /// percentiles and <paramref name="cpu"/> (the servers' CPU time) per operation in the window.
+    /// </summary>
+    private static async Task<(double Rate, double P50, double P99, double CpuMsPerOp)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
+        Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
         var done = new ConcurrentBag<(long At, double Ms)>();
+        var cpuWindow = Task.Run(async () =>
+        {
+            await Task.Delay(warmup, ct);
+            var before = cpu();
+            await Task.Delay(measure, ct);
+            return cpu() - before;
+        }, ct);
         await Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
         {
             var n = 0;
@@ -175,8 +196,25 @@ internal static class MandatesCommand
             }
         }, ct)));
         var window = done.Where(d => d.At >= from && d.At < to).Select(d => d.Ms).Order().ToList();
+        var cpuUsed = await cpuWindow;
         _ = name;
-        return (window.Count / measure.TotalSeconds, Stats.Percentile(window, 0.50), Stats.Percentile(window, 0.99));
+        return (window.Count / measure.TotalSeconds, Stats.Percentile(window, 0.50), Stats.Percentile(window, 0.99),
+            window.Count == 0 ? 0 : cpuUsed.TotalMilliseconds / window.Count);
+    }
+
+    /// <summary>What a paid server's 402 looks like to <c>POST /v1/payments</c>: x402 v2, 0.01 USDC on Base Sepolia (docs/payments.md §2).</summary>
+    private static readonly string X402Body =
+        "{\"url\":\"https://api.example/bench\",\"status\":402,\"headers\":{\"PAYMENT-REQUIRED\":\"" + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(
+            """{"x402Version":2,"resource":{"url":"https://api.example/bench","description":"Bench"},"accepts":[{"scheme":"exact","network":"eip155:84532","amount":"10000","asset":"0x036CbD53842c5426634e7929541eC2318f3dCF7e","payTo":"0x209693Bc6afc0C5328bA36FaF03C514EF312287C","maxTimeoutSeconds":60,"extra":{"name":"USDC","version":"2"}}]}""")) +
+        "\"}}";
+
+    /// <summary>What the covering mandate had left, when the payment came back signed and covered; null otherwise.</summary>
+    private static decimal? PaidRemaining(string paymentResponse)
+    {
+        using var payment = JsonDocument.Parse(paymentResponse);
+        return payment.RootElement.TryGetProperty("header", out _) && payment.RootElement.TryGetProperty("mandate", out var m)
+            ? decimal.Parse(m.GetProperty("remaining").GetString()!, CultureInfo.InvariantCulture)
+            : null;
     }
 
     private static decimal? Remaining(string tokenResponse)

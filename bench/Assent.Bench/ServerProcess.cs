@@ -24,9 +24,11 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     public int Id => _process.Id;
 
-    public static async Task<ServerProcess> StartAsync(string dataDirectory, Uri baseUri, HttpClient http, CancellationToken ct, string? database = null, Uri? issuer = null)
+    /// <param name="serverDll">Another build's <c>Assent.Bench.dll</c> to serve with (to compare two commits side by side); this one by default.</param>
+    public static async Task<ServerProcess> StartAsync(string dataDirectory, Uri baseUri, HttpClient http, CancellationToken ct, string? database = null, Uri? issuer = null,
+        string? serverDll = null)
     {
-        var host = Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which executable is running");
+        var host = serverDll is not null ? "dotnet" : Environment.ProcessPath ?? throw new InvalidOperationException("cannot tell which executable is running");
         var info = new ProcessStartInfo(host)
         {
             UseShellExecute = false,
@@ -34,7 +36,11 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        if (Path.GetFileNameWithoutExtension(host) == "dotnet")
+        if (serverDll is not null)
+        {
+            info.ArgumentList.Add(Path.GetFullPath(serverDll));
+        }
+        else if (Path.GetFileNameWithoutExtension(host) == "dotnet")
         {
             info.ArgumentList.Add(typeof(ServerProcess).Assembly.Location);
         }

@@ -113,9 +113,10 @@ internal static class Evidence
         {
             throw Mismatch("the signed payload is not a mandate");
         }
-        if (MandateDetails.Single(c.AuthorizationDetails, MandateDetails.PaymentType) is not { } payment)
+        // A challenge asking an amount (docs/challenges.md §2.1) is a payment too: {type:"challenge", action, amount, currency, payee?}.
+        if ((MandateDetails.Single(c.AuthorizationDetails, MandateDetails.PaymentType) ?? MandateDetails.Single(c.AuthorizationDetails, "challenge")) is not { } payment)
         {
-            throw Mismatch("a mandate approves one payment: the token's authorization_details must be a single payment entry");
+            throw Mismatch("a mandate approves one payment: the token's authorization_details must be a single payment (or challenge) entry");
         }
         if (MandateDetails.Misfit(limits, payment, DateTimeOffset.FromUnixTimeSeconds(c.Iat)) is { } misfit)
         {

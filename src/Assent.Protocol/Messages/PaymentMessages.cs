@@ -20,10 +20,17 @@ public sealed record PaymentHeader(string Name, string Value);
 /// A payment. <see cref="Status"/> is <c>pending</c>, <c>approved</c> (with <see cref="Header"/>), <c>denied</c>,
 /// <c>expired</c>, <c>cancelled</c> or <c>paid</c> (approved, and the paid server's receipt was posted back).
 /// <see cref="Amount"/> is in the asset's units (<see cref="Currency"/>, e.g. USDC); <see cref="AmountAtomic"/> in its smallest unit.
+/// <see cref="Mandate"/> is set when a spending mandate approved it with no human (docs/policies.md §6).
 /// </summary>
 public sealed record PaymentResponse(string PaymentId, string Status, string Protocol, string Amount, string Currency, string AmountAtomic, string Asset,
     string Network, string PayTo, string From, string Resource, string CreatedAt, string ExpiresAt, string ValidBefore, string? Description = null,
-    string? DecidedAt = null, PaymentHeader? Header = null, string? Receipt = null, string? Agent = null);
+    string? DecidedAt = null, PaymentHeader? Header = null, string? Receipt = null, string? Agent = null, PaymentMandate? Mandate = null);
+
+/// <summary>
+/// The spending mandate that approved a payment (docs/policies.md §6): its id, what the payment was charged in the
+/// mandate's currency (<see cref="Charged"/>, e.g. <c>"0.01"</c> USD) and what the mandate's period had left after it.
+/// </summary>
+public sealed record PaymentMandate(string Id, string Charged, string Remaining);
 
 /// <summary><c>POST /v1/payments/{id}/receipt</c>: the receipt header the paid server answered with (<c>PAYMENT-RESPONSE</c> or <c>X-PAYMENT-RESPONSE</c>).</summary>
 public sealed record PaymentReceiptRequest(string? Name, string? Value);

@@ -6,9 +6,13 @@ namespace Assent.Protocol.Messages;
 // The /v1 API for backends (docs/challenges.md, docs/webhooks.md): camelCase, as the services it stands in for spell it.
 // Times are RFC 3339 UTC strings.
 
-/// <summary><c>POST /v1/challenges</c>. <see cref="Amount"/> is a JSON number or string, read exactly (never as a float).</summary>
+/// <summary>
+/// <c>POST /v1/challenges</c>. <see cref="Amount"/> is a JSON number or string, read exactly (never as a float);
+/// <see cref="Payee"/> who an amount goes to. <see cref="Mandate"/> asks the user for a spending mandate of the API key
+/// instead (<c>{currency, per_payment, total, period, payees?, expires_at}</c>, docs/policies.md §6).
+/// </summary>
 public sealed record ChallengeCreateRequest(string? Action, string? UserId, bool? RequiresHuman = null, JsonElement? Amount = null, string? Currency = null,
-    string? Message = null, JsonElement? Metadata = null, int? ExpiresIn = null, JsonElement? Quorum = null);
+    string? Message = null, JsonElement? Metadata = null, int? ExpiresIn = null, JsonElement? Quorum = null, string? Payee = null, JsonElement? Mandate = null);
 
 /// <summary>What proves the human approved: the EdDSA token of docs/tokens.md §3 with its device evidence, the device and its kind.</summary>
 public sealed record ChallengeAttestation(string Token, string Device, string Kind);

@@ -88,15 +88,43 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum, Persist persist, CancellationToken ct) =>
         CreateAsync(kind, clientId, clientName, user, scope, bindingMessage, authorizationDetails, resource, expiry, quorum, null, persist, ct);
 
+    /// <summary>
+    /// A payment a spending mandate may cover (docs/policies.md §6, docs/payments.md §1): what it asks of a budget, and
+    /// its payment row, built from the request and stored in the transaction that spends the budget and approves it.
+    /// </summary>
+    /// <param name="RequiresUserVerification">
+    /// Covered only by a mandate a passkey signed with user verification (a challenge's <c>requiresHuman</c>, docs/challenges.md §2.1).
+    /// </param>
+    public sealed record CoverablePayment(PaymentAsk Ask, CoveredRowWriter Row, bool RequiresUserVerification = false);
+
+    /// <summary>
+    /// A payment request (kind <c>payment</c>): approved at once, with no human, when an active mandate of its agent and user
+    /// covers <paramref name="coverable"/> (the budget spent, the request, its decision and <c>Row</c> stored in one
+    /// transaction); otherwise stored by <paramref name="persist"/> for the human, as any request.
+    /// </summary>
+    public Task<Created?> CreatePaymentAsync(string clientId, string clientName, UserRecord user, string scope, string? bindingMessage,
+        string authorizationDetails, TimeSpan expiry, CoverablePayment? coverable, Persist persist, CancellationToken ct) =>
+        CreateAsync(ApprovalKinds.Payment, clientId, clientName, user, scope, bindingMessage, authorizationDetails, null, expiry, null, null, persist, ct,
+            coverable);
+
+    /// <summary>
+    /// A challenge (docs/challenges.md §2): like any request, except that one asking an amount is approved at once when an
+    /// active mandate of its API key and user covers <paramref name="coverable"/> (docs/policies.md §6).
+    /// </summary>
+    public Task<Created?> CreateChallengeAsync(string apiKeyId, string apiKeyName, UserRecord user, string scope, string? bindingMessage,
+        string authorizationDetails, TimeSpan expiry, RequestedQuorum? quorum, CoverablePayment? coverable, Persist persist, CancellationToken ct) =>
+        CreateAsync(ApprovalKinds.Challenge, apiKeyId, apiKeyName, user, scope, bindingMessage, authorizationDetails, null, expiry, quorum, null, persist, ct,
+            coverable);
+
     /// <param name="notification">For a CIBA ping or push request: what its notification needs, stored with it also when a mandate approves it at once.</param>
     /// <exception cref="MandateProblemException">A mandate request with limits refused as asked (docs/policies.md §6): nothing created.</exception>
     private async Task<Created?> CreateAsync(string kind, string clientId, string clientName, UserRecord user, string scope,
         string? bindingMessage, string? authorizationDetails, string? resource, TimeSpan expiry, RequestedQuorum? quorum,
-        Func<ApprovalRecord, string, byte[]>? notification, Persist persist, CancellationToken ct)
+        Func<ApprovalRecord, string, byte[]>? notification, Persist persist, CancellationToken ct, CoverablePayment? coverable = null)
     {
         // docs/policies.md §6: an agent's mandate request is checked, and its limits written canonically, before the payload is built from them.
         MandateTerms? mandate = null;
-        if (kind == ApprovalKinds.Ciba && MandateBook.ParseRequest(authorizationDetails, time.GetUtcNow()) is { } asked)
+        if (kind is ApprovalKinds.Ciba or ApprovalKinds.Challenge && MandateBook.ParseRequest(authorizationDetails, time.GetUtcNow()) is { } asked)
         {
             (mandate, authorizationDetails) = asked;
         }
@@ -137,10 +165,16 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             createdData["quorum"] = $"{quorum.Required} of {quorum.UserIds.Count}";
         }
         // docs/policies.md §6: a payment inside an active mandate of this agent and user is approved at once, its budget spent
-        // in the same transaction; a quorum or a caller's approvers always go to humans.
-        if (kind == ApprovalKinds.Ciba && mandate is null && quorum is null && policy is null or { Requires: PolicyRequirements.One } &&
-            MandateBook.PaymentOf(authorizationDetails) is { } payment &&
-            await mandates.TryCoverAsync(record, payment, notification?.Invoke(record, handle), ct) is { } covered)
+        // in the same transaction (with the payment's own row, for /v1/payments); a quorum or a caller's approvers always go to humans.
+        var ask = kind switch
+        {
+            ApprovalKinds.Ciba when mandate is null => MandateBook.PaymentOf(authorizationDetails),
+            ApprovalKinds.Payment or ApprovalKinds.Challenge when mandate is null => coverable?.Ask,
+            _ => null,
+        };
+        if (ask is not null && quorum is null && policy is null or { Requires: PolicyRequirements.One } &&
+            await mandates.TryCoverAsync(record, ask, notification?.Invoke(record, handle), coverable?.Row, coverable?.RequiresUserVerification ?? false, ct)
+                is { } covered)
         {
             return new Created(covered, handle);
         }

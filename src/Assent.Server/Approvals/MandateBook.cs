@@ -36,18 +36,29 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// <summary>How far ahead a mandate may expire: it is renewed by asking again, never open-ended.</summary>
     public static readonly TimeSpan MaxLifetime = TimeSpan.FromDays(366);
 
-    private const string IdPrefix = "mnd_";
-
     // Covered payments this node approved, until their token is issued: the token then needs no read. Bounded; a miss reads.
     private readonly ConcurrentDictionary<string, MandateGrant> _grants = new(StringComparer.Ordinal);
 
-    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c>, so a verifier ties one to the other.</summary>
+    // The same for payments of /v1/payments, until their first answer is built (the answer at creation, usually).
+    private readonly ConcurrentDictionary<string, MandatePaymentRecord> _payments = new(StringComparer.Ordinal);
+
+    /// <summary>How long this node reuses the usable mandates it read for an agent and user (see <see cref="TryCoverAsync"/>).</summary>
+    private static readonly TimeSpan UsableFor = TimeSpan.FromSeconds(1);
+
+    private readonly ConcurrentDictionary<(string ClientId, string UserId), UsableList> _usable = new();
+
+    /// <summary>A usable mandate with what covering checks of it, read once: its payees, and whether a passkey signed it.</summary>
+    private sealed record Usable(MandateRow Row, IReadOnlyList<string>? Payees, bool ByPasskey);
+
+    private sealed record UsableList(IReadOnlyList<Usable> Mandates, long Until);
+
     /// <summary>The clock's now, Unix ms.</summary>
     public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
 
-    public static string IdFor(string approvalId) => IdPrefix + approvalId[(approvalId.IndexOf('_') + 1)..];
+    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c>, so a verifier ties one to the other.</summary>
+    public static string IdFor(string approvalId) => MandateIds.For(approvalId);
 
-    public static bool IsMandateId(string id) => id.StartsWith(IdPrefix, StringComparison.Ordinal);
+    public static bool IsMandateId(string id) => id.StartsWith(MandateIds.Prefix, StringComparison.Ordinal);
 
     /// <summary>
     /// The mandate a request's <c>authorization_details</c> asks for, checked (docs/policies.md §6), and the details
@@ -152,38 +163,95 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     /// whose limits fit <paramref name="payment"/> and whose budget still has room, in one transaction with the spending; the
     /// approved request, or null when no mandate covers it (nothing stored: ask a human).
     /// </summary>
-    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, CancellationToken ct)
+    /// <param name="companion">For a payment of <c>/v1/payments</c> or a challenge: its own row, stored in the same transaction.</param>
+    /// <param name="requiresUserVerification">Only a mandate a passkey signed (WebAuthn, user verified) may cover it.</param>
+    public async Task<ApprovalRecord?> TryCoverAsync(ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification, CoveredRowWriter? companion,
+        bool requiresUserVerification, CancellationToken ct)
     {
         var now = time.GetUtcNow();
         var nowMs = now.ToUnixTimeMilliseconds();
-        foreach (var row in await mandates.ListUsableAsync(pending.ClientId, pending.UserId, nowMs, ct))
+        var key = (pending.ClientId, pending.UserId);
+        // The usable mandates as this node last read them (their limits never change); the guarded update decides on the row
+        // itself. When none of them covers it, they are read afresh once: a mandate approved meanwhile is never missed.
+        var fresh = !_usable.TryGetValue(key, out var cached) || cached.Until < Environment.TickCount64;
+        var list = fresh ? await ReadUsableAsync(key, nowMs, ct) : cached!.Mandates;
+        while (true)
         {
-            var m = row.Mandate;
-            if (m.Currency != payment.Currency || payment.AmountMinor > m.PerPaymentMinor || payment.AmountMinor > m.TotalMinor || !PayeeListed(m, payment.Payee) ||
-                row.ApprovedBy != pending.UserId)
+            foreach (var usable in list)
             {
-                continue;
-            }
-            var approved = pending with { State = ApprovalState.Approved, DecidedAt = nowMs };
-            // The mandate decided: the decision row names it, and its evidence is the device's signature over the mandate.
-            var decision = new DecisionRecord(approved.Id, row.ApprovedBy, m.Id, ApprovalState.Approved, row.Evidence!, nowMs);
-            var charge = new MandateCharge(m.Id, payment.AmountMinor, MandatePeriods.WindowStart(m.Period, now), nowMs);
-            var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification,
-                p => new AuditEvent(AuditTypes.ApprovalApprovedByMandate, approved.UserId, m.Id, approved.Id, new Dictionary<string, string>
+                if (await TryCoverWithAsync(usable, pending, payment, cibaNotification, companion, requiresUserVerification, now, ct) is { } approved)
                 {
-                    ["mandate"] = m.Id, ["amount"] = p.Amount, ["currency"] = m.Currency, ["remaining"] = p.Remaining, ["payee"] = p.Payee ?? "",
-                }), ct);
-            if (paid is not null)
-            {
-                if (_grants.Count > 10_000)
-                {
-                    _grants.Clear();
+                    return approved;
                 }
-                _grants[approved.Id] = new MandateGrant(m.Id, paid.Remaining);
-                return approved;
             }
+            if (fresh)
+            {
+                return null;
+            }
+            (fresh, list) = (true, await ReadUsableAsync(key, nowMs, ct));
         }
-        return null;
+    }
+
+    private async Task<IReadOnlyList<Usable>> ReadUsableAsync((string ClientId, string UserId) key, long nowMs, CancellationToken ct)
+    {
+        var list = (await mandates.ListUsableAsync(key.ClientId, key.UserId, nowMs, ct))
+            .Where(r => r.ApprovedBy == key.UserId)
+            .Select(r => new Usable(r, r.Mandate.Payees is null ? null : JsonSerializer.Deserialize(r.Mandate.Payees, MandateListJson.Default.IReadOnlyListString) ?? [],
+                SignedByPasskey(r.Evidence!)))
+            .ToList();
+        if (_usable.Count > 10_000)
+        {
+            _usable.Clear();
+        }
+        if (list.Count > 0)
+        {
+            _usable[key] = new UsableList(list, Environment.TickCount64 + (long)UsableFor.TotalMilliseconds);
+        }
+        else
+        {
+            _usable.TryRemove(key, out _);
+        }
+        return list;
+    }
+
+    private async Task<ApprovalRecord?> TryCoverWithAsync(Usable usable, ApprovalRecord pending, PaymentAsk payment, byte[]? cibaNotification,
+        CoveredRowWriter? companion, bool requiresUserVerification, DateTimeOffset now, CancellationToken ct)
+    {
+        var (row, payees, byPasskey) = usable;
+        var m = row.Mandate;
+        if (m.Currency != payment.Currency || payment.AmountMinor > m.PerPaymentMinor || payment.AmountMinor > m.TotalMinor || !PayeeListed(payees, payment.Payee) ||
+            m.ExpiresAt <= now.ToUnixTimeMilliseconds() || (requiresUserVerification && !byPasskey))
+        {
+            return null;
+        }
+        var nowMs = now.ToUnixTimeMilliseconds();
+        var approved = pending with { State = ApprovalState.Approved, DecidedAt = nowMs };
+        // The mandate decided: the decision row names it, and its evidence is the device's signature over the mandate.
+        var decision = new DecisionRecord(approved.Id, row.ApprovedBy!, m.Id, ApprovalState.Approved, row.Evidence!, nowMs);
+        var charge = new MandateCharge(m.Id, payment.AmountMinor, MandatePeriods.WindowStart(m.Period, now), nowMs);
+        var paid = await mandates.TryApproveCoveredAsync(m, charge, payment.Amount, payment.Payee, approved, decision, cibaNotification, companion,
+            p => new AuditEvent(AuditTypes.ApprovalApprovedByMandate, approved.UserId, m.Id, approved.Id, new Dictionary<string, string>
+            {
+                ["mandate"] = m.Id, ["amount"] = p.Amount, ["currency"] = m.Currency, ["remaining"] = p.Remaining, ["payee"] = p.Payee ?? "",
+            }), ct);
+        if (paid is null)
+        {
+            return null;
+        }
+        if (_grants.Count > 10_000 || _payments.Count > 10_000)
+        {
+            _grants.Clear();
+            _payments.Clear();
+        }
+        if (pending.Kind != ApprovalKinds.Payment)
+        {
+            _grants[approved.Id] = new MandateGrant(m.Id, paid.Remaining);
+        }
+        else
+        {
+            _payments[approved.Id] = paid;
+        }
+        return approved;
     }
 
     /// <summary>The mandate behind an approved request, when a mandate approved it; null for a human's approval.</summary>
@@ -198,6 +266,23 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
             return grant;
         }
         return await mandates.FindPaymentAsync(decided.Approval.Id, ct) is { } p ? new MandateGrant(p.MandateId, p.Remaining) : null;
+    }
+
+    /// <summary>What a mandate charged for a <c>/v1/payments</c> payment, when one approved it; null for a human's approval.</summary>
+    public async Task<MandatePaymentRecord?> PaymentGrantAsync(string approvalId, CancellationToken ct) =>
+        _payments.TryRemove(approvalId, out var paid) ? paid : await mandates.FindPaymentAsync(approvalId, ct);
+
+    /// <summary>
+    /// What a <c>mandate.*</c> event is about (docs/webhooks.md §2): the mandate named by <paramref name="subject"/>, or for
+    /// <c>mandate.spent</c>, whose subject is the payment's request, that payment and its mandate.
+    /// </summary>
+    public async Task<(MandateRow Mandate, MandatePaymentRecord? Payment)?> EventSubjectAsync(string subject, CancellationToken ct)
+    {
+        if (IsMandateId(subject))
+        {
+            return await mandates.FindAsync(subject, ct) is { } row ? (row, null) : null;
+        }
+        return await mandates.FindPaymentAsync(subject, ct) is { } paid && await mandates.FindAsync(paid.MandateId, ct) is { } of ? (of, paid) : null;
     }
 
     public Task<IReadOnlyList<MandateRow>> ListAsync(string userId, CancellationToken ct) => mandates.ListForUserAsync(userId, 200, ct);
@@ -230,8 +315,24 @@ internal sealed class MandateBook(IMandateStore mandates, TimeProvider time)
     public string SpentInWindow(MandateRecord m) =>
         MinorUnits.Format(m.WindowStart == MandatePeriods.WindowStart(m.Period, time.GetUtcNow()) ? m.WindowSpent : 0, m.Currency);
 
-    private static bool PayeeListed(MandateRecord m, string? payee) =>
-        m.Payees is null || (payee is not null && (JsonSerializer.Deserialize(m.Payees, MandateListJson.Default.IReadOnlyListString) ?? []).Contains(payee));
+    /// <summary>
+    /// Whether the mandate lists the payee (or lists none). Names compare exactly; EVM addresses (a payment's <c>pay_to</c>)
+    /// compare without case, since EIP-55 case is only a checksum of the same address (docs/payments.md §3).
+    /// </summary>
+    private static bool PayeeListed(IReadOnlyList<string>? payees, string? payee) =>
+        payees is null || (payee is not null &&
+                           payees.Any(p => p == payee || (IsEvmAddress(p) && IsEvmAddress(payee) && string.Equals(p, payee, StringComparison.OrdinalIgnoreCase))));
+
+    /// <summary>Whether the mandate's evidence is a passkey's assertion: only a passkey proves user verification (docs/challenges.md §2.1).</summary>
+    private static bool SignedByPasskey(string evidence)
+    {
+        using var doc = JsonDocument.Parse(evidence);
+        return doc.RootElement.TryGetProperty("kind", out var k) && k.ValueKind == JsonValueKind.String && k.GetString() == DeviceKinds.WebAuthn;
+    }
+
+    private static bool IsEvmAddress(string s) => s.Length == 42 && s.StartsWith("0x", StringComparison.OrdinalIgnoreCase) && !s.AsSpan(2).ContainsAnyExcept(HexDigits);
+
+    private static readonly SearchValues<char> HexDigits = SearchValues.Create("0123456789abcdefABCDEF");
 
     private static (string Amount, long Minor) Limit(JsonElement m, string name, string currency)
     {

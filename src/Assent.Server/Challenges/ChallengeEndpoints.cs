@@ -54,7 +54,7 @@ internal static partial class ChallengeEndpoints
     }
 
     internal static async Task<IResult> CreateAsync(HttpContext http, ApiCaller caller, IdentityDirectory directory, IChallengeStore challenges,
-        IApprovalStore approvals, ApprovalService service, TokenIssuer tokens, AssentOptions options, TimeProvider time, CancellationToken ct)
+        IApprovalStore approvals, ApprovalService service, TokenIssuer tokens, MandateBook mandates, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
         {
@@ -82,7 +82,7 @@ internal static partial class ChallengeEndpoints
             return Problem.BadRequest($"{IdempotencyKeyHeader} must be 1 to {MaxIdempotencyKeyLength} printable ASCII characters, e.g. a UUID");
         }
         var requestHash = SHA256.HashData(body);
-        if (idempotencyKey.Length > 0 && await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, time, ct) is { } replayed)
+        if (idempotencyKey.Length > 0 && await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, mandates, time, ct) is { } replayed)
         {
             return replayed;
         }
@@ -109,6 +109,17 @@ internal static partial class ChallengeEndpoints
         {
             return badQuorum;
         }
+        if (request.Mandate is { ValueKind: not JsonValueKind.Null } && (request.Amount is not null || request.Currency is not null || request.Payee is not null ||
+                                                                       quorum is not null))
+        {
+            return Problem.BadRequest("a challenge asks for a mandate alone: mandate takes no amount, currency, payee or quorum beside it");
+        }
+        if (request.Payee is { } payee && (request.Amount is null || payee.Trim().Length == 0 || payee.Length > MandateBook.MaxPayeeLength ||
+                                           Protocol.Approvals.DisplayText.Problem("payee", payee) is not null))
+        {
+            return Problem.BadRequest(Protocol.Approvals.DisplayText.Problem("payee", payee) ??
+                                      $"payee names who an amount goes to: 1 to {MandateBook.MaxPayeeLength} characters, with an amount");
+        }
         string? amount = null;
         if (request.Amount is { } rawAmount)
         {
@@ -125,24 +136,45 @@ internal static partial class ChallengeEndpoints
         var expiresIn = request.ExpiresIn is { } seconds ? TimeSpan.FromSeconds(seconds) : options.DefaultRequestExpiry;
         var requiresHuman = request.RequiresHuman ?? true;
         var metadata = request.Metadata is { } m ? m.GetRawText() : null;
-        var details = Details(request.Action!, amount, request.Currency);
+        string details;
+        if (request.Mandate is { ValueKind: not JsonValueKind.Null } asked)
+        {
+            if (MandateDetails(asked) is not { } mandateDetails)
+            {
+                return Problem.BadRequest("mandate must be an object {currency, per_payment, total, period, payees?, expires_at} (docs/policies.md §6)");
+            }
+            details = mandateDetails;
+        }
+        else
+        {
+            details = Details(request.Action!, amount, request.Currency, request.Payee);
+        }
         ChallengeCreation outcome = ChallengeCreation.Created;
         ChallengeRecord? stored = null;
+        ChallengeRecord Row(ApprovalRecord a) => stored = new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency,
+            metadata, requiresHuman, idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null);
+        // docs/policies.md §6: a challenge asking an amount inside an active mandate of this API key and user is approved at once,
+        // its budget spent and this row stored in the approval's own transaction; requiresHuman wants a mandate a passkey signed.
+        var coverable = amount is not null && quorum is null && Common.MinorUnits.Of(amount, request.Currency!) is { } minor and > 0
+            ? new ApprovalService.CoverablePayment(new PaymentAsk(amount, minor, request.Currency!, request.Payee), ChallengeStore.Alongside(Row), requiresHuman)
+            : null;
         ApprovalService.Created? created;
         try
         {
-            created = await service.CreateAsync(ApprovalKinds.Challenge, caller.Key.Id, caller.Key.Name, user!, ChallengeScope, request.Message, details, null, expiresIn,
-                quorum, async (a, _, audit, c) =>
+            created = await service.CreateChallengeAsync(caller.Key.Id, caller.Key.Name, user!, ChallengeScope, request.Message, details, expiresIn, quorum,
+                coverable, async (a, _, audit, c) =>
                 {
-                    stored = new ChallengeRecord(a.Id, caller.Key.Id, caller.Owner.Id, request.Action!, amount, request.Currency, metadata, requiresHuman,
-                        idempotencyKey.Length > 0 ? idempotencyKey : null, idempotencyKey.Length > 0 ? requestHash : null);
-                    outcome = await challenges.TryCreateAsync(a, stored, options.Limits.MaxPendingPerAgentPerUser, audit, c);
+                    outcome = await challenges.TryCreateAsync(a, Row(a), options.Limits.MaxPendingPerAgentPerUser, audit, c);
                     return outcome == ChallengeCreation.Created;
                 }, ct);
         }
         catch (PolicyDeniedException denied)
         {
             return Problem.Forbidden($"policy {denied.Policy.Label} denies this challenge; nothing was created (docs/policies.md §1)");
+        }
+        catch (MandateProblemException bad)
+        {
+            return Problem.BadRequest("mandate: " + bad.Message);
         }
         catch (System.Data.Common.DbException) when (idempotencyKey.Length > 0)
         {
@@ -157,7 +189,7 @@ internal static partial class ChallengeEndpoints
         switch (outcome)
         {
             case ChallengeCreation.Duplicate:
-                return (await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, time, ct))!;
+                return (await ReplayAsync(http, caller, idempotencyKey, requestHash, challenges, approvals, tokens, mandates, time, ct))!;
             case ChallengeCreation.OverCap:
                 return Problem.TooManyRequests(
                     $"this API key already has {options.Limits.MaxPendingPerAgentPerUser} challenges pending for this user; wait for one to be decided or expire",
@@ -166,12 +198,12 @@ internal static partial class ChallengeEndpoints
         // Answered from what was just stored: a new challenge has no decision to read back.
         var view = new ChallengeView(stored!, created!.Approval);
         http.Response.Headers.Location = $"{Path}/{view.Challenge.Id}";
-        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
     }
 
     /// <summary>The challenge an Idempotency-Key already made, or 422 when it came with another body; null when the key is new.</summary>
     private static async Task<IResult?> ReplayAsync(HttpContext http, ApiCaller caller, string idempotencyKey, byte[] requestHash, IChallengeStore challenges,
-        IApprovalStore approvals, TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+        IApprovalStore approvals, TokenIssuer tokens, MandateBook mandates, TimeProvider time, CancellationToken ct)
     {
         if (await challenges.FindByIdempotencyKeyAsync(caller.Key.Id, idempotencyKey, ct) is not { } earlier)
         {
@@ -184,7 +216,7 @@ internal static partial class ChallengeEndpoints
         }
         http.Response.Headers.Location = $"{Path}/{earlier.Challenge.Id}";
         http.Response.Headers["Idempotent-Replayed"] = "true";
-        return TypedResults.Json(await ResponseAsync(earlier, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
+        return TypedResults.Json(await ResponseAsync(earlier, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse, statusCode: StatusCodes.Status201Created);
     }
 
     private static async Task<(UserRecord? User, IResult? Problem)> ValidateAsync(ChallengeCreateRequest r, ApiCaller caller, IdentityDirectory directory,
@@ -294,7 +326,7 @@ internal static partial class ChallengeEndpoints
     }
 
     internal static async Task<IResult> GetAsync(string id, HttpContext http, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals,
-        ApprovalHub hub, TokenIssuer tokens, AssentOptions options, TimeProvider time, CancellationToken ct)
+        ApprovalHub hub, TokenIssuer tokens, MandateBook mandates, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         if (caller.Lacks(ApiScopes.ChallengesRead) is { } refused && caller.Lacks(ApiScopes.ChallengesWrite) is not null)
         {
@@ -311,11 +343,11 @@ internal static partial class ChallengeEndpoints
             view = (await challenges.FindAsync(id, ct))!;
         }
         http.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse);
     }
 
     internal static async Task<IResult> ConsumeAsync(string id, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals, TokenIssuer tokens,
-        TimeProvider time, CancellationToken ct)
+        MandateBook mandates, TimeProvider time, CancellationToken ct)
     {
         if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
         {
@@ -335,11 +367,11 @@ internal static partial class ChallengeEndpoints
                 ? $"challenge {id} was already consumed; a challenge is single-use"
                 : $"challenge {id} is {state}: only an approved challenge can be consumed");
         }
-        return TypedResults.Json(await ResponseAsync(view with { Approval = redeemed.Approval }, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+        return TypedResults.Json(await ResponseAsync(view with { Approval = redeemed.Approval }, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse);
     }
 
     internal static async Task<IResult> CancelAsync(string id, ApiCaller caller, IChallengeStore challenges, IApprovalStore approvals, ApprovalHub hub,
-        TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+        TokenIssuer tokens, MandateBook mandates, TimeProvider time, CancellationToken ct)
     {
         if (caller.Lacks(ApiScopes.ChallengesWrite) is { } refused)
         {
@@ -358,7 +390,7 @@ internal static partial class ChallengeEndpoints
         // The approver's screen and anyone holding a Prefer: wait learn of it at once.
         hub.Settled(id, view.Approval.UserId, StateNames.Cancelled);
         view = (await challenges.FindAsync(id, ct))!;
-        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, time, ct), V1Json.Default.ChallengeResponse);
+        return TypedResults.Json(await ResponseAsync(view, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse);
     }
 
     /// <summary>Scope of the request a challenge raises, and of its attestation token.</summary>
@@ -383,14 +415,17 @@ internal static partial class ChallengeEndpoints
     };
 
     /// <summary>The challenge as the API shows it; once approved, with the token of docs/tokens.md §3 over the approving decision.</summary>
-    internal static async Task<ChallengeResponse> ResponseAsync(ChallengeView view, IApprovalStore approvals, TokenIssuer tokens, TimeProvider time, CancellationToken ct)
+    internal static async Task<ChallengeResponse> ResponseAsync(ChallengeView view, IApprovalStore approvals, TokenIssuer tokens, MandateBook mandates, TimeProvider time,
+        CancellationToken ct)
     {
         var (c, a) = view;
         ChallengeAttestation? attestation = null;
         if (a.State is ApprovalState.Approved or ApprovalState.Redeemed)
         {
             var approving = (await approvals.ListDecisionsAsync(a.Id, ct)).Where(d => d.Decision == ApprovalState.Approved).ToList();
-            var token = tokens.ForApproval(new DecidedApproval(a, approving), a.Id, includeIdToken: false).AccessToken;
+            var decided = new DecidedApproval(a, approving);
+            // A challenge a mandate approved: amr ["mandate"], the mandate claim, the device's signature over the mandate (docs/policies.md §6).
+            var token = tokens.ForApproval(decided, a.Id, includeIdToken: false, mandate: await mandates.GrantOfAsync(decided, ct)).AccessToken;
             using var evidence = JsonDocument.Parse(approving[0].Evidence);
             attestation = new ChallengeAttestation(token, evidence.RootElement.GetProperty("device").GetString()!, evidence.RootElement.GetProperty("kind").GetString()!);
         }
@@ -400,8 +435,37 @@ internal static partial class ChallengeEndpoints
             a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), WireTime.Of(a.RedeemedAt), attestation);
     }
 
-    /// <summary>RFC 9396 entry the device shows and signs: <c>[{"type":"challenge","action":…,"amount":…,"currency":…}]</c> (docs/challenges.md §2.1).</summary>
-    private static string Details(string action, string? amount, string? currency)
+    /// <summary>
+    /// A mandate asked through a challenge: the one <c>mandate</c> entry with the fields as given, which the approvals core
+    /// then checks and rewrites canonically (docs/policies.md §6); null when it is no object or names its own type.
+    /// </summary>
+    private static string? MandateDetails(JsonElement mandate)
+    {
+        if (mandate.ValueKind != JsonValueKind.Object || mandate.TryGetProperty(AuthorizationDetailFields.Type, out _))
+        {
+            return null;
+        }
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartArray();
+            w.WriteStartObject();
+            w.WriteString(AuthorizationDetailFields.Type, Protocol.Approvals.MandateDetails.MandateType);
+            foreach (var p in mandate.EnumerateObject())
+            {
+                p.WriteTo(w);
+            }
+            w.WriteEndObject();
+            w.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    /// <summary>
+    /// RFC 9396 entry the device shows and signs: <c>[{"type":"challenge","action":…,"amount":…,"currency":…,"payee":…}]</c>
+    /// (docs/challenges.md §2.1).
+    /// </summary>
+    private static string Details(string action, string? amount, string? currency, string? payee)
     {
         var buffer = new ArrayBufferWriter<byte>(128);
         using (var w = new Utf8JsonWriter(buffer))
@@ -414,6 +478,10 @@ internal static partial class ChallengeEndpoints
             {
                 w.WriteString("amount", amount);
                 w.WriteString("currency", currency);
+                if (payee is not null)
+                {
+                    w.WriteString("payee", payee);
+                }
             }
             w.WriteEndObject();
             w.WriteEndArray();

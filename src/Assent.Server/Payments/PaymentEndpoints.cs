@@ -50,7 +50,6 @@ internal static class PaymentEndpoints
         services.AddSingleton(store.Wallets);
         services.AddSingleton(store.Payments);
         services.AddSingleton<Wallets>();
-        services.AddSingleton<PaymentMandateHook>();
         services.TryAddSingleton(new PaymentOptions());
         return services;
     }
@@ -78,7 +77,7 @@ internal static class PaymentEndpoints
     }
 
     internal static async Task<IResult> CreateAsync(HttpContext http, ClientAuthenticator authenticator, IdentityDirectory directory, IPaymentStore payments,
-        Wallets wallets, IApprovalStore approvals, ApprovalService service, ApprovalHub hub, PaymentMandateHook mandates, PaymentOptions paymentOptions,
+        Wallets wallets, IApprovalStore approvals, ApprovalService service, ApprovalHub hub, MandateBook mandates, PaymentOptions paymentOptions,
         AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
@@ -131,18 +130,18 @@ internal static class PaymentEndpoints
         var binding = $"Pay {amount} {asset.Symbol} to {payTo}";
         var offerJson = OfferJson(o, network, asset);
         PaymentRecord? stored = null;
+        PaymentRecord Row(ApprovalRecord a) => stored = new PaymentRecord(a.Id, client.Id, user.Id, o.Protocol, network.Id, asset.Address, asset.Symbol, payTo,
+            amount, atomic.ToString(System.Globalization.CultureInfo.InvariantCulture), o.Resource, o.Description, wallet.Address, authorization.Nonce,
+            authorization.ValidAfter, authorization.ValidBefore, offerJson, a.CreatedAt);
+        // docs/policies.md §6: a payment an active mandate of this agent and its owner covers is approved with no human, its
+        // budget spent and this row stored in the approval's own transaction.
+        var coverable = PaymentMandateHook.AskOf(asset, atomic, payTo) is { } ask ? new ApprovalService.CoverablePayment(ask, PaymentStore.Alongside(Row)) : null;
         var version = hub.Version;
         ApprovalService.Created? created;
         try
         {
-            created = await service.CreateAsync(ApprovalKinds.Payment, client.Id, client.Name, user, PaymentsScope, binding, details, null, expiry, null,
-                (a, _, audit, c) =>
-                {
-                    stored = new PaymentRecord(a.Id, client.Id, user.Id, o.Protocol, network.Id, asset.Address, asset.Symbol, payTo, amount,
-                        atomic.ToString(System.Globalization.CultureInfo.InvariantCulture), o.Resource, o.Description, wallet.Address, authorization.Nonce,
-                        authorization.ValidAfter, authorization.ValidBefore, offerJson, a.CreatedAt);
-                    return payments.TryCreateAsync(a, stored, options.Limits.MaxPendingPerAgentPerUser, audit, c);
-                }, ct);
+            created = await service.CreatePaymentAsync(client.Id, client.Name, user, PaymentsScope, binding, details, expiry, coverable,
+                (a, _, audit, c) => payments.TryCreateAsync(a, Row(a), options.Limits.MaxPendingPerAgentPerUser, audit, c), ct);
         }
         catch (PolicyDeniedException denied)
         {
@@ -154,15 +153,13 @@ internal static class PaymentEndpoints
                 TimeSpan.FromSeconds(5));
         }
         var approval = created.Approval;
-        // The one place a spending mandate approves a payment with no human (docs/policies.md §4).
-        if (await mandates.TryApproveAsync(approval, stored!, ct))
+        if (approval.State == ApprovalState.Pending)
         {
-            approval = await approvals.FindAsync(approval.Id, ct) ?? approval;
+            approval = await PreferWait.HoldIfAskedAsync(http, approval, version, hub, approvals, options, time, ct);
         }
-        approval = await PreferWait.HoldIfAskedAsync(http, approval, version, hub, approvals, options, time, ct);
         http.Response.Headers.Location = $"{Path}/{approval.Id}";
         http.Response.Headers.CacheControl = "no-store";
-        var response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, time, ct);
+        var response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, time, ct);
         return TypedResults.Json(response, PaymentJson.Default.PaymentResponse, statusCode: StatusCodes.Status201Created);
     }
 
@@ -362,7 +359,7 @@ internal static class PaymentEndpoints
     private static string Checksum(string address) => new Nethereum.Util.AddressUtil().ConvertToChecksumAddress(address);
 
     internal static async Task<IResult> GetAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments, IApprovalStore approvals,
-        ApprovalHub hub, Wallets wallets, AssentOptions options, TimeProvider time, CancellationToken ct)
+        ApprovalHub hub, Wallets wallets, MandateBook mandates, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
         if (client is null)
@@ -376,11 +373,11 @@ internal static class PaymentEndpoints
         }
         var approval = await PreferWait.HoldIfAskedAsync(http, view.Approval, version, hub, approvals, options, time, ct);
         http.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Json(await RespondAsync(view with { Approval = approval }, approvals, wallets, time, ct), PaymentJson.Default.PaymentResponse);
+        return TypedResults.Json(await RespondAsync(view with { Approval = approval }, approvals, wallets, mandates, time, ct), PaymentJson.Default.PaymentResponse);
     }
 
     internal static async Task<IResult> ReceiptAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments,
-        IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct)
+        IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
         if (client is null)
@@ -430,11 +427,11 @@ internal static class PaymentEndpoints
             return Problem.Conflict($"payment {id} has its receipt already");
         }
         view = (await payments.FindAsync(id, ct))!;
-        return TypedResults.Json(await RespondAsync(view, approvals, wallets, time, ct), PaymentJson.Default.PaymentResponse);
+        return TypedResults.Json(await RespondAsync(view, approvals, wallets, mandates, time, ct), PaymentJson.Default.PaymentResponse);
     }
 
     internal static async Task<IResult> ListAsync(HttpContext http, ClientAuthenticator authenticator, AccessTokenValidator validator, IdentityDirectory directory,
-        IPaymentStore payments, IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct)
+        IPaymentStore payments, IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time, CancellationToken ct)
     {
         IReadOnlyList<PaymentView> list;
         if (AccessTokenValidator.BearerToken(http.Request) is not null)
@@ -459,7 +456,7 @@ internal static class PaymentEndpoints
         foreach (var view in list)
         {
             // A list shows what happened; the header to pay with is only in the paying agent's own reads.
-            answers.Add((await RespondAsync(view, approvals, wallets, time, ct, sign: false)) with { Agent = view.Payment.ClientId });
+            answers.Add((await RespondAsync(view, approvals, wallets, mandates, time, ct, sign: false)) with { Agent = view.Payment.ClientId });
         }
         return TypedResults.Json(new PaymentList(answers), PaymentJson.Default.PaymentList);
     }
@@ -477,8 +474,8 @@ internal static class PaymentEndpoints
     /// signature redeems the request and is audited with it (docs/payments.md §5). The signature is deterministic, so a
     /// later read returns the same header and signs nothing new.
     /// </summary>
-    internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, TimeProvider time, CancellationToken ct,
-        bool sign = true)
+    internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time,
+        CancellationToken ct, bool sign = true)
     {
         var (p, a) = view;
         var now = time.GetUtcNow();
@@ -490,6 +487,8 @@ internal static class PaymentEndpoints
             var s => StateNames.Of(s),
         };
         PaymentHeader? header = null;
+        // A payment a mandate approved names it, and what it was charged (docs/policies.md §6).
+        var grant = a.State is ApprovalState.Approved or ApprovalState.Redeemed ? await mandates.PaymentGrantAsync(a.Id, ct) : null;
         if (a.State is ApprovalState.Approved or ApprovalState.Redeemed && p.Receipt is null)
         {
             if (now + SigningMargin >= DateTimeOffset.FromUnixTimeSeconds(p.ValidBefore))
@@ -499,15 +498,17 @@ internal static class PaymentEndpoints
             }
             else if (sign)
             {
-                header = await SignAsync(view, approvals, wallets, now, ct);
+                header = await SignAsync(view, approvals, wallets, grant, now, ct);
             }
         }
         return new PaymentResponse(p.Id, status, p.Protocol, p.Amount, p.Symbol, p.AmountAtomic, p.Asset, p.Network, p.PayTo, p.Wallet, p.Resource,
             WireTime.Of(a.CreatedAt)!, WireTime.Of(a.ExpiresAt)!, WireTime.Of(p.ValidBefore * 1000)!, p.Description,
-            a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), header, p.Receipt);
+            a.State is ApprovalState.Pending ? null : WireTime.Of(a.DecidedAt), header, p.Receipt,
+            Mandate: grant is null ? null : new PaymentMandate(grant.MandateId, grant.Amount, grant.Remaining));
     }
 
-    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, DateTimeOffset now, CancellationToken ct)
+    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandatePaymentRecord? mandate, DateTimeOffset now,
+        CancellationToken ct)
     {
         var (p, a) = view;
         var authorization = new Eip3009Authorization(p.Wallet, p.PayTo, BigInteger.Parse(p.AmountAtomic, System.Globalization.CultureInfo.InvariantCulture),
@@ -528,14 +529,19 @@ internal static class PaymentEndpoints
         var signature = wallets.Sign(wallet, typed);
         if (a.State == ApprovalState.Approved)
         {
-            // The first signature redeems the request, audited with it; a read racing it signs the same bytes and records nothing.
-            await approvals.TryRedeemAsync(a.Id, now.ToUnixTimeMilliseconds(), new AuditEvent(PaymentAuditTypes.PaymentSigned, p.UserId, p.ClientId, a.Id,
-                new Dictionary<string, string>
-                {
-                    ["approval"] = a.Id, ["amount"] = p.Amount, ["currency"] = p.Symbol, ["asset"] = p.Asset, ["network"] = p.Network, ["pay_to"] = p.PayTo,
-                    ["nonce"] = p.Nonce, ["valid_before"] = p.ValidBefore.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["signature_sha256"] = Protocol.Base64Url.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(signature))),
-                }), ct);
+            // The first signature redeems the request, audited with it (and with the mandate that approved it, if one did); a read
+            // racing it signs the same bytes and records nothing.
+            var data = new Dictionary<string, string>
+            {
+                ["approval"] = a.Id, ["amount"] = p.Amount, ["currency"] = p.Symbol, ["asset"] = p.Asset, ["network"] = p.Network, ["pay_to"] = p.PayTo,
+                ["nonce"] = p.Nonce, ["valid_before"] = p.ValidBefore.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["signature_sha256"] = Protocol.Base64Url.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(signature))),
+            };
+            if (mandate is not null)
+            {
+                data["mandate"] = mandate.MandateId;
+            }
+            await approvals.TryRedeemAsync(a.Id, now.ToUnixTimeMilliseconds(), new AuditEvent(PaymentAuditTypes.PaymentSigned, p.UserId, p.ClientId, a.Id, data), ct);
         }
         var version = o.GetProperty("x402Version").GetInt32();
         return new PaymentHeader(X402.RetryHeader(version), X402.PaymentHeaderValue(version, o, authorization, signature));
@@ -559,11 +565,30 @@ internal static class PaymentEndpoints
 }
 
 /// <summary>
-/// The single place a spending mandate (docs/policies.md §4) approves a payment with no human: given the new, pending
-/// request and its payment, approve the request (atomically consuming the mandate's budget) and answer true, or answer
-/// false to leave it to the human. Not wired yet: every payment goes to the human.
+/// What a payment asks of a spending mandate (docs/policies.md §6, docs/payments.md §3): its amount in the ISO currency
+/// its asset is worth, exactly, and its payee (the <c>pay_to</c> address). The request it belongs to is then covered, or
+/// not, by <see cref="ApprovalService"/> in the transaction that stores it.
 /// </summary>
-internal sealed class PaymentMandateHook
+internal static class PaymentMandateHook
 {
-    public Task<bool> TryApproveAsync(ApprovalRecord approval, PaymentRecord payment, CancellationToken ct) => Task.FromResult(false);
+    /// <summary>
+    /// The charge in the mandate currency's minor units: <paramref name="atomic"/> of an asset with <c>Decimals</c> digits,
+    /// rounded up to the currency's minor unit when finer (0.001 USDC is charged 0.01 USD), so a mandate never lets more
+    /// go than it states. Compared as integers, never through a float. Null when the asset is worth no ISO currency
+    /// (configured without one) or the amount is beyond 64 bits: then no mandate covers it.
+    /// </summary>
+    public static PaymentAsk? AskOf(PaymentAsset asset, BigInteger atomic, string payTo)
+    {
+        if (asset.Currency is not { } currency || Money.MinorUnits(currency) is not { } minorDigits || atomic <= 0)
+        {
+            return null;
+        }
+        var charge = atomic * BigInteger.Pow(10, Math.Max(0, minorDigits - asset.Decimals));
+        if (asset.Decimals > minorDigits)
+        {
+            var (whole, rest) = BigInteger.DivRem(atomic, BigInteger.Pow(10, asset.Decimals - minorDigits));
+            charge = rest > 0 ? whole + 1 : whole;
+        }
+        return charge > long.MaxValue ? null : new PaymentAsk(MinorUnits.Format((long)charge, currency), (long)charge, currency, payTo);
+    }
 }

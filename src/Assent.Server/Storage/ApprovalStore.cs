@@ -222,7 +222,10 @@ internal class ApprovalStore(Database db) : IApprovalStore
         var (state, queued) = await db.WriteAsync(async w =>
         {
             var state = await DecideAsync(w, request, d, signCount, audit);
-            return (state, state is { } settled ? await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
+            return (state, state is { } settled
+                ? await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, settled, d.DecidedAt)) +
+                  await w.EmitAsync(db.Outbox, MandateIds.ForDecision(request, settled, d.DecidedAt))
+                : 0);
         }, ct);
         db.Outbox.Enqueued(queued);
         return state;

@@ -48,7 +48,7 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IPaymentStore Payments { get; } = new PaymentStore(db);
 
-    public IMandateStore Mandates { get; } = new MandateStore(db);
+    public IMandateStore Mandates { get; } = db.CreateMandateStore();
 
     public IVaultStore Vault { get; } = new VaultStore(db);
 

@@ -68,13 +68,22 @@ internal sealed class ChallengeStore(Database db) : IChallengeStore
             await ApprovalSql.InsertEligibleAsync(w, approval);
             await w.NotifyAsync(ApprovalNotice.Created(approval));
             // On PostgreSQL two requests with one key at once both pass the check above; the unique index refuses the second.
-            await w.ExecAsync(
-                "INSERT INTO challenges(id, api_key_id, owner_user_id, action, amount, currency, metadata, requires_human, idempotency_key, request_hash) " +
-                "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                c.Id, c.ApiKeyId, c.OwnerUserId, c.Action, c.Amount, c.Currency, c.Metadata, c.RequiresHuman ? 1 : 0, c.IdempotencyKey, c.RequestHash);
+            await InsertAsync(w, c);
             await w.AuditAsync(audit);
             return ChallengeCreation.Created;
         }, ct);
+
+    /// <summary>
+    /// The challenge's row, written in the transaction of a mandate that covers its request (docs/policies.md §6). Its
+    /// idempotency key is held by the same unique index: a racing duplicate fails the whole transaction, budget included.
+    /// </summary>
+    public static CoveredRowWriter Alongside(Func<ApprovalRecord, ChallengeRecord> row) => async (w, approved) => await InsertAsync(w, row(approved));
+
+    private static ValueTask<int> InsertAsync(IWriteSession w, ChallengeRecord c) =>
+        w.ExecAsync(
+            "INSERT INTO challenges(id, api_key_id, owner_user_id, action, amount, currency, metadata, requires_human, idempotency_key, request_hash) " +
+            "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            c.Id, c.ApiKeyId, c.OwnerUserId, c.Action, c.Amount, c.Currency, c.Metadata, c.RequiresHuman ? 1 : 0, c.IdempotencyKey, c.RequestHash);
 
     public Task<ChallengeView?> FindAsync(string id, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync(Select + "WHERE c.id = $1", Read, id), ct);

@@ -88,6 +88,9 @@ internal abstract class Database : IAsyncDisposable
     /// <summary>The approvals store on this engine: the shared one, unless the engine pipelines its hot path.</summary>
     public virtual IApprovalStore CreateApprovalStore() => new ApprovalStore(this);
 
+    /// <summary>The mandates store on this engine: the shared one, unless the engine spends budgets in one statement.</summary>
+    public virtual IMandateStore CreateMandateStore() => new MandateStore(this);
+
     /// <summary>Before reading the audit chain: whatever committed before this call is in the chain (PostgreSQL seals pending entries).</summary>
     public virtual Task SettleAuditAsync(CancellationToken ct) => Task.CompletedTask;
 

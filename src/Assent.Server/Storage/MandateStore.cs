@@ -73,6 +73,33 @@ internal sealed record MandateGrant(string Id, string Remaining);
 /// <summary>The budget a covered payment asks of a mandate: minor units, in the window <see cref="WindowStart"/>.</summary>
 internal sealed record MandateCharge(string MandateId, long AmountMinor, long WindowStart, long Now);
 
+/// <summary>
+/// The row of the feature a covered request belongs to (a payment's, a challenge's), written inside the transaction that
+/// spends the mandate and approves the request, from the request as approved.
+/// </summary>
+internal delegate ValueTask CoveredRowWriter(IWriteSession w, ApprovalRecord approved);
+
+/// <summary>Mandate ids, and the <c>mandate.*</c> events of the transitions of other aggregates (docs/webhooks.md §2).</summary>
+internal static class MandateIds
+{
+    public const string Prefix = "mnd_";
+
+    /// <summary>A mandate's id follows from the request that asked for it: <c>mnd_X</c> for <c>apr_X</c> (or <c>chl_X</c>).</summary>
+    public static string For(string approvalId) => Prefix + approvalId[(approvalId.IndexOf('_') + 1)..];
+
+    /// <summary>
+    /// Whether a request asks for a mandate: its details are the one canonical mandate entry, which is how every mandate
+    /// request is stored (docs/policies.md §6: rewritten before its payload is built).
+    /// </summary>
+    public static bool IsRequest(ApprovalRecord a) => a.AuthorizationDetails?.StartsWith("[{\"type\":\"mandate\"", StringComparison.Ordinal) == true;
+
+    /// <summary><c>mandate.approved</c> when a mandate request is approved; null for every other decision.</summary>
+    public static OutboxEvent? ForDecision(ApprovalRecord request, ApprovalState state, long at) =>
+        state == ApprovalState.Approved && IsRequest(request)
+            ? OutboxEvent.ForMandate(EventTypes.MandateApproved, For(request.Id), request.UserId, request.ClientId, at)
+            : null;
+}
+
 /// <summary>Spending mandates and the payments they approved (docs/storage.md §3, docs/policies.md §6).</summary>
 internal interface IMandateStore
 {
@@ -86,12 +113,13 @@ internal interface IMandateStore
     /// The one transaction of a covered payment: spends <paramref name="charge"/> from the mandate's budget with a guarded
     /// update (still active, the amount within per-payment and within what the window has left), and only then stores
     /// <paramref name="approval"/> as approved with <paramref name="decision"/> (the mandate's evidence), the payment, its
-    /// CIBA notification and audit entry, and its deliveries. Null, and nothing stored, when the budget refused: the
+    /// CIBA notification and audit entry, its deliveries (<c>approval.approved</c> or <c>challenge.approved</c>, <c>mandate.spent</c>, and <c>mandate.exhausted</c> when
+    /// nothing is left), and <paramref name="row"/> (a payment's or a challenge's). Null, and nothing stored, when the budget refused: the
     /// request then goes to a human. Two nodes spending the same mandate serialise on its row, and a revocation is
     /// an update of the same row, so no payment commits after a revocation has.
     /// </summary>
     Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee, ApprovalRecord approval,
-        DecisionRecord decision, byte[]? cibaNotification, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
+        DecisionRecord decision, byte[]? cibaNotification, CoveredRowWriter? row, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct);
 
     Task<MandateRow?> FindAsync(string id, CancellationToken ct);
 
@@ -144,13 +172,13 @@ internal static class MandateSchema
         """;
 }
 
-internal sealed class MandateStore(Database db) : IMandateStore
+internal class MandateStore(Database db) : IMandateStore
 {
     private const string Columns =
         "m.id, m.approval_id, m.client_id, m.user_id, m.currency, m.per_payment, m.total, m.per_payment_minor, m.total_minor, m.period, m.payees, " +
         "m.expires_at, m.created_at, m.revoked_at, m.window_start, m.window_spent, m.spent, m.payments";
 
-    private const string PaymentColumns = "approval_id, mandate_id, amount, amount_minor, payee, window_start, remaining, created_at";
+    internal const string PaymentColumns = "approval_id, mandate_id, amount, amount_minor, payee, window_start, remaining, created_at";
 
     /// <summary>A mandate, its request's state, and (once approved) the approving decision: user and evidence.</summary>
     private static readonly string Select =
@@ -163,12 +191,18 @@ internal sealed class MandateStore(Database db) : IMandateStore
     /// stored one (a node whose clock lags) spends nothing. SET expressions all read the row as it was, on both engines.
     /// On PostgreSQL an update that waited for another re-checks this WHERE against the row that other committed.
     /// </summary>
-    private const string Spend =
-        "UPDATE mandates SET " +
-        "window_spent = (CASE WHEN window_start = $3 THEN window_spent ELSE 0 END) + $2, window_start = $3, spent = spent + $2, payments = payments + 1 " +
-        "WHERE id = $1 AND revoked_at IS NULL AND expires_at > $4 AND window_start <= $3 AND $2 > 0 AND $2 <= per_payment_minor " +
-        "AND (CASE WHEN window_start = $3 THEN window_spent ELSE 0 END) + $2 <= total_minor " +
-        "RETURNING total_minor - window_spent";
+    private static readonly string Spend = SpendSql(1) + " RETURNING total_minor - window_spent";
+
+    /// <summary>The guarded update of the budget with its parameters from <c>$first</c> (id, amount, window start, now).</summary>
+    internal static string SpendSql(int first)
+    {
+        string P(int n) => "$" + (first + n - 1);
+        return "UPDATE mandates SET " +
+               $"window_spent = (CASE WHEN window_start = {P(3)} THEN window_spent ELSE 0 END) + {P(2)}, window_start = {P(3)}, spent = spent + {P(2)}, " +
+               "payments = payments + 1 " +
+               $"WHERE id = {P(1)} AND revoked_at IS NULL AND expires_at > {P(4)} AND window_start <= {P(3)} AND {P(2)} > 0 AND {P(2)} <= per_payment_minor " +
+               $"AND (CASE WHEN window_start = {P(3)} THEN window_spent ELSE 0 END) + {P(2)} <= total_minor";
+    }
 
     private static MandateRecord Read(DbDataReader r) => new(
         r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetInt64(7), r.GetInt64(8),
@@ -193,8 +227,9 @@ internal sealed class MandateStore(Database db) : IMandateStore
             $"AND a.state IN ({StateCodes.Approved}, {StateCodes.Redeemed}) AND d.evidence IS NOT NULL ORDER BY m.created_at, m.id",
             ReadRow, clientId, userId, now), ct);
 
-    public async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
-        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, Func<MandatePaymentRecord, AuditEvent> audit, CancellationToken ct)
+    public virtual async Task<MandatePaymentRecord?> TryApproveCoveredAsync(MandateRecord mandate, MandateCharge charge, string amount, string? payee,
+        ApprovalRecord approval, DecisionRecord decision, byte[]? cibaNotification, CoveredRowWriter? row, Func<MandatePaymentRecord, AuditEvent> audit,
+        CancellationToken ct)
     {
         var (payment, queued) = await db.WriteAsync(async w =>
         {
@@ -211,12 +246,22 @@ internal sealed class MandateStore(Database db) : IMandateStore
                 decision.ApprovalId, decision.UserId, decision.DeviceId, (int)decision.Decision, decision.Evidence, decision.DecidedAt);
             await w.ExecAsync($"INSERT INTO mandate_payments({PaymentColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
                 payment.ApprovalId, payment.MandateId, payment.Amount, payment.AmountMinor, payment.Payee, payment.WindowStart, payment.Remaining, payment.CreatedAt);
+            if (row is not null)
+            {
+                await row(w, approval);
+            }
             if (cibaNotification is not null)
             {
                 await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", approval.Id, cibaNotification);
             }
             await w.AuditAsync(audit(payment));
-            return (payment, await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(approval, ApprovalState.Approved, charge.Now)));
+            var queued = await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(approval, ApprovalState.Approved, charge.Now));
+            queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateSpent, approval.Id, mandate.UserId, mandate.ClientId, charge.Now));
+            if (left[0] == 0)
+            {
+                queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateExhausted, mandate.Id, mandate.UserId, mandate.ClientId, charge.Now));
+            }
+            return (payment, queued);
         }, ct);
         db.Outbox.Enqueued(queued);
         return payment;
@@ -229,14 +274,26 @@ internal sealed class MandateStore(Database db) : IMandateStore
         db.ReadAsync(s => s.AllAsync($"{Select} WHERE m.user_id = $1 ORDER BY m.created_at DESC, m.id LIMIT $2", ReadRow, userId, limit), ct);
 
     public Task<IReadOnlyList<MandatePaymentRecord>> ListPaymentsAsync(string mandateId, int limit, CancellationToken ct) =>
-        db.ReadAsync(s => s.AllAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 ORDER BY created_at DESC, approval_id LIMIT $2",
+        db.ReadAsync(s => s.AllAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 ORDER BY created_at DESC, approval_id DESC LIMIT $2",
             ReadPayment, mandateId, limit), ct);
 
     public Task<MandatePaymentRecord?> FindPaymentAsync(string approvalId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE approval_id = $1", ReadPayment, approvalId), ct);
 
-    public Task<bool> TryRevokeAsync(string id, string userId, long now, AuditEvent audit, CancellationToken ct) =>
-        db.WriteAsync(async w =>
-            await w.ExecAsync("UPDATE mandates SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL", id, userId, now) == 1 &&
-            await w.AuditedAsync(audit), ct);
+    public async Task<bool> TryRevokeAsync(string id, string userId, long now, AuditEvent audit, CancellationToken ct)
+    {
+        var (revoked, queued) = await db.WriteAsync(async w =>
+        {
+            var clients = await w.AllAsync("UPDATE mandates SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING client_id",
+                r => r.GetString(0), id, userId, now);
+            if (clients.Count == 0)
+            {
+                return (false, 0);
+            }
+            await w.AuditAsync(audit);
+            return (true, await w.EmitAsync(db.Outbox, OutboxEvent.ForMandate(EventTypes.MandateRevoked, id, userId, clients[0], now)));
+        }, ct);
+        db.Outbox.Enqueued(queued);
+        return revoked;
+    }
 }

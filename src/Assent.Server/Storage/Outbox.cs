@@ -17,13 +17,25 @@ internal static class EventTypes
     public const string DeviceEnrolled = "device.enrolled";
     public const string DeviceRevoked = "device.revoked";
 
+    /// <summary>A user approved a spending mandate (docs/policies.md §6); its subject is the mandate.</summary>
+    public const string MandateApproved = "mandate.approved";
+
+    /// <summary>A user revoked a mandate; its subject is the mandate.</summary>
+    public const string MandateRevoked = "mandate.revoked";
+
+    /// <summary>A mandate approved a payment with no human; its subject is the payment's request.</summary>
+    public const string MandateSpent = "mandate.spent";
+
+    /// <summary>A payment left nothing of the mandate's total for its period; its subject is the mandate.</summary>
+    public const string MandateExhausted = "mandate.exhausted";
+
     /// <summary>Sent to an endpoint by <c>POST /v1/webhooks/{id}/test</c> only; nothing subscribes to it.</summary>
     public const string Ping = "webhook.ping";
 
     public static readonly IReadOnlyList<string> All =
     [
         ChallengeApproved, ChallengeDenied, ChallengeExpired, ChallengeCancelled, ApprovalApproved, ApprovalDenied, ApprovalExpired, ApprovalCancelled,
-        DeviceEnrolled, DeviceRevoked,
+        DeviceEnrolled, DeviceRevoked, MandateApproved, MandateRevoked, MandateSpent, MandateExhausted,
     ];
 
     /// <summary>Families a subscription may name as <c>family.*</c>, and <c>*</c> for everything.</summary>
@@ -76,6 +88,9 @@ internal sealed record OutboxEvent(string Id, string Type, string Subject, strin
             : null;
 
     public static OutboxEvent ForDevice(string type, DeviceRecord device, long at) => new(NewId(at), type, device.Id, device.UserId, null, at, false);
+
+    /// <summary>A <c>mandate.*</c> event: to the mandate's user and the owner of the agent or API key that holds it.</summary>
+    public static OutboxEvent ForMandate(string type, string subject, string userId, string clientId, long at) => new(NewId(at), type, subject, userId, clientId, at, false);
 
     /// <summary>The Standard Webhooks <c>webhook-id</c>: one per event, the same on every attempt.</summary>
     private static string NewId(long at) => Common.Ids.Ordered("msg", DateTimeOffset.FromUnixTimeMilliseconds(at));

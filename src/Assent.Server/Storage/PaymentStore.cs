@@ -56,13 +56,20 @@ internal sealed class PaymentStore(Database db) : IPaymentStore
             }
             await ApprovalSql.InsertEligibleAsync(w, approval);
             await w.NotifyAsync(ApprovalNotice.Created(approval));
-            await w.ExecAsync(
-                "INSERT INTO payments(id, client_id, user_id, protocol, network, asset, symbol, pay_to, amount, amount_atomic, resource, description, wallet, nonce, " +
-                "valid_after, valid_before, offer, created_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-                p.Id, p.ClientId, p.UserId, p.Protocol, p.Network, p.Asset, p.Symbol, p.PayTo, p.Amount, p.AmountAtomic, p.Resource, p.Description, p.Wallet,
-                p.Nonce, p.ValidAfter, p.ValidBefore, p.Offer, p.CreatedAt);
+            await InsertAsync(w, p);
             return await w.AuditedAsync(audit);
         }, ct);
+
+    /// <summary>The payment's row, written in the transaction of a mandate that covers its request (docs/payments.md §11).</summary>
+    public static CoveredRowWriter Alongside(Func<ApprovalRecord, PaymentRecord> row) => async (w, approved) => await InsertAsync(w, row(approved));
+
+    /// <summary>The payment's row, inside the caller's transaction (its request's, or a mandate's covering one).</summary>
+    internal static ValueTask<int> InsertAsync(IWriteSession w, PaymentRecord p) =>
+        w.ExecAsync(
+            "INSERT INTO payments(id, client_id, user_id, protocol, network, asset, symbol, pay_to, amount, amount_atomic, resource, description, wallet, nonce, " +
+            "valid_after, valid_before, offer, created_at) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            p.Id, p.ClientId, p.UserId, p.Protocol, p.Network, p.Asset, p.Symbol, p.PayTo, p.Amount, p.AmountAtomic, p.Resource, p.Description, p.Wallet,
+            p.Nonce, p.ValidAfter, p.ValidBefore, p.Offer, p.CreatedAt);
 
     public Task<PaymentView?> FindAsync(string id, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync(Select + "WHERE p.id = $1", Read, id), ct);

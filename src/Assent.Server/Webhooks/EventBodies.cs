@@ -65,6 +65,31 @@ internal sealed class EventBodies(IChallengeStore challenges, IApprovalStore app
                 w.WriteString("kind", device.Kind);
                 w.WriteString("name", device.Name);
             }
+            else if (d.Type.StartsWith("mandate.", StringComparison.Ordinal) && await mandates.EventSubjectAsync(d.Subject, ct) is { } m)
+            {
+                // docs/webhooks.md §3: the mandate's limits; for mandate.spent also the payment and what it left (as it was then).
+                var (row, payment) = m;
+                var mandate = row.Mandate;
+                w.WriteString("mandateId", mandate.Id);
+                w.WriteString("status", state);
+                w.WriteString("clientId", mandate.ClientId);
+                w.WriteString("userId", mandate.UserId);
+                w.WriteString("currency", mandate.Currency);
+                w.WriteString("perPayment", mandate.PerPayment);
+                w.WriteString("total", mandate.Total);
+                w.WriteString("period", mandate.Period);
+                w.WriteString("expiresAt", WireTime.Of(mandate.ExpiresAt));
+                if (payment is not null)
+                {
+                    w.WriteStartObject("payment");
+                    w.WriteString("approvalId", payment.ApprovalId);
+                    w.WriteString("amount", payment.Amount);
+                    WriteOptional(w, "payee", payment.Payee);
+                    w.WriteString("remaining", payment.Remaining);
+                    w.WriteEndObject();
+                }
+                w.WriteString("at", WireTime.Of(d.CreatedAt));
+            }
             else
             {
                 w.WriteString("id", d.Subject);

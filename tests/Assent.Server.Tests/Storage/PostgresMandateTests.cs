@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Assent.Server.Approvals;
 using Assent.Server.Common;
+using Assent.Server.Storage;
 
 namespace Assent.Server.Tests.Storage;
 
@@ -42,6 +43,14 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
         Assert.Equal(150, stored.Row.Mandate.Payments);
         Assert.Equal(15_000, stored.Row.Mandate.Spent);
         Assert.Equal(150, stored.Payments.Count);
+        // Each payment's audit entry states what its window had left as it committed: 149.00 down to 0.00, each once.
+        await a.Store.Database.SettleAuditAsync(CancellationToken.None);
+        var remainders = (await a.Store.Audit.ReadAsync(0, 100_000, owner.UserId, CancellationToken.None))
+            .Select(e => JsonDocument.Parse(e.Entry).RootElement)
+            .Where(e => e.GetProperty("type").GetString() == AuditTypes.ApprovalApprovedByMandate)
+            .Select(e => e.GetProperty("data").GetProperty("remaining").GetString()!)
+            .Order().ToList();
+        Assert.Equal(Enumerable.Range(0, 150).Select(n => MinorUnits.Format(n * 100, "USD")).Order().ToList(), remainders);
 
         // Uneven payments: the approved sum never exceeds the total, the store agrees with the tokens, and every payment
         // refused was refused because it no longer fitted: it is larger than what is left at the end.
@@ -59,6 +68,33 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
         Assert.All(amounts.Where((_, i) => paid[i] is null), x => Assert.True(decimal.Parse(x, System.Globalization.CultureInfo.InvariantCulture) > left,
             $"{x} was refused though {left} was left"));
         Assert.Contains(paid, p => p is null);
+    }
+
+    [Fact]
+    public async Task Payments_of_v1_payments_racing_on_two_nodes_never_overspend_and_store_one_payment_row_each()
+    {
+        var (a, b) = await TwoNodesAsync(cluster);
+        await using var _ = a;
+        await using var __ = b;
+        var (owner, agent, _) = await MandatePaying.PayerAsync(a);
+        var id = await Mandating.ApprovedAsync(a, agent, owner, "0.03", "1.00", "none");
+        var random = new Random(15);
+        // 1 to 3 cents each, in USDC's 6 decimals.
+        var cents = Enumerable.Range(0, 120).Select(_ => random.Next(1, 4)).ToArray();
+
+        var answers = await Task.WhenAll(cents.Select((c, i) => MandatePaying.PayAsync(i % 2 == 0 ? a : b, agent, (c * 10_000).ToString())));
+
+        Assert.All(answers, x => Assert.Equal(System.Net.HttpStatusCode.Created, x.Status));
+        var covered = cents.Where((_, i) => MandatePaying.Covered(answers[i].Body)).ToArray();
+        Assert.True(covered.Sum() <= 100, $"approved {covered.Sum()} cents of 100");
+        var stored = (await a.Service<MandateBook>().ShowAsync(id, owner.UserId, CancellationToken.None))!.Value;
+        Assert.Equal(covered.Sum(), stored.Row.Mandate.Spent);
+        Assert.Equal(covered.Length, stored.Payments.Count);
+        var left = 100 - covered.Sum();
+        Assert.All(cents.Where((_, i) => !MandatePaying.Covered(answers[i].Body)), c => Assert.True(c > left, $"{c} cents was refused though {left} were left"));
+        // Each covered payment is a stored, approved payment: one row of payments per row of mandate_payments.
+        var listed = await a.Store.Payments.ListAsync(agent.ClientId, null, 200, CancellationToken.None);
+        Assert.Equal(covered.Length, listed.Count(p => p.Approval.State is ApprovalState.Approved or ApprovalState.Redeemed));
     }
 
     [Fact]

@@ -540,6 +540,9 @@
             amountText(x.total, x.currency) + ' ' + (PERIODS[x.period] || x.period) }),
           el('span', { class: 'small', text: x.status + ' · spent ' + amountText(x.spent, x.currency) + ', ' + amountText(x.remaining, x.currency) + ' left · ' +
             x.payment_count + (x.payment_count === 1 ? ' payment' : ' payments') + ' · until ' + new Date(x.expires_at).toLocaleString() }));
+        if (x.payment_count > 0) {
+          li.append(el('button', { type: 'button', 'data-act': 'payments', 'aria-expanded': 'false', text: 'Payments', onclick: (ev) => toggleMandatePayments(li, x, ev.currentTarget) }));
+        }
         if (x.status === 'active' || x.status === 'pending') {
           li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: () => confirmIn(li,
             'Revoke this spending limit? Payments it would have covered will ask you again.', 'Revoke', async () => {
@@ -549,6 +552,20 @@
         return li;
       }));
       $('no-mandates').hidden = m.mandates.length > 0;
+    } catch (e) { failed(e); }
+  }
+
+  // A mandate's payments, newest first (GET /webauthn/mandates/{id}): when, how much, to whom, and what its period had left after it.
+  async function toggleMandatePayments(li, x, button) {
+    const open = li.querySelector('.mandate-payments');
+    if (open) { open.remove(); button.setAttribute('aria-expanded', 'false'); return; }
+    try {
+      const d = await api('GET', '/webauthn/mandates/' + encodeURIComponent(x.id));
+      li.append(el('ul', { class: 'mandate-payments small' }, ...(d.payments || []).map((p) => el('li', { 'data-id': p.approval_id },
+        el('span', { text: new Date(p.created_at).toLocaleString() + ' · ' + amountText(p.amount, x.currency) }),
+        p.payee ? el('span', { show: 'to ' + p.payee }) : null,
+        el('span', { text: amountText(p.remaining, x.currency) + ' left' })))));
+      button.setAttribute('aria-expanded', 'true');
     } catch (e) { failed(e); }
   }
 

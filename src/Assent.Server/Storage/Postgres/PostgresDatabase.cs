@@ -34,6 +34,8 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
 
     public override IApprovalStore CreateApprovalStore() => new PostgresApprovalStore(this);
 
+    public override IMandateStore CreateMandateStore() => new PostgresMandateStore(this);
+
     public override Task SettleAuditAsync(CancellationToken ct) => SealPendingAsync(ct);
 
     public override async Task<T> ReadAsync<T>(Func<ISqlSession, ValueTask<T>> work, CancellationToken ct)
