@@ -1,0 +1,264 @@
+using System.Net;
+using System.Text.Json;
+using Assent.Protocol;
+using Assent.Protocol.Crypto;
+using Assent.Protocol.Vault;
+using Assent.Server.Tests;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace Assent.Web.Tests;
+
+/// <summary>
+/// The web app's vault (docs/vault.md §7.3) against a real server: the browser's WebCrypto key registered with the
+/// passkey, an item added in the page and opened in C# by another recipient key of the owner, a release approved in the
+/// browser and decrypted by the agent, a new key's re-wrap approved in the browser. The test never holds the browser's key.
+/// </summary>
+[Collection(BrowserCollection.Name)]
+public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
+{
+    private TestServer Server => host.Server;
+
+    /// <summary>A user with a passkey in a phone-sized tab and, optionally, a CLI device (a second invite for the same handle).</summary>
+    private async Task<(Phone Phone, TestDevice Cli, string Handle)> OwnerAsync(string handle, bool bypassCsp = false, bool dark = false)
+    {
+        var invite = await Server.InviteAsync(handle);
+        var phone = await host.PhoneAsync(bypassCsp: bypassCsp, dark: dark);
+        await phone.EnrollAsync(invite.Code);
+        var cli = await Server.EnrollAsync((await Server.InviteAsync(handle)).Code, "laptop");
+        return (phone, cli, handle);
+    }
+
+    /// <summary>A CLI device registers an X25519 key with its Ed25519 proof over KeyProof (docs/vault.md §1).</summary>
+    private async Task<(byte[] Private, string Kid, JsonElement Body)> RegisterCliKeyAsync(TestDevice device)
+    {
+        var secret = VaultFormat.NewPrivateKey();
+        var publicKey = X25519.PublicKeyFromPrivateKey(secret);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string>
+        {
+            ["public_key"] = Base64Url.Encode(publicKey),
+            ["signature"] = Base64Url.Encode(Ed25519.Sign(device.Seed, VaultFormat.KeyProofMessage(device.UserId, device.DeviceId, publicKey))),
+        });
+        using var response = await Server.Http.SendAsync(device.Signed(HttpMethod.Post, "/authenticator/vault/keys", body));
+        var (status, json) = await TestServer.ReadAsync(response);
+        Assert.True(status is HttpStatusCode.Created or HttpStatusCode.OK, json.ToString());
+        return (secret, VaultFormat.KeyId(publicKey), json);
+    }
+
+    private static async Task SetUpVaultAsync(Phone phone)
+    {
+        await phone.Page.ClickAsync(".tabs button[data-tab=vault]");
+        await phone.Page.Locator("#vault-setup-go").ClickAsync();
+        await phone.Page.Locator("#status", new() { HasText = "This browser has its vault key" }).WaitForAsync();
+        await phone.Page.Locator("#vault-form:not([hidden])").WaitForAsync();
+    }
+
+    private static async Task AddAsync(Phone phone, string name, string secret, int version)
+    {
+        await phone.Page.FillAsync("#vault-name", name);
+        await phone.Page.FillAsync("#vault-text", secret);
+        await phone.Page.ClickAsync("#vault-form button[type=submit]");
+        await phone.Page.Locator("#status", new() { HasText = $"Saved {name} (version {version})" }).WaitForAsync();
+        await phone.Page.Locator("#vault-items li", new() { HasText = name }).WaitForAsync();
+    }
+
+    /// <summary>The sealed version as the CLI device reads it with its own key, opened in C#.</summary>
+    private async Task<byte[]> OpenAsCliAsync(TestDevice cli, byte[] secret, string kid, string name, uint version)
+    {
+        using var response = await Server.Http.SendAsync(cli.Signed(HttpMethod.Get,
+            $"/authenticator/vault/items/{Uri.EscapeDataString(name)}/versions/{version}?kid={Uri.EscapeDataString(kid)}"));
+        var (status, body) = await TestServer.ReadAsync(response);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        var id = body.GetProperty("id").GetString()!;
+        var itemKey = VaultFormat.UnwrapKey(Base64Url.Decode(body.GetProperty("wrapped").GetString()!), id, version, secret);
+        return VaultFormat.OpenItem(itemKey, id, version, Base64Url.Decode(body.GetProperty("ciphertext").GetString()!));
+    }
+
+    [Fact]
+    public async Task An_item_added_in_the_browser_opens_with_another_recipient_key_of_the_owner_and_a_name_used_again_is_a_new_version()
+    {
+        var (phone, cli, _) = await OwnerAsync("web-vault-put");
+        await using var _ = phone;
+        var (cliSecret, cliKid, _) = await RegisterCliKeyAsync(cli);
+        await SetUpVaultAsync(phone);
+
+        // The browser's key is registered for the passkey the session signed in with, with a passkey proof.
+        using (var keys = await Server.Http.SendAsync(cli.Signed(HttpMethod.Get, "/authenticator/vault/keys")))
+        {
+            var (_, list) = await TestServer.ReadAsync(keys);
+            var session = await phone.Page.EvaluateAsync<JsonElement>("async () => (await fetch('/webauthn/session')).json()");
+            var web = list.GetProperty("keys").EnumerateArray().Single(k => k.GetProperty("kid").GetString() != cliKid);
+            Assert.Equal(session.GetProperty("device_id").GetString(), web.GetProperty("device_id").GetString());
+            Assert.False(string.IsNullOrEmpty(web.GetProperty("proof").GetProperty("authenticator_data").GetString()));
+        }
+
+        await AddAsync(phone, "github/token", "ghp_correct horse battery staple", 1);
+        Assert.Equal("ghp_correct horse battery staple"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "github/token", 1));
+        Assert.Contains("version 1", await phone.Page.Locator("#vault-items li", new() { HasText = "github/token" }).InnerTextAsync());
+
+        await AddAsync(phone, "github/token", "ghp_rotated", 2);
+        Assert.Equal("ghp_rotated"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "github/token", 2));
+        Assert.Equal("ghp_correct horse battery staple"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "github/token", 1));
+
+        // A name the format refuses is refused in the page, and nothing is stored.
+        await phone.Page.FillAsync("#vault-name", "no spaces allowed");
+        await phone.Page.FillAsync("#vault-text", "x");
+        // (The input's pattern stops the form first; without it, the page's own check still refuses.)
+        await phone.Page.EvaluateAsync("() => document.getElementById('vault-name').removeAttribute('pattern')");
+        await phone.Page.ClickAsync("#vault-form button[type=submit]");
+        await phone.Page.Locator("#alert", new() { HasText = "A name is 1 to 128" }).WaitForAsync();
+        Assert.Equal(1, await phone.Page.Locator("#vault-items li").CountAsync());
+
+        // Removing it, after the in-page confirmation.
+        var row = phone.Page.Locator("#vault-items li", new() { HasText = "github/token" });
+        await row.Locator("button", new() { HasText = "Remove" }).ClickAsync();
+        await row.Locator(".confirm button[data-act=confirm]").ClickAsync();
+        await phone.Page.Locator("#status", new() { HasText = "Removed github/token" }).WaitForAsync();
+        await phone.Page.Locator("#no-vault-items:not([hidden])").WaitForAsync();
+    }
+
+    [Fact]
+    public async Task The_browser_approves_a_release_with_its_webcrypto_key_and_the_agent_decrypts()
+    {
+        var (phone, _, handle) = await OwnerAsync("web-vault-release");
+        await using var _ = phone;
+        await SetUpVaultAsync(phone);
+        await AddAsync(phone, "db.password", "s3cret-for-the-agent", 1);
+
+        // The agent: a fresh X25519 key pair in memory, and a CIBA request naming it (docs/vault.md §4).
+        var agent = await Server.AgentAsync(handle);
+        var agentSecret = VaultFormat.NewPrivateKey();
+        var agentKey = Base64Url.Encode(X25519.PublicKeyFromPrivateKey(agentSecret));
+        var authReqId = await Server.AskAsync(agent, "Deploy needs the database password",
+            $$"""[{"type":"vault_release","item":"db.password","recipient_key":"{{agentKey}}"}]""");
+        var token = Server.TokenAsync(agent, authReqId, wait: 30);
+
+        await phone.Page.ClickAsync(".tabs button[data-tab=pending]");
+        var card = phone.Card("Deploy needs the database password");
+        await card.WaitForAsync();
+        Assert.Contains("Release the secret db.password (version 1)", await card.InnerTextAsync());
+        await card.Locator("button[data-act=approve]").ClickAsync();
+
+        using var response = await token;
+        var (status, body) = await TestServer.ReadAsync(response);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        // The signed details name this item and this agent's key: the server could not have swapped it.
+        var claims = JsonDocument.Parse(Base64Url.Decode(body.GetProperty("access_token").GetString()!.Split('.')[1])).RootElement;
+        var detail = claims.GetProperty("authorization_details").EnumerateArray().Single();
+        Assert.Equal(agentKey, detail.GetProperty("recipient_key").GetString());
+        var release = body.GetProperty("vault_release");
+        var itemId = release.GetProperty("item_id").GetString()!;
+        Assert.Equal(detail.GetProperty("item_id").GetString(), itemId);
+        var version = release.GetProperty("version").GetUInt32();
+        var itemKey = VaultFormat.UnwrapKey(Base64Url.Decode(release.GetProperty("wrapped").GetString()!), itemId, version, agentSecret);
+        Assert.Equal("s3cret-for-the-agent"u8.ToArray(),
+            VaultFormat.OpenItem(itemKey, itemId, version, Base64Url.Decode(release.GetProperty("ciphertext").GetString()!)));
+    }
+
+    [Fact]
+    public async Task A_release_asked_of_a_browser_without_its_vault_key_is_not_approved_and_says_why()
+    {
+        var (phone, cli, handle) = await OwnerAsync("web-vault-nokey");
+        await using var _ = phone;
+        var (cliSecret, cliKid, _) = await RegisterCliKeyAsync(cli);
+        // The item is stored by the CLI device alone: this browser never set up its key.
+        var itemId = VaultFormat.NewItemId();
+        var itemKey = VaultFormat.NewPrivateKey();
+        var put = JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, object>
+        {
+            ["id"] = itemId, ["version"] = 1, ["ciphertext"] = Base64Url.Encode(VaultFormat.SealItem(itemKey, itemId, 1, "cli only"u8)),
+            ["wraps"] = new[] { new Dictionary<string, string> { ["kid"] = cliKid,
+                ["wrapped"] = Base64Url.Encode(VaultFormat.WrapKey(itemKey, itemId, 1, X25519.PublicKeyFromPrivateKey(cliSecret))) } },
+        });
+        using (var stored = await Server.Http.SendAsync(cli.Signed(HttpMethod.Put, "/authenticator/vault/items/cli-item", put)))
+        {
+            Assert.Equal(HttpStatusCode.Created, stored.StatusCode);
+        }
+        var agent = await Server.AgentAsync(handle);
+        var agentKey = Base64Url.Encode(X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey()));
+        await Server.AskAsync(agent, "Needs the cli item", $$"""[{"type":"vault_release","item":"cli-item","recipient_key":"{{agentKey}}"}]""");
+        var card = phone.Card("Needs the cli item");
+        await card.WaitForAsync();
+        await card.Locator("button[data-act=approve]").ClickAsync();
+        await card.Locator(".problem", new() { HasText = "This browser has no vault key" }).WaitForAsync();
+        // Nothing was sent: the request is still pending, and Approve can be pressed again (or Deny).
+        Assert.Single(await cli.PendingAsync());
+        Assert.True(await card.Locator("button[data-act=deny]").IsEnabledAsync());
+    }
+
+    [Fact]
+    public async Task Approving_a_new_key_in_the_browser_rewraps_every_item_for_it()
+    {
+        var (phone, cli, _) = await OwnerAsync("web-vault-rewrap");
+        await using var _ = phone;
+        await SetUpVaultAsync(phone);
+        await AddAsync(phone, "a", "first", 1);
+        await AddAsync(phone, "a", "second", 2);
+        await AddAsync(phone, "b@example", "third", 1);
+
+        // A new CLI key arrives while items exist: the server asks the owner's other devices to re-wrap them for it.
+        var (cliSecret, cliKid, registered) = await RegisterCliKeyAsync(cli);
+        Assert.False(string.IsNullOrEmpty(registered.GetProperty("rewrap_approval_id").GetString()));
+        await phone.Page.ClickAsync(".tabs button[data-tab=pending]");
+        var card = phone.Page.Locator("#pending li", new() { HasText = "share your vault secrets with the new key of laptop" });
+        await card.WaitForAsync();
+        await card.Locator("button[data-act=approve]").ClickAsync();
+        await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+
+        Assert.Equal("first"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "a", 1));
+        Assert.Equal("second"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "a", 2));
+        Assert.Equal("third"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "b@example", 1));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_vault_view_and_a_release_card_have_no_axe_violations(bool dark)
+    {
+        var theme = dark ? "dark" : "light";
+        var (phone, _, handle) = await OwnerAsync("web-vault-axe-" + theme, bypassCsp: true, dark: dark);
+        await using var _ = phone;
+        var page = phone.Page;
+        await page.ClickAsync(".tabs button[data-tab=vault]");
+        await page.Locator("#vault-setup:not([hidden])").WaitForAsync();
+        var findings = new List<string>(await AxeAsync(page, theme + " vault, not set up"));
+        await SetUpVaultAsync(phone);
+        await AddAsync(phone, "api/key", "k", 1);
+        findings.AddRange(await AxeAsync(page, theme + " vault"));
+        await page.Locator("#vault-items li button", new() { HasText = "Remove" }).ClickAsync();
+        await page.Locator("#vault-items .confirm").WaitForAsync();
+        findings.AddRange(await AxeAsync(page, theme + " vault, removing"));
+        await page.ClickAsync("#vault-items .confirm button[data-act=cancel]");
+
+        var agent = await Server.AgentAsync(handle);
+        var agentKey = Base64Url.Encode(X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey()));
+        await Server.AskAsync(agent, "Needs the API key", $$"""[{"type":"vault_release","item":"api/key","recipient_key":"{{agentKey}}"}]""");
+        await page.ClickAsync(".tabs button[data-tab=pending]");
+        await phone.Card("Needs the API key").WaitForAsync();
+        findings.AddRange(await AxeAsync(page, theme + " release card"));
+        Assert.True(findings.Count == 0, string.Join("\n", findings));
+    }
+
+    /// <summary>axe-core (tests/interop) on the page as it is: its serious and critical violations, one line per element.</summary>
+    private async Task<IReadOnlyList<string>> AxeAsync(IPage page, string view)
+    {
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        if (!await page.EvaluateAsync<bool>("() => typeof window.axe === 'object'"))
+        {
+            await page.AddScriptTagAsync(new() { Path = AccessibilityTests.AxeScript.Value });
+        }
+        var violations = await page.EvaluateAsync<JsonElement>("""
+            async () => (await axe.run(document, { resultTypes: ['violations'] })).violations.map((v) => ({
+              id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ') + ' — ' + n.failureSummary.replace(/\s+/g, ' ')) }))
+            """);
+        var found = new List<string>();
+        foreach (var v in violations.EnumerateArray())
+        {
+            var line = $"{view}: {v.GetProperty("impact").GetString()} {v.GetProperty("id").GetString()}: " +
+                string.Join("; ", v.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()));
+            output.WriteLine(line);
+            found.Add(line);
+        }
+        return found;
+    }
+}
