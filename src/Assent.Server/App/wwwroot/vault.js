@@ -279,7 +279,9 @@
 
     /** Encrypts and stores a new item or a new version of one (docs/vault.md §3). */
     async function put(name, plaintext) {
-      if (!NAME.test(name)) throw new VaultError('A name is 1 to 128 letters, digits and . _ @ + / -');
+      if (!NAME.test(name) || name.split('/').some((x) => x === '' || x === '.' || x === '..')) {
+        throw new VaultError('A name is 1 to 128 letters, digits and . _ @ + / -, with no empty, "." or ".." part between slashes.');
+      }
       if (plaintext.length > MAX_ITEM) throw new VaultError('A secret is at most 1 MiB.');
       const keys = await checkedKeys();
       let id = b64e(random(16)), version = 1;
