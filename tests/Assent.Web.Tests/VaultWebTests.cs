@@ -65,8 +65,9 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
     /// <summary>The sealed version as the CLI device reads it with its own key, opened in C#.</summary>
     private async Task<byte[]> OpenAsCliAsync(TestDevice cli, byte[] secret, string kid, string name, uint version)
     {
-        using var response = await Server.Http.SendAsync(cli.Signed(HttpMethod.Get,
-            $"/authenticator/vault/items/{Uri.EscapeDataString(name)}/versions/{version}?kid={Uri.EscapeDataString(kid)}"));
+        // Every character a name may hold is a path character (RFC 3986 §3.3), so the name goes as it is: the device signs
+        // the path the server reads, which decodes escapes such as %40.
+        using var response = await Server.Http.SendAsync(cli.Signed(HttpMethod.Get, $"/authenticator/vault/items/{name}/versions/{version}?kid={kid}"));
         var (status, body) = await TestServer.ReadAsync(response);
         Assert.True(status == HttpStatusCode.OK, body.ToString());
         var id = body.GetProperty("id").GetString()!;
