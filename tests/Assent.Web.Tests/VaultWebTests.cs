@@ -4,6 +4,8 @@ using Assent.Protocol;
 using Assent.Protocol.Crypto;
 using Assent.Protocol.Vault;
 using Assent.Server.Tests;
+using Assent.Server.Storage;
+using Microsoft.Data.Sqlite;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
 
@@ -209,6 +211,74 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
         Assert.Equal("first"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "a", 1));
         Assert.Equal("second"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "a", 2));
         Assert.Equal("third"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "b@example", 1));
+    }
+
+    private SqliteConnection Database() => new($"Data Source={Path.Combine(Server.DataDirectory, StoreFactory.SqliteFileName)}");
+
+    private async Task<object?> QueryAsync(string sql)
+    {
+        await using var db = Database();
+        await db.OpenAsync();
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        return await command.ExecuteScalarAsync();
+    }
+
+    /// <summary>Runs one statement on the server's SQLite database behind its back, as an attacker with the database would.</summary>
+    private async Task<int> TamperAsync(string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var db = Database();
+        await db.OpenAsync();
+        await using var command = db.CreateCommand();
+        command.CommandText = sql;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    [Fact]
+    public async Task A_server_that_changes_a_sealed_item_or_lists_a_key_without_a_proof_is_refused_by_the_browser()
+    {
+        var (phone, cli, handle) = await OwnerAsync("web-vault-tamper");
+        await using var _ = phone;
+        await SetUpVaultAsync(phone);
+        await AddAsync(phone, "prod/key", "do not leak", 1);
+
+        // One flipped byte of the sealed item: the browser refuses to release it, and sends nothing.
+        var sealedItem = (byte[])(await QueryAsync("SELECT ciphertext FROM vault_versions WHERE item_id = (SELECT id FROM vault_items WHERE name = 'prod/key')"))!;
+        sealedItem[15] ^= 0x01;
+        Assert.Equal(1, await TamperAsync("UPDATE vault_versions SET ciphertext = $c WHERE item_id = (SELECT id FROM vault_items WHERE name = 'prod/key')",
+            ("$c", sealedItem)));
+        var agent = await Server.AgentAsync(handle);
+        var agentKey = Base64Url.Encode(X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey()));
+        await Server.AskAsync(agent, "Needs the prod key", $$"""[{"type":"vault_release","item":"prod/key","recipient_key":"{{agentKey}}"}]""");
+        await phone.Page.ClickAsync(".tabs button[data-tab=pending]");
+        var card = phone.Card("Needs the prod key");
+        await card.WaitForAsync();
+        await card.Locator("button[data-act=approve]").ClickAsync();
+        var problem = card.Locator(".problem");
+        await phone.Page.Locator("#pending li .problem:not(:empty)").WaitForAsync();
+        Assert.Contains("the sealed item does not open", await problem.TextContentAsync());
+        Assert.Single(await cli.PendingAsync());
+
+        // A recipient key the server slips in (under the CLI device, with a signature that is not the device's): the browser
+        // encrypts nothing to it, so no new version is stored.
+        var planted = X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey());
+        Assert.Equal(1, await TamperAsync("""
+            INSERT INTO vault_keys(user_id, kid, device_id, kind, public_key, signer_device_id, signature, created_at)
+            VALUES ($user, $kid, $device, 'device', $key, $device, $sig, 0)
+            """, ("$user", cli.UserId), ("$kid", VaultFormat.KeyId(planted)), ("$device", cli.DeviceId), ("$key", planted),
+            ("$sig", System.Security.Cryptography.RandomNumberGenerator.GetBytes(64))));
+        await phone.Page.ClickAsync(".tabs button[data-tab=vault]");
+        await phone.Page.FillAsync("#vault-name", "prod/key");
+        await phone.Page.FillAsync("#vault-text", "rotated");
+        await phone.Page.ClickAsync("#vault-form button[type=submit]");
+        await phone.Page.Locator("#alert", new() { HasText = "has no valid proof from your devices" }).WaitForAsync();
+        Assert.Contains("version 1", await phone.Page.Locator("#vault-items li", new() { HasText = "prod/key" }).InnerTextAsync());
+        using var detail = await Server.Http.SendAsync(cli.Signed(HttpMethod.Get, "/authenticator/vault/items/prod/key"));
+        Assert.Equal(1, (await TestServer.ReadAsync(detail)).Body.GetProperty("version").GetInt32());
     }
 
     [Theory]
