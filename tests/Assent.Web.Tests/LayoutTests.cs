@@ -29,7 +29,7 @@ public sealed class LayoutTests(BrowserHost host)
         var widths = await page.EvalOnSelectorAsync<int[]>(".tabs", "(e) => [e.scrollWidth, e.clientWidth]");
         Assert.True(widths[0] <= widths[1], $"the tabs need {widths[0]} px of the {widths[1]} px at 390 px");
 
-        foreach (var (name, label) in new[] { ("pending", "Pending"), ("history", "History"), ("devices", "Devices"), ("consents", "Access") })
+        foreach (var (name, label) in new[] { ("pending", "Pending"), ("history", "History"), ("devices", "Devices"), ("consents", "Access"), ("vault", "Vault") })
         {
             await page.ClickAsync($".tabs button[data-tab={name}]");
             var headings = await page.EvaluateAsync<string[]>("""

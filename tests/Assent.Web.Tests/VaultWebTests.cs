@@ -296,6 +296,7 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
         await SetUpVaultAsync(phone);
         await AddAsync(phone, "api/key", "k", 1);
         findings.AddRange(await AxeAsync(page, theme + " vault"));
+        await PictureAsync(page, "vault-" + theme);
         await page.Locator("#vault-items li button", new() { HasText = "Remove" }).ClickAsync();
         await page.Locator("#vault-items .confirm").WaitForAsync();
         findings.AddRange(await AxeAsync(page, theme + " vault, removing"));
@@ -306,8 +307,21 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
         await Server.AskAsync(agent, "Needs the API key", $$"""[{"type":"vault_release","item":"api/key","recipient_key":"{{agentKey}}"}]""");
         await page.ClickAsync(".tabs button[data-tab=pending]");
         await phone.Card("Needs the API key").WaitForAsync();
+        // Five tabs, one with its count, fit a 360 px phone: none hides behind a sideways scroll.
+        var widths = await page.EvalOnSelectorAsync<int[]>(".tabs", "(e) => [e.scrollWidth, e.clientWidth]");
+        Assert.True(widths[0] <= widths[1], $"the tabs need {widths[0]} px of the {widths[1]} px at 360 px");
         findings.AddRange(await AxeAsync(page, theme + " release card"));
+        await PictureAsync(page, "vault-release-" + theme);
         Assert.True(findings.Count == 0, string.Join("\n", findings));
+    }
+
+    /// <summary>With <c>ASSENT_SCREENSHOTS=DIR</c> (as ScreenshotTests), the view is kept there as <c>app-NAME.png</c> to look at.</summary>
+    private static async Task PictureAsync(IPage page, string name)
+    {
+        if (Environment.GetEnvironmentVariable("ASSENT_SCREENSHOTS") is { Length: > 0 } dir)
+        {
+            await page.ScreenshotAsync(new() { Path = Path.Combine(dir, $"app-{name}.png"), FullPage = true, Animations = ScreenshotAnimations.Disabled });
+        }
     }
 
     /// <summary>axe-core (tests/interop) on the page as it is: its serious and critical violations, one line per element.</summary>

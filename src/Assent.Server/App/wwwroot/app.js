@@ -369,8 +369,10 @@
     row(tech, 'Request', a.id);
     const more2 = el('details', { class: 'tech' }, el('summary', { text: 'Details' }));
     if (lead) more2.append(detailBlock(lead, a.resource, true));
+    // A vault request's line above says it all; its ids and keys are technical.
+    if (v) more2.append(detailBlock(v, a.resource));
     more2.append(tech);
-    for (const d of details) if (d !== lead) li.append(detailBlock(d, a.resource));
+    for (const d of details) if (d !== lead && d !== v) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
     li.append(el('p', { class: 'quorum', show: quorumLine(a.quorum) }));
     li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }), more2);
