@@ -213,6 +213,53 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
         Assert.Equal("third"u8.ToArray(), await OpenAsCliAsync(cli, cliSecret, cliKid, "b@example", 1));
     }
 
+    [Fact]
+    public async Task A_second_browser_gets_the_items_when_the_first_approves_and_cannot_approve_its_own_key()
+    {
+        var (first, _, handle) = await OwnerAsync("web-vault-second");
+        await using var _ = first;
+        await SetUpVaultAsync(first);
+        await AddAsync(first, "shared/secret", "both browsers open this", 1);
+
+        // A second passkey in another browser of the same owner sets up its vault key: the server asks for a re-wrap.
+        await using var second = await host.PhoneAsync();
+        await second.EnrollAsync((await Server.InviteAsync(handle)).Code, "second browser");
+        await SetUpVaultAsync(second);
+        await second.Page.Locator("#status", new() { HasText = "Approve the request on one of your other devices" }).WaitForAsync();
+
+        // Its own browser cannot approve it: it holds nothing to share.
+        await second.Page.ClickAsync(".tabs button[data-tab=pending]");
+        var own = second.Page.Locator("#pending li", new() { HasText = "new key of second browser" });
+        await own.WaitForAsync();
+        await own.Locator("button[data-act=approve]").ClickAsync();
+        await own.Locator(".problem", new() { HasText = "This browser cannot open your secrets yet" }).WaitForAsync();
+
+        // The first browser approves: it re-wraps for the second browser's key.
+        await first.Page.ClickAsync(".tabs button[data-tab=pending]");
+        var card = first.Page.Locator("#pending li", new() { HasText = "new key of second browser" });
+        await card.WaitForAsync();
+        await card.Locator("button[data-act=approve]").ClickAsync();
+        await card.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+
+        // Now the second browser can release the item to an agent, with its own key.
+        var agent = await Server.AgentAsync(handle);
+        var agentSecret = VaultFormat.NewPrivateKey();
+        var agentKey = Base64Url.Encode(X25519.PublicKeyFromPrivateKey(agentSecret));
+        var authReqId = await Server.AskAsync(agent, "Second browser releases",
+            $$"""[{"type":"vault_release","item":"shared/secret","recipient_key":"{{agentKey}}"}]""");
+        var token = Server.TokenAsync(agent, authReqId, wait: 30);
+        var release = second.Card("Second browser releases");
+        await release.WaitForAsync();
+        await release.Locator("button[data-act=approve]").ClickAsync();
+        using var response = await token;
+        var (status, body) = await TestServer.ReadAsync(response);
+        Assert.True(status == HttpStatusCode.OK, body.ToString());
+        var r = body.GetProperty("vault_release");
+        var itemId = r.GetProperty("item_id").GetString()!;
+        var itemKey = VaultFormat.UnwrapKey(Base64Url.Decode(r.GetProperty("wrapped").GetString()!), itemId, 1, agentSecret);
+        Assert.Equal("both browsers open this"u8.ToArray(), VaultFormat.OpenItem(itemKey, itemId, 1, Base64Url.Decode(r.GetProperty("ciphertext").GetString()!)));
+    }
+
     private SqliteConnection Database() => new($"Data Source={Path.Combine(Server.DataDirectory, StoreFactory.SqliteFileName)}");
 
     private async Task<object?> QueryAsync(string sql)

@@ -324,7 +324,14 @@
       if (!k || k.public_key !== d.public_key || (d.device_id && k.device_id !== d.device_id)) {
         throw new VaultError('The key this request names is not one of your registered vault keys. Deny it.');
       }
-      if (!(await ownKey())) throw new VaultError('This browser has no vault key, so it cannot share your secrets. Approve on another device.');
+      const rec = await ownKey();
+      if (!rec) throw new VaultError('This browser has no vault key, so it cannot share your secrets. Approve on another device.');
+      // The new key's own device (this browser, right after its set-up) holds nothing to share: approving here would give
+      // the new key nothing. Another device that opens the items must approve.
+      const [own, items] = await Promise.all([ctx.api('GET', base + '/wraps?kid=' + encodeURIComponent(rec.kid)), ctx.api('GET', base + '/items')]);
+      if (k.kid === rec.kid || (!own.wraps.length && items.items.length)) {
+        throw new VaultError('This browser cannot open your secrets yet, so it cannot share them. Approve this on a device that can.');
+      }
       return k;
     }
 
