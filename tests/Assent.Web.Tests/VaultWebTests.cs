@@ -121,6 +121,27 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_file_of_1_MiB_is_added_and_one_byte_more_is_refused_in_the_page()
+    {
+        var (phone, cli, _) = await OwnerAsync("web-vault-file");
+        await using var _ = phone;
+        var (cliSecret, cliKid, _) = await RegisterCliKeyAsync(cli);
+        await SetUpVaultAsync(phone);
+        var file = System.Security.Cryptography.RandomNumberGenerator.GetBytes(1024 * 1024);
+        await phone.Page.FillAsync("#vault-name", "certs/server.p12");
+        await phone.Page.SetInputFilesAsync("#vault-file", new FilePayload { Name = "server.p12", MimeType = "application/octet-stream", Buffer = file });
+        await phone.Page.ClickAsync("#vault-form button[type=submit]");
+        await phone.Page.Locator("#status", new() { HasText = "Saved certs/server.p12 (version 1)" }).WaitForAsync(new() { Timeout = 30_000 });
+        Assert.Equal(file, await OpenAsCliAsync(cli, cliSecret, cliKid, "certs/server.p12", 1));
+
+        await phone.Page.FillAsync("#vault-name", "certs/too-big");
+        await phone.Page.SetInputFilesAsync("#vault-file", new FilePayload { Name = "big.bin", MimeType = "application/octet-stream", Buffer = [.. file, 0] });
+        await phone.Page.ClickAsync("#vault-form button[type=submit]");
+        await phone.Page.Locator("#alert", new() { HasText = "A secret is at most 1 MiB" }).WaitForAsync();
+        Assert.Equal(1, await phone.Page.Locator("#vault-items li").CountAsync());
+    }
+
+    [Fact]
     public async Task The_browser_approves_a_release_with_its_webcrypto_key_and_the_agent_decrypts()
     {
         var (phone, _, handle) = await OwnerAsync("web-vault-release");
