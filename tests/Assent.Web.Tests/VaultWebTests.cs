@@ -28,6 +28,8 @@ public sealed class VaultWebTests(BrowserHost host, ITestOutputHelper output)
         var phone = await host.PhoneAsync(bypassCsp: bypassCsp, dark: dark);
         await phone.EnrollAsync(invite.Code);
         var cli = await Server.EnrollAsync((await Server.InviteAsync(handle)).Code, "laptop");
+        // The vault's code is no part of the first load: the Vault tab (or a vault approval) fetches it.
+        Assert.False(await phone.Page.EvaluateAsync<bool>("() => 'AssentVault' in window"), "vault.js came with the first load");
         return (phone, cli, handle);
     }
 
