@@ -353,4 +353,21 @@ public sealed class VaultTests(SharedServer fixture) : IClassFixture<SharedServe
         Assert.DoesNotContain($"{did}#{owner.Kid}", doc.GetProperty("authentication").EnumerateArray().Select(e => e.GetString()));
         Assert.Contains($"{did}#{device.DeviceId}", doc.GetProperty("authentication").EnumerateArray().Select(e => e.GetString()));
     }
+
+    [Theory]
+    [InlineData("GET", "/authenticator/vault/items")]
+    [InlineData("GET", "/webauthn/vault/items")]
+    [InlineData("GET", "/webauthn/vault/keys")]
+    [InlineData("PUT", "/webauthn/vault/items/x")]
+    [InlineData("POST", "/authenticator/vault/wraps")]
+    public async Task Every_vault_endpoint_needs_a_signed_request_or_a_session(string method, string path)
+    {
+        using var request = new HttpRequestMessage(new HttpMethod(method), path);
+        if (method != "GET")
+        {
+            request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+        }
+        using var response = await _server.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+    }
 }
