@@ -123,7 +123,7 @@ public sealed class AccessibilityTests(BrowserHost host, ITestOutputHelper outpu
     private static double Ratio(double a, double b) => (Math.Max(a, b) + 0.05) / (Math.Min(a, b) + 0.05);
 
     /// <summary>axe.min.js from tests/interop, installed from its lockfile (test.sh runs <c>npm ci</c>; so does this, once, if it is missing).</summary>
-    private static readonly Lazy<string> AxeScript = new(() =>
+    internal static readonly Lazy<string> AxeScript = new(() =>
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Assent.slnx")))

@@ -25,11 +25,11 @@ public sealed class LayoutTests(BrowserHost host)
         var tab = (await pending.BoundingBoxAsync())!;
         var history = (await page.Locator(".tabs button[data-tab=history]").BoundingBoxAsync())!;
         Assert.True(tab.Height <= 48 && Math.Abs(tab.Height - history.Height) < 1, $"the Pending tab is {tab.Height} px high, History {history.Height} px");
-        // All four fit the width: none hides behind a sideways scroll.
+        // All five fit the width: none hides behind a sideways scroll.
         var widths = await page.EvalOnSelectorAsync<int[]>(".tabs", "(e) => [e.scrollWidth, e.clientWidth]");
         Assert.True(widths[0] <= widths[1], $"the tabs need {widths[0]} px of the {widths[1]} px at 390 px");
 
-        foreach (var (name, label) in new[] { ("pending", "Pending"), ("history", "History"), ("devices", "Devices"), ("consents", "Access") })
+        foreach (var (name, label) in new[] { ("pending", "Pending"), ("history", "History"), ("devices", "Devices"), ("consents", "Access"), ("vault", "Vault") })
         {
             await page.ClickAsync($".tabs button[data-tab={name}]");
             var headings = await page.EvaluateAsync<string[]>("""

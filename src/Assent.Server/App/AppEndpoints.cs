@@ -30,6 +30,8 @@ internal static class AppEndpoints
     private static readonly Asset Page = Load("app.html", "text/html; charset=utf-8");
     private static readonly Asset Landing = Load("index.html", "text/html; charset=utf-8");
     private static readonly Asset Script = Load("app.js", "text/javascript; charset=utf-8");
+    // The vault's code (docs/vault.md §7), fetched by app.js only when the vault is used: not part of the first load.
+    private static readonly Asset VaultScript = Load("vault.js", "text/javascript; charset=utf-8");
     private static readonly Asset Style = Load("app.css", "text/css; charset=utf-8");
     private static readonly Asset Manifest = Load("manifest.webmanifest", "application/manifest+json; charset=utf-8");
     private static readonly Asset Icon = Load("icon.svg", "image/svg+xml; charset=utf-8");
@@ -44,6 +46,7 @@ internal static class AppEndpoints
         app.MapGet(EndpointPaths.Verification, (HttpContext http) => Serve(http, Page)).WithSummary("RFC 8628 verification page: enter the CLI's user code").WithTags("Web app");
         app.MapGet(EndpointPaths.App + "/app.js", (HttpContext http) => Serve(http, Script)).ExcludeFromDescription();
         app.MapGet(EndpointPaths.App + "/app.css", (HttpContext http) => Serve(http, Style)).ExcludeFromDescription();
+        app.MapGet(EndpointPaths.App + "/vault.js", (HttpContext http) => Serve(http, VaultScript)).ExcludeFromDescription();
         // Installable (Web App Manifest): the manifest, its icon (also the site's favicon) and a service worker that
         // keeps the shell for offline starts. The worker lives under /app/ but controls /app itself, which the
         // Service-Worker-Allowed header permits (Service Workers §4.1, "max scope").

@@ -273,11 +273,13 @@ internal static class PasskeyEndpoints
 
     private static async Task<SessionView> SessionViewAsync(IDeviceStore devices, AssentOptions options, UserRecord user, WebSessionRecord session, CancellationToken ct)
     {
-        var credentials = (await devices.ListAsync(user.Id, ct))
+        var passkeys = (await devices.ListAsync(user.Id, ct))
             .Where(d => d.Active && d.Kind == DeviceKinds.WebAuthn && d.CredentialId is not null)
-            .Select(d => Base64Url.Encode(d.CredentialId!))
             .ToList();
-        return new SessionView(user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle, session.DeviceId, session.ExpiresAt / 1000, options.RpId, credentials);
+        var credentials = passkeys.Select(d => Base64Url.Encode(d.CredentialId!)).ToList();
+        var own = passkeys.FirstOrDefault(d => d.Id == session.DeviceId);
+        return new SessionView(user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle, session.DeviceId, session.ExpiresAt / 1000, options.RpId, credentials,
+            own is null ? null : Base64Url.Encode(own.CredentialId!));
     }
 
     /// <summary>Reads the challenge out of the client data and spends it; null when unknown, spent, expired or for another ceremony.</summary>

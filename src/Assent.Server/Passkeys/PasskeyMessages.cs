@@ -12,7 +12,9 @@ internal sealed record AssertionRequest(string? CredentialId, string? ClientData
 
 internal sealed record RegistrationResponse(string DeviceId, string UserId, string UserDid, string Handle);
 
-internal sealed record SessionView(string UserId, string UserDid, string Handle, string DeviceId, long ExpiresAt, string RpId, IReadOnlyList<string> Credentials);
+// CredentialId: the passkey this session signed in with, the one that registers the browser's vault key (docs/vault.md §1).
+internal sealed record SessionView(string UserId, string UserDid, string Handle, string DeviceId, long ExpiresAt, string RpId, IReadOnlyList<string> Credentials,
+    string? CredentialId = null);
 
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,

@@ -96,6 +96,7 @@
   function human(e, what) {
     if (e.name === 'NotAllowedError' || e.name === 'AbortError') return 'The passkey request was cancelled or timed out. Nothing was sent.';
     if (e.name === 'InvalidStateError') return 'This device already has a passkey for this account.';
+    if (e.name === 'VaultError') return e.message; // vault.js: bytes that do not open, or a key without a proof, said in words
     if (e.status === undefined) return "Can't reach Assent. Check your connection, then try again.";
     if (e.status === 429) return 'Too many attempts. Wait a minute, then try again.';
     if (e.status >= 500) return 'Assent is not answering right now. Try again in a moment.';
@@ -162,6 +163,22 @@
       enable(true);
       return;
     }
+    // docs/vault.md §4–5: a vault request is prepared before the passkey is asked, so a secret that cannot be shared
+    // does not waste a Face ID: a release is re-wrapped for the agent now, a new key's proof is checked now.
+    const vr = decision === 'approve' ? vaultDetail(a) : null;
+    let release, rewrapKey;
+    if (vr) {
+      say(li, vr.type === 'vault_release' ? 'Unlocking the secret on this device…' : 'Checking the new key…');
+      try {
+        const v = await vault();
+        if (vr.type === 'vault_release') release = await v.release(vr); else rewrapKey = await v.checkRewrap(vr);
+      } catch (e) {
+        li.classList.remove('busy');
+        say(li, human(e, 'decide'), true);
+        enable(true);
+        return;
+      }
+    }
     say(li, 'Waiting for your passkey (Face ID, fingerprint or PIN)…');
     let body;
     try {
@@ -172,7 +189,10 @@
       const challenge = await crypto.subtle.digest('SHA-256', input);
       body = await assertion(challenge, S.session.rp_id, S.session.credentials);
       body.decision = decision;
+      if (release) body.vault_release = release;
       performance.mark('assent:asserted');
+      // The secrets are shared with the new key only once the human confirmed with the passkey (docs/vault.md §5.1).
+      if (rewrapKey) { say(li, 'Sharing your secrets with the new key…'); await (await vault()).rewrap(rewrapKey); }
     } catch (e) {
       li.classList.remove('busy');
       say(li, human(e, 'decide'), true);
@@ -292,6 +312,9 @@
   // What the request would do, in a few words, for the buttons' names and the arrival announcement:
   // "pay $1,250.00 to ACME Corp", "sign in a device: …", or the agent's message (shortened).
   function action(a) {
+    const v = vaultDetail(a);
+    if (v && v.type === 'vault_release') return 'release the secret ' + plain(v.item) + (v.version != null ? ' (version ' + v.version + ')' : '') + ' to ' + plain(a.client_name);
+    if (v) return 'share your vault secrets with the new key of ' + plain(v.device_name || v.device_id || 'a device');
     const lead = (Array.isArray(a.authorization_details) ? a.authorization_details : []).find((d) => d && typeof d === 'object' && d.amount != null);
     if (lead) {
       const m = money(lead.amount, lead.currency), to = payee(lead);
@@ -330,6 +353,8 @@
       li.append(el('p', { class: 'amount', ...money(lead.amount, lead.currency) }));
       if (payee(lead) != null) li.append(el('p', { class: 'payee', show: 'to ' + (typeof payee(lead) === 'string' ? payee(lead) : JSON.stringify(payee(lead))) }));
     }
+    const v = vaultDetail(a);
+    if (v) li.append(el('p', { class: 'payee', text: action(a).replace(/^./, (c) => c.toUpperCase()) + '.' }));
     const message = el('p', { class: 'message', show: a.binding_message || '(no message)' });
     const more = el('button', { type: 'button', class: 'more', hidden: '', 'aria-expanded': 'false', text: 'More' });
     more.addEventListener('click', () => {
@@ -344,8 +369,10 @@
     row(tech, 'Request', a.id);
     const more2 = el('details', { class: 'tech' }, el('summary', { text: 'Details' }));
     if (lead) more2.append(detailBlock(lead, a.resource, true));
+    // A vault request's line above says it all; its ids and keys are technical.
+    if (v) more2.append(detailBlock(v, a.resource));
     more2.append(tech);
-    for (const d of details) if (d !== lead) li.append(detailBlock(d, a.resource));
+    for (const d of details) if (d !== lead && d !== v) li.append(detailBlock(d, a.resource));
     if (!details.length && a.resource) li.append(detailBlock({}, a.resource));
     li.append(el('p', { class: 'quorum', show: quorumLine(a.quorum) }));
     li.append(el('p', { class: 'expiry small', title: when(a.expires_at) }), more2);
@@ -601,6 +628,7 @@
     history: () => loadHistory(),
     devices: () => { loadDevices(); loadPush(); },
     consents: () => { loadConsents(); loadMandates(); loadApps(); },
+    vault: () => vault().then((v) => v.load()).catch((e) => failed(e)),
   };
   function tab(name) {
     for (const b of document.querySelectorAll('.tabs button')) {
@@ -610,6 +638,19 @@
     status('');
     TABS[name]();
   }
+
+  // ---- the vault (docs/vault.md §7): vault.js is fetched the first time it is needed (the Vault tab, or approving a vault
+  // request), so the first load stays within its budget. It gets this file's helpers and answers with its functions. ----
+  let vaultScript = null;
+  const vault = () => vaultScript || (vaultScript = new Promise((resolve, reject) => {
+    const s = el('script', { src: '/app/vault.js' });
+    s.addEventListener('load', () => resolve(window.AssentVault.attach({ api, el, status, failed, assertion, confirmIn, session: () => S.session })));
+    s.addEventListener('error', () => { vaultScript = null; s.remove(); reject(new TypeError('vault.js did not load')); });
+    document.head.append(s);
+  }));
+  const VAULT_TYPES = ['vault_release', 'vault_rewrap'];
+  const vaultDetail = (a) => (Array.isArray(a.authorization_details) ? a.authorization_details : [])
+    .find((d) => d && typeof d === 'object' && VAULT_TYPES.includes(d.type)) || null;
 
   // ---- Websites (docs/http-api.md §17.8), under Access: web applications the user let sign them in with Assent, each
   // revocable; an administrator also registers them here (as assent admin client create). ----
