@@ -31,6 +31,10 @@ const PAYER_KEY = "sk_test_assent_operator";
 const PAYER_PAYMENT_METHOD = "pm_card_visa";
 const SELLER_KEY = "sk_test_seller";
 const SELLER_NETWORK_ID = "profile_seller";
+// Another seller with a Stripe account of its own, whose storefront shares the first one's challenge key.
+const OTHER_SELLER_KEY = "sk_test_other_seller";
+const OTHER_SELLER_NETWORK_ID = "profile_other";
+const sellers = new Map([[SELLER_KEY, SELLER_NETWORK_ID], [OTHER_SELLER_KEY, OTHER_SELLER_NETWORK_ID]]);
 const PREVIEW_VERSION = "2026-07-29.preview";
 
 // --- The chain ---
@@ -109,7 +113,8 @@ function mintToken(req, res, form) {
 }
 
 function createPaymentIntent(req, res, form) {
-  if (keyOf(req) !== SELLER_KEY) return stripeError(res, 401, "Invalid API Key provided");
+  const seller = sellers.get(keyOf(req));
+  if (!seller) return stripeError(res, 401, "Invalid API Key provided");
   once(req, res, "pi", () => {
     const spt = tokens.get(form.get("shared_payment_granted_token"));
     const amount = Number(form.get("amount"));
@@ -120,7 +125,7 @@ function createPaymentIntent(req, res, form) {
     if (Math.floor(Date.now() / 1000) >= spt.usage_limits.expires_at) return fail("This shared payment token has expired", "shared_payment_token_expired");
     if (form.get("currency") !== spt.usage_limits.currency) return fail("The currency does not match the token's usage limits");
     if (!Number.isSafeInteger(amount) || amount <= 0 || amount > spt.usage_limits.max_amount) return fail("The amount exceeds the token's usage limits");
-    if (spt.seller_details.network_id !== SELLER_NETWORK_ID) return fail("This shared payment token was granted to another seller");
+    if (spt.seller_details.network_id !== seller) return fail("This shared payment token was granted to another seller");
     spt.used = true;
     const pi = {
       id: `pi_${randomBytes(12).toString("hex")}`, object: "payment_intent", amount, currency: form.get("currency"), status: "succeeded",
@@ -132,7 +137,7 @@ function createPaymentIntent(req, res, form) {
 }
 
 // --- The paid server (made once the port is known: its Stripe client talks to the stand-in on it) ---
-let mppx;
+let mppx, otherSeller;
 
 const server = http.createServer(async (req, res) => {
   try {
@@ -153,7 +158,7 @@ const server = http.createServer(async (req, res) => {
       case "GET /mpp/evm/other-payee": return await paid(mppx["evm/charge"]({ amount: "0.01", recipient: OTHER_SELLER }), { report: "paid elsewhere" });
       case "GET /mpp/evm/dearer": return await paid(mppx["evm/charge"]({ amount: "0.02" }), { report: "dearer" });
       case "GET /mpp/stripe/weather": return await paid(mppx["stripe/charge"]({ amount: "0.50", description: "Weather report" }), { report: "sunny", method: "stripe" });
-      case "GET /mpp/stripe/other-seller": return await paid(mppx["stripe/charge"]({ amount: "0.50", networkId: "profile_other" }), { report: "paid elsewhere" });
+      case "GET /mpp/stripe/other-seller": return await paid(otherSeller["stripe/charge"]({ amount: "0.50" }), { report: "paid elsewhere" });
       case "GET /mpp/stripe/dearer": return await paid(mppx["stripe/charge"]({ amount: "0.60" }), { report: "dearer" });
       case "GET /mpp/both": return await paid(mppx.compose(["evm/charge", { amount: "0.01" }], ["stripe/charge", { amount: "0.50" }]), { report: "either" });
       case "POST /v1/test_helpers/shared_payment/granted_tokens": return mintToken(req, res, form);
@@ -176,12 +181,23 @@ await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
 const port = server.address().port;
 // The official stripe package, pointed at the stand-in: the seller's PaymentIntents go there.
 const sellerStripe = new Stripe(SELLER_KEY, { host: "127.0.0.1", port, protocol: "http", maxNetworkRetries: 0 });
+const secretKey = randomBytes(32).toString("base64");
 mppx = Mppx.create({
   realm: "mpp-interop.test",
-  secretKey: randomBytes(32).toString("base64"),
+  secretKey,
   methods: [
     evm.charge({ chainId: CHAIN_ID, currency: USDC, decimals: 6, recipient: SELLER, authorization: { name: "USDC", version: "2" }, settle }),
     stripe.charge({ client: sellerStripe, networkId: SELLER_NETWORK_ID, currency: "usd", decimals: 2, paymentMethodTypes: ["card"] }),
+  ],
+});
+otherSeller = Mppx.create({
+  realm: "mpp-interop.test",
+  secretKey,
+  methods: [
+    stripe.charge({
+      client: new Stripe(OTHER_SELLER_KEY, { host: "127.0.0.1", port, protocol: "http", maxNetworkRetries: 0 }), networkId: OTHER_SELLER_NETWORK_ID,
+      currency: "usd", decimals: 2, paymentMethodTypes: ["card"],
+    }),
   ],
 });
 console.log(`READY ${port}`);
