@@ -51,7 +51,8 @@ internal static class PaymentEndpoints
         services.AddSingleton(store.Payments);
         services.AddSingleton<Wallets>();
         services.AddSingleton<PaymentMandateHook>();
-        services.TryAddSingleton(_ => PaymentOptions.FromEnvironment());
+        // Read now, so that a bad setting stops the server at start (docs/payments.md §5.2).
+        services.TryAddSingleton(PaymentOptions.FromEnvironment());
         services.AddSingleton<StripeClient>();
         services.AddSingleton<MppSigner>();
         return services;
