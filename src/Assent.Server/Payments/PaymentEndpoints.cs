@@ -153,7 +153,7 @@ internal static class PaymentEndpoints
         {
             return Problem.Forbidden($"policy {denied.Policy.Label} denies this payment; nothing was asked or signed (docs/policies.md §1)");
         }
-        catch (System.Data.Common.DbException) when (draft.Protocol == Mpp.Protocol)
+        catch (System.Data.Common.DbException e) when (draft.Protocol == Mpp.Protocol && e.Message.Contains("nonce", StringComparison.Ordinal))
         {
             // The nonce is unique: an MPP challenge's nonce is its hash, so the same challenge posted again finds the first payment.
             return Problem.Conflict("this MPP challenge was posted already and has its payment; a challenge pays once (ask the paid server for a new one)");
