@@ -265,6 +265,7 @@ public sealed class MppInteropTests(MppInteropServer fixture) : IClassFixture<Mp
     [Theory]
     [InlineData("/mpp/evm/weather", "0.005", "0.01 USDC")]
     [InlineData("/mpp/stripe/weather", "0.40", "0.50 USD")]
+    [InlineData("/mpp/both", "0.005", "0.01 USDC (Base Sepolia) or 0.50 USD (Stripe)")]
     public async Task Over_the_maximum_nothing_is_asked_signed_or_minted(string path, string max, string asked)
     {
         using var cts = new CancellationTokenSource(Budget);

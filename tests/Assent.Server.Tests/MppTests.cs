@@ -154,6 +154,29 @@ public sealed class MppTests(MppInteropServer fixture) : IClassFixture<MppIntero
     }
 
     [Fact]
+    public async Task A_stripe_charge_needs_no_wallet_but_an_evm_charge_does()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var stripe = Server.Service<PaymentOptions>().Stripe;
+        (stripe.SecretKey, stripe.PaymentMethod) = ("sk_test_configured", "pm_card_visa");
+        try
+        {
+            var (evm, refusal) = await AskAsync(agent, new() { ["WWW-Authenticate"] = Challenge() });
+            Assert.Equal(HttpStatusCode.Conflict, evm);
+            Assert.Contains("assent wallet create", refusal.GetProperty("detail").GetString());
+            var (card, payment) = await AskAsync(agent, new() { ["WWW-Authenticate"] = Challenge(method: "stripe", request: StripeRequest()) });
+            Assert.Equal(HttpStatusCode.Created, card);
+            Assert.Equal("stripe:pm_card_visa", payment.GetProperty("from").GetString());
+            Assert.Single(await device.PendingAsync());
+        }
+        finally
+        {
+            (stripe.SecretKey, stripe.PaymentMethod) = (null, null);
+        }
+    }
+
+    [Fact]
     public void Keccak_of_nothing_is_the_known_answer() =>
         Assert.Equal("0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470", Mpp.ChallengeHash("", ""));
 
