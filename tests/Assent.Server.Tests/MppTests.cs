@@ -177,6 +177,48 @@ public sealed class MppTests(MppInteropServer fixture) : IClassFixture<MppIntero
     }
 
     [Fact]
+    public async Task Nothing_differing_from_the_approval_is_minted_and_a_receipt_must_be_an_mpp_receipt()
+    {
+        var device = await Server.UserWithDeviceAsync();
+        var agent = await Server.AgentAsync(device.Handle);
+        var stripe = Server.Service<PaymentOptions>().Stripe;
+        (stripe.SecretKey, stripe.PaymentMethod) = ("sk_test_configured", "pm_card_visa");
+        string id;
+        try
+        {
+            var (status, payment) = await AskAsync(agent, new() { ["WWW-Authenticate"] = Challenge(method: "stripe", request: StripeRequest()) });
+            Assert.Equal(HttpStatusCode.Created, status);
+            id = payment.GetProperty("paymentId").GetString()!;
+        }
+        finally
+        {
+            (stripe.SecretKey, stripe.PaymentMethod) = (null, null);
+        }
+        var view = (await Server.Store.Payments.FindAsync(id, CancellationToken.None))!;
+        var p = view.Payment;
+        Assert.True(PaymentEndpoints.Approved(view.Approval, p));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { PayTo = "profile_other" }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { AmountAtomic = "51" }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { Asset = "eur" }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { ValidBefore = p.ValidBefore + 60 }));
+        Assert.False(PaymentEndpoints.Approved(view.Approval, p with { Wallet = "stripe:pm_other" }));
+
+        foreach (var (name, value, says) in new[]
+        {
+            ("PAYMENT-RESPONSE", Protocol.Base64Url.Encode("{}"u8), "Payment-Receipt"),
+            ("Payment-Receipt", "%%%", "base64url of a JSON receipt"),
+            ("Payment-Receipt", Protocol.Base64Url.Encode("[1]"u8), "base64url of a JSON receipt"),
+        })
+        {
+            using var post = new HttpRequestMessage(HttpMethod.Post, $"/v1/payments/{id}/receipt") { Content = TestDevice.JsonBody(new { name, value }) };
+            post.Headers.Authorization = TestServer.Basic(agent);
+            using var answer = await Server.Http.SendAsync(post);
+            Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+            Assert.Contains(says, await answer.Content.ReadAsStringAsync());
+        }
+    }
+
+    [Fact]
     public void Keccak_of_nothing_is_the_known_answer() =>
         Assert.Equal("0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470", Mpp.ChallengeHash("", ""));
 
