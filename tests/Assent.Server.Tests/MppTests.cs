@@ -125,6 +125,10 @@ public sealed class MppTests(MppInteropServer fixture) : IClassFixture<MppIntero
             var (fallback, other) = await AskAsync(agent, new() { ["PAYMENT-REQUIRED"] = PaymentTests.V2Header(network: "eip155:1"), ["WWW-Authenticate"] = Challenge() });
             Assert.Equal(HttpStatusCode.Created, fallback);
             Assert.Equal("mpp", other.GetProperty("protocol").GetString());
+            // An unreadable x402 offer does not stop readable MPP challenges from being paid.
+            var (broken, mppOnly) = await AskAsync(agent, new() { ["PAYMENT-REQUIRED"] = "%%%not-base64%%%", ["WWW-Authenticate"] = Challenge() });
+            Assert.Equal(HttpStatusCode.Created, broken);
+            Assert.Equal("mpp", mppOnly.GetProperty("protocol").GetString());
         }
         finally
         {

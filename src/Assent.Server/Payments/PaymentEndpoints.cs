@@ -20,8 +20,9 @@ namespace Assent.Server.Payments;
 
 /// <summary>
 /// <c>/v1/payments</c> and <c>/v1/wallet</c> (docs/payments.md, docs/http-api.md §18): an agent hands over the HTTP 402
-/// it received; the server picks what it can pay, asks the agent's owner to approve exactly that, and once approved
-/// signs the EIP-3009 authorization the approver saw and returns the header to retry with.
+/// it received; the server picks what it can pay (x402 or MPP), asks the agent's owner to approve exactly that, and once
+/// approved signs the EIP-3009 authorization (or mints the Shared Payment Token) the approver saw and returns the header
+/// to retry with.
 /// </summary>
 internal static class PaymentEndpoints
 {
@@ -267,18 +268,19 @@ internal static class PaymentEndpoints
         {
             (offers, problem) = X402.ReadV1(r.Body);
         }
-        if (problem is not null)
-        {
-            return (null, Problem.BadRequest($"the 402 cannot be read as x402: {problem}; nothing was asked"));
-        }
         IReadOnlyList<MppChallenge>? challenges = null;
         if (headers.TryGetValue(Mpp.WwwAuthenticateHeader, out var authenticate) && Mpp.Offers(authenticate))
         {
-            (challenges, problem) = Mpp.Read(authenticate);
-            if (problem is not null)
+            (challenges, var mppProblem) = Mpp.Read(authenticate);
+            if (mppProblem is not null)
             {
-                return (null, Problem.BadRequest($"the 402 cannot be read as MPP: {problem}; nothing was asked"));
+                return (null, Problem.BadRequest($"the 402 cannot be read as MPP: {mppProblem}; nothing was asked"));
             }
+        }
+        // An unreadable x402 offer beside readable MPP challenges is passed over: the MPP ones are still paid (docs/payments.md §2).
+        if (problem is not null && challenges is null)
+        {
+            return (null, Problem.BadRequest($"the 402 cannot be read as x402: {problem}; nothing was asked"));
         }
         if (offers is null && challenges is null)
         {
