@@ -33,7 +33,8 @@ public sealed class AssentPaymentException(PaymentOutcome outcome, string messag
 /// Pays HTTP 402 answers transparently (docs/sdk.md §10, docs/payments.md): when the inner handler answers 402, the
 /// 402 is handed to the Assent server (<c>POST /v1/payments</c>), which asks the agent's owner to approve exactly
 /// what is offered; once approved, the request is sent again with the header the server signed
-/// (<c>PAYMENT-SIGNATURE</c> or <c>X-PAYMENT</c>), and the paid server's receipt is posted back. The agent never
+/// (<c>PAYMENT-SIGNATURE</c>, <c>X-PAYMENT</c>, or MPP's <c>Authorization: Payment …</c>), and the paid server's receipt
+/// (<c>PAYMENT-RESPONSE</c>, <c>X-PAYMENT-RESPONSE</c> or <c>Payment-Receipt</c>) is posted back. The agent never
 /// holds a wallet key. A payment that is denied, expires or is refused throws <see cref="AssentPaymentException"/>.
 /// <code>
 /// using var http = new HttpClient(new AssentPaymentHandler(AssentClientOptions.FromEnvironment()) { MaxAmount = "0.50" });
@@ -107,9 +108,11 @@ public sealed class AssentPaymentHandler : DelegatingHandler
         {
             retry.Content = Content(body, contentHeaders!);
         }
-        retry.Headers.TryAddWithoutValidation(payment.Header!.Name, payment.Header.Value);
+        // MPP pays in Authorization: the credential takes the place of any the request carried.
+        retry.Headers.Remove(payment.Header!.Name);
+        retry.Headers.TryAddWithoutValidation(payment.Header.Name, payment.Header.Value);
         var paid = await base.SendAsync(retry, ct);
-        foreach (var name in new[] { "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE" })
+        foreach (var name in new[] { "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE", "Payment-Receipt" })
         {
             if (paid.Headers.TryGetValues(name, out var values) && values.FirstOrDefault() is { } receipt)
             {

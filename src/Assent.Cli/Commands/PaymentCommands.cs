@@ -93,7 +93,7 @@ internal static class PaymentCommands
         var agent = AgentCredentials.AgentOption();
         var json = StoreOptions.Json();
         var command = new Command("pay", """
-            Fetch URL; if it answers 402 Payment Required (x402), ask the agent's owner to approve paying it, pay from their wallet, and print the paid body.
+            Fetch URL; if it answers 402 Payment Required (x402 or MPP), ask the agent's owner to approve paying it, pay (from their wallet, or by card through the operator's Stripe account), and print the paid body.
             Exit 0 paid (or nothing to pay), 1 denied, over --max or not payable, 2 expired, 69 unreachable.
             Example: assent pay https://api.example/report --max 0.10 --agent research-bot
             """)

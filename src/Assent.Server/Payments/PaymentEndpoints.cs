@@ -20,8 +20,9 @@ namespace Assent.Server.Payments;
 
 /// <summary>
 /// <c>/v1/payments</c> and <c>/v1/wallet</c> (docs/payments.md, docs/http-api.md §18): an agent hands over the HTTP 402
-/// it received; the server picks what it can pay, asks the agent's owner to approve exactly that, and once approved
-/// signs the EIP-3009 authorization the approver saw and returns the header to retry with.
+/// it received; the server picks what it can pay (x402 or MPP), asks the agent's owner to approve exactly that, and once
+/// approved signs the EIP-3009 authorization (or mints the Shared Payment Token) the approver saw and returns the header
+/// to retry with.
 /// </summary>
 internal static class PaymentEndpoints
 {
@@ -50,7 +51,10 @@ internal static class PaymentEndpoints
         services.AddSingleton(store.Wallets);
         services.AddSingleton(store.Payments);
         services.AddSingleton<Wallets>();
-        services.TryAddSingleton(new PaymentOptions());
+        // Read now, so that a bad setting stops the server at start (docs/payments.md §5.2).
+        services.TryAddSingleton(PaymentOptions.FromEnvironment());
+        services.AddSingleton<StripeClient>();
+        services.AddSingleton<MppSigner>();
         return services;
     }
 
@@ -78,7 +82,7 @@ internal static class PaymentEndpoints
 
     internal static async Task<IResult> CreateAsync(HttpContext http, ClientAuthenticator authenticator, IdentityDirectory directory, IPaymentStore payments,
         Wallets wallets, IApprovalStore approvals, ApprovalService service, ApprovalHub hub, MandateBook mandates, PaymentOptions paymentOptions,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        MppSigner mpp, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
         if (client is null)
@@ -95,57 +99,65 @@ internal static class PaymentEndpoints
             return read.Error;
         }
         var request = read.Value!;
-        var (offer, refusal) = Detect(request);
+        var (detected, refusal) = Detect(request);
         if (refusal is not null)
         {
             return refusal;
         }
-        var (chosen, unpayable) = Choose(offer!, request.Max, paymentOptions);
+        var now = time.GetUtcNow();
+        var (chosen, unpayable) = Choose(detected!, request.Max, paymentOptions, now);
         if (unpayable is not null)
         {
             return unpayable;
         }
         var user = await directory.FindUserAsync(client.OwnerUserId, ct);
-        if (user is null || await wallets.FindAsync(user.Id, ct) is not { } wallet)
+        // A Stripe charge is paid from the operator's Stripe account; everything else from the owner's wallet.
+        var wallet = user is null ? null : await wallets.FindAsync(user.Id, ct);
+        if (user is null || (wallet is null && chosen is not MppChoice { Method: Mpp.StripeMethod }))
         {
             return Problem.Conflict($"{user?.Handle ?? "the agent's owner"} has no payment wallet yet: they make one with assent wallet create (docs/payments.md §4)");
         }
-        var (o, network, asset, atomic) = chosen!.Value;
+        var resource = chosen is X402Choice x ? x.Offer.Resource : request.Url!;
+        var description = chosen is X402Choice d ? d.Offer.Description : ((MppChoice)chosen!).Challenge.Description;
         // What the human reads must not hide or reorder anything (docs/concepts.md §6): a paid server writes these.
-        foreach (var (field, text) in new[] { ("resource", o.Resource), ("description", o.Description ?? "") })
+        foreach (var (field, text) in new[] { ("resource", resource), ("description", description ?? "") })
         {
             if (DisplayText.Problem(field, text) is { } hidden)
             {
                 return Problem.Make(StatusCodes.Status422UnprocessableEntity, "Payment refused", $"the 402's {hidden}; nothing was asked");
             }
         }
-        var now = time.GetUtcNow();
-        var expiry = options.DefaultRequestExpiry;
-        var timeout = TimeSpan.FromSeconds(Math.Min(o.MaxTimeoutSeconds, (long)paymentOptions.MaxPaymentTimeout.TotalSeconds));
-        var payTo = Checksum(o.PayTo);
-        var authorization = new Eip3009Authorization(wallet.Address, payTo, atomic, (now - ValidAfterSkew).ToUnixTimeSeconds(),
-            (now + expiry + timeout).ToUnixTimeSeconds(), "0x" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
-        var amount = TokenAmount.ToHuman(atomic, asset.Decimals);
-        var details = Details(o, network, asset, amount, authorization);
-        var binding = $"Pay {amount} {asset.Symbol} to {payTo}";
-        var offerJson = OfferJson(o, network, asset);
+        var draft = chosen is MppChoice m
+            ? MppPayments.Draft(m, resource, wallet?.Address, paymentOptions, now, options.DefaultRequestExpiry)
+            : X402Draft((X402Choice)chosen!, wallet!, paymentOptions, now, options.DefaultRequestExpiry);
+        if (draft.Description is { } described && DisplayText.Problem("description", described) is { } hiddenDescription)
+        {
+            return Problem.Make(StatusCodes.Status422UnprocessableEntity, "Payment refused", $"the 402's {hiddenDescription}; nothing was asked");
+        }
         PaymentRecord? stored = null;
-        PaymentRecord Row(ApprovalRecord a) => stored = new PaymentRecord(a.Id, client.Id, user.Id, o.Protocol, network.Id, asset.Address, asset.Symbol, payTo,
-            amount, atomic.ToString(System.Globalization.CultureInfo.InvariantCulture), o.Resource, o.Description, wallet.Address, authorization.Nonce,
-            authorization.ValidAfter, authorization.ValidBefore, offerJson, a.CreatedAt);
-        // docs/policies.md §6: a payment an active mandate of this agent and its owner covers is approved with no human, its
-        // budget spent and this row stored in the approval's own transaction.
-        var coverable = PaymentMandateHook.AskOf(asset, atomic, payTo) is { } ask ? new ApprovalService.CoverablePayment(ask, PaymentStore.Alongside(Row)) : null;
+        PaymentRecord Row(ApprovalRecord a) => stored = new PaymentRecord(a.Id, client.Id, user.Id, draft.Protocol, draft.Network, draft.Asset, draft.Symbol,
+            draft.PayTo, draft.Amount, draft.AmountAtomic, draft.Resource, draft.Description, draft.Wallet, draft.Nonce, draft.ValidAfter, draft.ValidBefore,
+            draft.Offer, a.CreatedAt);
+        // docs/policies.md §6: an x402 payment an active mandate of this agent and its owner covers is approved with no human, its
+        // budget spent and this row stored in the approval's own transaction. MPP payments always go to the human (docs/payments.md §10).
+        var coverable = chosen is X402Choice covered && PaymentMandateHook.AskOf(covered.Asset, covered.Atomic, draft.PayTo) is { } ask
+            ? new ApprovalService.CoverablePayment(ask, PaymentStore.Alongside(Row))
+            : null;
         var version = hub.Version;
         ApprovalService.Created? created;
         try
         {
-            created = await service.CreatePaymentAsync(client.Id, client.Name, user, PaymentsScope, binding, details, expiry, coverable,
+            created = await service.CreatePaymentAsync(client.Id, client.Name, user, PaymentsScope, draft.Binding, draft.Details, draft.Expiry, coverable,
                 (a, _, audit, c) => payments.TryCreateAsync(a, Row(a), options.Limits.MaxPendingPerAgentPerUser, audit, c), ct);
         }
         catch (PolicyDeniedException denied)
         {
             return Problem.Forbidden($"policy {denied.Policy.Label} denies this payment; nothing was asked or signed (docs/policies.md §1)");
+        }
+        catch (System.Data.Common.DbException e) when (draft.Protocol == Mpp.Protocol && e.Message.Contains("nonce", StringComparison.Ordinal))
+        {
+            // The nonce is unique: an MPP challenge's nonce is its hash, so the same challenge posted again finds the first payment.
+            return Problem.Conflict("this MPP challenge was posted already and has its payment; a challenge pays once (ask the paid server for a new one)");
         }
         if (created is null)
         {
@@ -159,15 +171,44 @@ internal static class PaymentEndpoints
         }
         http.Response.Headers.Location = $"{Path}/{approval.Id}";
         http.Response.Headers.CacheControl = "no-store";
-        var response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, time, ct);
+        PaymentResponse response;
+        try
+        {
+            response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, mpp, time, ct);
+        }
+        catch (StripeException e)
+        {
+            return StripeFailed(e);
+        }
         return TypedResults.Json(response, PaymentJson.Default.PaymentResponse, statusCode: StatusCodes.Status201Created);
     }
 
+    /// <summary>Stripe refused or could not be reached while minting an approved payment's token: 502, and a later read tries again.</summary>
+    private static IResult StripeFailed(StripeException e) =>
+        Problem.Make(StatusCodes.Status502BadGateway, "Stripe failed", $"{e.Message}; the payment stays approved, and reading it again tries again");
+
+    /// <summary>The x402 payment of a chosen offer: an EIP-3009 authorization with a random nonce, valid for the approval and the offer's timeout.</summary>
+    private static PaymentDraft X402Draft(X402Choice chosen, WalletRecord wallet,
+        PaymentOptions paymentOptions, DateTimeOffset now, TimeSpan expiry)
+    {
+        var (o, network, asset, atomic) = chosen;
+        var timeout = TimeSpan.FromSeconds(Math.Min(o.MaxTimeoutSeconds, (long)paymentOptions.MaxPaymentTimeout.TotalSeconds));
+        var payTo = Checksum(o.PayTo);
+        var authorization = new Eip3009Authorization(wallet.Address, payTo, atomic, (now - ValidAfterSkew).ToUnixTimeSeconds(),
+            (now + expiry + timeout).ToUnixTimeSeconds(), "0x" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+        var amount = TokenAmount.ToHuman(atomic, asset.Decimals);
+        return new PaymentDraft(o.Protocol, network.Id, asset.Address, asset.Symbol, payTo, amount,
+            atomic.ToString(System.Globalization.CultureInfo.InvariantCulture), o.Resource, o.Description, wallet.Address, authorization.Nonce,
+            authorization.ValidAfter, authorization.ValidBefore, OfferJson(o, network, asset), Details(o, network, asset, amount, authorization),
+            $"Pay {amount} {asset.Symbol} to {payTo}", expiry);
+    }
+
     /// <summary>
-    /// Which protocol the 402 speaks and what it offers (docs/payments.md §2): a <c>PAYMENT-REQUIRED</c> header is x402
-    /// v2 (and wins over a body: v2 servers may send a v1-style body too); else a body with <c>accepts</c> is x402 v1.
+    /// Which protocols the 402 speaks and what each offers (docs/payments.md §2): a <c>PAYMENT-REQUIRED</c> header is x402
+    /// v2 (and wins over a body: v2 servers may send a v1-style body too); else a body with <c>accepts</c> is x402 v1; a
+    /// <c>WWW-Authenticate</c> header with <c>Payment</c> challenges is MPP. A 402 may offer both x402 and MPP.
     /// </summary>
-    internal static (IReadOnlyList<PaymentOffer>? Offers, IResult? Refusal) Detect(PaymentCreateRequest r)
+    internal static (DetectedOffers? Offers, IResult? Refusal) Detect(PaymentCreateRequest r)
     {
         if (r.Status != StatusCodes.Status402PaymentRequired)
         {
@@ -225,18 +266,68 @@ internal static class PaymentEndpoints
         {
             (offers, problem) = X402.ReadV1(r.Body);
         }
-        if (problem is not null)
+        IReadOnlyList<MppChallenge>? challenges = null;
+        if (headers.TryGetValue(Mpp.WwwAuthenticateHeader, out var authenticate) && Mpp.Offers(authenticate))
+        {
+            (challenges, var mppProblem) = Mpp.Read(authenticate);
+            if (mppProblem is not null)
+            {
+                return (null, Problem.BadRequest($"the 402 cannot be read as MPP: {mppProblem}; nothing was asked"));
+            }
+        }
+        // An unreadable x402 offer beside readable MPP challenges is passed over: the MPP ones are still paid (docs/payments.md §2).
+        if (problem is not null && challenges is null)
         {
             return (null, Problem.BadRequest($"the 402 cannot be read as x402: {problem}; nothing was asked"));
         }
-        if (offers is null)
+        if (offers is null && challenges is null)
         {
-            var mpp = headers.TryGetValue("WWW-Authenticate", out var challenge) && challenge.TrimStart().StartsWith("Payment", StringComparison.OrdinalIgnoreCase);
-            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Unsupported payment protocol", mpp
-                ? "the 402 asks for MPP (WWW-Authenticate: Payment), which this server does not pay yet; it pays x402 v1 and v2 (docs/payments.md §2)"
-                : "the 402 is no payment request this server knows: no PAYMENT-REQUIRED header (x402 v2) and no body with accepts (x402 v1)"));
+            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Unsupported payment protocol",
+                "the 402 is no payment request this server knows: no PAYMENT-REQUIRED header (x402 v2), no body with accepts (x402 v1) and no " +
+                "WWW-Authenticate: Payment challenge (MPP)"));
         }
-        return (offers, null);
+        return (new DetectedOffers(offers, challenges), null);
+    }
+
+    /// <summary>
+    /// What to pay among everything the 402 offers (docs/payments.md §3): the preferred protocol's first payable offer
+    /// within <paramref name="max"/>, else the other's. Otherwise a 422 naming every offer and why it was not taken.
+    /// </summary>
+    internal static (PaymentChoice? Chosen, IResult? Refusal) Choose(DetectedOffers offers, string? max, PaymentOptions options, DateTimeOffset now)
+    {
+        var why = new List<string>();
+        var overMax = new List<string>();
+        foreach (var protocol in options.PreferredProtocol == Mpp.Protocol ? new[] { Mpp.Protocol, "x402" } : ["x402", Mpp.Protocol])
+        {
+            if (protocol == Mpp.Protocol && offers.Mpp is { } challenges)
+            {
+                var (choice, notTaken, over) = MppPayments.Choose(challenges, max, options, now);
+                if (choice is not null)
+                {
+                    return (choice, null);
+                }
+                (why, overMax) = ([.. why, .. notTaken], [.. overMax, .. over]);
+            }
+            else if (protocol != Mpp.Protocol && offers.X402 is { } x402)
+            {
+                var (choice, notTaken, over) = ChooseX402(x402, max, options);
+                if (choice is not null)
+                {
+                    return (choice, null);
+                }
+                (why, overMax) = ([.. why, .. notTaken], [.. overMax, .. over]);
+            }
+        }
+        if (overMax.Count > 0)
+        {
+            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Over the maximum",
+                $"the 402 asks {string.Join(" or ", overMax)}, above the maximum of {max}; nothing was asked or signed"));
+        }
+        var payable = string.Join("; ", options.Networks.Select(n => $"{n.Id} ({n.V1Name}) in {string.Join(", ", n.Assets.Select(a => $"{a.Symbol} {a.Address}"))}"));
+        var stripe = options.Stripe.Configured ? $" and MPP {Mpp.StripeMethod} charges" : "";
+        return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Nothing payable",
+            $"nothing the 402 offers can be paid here: {string.Join("; ", why)}. This server pays x402 '{X402.ExactScheme}' (EIP-3009) and MPP " +
+            $"{Mpp.EvmMethod} charges on {payable}{stripe}"));
     }
 
     /// <summary>
@@ -244,7 +335,7 @@ internal static class PaymentEndpoints
     /// (docs/payments.md §3): scheme <c>exact</c> by EIP-3009, a configured network and asset, an EIP-712 domain, a real
     /// payee, an amount above zero and below absurd. Otherwise a 422 naming every offer and why it was not taken.
     /// </summary>
-    internal static ((PaymentOffer Offer, PaymentNetwork Network, PaymentAsset Asset, BigInteger Atomic)? Chosen, IResult? Refusal) Choose(
+    internal static (X402Choice? Chosen, List<string> Why, List<string> OverMax) ChooseX402(
         IReadOnlyList<PaymentOffer> offers, string? max, PaymentOptions options)
     {
         var why = new List<string>();
@@ -280,19 +371,12 @@ internal static class PaymentEndpoints
                 }
                 else
                 {
-                    return ((o, network!, asset, atomic), null);
+                    return (new X402Choice(o, network!, asset, atomic), why, overMax);
                 }
             }
             why.Add($"{o.Summary}: {reason}");
         }
-        if (overMax.Count > 0)
-        {
-            return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Over the maximum",
-                $"the 402 asks {string.Join(" or ", overMax)}, above the maximum of {max}; nothing was asked or signed"));
-        }
-        var payable = string.Join("; ", options.Networks.Select(n => $"{n.Id} ({n.V1Name}) in {string.Join(", ", n.Assets.Select(a => $"{a.Symbol} {a.Address}"))}"));
-        return (null, Problem.Make(StatusCodes.Status422UnprocessableEntity, "Nothing payable",
-            $"nothing the 402 offers can be paid here: {string.Join("; ", why)}. This server pays x402 '{X402.ExactScheme}' (EIP-3009) on {payable}"));
+        return (null, why, overMax);
     }
 
     /// <summary>
@@ -359,7 +443,7 @@ internal static class PaymentEndpoints
     private static string Checksum(string address) => new Nethereum.Util.AddressUtil().ConvertToChecksumAddress(address);
 
     internal static async Task<IResult> GetAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments, IApprovalStore approvals,
-        ApprovalHub hub, Wallets wallets, MandateBook mandates, AssentOptions options, TimeProvider time, CancellationToken ct)
+        ApprovalHub hub, Wallets wallets, MandateBook mandates, MppSigner mpp, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
         if (client is null)
@@ -373,11 +457,18 @@ internal static class PaymentEndpoints
         }
         var approval = await PreferWait.HoldIfAskedAsync(http, view.Approval, version, hub, approvals, options, time, ct);
         http.Response.Headers.CacheControl = "no-store";
-        return TypedResults.Json(await RespondAsync(view with { Approval = approval }, approvals, wallets, mandates, time, ct), PaymentJson.Default.PaymentResponse);
+        try
+        {
+            return TypedResults.Json(await RespondAsync(view with { Approval = approval }, approvals, wallets, mandates, mpp, time, ct), PaymentJson.Default.PaymentResponse);
+        }
+        catch (StripeException e)
+        {
+            return StripeFailed(e);
+        }
     }
 
     internal static async Task<IResult> ReceiptAsync(string id, HttpContext http, ClientAuthenticator authenticator, IPaymentStore payments,
-        IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time, CancellationToken ct)
+        IApprovalStore approvals, Wallets wallets, MandateBook mandates, MppSigner mpp, TimeProvider time, CancellationToken ct)
     {
         var (client, refused) = await AgentAsync(http, authenticator, ct);
         if (client is null)
@@ -394,28 +485,48 @@ internal static class PaymentEndpoints
             return NotFound(id);
         }
         var (name, value) = (read.Value!.Name, read.Value.Value);
-        var expected = view.Payment.Protocol == X402.ProtocolV2 ? X402.PaymentResponseHeader : X402.XPaymentResponseHeader;
+        var expected = view.Payment.Protocol switch
+        {
+            X402.ProtocolV2 => X402.PaymentResponseHeader,
+            Mpp.Protocol => Mpp.ReceiptHeader,
+            _ => X402.XPaymentResponseHeader,
+        };
         if (!string.Equals(name, expected, StringComparison.OrdinalIgnoreCase) || value is null or { Length: 0 or > 4096 })
         {
             return Problem.BadRequest($"post the paid server's {expected} header: {{\"name\": \"{expected}\", \"value\": \"…\"}} (at most 4096 characters)");
         }
         var data = new Dictionary<string, string> { ["header"] = expected };
-        try
+        if (view.Payment.Protocol == Mpp.Protocol)
         {
-            // x402: base64 of the settlement response {success, transaction, network, payer}.
-            using var doc = JsonDocument.Parse(Convert.FromBase64String(value));
-            foreach (var field in new[] { "success", "transaction", "network", "payer" })
+            // MPP: base64url of the receipt {method, reference, status, timestamp}.
+            if (Mpp.ReadReceipt(value) is not { } receipt)
             {
-                if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(field, out var f) &&
-                    f.ValueKind is JsonValueKind.String or JsonValueKind.True or JsonValueKind.False && f.ToString() is { Length: <= 128 } s)
-                {
-                    data[field] = s;
-                }
+                return Problem.BadRequest($"the {expected} value is not base64url of a JSON receipt");
+            }
+            foreach (var (k, v) in receipt)
+            {
+                data[k] = v;
             }
         }
-        catch (Exception e) when (e is FormatException or JsonException)
+        else
         {
-            return Problem.BadRequest($"the {expected} value is not base64 of a JSON settlement response");
+            try
+            {
+                // x402: base64 of the settlement response {success, transaction, network, payer}.
+                using var doc = JsonDocument.Parse(Convert.FromBase64String(value));
+                foreach (var field in new[] { "success", "transaction", "network", "payer" })
+                {
+                    if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(field, out var f) &&
+                        f.ValueKind is JsonValueKind.String or JsonValueKind.True or JsonValueKind.False && f.ToString() is { Length: <= 128 } s)
+                    {
+                        data[field] = s;
+                    }
+                }
+            }
+            catch (Exception e) when (e is FormatException or JsonException)
+            {
+                return Problem.BadRequest($"the {expected} value is not base64 of a JSON settlement response");
+            }
         }
         if (view.Approval.State is not (ApprovalState.Approved or ApprovalState.Redeemed))
         {
@@ -427,11 +538,11 @@ internal static class PaymentEndpoints
             return Problem.Conflict($"payment {id} has its receipt already");
         }
         view = (await payments.FindAsync(id, ct))!;
-        return TypedResults.Json(await RespondAsync(view, approvals, wallets, mandates, time, ct), PaymentJson.Default.PaymentResponse);
+        return TypedResults.Json(await RespondAsync(view, approvals, wallets, mandates, mpp, time, ct, sign: false), PaymentJson.Default.PaymentResponse);
     }
 
     internal static async Task<IResult> ListAsync(HttpContext http, ClientAuthenticator authenticator, AccessTokenValidator validator, IdentityDirectory directory,
-        IPaymentStore payments, IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time, CancellationToken ct)
+        IPaymentStore payments, IApprovalStore approvals, Wallets wallets, MandateBook mandates, MppSigner mpp, TimeProvider time, CancellationToken ct)
     {
         IReadOnlyList<PaymentView> list;
         if (AccessTokenValidator.BearerToken(http.Request) is not null)
@@ -456,7 +567,7 @@ internal static class PaymentEndpoints
         foreach (var view in list)
         {
             // A list shows what happened; the header to pay with is only in the paying agent's own reads.
-            answers.Add((await RespondAsync(view, approvals, wallets, mandates, time, ct, sign: false)) with { Agent = view.Payment.ClientId });
+            answers.Add((await RespondAsync(view, approvals, wallets, mandates, mpp, time, ct, sign: false)) with { Agent = view.Payment.ClientId });
         }
         return TypedResults.Json(new PaymentList(answers), PaymentJson.Default.PaymentList);
     }
@@ -474,8 +585,8 @@ internal static class PaymentEndpoints
     /// signature redeems the request and is audited with it (docs/payments.md §5). The signature is deterministic, so a
     /// later read returns the same header and signs nothing new.
     /// </summary>
-    internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandateBook mandates, TimeProvider time,
-        CancellationToken ct, bool sign = true)
+    internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandateBook mandates, MppSigner mpp,
+        TimeProvider time, CancellationToken ct, bool sign = true)
     {
         var (p, a) = view;
         var now = time.GetUtcNow();
@@ -498,7 +609,7 @@ internal static class PaymentEndpoints
             }
             else if (sign)
             {
-                header = await SignAsync(view, approvals, wallets, grant, now, ct);
+                header = p.Protocol == Mpp.Protocol ? await mpp.SignAsync(view, approvals, now, ct) : await SignAsync(view, approvals, wallets, grant, now, ct);
             }
         }
         return new PaymentResponse(p.Id, status, p.Protocol, p.Amount, p.Symbol, p.AmountAtomic, p.Asset, p.Network, p.PayTo, p.Wallet, p.Resource,
@@ -592,3 +703,12 @@ internal static class PaymentMandateHook
         return charge > long.MaxValue ? null : new PaymentAsk(MinorUnits.Format((long)charge, currency), (long)charge, currency, payTo);
     }
 }
+
+/// <summary>What a 402 offers: x402 requirements, MPP challenges, or both (docs/payments.md §2).</summary>
+internal sealed record DetectedOffers(IReadOnlyList<PaymentOffer>? X402, IReadOnlyList<MppChallenge>? Mpp);
+
+/// <summary>The offer chosen to be paid: an x402 requirement (<see cref="X402Choice"/>) or an MPP challenge (<see cref="MppChoice"/>).</summary>
+internal abstract record PaymentChoice;
+
+/// <summary>An x402 requirement this server can pay: <see cref="Atomic"/> of <see cref="Asset"/> on <see cref="Network"/>.</summary>
+internal sealed record X402Choice(PaymentOffer Offer, PaymentNetwork Network, PaymentAsset Asset, BigInteger Atomic) : PaymentChoice;

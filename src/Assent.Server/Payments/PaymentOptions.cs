@@ -1,10 +1,13 @@
+using Microsoft.Extensions.Configuration;
+
 namespace Assent.Server.Payments;
 
 /// <summary>
-/// A token this server pays in: its contract, symbol, decimals, the EIP-712 domain to use when an x402 v1 offer names
-/// none, and <see cref="Currency"/>: the ISO 4217 currency one unit of the token is worth (a stablecoin's peg, e.g. USDC
-/// = USD), which lets a spending mandate in that currency cover payments in it (docs/payments.md §3, docs/policies.md §6).
-/// Null: a mandate never covers it, every payment in it goes to a human.
+/// A token this server pays in: its contract, symbol, decimals, its EIP-712 domain (name, version): used when an x402 v1
+/// offer names none, and always for an MPP <c>evm</c> charge, whose challenge does not carry it (docs/payments.md §3); and
+/// <see cref="Currency"/>: the ISO 4217 currency one unit of the token is worth (a stablecoin's peg, e.g. USDC = USD), which
+/// lets a spending mandate in that currency cover payments in it (docs/policies.md §6). Null: a mandate never covers it,
+/// every payment in it goes to a human.
 /// </summary>
 internal sealed record PaymentAsset(string Address, string Symbol, int Decimals, string Eip712Name, string Eip712Version, string? Currency = null);
 
@@ -34,6 +37,43 @@ internal sealed class PaymentOptions
     /// </summary>
     public TimeSpan MaxPaymentTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Which protocol is paid when a 402 offers both x402 and MPP (docs/payments.md §3): <c>mpp</c> (the default, as the
+    /// MPP reference client's <c>--protocol auto</c> prefers) or <c>x402</c>. The other is tried when nothing in the
+    /// preferred one can be paid. Environment: <c>Assent__Payments__PreferredProtocol</c>.
+    /// </summary>
+    public string PreferredProtocol { get; set; } = Mpp.Protocol;
+
+    /// <summary>The operator's Stripe account, for MPP <c>stripe</c> charges (docs/payments.md §5.2); unset, they are not paid.</summary>
+    public StripeOptions Stripe { get; set; } = new();
+
+    /// <summary>The payment settings from the environment (<c>Assent__Payments__…</c>, as the server's other settings), checked.</summary>
+    public static PaymentOptions FromEnvironment()
+    {
+        var options = new PaymentOptions();
+        var section = new Microsoft.Extensions.Configuration.ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection("Assent:Payments");
+        options.PreferredProtocol = section["PreferredProtocol"] ?? options.PreferredProtocol;
+        var stripe = section.GetSection("Stripe");
+        options.Stripe.SecretKey = stripe["SecretKey"];
+        options.Stripe.PaymentMethod = stripe["PaymentMethod"];
+        if (stripe["ApiBase"] is { } api)
+        {
+            options.Stripe.ApiBase = Uri.TryCreate(api, UriKind.Absolute, out var uri) ? uri
+                : throw new InvalidOperationException($"Assent:Payments:Stripe:ApiBase '{api}' is not an absolute URL");
+        }
+        return options.Validate() is { } problem ? throw new InvalidOperationException(problem) : options;
+    }
+
+    /// <summary>What is wrong with the settings, or null.</summary>
+    public string? Validate() =>
+        PreferredProtocol is not (Mpp.Protocol or "x402") ? $"Assent:Payments:PreferredProtocol must be mpp or x402, not '{X402.Shorten(PreferredProtocol)}'"
+        : Stripe.ApiBase.Scheme is not ("https" or "http") ? "Assent:Payments:Stripe:ApiBase must be an http(s) URL"
+        : Stripe.SecretKey is { Length: > 0 } != Stripe.PaymentMethod is { Length: > 0 } ? "Assent:Payments:Stripe needs both SecretKey and PaymentMethod, or neither"
+        : null;
+
     public PaymentNetwork? FindNetwork(string id) =>
         Networks.FirstOrDefault(n => string.Equals(n.Id, id, StringComparison.Ordinal) || string.Equals(n.V1Name, id, StringComparison.Ordinal));
+
+    /// <summary>The network of an EVM chain id (MPP names chains by number).</summary>
+    public PaymentNetwork? FindChain(long chainId) => Networks.FirstOrDefault(n => n.ChainId == chainId);
 }
