@@ -410,10 +410,12 @@ internal static class VaultCommands
     }
 
     /// <summary>docs/vault.md §6: 1–128 characters of <c>[A-Za-z0-9._@+/-]</c>, checked here too so a typo is a usage error, not a 400.</summary>
+    /// A URL would fold the path segments <c>.</c> and <c>..</c> away, so names made of them are refused as well.
     private static string CheckName(string name) =>
-        name.Length is >= 1 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '@' or '+' or '/' or '-')
+        name.Length is >= 1 and <= 128 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '@' or '+' or '/' or '-') &&
+        !name.Split('/').Any(segment => segment is "" or "." or "..")
             ? name
-            : throw CliException.Usage("NAME is 1 to 128 characters of A-Z a-z 0-9 . _ @ + / -");
+            : throw CliException.Usage("NAME is 1 to 128 characters of A-Z a-z 0-9 . _ @ + / - (no empty, . or .. part between slashes)");
 
     private static Argument<string> NameArgument() => new("NAME") { Description = "The item's name: 1 to 128 characters of A-Z a-z 0-9 . _ @ + / -" };
 

@@ -57,7 +57,8 @@ public sealed partial class AuthenticatorClient
     public Task UploadVaultWrapsAsync(VaultWrapUpload upload, CancellationToken ct) =>
         SendNoContentAsync(HttpMethod.Post, VaultPrefix + "/wraps", JsonSerializer.SerializeToUtf8Bytes(upload, VaultJson.Default.VaultWrapUpload), ct);
 
-    private static string ItemPath(string name) => $"{VaultPrefix}/items/{Uri.EscapeDataString(name)}";
+    // A name may hold '/': it stays a path separator (the server's route takes the rest of the path), each segment escaped.
+    private static string ItemPath(string name) => $"{VaultPrefix}/items/{string.Join('/', name.Split('/').Select(Uri.EscapeDataString))}";
 
     private async Task SendNoContentAsync(HttpMethod method, string path, byte[]? body, CancellationToken ct)
     {
