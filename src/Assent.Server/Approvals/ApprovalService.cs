@@ -203,7 +203,13 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     }
 
     /// <summary>A device decides. Every kind of approver takes this path; only the check of its proof differs.</summary>
-    public async Task<DecideOutcome> DecideAsync(string approvalId, DecisionProof proof, CancellationToken ct)
+    public Task<DecideOutcome> DecideAsync(string approvalId, DecisionProof proof, CancellationToken ct) => DecideAsync(approvalId, proof, null, ct);
+
+    /// <param name="vaultRelease">
+    /// The item key re-wrapped to the agent (docs/vault.md §4): an approve of a vault_release request must carry it, any other
+    /// decision must not; stored with the decision.
+    /// </param>
+    public async Task<DecideOutcome> DecideAsync(string approvalId, DecisionProof proof, byte[]? vaultRelease, CancellationToken ct)
     {
         if (!Decisions.IsValid(proof.Decision))
         {
@@ -215,6 +221,21 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         if (approval is null)
         {
             return new(DecideStatus.NotFound);
+        }
+        VaultReleaseRecord? release = null;
+        if (Vault.VaultReleases.DetailOf(approval.AuthorizationDetails) is { } releasing && approval.Kind == ApprovalKinds.Ciba)
+        {
+            if ((proof.Decision == Decisions.Approve) != (vaultRelease is not null))
+            {
+                return new(DecideStatus.Malformed, Detail: proof.Decision == Decisions.Approve
+                    ? "approving a vault_release needs vault_release: the item key wrapped to the agent's recipient_key (docs/vault.md §4)"
+                    : "a denial carries no vault_release");
+            }
+            release = vaultRelease is null ? null : new VaultReleaseRecord(approval.Id, releasing.ItemId, releasing.Version, vaultRelease);
+        }
+        else if (vaultRelease is not null)
+        {
+            return new(DecideStatus.Malformed, Detail: "vault_release is only for approving a vault_release request");
         }
         var device = proof switch
         {
@@ -276,7 +297,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             default:
                 return new(DecideStatus.Malformed, Detail: "this device holds an Ed25519 key: decide with its signature");
         }
-        return await CommitAsync(approval, device, proof.Decision, evidence, signCount, ct);
+        return await CommitAsync(approval, device, proof.Decision, evidence, signCount, release, ct);
     }
 
     /// <summary>
@@ -341,13 +362,16 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
             new Dictionary<string, string> { ["stored_sign_count"] = device.SignCount.ToString(System.Globalization.CultureInfo.InvariantCulture), ["detail"] = detail }), ct);
 
     private async Task<DecideOutcome> CommitAsync(ApprovalRecord approval, DeviceRecord device, string decision, string evidence, long? signCount,
-        CancellationToken ct)
+        VaultReleaseRecord? release, CancellationToken ct)
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
-        var after = await approvals.TryDecideAsync(approval, new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now), signCount,
-            new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id), ct);
+        var decided = new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now);
+        var audited = new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id);
+        var after = release is null
+            ? await approvals.TryDecideAsync(approval, decided, signCount, audited, ct)
+            : await approvals.TryDecideAsync(approval, decided, signCount, audited, release, ct);
         if (after is null)
         {
             var current = await approvals.FindAsync(approval.Id, ct);

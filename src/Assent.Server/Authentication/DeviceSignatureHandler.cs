@@ -91,19 +91,22 @@ internal sealed class DeviceSignatureHandler(IOptionsMonitor<AuthenticationSchem
         {
             return [];
         }
-        if (Request.ContentLength > MaxSignedBody)
+        // An endpoint that declares a larger limit (the vault's PUT, docs/vault.md §6) takes bodies up to that limit.
+        var max = Context.GetEndpoint()?.Metadata.GetMetadata<Microsoft.AspNetCore.Http.Metadata.IRequestSizeLimitMetadata>()?.MaxRequestBodySize is { } declared &&
+                  declared > MaxSignedBody ? declared : MaxSignedBody;
+        if (Request.ContentLength > max)
         {
             return null;
         }
         // One byte more than a signed body may have: reading it tells a body that is too large.
-        var buffer = new byte[(Request.ContentLength ?? MaxSignedBody) + 1];
+        var buffer = new byte[(Request.ContentLength ?? max) + 1];
         var length = 0;
         int n;
         while (length < buffer.Length && (n = await Request.Body.ReadAsync(buffer.AsMemory(length), Context.RequestAborted)) > 0)
         {
             length += n;
         }
-        if (length > MaxSignedBody)
+        if (length > max)
         {
             return null;
         }

@@ -29,7 +29,7 @@ internal static class CibaEndpoints
 
     internal static async Task<Results<Ok<BcAuthorizeResponse>, OAuthError>> BackchannelAuthorizeAsync(
         HttpContext http, ClientAuthenticator clients, IdentityDirectory directory, AgentConsents consents, ApprovalService approvals, CibaClients ciba,
-        MasterKey master, AssentOptions options, CancellationToken ct)
+        MasterKey master, IVaultStore vault, AssentOptions options, CancellationToken ct)
     {
         var (read, client, error) = await clients.ReadFormAsync(http.Request, _ => false, ct);
         if (error is not null)
@@ -93,6 +93,12 @@ internal static class CibaEndpoints
             if (!ApprovalText.TryNormalizeDetails(rawDetails, options, out details, out var why))
             {
                 return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, why);
+            }
+            // docs/vault.md §4: a vault_release names an item of this user; the payload the device signs holds its id and version.
+            (details, var unreleasable) = await Vault.VaultReleases.ResolveAsync(details!, user.Id, vault, ct);
+            if (unreleasable is not null)
+            {
+                return new OAuthError(OAuthErrors.InvalidAuthorizationDetails, unreleasable);
             }
         }
 

@@ -11,7 +11,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace Assent.Server.Ciba;
 
 /// <summary>CIBA Core §10.1–§11: the token request for a backchannel authentication, in poll mode or held with <c>Prefer: wait</c>.</summary>
-internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, GrantSettler settler, TokenIssuer issuer, MandateBook mandates, TimeProvider time)
+internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, GrantSettler settler, TokenIssuer issuer, MandateBook mandates, IVaultStore vault,
+    TimeProvider time)
 {
     public async Task<Results<Ok<TokenResponse>, OAuthError>> RedeemAsync(HttpContext http, IFormCollection form, ClientRecord client, CancellationToken ct)
     {
@@ -42,7 +43,9 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
             var tokens = issuer.ForApproval(approved, handle, includeIdToken: a.Scope.Split(' ').Contains(Scopes.OpenId),
                 mandate: await mandates.GrantOfAsync(approved, ct));
             return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, a.Scope, tokens.IdToken,
-                AuthorizationDetails: a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement));
+                AuthorizationDetails: a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement,
+                // docs/vault.md §4: an approved release hands the sealed item and the key re-wrapped to the agent over once.
+                VaultRelease: await Vault.VaultReleases.TakeAsync(a, client.Id, vault, ct)));
         }, OAuthParameters.AuthReqId, ct);
     }
 }

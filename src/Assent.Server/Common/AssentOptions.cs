@@ -59,7 +59,7 @@ public sealed class AssentOptions
     /// RFC 9396 types agents may send in <c>authorization_details</c>; others get invalid_authorization_details. The types
     /// of requests the server raises itself (agent_registration, agent_consent) are refused even when listed here.
     /// </summary>
-    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "mcp_tool", "mandate"];
+    public string[] AuthorizationDetailsTypes { get; set; } = ["payment", "action", "resource_access", "tool_call", "mcp_tool", "mandate", "vault_release"];
 
     /// <summary>
     /// RFC 9396 <c>authorization_details</c> is refused above this many bytes of normalized UTF-8 JSON: it is

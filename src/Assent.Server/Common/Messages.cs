@@ -17,7 +17,8 @@ internal sealed record DidDocument(
     [property: JsonPropertyName("id")] string Id,
     [property: JsonPropertyName("verificationMethod")] IReadOnlyList<VerificationMethod> VerificationMethod,
     [property: JsonPropertyName("authentication")] IReadOnlyList<string> Authentication,
-    [property: JsonPropertyName("assertionMethod")] IReadOnlyList<string> AssertionMethod);
+    [property: JsonPropertyName("assertionMethod")] IReadOnlyList<string> AssertionMethod,
+    [property: JsonPropertyName("keyAgreement"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? KeyAgreement = null);
 
 internal sealed record HealthReport(string Status, string Storage, string? Detail = null);
 

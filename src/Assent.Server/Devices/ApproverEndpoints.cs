@@ -80,6 +80,11 @@ internal static class ApproverEndpoints
         {
             return Problem.BadRequest("decision is required: 'approve' or 'deny'");
         }
+        byte[]? vaultRelease = null;
+        if (body.VaultRelease is not null && !Vault.VaultReleases.TryParseWrapped(body.VaultRelease, out vaultRelease))
+        {
+            return Problem.BadRequest("vault_release must be the item key wrapped to the agent's key: base64url, 93 bytes, first byte 0x01 (docs/vault.md §2.2)");
+        }
         DecisionProof proof;
         if (body.AuthenticatorData is not null || body.ClientDataJson is not null || body.CredentialId is not null)
         {
@@ -115,7 +120,7 @@ internal static class ApproverEndpoints
             }
             proof = new Ed25519Proof(body.DeviceId, body.Decision, signature);
         }
-        return Answer(id, await approvals.DecideAsync(id, proof, ct));
+        return Answer(id, await approvals.DecideAsync(id, proof, vaultRelease, ct));
     }
 
     internal static IResult Answer(string id, DecideOutcome outcome) => outcome.Status switch

@@ -26,6 +26,7 @@ using Assent.Server.Storage;
 using Assent.Server.Storage.Postgres;
 using Assent.Server.Tokens;
 using Assent.Server.Users;
+using Assent.Server.Vault;
 using Assent.Server.Webhooks;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
@@ -94,6 +95,7 @@ public static class AssentServer
         services.AddSingleton(store.Webhooks);
         services.AddSingleton(store.Policies);
         services.AddSingleton(store.Mandates);
+        services.AddSingleton(store.Vault);
         services.AddSingleton(store.Database.Outbox);
         services.AddSingleton(master);
         services.AddSingleton(store.WebClients);
@@ -205,6 +207,7 @@ public static class AssentServer
         app.MapPolicies();
         app.MapPayments();
         app.MapMandates();
+        app.MapVault();
         app.MapApp(options);
         app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
 

@@ -41,6 +41,13 @@ internal interface IApprovalStore
     /// <remarks>A decision that settles the request queues its webhook and CIBA deliveries in the same transaction (docs/storage.md §9).</remarks>
     Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord decision, long? signCount, AuditEvent audit, CancellationToken ct);
 
+    /// <summary>
+    /// <see cref="TryDecideAsync(ApprovalRecord, DecisionRecord, long?, AuditEvent, CancellationToken)"/> of a vault_release request
+    /// (docs/vault.md §4): an approval stores <paramref name="release"/>, the key re-wrapped to the agent, in the decision's own transaction.
+    /// </summary>
+    Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord decision, long? signCount, AuditEvent audit, VaultReleaseRecord release,
+        CancellationToken ct);
+
     /// <summary>pending → cancelled, while unexpired; false when it was not pending (or had expired).</summary>
     Task<bool> TryCancelAsync(ApprovalRecord request, long now, AuditEvent audit, CancellationToken ct);
 
@@ -215,6 +222,22 @@ internal class ApprovalStore(Database db) : IApprovalStore
         var (state, queued) = await db.WriteAsync(async w =>
         {
             var state = await DecideAsync(w, request, d, signCount, audit);
+            return (state, state is { } settled ? await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
+        }, ct);
+        db.Outbox.Enqueued(queued);
+        return state;
+    }
+
+    public async Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord d, long? signCount, AuditEvent audit, VaultReleaseRecord release,
+        CancellationToken ct)
+    {
+        var (state, queued) = await db.WriteAsync(async w =>
+        {
+            var state = await DecideAsync(w, request, d, signCount, audit);
+            if (state is not null && d.Decision == ApprovalState.Approved)
+            {
+                await VaultSql.InsertReleaseAsync(w, release, d.DecidedAt);
+            }
             return (state, state is { } settled ? await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, settled, d.DecidedAt)) : 0);
         }, ct);
         db.Outbox.Enqueued(queued);

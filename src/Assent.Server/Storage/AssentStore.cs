@@ -50,6 +50,8 @@ internal sealed class AssentStore(Database db) : IAsyncDisposable
 
     public IMandateStore Mandates { get; } = new MandateStore(db);
 
+    public IVaultStore Vault { get; } = new VaultStore(db);
+
     /// <summary>How long the delivery log keeps a settled delivery (docs/webhooks.md §5).</summary>
     internal static readonly TimeSpan DeliveryLogKept = TimeSpan.FromDays(30);
 

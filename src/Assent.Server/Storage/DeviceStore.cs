@@ -118,6 +118,7 @@ internal sealed class DeviceStore(Database db) : IDeviceStore
             // docs/policies.md §3: a revoked device's decisions on requests still pending no longer count; its user may decide
             // again with another device. A quorum decision holds the device row locked (ApprovalStore), so none slips past this.
             await w.ExecAsync($"DELETE FROM decisions WHERE device_id = $1 AND approval_id IN (SELECT id FROM approvals WHERE state = {StateCodes.Pending})", deviceId);
+            await VaultSql.RemoveDeviceKeysAsync(w, deviceId, userId);
             await w.AuditAsync(audit);
             return await w.EmitAsync(db.Outbox, OutboxEvent.ForDevice(EventTypes.DeviceRevoked, revoked, now));
         }, ct);

@@ -64,11 +64,14 @@ public static class ApprovalKinds
     /// <summary>A signed-in human asks for an API key; their own device approves it (docs/challenges.md §1).</summary>
     public const string ApiKey = "api_key";
 
+    /// <summary>A new vault key asks the owner's other devices to re-wrap the items for it (docs/vault.md §5.1).</summary>
+    public const string VaultRewrap = "vault_rewrap";
+
     /// <summary>
     /// The kinds whose <c>authorization_details</c> type only the server writes: an agent sending one through
     /// CIBA would dress its own request up as one of them, so bc-authorize refuses these types.
     /// </summary>
-    public static readonly IReadOnlyList<string> ServerRaised = [AgentRegistration, AgentConsent, Challenge, ApiKey];
+    public static readonly IReadOnlyList<string> ServerRaised = [AgentRegistration, AgentConsent, Challenge, ApiKey, VaultRewrap];
 }
 
 public static class DeviceKinds

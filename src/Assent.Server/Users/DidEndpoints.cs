@@ -19,8 +19,8 @@ internal static class DidEndpoints
         return app;
     }
 
-    internal static async Task<IResult> DocumentAsync(string id, HttpResponse response, IdentityDirectory directory, IDeviceStore devices, AssentOptions options,
-        CancellationToken ct)
+    internal static async Task<IResult> DocumentAsync(string id, HttpResponse response, IdentityDirectory directory, IDeviceStore devices, IVaultStore vault,
+        AssentOptions options, CancellationToken ct)
     {
         var user = id.Length <= 64 ? await directory.FindUserAsync(id, ct) : null;
         if (user is null)
@@ -39,9 +39,22 @@ internal static class DidEndpoints
             methods.Add(new VerificationMethod($"{did}#{d.Id}", "JsonWebKey2020", did, jwk with { Kid = d.Id }));
         }
         var ids = methods.Select(m => m.Id).ToList();
+        // docs/vault.md §1, DID Core §5.3.3: the devices' vault keys (X25519) are key agreement methods; the recovery key is not a device's.
+        // A revoked device's keys were deleted with its revocation.
+        var agreement = new List<string>();
+        foreach (var k in await vault.ListKeysAsync(user.Id, ct))
+        {
+            if (k.Kind != Protocol.Messages.VaultKeyKinds.Device)
+            {
+                continue;
+            }
+            methods.Add(new VerificationMethod($"{did}#{k.Kid}", "JsonWebKey2020", did, new Jwk(Jwk.OctetKeyPair, "X25519", Protocol.Base64Url.Encode(k.PublicKey))));
+            agreement.Add($"{did}#{k.Kid}");
+        }
         // Revocation must show quickly to verifiers checking evidence.
         response.Headers.CacheControl = "no-cache";
-        return TypedResults.Json(new DidDocument(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"], did, methods, ids, ids),
+        return TypedResults.Json(new DidDocument(["https://www.w3.org/ns/did/v1", "https://w3id.org/security/suites/jws-2020/v1"], did, methods, ids, ids,
+                agreement.Count > 0 ? agreement : null),
             ServerJson.Default.DidDocument, "application/did+json");
     }
 }

@@ -298,6 +298,8 @@ internal static class PostgresSchema
         PaymentSchema.Tables("BYTEA", "BIGINT"),
         // 15: spending mandates (see the SQLite migration of the same number).
         MandateSchema.Tables("BIGINT"),
+        // 16: the vault (see the SQLite migration of the same number).
+        VaultSchema.Tables("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -297,6 +297,8 @@ internal static class SqliteSchema
         PaymentSchema.Tables("BLOB", "INTEGER"),
         // 15: spending mandates and the payments they approved (docs/policies.md §6).
         MandateSchema.Tables("INTEGER"),
+        // 16: the end-to-end encrypted vault (docs/vault.md): recipient keys, items, sealed versions, wrapped keys, releases.
+        VaultSchema.Tables("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
