@@ -31,7 +31,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
         using var agent = owner.Agent();
 
         var human = owner.ApproveReleaseAsync();
-        var secret = await agent.GetSecretAsync("db-password", CancellationToken.None);
+        var secret = await WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None));
         await human;
 
         Assert.True(secret.Released, secret.Status.ToString());
@@ -51,10 +51,10 @@ public sealed class VaultReleaseTests(Issuers issuers)
         using var agent = owner.Agent();
 
         var human = owner.ApproveReleaseAsync();
-        var first = await agent.GetSecretAsync("api-key", new VaultReleaseOptions { Version = 1 }, CancellationToken.None);
+        var first = await WhileHuman(human, agent.GetSecretAsync("api-key", new VaultReleaseOptions { Version = 1 }, CancellationToken.None));
         await human;
         human = owner.ApproveReleaseAsync();
-        var latest = await agent.GetSecretAsync("api-key", CancellationToken.None);
+        var latest = await WhileHuman(human, agent.GetSecretAsync("api-key", CancellationToken.None));
         await human;
 
         Assert.Equal("one"u8.ToArray(), first.Value);
@@ -71,7 +71,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
         using var agent = owner.Agent();
 
         var human = Human.DecideAsync(owner.User, Decisions.Deny);
-        var secret = await agent.GetSecretAsync("db-password", CancellationToken.None);
+        var secret = await WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None));
         await human;
 
         Assert.Equal(ApprovalStatus.Denied, secret.Status);
@@ -100,7 +100,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
         var human = owner.ApproveReleaseAsync(beforeDeciding: () => owner.Sql(
             "UPDATE vault_versions SET ciphertext = $v WHERE item_id = $id AND version = 1",
             ("$v", Flip(owner.Blob("SELECT ciphertext FROM vault_versions WHERE item_id = $id", ("$id", stored.Id)), 20)), ("$id", stored.Id)));
-        var e = await Assert.ThrowsAsync<AssentVaultException>(() => agent.GetSecretAsync("db-password", CancellationToken.None));
+        var e = await Assert.ThrowsAsync<AssentVaultException>(() => WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None)));
         await human;
 
         Assert.Contains("ciphertext", e.Message);
@@ -116,7 +116,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
             ("$w", Flip(owner.Blob("SELECT wrapped FROM vault_releases WHERE approval_id = $a", ("$a", owner.RequestId)), 60)), ("$a", owner.RequestId)));
 
         var human = owner.ApproveReleaseAsync();
-        var e = await Assert.ThrowsAsync<AssentVaultException>(() => agent.GetSecretAsync("db-password", CancellationToken.None));
+        var e = await Assert.ThrowsAsync<AssentVaultException>(() => WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None)));
         await human;
 
         Assert.Contains("wrapped key", e.Message);
@@ -136,7 +136,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
             """, ("$id", stored.Id)));
 
         var human = owner.ApproveReleaseAsync();
-        var e = await Assert.ThrowsAsync<AssentVaultException>(() => agent.GetSecretAsync("api-key", CancellationToken.None));
+        var e = await Assert.ThrowsAsync<AssentVaultException>(() => WhileHuman(human, agent.GetSecretAsync("api-key", CancellationToken.None)));
         await human;
 
         Assert.Contains("does not open", e.Message);
@@ -150,19 +150,14 @@ public sealed class VaultReleaseTests(Issuers issuers)
     {
         await using var owner = await VaultOwnerAsync(issuers.A);
         await owner.Vault.PutAsync("db-password", Secret, CancellationToken.None);
-        using var agent = owner.Agent();
         var serversKey = Base64Url.Encode(Protocol.Crypto.X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey()));
+        // The server puts a key of its own in the request it stores: the device signs (and wraps to) that key. The agent must
+        // notice that what was approved is not its own key and refuse.
+        using var agent = owner.Agent(rewriteRequest: form => System.Text.RegularExpressions.Regex.Replace(form,
+            "(recipient_key%22%3A%22)[A-Za-z0-9_-]{43}", m => m.Groups[1].Value + serversKey));
 
-        // The server rewrites the stored request before the device sees it: the device signs (and wraps to) the server's key.
-        var human = owner.ApproveReleaseAsync(beforeShowing: id =>
-        {
-            var payload = Encoding.UTF8.GetString(owner.Blob("SELECT payload FROM approvals WHERE id = $a", ("$a", id)));
-            var agentsKey = System.Text.RegularExpressions.Regex.Match(payload, "\"recipient_key\":\"([A-Za-z0-9_-]{43})\"").Groups[1].Value;
-            Assert.NotEmpty(agentsKey);
-            owner.Sql("UPDATE approvals SET payload = $p, authorization_details = replace(authorization_details, $old, $new) WHERE id = $a",
-                ("$p", Encoding.UTF8.GetBytes(payload.Replace(agentsKey, serversKey, StringComparison.Ordinal))), ("$old", agentsKey), ("$new", serversKey), ("$a", id));
-        });
-        var e = await Assert.ThrowsAsync<AssentVaultException>(() => agent.GetSecretAsync("db-password", CancellationToken.None));
+        var human = owner.ApproveReleaseAsync();
+        var e = await Assert.ThrowsAsync<AssentVaultException>(() => WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None)));
         await human;
 
         Assert.Contains("another recipient key", e.Message);
@@ -177,7 +172,7 @@ public sealed class VaultReleaseTests(Issuers issuers)
         using var agent = owner.Agent(beforeRedeeming: () => owner.Sql("UPDATE vault_releases SET item_id = $id WHERE approval_id = $a", ("$id", other.Id), ("$a", owner.RequestId)));
 
         var human = owner.ApproveReleaseAsync();
-        var e = await Record.ExceptionAsync(() => agent.GetSecretAsync("db-password", CancellationToken.None));
+        var e = await Record.ExceptionAsync(() => WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None)));
         await human;
 
         // Either the server notices the row no longer matches the approval, or the agent refuses what it is handed.
@@ -218,6 +213,16 @@ public sealed class VaultReleaseTests(Issuers issuers)
         Assert.Contains("not proven", e.Message);
     }
 
+    /// <summary>The agent's call, unless the human's side fails first: then that failure, not the agent's wait, is the test's.</summary>
+    private static async Task<T> WhileHuman<T>(Task human, Task<T> agent)
+    {
+        if (await Task.WhenAny(human, agent) == human && human.IsFaulted)
+        {
+            await human;
+        }
+        return await agent;
+    }
+
     private static byte[] Flip(byte[] bytes, int at)
     {
         var copy = bytes.ToArray();
@@ -252,8 +257,16 @@ public sealed class VaultReleaseTests(Issuers issuers)
         public VaultDevice Vault => vault;
 
         /// <summary>The agent; <paramref name="beforeRedeeming"/> runs once the owner decided, before the agent's token request reaches the server.</summary>
-        public AssentClient Agent(Action? beforeRedeeming = null) =>
-            server.ClientFor(user, beforeRedeeming is null ? null : new HttpClient(new HoldTokenRequest(this, beforeRedeeming)));
+        public AssentClient Agent(Action? beforeRedeeming = null, Func<string, string>? rewriteRequest = null) => new(new AssentClientOptions
+        {
+            Server = server.BaseUri,
+            ClientId = user.ClientId,
+            ClientSecret = user.ClientSecret,
+            UserDid = user.Did,
+            HttpClient = beforeRedeeming is null && rewriteRequest is null ? null : new HttpClient(new HoldTokenRequest(this, beforeRedeeming, rewriteRequest)),
+            // A human step that fails must fail the test at once, not after the server's five-minute expiry.
+            DefaultTimeout = TimeSpan.FromSeconds(30),
+        });
 
         public TaskCompletionSource Decided { get; private set; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -329,14 +342,24 @@ public sealed class VaultReleaseTests(Issuers issuers)
             return ValueTask.CompletedTask;
         }
 
-        /// <summary>Holds the agent's first token request until the owner decided, then runs the tampering, then lets it through.</summary>
-        private sealed class HoldTokenRequest(VaultOwnerFixture owner, Action tamper) : DelegatingHandler(new SocketsHttpHandler())
+        /// <summary>
+        /// Plays the server's side of the agent's traffic: rewrites the CIBA request's form as the server would read it, and holds
+        /// the first token request until the owner decided, then runs the tampering, then lets it through.
+        /// </summary>
+        private sealed class HoldTokenRequest(VaultOwnerFixture owner, Action? tamper, Func<string, string>? rewrite) : DelegatingHandler(new SocketsHttpHandler())
         {
             private int _done;
 
             protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
             {
-                if (request.RequestUri!.AbsolutePath.EndsWith("/token", StringComparison.Ordinal) && Interlocked.Exchange(ref _done, 1) == 0)
+                if (rewrite is not null && request.RequestUri!.AbsolutePath.EndsWith("/bc-authorize", StringComparison.Ordinal))
+                {
+                    var form = await request.Content!.ReadAsStringAsync(cancellationToken);
+                    var rewritten = rewrite(form);
+                    Assert.NotEqual(form, rewritten);
+                    request.Content = new StringContent(rewritten, Encoding.ASCII, "application/x-www-form-urlencoded");
+                }
+                if (tamper is not null && request.RequestUri!.AbsolutePath.EndsWith("/token", StringComparison.Ordinal) && Interlocked.Exchange(ref _done, 1) == 0)
                 {
                     await owner.Decided.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
                     tamper();
