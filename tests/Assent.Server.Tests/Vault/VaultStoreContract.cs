@@ -1,0 +1,254 @@
+using Assent.Server.Common;
+using Assent.Server.Storage;
+using Assent.Server.Storage.Postgres;
+using Assent.Server.Storage.Sqlite;
+using Assent.Server.Tests.Storage;
+using Npgsql;
+
+namespace Assent.Server.Tests.Vault;
+
+/// <summary>The vault store's contract (docs/vault.md §3–§5), run unchanged against SQLite and PostgreSQL.</summary>
+public abstract class VaultStoreContract : IAsyncLifetime
+{
+    private AssentStore _store = null!;
+
+    internal AssentStore Store => _store;
+
+    private IVaultStore Vault => _store.Vault;
+
+    protected ManualClock Clock { get; } = new(DateTimeOffset.UtcNow);
+
+    private long Now => Clock.GetUtcNow().ToUnixTimeMilliseconds();
+
+    internal abstract Task<AssentStore> OpenAsync();
+
+    public async Task InitializeAsync()
+    {
+        _store = await OpenAsync();
+        await _store.MigrateAsync(default);
+    }
+
+    public async Task DisposeAsync() => await _store.DisposeAsync();
+
+    private static AuditEvent Audit(string type = "vault.test") => new(type, null, "test", null);
+
+    private async Task<string> UserAsync()
+    {
+        var user = await Store.Users.CreateInviteAsync(new UserRecord(Ids.New("usr"), "u" + Guid.NewGuid().ToString("N")[..10], false, Now),
+            new InviteRecord(Ids.Hash(Guid.NewGuid().ToString()), "", Now + 60_000, null), Audit(AuditTypes.UserInvited), default);
+        return user.Id;
+    }
+
+    private async Task<string> DeviceAsync(string userId)
+    {
+        var id = Ids.New("dev");
+        await Store.Devices.AddAsync(new DeviceRecord(id, userId, DeviceKinds.Ed25519, "d", "{}", null, 0, Now, null), Audit(AuditTypes.DeviceEnrolled), default);
+        return id;
+    }
+
+    private VaultKeyRecord Key(string userId, string deviceId, string kind = "device") =>
+        new("kid" + Guid.NewGuid().ToString("N")[..20], userId, deviceId, kind, [.. Enumerable.Repeat((byte)7, 32)], deviceId, new byte[64], null, null, Now);
+
+    private static Dictionary<string, byte[]> Wraps(params VaultKeyRecord[] keys) => keys.ToDictionary(k => k.Kid, k => (byte[])[1, .. new byte[92]]);
+
+    private static string ItemId() => Protocol.Vault.VaultFormat.NewItemId();
+
+    [Fact]
+    public async Task A_version_is_stored_only_as_latest_plus_one_with_a_wrap_for_exactly_each_key_and_its_own_id()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        Assert.Equal(VaultKeyAdded.Added, (await Vault.AddKeyAsync(key, 10, Audit(), default)).Status);
+        var id = ItemId();
+        Assert.Equal(VaultPutStatus.VersionConflict, (await Vault.PutAsync(user, "a", id, 2, [1, 2], Wraps(key), device, Now, Audit(), default)).Status);
+        Assert.Equal(VaultPutStatus.Created, (await Vault.PutAsync(user, "a", id, 1, [1, 2], Wraps(key), device, Now, Audit(), default)).Status);
+        Assert.Equal(VaultPutStatus.VersionConflict, (await Vault.PutAsync(user, "a", id, 1, [1, 3], Wraps(key), device, Now, Audit(), default)).Status);
+        Assert.Equal(VaultPutStatus.IdConflict, (await Vault.PutAsync(user, "a", ItemId(), 2, [1, 3], Wraps(key), device, Now, Audit(), default)).Status);
+        Assert.Equal(VaultPutStatus.IdConflict, (await Vault.PutAsync(user, "b", id, 1, [1, 3], Wraps(key), device, Now, Audit(), default)).Status);
+        Assert.Equal(VaultPutStatus.KeysChanged, (await Vault.PutAsync(user, "a", id, 2, [1, 3], new Dictionary<string, byte[]>(), device, Now, Audit(), default)).Status);
+        var stranger = Key(user, device) with { Kid = "not-registered" };
+        Assert.Equal(VaultPutStatus.KeysChanged, (await Vault.PutAsync(user, "a", id, 2, [1, 3], Wraps(key, stranger), device, Now, Audit(), default)).Status);
+        var updated = await Vault.PutAsync(user, "a", id, 2, [1, 3, 5], Wraps(key), device, Now, Audit(), default);
+        Assert.Equal((VaultPutStatus.Updated, 2u, 3L), (updated.Status, updated.Item!.Version, updated.Item.Size));
+        Assert.Equal([2u, 1u], (await Vault.ListVersionsAsync(id, default)).Select(v => v.Version));
+        Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, default))!.Ciphertext);
+        Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, default));
+    }
+
+    [Fact]
+    public async Task Of_writers_racing_for_the_same_version_exactly_one_stores_it()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        var id = ItemId();
+        await Vault.PutAsync(user, "raced", id, 1, [0], Wraps(key), device, Now, Audit(), default);
+        var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+            Vault.PutAsync(user, "raced", id, 2, [(byte)i], Wraps(key), device, Now, Audit(), default)));
+        Assert.Single(results, r => r.Status == VaultPutStatus.Updated);
+        Assert.Equal(2, (await Vault.ListVersionsAsync(id, default)).Count);
+        var news = await Task.WhenAll(Enumerable.Range(0, 8).Select(i =>
+            Vault.PutAsync(user, "fresh", ItemId(), 1, [(byte)i], Wraps(key), device, Now, Audit(), default)));
+        Assert.Single(news, r => r.Status == VaultPutStatus.Created);
+    }
+
+    [Fact]
+    public async Task Items_are_listed_by_name_per_user_and_removing_one_removes_its_versions_wraps_and_pending_release()
+    {
+        var user = await UserAsync();
+        var other = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        var otherDevice = await DeviceAsync(other);
+        var otherKey = Key(other, otherDevice);
+        await Vault.AddKeyAsync(otherKey, 10, Audit(), default);
+        foreach (var name in new[] { "b", "a/z", "c", "a" })
+        {
+            Assert.Equal(VaultPutStatus.Created, (await Vault.PutAsync(user, name, ItemId(), 1, [1], Wraps(key), device, Now, Audit(), default)).Status);
+        }
+        await Vault.PutAsync(other, "0", ItemId(), 1, [1], Wraps(otherKey), otherDevice, Now, Audit(), default);
+        Assert.Equal(["a", "a/z", "b", "c"], (await Vault.ListItemsAsync(user, default)).Select(i => i.Name));
+        var b = (await Vault.FindItemAsync(user, "b", default))!;
+        Assert.Null(await Vault.FindItemAsync(other, "b", default));
+        Assert.False(await Vault.RemoveItemAsync(other, "b", Audit(), default));
+        Assert.True(await Vault.RemoveItemAsync(user, "b", Audit(), default));
+        Assert.Empty(await Vault.ListVersionsAsync(b.Id, default));
+        Assert.Equal(3, (await Vault.ListWrapsAsync(user, key.Kid, null, 0, 500, default)).Count);
+        Assert.Single(await Vault.ListItemsAsync(other, default));
+    }
+
+    [Fact]
+    public async Task Keys_are_registered_once_at_most_ten_per_device_one_recovery_key_and_removing_one_removes_its_wraps()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var first = Key(user, device);
+        Assert.Equal(new VaultKeyOutcome(VaultKeyAdded.Added, false), await Vault.AddKeyAsync(first, 2, Audit(), default));
+        Assert.Equal(VaultKeyAdded.AlreadyRegistered, (await Vault.AddKeyAsync(first, 2, Audit(), default)).Status);
+        Assert.Equal(VaultKeyAdded.Conflict, (await Vault.AddKeyAsync(first with { DeviceId = "elsewhere" }, 2, Audit(), default)).Status);
+        await Vault.PutAsync(user, "x", ItemId(), 1, [1], Wraps(first), device, Now, Audit(), default);
+        // The owner has an item and a key: a new key needs the items re-wrapped for it.
+        Assert.Equal(new VaultKeyOutcome(VaultKeyAdded.Added, true), await Vault.AddKeyAsync(Key(user, device), 2, Audit(), default));
+        Assert.Equal(VaultKeyAdded.TooMany, (await Vault.AddKeyAsync(Key(user, device), 2, Audit(), default)).Status);
+        var recovery = Key(user, "recovery", "recovery");
+        Assert.Equal(VaultKeyAdded.Added, (await Vault.AddKeyAsync(recovery, 2, Audit(), default)).Status);
+        Assert.Equal(VaultKeyAdded.RecoveryExists, (await Vault.AddKeyAsync(Key(user, "recovery", "recovery"), 2, Audit(), default)).Status);
+        Assert.Equal(3, (await Vault.ListKeysAsync(user, default)).Count);
+
+        Assert.Single(await Vault.ListWrapsAsync(user, first.Kid, null, 0, 10, default));
+        Assert.False(await Vault.RemoveKeyAsync(await UserAsync(), first.Kid, Audit(), default));
+        Assert.True(await Vault.RemoveKeyAsync(user, first.Kid, Audit(), default));
+        Assert.Empty(await Vault.ListWrapsAsync(user, first.Kid, null, 0, 10, default));
+        Assert.Equal(2, (await Vault.ListKeysAsync(user, default)).Count);
+    }
+
+    [Fact]
+    public async Task Wraps_for_another_key_are_stored_only_when_every_version_is_the_owners()
+    {
+        var user = await UserAsync();
+        var other = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        var second = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        var id = ItemId();
+        await Vault.PutAsync(user, "x", id, 1, [1], Wraps(key), device, Now, Audit(), default);
+        await Vault.AddKeyAsync(second, 10, Audit(), default);
+        var otherDevice = await DeviceAsync(other);
+        var otherKey = Key(other, otherDevice);
+        await Vault.AddKeyAsync(otherKey, 10, Audit(), default);
+        var otherId = ItemId();
+        await Vault.PutAsync(other, "y", otherId, 1, [1], Wraps(otherKey), otherDevice, Now, Audit(), default);
+
+        byte[] wrapped = [1, .. new byte[92]];
+        Assert.False(await Vault.AddWrapsAsync(user, second.Kid, [new(id, 1, wrapped), new(otherId, 1, wrapped)], Audit(), default));
+        Assert.False(await Vault.AddWrapsAsync(user, second.Kid, [new(id, 2, wrapped)], Audit(), default));
+        Assert.False(await Vault.AddWrapsAsync(user, otherKey.Kid, [new(id, 1, wrapped)], Audit(), default));
+        Assert.Empty(await Vault.ListWrapsAsync(user, second.Kid, null, 0, 10, default));
+        Assert.True(await Vault.AddWrapsAsync(user, second.Kid, [new(id, 1, wrapped)], Audit(), default));
+        // Uploading again replaces: a device that re-wraps after a failure is not refused.
+        Assert.True(await Vault.AddWrapsAsync(user, second.Kid, [new(id, 1, [1, .. new byte[91], 9])], Audit(), default));
+        Assert.Equal(9, Assert.Single(await Vault.ListWrapsAsync(user, second.Kid, null, 0, 10, default)).Wrapped[^1]);
+    }
+
+    [Fact]
+    public async Task Revoking_a_device_removes_its_keys_and_their_wraps_in_the_same_transaction()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var keeper = await DeviceAsync(user);
+        var doomed = Key(user, device);
+        var kept = Key(user, keeper);
+        await Vault.AddKeyAsync(doomed, 10, Audit(), default);
+        await Vault.AddKeyAsync(kept, 10, Audit(), default);
+        await Vault.PutAsync(user, "x", ItemId(), 1, [1], Wraps(doomed, kept), device, Now, Audit(), default);
+        Assert.True(await Store.Devices.TryRevokeAsync(device, user, Now, Audit(AuditTypes.DeviceRevoked), default));
+        Assert.Equal([kept.Kid], (await Vault.ListKeysAsync(user, default)).Select(k => k.Kid));
+        Assert.Empty(await Vault.ListWrapsAsync(user, doomed.Kid, null, 0, 10, default));
+        Assert.Single(await Vault.ListWrapsAsync(user, kept.Kid, null, 0, 10, default));
+    }
+
+    [Fact]
+    public async Task A_release_is_stored_with_an_approving_decision_only_and_taken_once()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        var id = ItemId();
+        await Vault.PutAsync(user, "x", id, 1, [4, 5, 6], Wraps(key), device, Now, Audit(), default);
+        byte[] wrapped = [1, .. Enumerable.Repeat((byte)3, 92)];
+
+        async Task<ApprovalRecord> DecidedAsync(ApprovalState decision)
+        {
+            var a = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user, "openid", "release", null, null,
+                [1], ApprovalState.Pending, Now, Now + 60_000);
+            await Store.Approvals.CreateAsync(a, Audit(AuditTypes.ApprovalCreated), default);
+            Assert.Equal(decision, await Store.Approvals.TryDecideAsync(a, new DecisionRecord(a.Id, user, device, decision, "{}", Now), null, Audit(AuditTypes.ApprovalApproved),
+                new VaultReleaseRecord(a.Id, id, 1, wrapped), default));
+            return a;
+        }
+        var denied = await DecidedAsync(ApprovalState.Denied);
+        Assert.Null(await Vault.TakeReleaseAsync(denied.Id, Audit(), default));
+        var approved = await DecidedAsync(ApprovalState.Approved);
+        var taken = await Vault.TakeReleaseAsync(approved.Id, Audit(), default);
+        Assert.Equal((id, 1u, "x"), (taken!.ItemId, taken.Version, taken.Name));
+        Assert.Equal(wrapped, taken.Wrapped);
+        Assert.Equal([4, 5, 6], taken.Ciphertext);
+        Assert.Null(await Vault.TakeReleaseAsync(approved.Id, Audit(), default));
+    }
+}
+
+public sealed class SqliteVaultStoreContract : VaultStoreContract
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("assent-vault-store-").FullName;
+
+    internal override Task<AssentStore> OpenAsync() => Task.FromResult(new AssentStore(new SqliteDatabase(Path.Combine(_dir, "t.db"), Clock)));
+
+    [Fact]
+    public void A_users_items_are_listed_through_the_name_index()
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + Path.Combine(_dir, "t.db"));
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "EXPLAIN QUERY PLAN SELECT id, user_id, name, version, size, created_at, updated_at FROM vault_items WHERE user_id = 'u' ORDER BY name";
+        using var plan = cmd.ExecuteReader();
+        var steps = new List<string>();
+        while (plan.Read())
+        {
+            steps.Add(plan.GetString(3));
+        }
+        Assert.Contains(steps, s => s.Contains("USING INDEX sqlite_autoindex_vault_items_2", StringComparison.Ordinal));
+        Assert.DoesNotContain(steps, s => s.Contains("TEMP B-TREE", StringComparison.Ordinal));
+    }
+}
+
+[Collection(PostgresCollection.Name)]
+public sealed class PostgresVaultStoreContract(PostgresCluster cluster) : VaultStoreContract
+{
+    internal override async Task<AssentStore> OpenAsync() =>
+        new(new PostgresDatabase(NpgsqlDataSource.Create(PostgresDatabase.ToConnectionString(await cluster.CreateDatabaseAsync())), Clock));
+}
