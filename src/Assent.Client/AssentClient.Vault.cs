@@ -36,6 +36,7 @@ public sealed partial class AssentClient
         try
         {
             var publicKey = X25519.PublicKeyFromPrivateKey(privateKey);
+            options.KeyCreated?.Invoke(VaultFormat.KeyId(publicKey));
             var approval = await ApproveAsync(options.Message ?? $"Release {name}", new ApproveOptions
             {
                 Scope = options.Scope,

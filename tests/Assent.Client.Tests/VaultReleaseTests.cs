@@ -30,11 +30,15 @@ public sealed class VaultReleaseTests(Issuers issuers)
         var stored = await owner.Vault.PutAsync("db-password", Secret, CancellationToken.None);
         using var agent = owner.Agent();
 
+        string? shown = null;
+
         var human = owner.ApproveReleaseAsync();
-        var secret = await WhileHuman(human, agent.GetSecretAsync("db-password", CancellationToken.None));
+        var secret = await WhileHuman(human, agent.GetSecretAsync("db-password", new VaultReleaseOptions { KeyCreated = kid => shown = kid }, CancellationToken.None));
         await human;
 
         Assert.True(secret.Released, secret.Status.ToString());
+        var signedKey = secret.Token!.AuthorizationDetails!.Value[0].GetProperty("recipient_key").GetString()!;
+        Assert.Equal(VaultFormat.KeyId(Base64Url.Decode(signedKey)), shown);
         Assert.Equal(Secret, secret.Value);
         Assert.Equal(stored.Id, secret.ItemId);
         Assert.Equal(1u, secret.Version);

@@ -482,6 +482,10 @@ internal static class DeviceCommands
             // docs/policies.md §3: several users decide; say who has and who is awaited.
             await text.WriteLineAsync($"  quorum:   {Terminal.Visible(quorum)}");
         }
+        if (VaultLine(p) is { } vault)
+        {
+            await text.WriteLineAsync($"  vault:    {Terminal.Visible(vault)}");
+        }
         if (p.AuthorizationDetails is { } details)
         {
             await text.WriteLineAsync("  details:");
@@ -493,6 +497,33 @@ internal static class DeviceCommands
         var expires = DateTimeOffset.FromUnixTimeSeconds(p.Exp);
         var left = expires - DateTimeOffset.UtcNow;
         await text.WriteLineAsync($"  expires:  {expires:u} ({(left > TimeSpan.Zero ? $"in {(int)left.TotalMinutes}m {left.Seconds}s" : "already expired")})");
+    }
+
+    /// <summary>
+    /// What a vault request does, in words (docs/vault.md §4, §5.1): the item, version and agent of a release with the key id the
+    /// agent shows (<c>assent vault get</c> prints it), or the device a re-wrap is for. Null for other requests or a detail not read.
+    /// </summary>
+    private static string? VaultLine(ApprovalPayload p)
+    {
+        try
+        {
+            if (VaultDevice.Has(p.AuthorizationDetails, VaultRelease.Type))
+            {
+                var release = ReleaseDetail.From(p.AuthorizationDetails);
+                return $"release {release.Item} (version {release.Version}) to {p.ClientName}, key {Protocol.Vault.VaultFormat.KeyId(release.RecipientKey)[..8]}";
+            }
+            if (VaultDevice.Has(p.AuthorizationDetails, VaultRelease.RewrapType))
+            {
+                var rewrap = VaultDevice.Single(p.AuthorizationDetails, VaultRelease.RewrapType);
+                var name = rewrap.TryGetProperty("device_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+                return $"open every vault item on the new device {name ?? "?"} ({VaultDevice.Text(rewrap, "device_id")})";
+            }
+        }
+        catch (AssentVaultException e)
+        {
+            return "malformed vault request: " + e.Message;
+        }
+        return null;
     }
 
     /// <summary>

@@ -202,7 +202,12 @@ internal static class VaultCommands
         Option<string?> clientSecret, Option<string?> user, Option<int?> timeout, Option<uint?> version, CancellationToken ct)
     {
         var options = AgentCredentials.Resolve(parse, agent, parse.GetValue(server), parse.GetValue(clientId), parse.GetValue(clientSecret), parse.GetValue(user));
-        var release = new VaultReleaseOptions { Version = parse.GetValue(version) };
+        var release = new VaultReleaseOptions
+        {
+            Version = parse.GetValue(version),
+            // Said before asking, so the owner can compare it with what their device shows (docs/vault.md §7.1).
+            KeyCreated = kid => Console.Error.WriteLine($"Asking the owner to release {Terminal.Visible(item)} to this agent's key {kid[..8]}; their device shows the same key id."),
+        };
         if (parse.GetValue(timeout) is { } seconds)
         {
             if (seconds is < 1 or > 3600)

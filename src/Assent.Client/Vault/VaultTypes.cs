@@ -38,6 +38,13 @@ public sealed class VaultReleaseOptions
 
     /// <summary>How long to wait for the decision (default <see cref="AssentClientOptions.DefaultTimeout"/>).</summary>
     public TimeSpan? Timeout { get; set; }
+
+    /// <summary>
+    /// Called with the key id (RFC 7638 thumbprint) of this call's fresh recipient key before the request is sent. Show it where
+    /// the owner can compare it with the key id their device shows for the release: a server that put its own key in the
+    /// request is then seen before the owner approves, not only after.
+    /// </summary>
+    public Action<string>? KeyCreated { get; set; }
 }
 
 /// <summary>
