@@ -78,6 +78,9 @@ internal interface IVaultStore
 
     Task<VaultItemRecord?> FindItemAsync(string userId, string name, CancellationToken ct);
 
+    /// <summary>How many items the user has (for the per-user cap).</summary>
+    Task<long> CountItemsAsync(string userId, CancellationToken ct);
+
     /// <summary>The item's versions, newest first.</summary>
     Task<IReadOnlyList<VaultVersionRecord>> ListVersionsAsync(string itemId, CancellationToken ct);
 
@@ -235,6 +238,9 @@ internal sealed class VaultStore(Database db) : IVaultStore
 
     public Task<VaultItemRecord?> FindItemAsync(string userId, string name, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {ItemColumns} FROM vault_items WHERE user_id = $1 AND name = $2", ReadItem, userId, name), ct);
+
+    public async Task<long> CountItemsAsync(string userId, CancellationToken ct) =>
+        (await db.ReadAsync(s => s.AllAsync("SELECT count(*) FROM vault_items WHERE user_id = $1", r => r.GetInt64(0), userId), ct))[0];
 
     public Task<IReadOnlyList<VaultVersionRecord>> ListVersionsAsync(string itemId, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync("SELECT version, length(ciphertext), created_by, created_at FROM vault_versions WHERE item_id = $1 ORDER BY version DESC",

@@ -334,7 +334,7 @@ internal static class VaultEndpoints
         }
         var user = approver.User.Id;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (version == 1 && (await vault.ListItemsAsync(user, ct)).Count >= MaxItemsPerUser)
+        if (version == 1 && await vault.CountItemsAsync(user, ct) >= MaxItemsPerUser)
         {
             return Problem.Conflict($"you already have {MaxItemsPerUser} vault items; remove some first");
         }

@@ -141,6 +141,8 @@ public sealed class VaultReleaseTests(SharedServer fixture) : IClassFixture<Shar
             "[{\"type\":\"vault_release\",\"recipient_key\":\"" + Base64Url.Encode(key) + "\"}]",
             "[{\"type\":\"vault_release\",\"item\":\"exists\",\"recipient_key\":\"" + Base64Url.Encode(key) + "\",\"version\":0}]",
             "[" + ReleaseDetails("exists", key)[1..^1] + "," + ReleaseDetails("exists", key)[1..^1] + "]",
+            // The re-wrap request is the server's own: no agent may raise one.
+            "[{\"type\":\"vault_rewrap\",\"kid\":\"k\",\"public_key\":\"" + Base64Url.Encode(key) + "\"}]",
         })
         {
             using var response = await _server.BcAuthorizeAsync(setup.Agent, new Dictionary<string, string>
@@ -185,5 +187,39 @@ public sealed class VaultReleaseTests(SharedServer fixture) : IClassFixture<Shar
         var (status, body) = await TestServer.ReadAsync(token);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.False(body.TryGetProperty("vault_release", out _), body.ToString());
+    }
+
+    [Fact]
+    public async Task Putting_removing_and_releasing_are_audited_with_names_ids_versions_and_kids_only()
+    {
+        var setup = await OwnerWithItemAsync(_server, "audited", "audited secret");
+        var agentKey = X25519.PublicKeyFromPrivateKey(VaultFormat.NewPrivateKey());
+        var authReqId = await _server.AskAsync(setup.Agent, "Release audited", ReleaseDetails("audited", agentKey));
+        var pending = Assert.Single(await setup.Device.PendingAsync());
+        using (var approved = await DecideAsync(_server, setup.Device, pending, "approve", await RewrapForAgentAsync(setup.Owner, pending.GetProperty("authorization_details")[0])))
+        {
+            Assert.True(approved.IsSuccessStatusCode);
+        }
+        using (var token = await _server.TokenAsync(setup.Agent, authReqId))
+        {
+            Assert.Equal(HttpStatusCode.OK, token.StatusCode);
+        }
+        Assert.Equal(HttpStatusCode.NoContent, (await setup.Owner.CallAsync(HttpMethod.Delete, "/authenticator/vault/items/audited")).Status);
+
+        await _server.Store.Database.SettleAuditAsync(default);
+        var entries = (await _server.Store.Audit.ReadAsync(0, 1000, setup.Device.UserId, default))
+            .Select(r => JsonDocument.Parse(r.Entry).RootElement.Clone()).ToList();
+        string Text(JsonElement e) => e.ToString();
+        var types = entries.Select(e => e.GetProperty("type").GetString()).ToList();
+        Assert.Contains("vault.key_registered", types);
+        Assert.Contains("vault.item_put", types);
+        Assert.Contains("vault.item_removed", types);
+        var released = Assert.Single(entries, e => e.GetProperty("type").GetString() == "vault.released");
+        Assert.Contains(setup.ItemId, Text(released));
+        Assert.Contains(VaultFormat.KeyId(agentKey), Text(released));
+        var put = Assert.Single(entries, e => e.GetProperty("type").GetString() == "vault.item_put");
+        Assert.Contains("audited", Text(put));
+        Assert.Contains(setup.Owner.Kid, Text(put));
+        Assert.DoesNotContain(entries, e => Text(e).Contains("audited secret", StringComparison.Ordinal));
     }
 }

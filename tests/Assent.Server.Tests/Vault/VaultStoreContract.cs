@@ -114,7 +114,9 @@ public abstract class VaultStoreContract : IAsyncLifetime
         var b = (await Vault.FindItemAsync(user, "b", default))!;
         Assert.Null(await Vault.FindItemAsync(other, "b", default));
         Assert.False(await Vault.RemoveItemAsync(other, "b", Audit(), default));
+        Assert.Equal(4, await Vault.CountItemsAsync(user, default));
         Assert.True(await Vault.RemoveItemAsync(user, "b", Audit(), default));
+        Assert.Equal(3, await Vault.CountItemsAsync(user, default));
         Assert.Empty(await Vault.ListVersionsAsync(b.Id, default));
         Assert.Equal(3, (await Vault.ListWrapsAsync(user, key.Kid, null, 0, 500, default)).Count);
         Assert.Single(await Vault.ListItemsAsync(other, default));
