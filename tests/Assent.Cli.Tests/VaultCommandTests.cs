@@ -185,6 +185,10 @@ public sealed class VaultCommandTests
         var second = (await Steps.EnrollAsync(box, await Steps.InviteAsync(box, "alice"))).GetProperty("device_id").GetString()!;
         var before = await box.RunAsync("vault", "get", "db-password", "--device", second);
         Assert.True(before.ExitCode == 1, before.ToString());
+        Assert.Contains("this device cannot open 'db-password' yet", before.Stderr);
+        var noVersion = await box.RunAsync("vault", "get", "db-password", "--version", "7");
+        Assert.True(noVersion.ExitCode == 1, noVersion.ToString());
+        Assert.Contains("has no version 7", noVersion.Stderr);
 
         var own = await box.RunAsync("device", "approve", "--all", "--yes", "--device", second);
         Assert.True(own.ExitCode == 1, own.ToString());

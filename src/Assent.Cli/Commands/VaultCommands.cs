@@ -173,7 +173,14 @@ internal static class VaultCommands
             else
             {
                 await using var session = await OpenAsync(parse, server, device, ct);
-                (_, secret) = await Found(() => session.Vault.OpenAsync(item, parse.GetValue(version), ct), item);
+                try
+                {
+                    (_, secret) = await session.Vault.OpenAsync(item, parse.GetValue(version), ct);
+                }
+                catch (AssentProblemException e) when (e.Status == HttpStatusCode.NotFound)
+                {
+                    throw await NotOpenableAsync(session, item, parse.GetValue(version), ct);
+                }
             }
             try
             {
@@ -370,6 +377,22 @@ internal static class VaultCommands
             throw;
         }
         return new DeviceSession(client, selected);
+    }
+
+    /// <summary>Why a 404 for a sealed version: no such item or version, or no key of this device wraps it yet (docs/vault.md §5.1).</summary>
+    private static async Task<CliException> NotOpenableAsync(DeviceSession session, string name, uint? version, CancellationToken ct)
+    {
+        var item = await session.Vault.FindAsync(name, ct);
+        if (item is null)
+        {
+            return CliException.Invalid($"no vault item '{Terminal.Visible(name)}'; see: assent vault list");
+        }
+        if (version is { } v && !item.Versions.Any(x => x.Version == v))
+        {
+            return CliException.Invalid($"'{Terminal.Visible(name)}' has no version {v}; see: assent vault show {Terminal.Visible(name)}");
+        }
+        return CliException.Invalid($"this device cannot open '{Terminal.Visible(name)}' yet: approve the re-wrap request for it on another of your devices, " +
+                                    "or run: assent vault recover --key - (with the recovery key)");
     }
 
     /// <summary>A 404 of the server as the CLI says it: no such item.</summary>
