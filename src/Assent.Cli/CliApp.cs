@@ -16,6 +16,7 @@ internal static class CliApp
         ("auth", AuthCommands.Build), ("profiles", ProfileCommands.Build), ("health", HealthCommand.Build), ("challenge", ChallengeCommands.Build),
         ("webhook", WebhookCommands.Build), ("apikey", ApiKeyCommands.Build), ("mandate", MandateCommands.Build), ("mcp", McpCommands.Build),
         ("wallet", PaymentCommands.Wallet), ("pay", PaymentCommands.Pay), ("payments", PaymentCommands.Payments),
+        ("vault", VaultCommands.Build),
     ];
 
     /// <summary>

@@ -40,4 +40,7 @@ public sealed record Approval(
     /// <see cref="Verification.TokenVerifier"/> before acting on them. Empty unless approved.
     /// </summary>
     public IReadOnlyDictionary<string, JsonElement> Claims { get; init; } = Claims ?? new Dictionary<string, JsonElement>();
+
+    /// <summary>The sealed item and wrapped key an approved <c>vault_release</c> delivers with the token (docs/vault.md §4), unchecked.</summary>
+    internal Assent.Protocol.Messages.VaultReleaseResult? VaultRelease { get; init; }
 }

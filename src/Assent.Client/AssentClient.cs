@@ -21,7 +21,7 @@ namespace Assent.Client;
 /// if (approval.Approved) { /* send approval.AccessToken to the service that acts */ }
 /// </code>
 /// </example>
-public sealed class AssentClient : IDisposable
+public sealed partial class AssentClient : IDisposable
 {
     private const string DiscoveryPath = "/.well-known/openid-configuration";
 
@@ -211,6 +211,7 @@ public sealed class AssentClient : IDisposable
     /// <summary>Disposes the HttpClient when this client created it.</summary>
     public void Dispose()
     {
+        _verifier?.Dispose();
         if (_ownsHttp)
         {
             _http.Dispose();
@@ -234,7 +235,7 @@ public sealed class AssentClient : IDisposable
                 claims = null;
             }
         }
-        return new Approval(ApprovalStatus.Approved, authReqId, token, tokens.IdToken, tokens.Scope, tokens.ExpiresIn, claims);
+        return new Approval(ApprovalStatus.Approved, authReqId, token, tokens.IdToken, tokens.Scope, tokens.ExpiresIn, claims) { VaultRelease = tokens.VaultRelease };
     }
 
     /// <summary>OpenID Connect Discovery, fetched once; a failed fetch is retried by the next call.</summary>

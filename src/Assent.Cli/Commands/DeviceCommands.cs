@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.CommandLine;
 using System.Net;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
@@ -8,8 +9,10 @@ using Assent.Cli.Devices;
 using Assent.Cli.Output;
 using Assent.Client;
 using Assent.Client.Authenticator;
+using Assent.Client.Vault;
 using Assent.Protocol;
 using Assent.Protocol.Approvals;
+using Assent.Protocol.Messages;
 using Spectre.Console;
 
 namespace Assent.Cli.Commands;
@@ -56,6 +59,18 @@ internal static class DeviceCommands
             var file = new DeviceFile(enrolled.Key.DeviceId, ServerUrl.Format(url), enrolled.Issuer, enrolled.UserId, enrolled.UserDid, enrolled.Handle,
                 deviceName, Base64Url.Encode(enrolled.Key.Seed), enrolled.PublicKey, DateTimeOffset.UtcNow);
             var path = local.Save(file);
+            // docs/vault.md §1: the device's vault key is made at enrolment, beside its signing key.
+            using (var signed = ClientFor(file))
+            {
+                try
+                {
+                    file = await DeviceVaultKeys.EnsureAsync(local, file, signed, Console.Error, ct);
+                }
+                catch (AssentProblemException e)
+                {
+                    await Console.Error.WriteLineAsync($"warning: the vault key was not registered ({e.Detail}); the next command that talks to the server tries again");
+                }
+            }
             if (parse.GetValue(json))
             {
                 await Terminal.WriteJsonAsync(new EnrollOutput(file.DeviceId, file.UserDid, file.UserId, file.Handle, file.Server, file.Name, path),
@@ -91,6 +106,7 @@ internal static class DeviceCommands
                 .Select(d => new LocalDeviceView(d.DeviceId, d.Server, d.Handle, d.UserDid, d.Name, d.CreatedAt, d.DeviceId == selected.DeviceId))
                 .ToList();
             using var client = ClientFor(selected);
+            selected = await TryEnsureVaultKeyAsync(selected, client, ct);
             var remote = await client.ListDevicesAsync(ct);
             if (parse.GetValue(json))
             {
@@ -154,6 +170,7 @@ internal static class DeviceCommands
             var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
             var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
             using var client = ClientFor(selected);
+            selected = await TryEnsureVaultKeyAsync(selected, client, ct);
             // Human-readable text goes to stderr under --json so stdout stays one JSON object.
             var text = asJson ? Console.Error : Console.Out;
 
@@ -200,7 +217,7 @@ internal static class DeviceCommands
                 }
                 try
                 {
-                    var result = await client.DecideAsync(request, decision, ct);
+                    var result = await DecideAsync(client, request, decision, selected, ct);
                     decided.Add(new DecidedItem(result.Id, decision, result.State));
                     await text.WriteLineAsync($"{(decision == Decisions.Approve ? "Approved" : "Denied")} {result.Id} (now {result.State}).");
                 }
@@ -209,6 +226,11 @@ internal static class DeviceCommands
                     var code = e.Status == HttpStatusCode.Gone ? ExitCodes.ExpiredOrTimeout : ExitCodes.DeniedOrInvalid;
                     failed.Add(new FailedItem(request.Id, decision, code, e.Detail));
                     await Console.Error.WriteLineAsync($"error: {request.Id}: {e.Detail}");
+                }
+                catch (AssentVaultException e)
+                {
+                    failed.Add(new FailedItem(request.Id, decision, ExitCodes.DeniedOrInvalid, e.Message));
+                    await Console.Error.WriteLineAsync($"error: not approving {request.Id}: {e.Message}");
                 }
             }
             if (asJson)
@@ -240,6 +262,7 @@ internal static class DeviceCommands
             var url = parse.GetValue(server) is { } s ? ServerUrl.Parse(s, "--server") : null;
             var selected = LocalDevices.ForCurrentUser().Select(parse.GetValue(device), url);
             using var client = ClientFor(selected);
+            selected = await TryEnsureVaultKeyAsync(selected, client, ct);
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var decidedHere = new HashSet<string>(StringComparer.Ordinal);
             await Console.Out.WriteLineAsync($"Watching requests for {selected.Handle} at {selected.Server} with device {selected.DeviceId}. Ctrl+C stops.");
@@ -320,7 +343,7 @@ internal static class DeviceCommands
         }
         try
         {
-            var result = await client.DecideAsync(request, decision, ct);
+            var result = await DecideAsync(client, request, decision, device, ct);
             var said = decision == Decisions.Approve ? "approved" : "denied";
             // A request that needs several approvers stays pending after this one (docs/concepts.md).
             await Console.Out.WriteLineAsync(result.State == said ? $"{said}." : $"{said}; the request is now {result.State}.");
@@ -331,6 +354,47 @@ internal static class DeviceCommands
             await Console.Out.WriteLineAsync("not decided.");
             await Console.Error.WriteLineAsync($"error: {request.Id}: {e.Detail}");
             return false;
+        }
+        catch (AssentVaultException e)
+        {
+            await Console.Out.WriteLineAsync("not decided.");
+            await Console.Error.WriteLineAsync($"error: not approving {request.Id}: {e.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Decides one request. Approving a vault request does the vault's part first (docs/vault.md §4, §5.1): for
+    /// <c>vault_release</c> the item key is re-wrapped to the signed recipient key and sent with the decision; for
+    /// <c>vault_rewrap</c> the new key's proof is checked and every item this device holds is re-wrapped to it. A check
+    /// that fails throws <see cref="AssentVaultException"/> and nothing is signed.
+    /// </summary>
+    private static async Task<DecisionResponse> DecideAsync(AuthenticatorClient client, PendingRequest request, string decision, DeviceFile device, CancellationToken ct)
+    {
+        var details = request.Payload?.AuthorizationDetails;
+        var release = VaultDevice.Has(details, VaultRelease.Type);
+        var rewrap = VaultDevice.Has(details, VaultRelease.RewrapType);
+        if (decision != Decisions.Approve || !(release || rewrap))
+        {
+            return await client.DecideAsync(request, decision, ct);
+        }
+        device = await DeviceVaultKeys.EnsureAsync(LocalDevices.ForCurrentUser(), device, client, Console.Error, ct);
+        var privateKey = DeviceVaultKeys.PrivateKey(device);
+        try
+        {
+            using var http = new HttpClient { Timeout = AuthenticatorClient.DefaultTimeout };
+            var vault = new VaultDevice(client, DeviceVaultKeys.Owner(device), privateKey, http);
+            if (release)
+            {
+                return await client.DecideAsync(request, decision, await vault.ReleaseAsync(request.Payload!, ct), ct);
+            }
+            var count = await vault.RewrapForAsync(request.Payload!, ct);
+            await Console.Error.WriteLineAsync($"Re-wrapped {count} item version(s) for the new key.");
+            return await client.DecideAsync(request, decision, ct);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(privateKey);
         }
     }
 
@@ -344,6 +408,27 @@ internal static class DeviceCommands
         var c = char.ToLowerInvariant(key.KeyChar);
         await Console.Out.WriteAsync(char.IsControl(c) ? "" : $"{c} ");
         return c.ToString();
+    }
+
+    /// <summary>
+    /// A device enrolled before the vault gets its vault key on its next run that talks to the server (docs/vault.md §1). A server
+    /// that refuses it (an older one without the vault) does not stop the command.
+    /// </summary>
+    private static async Task<DeviceFile> TryEnsureVaultKeyAsync(DeviceFile device, AuthenticatorClient client, CancellationToken ct)
+    {
+        if (device.VaultKeyRegisteredAt is not null)
+        {
+            return device;
+        }
+        try
+        {
+            return await DeviceVaultKeys.EnsureAsync(LocalDevices.ForCurrentUser(), device, client, Console.Error, ct);
+        }
+        catch (AssentProblemException e)
+        {
+            await Console.Error.WriteLineAsync($"warning: the vault key was not registered ({e.Detail})");
+            return device;
+        }
     }
 
     private static Option<string?> DeviceOption() =>
@@ -397,6 +482,10 @@ internal static class DeviceCommands
             // docs/policies.md §3: several users decide; say who has and who is awaited.
             await text.WriteLineAsync($"  quorum:   {Terminal.Visible(quorum)}");
         }
+        if (VaultLine(p) is { } vault)
+        {
+            await text.WriteLineAsync($"  vault:    {Terminal.Visible(vault)}");
+        }
         if (p.AuthorizationDetails is { } details)
         {
             await text.WriteLineAsync("  details:");
@@ -408,6 +497,33 @@ internal static class DeviceCommands
         var expires = DateTimeOffset.FromUnixTimeSeconds(p.Exp);
         var left = expires - DateTimeOffset.UtcNow;
         await text.WriteLineAsync($"  expires:  {expires:u} ({(left > TimeSpan.Zero ? $"in {(int)left.TotalMinutes}m {left.Seconds}s" : "already expired")})");
+    }
+
+    /// <summary>
+    /// What a vault request does, in words (docs/vault.md §4, §5.1): the item, version and agent of a release with the key id the
+    /// agent shows (<c>assent vault get</c> prints it), or the device a re-wrap is for. Null for other requests or a detail not read.
+    /// </summary>
+    private static string? VaultLine(ApprovalPayload p)
+    {
+        try
+        {
+            if (VaultDevice.Has(p.AuthorizationDetails, VaultRelease.Type))
+            {
+                var release = ReleaseDetail.From(p.AuthorizationDetails);
+                return $"release {release.Item} (version {release.Version}) to {p.ClientName}, key {Protocol.Vault.VaultFormat.KeyId(release.RecipientKey)[..8]}";
+            }
+            if (VaultDevice.Has(p.AuthorizationDetails, VaultRelease.RewrapType))
+            {
+                var rewrap = VaultDevice.Single(p.AuthorizationDetails, VaultRelease.RewrapType);
+                var name = rewrap.TryGetProperty("device_name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString() : null;
+                return $"open every vault item on the new device {name ?? "?"} ({VaultDevice.Text(rewrap, "device_id")})";
+            }
+        }
+        catch (AssentVaultException e)
+        {
+            return "malformed vault request: " + e.Message;
+        }
+        return null;
     }
 
     /// <summary>

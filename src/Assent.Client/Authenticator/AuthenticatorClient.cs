@@ -20,7 +20,7 @@ namespace Assent.Client.Authenticator;
 /// <param name="server">The server's base URL.</param>
 /// <param name="device">The enrolled key; required for everything but <see cref="EnrollAsync"/>.</param>
 /// <param name="http">An HttpClient to use; when null the client makes (and disposes) its own.</param>
-public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, HttpClient? http = null, TimeProvider? time = null) : IDisposable
+public sealed partial class AuthenticatorClient(Uri server, DeviceKey? device = null, HttpClient? http = null, TimeProvider? time = null) : IDisposable
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
@@ -61,7 +61,13 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
 
     /// <summary>Signs <c>decision ‖ 0x00 ‖ payload</c> (docs/concepts.md §5.1) with the device key and posts it.</summary>
     /// <exception cref="AssentProblemException">409 when already decided, 410 when expired, 401/403 when the device may not decide.</exception>
-    public async Task<DecisionResponse> DecideAsync(PendingRequest request, string decision, CancellationToken ct)
+    public Task<DecisionResponse> DecideAsync(PendingRequest request, string decision, CancellationToken ct) => DecideAsync(request, decision, null, ct);
+
+    /// <summary>
+    /// As <see cref="DecideAsync(PendingRequest, string, CancellationToken)"/>, with the item key of a <c>vault_release</c>
+    /// re-wrapped to the agent's key (b64u, docs/vault.md §4), sent beside the signed approval.
+    /// </summary>
+    public async Task<DecisionResponse> DecideAsync(PendingRequest request, string decision, string? vaultRelease, CancellationToken ct)
     {
         var key = RequireDevice();
         if (request.Payload is null)
@@ -70,7 +76,7 @@ public sealed class AuthenticatorClient(Uri server, DeviceKey? device = null, Ht
             throw new AssentProtocolException($"request {request.Id} does not carry a valid approval payload; refusing to sign it");
         }
         var signature = Ed25519.Sign(key.Seed, ApprovalPayload.SigningInput(decision, request.PayloadBytes));
-        var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionRequest(key.DeviceId, decision, Base64Url.Encode(signature)), ProtocolJson.Default.DecisionRequest);
+        var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionRequest(key.DeviceId, decision, Base64Url.Encode(signature), VaultRelease: vaultRelease), ProtocolJson.Default.DecisionRequest);
         return await SendAsync(HttpMethod.Post, $"{Prefix}/approvals/{Uri.EscapeDataString(request.Id)}/decision", body, signed: false,
             ProtocolJson.Default.DecisionResponse, ct);
     }
