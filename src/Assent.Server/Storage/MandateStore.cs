@@ -273,8 +273,16 @@ internal class MandateStore(Database db) : IMandateStore
     public Task<IReadOnlyList<MandateRow>> ListForUserAsync(string userId, int limit, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync($"{Select} WHERE m.user_id = $1 ORDER BY m.created_at DESC, m.id LIMIT $2", ReadRow, userId, limit), ct);
 
+    /// <summary>
+    /// Newest first. Payments of one millisecond are told apart by what their window had left: within a window each payment
+    /// leaves less than the one before. <c>remaining</c> is a decimal of the currency's fixed scale with no leading zeros, so
+    /// a shorter text is a smaller amount and texts of one length compare digit by digit: no float is involved. (Approval
+    /// ids are random and say nothing of order.)
+    /// </summary>
     public Task<IReadOnlyList<MandatePaymentRecord>> ListPaymentsAsync(string mandateId, int limit, CancellationToken ct) =>
-        db.ReadAsync(s => s.AllAsync($"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 ORDER BY created_at DESC, approval_id DESC LIMIT $2",
+        db.ReadAsync(s => s.AllAsync(
+            $"SELECT {PaymentColumns} FROM mandate_payments WHERE mandate_id = $1 " +
+            "ORDER BY created_at DESC, window_start DESC, LENGTH(remaining), remaining, approval_id LIMIT $2",
             ReadPayment, mandateId, limit), ct);
 
     public Task<MandatePaymentRecord?> FindPaymentAsync(string approvalId, CancellationToken ct) =>
