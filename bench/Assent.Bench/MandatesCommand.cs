@@ -35,6 +35,9 @@ internal static class MandatesCommand
         var shared = args.Flag("shared");
         var payments = args.Flag("payments");
         var serverDll = args.String("server-dll");
+        // Open loop: operations sent at this combined rate, spread over the agents, each timed from when it was due, so a
+        // server that falls behind shows its queue in the percentiles (closed loops at saturation time mostly their queue).
+        var rate = args.Int("rate", 0, 0, 100_000);
         if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
         {
             throw new ArgumentException("--engine is sqlite (one node) or postgres");
@@ -55,7 +58,7 @@ internal static class MandatesCommand
             TimeSpan Cpu() => servers.Aggregate(postgres?.CpuTime() ?? TimeSpan.Zero, (sum, server) => sum + server.CpuTime());
             Console.WriteLine($"mandates: engine {engine}, {nodeCount} node(s), {agents} agents, {(shared ? "one shared mandate" : "a mandate each")}, " +
                               $"{(payments ? "x402 payments" : "CIBA payments")}, server {serverDll ?? "this build"}, " +
-                              $"warm-up {warmup.TotalSeconds:0} s, each phase {measure.TotalSeconds:0} s, {Environment.ProcessorCount} cores");
+                              $"{(rate > 0 ? $"open loop at {rate}/s, " : "")}warm-up {warmup.TotalSeconds:0} s, each phase {measure.TotalSeconds:0} s, {Environment.ProcessorCount} cores");
             HttpClient Node(int i) => https[i % nodeCount];
             var devices = await Task.WhenAll(provisioned.Select((p, i) => BenchDevice.EnrollAsync(Node(i + 1), p.InviteCode, ct)));
 
@@ -95,7 +98,7 @@ internal static class MandatesCommand
             long covered = 0, errors = 0;
             var minRemaining = decimal.MaxValue;
             var gate = new object();
-            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, Cpu, async (i, n) =>
+            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, rate, Cpu, async (i, n) =>
             {
                 var agent = new BenchAgent(Node(i), provisioned[shared ? 0 : i]);
                 var started = Stopwatch.GetTimestamp();
@@ -119,7 +122,7 @@ internal static class MandatesCommand
                 return (at, Stats.Milliseconds(at - started));
             }, hard.Token);
 
-            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, Cpu, async (i, n) =>
+            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, rate, Cpu, async (i, n) =>
             {
                 // The whole flow, request to token, as for a mandate: ask, hold the token request, the device approves.
                 var agent = new BenchAgent(Node(i), provisioned[i]);
@@ -171,7 +174,7 @@ internal static class MandatesCommand
     /// percentiles and <paramref name="cpu"/> (the servers' CPU time) per operation in the window.
     /// </summary>
     private static async Task<(double Rate, double P50, double P99, double CpuMsPerOp)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
-        Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
+        int rate, Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
@@ -184,22 +187,72 @@ internal static class MandatesCommand
             await Task.Delay(measure, ct);
             return cpu() - before;
         }, ct);
-        await Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
+        if (rate > 0)
         {
-            var n = 0;
-            while (Stopwatch.GetTimestamp() < to && !ct.IsCancellationRequested)
+            await OpenLoopAsync(started, to, agents, rate, step, done, ct);
+        }
+        else
+        {
+            await Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
             {
-                if (await step(i, n++) is { } one)
+                var n = 0;
+                while (Stopwatch.GetTimestamp() < to && !ct.IsCancellationRequested)
                 {
-                    done.Add(one);
+                    if (await step(i, n++) is { } one)
+                    {
+                        done.Add(one);
+                    }
                 }
-            }
-        }, ct)));
+            }, ct)));
+        }
         var window = done.Where(d => d.At >= from && d.At < to).Select(d => d.Ms).Order().ToList();
         var cpuUsed = await cpuWindow;
         _ = name;
         return (window.Count / measure.TotalSeconds, Stats.Percentile(window, 0.50), Stats.Percentile(window, 0.99),
             window.Count == 0 ? 0 : cpuUsed.TotalMilliseconds / window.Count);
+    }
+
+    /// <summary>
+    /// Sends operation k when it is due (k / <paramref name="rate"/> seconds after <paramref name="started"/>), by agent
+    /// k mod <paramref name="agents"/>, without waiting for earlier ones; each is timed from when it was due, not from
+    /// when it went out, so time spent queued behind a slow server counts. At most 4,096 in flight: past that, sending
+    /// waits (and what waits is late, which its time shows).
+    /// </summary>
+    private static async Task OpenLoopAsync(long started, long to, int agents, int rate, Func<int, int, Task<(long At, double Ms)?>> step,
+        ConcurrentBag<(long At, double Ms)> done, CancellationToken ct)
+    {
+        using var slots = new SemaphoreSlim(4096);
+        var running = new List<Task>();
+        for (long k = 0; !ct.IsCancellationRequested; k++)
+        {
+            var due = started + (long)(k * (double)Stopwatch.Frequency / rate);
+            if (due >= to)
+            {
+                break;
+            }
+            var early = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), due);
+            if (early > TimeSpan.FromMilliseconds(1))
+            {
+                await Task.Delay(early, ct);
+            }
+            await slots.WaitAsync(ct);
+            var (agent, n) = ((int)(k % agents), (int)(k / agents));
+            running.Add(Task.Run(async () =>
+            {
+                try
+                {
+                    if (await step(agent, n) is { } one)
+                    {
+                        done.Add((one.At, Stats.Milliseconds(one.At - due)));
+                    }
+                }
+                finally
+                {
+                    slots.Release();
+                }
+            }, ct));
+        }
+        await Task.WhenAll(running);
     }
 
     /// <summary>What a paid server's 402 looks like to <c>POST /v1/payments</c>: x402 v2, 0.01 USDC on Base Sepolia (docs/payments.md §2).</summary>

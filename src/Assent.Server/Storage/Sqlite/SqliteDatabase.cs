@@ -20,6 +20,12 @@ internal sealed class SqliteDatabase : Database
     private readonly System.Threading.Channels.Channel<IWriteItem> _queue =
         System.Threading.Channels.Channel.CreateUnbounded<IWriteItem>(new() { SingleReader = true });
     private Thread? _writerThread;
+
+    /// <summary>
+    /// Set after every queued write; the writer waits on it without spinning when the queue is empty. Blocking on the
+    /// channel's own wait (a task) spins first, and that spin cost a seventh of the server's CPU at saturation.
+    /// </summary>
+    private readonly ManualResetEventSlim _queued = new(false, spinCount: 0);
     private readonly ConcurrentBag<Db> _readers = new();
     private Db? _writer;
 
@@ -132,6 +138,7 @@ internal sealed class SqliteDatabase : Database
         {
             throw new ObjectDisposedException(nameof(SqliteDatabase));
         }
+        _queued.Set();
         // Once queued the write happens even if this caller stops waiting: state stays consistent.
         return item.Completion.WaitAsync(ct);
     }
@@ -181,6 +188,7 @@ internal sealed class SqliteDatabase : Database
     public override async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();
+        _queued.Set();
         if (_writerThread is { } thread)
         {
             await Task.Run(() => thread.Join());
@@ -312,12 +320,26 @@ internal sealed class SqliteDatabase : Database
     {
         var batch = new List<IWriteItem>(MaxBatch);
         var reader = _queue.Reader;
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (true)
         {
             batch.Clear();
             while (batch.Count < MaxBatch && reader.TryRead(out var next))
             {
                 batch.Add(next);
+            }
+            if (batch.Count == 0)
+            {
+                if (reader.Completion.IsCompleted)
+                {
+                    return;
+                }
+                _queued.Reset();
+                // A write queued since the last TryRead set the event before Reset cleared it: look again before sleeping.
+                if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted)
+                {
+                    _queued.Wait();
+                }
+                continue;
             }
             try
             {
