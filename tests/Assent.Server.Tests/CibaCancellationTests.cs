@@ -24,7 +24,7 @@ public sealed class CibaCancellationTests(SharedServer shared)
         Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
 
         var authReqId = await Server.AskAsync(agent, "Deploy api to production");
-        var (type, data) = await NextEventAsync(reader, cts.Token);
+        var (type, data) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("approval", type);
         var id = data.GetProperty("id").GetString()!;
         var payload = data.GetProperty("payload").GetString()!;
@@ -37,7 +37,7 @@ public sealed class CibaCancellationTests(SharedServer shared)
         }
 
         // The device's stream drops the card, its list no longer shows it, and the agent's held request ends at once.
-        (type, data) = await NextEventAsync(reader, cts.Token);
+        (type, data) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("settled", type);
         Assert.Equal(id, data.GetProperty("id").GetString());
         Assert.Equal("cancelled", data.GetProperty("state").GetString());
@@ -137,22 +137,5 @@ public sealed class CibaCancellationTests(SharedServer shared)
         var request = new HttpRequestMessage(HttpMethod.Post, "/oauth/revoke") { Content = new FormUrlEncodedContent(form) };
         request.Headers.Authorization = TestServer.Basic(agent);
         return Server.Http.SendAsync(request);
-    }
-
-    private static async Task<(string Type, JsonElement Data)> NextEventAsync(StreamReader reader, CancellationToken ct)
-    {
-        string? type = null;
-        while (await reader.ReadLineAsync(ct) is { } line)
-        {
-            if (line.StartsWith("event: ", StringComparison.Ordinal))
-            {
-                type = line[7..];
-            }
-            else if (line.StartsWith("data: ", StringComparison.Ordinal) && type is not null)
-            {
-                return (type, JsonDocument.Parse(line[6..]).RootElement.Clone());
-            }
-        }
-        throw new EndOfStreamException("the stream ended");
     }
 }

@@ -204,6 +204,40 @@ public sealed class PolicyTests(SharedServer fixture) : IClassFixture<SharedServ
     }
 
     [Fact]
+    public async Task Each_vote_that_leaves_a_quorum_open_reaches_the_other_approvers_open_streams_with_where_it_stands()
+    {
+        var (alice, bob, carol, agent, _) = await TreasuryAsync();
+        await Server.AskAsync(agent, "Transfer 15,000 USD to ACME", Payment("\"15000.00\""), "openid payments:write");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var stream = await Server.Http.SendAsync(bob.Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        // Pending when the stream opened: announced before ": ready".
+        var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        Assert.Empty(shown.GetProperty("quorum").GetProperty("approved").EnumerateArray());
+
+        // Alice's vote leaves it open (2 of 3 needed): Bob's open card hears of it without a reload.
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(alice, shown, Decisions.Approve));
+        (type, var again) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), again.GetProperty("id").GetString());
+        Assert.Equal([alice.Handle], again.GetProperty("quorum").GetProperty("approved").EnumerateArray().Select(e => e.GetString()));
+        Assert.Equal(new[] { bob.Handle, carol.Handle }.Order(), again.GetProperty("quorum").GetProperty("waiting").EnumerateArray().Select(e => e.GetString()!).Order());
+
+        // Carol's denial leaves it open too (Bob can still make two): announced again, with her denial.
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(carol, shown, Decisions.Deny));
+        (type, var third) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        Assert.Equal([carol.Handle], third.GetProperty("quorum").GetProperty("denied").EnumerateArray().Select(e => e.GetString()));
+
+        // Bob's approval settles it: his stream now hears that, not another announcement.
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(bob, shown, Decisions.Approve));
+        (type, var settled) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("settled", type);
+        Assert.Equal("approved", settled.GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task A_quorum_request_is_denied_once_the_quorum_can_no_longer_be_reached_and_outsiders_cannot_decide()
     {
         var (alice, bob, carol, agent, _) = await TreasuryAsync();

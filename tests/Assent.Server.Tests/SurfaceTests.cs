@@ -70,7 +70,7 @@ public sealed class SurfaceTests(SharedServer shared)
         Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
 
         await Server.AskAsync(agent, "Rotate the production database password");
-        var (type, data) = await NextEventAsync(reader, cts.Token);
+        var (type, data) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("approval", type);
         Assert.Equal("Rotate the production database password", data.GetProperty("binding_message").GetString());
         var id = data.GetProperty("id").GetString()!;
@@ -78,7 +78,7 @@ public sealed class SurfaceTests(SharedServer shared)
         using (await device.PostDecisionAsync(id, "deny", device.SignDecision("deny", data.GetProperty("payload").GetString()!)))
         {
         }
-        (type, data) = await NextEventAsync(reader, cts.Token);
+        (type, data) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("settled", type);
         Assert.Equal(id, data.GetProperty("id").GetString());
         Assert.Equal("denied", data.GetProperty("state").GetString());
@@ -120,22 +120,5 @@ public sealed class SurfaceTests(SharedServer shared)
         var one = Assert.Single(doc.GetProperty("devices").EnumerateArray());
         Assert.Equal("work laptop", one.GetProperty("name").GetString());
         Assert.True(one.GetProperty("active").GetBoolean());
-    }
-
-    private static async Task<(string Type, JsonElement Data)> NextEventAsync(StreamReader reader, CancellationToken ct)
-    {
-        string? type = null;
-        while (await reader.ReadLineAsync(ct) is { } line)
-        {
-            if (line.StartsWith("event: ", StringComparison.Ordinal))
-            {
-                type = line[7..];
-            }
-            else if (line.StartsWith("data: ", StringComparison.Ordinal) && type is not null)
-            {
-                return (type, JsonDocument.Parse(line[6..]).RootElement.Clone());
-            }
-        }
-        throw new EndOfStreamException("the stream ended");
     }
 }

@@ -265,6 +265,7 @@ internal static class DeviceCommands
             selected = await TryEnsureVaultKeyAsync(selected, client, ct);
             var seen = new HashSet<string>(StringComparer.Ordinal);
             var decidedHere = new HashSet<string>(StringComparer.Ordinal);
+            var progress = new Dictionary<string, string>(StringComparer.Ordinal);
             await Console.Out.WriteLineAsync($"Watching requests for {selected.Handle} at {selected.Server} with device {selected.DeviceId}. Ctrl+C stops.");
             try
             {
@@ -283,10 +284,24 @@ internal static class DeviceCommands
                                 }
                                 continue;
                             }
-                            // The stream lists pending requests again after a reconnect; ask about each once.
-                            if (e.Request is not { } request || !seen.Add(request.Id))
+                            if (e.Request is not { } request)
                             {
                                 continue;
+                            }
+                            // The stream lists pending requests again after a reconnect, and a quorum's again after each
+                            // vote: ask about each once, and say where a quorum stands when that changed (docs/policies.md §3).
+                            if (!seen.Add(request.Id))
+                            {
+                                if (request.QuorumLine is { } quorum && progress.GetValueOrDefault(request.Id) != quorum)
+                                {
+                                    progress[request.Id] = quorum;
+                                    await Console.Out.WriteLineAsync($"Request {request.Id}: {Terminal.Visible(quorum)}.");
+                                }
+                                continue;
+                            }
+                            if (request.QuorumLine is { } shown)
+                            {
+                                progress[request.Id] = shown;
                             }
                             if (await DecideLiveAsync(client, request, selected, ct))
                             {

@@ -400,6 +400,11 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (approval.Quorum > 1 && approval.EligibleUsers is null)
+        {
+            // A vote may leave the quorum open: its announcement (here and in the other nodes' notice) goes to every approver.
+            approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(approval.Id, ct) };
+        }
         // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
         var decided = new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now);
         var audited = new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id);
@@ -427,7 +432,13 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
                 ? new(DecideStatus.Expired, ApprovalState.Expired)
                 : new(DecideStatus.AlreadyDecided, current?.State);
         }
-        if (after != ApprovalState.Pending)
+        if (after == ApprovalState.Pending)
+        {
+            // A vote that leaves a quorum open: every approver's open card and `device watch` hear where it stands now
+            // (docs/policies.md §3), without a reload. The stream reads the votes afresh for each announcement.
+            hub.Created(approval);
+        }
+        else
         {
             if (Shared(approval) && (approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct)) is { Count: > 0 } eligible)
             {

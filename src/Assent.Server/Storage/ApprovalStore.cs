@@ -265,7 +265,14 @@ internal class ApprovalStore(Database db) : IApprovalStore
             await w.AuditAsync(audit);
             return (ApprovalState?)d.Decision;
         }
-        return await DecideInQuorumAsync(w, d, audit);
+        var state = await DecideInQuorumAsync(w, d, audit);
+        if (state == ApprovalState.Pending)
+        {
+            // One more vote and still open: the other nodes announce the request again, so their approvers' streams show
+            // where the quorum now stands (docs/policies.md §3).
+            await w.NotifyAsync(ApprovalNotice.Created(request));
+        }
+        return state;
     }
 
     public async Task<bool> TryCancelAsync(ApprovalRecord request, long now, AuditEvent audit, CancellationToken ct)

@@ -59,4 +59,35 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         using var stillPending = await a.TokenAsync(agent, second);
         Assert.Equal("authorization_pending", await TestServer.ErrorOf(stillPending));
     }
+
+    [Fact]
+    public async Task A_co_approvers_stream_on_another_node_hears_of_the_quorum_request_and_of_each_vote_live()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        var alice = await a.UserWithDeviceAsync();
+        var bob = await a.UserWithDeviceAsync();
+        var carol = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(alice.Handle);
+        await a.Service<PolicyBook>().AddAsync(new PolicyDraft("treasury-live", 10, agent.ClientId, null, "payment", "USD",
+            JsonDocument.Parse("\"10000\"").RootElement.Clone(), null, "quorum", 2, [alice.Handle, bob.Handle, carol.Handle]), "test", CancellationToken.None);
+
+        // Bob's stream is on node b; nobody else's is. The request is alice's, created on node a.
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var stream = await b.Http.SendAsync(bob.On(b).Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
+        await a.AskAsync(agent, "Transfer 30,000 USD", Payment("30000.00"), "openid payments:write");
+        var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        Assert.Empty(shown.GetProperty("quorum").GetProperty("approved").EnumerateArray());
+
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(alice, shown, Decisions.Approve));
+        (type, var again) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), again.GetProperty("id").GetString());
+        Assert.Equal([alice.Handle], again.GetProperty("quorum").GetProperty("approved").EnumerateArray().Select(e => e.GetString()));
+    }
 }

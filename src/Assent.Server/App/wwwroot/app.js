@@ -392,7 +392,7 @@
   function upsertCard(a) {
     const shownAlready = S.pending.get(a.id);
     if (shownAlready) {
-      // docs/policies.md §3: a fresh read (a reload, a reconnect) brings the others' decisions.
+      // docs/policies.md §3: the stream announces a quorum again after each vote that leaves it open (and a reconnect reads it afresh).
       if (a.quorum) { shownAlready.request.quorum = a.quorum; shownAlready.querySelector('.quorum').replaceChildren(...shown(quorumLine(a.quorum))); }
       return;
     }

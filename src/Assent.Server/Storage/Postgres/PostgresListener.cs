@@ -96,16 +96,20 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
             events.Settled(approvalId, userId, state);
             return;
         }
-        // A request created elsewhere: fetch it for this node's device streams (if it has any for that user), off the notification thread.
-        if (!events.Wants(userId))
+        // A request created elsewhere, or a quorum's announced again after a vote: for this node's device streams, if it
+        // has any for that user or, when the notice carries the request, for one of its approvers (docs/policies.md §3).
+        var announced = parts.Length == 6 && AnnouncedIn(parts[5]) is { State: ApprovalState.Pending } a && a.Id == approvalId && a.UserId == userId ? a : null;
+        if (!events.Wants(userId) && announced?.EligibleUsers?.Any(events.Wants) != true)
         {
             return;
         }
-        if (parts.Length == 6 && AnnouncedIn(parts[5]) is { State: ApprovalState.Pending } announced && announced.Id == approvalId && announced.UserId == userId)
+        if (announced is not null)
         {
             events.Created(announced);
             return;
         }
+        // Fetched off the notification thread.
+
         _ = Task.Run(async () =>
         {
             try
