@@ -118,6 +118,8 @@ public sealed class PasskeyAssertionTests
         var result = await VerifyAsync(authenticator, authenticator.AuthenticatorData(AuthenticatorFlags.UserPresent), GetClientData());
 
         Assert.Equal(WebAuthnFailures.UserNotVerified, result.Error?.Code);
+        // Fido2 refuses it (WebAuthn L3 §7.2, the UV flag step), before the offline check that demands user verification again.
+        Assert.DoesNotContain("checked offline", result.Error?.Detail);
     }
 
     [Theory]
