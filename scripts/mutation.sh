@@ -28,7 +28,7 @@ areas=(
   "device-auth|tests/Assent.Server.Tests|Assent.Server.csproj|**/Authentication/DeviceSignatureHandler.cs|FullyQualifiedName~DeviceAuthenticationTests|FullyQualifiedName~BadInputTests|FullyQualifiedName~DeviceOwnershipTests|FullyQualifiedName~AuditEndpointTests"
   "transitions|tests/Assent.Server.Tests|Assent.Server.csproj|**/Storage/ApprovalStore.cs;**/Storage/Postgres/PostgresApprovalStore.cs|FullyQualifiedName~StoreContract"
   "webauthn|tests/Assent.Protocol.Tests|Assent.Protocol.csproj|**/WebAuthn/WebAuthnVerifier.cs|"
-  "passkeys|tests/Assent.Server.Tests|Assent.Server.csproj|**/Identity/PasskeyCeremonies.cs|FullyQualifiedName~Passkey"
+  "passkeys|tests/Assent.Server.Tests|Assent.Server.csproj|**/Identity/PasskeyCeremonies.cs|FullyQualifiedName~Assent.Server.Tests.Passkeys|FullyQualifiedName~PasskeyDecisionTests|FullyQualifiedName~PasskeyUserVerificationTests"
 )
 
 usage() {

@@ -257,9 +257,9 @@ internal sealed class PasskeyCeremonies
     /// Names a Fido2 refusal with our code. Fido2 reads attacker bytes with casts and a CBOR
     /// reader that raise more than its own exception type (a truncated map, a text string where
     /// bytes belong), so any exception is a refusal of the input, reported with
-    /// <paramref name="unreadable"/>.
+    /// <paramref name="unreadable"/>. Internal for the table test of the mapping.
     /// </summary>
-    private static WebAuthnError Refusal(Exception e, string unreadable) => e is Fido2VerificationException f
+    internal static WebAuthnError Refusal(Exception e, string unreadable) => e is Fido2VerificationException f
         ? new WebAuthnError(f.Code switch
         {
             Fido2ErrorCode.InvalidRpidHash => WebAuthnFailures.RpIdMismatch,

@@ -118,6 +118,8 @@ public sealed class PasskeyAssertionTests
         var result = await VerifyAsync(authenticator, authenticator.AuthenticatorData(AuthenticatorFlags.UserPresent), GetClientData());
 
         Assert.Equal(WebAuthnFailures.UserNotVerified, result.Error?.Code);
+        // Fido2 refuses it (WebAuthn L3 §7.2, the UV flag step), before the offline check that demands user verification again.
+        Assert.DoesNotContain("checked offline", result.Error?.Detail);
     }
 
     [Theory]
@@ -132,7 +134,7 @@ public sealed class PasskeyAssertionTests
         var result = await VerifyAsync(authenticator, authenticator.AuthenticatorData(signCount: next), GetClientData(), storedSignCount: stored);
 
         Assert.Equal(WebAuthnFailures.SignCountRegression, result.Error?.Code);
-        Assert.Contains($"{next} is not above the stored {stored}", result.Error?.Detail);
+        Assert.Equal($"signature counter {next} is not above the stored {stored}", result.Error?.Detail);
     }
 
     [Theory]
@@ -156,12 +158,15 @@ public sealed class PasskeyAssertionTests
         var clientData = GetClientData();
         var ceremonies = await TestCeremonies.NoneAsync();
 
-        foreach (var stored in new[] { "{}", """{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", """{"kty":"oct","k":"AA"}""" })
+        foreach (var stored in new[] { "{}", """{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", """{"kty":"oct","k":"AA"}""", "not json", "null" })
         {
             var result = await ceremonies.VerifyAssertionAsync(new StoredPasskey(authenticator.CredentialId, stored, 0), authData, clientData,
                 authenticator.SignCeremony(authData, clientData), Challenge, default);
-            Assert.Equal(WebAuthnFailures.InvalidKey, result.Error?.Code);
+            Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidKey, "the stored passkey key is unusable"), result.Error);
         }
+        var withoutId = await ceremonies.VerifyAssertionAsync(new StoredPasskey([], authenticator.PublicJwk, 0), authData, clientData,
+            authenticator.SignCeremony(authData, clientData), Challenge, default);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidKey, "the stored passkey key is unusable"), withoutId.Error);
     }
 
     [Fact]
@@ -183,8 +188,12 @@ public sealed class PasskeyAssertionTests
         notDer[0] = 0x31; // a SET, not a SEQUENCE: Fido2 reads it, the SDK does not
         var duplicate = TestAuthenticator.ClientDataJson(ClientData.TypeGet, Challenge, extra: ",\"type\":\"webauthn.get\"");
 
-        Assert.Equal(WebAuthnFailures.InvalidSignature, (await VerifyAsync(authenticator, authData, clientData, notDer)).Error?.Code);
-        Assert.Equal(WebAuthnFailures.MalformedClientData, (await VerifyAsync(authenticator, authData, duplicate)).Error?.Code);
+        // Fido2 accepted both: the detail says the offline check refused them.
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidSignature, "assertion signature does not verify (as a token's evidence is checked offline)"),
+            (await VerifyAsync(authenticator, authData, clientData, notDer)).Error);
+        var refused = (await VerifyAsync(authenticator, authData, duplicate)).Error;
+        Assert.Equal(WebAuthnFailures.MalformedClientData, refused?.Code);
+        Assert.EndsWith(" (as a token's evidence is checked offline)", refused?.Detail);
     }
 
     [Fact]

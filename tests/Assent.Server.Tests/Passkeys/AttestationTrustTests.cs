@@ -107,9 +107,12 @@ public sealed class PasskeyAttestationTrustTests
         var ceremonies = await TestCeremonies.TrustedAsync(ca.WriteRoot());
         var authData = authenticator.AuthenticatorData(attested: true);
 
-        Assert.Equal(WebAuthnFailures.AttestationNotTrusted, (await RegisterAsync(ceremonies, TestAuthenticator.NoneAttestation(authData))).Error?.Code);
-        Assert.Equal(WebAuthnFailures.AttestationNotTrusted,
-            (await RegisterAsync(ceremonies, authenticator.PackedSelfAttestation(authData, CreateData))).Error?.Code);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.AttestationNotTrusted,
+                "none attestation of type none does not chain to a trusted root, and only such attestations are accepted here"),
+            (await RegisterAsync(ceremonies, TestAuthenticator.NoneAttestation(authData))).Error);
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.AttestationNotTrusted,
+                "packed attestation of type self does not chain to a trusted root, and only such attestations are accepted here"),
+            (await RegisterAsync(ceremonies, authenticator.PackedSelfAttestation(authData, CreateData))).Error);
     }
 
     [Fact]
@@ -134,7 +137,8 @@ public sealed class PasskeyAttestationTrustTests
         {
             var unknown = await RegisterAsync(ceremonies,
                 TestAuthenticator.PackedAttestation(authenticator.AuthenticatorData(attested: true, aaguid: unknownModel), CreateData, key, certificate));
-            Assert.Equal(WebAuthnFailures.AttestationNotTrusted, unknown.Error?.Code);
+            Assert.Equal(new WebAuthnError(WebAuthnFailures.AttestationNotTrusted, $"no trusted root or metadata covers authenticator model {unknownModel}"),
+                unknown.Error);
         }
         (certificate, key) = vendor.Issue(revokedModel);
         using (key)

@@ -196,6 +196,35 @@ public sealed class PasskeyRegistrationTests
     }
 
     [Fact]
+    public async Task A_credential_key_fido2_takes_but_assent_cannot_read_is_refused_as_unsupported()
+    {
+        using var authenticator = TestAuthenticator.Create("ES256");
+        // The ES256 key with one more member whose label is beyond a 32-bit integer: Fido2 reads it, Assent does not.
+        var coseKey = TestCbor.Encode(TestCbor.Map([.. authenticator.CoseKeyMap().Entries, (1L << 40, 0)]));
+
+        var result = await VerifyAsync(TestAuthenticator.NoneAttestation(authenticator.AuthenticatorData(attested: true, coseKey: coseKey)), CreateClientData());
+
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.UnsupportedAlgorithm, "the credential key is not an EdDSA, ES256 or RS256 key"), result.Error);
+    }
+
+    [Fact]
+    public async Task A_credential_key_the_sdk_could_not_check_evidence_with_is_refused_with_the_sdks_reason()
+    {
+        // RS256 with a 1024-bit modulus: a key of the right kind that the SDK's verifier refuses (WebAuthnVerifier.MinRsaBits).
+        using var rsa = RSA.Create(1024);
+        var p = rsa.ExportParameters(false);
+        var coseKey = TestCbor.Encode(TestCbor.Map((1, 3), (3, -257), (-1, p.Modulus), (-2, p.Exponent)));
+        using var authenticator = TestAuthenticator.Create("RS256");
+        Assert.True(CoseJwk.TryToJwk(coseKey, out var jwk, out _));
+        Assert.False(WebAuthnVerifier.IsUsableKey(jwk, out var expected));
+
+        var result = await VerifyAsync(TestAuthenticator.NoneAttestation(authenticator.AuthenticatorData(attested: true, coseKey: coseKey)), CreateClientData());
+
+        Assert.Equal(expected, result.Error);
+        Assert.Equal(WebAuthnFailures.InvalidKey, result.Error?.Code);
+    }
+
+    [Fact]
     public async Task Packed_statement_whose_alg_differs_from_the_key_is_refused()
     {
         using var authenticator = TestAuthenticator.Create("ES256");
