@@ -507,9 +507,8 @@ internal static partial class PaymentEndpoints
         }
         using var offer = JsonDocument.Parse(p.Offer);
         var o = offer.RootElement;
-        var typed = Wallets.TransferWithAuthorization(o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!, o.GetProperty("chainId").GetInt64(),
-            p.Asset, authorization);
-        var signature = wallets.Sign(wallet, typed);
+        var signature = wallets.SignTransferWithAuthorization(wallet, o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!,
+            o.GetProperty("chainId").GetInt64(), p.Asset, authorization);
         if (a.State == ApprovalState.Approved)
         {
             // The first signature redeems the request, audited with it (and with the mandate that approved it, if one did); a read
