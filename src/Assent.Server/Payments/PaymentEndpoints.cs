@@ -174,7 +174,8 @@ internal static partial class PaymentEndpoints
         PaymentResponse response;
         try
         {
-            response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, mpp, time, ct);
+            // The wallet read above is the one signed with: a user's wallet never changes once made (docs/payments.md §4).
+            response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, mpp, time, ct, known: wallet);
         }
         catch (StripeException e)
         {
@@ -458,7 +459,7 @@ internal static partial class PaymentEndpoints
     /// later read returns the same header and signs nothing new.
     /// </summary>
     internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandateBook mandates, MppSigner mpp,
-        TimeProvider time, CancellationToken ct, bool sign = true)
+        TimeProvider time, CancellationToken ct, bool sign = true, WalletRecord? known = null)
     {
         var (p, a) = view;
         var now = time.GetUtcNow();
@@ -481,7 +482,7 @@ internal static partial class PaymentEndpoints
             }
             else if (sign)
             {
-                header = p.Protocol == Mpp.Protocol ? await mpp.SignAsync(view, approvals, now, ct) : await SignAsync(view, approvals, wallets, grant, now, ct);
+                header = p.Protocol == Mpp.Protocol ? await mpp.SignAsync(view, approvals, now, ct) : await SignAsync(view, approvals, wallets, known, grant, now, ct);
             }
         }
         return new PaymentResponse(p.Id, status, p.Protocol, p.Amount, p.Symbol, p.AmountAtomic, p.Asset, p.Network, p.PayTo, p.Wallet, p.Resource,
@@ -490,8 +491,8 @@ internal static partial class PaymentEndpoints
             Mandate: grant is null ? null : new PaymentMandate(grant.MandateId, grant.Amount, grant.Remaining));
     }
 
-    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandatePaymentRecord? mandate, DateTimeOffset now,
-        CancellationToken ct)
+    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, WalletRecord? known, MandatePaymentRecord? mandate,
+        DateTimeOffset now, CancellationToken ct)
     {
         var (p, a) = view;
         var authorization = new Eip3009Authorization(p.Wallet, p.PayTo, BigInteger.Parse(p.AmountAtomic, System.Globalization.CultureInfo.InvariantCulture),
@@ -500,7 +501,8 @@ internal static partial class PaymentEndpoints
         {
             throw new InvalidOperationException($"payment {p.Id} differs from what its approval holds; nothing is signed");
         }
-        var wallet = await wallets.FindAsync(p.UserId, ct) ?? throw new InvalidOperationException($"the wallet of payment {p.Id} is gone");
+        var wallet = (known?.UserId == p.UserId ? known : await wallets.FindAsync(p.UserId, ct))
+            ?? throw new InvalidOperationException($"the wallet of payment {p.Id} is gone");
         if (!string.Equals(wallet.Address, p.Wallet, StringComparison.Ordinal))
         {
             throw new InvalidOperationException($"payment {p.Id} was approved for another wallet");
