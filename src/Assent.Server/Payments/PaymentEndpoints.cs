@@ -410,7 +410,8 @@ internal static partial class PaymentEndpoints
         {
             return Problem.Conflict($"payment {id} has its receipt already");
         }
-        view = (await payments.FindAsync(id, ct))!;
+        // The row as just written: its receipt is the only change, and it is final (recorded once).
+        view = view with { Payment = view.Payment with { Receipt = value, ReceiptAt = now } };
         return TypedResults.Json(await RespondAsync(view, approvals, wallets, mandates, mpp, time, ct, sign: false), PaymentJson.Default.PaymentResponse);
     }
 
