@@ -18,7 +18,9 @@ namespace Assent.Bench;
 /// checks that the mandate's reported remainder equals its total less what the tokens it issued spent (no overspend,
 /// no lost update). With <c>--payments</c> the covered loop is agent payments instead (docs/payments.md §11): each agent posts
 /// an x402 v2 402 for 0.01 USDC to <c>POST /v1/payments</c> and gets the signed <c>PAYMENT-SIGNATURE</c> in the answer,
-/// timed from the request to that answer. Every phase also reports the server's CPU (and PostgreSQL's) per operation in
+/// timed from the request to that answer; then a <c>handler</c> phase pays a loopback paid server
+/// (<see cref="PaidServerStandIn"/>) through the SDK's <c>AssentPaymentHandler</c>, a whole paid request (402, payment, retry,
+/// receipt), and reports what the handler adds beyond the paid server's own time (the mandate decides: no human). Every phase also reports the server's CPU (and PostgreSQL's) per operation in
 /// its measured window. <c>--server-dll</c> serves with another build (the previous commit) for a side-by-side ratio.
 /// </summary>
 internal static class MandatesCommand
@@ -122,6 +124,60 @@ internal static class MandatesCommand
                 return (at, Stats.Milliseconds(at - started));
             }, hard.Token);
 
+            (double Rate, double P50, double P99, double CpuMsPerOp)? handlerLatency = null;
+            double handlerTotalP99 = 0;
+            long handlerErrors = 0;
+            if (payments)
+            {
+                // The SDK's handler paying a loopback paid server: the whole paid request, less the paid server's own time.
+                await using var paid = await PaidServerStandIn.StartAsync(hard.Token);
+                var clients = provisioned.Select((p, i) => new HttpClient(new Assent.Client.AssentPaymentHandler(
+                    new Assent.Client.AssentClientOptions { Server = nodeUris[i % nodeCount], ClientId = p.ClientId, ClientSecret = p.ClientSecret, HttpClient = Node(i) },
+                    new SocketsHttpHandler { UseProxy = false, UseCookies = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan }))).ToList();
+                var totals = new ConcurrentBag<(long At, double Ms)>();
+                var from = Stopwatch.GetTimestamp() + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+                var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
+                try
+                {
+                    handlerLatency = await PhaseAsync("handler", warmup, measure, agents, 0, Cpu, async (i, n) =>
+                    {
+                        var call = $"{i}.{n}";
+                        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(paid.Uri, "/paid"));
+                        request.Headers.Add(PaidServerStandIn.CallHeader, call);
+                        var started = Stopwatch.GetTimestamp();
+                        HttpStatusCode status;
+                        try
+                        {
+                            using var response = await clients[shared ? 0 : i].SendAsync(request, hard.Token);
+                            await response.Content.ReadAsStringAsync(hard.Token);
+                            status = response.StatusCode;
+                        }
+                        catch (Assent.Client.AssentPaymentException e)
+                        {
+                            if (Interlocked.Increment(ref handlerErrors) <= 3)
+                            {
+                                Console.Error.WriteLine($"  not paid: {e.Message}");
+                            }
+                            return null;
+                        }
+                        var at = Stopwatch.GetTimestamp();
+                        paid.OwnTime.TryRemove(call, out var own);
+                        if (status != HttpStatusCode.OK)
+                        {
+                            Interlocked.Increment(ref handlerErrors);
+                            return null;
+                        }
+                        totals.Add((at, Stats.Milliseconds(at - started)));
+                        return (at, Stats.Milliseconds(at - started - own));
+                    }, hard.Token);
+                }
+                finally
+                {
+                    clients.ForEach(c => c.Dispose());
+                }
+                handlerTotalP99 = Stats.Percentile([.. totals.Where(t => t.At >= from && t.At < to).Select(t => t.Ms).Order()], 0.99);
+            }
+
             var plainLatency = await PhaseAsync("plain", warmup, measure, agents, rate, Cpu, async (i, n) =>
             {
                 // The whole flow, request to token, as for a mandate: ask, hold the token request, the device approves.
@@ -138,6 +194,11 @@ internal static class MandatesCommand
             var (plainRate, plainP50, plainP99, plainCpu) = plainLatency;
             Console.WriteLine($"  mandate {(payments ? "POST /v1/payments" : "request->token")}  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, " +
                               $"p99 {Stats.F(mandateP99)} ms, server CPU {Stats.F(mandateCpu, 3)} ms/op (not covered: {errors})");
+            if (handlerLatency is var (handlerRate, handlerP50, handlerP99, handlerCpu))
+            {
+                Console.WriteLine($"  AssentPaymentHandler    {Stats.F(handlerRate, 1)} paid requests/s, added beyond the paid server's time: p50 {Stats.F(handlerP50)} ms, " +
+                                  $"p99 {Stats.F(handlerP99)} ms (whole paid request p99 {Stats.F(handlerTotalP99)} ms), server CPU {Stats.F(handlerCpu, 3)} ms/op (not paid: {handlerErrors})");
+            }
             Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms, server CPU {Stats.F(plainCpu, 3)} ms/op");
             Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
             var overspent = false;
@@ -153,7 +214,12 @@ internal static class MandatesCommand
                 ("mandate_cpu_ms_per_op", Stats.F(mandateCpu, 3)), ("plain_cpu_ms_per_op", Stats.F(plainCpu, 3)),
                 ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
                 ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
-            return errors == 0 && !overspent ? 0 : 1;
+            if (handlerLatency is var (rate, p50, p99, cpu))
+            {
+                Stats.Result("payments_handler", ("per_s", Stats.F(rate, 1)), ("added_p50_ms", Stats.F(p50)), ("added_p99_ms", Stats.F(p99)),
+                    ("total_p99_ms", Stats.F(handlerTotalP99)), ("cpu_ms_per_op", Stats.F(cpu, 3)), ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
+            }
+            return errors == 0 && handlerErrors == 0 && !overspent ? 0 : 1;
         }
         finally
         {

@@ -216,15 +216,23 @@ public sealed class AssentPaymentHandler : DelegatingHandler
     private static async Task<byte[]?> ReadBoundedAsync(HttpContent content, CancellationToken ct)
     {
         await using var stream = await content.ReadAsStreamAsync(ct);
-        var buffer = new byte[MaxBodyBytes + 1];
-        var total = 0;
-        int read;
-        while (total < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(total), ct)) > 0)
+        // Pooled: a 402 body is usually a few hundred bytes, and every paid request reads one.
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxBodyBytes + 1);
+        try
         {
-            total += read;
+            var total = 0;
+            int read;
+            while (total < MaxBodyBytes + 1 && (read = await stream.ReadAsync(buffer.AsMemory(total, MaxBodyBytes + 1 - total), ct)) > 0)
+            {
+                total += read;
+            }
+            // A body larger than any payment request is left out; the headers may still carry one (x402 v2).
+            return total == 0 || total > MaxBodyBytes ? null : buffer[..total];
         }
-        // A body larger than any payment request is left out; the headers may still carry one (x402 v2).
-        return total == 0 || total > MaxBodyBytes ? null : buffer[..total];
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
     }
 
     protected override void Dispose(bool disposing)

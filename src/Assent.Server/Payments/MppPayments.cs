@@ -276,8 +276,8 @@ internal sealed class MppSigner(Wallets wallets, StripeClient stripe)
             var authorization = new Eip3009Authorization(p.Wallet, p.PayTo, BigInteger.Parse(p.AmountAtomic, CultureInfo.InvariantCulture), p.ValidAfter,
                 p.ValidBefore, p.Nonce);
             var chainId = o.GetProperty("chainId").GetInt64();
-            var signature = wallets.Sign(wallet, Wallets.TransferWithAuthorization(o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!,
-                chainId, p.Asset, authorization));
+            var signature = wallets.SignTransferWithAuthorization(wallet, o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!,
+                chainId, p.Asset, authorization);
             audit["signature_sha256"] = Protocol.Base64Url.Encode(SHA256.HashData(System.Text.Encoding.ASCII.GetBytes(signature)));
             // mppx evm AuthorizationPayloadSchema: numbers as decimal strings, addresses EIP-55.
             credential = Mpp.Credential(o.GetProperty("challenge"), w =>

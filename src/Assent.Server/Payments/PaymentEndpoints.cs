@@ -174,7 +174,8 @@ internal static partial class PaymentEndpoints
         PaymentResponse response;
         try
         {
-            response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, mpp, time, ct);
+            // The wallet read above is the one signed with: a user's wallet never changes once made (docs/payments.md §4).
+            response = await RespondAsync(new PaymentView(stored!, approval), approvals, wallets, mandates, mpp, time, ct, known: wallet);
         }
         catch (StripeException e)
         {
@@ -409,7 +410,8 @@ internal static partial class PaymentEndpoints
         {
             return Problem.Conflict($"payment {id} has its receipt already");
         }
-        view = (await payments.FindAsync(id, ct))!;
+        // The row as just written: its receipt is the only change, and it is final (recorded once).
+        view = view with { Payment = view.Payment with { Receipt = value, ReceiptAt = now } };
         return TypedResults.Json(await RespondAsync(view, approvals, wallets, mandates, mpp, time, ct, sign: false), PaymentJson.Default.PaymentResponse);
     }
 
@@ -458,7 +460,7 @@ internal static partial class PaymentEndpoints
     /// later read returns the same header and signs nothing new.
     /// </summary>
     internal static async Task<PaymentResponse> RespondAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandateBook mandates, MppSigner mpp,
-        TimeProvider time, CancellationToken ct, bool sign = true)
+        TimeProvider time, CancellationToken ct, bool sign = true, WalletRecord? known = null)
     {
         var (p, a) = view;
         var now = time.GetUtcNow();
@@ -481,7 +483,7 @@ internal static partial class PaymentEndpoints
             }
             else if (sign)
             {
-                header = p.Protocol == Mpp.Protocol ? await mpp.SignAsync(view, approvals, now, ct) : await SignAsync(view, approvals, wallets, grant, now, ct);
+                header = p.Protocol == Mpp.Protocol ? await mpp.SignAsync(view, approvals, now, ct) : await SignAsync(view, approvals, wallets, known, grant, now, ct);
             }
         }
         return new PaymentResponse(p.Id, status, p.Protocol, p.Amount, p.Symbol, p.AmountAtomic, p.Asset, p.Network, p.PayTo, p.Wallet, p.Resource,
@@ -490,8 +492,8 @@ internal static partial class PaymentEndpoints
             Mandate: grant is null ? null : new PaymentMandate(grant.MandateId, grant.Amount, grant.Remaining));
     }
 
-    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, MandatePaymentRecord? mandate, DateTimeOffset now,
-        CancellationToken ct)
+    private static async Task<PaymentHeader> SignAsync(PaymentView view, IApprovalStore approvals, Wallets wallets, WalletRecord? known, MandatePaymentRecord? mandate,
+        DateTimeOffset now, CancellationToken ct)
     {
         var (p, a) = view;
         var authorization = new Eip3009Authorization(p.Wallet, p.PayTo, BigInteger.Parse(p.AmountAtomic, System.Globalization.CultureInfo.InvariantCulture),
@@ -500,16 +502,16 @@ internal static partial class PaymentEndpoints
         {
             throw new InvalidOperationException($"payment {p.Id} differs from what its approval holds; nothing is signed");
         }
-        var wallet = await wallets.FindAsync(p.UserId, ct) ?? throw new InvalidOperationException($"the wallet of payment {p.Id} is gone");
+        var wallet = (known?.UserId == p.UserId ? known : await wallets.FindAsync(p.UserId, ct))
+            ?? throw new InvalidOperationException($"the wallet of payment {p.Id} is gone");
         if (!string.Equals(wallet.Address, p.Wallet, StringComparison.Ordinal))
         {
             throw new InvalidOperationException($"payment {p.Id} was approved for another wallet");
         }
         using var offer = JsonDocument.Parse(p.Offer);
         var o = offer.RootElement;
-        var typed = Wallets.TransferWithAuthorization(o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!, o.GetProperty("chainId").GetInt64(),
-            p.Asset, authorization);
-        var signature = wallets.Sign(wallet, typed);
+        var signature = wallets.SignTransferWithAuthorization(wallet, o.GetProperty("name").GetString()!, o.GetProperty("version").GetString()!,
+            o.GetProperty("chainId").GetInt64(), p.Asset, authorization);
         if (a.State == ApprovalState.Approved)
         {
             // The first signature redeems the request, audited with it (and with the mandate that approved it, if one did); a read

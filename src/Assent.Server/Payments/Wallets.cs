@@ -1,11 +1,9 @@
+using System.Collections.Concurrent;
 using System.Numerics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
-using Nethereum.Signer;
-using Nethereum.Signer.EIP712;
-using Nethereum.Util;
 
 namespace Assent.Server.Payments;
 
@@ -13,11 +11,24 @@ namespace Assent.Server.Payments;
 /// Users' payment wallets (docs/payments.md §4): an EVM secp256k1 key the server makes, sealed under the
 /// key-encryption key exactly as the signing keys are (<see cref="MasterKey.Seal"/>, AES-256-GCM, the associated data
 /// naming the user so a sealed key cannot be moved to another user's row). The key is opened only to sign an
-/// authorization whose approval this class is handed, and never leaves the server. secp256k1, Keccak and EIP-712
-/// are Nethereum's (CONVENTIONS: a well-kept library over hand-written crypto).
+/// authorization whose approval this class is handed, and never leaves the server. secp256k1 is NBitcoin.Secp256k1,
+/// Keccak BouncyCastle's (<see cref="EvmSigning"/>).
 /// </summary>
 internal sealed class Wallets(IWalletStore store, MasterKey master, TimeProvider time)
 {
+    /// <summary>Sealed keys proven to open to their wallet's address, at most this many remembered (then forgotten all at once).</summary>
+    private const int MaxCheckedKeys = 4096;
+
+    /// <summary>
+    /// Which sealed keys were proven, once, to open to the key of their wallet's address: a hash of the user, the address
+    /// and the sealed bytes — never the key. AES-GCM authenticates the sealed bytes, so the same bytes always open to the
+    /// same key and the proof stays true; a row whose address or sealed key changed hashes differently and is checked
+    /// again. This saves deriving the public key (a scalar multiplication, as costly as the signature) on every
+    /// payment. The unsealed key itself is not cached: opening it is one AES-GCM decryption of 32 bytes (microseconds),
+    /// and a key kept open in memory would outlive the payment it was opened for.
+    /// </summary>
+    private readonly ConcurrentDictionary<string, bool> _checkedKeys = new(StringComparer.Ordinal);
+
     private static readonly BigInteger HalfOrder = BigInteger.Parse("7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0", System.Globalization.NumberStyles.HexNumber);
 
     private static string AssociatedData(string userId) => "assent-wallet-v1:" + userId;
@@ -29,11 +40,10 @@ internal sealed class Wallets(IWalletStore store, MasterKey master, TimeProvider
         {
             return (existing, false);
         }
-        var key = EthECKey.GenerateKey();
-        var secret = key.GetPrivateKeyAsBytes();
+        var secret = EvmSigning.NewSecret();
         try
         {
-            var record = new WalletRecord(userId, new AddressUtil().ConvertToChecksumAddress(key.GetPublicAddress()), master.Seal(secret, AssociatedData(userId)),
+            var record = new WalletRecord(userId, EvmSigning.AddressOf(secret), master.Seal(secret, AssociatedData(userId)),
                 time.GetUtcNow().ToUnixTimeMilliseconds());
             var created = await store.TryCreateAsync(record, new AuditEvent(PaymentAuditTypes.WalletCreated, userId, userId, record.Address), ct);
             // Two creations at once: the other one's wallet is the user's.
@@ -100,21 +110,32 @@ internal sealed class Wallets(IWalletStore store, MasterKey master, TimeProvider
     }
 
     /// <summary>
-    /// Signs typed data with the wallet's key: 65 bytes <c>r ‖ s ‖ v</c> as hex, with <c>s</c> in the lower half of the
-    /// curve order and <c>v</c> 27 or 28, as USDC's <c>ecrecover</c> (and OpenZeppelin's ECDSA) demand. The signature is
-    /// deterministic (RFC 6979): signing the same approved authorization again gives the same bytes.
+    /// Signs an EIP-3009 <c>TransferWithAuthorization</c> of <paramref name="token"/> (the EIP-712 typed data
+    /// <see cref="TransferWithAuthorization"/> writes) with the wallet's key: 65 bytes <c>r ‖ s ‖ v</c> as 0x-hex, with
+    /// <c>s</c> in the lower half of the curve order and <c>v</c> 27 or 28, as USDC's <c>ecrecover</c> (and
+    /// OpenZeppelin's ECDSA) demand. The signature is deterministic (RFC 6979): signing the same approved authorization
+    /// again gives the same bytes.
     /// </summary>
-    public string Sign(WalletRecord wallet, string typedDataJson)
+    public string SignTransferWithAuthorization(WalletRecord wallet, string tokenName, string tokenVersion, long chainId, string token, Eip3009Authorization a)
     {
+        var hash = EvmSigning.TransferWithAuthorizationHash(tokenName, tokenVersion, chainId, token, a);
         var secret = master.Open(wallet.SealedKey, AssociatedData(wallet.UserId));
         try
         {
-            var key = new EthECKey(secret, true);
-            if (!string.Equals(key.GetPublicAddress(), wallet.Address, StringComparison.OrdinalIgnoreCase))
+            var proof = CheckedKey(wallet);
+            if (!_checkedKeys.ContainsKey(proof))
             {
-                throw new CryptographicException("the sealed wallet key does not match the wallet's address");
+                if (!string.Equals(EvmSigning.AddressOf(secret), wallet.Address, StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new CryptographicException("the sealed wallet key does not match the wallet's address");
+                }
+                if (_checkedKeys.Count >= MaxCheckedKeys)
+                {
+                    _checkedKeys.Clear();
+                }
+                _checkedKeys[proof] = true;
             }
-            var signature = new Eip712TypedDataSigner().SignTypedDataV4(typedDataJson, key);
+            var signature = "0x" + Convert.ToHexStringLower(EvmSigning.Sign(secret, hash));
             CheckShape(signature);
             return signature;
         }
@@ -122,6 +143,12 @@ internal sealed class Wallets(IWalletStore store, MasterKey master, TimeProvider
         {
             CryptographicOperations.ZeroMemory(secret);
         }
+    }
+
+    private static string CheckedKey(WalletRecord wallet)
+    {
+        var material = System.Text.Encoding.UTF8.GetBytes(wallet.UserId + "\n" + wallet.Address + "\n" + Convert.ToBase64String(wallet.SealedKey));
+        return Convert.ToBase64String(SHA256.HashData(material));
     }
 
     /// <summary>Refuses a signature USDC would refuse, so none ever leaves: high s or v not 27/28 (EIP-2, EIP-155 aside).</summary>
