@@ -115,12 +115,19 @@ internal static class McpCommands
                     throw CliException.Usage($"--message: {e.Message}");
                 }
             }
+            // The gate's own runtime settings (docs/mcp.md §4): from here on the process may be this one started afresh.
+            GateRuntime.RelaunchIfNeeded(Console.Error);
             var options = AgentCredentials.Resolve(parse, agent, parse.GetValue(server), parse.GetValue(clientId), parse.GetValue(clientSecret), parse.GetValue(user));
             var argv = parse.GetValue(commandLine)!;
             var start = new ProcessStartInfo(argv[0]);
             foreach (var arg in argv.Skip(1))
             {
                 start.ArgumentList.Add(arg);
+            }
+            foreach (var name in GateRuntime.Added())
+            {
+                // The MCP server runs as it would without the gate, not with the gate's runtime settings.
+                start.Environment.Remove(name);
             }
             using var client = new AssentClient(options);
             using var verifier = new TokenVerifier(client.Server.AbsoluteUri.TrimEnd('/'));
