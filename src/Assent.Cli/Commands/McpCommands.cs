@@ -115,8 +115,6 @@ internal static class McpCommands
                     throw CliException.Usage($"--message: {e.Message}");
                 }
             }
-            // The gate's own runtime settings (docs/mcp.md §4): from here on the process may be this one started afresh.
-            GateRuntime.RelaunchIfNeeded(Console.Error);
             var options = AgentCredentials.Resolve(parse, agent, parse.GetValue(server), parse.GetValue(clientId), parse.GetValue(clientSecret), parse.GetValue(user));
             var argv = parse.GetValue(commandLine)!;
             var start = new ProcessStartInfo(argv[0]);
@@ -126,7 +124,7 @@ internal static class McpCommands
             }
             foreach (var name in GateRuntime.Added())
             {
-                // The MCP server runs as it would without the gate, not with the gate's runtime settings.
+                // The MCP server runs as it would without the gate, not with the gate's own runtime settings (Program.cs).
                 start.Environment.Remove(name);
             }
             using var client = new AssentClient(options);

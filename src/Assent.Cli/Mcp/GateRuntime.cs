@@ -11,8 +11,8 @@ namespace Assent.Cli.Mcp;
 /// beside an MCP host needs neither, and without them it holds ~10 MB less (no call-counting stubs, no second and third
 /// copies of hot methods, no PGO data; bench/mcp.sh). The runtime reads these settings only when it starts, so the gate starts
 /// itself once more, in place: execve(2) of the same executable with the same arguments and the settings added to
-/// its environment. The process keeps its PID, its parent (the MCP host) and its stdin/stdout/stderr, and nothing has
-/// been read from stdin or started yet when it happens.
+/// its environment. The process keeps its PID, its parent (the MCP host) and its stdin/stdout/stderr; it happens first
+/// thing in Program.cs, before the command line is parsed or anything is read or started.
 /// </summary>
 /// <remarks>
 /// Only on Linux (where <c>/proc/self/exe</c> and <c>/proc/self/cmdline</c> name the process exactly), only when the
