@@ -1,4 +1,3 @@
-using System.Collections;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -36,7 +35,7 @@ internal static class GateRuntime
     /// </summary>
     internal static readonly (string Name, string Value)[] Settings = [("DOTNET_TC_CallCounting", "0"), ("DOTNET_TieredPGO", "0")];
 
-    private delegate int Execve(string path, string?[] argv, string?[] envp);
+    private delegate int Execve(string path, IntPtr[] argv, IntPtr[] envp);
 
     /// <summary>Relaunches the process with <see cref="Settings"/> when that applies; returns when it does not (or execve failed).</summary>
     public static void RelaunchIfNeeded(TextWriter log)
@@ -51,26 +50,25 @@ internal static class GateRuntime
         {
             return;
         }
-        string?[] argv;
+        List<byte[]> argv, environment;
         try
         {
-            // proc(5): the arguments as the process got them, NUL-separated (so `dotnet assent.dll …`, `dotnet exec …`
-            // and the apphost all come back as they were).
-            var cmdline = File.ReadAllBytes("/proc/self/cmdline");
-            argv = [.. Encoding.UTF8.GetString(cmdline).TrimEnd('\0').Split('\0'), null];
+            // proc(5): the arguments and the environment exactly as the process got them, byte for byte, each ended
+            // by a NUL (so `dotnet assent.dll …`, `dotnet exec …` and the apphost all come back as they were, and
+            // nothing is re-encoded on its way to the relaunched gate or the server it runs).
+            argv = Entries(File.ReadAllBytes("/proc/self/cmdline"));
+            environment = Entries(File.ReadAllBytes("/proc/self/environ"));
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return;
         }
-        var environment = new List<string?>();
-        foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        if (argv.Count == 0)
         {
-            environment.Add($"{variable.Key}={variable.Value}");
+            return;
         }
-        environment.AddRange(added.Select(s => $"{s.Name}={s.Value}"));
-        environment.Add($"{Marker}={string.Join(',', added.Select(s => s.Name))}");
-        environment.Add(null);
+        environment.AddRange(added.Select(s => Encoding.UTF8.GetBytes($"{s.Name}={s.Value}")));
+        environment.Add(Encoding.UTF8.GetBytes($"{Marker}={string.Join(',', added.Select(s => s.Name))}"));
         if (!NativeLibrary.TryLoad("libc.so.6", out var libc) && !NativeLibrary.TryLoad("libc.so", out libc))
         {
             return;
@@ -97,9 +95,50 @@ internal static class GateRuntime
             // Diagnostics may not reach the relaunched gate; it runs all the same.
         }
         log.Flush();
-        // The same executable by its own path (so ps and top still name it), the same arguments. Returns only on
-        // failure (errno says why); the gate then runs on as it is.
-        _ = Marshal.GetDelegateForFunctionPointer<Execve>(execve)(Environment.ProcessPath ?? "/proc/self/exe", argv, [.. environment]);
+        var args = Native(argv);
+        var envp = Native(environment);
+        try
+        {
+            // The same executable by its own path (so ps and top still name it), the same arguments. Returns only on
+            // failure (errno says why); the gate then runs on as it is.
+            _ = Marshal.GetDelegateForFunctionPointer<Execve>(execve)(Environment.ProcessPath ?? "/proc/self/exe", args, envp);
+        }
+        finally
+        {
+            foreach (var pointer in args.Concat(envp))
+            {
+                Marshal.FreeHGlobal(pointer);
+            }
+        }
+    }
+
+    /// <summary>NUL-terminated entries, as in <c>/proc/self/cmdline</c> and <c>/proc/self/environ</c>.</summary>
+    internal static List<byte[]> Entries(byte[] data)
+    {
+        var entries = new List<byte[]>();
+        var start = 0;
+        for (var i = 0; i < data.Length; i++)
+        {
+            if (data[i] == 0)
+            {
+                entries.Add(data[start..i]);
+                start = i + 1;
+            }
+        }
+        return entries;
+    }
+
+    /// <summary>A NULL-terminated array of NUL-terminated C strings (execve(2)'s argv and envp); Zero entries are free to FreeHGlobal.</summary>
+    private static IntPtr[] Native(List<byte[]> entries)
+    {
+        var pointers = new IntPtr[entries.Count + 1];
+        for (var i = 0; i < entries.Count; i++)
+        {
+            pointers[i] = Marshal.AllocHGlobal(entries[i].Length + 1);
+            Marshal.Copy(entries[i], 0, pointers[i], entries[i].Length);
+            Marshal.WriteByte(pointers[i], entries[i].Length, 0);
+        }
+        return pointers;
     }
 
     /// <summary>The variables the relaunch added (and the marker), to take out of the MCP server's environment.</summary>
