@@ -53,13 +53,17 @@ internal static class McpGateCommand
             var enrolled = await enrolling.EnrollAsync(who.InviteCode, "bench device", ct);
             using var device = new AuthenticatorClient(baseUri, enrolled.Key);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            // The instantly approving human: every pending request is approved the moment it arrives.
+            // The instantly approving human: every pending request is approved the moment it arrives. When the latest
+            // request reached the device and when its decision was sent, to split a gated call's time in two.
+            long reached = 0, decided = 0;
             var approving = Task.Run(async () =>
             {
                 await foreach (var e in device.StreamAsync(stop.Token))
                 {
                     if (e.Request is { } r)
                     {
+                        Volatile.Write(ref reached, Stopwatch.GetTimestamp());
+                        Volatile.Write(ref decided, Stopwatch.GetTimestamp());
                         await device.DecideAsync(r, Decisions.Approve, stop.Token);
                     }
                 }
@@ -140,12 +144,25 @@ internal static class McpGateCommand
                     }
                 }
                 var approvedTimes = gates.Select(_ => new List<double>(gated)).ToList();
+                // Of each gated call: from the host's call to the request reaching the device (the gate's authorize
+                // request, the server pushing it), and from the decision sent to the host's answer (the server releasing
+                // the held token request, the gate verifying the token and forwarding, the echo server answering).
+                var toDevice = gates.Select(_ => new List<double>(gated)).ToList();
+                var fromDecision = gates.Select(_ => new List<double>(gated)).ToList();
                 var plainTimes = gates.Select(_ => new List<double>(gated)).ToList();
                 for (var i = 0; i < gated; i++)
                 {
                     for (var g = 0; g < gates.Count; g++)
                     {
-                        approvedTimes[g].Add(await gates[g].CallAsync("gated_echo", ct));
+                        var called = Stopwatch.GetTimestamp();
+                        var took = await gates[g].CallAsync("gated_echo", ct);
+                        approvedTimes[g].Add(took);
+                        var (seen, sent) = (Volatile.Read(ref reached), Volatile.Read(ref decided));
+                        if (seen > called)
+                        {
+                            toDevice[g].Add(Stats.Milliseconds(seen - called));
+                            fromDecision[g].Add(took - Stats.Milliseconds(sent - called));
+                        }
                         plainTimes[g].Add(await gates[g].CallAsync("echo", ct));
                     }
                 }
@@ -165,6 +182,13 @@ internal static class McpGateCommand
                         + $" gate CPU {Stats.F(gateCpu[g] * 1e6 / gateTimes[g].Count, 1)} us per round trip");
                     Console.WriteLine($"  [{name}] gated call (instant approval) p50 {Stats.F(a50)} ms p99 {Stats.F(a99)} ms; ungated p50 {Stats.F(p50)} ms p99 {Stats.F(p99)} ms:"
                         + $" approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms");
+                    toDevice[g].Sort();
+                    fromDecision[g].Sort();
+                    if (toDevice[g].Count > 0)
+                    {
+                        Console.WriteLine($"  [{name}] of a gated call: call -> request at the device p50 {Stats.F(Stats.Percentile(toDevice[g], 0.5))} ms p99 {Stats.F(Stats.Percentile(toDevice[g], 0.99))} ms;"
+                            + $" decision sent -> call answered p50 {Stats.F(Stats.Percentile(fromDecision[g], 0.5))} ms p99 {Stats.F(Stats.Percentile(fromDecision[g], 0.99))} ms");
+                    }
                     Console.WriteLine($"  [{name}] gate memory: VmRSS {Stats.Mb(rss)} MB (anonymous {Stats.Mb(anonymous)} MB, file-backed {Stats.Mb(file)} MB, shared memory {Stats.Mb(shared)} MB), VmHWM {Stats.Mb(peak)} MB (target <= 60 MB)");
                     Console.WriteLine($"  [{name}] largest resident mappings: {string.Join(", ", gates[g].LargestMappings(10).Select(m => $"{m.Mapping} {Stats.Mb(m.Bytes)}"))}");
                     figures.Add(((g99 - d99) / 2, a99 - p99, a50 - p50, rss, peak));
