@@ -34,6 +34,13 @@ internal static class McpGateCommand
         {
             throw new ArgumentException($"--before: no assent.dll at {before}");
         }
+        // Runtime settings for this build's gate only (NAME=VALUE,...), e.g. --env DOTNET_TieredPGO=0 with --before the same
+        // assent.dll: one setting measured against none, side by side.
+        var gateEnvironment = (args.String("env") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(pair => pair.Split('=', 2) is [var name, var value] && name.Length > 0 ? (name, value) : throw new ArgumentException($"--env: '{pair}' is not NAME=VALUE"))
+            .ToList();
+        // Seconds to keep the gates running after the figures, to look at them (dotnet-counters, /proc/PID/smaps).
+        var hold = args.Int("hold", 0, 0, 3600);
         var dataDirectory = Provisioning.NewDataDirectory();
         var home = Directory.CreateTempSubdirectory("assent-bench-home-").FullName;
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
@@ -46,13 +53,17 @@ internal static class McpGateCommand
             var enrolled = await enrolling.EnrollAsync(who.InviteCode, "bench device", ct);
             using var device = new AuthenticatorClient(baseUri, enrolled.Key);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            // The instantly approving human: every pending request is approved the moment it arrives.
+            // The instantly approving human: every pending request is approved the moment it arrives. When the latest
+            // request reached the device and when its decision was sent, to split a gated call's time in two.
+            long reached = 0, decided = 0;
             var approving = Task.Run(async () =>
             {
                 await foreach (var e in device.StreamAsync(stop.Token))
                 {
                     if (e.Request is { } r)
                     {
+                        Volatile.Write(ref reached, Stopwatch.GetTimestamp());
+                        Volatile.Write(ref decided, Stopwatch.GetTimestamp());
                         await device.DecideAsync(r, Decisions.Approve, stop.Token);
                     }
                 }
@@ -80,9 +91,23 @@ internal static class McpGateCommand
             {
                 foreach (var (name, path) in builds)
                 {
-                    var gate = await McpChild.StartAsync([Host(), path, "mcp", "gate", "--tools", "gated_*", "--timeout", "30", "--", .. echo], environment, ct);
+                    var settings = new Dictionary<string, string>(environment);
+                    if (gates.Count == 0)
+                    {
+                        foreach (var (variable, value) in gateEnvironment)
+                        {
+                            settings[variable] = value;
+                        }
+                    }
+                    // The wrapped server inherits the gate's environment: --env settings are taken out again for it (env(1) -u),
+                    // so the echo server runs the same in every gate and only the gate is changed.
+                    string[] wrapped = gates.Count == 0 && gateEnvironment.Count > 0 ? ["env", .. gateEnvironment.SelectMany(e => new[] { "-u", e.name }), .. echo] : echo;
+                    var started = Stopwatch.GetTimestamp();
+                    var gate = await McpChild.StartAsync([Host(), path, "mcp", "gate", "--tools", "gated_*", "--timeout", "30", "--", .. wrapped], settings, ct);
+                    var startup = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                     gates.Add(gate);
-                    Console.WriteLine($"  gate ({name}) pid {gate.Id}: {path}");
+                    Console.WriteLine($"  gate ({name}) pid {gate.Id}: {path}{(gates.Count == 1 && gateEnvironment.Count > 0 ? " with " + string.Join(' ', gateEnvironment.Select(e => $"{e.name}={e.value}")) : "")};"
+                        + $" started and initialized in {Stats.F(startup, 0)} ms");
                 }
 
                 // Warm-up (JIT, tiering) of every path, then all measured side by side, alternating halves.
@@ -93,12 +118,16 @@ internal static class McpGateCommand
                 }
                 var directTimes = new List<double>();
                 var gateTimes = gates.Select(_ => new List<double>()).ToList();
+                // The gate's own CPU time (proc(5) /proc/PID/stat utime + stime) over the measured round trips.
+                var gateCpu = new double[gates.Count];
                 for (var half = 0; half < 2; half++)
                 {
                     directTimes.AddRange((await direct.PacedAsync("echo", messages / 2, rate, ct)).Latencies);
                     for (var g = 0; g < gates.Count; g++)
                     {
+                        var cpu = gates[g].CpuSeconds();
                         gateTimes[g].AddRange((await gates[g].PacedAsync("echo", messages / 2, rate, ct)).Latencies);
+                        gateCpu[g] += gates[g].CpuSeconds() - cpu;
                     }
                 }
                 directTimes.Sort();
@@ -115,12 +144,25 @@ internal static class McpGateCommand
                     }
                 }
                 var approvedTimes = gates.Select(_ => new List<double>(gated)).ToList();
+                // Of each gated call: from the host's call to the request reaching the device (the gate's authorize
+                // request, the server pushing it), and from the decision sent to the host's answer (the server releasing
+                // the held token request, the gate verifying the token and forwarding, the echo server answering).
+                var toDevice = gates.Select(_ => new List<double>(gated)).ToList();
+                var fromDecision = gates.Select(_ => new List<double>(gated)).ToList();
                 var plainTimes = gates.Select(_ => new List<double>(gated)).ToList();
                 for (var i = 0; i < gated; i++)
                 {
                     for (var g = 0; g < gates.Count; g++)
                     {
-                        approvedTimes[g].Add(await gates[g].CallAsync("gated_echo", ct));
+                        var called = Stopwatch.GetTimestamp();
+                        var took = await gates[g].CallAsync("gated_echo", ct);
+                        approvedTimes[g].Add(took);
+                        var (seen, sent) = (Volatile.Read(ref reached), Volatile.Read(ref decided));
+                        if (seen > called)
+                        {
+                            toDevice[g].Add(Stats.Milliseconds(seen - called));
+                            fromDecision[g].Add(took - Stats.Milliseconds(sent - called));
+                        }
                         plainTimes[g].Add(await gates[g].CallAsync("echo", ct));
                     }
                 }
@@ -135,11 +177,19 @@ internal static class McpGateCommand
                     var (g50, g99) = (Stats.Percentile(gateTimes[g], 0.5), Stats.Percentile(gateTimes[g], 0.99));
                     var (a50, a99) = (Stats.Percentile(approvedTimes[g], 0.5), Stats.Percentile(approvedTimes[g], 0.99));
                     var (p50, p99) = (Stats.Percentile(plainTimes[g], 0.5), Stats.Percentile(plainTimes[g], 0.99));
-                    var (rss, peak, anonymous) = gates[g].Memory();
-                    Console.WriteLine($"  [{name}] forwarding through the gate p50 {Stats.F(g50, 3)} ms p99 {Stats.F(g99, 3)} ms: adds p99 {Stats.F((g99 - d99) / 2, 3)} ms per forwarded message (target <= 1 ms)");
+                    var (rss, peak, anonymous, file, shared) = gates[g].Memory();
+                    Console.WriteLine($"  [{name}] forwarding through the gate p50 {Stats.F(g50, 3)} ms p99 {Stats.F(g99, 3)} ms: adds p99 {Stats.F((g99 - d99) / 2, 3)} ms per forwarded message (target <= 1 ms);"
+                        + $" gate CPU {Stats.F(gateCpu[g] * 1e6 / gateTimes[g].Count, 1)} us per round trip");
                     Console.WriteLine($"  [{name}] gated call (instant approval) p50 {Stats.F(a50)} ms p99 {Stats.F(a99)} ms; ungated p50 {Stats.F(p50)} ms p99 {Stats.F(p99)} ms:"
                         + $" approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms");
-                    Console.WriteLine($"  [{name}] gate memory: VmRSS {Stats.Mb(rss)} MB (anonymous {Stats.Mb(anonymous)} MB), VmHWM {Stats.Mb(peak)} MB (target <= 60 MB)");
+                    toDevice[g].Sort();
+                    fromDecision[g].Sort();
+                    if (toDevice[g].Count > 0)
+                    {
+                        Console.WriteLine($"  [{name}] of a gated call: call -> request at the device p50 {Stats.F(Stats.Percentile(toDevice[g], 0.5))} ms p99 {Stats.F(Stats.Percentile(toDevice[g], 0.99))} ms;"
+                            + $" decision sent -> call answered p50 {Stats.F(Stats.Percentile(fromDecision[g], 0.5))} ms p99 {Stats.F(Stats.Percentile(fromDecision[g], 0.99))} ms");
+                    }
+                    Console.WriteLine($"  [{name}] gate memory: VmRSS {Stats.Mb(rss)} MB (anonymous {Stats.Mb(anonymous)} MB, file-backed {Stats.Mb(file)} MB, shared memory {Stats.Mb(shared)} MB), VmHWM {Stats.Mb(peak)} MB (target <= 60 MB)");
                     Console.WriteLine($"  [{name}] largest resident mappings: {string.Join(", ", gates[g].LargestMappings(10).Select(m => $"{m.Mapping} {Stats.Mb(m.Bytes)}"))}");
                     figures.Add(((g99 - d99) / 2, a99 - p99, a50 - p50, rss, peak));
                 }
@@ -149,6 +199,11 @@ internal static class McpGateCommand
                     Console.WriteLine($"  this build / before: approval adds p99 {Stats.F(now.ApprovalAdd)} / {Stats.F(then.ApprovalAdd)} ms ({Stats.F(now.ApprovalAdd / then.ApprovalAdd)}x),"
                         + $" p50 {Stats.F(now.ApprovalAdd50)} / {Stats.F(then.ApprovalAdd50)} ms; VmHWM {Stats.Mb(now.Peak)} / {Stats.Mb(then.Peak)} MB ({Stats.F(now.Peak / (double)then.Peak)}x);"
                         + $" forwarding adds p99 {Stats.F(now.ForwardAdd, 3)} / {Stats.F(then.ForwardAdd, 3)} ms");
+                }
+                if (hold > 0)
+                {
+                    Console.WriteLine($"  holding the gates for {hold} s");
+                    await Task.Delay(TimeSpan.FromSeconds(hold), ct);
                 }
                 Stats.Result("mcp-gate",
                     ("direct_p99_ms", Stats.F(d99, 3)), ("forward_add_p99_ms", Stats.F(figures[0].ForwardAdd, 3)), ("approval_add_p99_ms", Stats.F(figures[0].ApprovalAdd)),
@@ -359,10 +414,25 @@ internal sealed class McpChild : IAsyncDisposable
         }
     }
 
-    /// <summary>proc(5) /proc/PID/status: VmRSS, VmHWM (its peak), and of the RSS the anonymous part (heaps, JIT code).</summary>
-    public (long Rss, long Peak, long Anonymous) Memory()
+    /// <summary>proc(5) /proc/PID/stat: user + system CPU time so far, in seconds.</summary>
+    public double CpuSeconds()
     {
-        long rss = 0, peak = 0, anonymous = 0;
+        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        // Fields after the command name (which is in parentheses and may hold spaces): state is field 3, utime 14, stime 15.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+        // USER_HZ, 100 on Linux.
+        return ticks / 100.0;
+    }
+
+    /// <summary>
+    /// proc(5) /proc/PID/status: VmRSS, VmHWM (its peak), and the RSS's parts: anonymous (GC heap, loader heaps, stacks),
+    /// file-backed (mapped images, shared with other processes mapping them) and shared memory (the runtime's W^X double
+    /// mapping of JIT code and stubs, memfd:doublemapper).
+    /// </summary>
+    public (long Rss, long Peak, long Anonymous, long File, long Shared) Memory()
+    {
+        long rss = 0, peak = 0, anonymous = 0, file = 0, shared = 0;
         foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
         {
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
@@ -377,8 +447,16 @@ internal sealed class McpChild : IAsyncDisposable
             {
                 anonymous = Kilobytes(line);
             }
+            else if (line.StartsWith("RssFile:", StringComparison.Ordinal))
+            {
+                file = Kilobytes(line);
+            }
+            else if (line.StartsWith("RssShmem:", StringComparison.Ordinal))
+            {
+                shared = Kilobytes(line);
+            }
         }
-        return (rss, peak, anonymous);
+        return (rss, peak, anonymous, file, shared);
 
         static long Kilobytes(string line) =>
             long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;

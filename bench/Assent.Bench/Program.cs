@@ -11,7 +11,7 @@ using Assent.Bench;
 //   challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]   POST /v1/challenges vs bc-authorize
 //   webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]       decision -> webhook received
 //   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
-//   mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--before PATH/assent.dll]   assent mcp gate: forwarding, approval overhead, memory (beside another build)
+//   mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]   assent mcp gate: forwarding, approval overhead, memory (beside another build)
 //   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
 //   signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]   passkey sign-in → code → token vs a CIBA flow
 //   vault [--count 200] [--items 10000]            release round trip (no human), put 1 MiB, list 10,000 items, each beside a baseline
@@ -63,7 +63,7 @@ static int Usage()
                Assent.Bench challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
-               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll] [--before PATH/assent.dll]
+               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]
                Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]
                Assent.Bench vault [--count 200] [--items 10000]
         """);

@@ -227,6 +227,9 @@ public sealed class LiveCommand : IDisposable
         }
     }
 
+    /// <summary>The process id (the gate keeps it when it relaunches itself in place, docs/mcp.md §4).</summary>
+    public int Id => _process.Id;
+
     public string Output
     {
         get

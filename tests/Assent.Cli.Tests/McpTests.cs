@@ -307,6 +307,73 @@ public sealed class McpTests
     }
 
     [Fact]
+    public async Task Gate_relaunches_itself_in_place_with_its_runtime_settings_and_runs_the_server_without_them()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        var seen = Path.Combine(box.Home, "server-environment");
+        // A stand-in server: records its environment, says so on stderr (the gate's), then echoes every line back.
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "sh", "-c", $"env > '{seen}'; echo server-started >&2; exec cat");
+        await gate.WaitForAsync("server-started");
+
+        // docs/mcp.md §4: the same process (PID), now with the gate's settings; the server got none of them.
+        var own = (await File.ReadAllTextAsync($"/proc/{gate.Id}/environ")).Split('\0');
+        Assert.Contains("DOTNET_TC_CallCounting=0", own);
+        Assert.Contains("DOTNET_TieredPGO=0", own);
+        Assert.Contains("ASSENT_MCP_GATE_RUNTIME=DOTNET_TC_CallCounting,DOTNET_TieredPGO", own);
+        var server = await File.ReadAllLinesAsync(seen);
+        Assert.DoesNotContain(server, v => v.StartsWith("DOTNET_TC_CallCounting=", StringComparison.Ordinal) || v.StartsWith("DOTNET_TieredPGO=", StringComparison.Ordinal) || v.StartsWith("ASSENT_MCP_GATE_RUNTIME=", StringComparison.Ordinal));
+        Assert.Contains("ASSENT_CLIENT_ID=agt_nobody", server);
+        // And it relays as before.
+        await gate.TypeAsync("""{"jsonrpc":"2.0","method":"notifications/relayed"}""" + "\n");
+        await gate.WaitForAsync("notifications/relayed");
+    }
+
+    [Fact]
+    public async Task Gate_leaves_a_runtime_setting_the_user_made_to_the_user_and_passes_it_on()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        box.Variables["DOTNET_TieredPGO"] = "1";
+        var seen = Path.Combine(box.Home, "server-environment");
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "sh", "-c", $"env > '{seen}'; echo server-started >&2; exec cat");
+        await gate.WaitForAsync("server-started");
+
+        // The user's value stays, for the gate and for the server; only the other setting is the gate's own.
+        var own = (await File.ReadAllTextAsync($"/proc/{gate.Id}/environ")).Split('\0');
+        Assert.Contains("DOTNET_TieredPGO=1", own);
+        Assert.Contains("DOTNET_TC_CallCounting=0", own);
+        Assert.Contains("ASSENT_MCP_GATE_RUNTIME=DOTNET_TC_CallCounting", own);
+        var server = await File.ReadAllLinesAsync(seen);
+        Assert.Contains("DOTNET_TieredPGO=1", server);
+        Assert.DoesNotContain(server, v => v.StartsWith("DOTNET_TC_CallCounting=", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Gate_keeps_the_runtime_as_it_is_when_told_to()
+    {
+        await using var box = new CliSandbox();
+        box.Variables["ASSENT_SERVER"] = $"http://127.0.0.1:{Ports.Reserve()}";
+        box.Variables["ASSENT_CLIENT_ID"] = "agt_nobody";
+        box.Variables["ASSENT_CLIENT_SECRET"] = "sec_nothing";
+        box.Variables["ASSENT_USER_DID"] = "alice";
+        box.Variables["ASSENT_MCP_GATE_RUNTIME"] = "keep";
+        var seen = Path.Combine(box.Home, "server-environment");
+        using var gate = box.Start(false, "mcp", "gate", "--tools", "delete_*", "--", "sh", "-c", $"env > '{seen}'; echo server-started >&2; exec cat");
+        await gate.WaitForAsync("server-started");
+
+        var own = (await File.ReadAllTextAsync($"/proc/{gate.Id}/environ")).Split('\0');
+        Assert.DoesNotContain(own, v => v.StartsWith("DOTNET_TC_CallCounting=", StringComparison.Ordinal) || v.StartsWith("DOTNET_TieredPGO=", StringComparison.Ordinal));
+        Assert.DoesNotContain(await File.ReadAllLinesAsync(seen), v => v.StartsWith("ASSENT_MCP_GATE_RUNTIME=", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Gate_refuses_json_rpc_batches_when_the_negotiated_revision_has_none()
     {
         await using var box = new CliSandbox();

@@ -14,6 +14,18 @@ public sealed class ToolPatternsTests
     [InlineData("status,deploy_*", "status", true)]
     [InlineData("status, deploy_*", "deploy_web", true)]
     [InlineData("*", "anything", true)]
+    [InlineData("*", "", true)]
+    [InlineData("?", "", false)]
+    [InlineData("a*b*c", "aXbYbZc", true)]
+    [InlineData("a*b*c", "aXbYbZ", false)]
+    [InlineData("*_db", "drop_db_db", true)]
+    [InlineData("*_db", "drop_dbx", false)]
+    [InlineData("a**?", "ab", true)]
+    [InlineData("a**?", "a", false)]
+    [InlineData("*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false)]
+    [InlineData("x[1]+$", "x[1]+$", true)]
+    [InlineData("x[1]+$", "x1+", false)]
+    [InlineData("tool\\*", "tool\\name", true)]
     public void A_name_matches_as_a_whole_glob(string patterns, string name, bool expected) =>
         Assert.Equal(expected, new ToolPatterns([patterns]).Matches(name));
 

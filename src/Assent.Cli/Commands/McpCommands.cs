@@ -122,6 +122,11 @@ internal static class McpCommands
             {
                 start.ArgumentList.Add(arg);
             }
+            foreach (var name in GateRuntime.Added())
+            {
+                // The MCP server runs as it would without the gate, not with the gate's own runtime settings (Program.cs).
+                start.Environment.Remove(name);
+            }
             using var client = new AssentClient(options);
             using var verifier = new TokenVerifier(client.Server.AbsoluteUri.TrimEnd('/'));
             var approver = new ToolApprover(client, verifier, options.ClientId!, options.UserDid, TimeSpan.FromSeconds(parse.GetValue(timeout) ?? 300), AssentApprovalOptions.DefaultMaxArgumentsLength);
