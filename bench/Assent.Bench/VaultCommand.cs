@@ -19,6 +19,7 @@ namespace Assent.Bench;
 /// <item><c>put</c> of a 1 MiB item by the device (look-up, recipient keys and their proofs, seal, wrap, upload); baseline: 16 bytes.</item>
 /// <item>listing 10,000 items of one owner (signed request to parsed list); baseline: the user's device list.</item>
 /// </list>
+/// Beside each figure, the CPU this process (agent and device) and the server spent per operation; <c>--only</c> runs one phase.
 /// </summary>
 internal static class VaultCommand
 {
@@ -26,6 +27,13 @@ internal static class VaultCommand
     {
         var count = args.Int("count", 200, 10, 10_000);
         var items = args.Int("items", 10_000, 100, 100_000);
+        // --only release|put|list: one phase alone (to profile it, or to repeat it); all three by default.
+        var only = args.String("only");
+        if (only is not (null or "release" or "put" or "list"))
+        {
+            throw new ArgumentException("--only is release, put or list");
+        }
+        bool Runs(string phase) => only is null || only == phase;
         var dataDirectory = Provisioning.NewDataDirectory();
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
         try
@@ -44,106 +52,30 @@ internal static class VaultCommand
             {
                 Server = baseUri, ClientId = who.ClientId, ClientSecret = who.ClientSecret, UserDid = enrolled.UserDid, HttpClient = http,
             });
-            Console.WriteLine($"vault: {count} releases and approvals, {count} puts of each size, list of {items} items; server pid {server.Id}, SQLite");
+            Console.WriteLine($"vault: {count} releases and approvals, {count} puts of each size, list of {items} items; server pid {server.Id}, SQLite" +
+                              (only is null ? "" : $"; only {only}"));
+            var reports = new List<string>();
+            var figures = new List<(string, string)> { ("count", count.ToString(CultureInfo.InvariantCulture)) };
 
-            // The device: every request that reaches it is approved at once, a release re-wrapped first.
-            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var deciding = Task.Run(async () =>
+            if (Runs("release"))
             {
-                await foreach (var e in device.StreamAsync(stop.Token))
-                {
-                    if (e.Request is { Payload: { } payload } request)
-                    {
-                        var wrapped = VaultDevice.Has(payload.AuthorizationDetails, Protocol.Messages.VaultRelease.Type)
-                            ? await vault.ReleaseAsync(payload, stop.Token)
-                            : null;
-                        await device.DecideAsync(request, Decisions.Approve, wrapped, stop.Token);
-                    }
-                }
-            }, stop.Token);
-
-            var secret = RandomNumberGenerator.GetBytes(4096);
-            await vault.PutAsync("bench/secret", secret, ct);
-            var releases = new List<double>(count);
-            var approvals = new List<double>(count);
-            for (var i = 0; i < count + 20; i++)
-            {
-                var started = Stopwatch.GetTimestamp();
-                var released = await agent.GetSecretAsync("bench/secret", ct);
-                var releasedAt = Stopwatch.GetTimestamp();
-                if (!released.Released || !released.Value!.AsSpan().SequenceEqual(secret))
-                {
-                    throw new InvalidOperationException($"release {i} came back {released.Status} or not the secret");
-                }
-                var asked = Stopwatch.GetTimestamp();
-                var approval = await agent.ApproveAsync($"Bench approval {i}", new ApproveOptions { Scope = Provisioning.Scopes }, ct);
-                var approvedAt = Stopwatch.GetTimestamp();
-                if (!approval.Approved)
-                {
-                    throw new InvalidOperationException($"approval {i} came back {approval.Status}");
-                }
-                if (i >= 20)
-                {
-                    releases.Add(Stats.Milliseconds(releasedAt - started));
-                    approvals.Add(Stats.Milliseconds(approvedAt - asked));
-                }
+                await ReleasesAsync(count, device, vault, agent, reports, figures, server, ct);
             }
-            await stop.CancelAsync();
-            try
+            if (Runs("put"))
             {
-                await deciding;
+                await PutsAsync(count, vault, reports, figures, server, ct);
             }
-            catch (OperationCanceledException)
+            if (Runs("list"))
             {
+                // 10,000 items written straight into the database (what a list reads: names, versions, sizes, times).
+                FillItems(Path.Combine(dataDirectory, "assent.db"), enrolled.UserId, items);
+                await ListsAsync(items, device, reports, figures, server, ct);
             }
-
-            var big = RandomNumberGenerator.GetBytes(1024 * 1024);
-            var small = RandomNumberGenerator.GetBytes(16);
-            var bigPuts = new List<double>(count);
-            var smallPuts = new List<double>(count);
-            for (var i = 0; i < count + 5; i++)
+            foreach (var line in reports)
             {
-                var started = Stopwatch.GetTimestamp();
-                await vault.PutAsync("bench/big", big, ct);
-                var middle = Stopwatch.GetTimestamp();
-                await vault.PutAsync("bench/small", small, ct);
-                var ended = Stopwatch.GetTimestamp();
-                if (i >= 5)
-                {
-                    bigPuts.Add(Stats.Milliseconds(middle - started));
-                    smallPuts.Add(Stats.Milliseconds(ended - middle));
-                }
+                Console.WriteLine(line);
             }
-
-            // 10,000 items written straight into the database (what a list reads: names, versions, sizes, times).
-            FillItems(Path.Combine(dataDirectory, "assent.db"), enrolled.UserId, items);
-            var lists = new List<double>(50);
-            var deviceLists = new List<double>(50);
-            for (var i = 0; i < 55; i++)
-            {
-                var started = Stopwatch.GetTimestamp();
-                var list = await device.ListVaultItemsAsync(ct);
-                var middle = Stopwatch.GetTimestamp();
-                await device.ListDevicesAsync(ct);
-                var ended = Stopwatch.GetTimestamp();
-                if (list.Items.Count < items)
-                {
-                    throw new InvalidOperationException($"listed {list.Items.Count} items, not {items}");
-                }
-                if (i >= 5)
-                {
-                    lists.Add(Stats.Milliseconds(middle - started));
-                    deviceLists.Add(Stats.Milliseconds(ended - middle));
-                }
-            }
-
-            Report("release 4 KiB (request -> device re-wrap -> agent opened)", releases, "approval (request -> device approve -> token)", approvals, 15);
-            Report("put 1 MiB", bigPuts, "put 16 B", smallPuts, 50);
-            Report($"list {items} items", lists, "list devices", deviceLists, 50);
-            Stats.Result("vault", ("count", count.ToString(CultureInfo.InvariantCulture)),
-                ("release_p99_ms", Stats.F(Stats.Percentile(Sorted(releases), 0.99))), ("approval_p99_ms", Stats.F(Stats.Percentile(Sorted(approvals), 0.99))),
-                ("put_1mib_p99_ms", Stats.F(Stats.Percentile(Sorted(bigPuts), 0.99))), ("put_16b_p99_ms", Stats.F(Stats.Percentile(Sorted(smallPuts), 0.99))),
-                ("list_items_p99_ms", Stats.F(Stats.Percentile(Sorted(lists), 0.99))), ("list_devices_p99_ms", Stats.F(Stats.Percentile(Sorted(deviceLists), 0.99))));
+            Stats.Result("vault", [.. figures]);
             CryptographicOperations.ZeroMemory(privateKey);
             return 0;
         }
@@ -153,18 +85,190 @@ internal static class VaultCommand
         }
     }
 
+    private static async Task ReleasesAsync(int count, AuthenticatorClient device, VaultDevice vault, AssentClient agent, List<string> reports,
+        List<(string, string)> figures, ServerProcess server, CancellationToken ct)
+    {
+        // The device: every request that reaches it is approved at once, a release re-wrapped first.
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var deciding = Task.Run(async () =>
+        {
+            await foreach (var e in device.StreamAsync(stop.Token))
+            {
+                if (e.Request is { Payload: { } payload } request)
+                {
+                    var wrapped = VaultDevice.Has(payload.AuthorizationDetails, Protocol.Messages.VaultRelease.Type)
+                        ? await vault.ReleaseAsync(payload, stop.Token)
+                        : null;
+                    await device.DecideAsync(request, Decisions.Approve, wrapped, stop.Token);
+                }
+            }
+        }, stop.Token);
+
+        var secret = RandomNumberGenerator.GetBytes(4096);
+        await vault.PutAsync("bench/secret", secret, ct);
+        var releases = new List<double>(count);
+        var approvals = new List<double>(count);
+        var releaseCpu = new CpuMeter(server);
+        var approvalCpu = new CpuMeter(server);
+        for (var i = 0; i < count + 20; i++)
+        {
+            releaseCpu.Start(i >= 20);
+            var started = Stopwatch.GetTimestamp();
+            var released = await agent.GetSecretAsync("bench/secret", ct);
+            var releasedAt = Stopwatch.GetTimestamp();
+            releaseCpu.Stop();
+            if (!released.Released || !released.Value!.AsSpan().SequenceEqual(secret))
+            {
+                throw new InvalidOperationException($"release {i} came back {released.Status} or not the secret");
+            }
+            approvalCpu.Start(i >= 20);
+            var asked = Stopwatch.GetTimestamp();
+            var approval = await agent.ApproveAsync($"Bench approval {i}", new ApproveOptions { Scope = Provisioning.Scopes }, ct);
+            var approvedAt = Stopwatch.GetTimestamp();
+            approvalCpu.Stop();
+            if (!approval.Approved)
+            {
+                throw new InvalidOperationException($"approval {i} came back {approval.Status}");
+            }
+            if (i >= 20)
+            {
+                releases.Add(Stats.Milliseconds(releasedAt - started));
+                approvals.Add(Stats.Milliseconds(approvedAt - asked));
+            }
+        }
+        await stop.CancelAsync();
+        try
+        {
+            await deciding;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        reports.AddRange(Report("release 4 KiB (request -> device re-wrap -> agent opened)", releases, releaseCpu, "approval (request -> device approve -> token)",
+            approvals, approvalCpu, 15));
+        figures.Add(("release_p99_ms", Stats.F(Stats.Percentile(Sorted(releases), 0.99))));
+        figures.Add(("approval_p99_ms", Stats.F(Stats.Percentile(Sorted(approvals), 0.99))));
+    }
+
+    private static async Task PutsAsync(int count, VaultDevice vault, List<string> reports, List<(string, string)> figures, ServerProcess server, CancellationToken ct)
+    {
+        var big = RandomNumberGenerator.GetBytes(1024 * 1024);
+        var small = RandomNumberGenerator.GetBytes(16);
+        var bigPuts = new List<double>(count);
+        var smallPuts = new List<double>(count);
+        var bigCpu = new CpuMeter(server);
+        var smallCpu = new CpuMeter(server);
+        for (var i = 0; i < count + 5; i++)
+        {
+            bigCpu.Start(i >= 5);
+            var started = Stopwatch.GetTimestamp();
+            await vault.PutAsync("bench/big", big, ct);
+            var middle = Stopwatch.GetTimestamp();
+            bigCpu.Stop();
+            smallCpu.Start(i >= 5);
+            await vault.PutAsync("bench/small", small, ct);
+            var ended = Stopwatch.GetTimestamp();
+            smallCpu.Stop();
+            if (i >= 5)
+            {
+                bigPuts.Add(Stats.Milliseconds(middle - started));
+                smallPuts.Add(Stats.Milliseconds(ended - middle));
+            }
+        }
+
+        reports.AddRange(Report("put 1 MiB", bigPuts, bigCpu, "put 16 B", smallPuts, smallCpu, 50));
+        figures.Add(("put_1mib_p99_ms", Stats.F(Stats.Percentile(Sorted(bigPuts), 0.99))));
+        figures.Add(("put_16b_p99_ms", Stats.F(Stats.Percentile(Sorted(smallPuts), 0.99))));
+    }
+
+    private static async Task ListsAsync(int items, AuthenticatorClient device, List<string> reports, List<(string, string)> figures, ServerProcess server,
+        CancellationToken ct)
+    {
+        var lists = new List<double>(50);
+        var deviceLists = new List<double>(50);
+        var listCpu = new CpuMeter(server);
+        var devicesCpu = new CpuMeter(server);
+        for (var i = 0; i < 55; i++)
+        {
+            listCpu.Start(i >= 5);
+            var started = Stopwatch.GetTimestamp();
+            var list = await device.ListVaultItemsAsync(ct);
+            var middle = Stopwatch.GetTimestamp();
+            listCpu.Stop();
+            devicesCpu.Start(i >= 5);
+            await device.ListDevicesAsync(ct);
+            var ended = Stopwatch.GetTimestamp();
+            devicesCpu.Stop();
+            if (list.Items.Count < items)
+            {
+                throw new InvalidOperationException($"listed {list.Items.Count} items, not {items}");
+            }
+            if (i >= 5)
+            {
+                lists.Add(Stats.Milliseconds(middle - started));
+                deviceLists.Add(Stats.Milliseconds(ended - middle));
+            }
+        }
+
+        reports.AddRange(Report($"list {items} items", lists, listCpu, "list devices", deviceLists, devicesCpu, 50));
+        figures.Add(("list_items_p99_ms", Stats.F(Stats.Percentile(Sorted(lists), 0.99))));
+        figures.Add(("list_devices_p99_ms", Stats.F(Stats.Percentile(Sorted(deviceLists), 0.99))));
+    }
+
     private static List<double> Sorted(List<double> values)
     {
         values.Sort();
         return values;
     }
 
-    private static void Report(string what, List<double> values, string baseline, List<double> reference, double target)
+    private static string[] Report(string what, List<double> values, CpuMeter cpu, string baseline, List<double> reference, CpuMeter referenceCpu, double target)
     {
         var (p50, p99) = (Stats.Percentile(Sorted(values), 0.5), Stats.Percentile(values, 0.99));
         var (b50, b99) = (Stats.Percentile(Sorted(reference), 0.5), Stats.Percentile(reference, 0.99));
-        Console.WriteLine($"  {what}: p50 {Stats.F(p50)} ms, p99 {Stats.F(p99)} ms (target p99 <= {target} ms)");
-        Console.WriteLine($"    baseline {baseline}: p50 {Stats.F(b50)} ms, p99 {Stats.F(b99)} ms; ratio p50 {Stats.F(p50 / b50)}x, p99 {Stats.F(p99 / b99)}x");
+        return
+        [
+            $"  {what}: p50 {Stats.F(p50)} ms, p99 {Stats.F(p99)} ms (target p99 <= {target} ms); CPU per op: {cpu}",
+            $"    baseline {baseline}: p50 {Stats.F(b50)} ms, p99 {Stats.F(b99)} ms; CPU per op: {referenceCpu}; ratio p50 {Stats.F(p50 / b50)}x, p99 {Stats.F(p99 / b99)}x",
+        ];
+    }
+
+    /// <summary>
+    /// CPU spent per measured operation, by this process (agent and device) and by the server, summed over the measured
+    /// iterations: on a shared machine CPU per operation moves less than wall time.
+    /// </summary>
+    private sealed class CpuMeter(ServerProcess server)
+    {
+        private TimeSpan _client;
+        private TimeSpan _server;
+        private TimeSpan _clientAt;
+        private TimeSpan _serverAt;
+        private bool _measuring;
+        private int _count;
+
+        public void Start(bool measured)
+        {
+            _measuring = measured;
+            if (measured)
+            {
+                _clientAt = Process.GetCurrentProcess().TotalProcessorTime;
+                _serverAt = server.CpuTime();
+            }
+        }
+
+        public void Stop()
+        {
+            if (_measuring)
+            {
+                _client += Process.GetCurrentProcess().TotalProcessorTime - _clientAt;
+                _server += server.CpuTime() - _serverAt;
+                _count++;
+                _measuring = false;
+            }
+        }
+
+        public override string ToString() => _count == 0
+            ? "n/a"
+            : $"client {Stats.F(_client.TotalMilliseconds / _count)} ms, server {Stats.F(_server.TotalMilliseconds / _count)} ms";
     }
 
     private static void FillItems(string database, string userId, int count)

@@ -87,18 +87,18 @@ internal sealed class VaultDevice(AuthenticatorClient client, VaultOwner owner, 
         // docs/vault.md §3 step 2: the item's own id for a new version, a fresh one for a new name; the version is sealed into the AAD.
         var (id, version) = current is null ? (VaultFormat.NewItemId(), 1u) : (current.Id, current.Version + 1);
         var itemKey = RandomNumberGenerator.GetBytes(VaultFormat.KeySize);
-        VaultPutRequest put;
+        byte[] sealedItem;
+        List<VaultWrap> wraps;
         try
         {
-            var sealedItem = VaultFormat.SealItem(itemKey, id, version, plaintext.Span);
-            var wraps = recipients.Select(r => new VaultWrap(r.Key.Kid, Base64Url.Encode(VaultFormat.WrapKey(itemKey, id, version, r.PublicKey)))).ToList();
-            put = new VaultPutRequest(id, version, Base64Url.Encode(sealedItem), wraps);
+            sealedItem = VaultFormat.SealItem(itemKey, id, version, plaintext.Span);
+            wraps = recipients.Select(r => new VaultWrap(r.Key.Kid, Base64Url.Encode(VaultFormat.WrapKey(itemKey, id, version, r.PublicKey)))).ToList();
         }
         finally
         {
             CryptographicOperations.ZeroMemory(itemKey);
         }
-        var stored = await client.PutVaultItemAsync(name, put, ct);
+        var stored = await client.PutVaultItemAsync(name, id, version, sealedItem, wraps, ct);
         if (stored.Id != id || stored.Version != version || stored.Name != name)
         {
             throw new AssentVaultException($"the server stored {stored.Name} {stored.Id} version {stored.Version}, not {name} {id} version {version}");

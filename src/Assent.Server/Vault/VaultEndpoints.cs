@@ -235,8 +235,7 @@ internal static class VaultEndpoints
 
     internal static async Task<IResult> ListItemsAsync(Approver approver, IVaultStore vault, CancellationToken ct)
     {
-        var items = await vault.ListItemsAsync(approver.User.Id, ct);
-        return TypedResults.Json(new VaultItemList(items.Select(View).ToList()), VaultJson.Default.VaultItemList);
+        return new VaultItemListResult(await vault.ListItemsJsonAsync(approver.User.Id, ct));
     }
 
     private static VaultItemView View(VaultItemRecord i) => new(i.Id, i.Name, i.Version, i.Size, i.CreatedAt, i.UpdatedAt);
@@ -297,7 +296,7 @@ internal static class VaultEndpoints
         {
             return Problem.BadRequest(bad);
         }
-        var read = await RequestBodies.ReadJsonAsync(request, VaultJson.Default.VaultPutRequest, ct);
+        var read = await RequestBodies.ReadJsonAsync(request, VaultServerJson.Default.VaultPutBody, ct);
         if (read.Error is not null)
         {
             return read.Error;
@@ -311,8 +310,7 @@ internal static class VaultEndpoints
         {
             return Problem.BadRequest($"version must be a whole number from 1 to {MaxVersionsPerItem}: the item's latest version + 1, or 1 for a new name");
         }
-        if (!Base64Url.TryDecode(body.Ciphertext ?? "", out var ciphertext) || ciphertext.Length < SealedOverhead || ciphertext.Length > MaxCiphertextBytes ||
-            ciphertext[0] != VaultFormat.Version)
+        if (body.Ciphertext is not { } ciphertext || ciphertext.Length < SealedOverhead || ciphertext.Length > MaxCiphertextBytes || ciphertext[0] != VaultFormat.Version)
         {
             return Problem.BadRequest($"ciphertext must be a base64url sealed item of format version 1 (first byte 0x01), {SealedOverhead} to {MaxCiphertextBytes} bytes");
         }

@@ -71,7 +71,7 @@ public abstract class VaultStoreContract : IAsyncLifetime
         Assert.Equal(VaultPutStatus.KeysChanged, (await Vault.PutAsync(user, "a", id, 2, [1, 3], Wraps(key, stranger), device, Now, Audit(), default)).Status);
         var updated = await Vault.PutAsync(user, "a", id, 2, [1, 3, 5], Wraps(key), device, Now, Audit(), default);
         Assert.Equal((VaultPutStatus.Updated, 2u, 3L), (updated.Status, updated.Item!.Version, updated.Item.Size));
-        Assert.Equal([2u, 1u], (await Vault.ListVersionsAsync(id, default)).Select(v => v.Version));
+        Assert.Equal([(2u, 3L), (1u, 2L)], (await Vault.ListVersionsAsync(id, default)).Select(v => (v.Version, v.Size)));
         Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, default))!.Ciphertext);
         Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, default));
     }
@@ -177,6 +177,42 @@ public abstract class VaultStoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_item_list_the_database_writes_as_JSON_is_the_users_items_by_name()
+    {
+        var user = await UserAsync();
+        var other = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        Assert.Equal("[]", System.Text.Encoding.UTF8.GetString(await Vault.ListItemsJsonAsync(user, default)));
+        var otherDevice = await DeviceAsync(other);
+        var otherKey = Key(other, otherDevice);
+        await Vault.AddKeyAsync(otherKey, 10, Audit(), default);
+        await Vault.PutAsync(other, "theirs", ItemId(), 1, [1], Wraps(otherKey), otherDevice, Now, Audit(), default);
+        string[] names = ["prod/db+1@host", "a.b_c-d", "Z", "a/z", "b", "a", "x/" + new string('n', 120)];
+        foreach (var (name, i) in names.Select((n, i) => (n, i)))
+        {
+            Clock.Advance(TimeSpan.FromMilliseconds(7));
+            var id = ItemId();
+            await Vault.PutAsync(user, name, id, 1, [1, .. new byte[i]], Wraps(key), device, Now, Audit(), default);
+            if (i % 2 == 0)
+            {
+                Clock.Advance(TimeSpan.FromMilliseconds(3));
+                await Vault.PutAsync(user, name, id, 2, [1, .. new byte[i + 40]], Wraps(key), device, Now, Audit(), default);
+            }
+        }
+
+        var json = await Vault.ListItemsJsonAsync(user, default);
+
+        var listed = System.Text.Json.JsonSerializer.Deserialize([.. "{\"items\":"u8, .. json, .. "}"u8], Protocol.Messages.VaultJson.Default.VaultItemList)!.Items;
+        // The same rows in the same order (the engine's order of names) as the rows read one by one.
+        var expected = (await Vault.ListItemsAsync(user, default)).Select(i => new Protocol.Messages.VaultItemView(i.Id, i.Name, i.Version, i.Size, i.CreatedAt, i.UpdatedAt));
+        Assert.Equal(expected, listed);
+        Assert.Equal(names.Order(StringComparer.Ordinal), listed.Select(i => i.Name).Order(StringComparer.Ordinal));
+        Assert.Contains(listed, i => i.Name == "prod/db+1@host" && i.Version == 2 && i.Size == 41 && i.UpdatedAt == i.CreatedAt + 3);
+    }
+
+    [Fact]
     public async Task Revoking_a_device_removes_its_keys_and_their_wraps_in_the_same_transaction()
     {
         var user = await UserAsync();
@@ -230,13 +266,15 @@ public sealed class SqliteVaultStoreContract : VaultStoreContract
 
     internal override Task<AssentStore> OpenAsync() => Task.FromResult(new AssentStore(new SqliteDatabase(Path.Combine(_dir, "t.db"), Clock)));
 
-    [Fact]
-    public void A_users_items_are_listed_through_the_name_index()
+    [Theory]
+    [InlineData(VaultStore.ListItemsSql)]
+    [InlineData(VaultStore.ListItemsJsonSqlite)]
+    public void A_users_items_are_listed_through_the_name_index(string sql)
     {
         using var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + Path.Combine(_dir, "t.db"));
         c.Open();
         using var cmd = c.CreateCommand();
-        cmd.CommandText = "EXPLAIN QUERY PLAN SELECT id, user_id, name, version, size, created_at, updated_at FROM vault_items WHERE user_id = 'u' ORDER BY name";
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + sql.Replace("$1", "'u'", StringComparison.Ordinal);
         using var plan = cmd.ExecuteReader();
         var steps = new List<string>();
         while (plan.Read())
@@ -245,6 +283,55 @@ public sealed class SqliteVaultStoreContract : VaultStoreContract
         }
         Assert.Contains(steps, s => s.Contains("USING INDEX sqlite_autoindex_vault_items_2", StringComparison.Ordinal));
         Assert.DoesNotContain(steps, s => s.Contains("TEMP B-TREE", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Migration_18_keeps_every_version_gives_it_its_size_and_moves_the_ciphertext_last()
+    {
+        var path = Path.Combine(_dir, "old.db");
+        byte[] big = [1, .. Enumerable.Range(0, 70_000).Select(i => (byte)i)];
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path + ";Pooling=False"))
+        {
+            c.Open();
+            SqliteSchema.Migrate(c, upTo: SqliteSchema.LatestVersion - 1);
+            using var insert = c.CreateCommand();
+            insert.CommandText = """
+                INSERT INTO users(id, handle, is_admin, created_at) VALUES ('usr_a', 'ann', 0, 1);
+                INSERT INTO vault_items(id, user_id, name, version, size, created_at, updated_at) VALUES ('item_a', 'usr_a', 'a', 2, 70001, 1, 2);
+                INSERT INTO vault_versions(item_id, version, ciphertext, created_by, created_at) VALUES ('item_a', 1, x'0102', 'dev_1', 1), ('item_a', 2, $big, 'dev_2', 2);
+                """;
+            insert.Parameters.AddWithValue("$big", big);
+            insert.ExecuteNonQuery();
+        }
+        await using (var store = new AssentStore(new SqliteDatabase(path, Clock)))
+        {
+            await store.MigrateAsync(default);
+            Assert.Equal([(2u, 70_001L, "dev_2", 2L), (1u, 2L, "dev_1", 1L)],
+                (await store.Vault.ListVersionsAsync("item_a", default)).Select(v => (v.Version, v.Size, v.CreatedBy, v.CreatedAt)));
+            Assert.Equal(big, Blob(path, 2));
+            Assert.Equal([1, 2], Blob(path, 1));
+        }
+        using var check = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path + ";Pooling=False");
+        check.Open();
+        using var columns = check.CreateCommand();
+        columns.CommandText = "SELECT name FROM pragma_table_info('vault_versions') ORDER BY cid";
+        using var r = columns.ExecuteReader();
+        var names = new List<string>();
+        while (r.Read())
+        {
+            names.Add(r.GetString(0));
+        }
+        Assert.Equal(["item_id", "version", "size", "created_by", "created_at", "ciphertext"], names);
+    }
+
+    private static byte[] Blob(string path, int version)
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection("Data Source=" + path + ";Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT ciphertext FROM vault_versions WHERE item_id = 'item_a' AND version = $v";
+        cmd.Parameters.AddWithValue("$v", version);
+        return (byte[])cmd.ExecuteScalar()!;
     }
 }
 

@@ -300,6 +300,8 @@ internal static class PostgresSchema
         MandateSchema.Tables("BIGINT"),
         // 16: the vault (see the SQLite migration of the same number).
         VaultSchema.Tables("BYTEA", "BIGINT"),
+        // 18: the vault versions' size column (see the SQLite migration of the same number).
+        VaultVersionSizes.Postgres,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -299,6 +299,8 @@ internal static class SqliteSchema
         MandateSchema.Tables("INTEGER"),
         // 16: the end-to-end encrypted vault (docs/vault.md): recipient keys, items, sealed versions, wrapped keys, releases.
         VaultSchema.Tables("BLOB", "INTEGER"),
+        // 18: vault versions list without reading their ciphertext: a size column, the blob last (docs/storage.md §3).
+        VaultVersionSizes.Sqlite,
     ];
 
     public static int LatestVersion => Migrations.Length;
