@@ -300,6 +300,8 @@ internal static class PostgresSchema
         MandateSchema.Tables("BIGINT"),
         // 16: the vault (see the SQLite migration of the same number).
         VaultSchema.Tables("BYTEA", "BIGINT"),
+        // 19: spent stateless sign-in challenges (see the SQLite migration of the same number).
+        SessionSchema.SpentChallenges("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -299,6 +299,8 @@ internal static class SqliteSchema
         MandateSchema.Tables("INTEGER"),
         // 16: the end-to-end encrypted vault (docs/vault.md): recipient keys, items, sealed versions, wrapped keys, releases.
         VaultSchema.Tables("BLOB", "INTEGER"),
+        // 19: stateless passkey sign-in challenges (docs/http-api.md §12.3): the hashes of those spent, each kept until it expires.
+        SessionSchema.SpentChallenges("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
