@@ -42,6 +42,9 @@ internal static class SignInCommand
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
         var rate = args.Int("rate", 1_000, 0, 100_000);
         var paced = TimeSpan.FromSeconds(args.Int("paced-seconds", 10, 1, 600));
+        // Another build to serve with (a side-by-side run against the previous commit), and the schema version it knows.
+        var serverDll = args.String("server-dll");
+        var serverSchema = args.Int("server-schema", 0, 0, 1000);
 
         var dataDirectory = Provisioning.NewDataDirectory();
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
@@ -54,9 +57,13 @@ internal static class SignInCommand
         {
             var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, clients, ct);
             var (clientId, passkeys) = await ProvisionSignInAsync(dataDirectory, baseUri, clients, ct);
-            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct);
+            if (serverDll is not null && serverSchema > 0)
+            {
+                ForgetNewerMigrations(dataDirectory, serverSchema);
+            }
+            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct, serverDll: serverDll);
             Console.WriteLine($"signin: {clients} clients, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
-                              $"server pid {server.Id}, {Environment.ProcessorCount} cores, SQLite");
+                              $"server pid {server.Id} ({serverDll ?? "this build"}), {Environment.ProcessorCount} cores, SQLite");
 
             // The CIBA peer's devices approve every request they hear of, as FlowsCommand's do.
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -189,6 +196,20 @@ internal static class SignInCommand
         {
             Provisioning.Delete(dataDirectory);
         }
+    }
+
+    /// <summary>
+    /// The database was provisioned by this build, so its schema is this build's; an older build refuses a newer schema. Its
+    /// version rows above <paramref name="version"/> go (the newer tables stay, unused by that build): for a bench only.
+    /// </summary>
+    private static void ForgetNewerMigrations(string dataDirectory, int version)
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, StoreFactory.SqliteFileName)};Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "DELETE FROM schema_version WHERE version > $v";
+        cmd.Parameters.AddWithValue("$v", version);
+        cmd.ExecuteNonQuery();
     }
 
     /// <summary>A passkey of one bench user: the credential and its P-256 key.</summary>
