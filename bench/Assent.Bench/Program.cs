@@ -13,7 +13,7 @@ using Assent.Bench;
 //   drain [--deliveries 50000] [--users 32] [--probe-rate 50]             receiver outage, then its backlog drained
 //   mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]   assent mcp gate: forwarding, approval overhead, memory (beside another build)
 //   mcp-echo                                       the trivial stdio MCP server mcp-gate runs the gate around
-//   signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]   passkey sign-in → code → token vs a CIBA flow
+//   signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5] [--rate 1000] [--paced-seconds 10] [--server-dll DLL --server-schema N]   passkey sign-in → code → token vs a CIBA flow
 //   vault [--count 200] [--items 10000] [--only release|put|list]   release round trip (no human), put 1 MiB, list 10,000 items, each beside a baseline
 var command = args.Length > 0 ? args[0] : "";
 var options = BenchArgs.Parse(args.Skip(1));
@@ -64,7 +64,7 @@ static int Usage()
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
                Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]
-               Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5]
+               Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5] [--rate 1000] [--paced-seconds 10] [--server-dll DLL --server-schema N]
                Assent.Bench vault [--count 200] [--items 10000] [--only release|put|list]
         """);
     return 64;

@@ -22,6 +22,13 @@ namespace Assent.Bench;
 /// of its four requests' latencies: the driver's signing is not in it. Beside it, in the same server and the same run,
 /// the peer: a CIBA flow (bc-authorize, the device's signed approval over its stream, the held token request) from as
 /// many agents. The two alternate in rounds so drift on a shared machine falls on both.
+/// <para>
+/// Saturation hides latency in queueing: with <c>--clients</c> closed loops the mean is clients / throughput (Little's law),
+/// whatever a sign-in costs. So a second phase offers sign-ins at a fixed <c>--rate</c> (open loop): each is due at its
+/// scheduled time, started then whether or not earlier ones finished, and its server time is counted from that time, so that
+/// a sign-in that waits behind others counts the wait (no coordinated omission). What the target names is that figure:
+/// the time from the scheduled start to the token, less only the driver's own work between the requests (signing the assertion).
+/// </para>
 /// </summary>
 internal static class SignInCommand
 {
@@ -33,6 +40,11 @@ internal static class SignInCommand
         var round = TimeSpan.FromSeconds(args.Int("seconds", 10, 1, 600));
         var rounds = args.Int("rounds", 2, 1, 20);
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
+        var rate = args.Int("rate", 1_000, 0, 100_000);
+        var paced = TimeSpan.FromSeconds(args.Int("paced-seconds", 10, 1, 600));
+        // Another build to serve with (a side-by-side run against the previous commit), and the schema version it knows.
+        var serverDll = args.String("server-dll");
+        var serverSchema = args.Int("server-schema", 0, 0, 1000);
 
         var dataDirectory = Provisioning.NewDataDirectory();
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
@@ -45,9 +57,13 @@ internal static class SignInCommand
         {
             var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, clients, ct);
             var (clientId, passkeys) = await ProvisionSignInAsync(dataDirectory, baseUri, clients, ct);
-            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct);
+            if (serverDll is not null && serverSchema > 0)
+            {
+                ForgetNewerMigrations(dataDirectory, serverSchema);
+            }
+            await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct, serverDll: serverDll);
             Console.WriteLine($"signin: {clients} clients, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
-                              $"server pid {server.Id}, {Environment.ProcessorCount} cores, SQLite");
+                              $"server pid {server.Id} ({serverDll ?? "this build"}), {Environment.ProcessorCount} cores, SQLite");
 
             // The CIBA peer's devices approve every request they hear of, as FlowsCommand's do.
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -92,7 +108,7 @@ internal static class SignInCommand
 
             async Task<double?> SignIn(int i, int n)
             {
-                var (ms, problem) = await SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[i], ct);
+                var (ms, _, problem) = await SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[i], Steps, ct);
                 if (problem is not null && Interlocked.Read(ref errors) < 3)
                 {
                     Console.Error.WriteLine($"  sign-in error: {problem}");
@@ -134,6 +150,7 @@ internal static class SignInCommand
             }
             await streamsDone.CancelAsync();
             await Task.WhenAll(streams);
+            var open = rate == 0 ? null : await PacedAsync(browserHttp, baseUri, clientId, passkeys, rate, paced, server, ct);
             signIns.Sort();
             flows.Sort();
             var seconds = round.TotalSeconds * rounds;
@@ -150,19 +167,49 @@ internal static class SignInCommand
             Console.WriteLine($"  CIBA flow (ask, device approves, token)        {Stats.F(flowRate, 0)}/s, p50 {Stats.F(Stats.Percentile(flows, 0.5))} ms, " +
                               $"p99 {Stats.F(Stats.Percentile(flows, 0.99))} ms, server CPU {Stats.F(cpu.Flows.TotalMilliseconds / flows.Count, 3)} ms each (peer)");
             Console.WriteLine($"  ratio sign-ins / CIBA flows: {Stats.F(signInRate / flowRate)} (errors {errors})");
+            if (open is not null)
+            {
+                Console.WriteLine($"  sign-in offered at {rate}/s for {paced.TotalSeconds:0} s (open loop, from the scheduled time): {Stats.F(open.Rate, 0)}/s done, " +
+                                  $"server time p50 {Stats.F(Stats.Percentile(open.Latencies, 0.5))} ms, p99 {Stats.F(Stats.Percentile(open.Latencies, 0.99))} ms, " +
+                                  $"server CPU {Stats.F(open.CpuMs, 3)} ms each, started late p99 {Stats.F(Stats.Percentile(open.Late, 0.99))} ms " +
+                                  $"(target p99 <= 10 ms; errors {open.Errors})");
+                var parts2 = new[] { "options", "assertion", "authorize", "token" }.Select((name, i) =>
+                    $"{name} p50 {Stats.F(Stats.Percentile(open.Steps[i], 0.5))} / p99 {Stats.F(Stats.Percentile(open.Steps[i], 0.99))} ms");
+                Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
+            }
             Stats.Result("signin",
                 ("clients", clients.ToString(CultureInfo.InvariantCulture)),
                 ("signins_per_s", Stats.F(signInRate, 0)),
                 ("signin_p99_ms", Stats.F(Stats.Percentile(signIns, 0.99))),
+                ("signin_cpu_ms", Stats.F(cpu.SignIns.TotalMilliseconds / signIns.Count, 3)),
                 ("ciba_flows_per_s", Stats.F(flowRate, 0)),
                 ("ratio", Stats.F(signInRate / flowRate)),
-                ("errors", errors.ToString(CultureInfo.InvariantCulture)));
-            return errors == 0 ? 0 : 1;
+                ("paced_rate", rate.ToString(CultureInfo.InvariantCulture)),
+                ("paced_done_per_s", open is null ? "-" : Stats.F(open.Rate, 0)),
+                ("paced_p50_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Latencies, 0.5))),
+                ("paced_p99_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Latencies, 0.99))),
+                ("paced_cpu_ms", open is null ? "-" : Stats.F(open.CpuMs, 3)),
+                ("errors", (errors + (open?.Errors ?? 0)).ToString(CultureInfo.InvariantCulture)));
+            return errors == 0 && open?.Errors is null or 0 ? 0 : 1;
         }
         finally
         {
             Provisioning.Delete(dataDirectory);
         }
+    }
+
+    /// <summary>
+    /// The database was provisioned by this build, so its schema is this build's; an older build refuses a newer schema. Its
+    /// version rows above <paramref name="version"/> go (the newer tables stay, unused by that build): for a bench only.
+    /// </summary>
+    private static void ForgetNewerMigrations(string dataDirectory, int version)
+    {
+        using var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, StoreFactory.SqliteFileName)};Pooling=False");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "DELETE FROM schema_version WHERE version > $v";
+        cmd.Parameters.AddWithValue("$v", version);
+        cmd.ExecuteNonQuery();
     }
 
     /// <summary>A passkey of one bench user: the credential and its P-256 key.</summary>
@@ -198,15 +245,78 @@ internal static class SignInCommand
     /// <summary>Each step's latencies (ms) in the measured rounds: options, assertion, authorize, token.</summary>
     private static readonly ConcurrentBag<double>[] Steps = [new(), new(), new(), new()];
 
-    /// <summary>One sign-in; the server time (ms, the four requests' latencies) or what went wrong.</summary>
-    private static async Task<(double Ms, string? Problem)> SignInOnceAsync(HttpClient http, Uri issuer, string clientId, Passkey passkey, CancellationToken ct)
+    /// <summary>The open-loop phase's figures: server times from the scheduled starts (sorted), how late the driver started them, CPU per sign-in.</summary>
+    private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors);
+
+    /// <summary>
+    /// Sign-ins due every 1/<paramref name="rate"/> s for <paramref name="length"/>, each started at its time whatever the
+    /// earlier ones do (open loop), the users taken in turn. A sign-in's server time counts from its scheduled start: the
+    /// wait before its first request (the driver behind schedule, or connections busy) and its four requests' latencies;
+    /// only the driver's own work between requests is left out, as in the closed loop.
+    /// </summary>
+    private static async Task<PacedRun> PacedAsync(HttpClient http, Uri issuer, string clientId, IReadOnlyList<Passkey> passkeys, int rate, TimeSpan length,
+        ServerProcess server, CancellationToken ct)
+    {
+        var count = (int)(rate * length.TotalSeconds);
+        var runs = new Task<(double Ms, double Late, string? Problem)>[count];
+        ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
+        var interval = Stopwatch.Frequency / (double)rate;
+        var cpuBefore = server.CpuTime();
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < count; i++)
+        {
+            var due = start + (long)(i * interval);
+            while (Stopwatch.GetTimestamp() < due)
+            {
+                if (Stats.Milliseconds(due - Stopwatch.GetTimestamp()) >= 1.5)
+                {
+                    await Task.Delay(1, ct);
+                }
+                else
+                {
+                    Thread.Yield();
+                }
+            }
+            var passkey = passkeys[i % passkeys.Count];
+            runs[i] = Task.Run(async () =>
+            {
+                var (ms, started, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
+                return (ms, Stats.Milliseconds(started - due), problem);
+            }, ct);
+        }
+        var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
+        var cpu = server.CpuTime() - cpuBefore;
+        var ok = done.Where(d => d.Problem is null).ToList();
+        foreach (var problem in done.Select(d => d.Problem).OfType<string>().Take(3))
+        {
+            Console.Error.WriteLine($"  paced sign-in error: {problem}");
+        }
+        // Finished ones per second of the schedule and the tail that drained after it.
+        var drained = Stopwatch.GetElapsedTime(start);
+        return new PacedRun(
+            [.. ok.Select(d => d.Late + d.Ms).Order()],
+            [.. ok.Select(d => d.Late).Order()],
+            [.. steps.Select(b => b.Order().ToList())],
+            ok.Count / drained.TotalSeconds,
+            ok.Count == 0 ? double.NaN : cpu.TotalMilliseconds / ok.Count,
+            done.Length - ok.Count);
+    }
+
+    /// <summary>One sign-in; the server time (ms, the four requests' latencies) and when its first request went, or what went wrong.</summary>
+    private static async Task<(double Ms, long Started, string? Problem)> SignInOnceAsync(HttpClient http, Uri issuer, string clientId, Passkey passkey,
+        ConcurrentBag<double>[] steps, CancellationToken ct)
     {
         double total = 0;
         var step = 0;
         var times = new double[4];
+        long started = 0;
         async Task<HttpResponseMessage> TimedAsync(HttpRequestMessage request)
         {
             var sent = Stopwatch.GetTimestamp();
+            if (step == 0)
+            {
+                started = sent;
+            }
             var response = await http.SendAsync(request, ct);
             await response.Content.LoadIntoBufferAsync(ct);
             times[step++] = Stats.Milliseconds(Stopwatch.GetTimestamp() - sent);
@@ -220,7 +330,7 @@ internal static class SignInCommand
         });
         if (options.StatusCode != HttpStatusCode.OK)
         {
-            return (0, $"options answered {(int)options.StatusCode}");
+            return (0, started, $"options answered {(int)options.StatusCode}");
         }
         using var optionsBody = JsonDocument.Parse(await options.Content.ReadAsStringAsync(ct));
         var challenge = optionsBody.RootElement.GetProperty("challenge").GetString()!;
@@ -239,7 +349,7 @@ internal static class SignInCommand
         using var signedIn = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin") { Content = new StringContent(assertion, Encoding.UTF8, "application/json") });
         if (signedIn.StatusCode != HttpStatusCode.OK)
         {
-            return (0, $"signin answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
+            return (0, started, $"signin answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
         }
         var cookie = string.Join("; ", signedIn.Headers.GetValues("Set-Cookie").Select(c => c[..c.IndexOf(';', StringComparison.Ordinal)]));
 
@@ -254,7 +364,7 @@ internal static class SignInCommand
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
         if (redirected.StatusCode != HttpStatusCode.Redirect || codeAt < 0)
         {
-            return (0, $"authorize answered {(int)redirected.StatusCode} to {location}");
+            return (0, started, $"authorize answered {(int)redirected.StatusCode} to {location}");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
 
@@ -265,12 +375,12 @@ internal static class SignInCommand
         });
         if (token.StatusCode != HttpStatusCode.OK)
         {
-            return (0, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
+            return (0, started, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
         }
         for (var i = 0; i < times.Length; i++)
         {
-            Steps[i].Add(times[i]);
+            steps[i].Add(times[i]);
         }
-        return (total, null);
+        return (total, started, null);
     }
 }

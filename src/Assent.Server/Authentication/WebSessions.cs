@@ -66,13 +66,16 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
 
     /// <summary>
     /// A passkey sign-in whose assertion verified: spends the challenge, moves the counter and opens the session in one
-    /// commit (<see cref="ISessionStore.TrySignInAsync"/>); the cookies are set only when the session was opened.
+    /// commit (<see cref="ISessionStore.TrySignInAsync"/>, or <see cref="ISessionStore.TrySignInSpendingAsync"/> for a
+    /// stateless challenge expiring at <paramref name="statelessExpiresAt"/>); the cookies are set only when the session was opened.
     /// </summary>
     public async Task<(PasskeySignInOutcome Outcome, WebSessionRecord? Session)> SignInAsync(HttpResponse response, DeviceRecord device, byte[] challengeHash,
-        long signCount, CancellationToken ct)
+        long? statelessExpiresAt, long signCount, CancellationToken ct)
     {
         var (token, session) = NewSession(device);
-        var outcome = await sessions.TrySignInAsync(challengeHash, ChallengePurposes.SignIn, signCount, session, session.CreatedAt, Opened(device), ct);
+        var outcome = statelessExpiresAt is { } expires
+            ? await sessions.TrySignInSpendingAsync(challengeHash, expires, signCount, session, session.CreatedAt, Opened(device), ct)
+            : await sessions.TrySignInAsync(challengeHash, ChallengePurposes.SignIn, signCount, session, session.CreatedAt, Opened(device), ct);
         if (outcome != PasskeySignInOutcome.Opened)
         {
             return (outcome, null);

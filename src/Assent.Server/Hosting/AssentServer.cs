@@ -124,6 +124,7 @@ public static class AssentServer
         services.AddSingleton<ClientAuthenticator>();
         services.AddRateLimiter(r => r.AddPolicy<string, CreationLimit>(CreationLimit.Policy));
         services.AddSingleton<WebSessions>();
+        services.AddSingleton<Assent.Server.Passkeys.SignInChallenges>();
         services.AddAuthentication()
             .AddScheme<AuthenticationSchemeOptions, DeviceSignatureHandler>(AssentSchemes.Device, null)
             .AddScheme<AuthenticationSchemeOptions, WebSessionHandler>(AssentSchemes.WebSession, null)

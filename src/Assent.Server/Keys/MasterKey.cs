@@ -101,6 +101,12 @@ internal sealed class MasterKey
 
     public static MasterKey FromBytes(byte[] key) => key.Length == 32 ? new MasterKey(key, null) : throw new ArgumentException("master key must be 32 bytes");
 
+    /// <summary>
+    /// A 32-byte key for one purpose, derived with HKDF-SHA256 (RFC 5869) so that the key-encryption key itself keys nothing
+    /// else: the same on every node that holds this key, and changed with it.
+    /// </summary>
+    public byte[] Derive(string purpose) => HKDF.DeriveKey(HashAlgorithmName.SHA256, _key, 32, [], Encoding.UTF8.GetBytes(purpose));
+
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associatedData)
     {
         var output = new byte[NonceSize + plaintext.Length + TagSize];

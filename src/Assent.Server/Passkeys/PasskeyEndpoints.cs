@@ -17,7 +17,8 @@ namespace Assent.Server.Passkeys;
 
 /// <summary>
 /// The passkey ceremonies (docs/http-api.md §12.2, §12.3): registration with an invite or from a signed-in session, and
-/// sign-in to the web app. Both use single-use server challenges kept in the store. What a signed-in user then
+/// sign-in to the web app. Both use single-use server challenges: registration's kept in the store, sign-in's stateless
+/// (<see cref="SignInChallenges"/>) and recorded as spent at their first use. What a signed-in user then
 /// does (pending requests, decisions, devices) is served by the approver endpoints, for the device API alike.
 /// </summary>
 internal static class PasskeyEndpoints
@@ -30,7 +31,7 @@ internal static class PasskeyEndpoints
         var group = app.MapGroup(EndpointPaths.WebAuthn).WithTags("Passkeys").DisableAntiforgery();
         group.MapPost("/register/options", RegistrationOptionsAsync).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
         group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation none or packed self); opens a session");
-        group.MapPost("/signin/options", SignInOptionsAsync).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.get to sign in to the web app");
+        group.MapPost("/signin/options", SignInOptions).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.get to sign in to the web app");
         group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie");
         group.MapPost("/signout", SignOutAsync).WithSummary("End the web session");
         group.MapGet("/session", SessionAsync).WithSummary("The signed-in user and their passkeys (session cookie)");
@@ -173,19 +174,17 @@ internal static class PasskeyEndpoints
             new RegistrationResponse(deviceId, user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle));
     }
 
-    internal static async Task<IResult> SignInOptionsAsync(IDeviceStore devices, AssentOptions options, TimeProvider time, CancellationToken ct)
+    internal static IResult SignInOptions(SignInChallenges challenges, AssentOptions options)
     {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var challenge = RandomNumberGenerator.GetBytes(32);
-        await devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
-            now + (long)options.WebAuthnChallengeLifetime.TotalMilliseconds), now, ct);
+        // Stateless: nothing is written here; the challenge carries its own expiry and MAC, and is spent when used (SignInChallenges).
+        var challenge = challenges.Issue();
         // Empty allowCredentials: a discoverable credential names its user (WebAuthn L3 §5.4.3, usernameless sign-in).
         return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)PasskeyCeremonies.CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
             WebAuthnOptionsJson.Default.RequestOptions);
     }
 
     internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, ISessionStore store, IdentityDirectory directory, WebSessions sessions,
-        ApprovalService approvals, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time, CancellationToken ct)
+        SignInChallenges challenges, ApprovalService approvals, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -198,35 +197,46 @@ internal static class PasskeyEndpoints
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var challengeRefused = Problem.Unauthorized("the sign-in challenge is unknown, already used or expired; start again");
-        // The challenge is looked up first, without spending it: no signature is checked for a challenge this server is not
-        // waiting on. It is spent in the transaction that opens the session (one commit: challenge, counter, session), or
-        // below when the sign-in is refused: either way by its first use.
+        // No signature is checked for a challenge this server is not waiting on. A stateless challenge (SignInChallenges) is
+        // checked by its MAC and expiry, then looked up among the spent ones; one kept in the store (issued before stateless
+        // challenges, or for another ceremony) is looked up without being spent. Either is spent in the transaction that
+        // opens the session (one commit: challenge, counter, session), or below when the sign-in is refused: either way by
+        // its first use. A replayed assertion is thus refused for its challenge, and never audited as a counter regression.
         if (ChallengeOf(clientDataJson) is not { } challenge)
         {
             return challengeRefused;
         }
         var challengeHash = SHA256.HashData(challenge);
-        var purpose = await store.FindLiveChallengePurposeAsync(challengeHash, now, ct);
-        if (purpose is null)
+        var stateless = challenges.Open(challenge, now);
+        if (stateless is not null && await store.IsChallengeSpentAsync(challengeHash, ct))
         {
             return challengeRefused;
         }
-        if (purpose != ChallengePurposes.SignIn)
+        if (stateless is null)
         {
-            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
-            return challengeRefused;
+            var purpose = await store.FindLiveChallengePurposeAsync(challengeHash, now, ct);
+            if (purpose is null)
+            {
+                return challengeRefused;
+            }
+            if (purpose != ChallengePurposes.SignIn)
+            {
+                await devices.TryTakeChallengeAsync(challengeHash, now, ct);
+                return challengeRefused;
+            }
         }
+        Task Spend() => stateless is { } expires ? store.TrySpendChallengeAsync(challengeHash, expires, now, ct) : devices.TryTakeChallengeAsync(challengeHash, now, ct);
         var device = await devices.FindByCredentialIdAsync(credentialId, ct);
         if (device is null || !device.Active || device.Kind != DeviceKinds.WebAuthn)
         {
-            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
+            await Spend();
             return Problem.Unauthorized("this passkey is not registered here, or it was revoked");
         }
         var verified = await passkeys.VerifyAssertionAsync(new StoredPasskey(credentialId, device.PublicJwk, device.SignCount),
             authenticatorData, clientDataJson, signature, challenge, ct);
         if (!verified.Succeeded)
         {
-            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
+            await Spend();
             if (verified.Error.Code == WebAuthnFailures.SignCountRegression)
             {
                 await approvals.AuditSignCountRegressionAsync(device, null, verified.Error.Detail, ct);
@@ -236,10 +246,10 @@ internal static class PasskeyEndpoints
         var user = await directory.FindUserAsync(device.UserId, ct);
         if (user is null)
         {
-            await devices.TryTakeChallengeAsync(challengeHash, now, ct);
+            await Spend();
             return Problem.Unauthorized("the passkey's user no longer exists");
         }
-        var (outcome, session) = await sessions.SignInAsync(http.Response, device, challengeHash, verified.Value.SignCount, ct);
+        var (outcome, session) = await sessions.SignInAsync(http.Response, device, challengeHash, stateless, verified.Value.SignCount, ct);
         switch (outcome)
         {
             case PasskeySignInOutcome.ChallengeRefused:

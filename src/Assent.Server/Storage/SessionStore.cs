@@ -25,6 +25,20 @@ internal interface ISessionStore
     Task<PasskeySignInOutcome> TrySignInAsync(byte[] challengeHash, string purpose, long signCount, WebSessionRecord session, long now, AuditEvent audit,
         CancellationToken ct);
 
+    /// <summary>
+    /// <see cref="TrySignInAsync"/> for a stateless challenge (docs/http-api.md §12.3), which has no row to delete: its hash is
+    /// recorded in <c>spent_challenges</c> until <paramref name="challengeExpiresAt"/>, and a hash already there is
+    /// <see cref="PasskeySignInOutcome.ChallengeRefused"/>. Then the counter and the session as there, in the same commit.
+    /// </summary>
+    Task<PasskeySignInOutcome> TrySignInSpendingAsync(byte[] challengeHash, long challengeExpiresAt, long signCount, WebSessionRecord session, long now,
+        AuditEvent audit, CancellationToken ct);
+
+    /// <summary>Whether a stateless challenge was spent already. A read: the sign-in checks no signature for a spent challenge (nor audits its counter).</summary>
+    Task<bool> IsChallengeSpentAsync(byte[] challengeHash, CancellationToken ct);
+
+    /// <summary>Spends a stateless challenge whose sign-in was refused; false when it was spent already. Expired spent hashes are purged on the way.</summary>
+    Task<bool> TrySpendChallengeAsync(byte[] challengeHash, long challengeExpiresAt, long now, CancellationToken ct);
+
     Task DeleteWebSessionAsync(byte[] tokenHash, CancellationToken ct);
 
     /// <summary>RFC 8628 §3.2: stores a new device authorization, with its approval when the login is pushed to a known user.</summary>
@@ -108,16 +122,52 @@ internal sealed class SessionStore(Database db) : ISessionStore
             {
                 return PasskeySignInOutcome.ChallengeRefused;
             }
-            if (await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", s.DeviceId, signCount) != 1)
-            {
-                return PasskeySignInOutcome.CounterRefused;
-            }
-            await w.ExecAsync("DELETE FROM web_sessions WHERE expires_at <= $1", now);
-            await w.ExecAsync("INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($1, $2, $3, $4, $5)",
-                s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
-            await w.AuditAsync(audit);
-            return PasskeySignInOutcome.Opened;
+            return await OpenSignedInAsync(w, signCount, s, now, audit);
         }, ct);
+
+    public Task<PasskeySignInOutcome> TrySignInSpendingAsync(byte[] challengeHash, long challengeExpiresAt, long signCount, WebSessionRecord s, long now,
+        AuditEvent audit, CancellationToken ct) =>
+        db.WriteAsync(async w =>
+        {
+            // Recorded whether or not what follows refuses: a challenge is spent by its first use (docs/http-api.md §12.3).
+            if (challengeExpiresAt <= now || !await SpendAsync(w, challengeHash, challengeExpiresAt, now))
+            {
+                return PasskeySignInOutcome.ChallengeRefused;
+            }
+            return await OpenSignedInAsync(w, signCount, s, now, audit);
+        }, ct);
+
+    public Task<bool> IsChallengeSpentAsync(byte[] challengeHash, CancellationToken ct) =>
+        db.ReadAsync(s => s.AnyAsync("SELECT 1 FROM spent_challenges WHERE challenge_hash = $1", challengeHash), ct);
+
+    public Task<bool> TrySpendChallengeAsync(byte[] challengeHash, long challengeExpiresAt, long now, CancellationToken ct) =>
+        challengeExpiresAt <= now ? Task.FromResult(false) : db.WriteAsync(w => SpendAsync(w, challengeHash, challengeExpiresAt, now), ct);
+
+    /// <summary>
+    /// Records a stateless challenge as spent until it expires (after which its MAC check refuses it anyway); false when it
+    /// was already. The primary key settles racing uses on both engines: on PostgreSQL the second insert waits for the
+    /// first transaction and then inserts nothing. Expired hashes go on the way, by the expiry index.
+    /// </summary>
+    private static async ValueTask<bool> SpendAsync(IWriteSession w, byte[] challengeHash, long challengeExpiresAt, long now)
+    {
+        await w.ExecAsync("DELETE FROM spent_challenges WHERE expires_at <= $1", now);
+        return await w.ExecAsync("INSERT INTO spent_challenges(challenge_hash, expires_at) VALUES($1, $2) ON CONFLICT (challenge_hash) DO NOTHING",
+            challengeHash, challengeExpiresAt) == 1;
+    }
+
+    /// <summary>The tail of a sign-in whose challenge was spent: the counter moves when allowed, then the session opens.</summary>
+    private static async ValueTask<PasskeySignInOutcome> OpenSignedInAsync(IWriteSession w, long signCount, WebSessionRecord s, long now, AuditEvent audit)
+    {
+        if (await w.ExecAsync($"UPDATE devices SET sign_count = $2 WHERE id = $1 AND {DeviceSql.CounterAdvances}", s.DeviceId, signCount) != 1)
+        {
+            return PasskeySignInOutcome.CounterRefused;
+        }
+        await w.ExecAsync("DELETE FROM web_sessions WHERE expires_at <= $1", now);
+        await w.ExecAsync("INSERT INTO web_sessions(token_hash, user_id, device_id, created_at, expires_at) VALUES($1, $2, $3, $4, $5)",
+            s.TokenHash, s.UserId, s.DeviceId, s.CreatedAt, s.ExpiresAt);
+        await w.AuditAsync(audit);
+        return PasskeySignInOutcome.Opened;
+    }
 
     public Task<WebSessionRecord?> FindWebSessionAsync(byte[] tokenHash, long now, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync("SELECT s.token_hash, s.user_id, s.device_id, s.created_at, s.expires_at FROM web_sessions s " +
@@ -235,4 +285,16 @@ internal sealed class SessionStore(Database db) : ISessionStore
     private static RefreshTokenRecord ReadRefreshToken(DbDataReader r) => new(
         (byte[])r[0], r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), Rows.NullableString(r, 5), r.GetInt64(6), r.GetInt64(7),
         Rows.NullableLong(r, 8), Rows.NullableLong(r, 9), Rows.NullableString(r, 10), Rows.NullableLong(r, 11), Rows.NullableString(r, 12));
+}
+
+/// <summary>The sessions' tables both engines create alike, with their column types.</summary>
+internal static class SessionSchema
+{
+    /// <summary>Migration 18: spent stateless sign-in challenges (docs/storage.md §3).</summary>
+    public static string SpentChallenges(string bytes, string integer) => $"""
+        CREATE TABLE spent_challenges(
+            challenge_hash {bytes} PRIMARY KEY,
+            expires_at {integer} NOT NULL);
+        CREATE INDEX spent_challenges_expiry ON spent_challenges(expires_at)
+        """;
 }

@@ -168,7 +168,7 @@ internal static class VaultSchema
 }
 
 /// <summary>
-/// Migration 18: each version's size in a column of its own, and the ciphertext as the last column. SQLite stores a row's columns
+/// Migration 17: each version's size in a column of its own, and the ciphertext as the last column. SQLite stores a row's columns
 /// in order, and a blob of a MiB spills over some 256 overflow pages: a column after it (created_by, created_at) is read by walking
 /// that whole chain, so listing an item's versions read every version's ciphertext (a put lists them first). With the blob last
 /// and the size beside the other metadata, a listing reads none of it. SQLite cannot reorder columns: the table is rebuilt.
@@ -305,7 +305,7 @@ internal sealed class VaultStore(Database db) : IVaultStore
         (await db.ReadAsync(s => s.AllAsync("SELECT count(*) FROM vault_items WHERE user_id = $1", r => r.GetInt64(0), userId), ct))[0];
 
     public Task<IReadOnlyList<VaultVersionRecord>> ListVersionsAsync(string itemId, CancellationToken ct) =>
-        // The size column, not length(ciphertext): nothing of a version's ciphertext is read to list it (migration 18).
+        // The size column, not length(ciphertext): nothing of a version's ciphertext is read to list it (migration 17).
         db.ReadAsync(s => s.AllAsync("SELECT version, size, created_by, created_at FROM vault_versions WHERE item_id = $1 ORDER BY version DESC",
             r => new VaultVersionRecord((uint)r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetInt64(3)), itemId), ct);
 

@@ -367,6 +367,41 @@ public abstract class StoreContract : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_stateless_sign_in_challenge_is_spent_once_when_raced_and_kept_until_it_expires()
+    {
+        var user = await UserAsync("stella");
+        await Store.Devices.AddAsync(new DeviceRecord("dev_st", user.Id, DeviceKinds.WebAuthn, "phone", "{}", [8], 0, Now, null),
+            new AuditEvent(AuditTypes.DeviceEnrolled, user.Id, "dev_st", "dev_st"), default);
+        var audit = new AuditEvent(AuditTypes.SessionCreated, user.Id, "dev_st", user.Id);
+        WebSessionRecord Session() => new(Ids.Hash("st-" + Guid.NewGuid()), user.Id, "dev_st", Now, Now + 60_000);
+
+        var raced = Ids.Hash("sc-" + Guid.NewGuid());
+        Assert.False(await Store.Sessions.IsChallengeSpentAsync(raced, default));
+        var sessions = Enumerable.Range(0, 6).Select(_ => Session()).ToList();
+        var outcomes = await Task.WhenAll(sessions.Select(s => Store.Sessions.TrySignInSpendingAsync(raced, Now + 60_000, 2, s, Now, audit, default)));
+        Assert.Single(outcomes, o => o == PasskeySignInOutcome.Opened);
+        Assert.All(outcomes.Where(o => o != PasskeySignInOutcome.Opened), o => Assert.Equal(PasskeySignInOutcome.ChallengeRefused, o));
+        Assert.Single(await Task.WhenAll(sessions.Select(s => Store.Sessions.FindWebSessionAsync(s.TokenHash, Now, default))), f => f is not null);
+        Assert.True(await Store.Sessions.IsChallengeSpentAsync(raced, default));
+        Assert.Equal(2, (await Store.Devices.FindAsync("dev_st", default))!.SignCount);
+
+        // Refused sign-ins spend theirs too, racing or not; an expired one is refused without a write.
+        var refused = Ids.Hash("sc-" + Guid.NewGuid());
+        Assert.Single(await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Store.Sessions.TrySpendChallengeAsync(refused, Now + 1_000, Now, default))), spent => spent);
+        Assert.Equal(PasskeySignInOutcome.ChallengeRefused, await Store.Sessions.TrySignInSpendingAsync(refused, Now + 1_000, 3, Session(), Now, audit, default));
+        Assert.False(await Store.Sessions.TrySpendChallengeAsync(Ids.Hash("sc-late"), Now, Now, default));
+        Assert.False(await Store.Sessions.IsChallengeSpentAsync(Ids.Hash("sc-late"), default));
+
+        // Past its expiry a spent hash is purged by the next spending (its MAC check refuses the challenge by then anyway).
+        Clock.Advance(TimeSpan.FromSeconds(2));
+        Assert.True(await Store.Sessions.TrySpendChallengeAsync(Ids.Hash("sc-" + Guid.NewGuid()), Now + 1_000, Now, default));
+        Assert.False(await Store.Sessions.IsChallengeSpentAsync(refused, default));
+        Assert.True(await Store.Sessions.IsChallengeSpentAsync(raced, default));
+        Assert.Equal(2, (await Store.Devices.FindAsync("dev_st", default))!.SignCount);
+        Assert.True(AuditChain.Verify(await Store.Audit.ReadAsync(0, 1000, null, default)).Valid);
+    }
+
+    [Fact]
     public async Task A_passkey_sign_in_spends_its_challenge_moves_the_counter_and_opens_one_session_in_one_transaction_even_when_raced()
     {
         var user = await UserAsync("sigrid");

@@ -300,8 +300,10 @@ internal static class PostgresSchema
         MandateSchema.Tables("BIGINT"),
         // 16: the vault (see the SQLite migration of the same number).
         VaultSchema.Tables("BYTEA", "BIGINT"),
-        // 18: the vault versions' size column (see the SQLite migration of the same number).
+        // 17: the vault versions' size column (see the SQLite migration of the same number).
         VaultVersionSizes.Postgres,
+        // 18: spent stateless sign-in challenges (see the SQLite migration of the same number).
+        SessionSchema.SpentChallenges("BYTEA", "BIGINT"),
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -299,14 +299,19 @@ internal static class SqliteSchema
         MandateSchema.Tables("INTEGER"),
         // 16: the end-to-end encrypted vault (docs/vault.md): recipient keys, items, sealed versions, wrapped keys, releases.
         VaultSchema.Tables("BLOB", "INTEGER"),
-        // 18: vault versions list without reading their ciphertext: a size column, the blob last (docs/storage.md §3).
+        // 17: vault versions list without reading their ciphertext: a size column, the blob last (docs/storage.md §3).
         VaultVersionSizes.Sqlite,
+        // 18: stateless passkey sign-in challenges (docs/http-api.md §12.3): the hashes of those spent, each kept until it expires.
+        SessionSchema.SpentChallenges("BLOB", "INTEGER"),
     ];
 
     public static int LatestVersion => Migrations.Length;
 
     /// <summary>The migration that makes agent names unique per owner and adds consents.</summary>
     internal const int UniqueAgentNamesVersion = 7;
+
+    /// <summary>The migration that gives vault versions their size column (17).</summary>
+    internal const int VaultVersionSizesVersion = 17;
 
     /// <param name="upTo">The version to stop at (tests build older databases); every migration by default.</param>
     public static void Migrate(SqliteConnection c, int? upTo = null)
