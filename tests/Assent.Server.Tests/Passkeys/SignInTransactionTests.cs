@@ -41,6 +41,19 @@ public sealed class SignInTransactionTests
         return Base64Url.Decode(json.GetProperty("challenge").GetString()!);
     }
 
+    /// <summary>
+    /// A sign-in challenge stored as before stateless challenges (docs/http-api.md §12.3): the options step writes none now,
+    /// but the transaction still honours stored ones (a rolling upgrade), and these tests hold it to that.
+    /// </summary>
+    private static async Task<byte[]> StoredChallengeAsync(Setup s)
+    {
+        var challenge = RandomNumberGenerator.GetBytes(32);
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await s.Server.Store.Devices.CreateChallengeAsync(new WebAuthnChallengeRecord(SHA256.HashData(challenge), ChallengePurposes.SignIn, null, null,
+            now + (long)s.Server.Options.WebAuthnChallengeLifetime.TotalMilliseconds), now, default);
+        return challenge;
+    }
+
     private static Dictionary<string, string> Assertion(Setup s, byte[] challenge, uint signCount = 0, bool corrupt = false)
     {
         var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
@@ -135,7 +148,7 @@ public sealed class SignInTransactionTests
         await using var s = await PasskeyAsync();
         var store = s.Server.Store.Sessions;
         var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var challenge = await ChallengeAsync(s);
+        var challenge = await StoredChallengeAsync(s);
         var hash = SHA256.HashData(challenge);
         var session = new WebSessionRecord(RandomNumberGenerator.GetBytes(32), s.UserId, s.DeviceId, now, now + 60_000);
         var audit = new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId);
@@ -159,16 +172,16 @@ public sealed class SignInTransactionTests
         var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         var audit = new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId);
         WebSessionRecord Session() => new(RandomNumberGenerator.GetBytes(32), s.UserId, s.DeviceId, now, now + 60_000);
-        var challenge = await ChallengeAsync(s);
+        var challenge = await StoredChallengeAsync(s);
         var later = now + (long)s.Server.Options.WebAuthnChallengeLifetime.TotalMilliseconds + 1;
 
         Assert.Null(await store.FindLiveChallengePurposeAsync(SHA256.HashData(challenge), later, default));
         Assert.Equal(PasskeySignInOutcome.ChallengeRefused,
             await store.TrySignInAsync(SHA256.HashData(challenge), ChallengePurposes.SignIn, 1, Session(), later, audit, default));
-        var other = await ChallengeAsync(s);
+        var other = await StoredChallengeAsync(s);
         Assert.Equal(PasskeySignInOutcome.ChallengeRefused,
             await store.TrySignInAsync(SHA256.HashData(other), ChallengePurposes.Register, 1, Session(), now, audit, default));
-        var third = await ChallengeAsync(s);
+        var third = await StoredChallengeAsync(s);
         var opened = Session();
         Assert.Equal(PasskeySignInOutcome.Opened, await store.TrySignInAsync(SHA256.HashData(third), ChallengePurposes.SignIn, 1, opened, now, audit, default));
         Assert.NotNull(await store.FindWebSessionAsync(opened.TokenHash, now, default));
