@@ -214,9 +214,9 @@ internal static class MandatesCommand
                 ("mandate_cpu_ms_per_op", Stats.F(mandateCpu, 3)), ("plain_cpu_ms_per_op", Stats.F(plainCpu, 3)),
                 ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
                 ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
-            if (handlerLatency is var (rate, p50, p99, cpu))
+            if (handlerLatency is var (handlerPerS, p50, p99, cpu))
             {
-                Stats.Result("payments_handler", ("per_s", Stats.F(rate, 1)), ("added_p50_ms", Stats.F(p50)), ("added_p99_ms", Stats.F(p99)),
+                Stats.Result("payments_handler", ("per_s", Stats.F(handlerPerS, 1)), ("added_p50_ms", Stats.F(p50)), ("added_p99_ms", Stats.F(p99)),
                     ("total_p99_ms", Stats.F(handlerTotalP99)), ("cpu_ms_per_op", Stats.F(cpu, 3)), ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
             }
             return errors == 0 && handlerErrors == 0 && !overspent ? 0 : 1;
