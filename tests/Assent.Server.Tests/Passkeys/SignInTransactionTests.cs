@@ -13,27 +13,9 @@ namespace Assent.Server.Tests.Passkeys;
 /// </summary>
 public sealed class SignInTransactionTests
 {
-    private sealed record Setup(TestServer Server, TestAuthenticator Passkey, string UserId, string DeviceId) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            Passkey.Dispose();
-            await Server.DisposeAsync();
-        }
-    }
+    private static Task<PasskeyUser> PasskeyAsync() => PasskeyUser.StartAsync("signin");
 
-    private static async Task<Setup> PasskeyAsync()
-    {
-        var server = await TestServer.StartAsync();
-        var passkey = TestAuthenticator.Create("ES256");
-        var invite = await server.InviteAsync("signin" + Guid.NewGuid().ToString("N")[..8]);
-        var deviceId = "dev_" + Guid.NewGuid().ToString("N")[..12];
-        await server.Store.Devices.AddAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "key", passkey.PublicJwk, passkey.CredentialId, 0,
-            server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
-        return new Setup(server, passkey, invite.UserId, deviceId);
-    }
-
-    private static async Task<byte[]> ChallengeAsync(Setup s, string path = "/webauthn/signin/options", object? body = null)
+    private static async Task<byte[]> ChallengeAsync(PasskeyUser s, string path = "/webauthn/signin/options", object? body = null)
     {
         using var options = await s.Server.Http.PostAsync(path, TestDevice.JsonBody(body ?? new { }));
         var (status, json) = await TestServer.ReadAsync(options);
@@ -45,7 +27,7 @@ public sealed class SignInTransactionTests
     /// A sign-in challenge stored as before stateless challenges (docs/http-api.md §12.3): the options step writes none now,
     /// but the transaction still honours stored ones (a rolling upgrade), and these tests hold it to that.
     /// </summary>
-    private static async Task<byte[]> StoredChallengeAsync(Setup s)
+    private static async Task<byte[]> StoredChallengeAsync(PasskeyUser s)
     {
         var challenge = RandomNumberGenerator.GetBytes(32);
         var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -54,7 +36,7 @@ public sealed class SignInTransactionTests
         return challenge;
     }
 
-    private static Dictionary<string, string> Assertion(Setup s, byte[] challenge, uint signCount = 0, bool corrupt = false)
+    private static Dictionary<string, string> Assertion(PasskeyUser s, byte[] challenge, uint signCount = 0, bool corrupt = false)
     {
         var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
         var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
@@ -70,10 +52,10 @@ public sealed class SignInTransactionTests
         };
     }
 
-    private static async Task<HttpResponseMessage> PostAsync(Setup s, Dictionary<string, string> assertion) =>
+    private static async Task<HttpResponseMessage> PostAsync(PasskeyUser s, Dictionary<string, string> assertion) =>
         await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(assertion));
 
-    private static async Task<int> SessionsOpenedAsync(Setup s) =>
+    private static async Task<int> SessionsOpenedAsync(PasskeyUser s) =>
         (await s.Server.Store.Audit.ReadAsync(0, 1000, s.UserId, default))
         .Count(r => System.Text.Encoding.UTF8.GetString(r.Entry).Contains(AuditTypes.SessionCreated, StringComparison.Ordinal));
 

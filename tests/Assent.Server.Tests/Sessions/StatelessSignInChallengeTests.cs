@@ -17,27 +17,9 @@ namespace Assent.Server.Tests.Sessions;
 /// </summary>
 public sealed class StatelessSignInChallengeTests
 {
-    private sealed record Setup(TestServer Server, TestAuthenticator Passkey, string UserId, string DeviceId) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            Passkey.Dispose();
-            await Server.DisposeAsync();
-        }
-    }
+    private static Task<PasskeyUser> PasskeyAsync() => PasskeyUser.StartAsync("stateless");
 
-    private static async Task<Setup> PasskeyAsync()
-    {
-        var server = await TestServer.StartAsync();
-        var passkey = TestAuthenticator.Create("ES256");
-        var invite = await server.InviteAsync("stateless" + Guid.NewGuid().ToString("N")[..8]);
-        var deviceId = "dev_" + Guid.NewGuid().ToString("N")[..12];
-        await server.Store.Devices.AddAsync(new DeviceRecord(deviceId, invite.UserId, DeviceKinds.WebAuthn, "key", passkey.PublicJwk, passkey.CredentialId, 0,
-            server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), null), new AuditEvent(AuditTypes.DeviceEnrolled, invite.UserId, deviceId, deviceId), default);
-        return new Setup(server, passkey, invite.UserId, deviceId);
-    }
-
-    private static async Task<byte[]> ChallengeAsync(Setup s)
+    private static async Task<byte[]> ChallengeAsync(PasskeyUser s)
     {
         using var options = await s.Server.Http.PostAsync("/webauthn/signin/options", TestDevice.JsonBody(new { }));
         var (status, json) = await TestServer.ReadAsync(options);
@@ -45,7 +27,7 @@ public sealed class StatelessSignInChallengeTests
         return Base64Url.Decode(json.GetProperty("challenge").GetString()!);
     }
 
-    private static Task<HttpResponseMessage> SignInAsync(Setup s, byte[] challenge, bool corrupt = false)
+    private static Task<HttpResponseMessage> SignInAsync(PasskeyUser s, byte[] challenge, bool corrupt = false)
     {
         var authData = s.Passkey.AuthenticatorData(signCount: 0, rpId: s.Server.Options.RpId);
         var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
