@@ -19,6 +19,18 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         return response.StatusCode;
     }
 
+    /// <summary>Alice, Bob and Carol, Alice's agent, and a policy named <paramref name="policy"/>: its payments over 10,000 USD need 2 of the 3.</summary>
+    private static async Task<(TestDevice Alice, TestDevice Bob, TestDevice Carol, TestAgent Agent)> TreasuryAsync(TestServer a, string policy)
+    {
+        var alice = await a.UserWithDeviceAsync();
+        var bob = await a.UserWithDeviceAsync();
+        var carol = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(alice.Handle);
+        await a.Service<PolicyBook>().AddAsync(new PolicyDraft(policy, 10, agent.ClientId, null, "payment", "USD",
+            JsonDocument.Parse("\"10000\"").RootElement.Clone(), null, "quorum", 2, [alice.Handle, bob.Handle, carol.Handle]), "test", CancellationToken.None);
+        return (alice, bob, carol, agent);
+    }
+
     [Fact]
     public async Task Two_approvers_deciding_at_once_on_two_nodes_make_the_quorum_and_a_device_revoked_on_the_other_node_stops_counting()
     {
@@ -26,12 +38,7 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
         await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
         await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        var alice = await a.UserWithDeviceAsync();
-        var bob = await a.UserWithDeviceAsync();
-        var carol = await a.UserWithDeviceAsync();
-        var agent = await a.AgentAsync(alice.Handle);
-        await a.Service<PolicyBook>().AddAsync(new PolicyDraft("treasury-large", 10, agent.ClientId, null, "payment", "USD",
-            JsonDocument.Parse("\"10000\"").RootElement.Clone(), null, "quorum", 2, [alice.Handle, bob.Handle, carol.Handle]), "test", CancellationToken.None);
+        var (alice, bob, carol, agent) = await TreasuryAsync(a, "treasury-large");
 
         var first = await a.AskAsync(agent, "Transfer 12,500 USD", Payment("12500.00"), "openid payments:write");
         var atBob = (await bob.On(b).PendingAsync()).Single();
@@ -67,12 +74,7 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
         await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
         await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        var alice = await a.UserWithDeviceAsync();
-        var bob = await a.UserWithDeviceAsync();
-        var carol = await a.UserWithDeviceAsync();
-        var agent = await a.AgentAsync(alice.Handle);
-        await a.Service<PolicyBook>().AddAsync(new PolicyDraft("treasury-live", 10, agent.ClientId, null, "payment", "USD",
-            JsonDocument.Parse("\"10000\"").RootElement.Clone(), null, "quorum", 2, [alice.Handle, bob.Handle, carol.Handle]), "test", CancellationToken.None);
+        var (alice, bob, carol, agent) = await TreasuryAsync(a, "treasury-live");
 
         // Bob's stream is on node b; nobody else's is. The request is alice's, created on node a.
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
