@@ -914,6 +914,39 @@ public sealed class SqliteStoreContract : StoreContract
     }
 
     [Fact]
+    public async Task Once_the_writer_is_idle_everything_it_committed_is_copied_back_from_the_log()
+    {
+        // Writes that follow each other leave their frames in the log (no checkpoint in their path); the first idle
+        // moment checkpoints them, so a quiet server's log holds nothing the database file lacks.
+        var user = await UserAsync("idle");
+        for (var i = 0; i < 5; i++)
+        {
+            await PendingAsync(user);
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        var (frames, backfilled) = WalIndex();
+        while ((frames == 0 || backfilled < frames) && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(20);
+            (frames, backfilled) = WalIndex();
+        }
+        Assert.True(frames > 0, "nothing was written to the log");
+        Assert.Equal(frames, backfilled);
+    }
+
+    /// <summary>
+    /// The log's frame count and how many of them a checkpoint has copied back, from the shared WAL index (SQLite's
+    /// documented "-shm" layout: the header's mxFrame at byte 16, the checkpoint information's nBackfill at byte 96).
+    /// </summary>
+    private (uint Frames, uint Backfilled) WalIndex()
+    {
+        using var shm = new FileStream(DatabasePath + "-shm", FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        var header = new byte[100];
+        shm.ReadExactly(header);
+        return (BitConverter.ToUInt32(header, 16), BitConverter.ToUInt32(header, 96));
+    }
+
+    [Fact]
     public async Task Migrating_keeps_the_oldest_of_an_owners_same_named_agents_and_renames_the_others_with_their_client_id()
     {
         var path = Path.Combine(_dir, "old.db");

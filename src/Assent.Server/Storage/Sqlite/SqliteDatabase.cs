@@ -154,14 +154,21 @@ internal sealed class SqliteDatabase : Database
     private static T Finish<T>(ValueTask<T> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
 
     /// <summary>
-    /// A passive checkpoint on the writer's own connection, after a batch has been published (no caller
-    /// waits on it) and before the next begins. Nothing is appended meanwhile, so it copies the whole log
-    /// back (a batch's few pages) unless a reader still holds older frames, and the next commit starts the
-    /// WAL over from its beginning: the log stays a few pages long. A checkpoint from another connection
-    /// never catches up with steady writes: the WAL then never restarts and grows by gigabytes a minute at
-    /// full load, and the kernel writes all of it back. Where syncs are slow the writer still
-    /// spends at most half its time here: it skips checkpoints until as long as the last one took has
-    /// passed, and the group commit gathers larger batches meanwhile.
+    /// A passive checkpoint on the writer's own connection, between batches (no caller waits on it). Nothing is
+    /// appended meanwhile, so it copies the whole log back unless a reader still holds older frames, and the next
+    /// commit starts the WAL over from its beginning: the log stays short. A checkpoint from another connection
+    /// never catches up with steady writes: the WAL then never restarts and grows by gigabytes a minute at full
+    /// load, and the kernel writes all of it back.
+    /// <para>
+    /// When: a checkpoint syncs the log and the database file, and a write queued meanwhile waits for it. One after
+    /// every batch put those syncs in the path of every request at low load (a third of a sequential mandate
+    /// flow's time, measured by bench/Assent.Bench mandates --agents 1). So the writer checkpoints once it has been
+    /// idle for <see cref="IdleBeforeCheckpoint"/> (no one is waiting), and under steady writes, which leave it no
+    /// idle moment, after <see cref="CheckpointAfterBatches"/> batches or <see cref="CheckpointAfter"/>, whichever
+    /// comes first: the log stays at most that many batches long. Where syncs are slow the writer still spends at
+    /// most half its time here: it skips checkpoints until as long as the last one took has passed, and the group
+    /// commit gathers larger batches meanwhile.
+    /// </para>
     /// </summary>
     private void Checkpoint(Db c)
     {
@@ -173,6 +180,7 @@ internal sealed class SqliteDatabase : Database
         try
         {
             c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteNonQuery();
+            _uncheckpointed = 0;
         }
         catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)
         {
@@ -182,8 +190,30 @@ internal sealed class SqliteDatabase : Database
         _lastCheckpointTook = Stopwatch.GetElapsedTime(started, _lastCheckpointEnded);
     }
 
+    /// <summary>After a batch: checkpoint now only when steady writes have left no idle moment for long enough.</summary>
+    private void CheckpointIfDue(Db c)
+    {
+        _uncheckpointed++;
+        if (_uncheckpointed >= CheckpointAfterBatches || Stopwatch.GetElapsedTime(_lastCheckpointEnded) >= CheckpointAfter)
+        {
+            Checkpoint(c);
+        }
+    }
+
+    /// <summary>How long the writer waits with nothing queued before it checkpoints what it has committed.</summary>
+    internal static readonly TimeSpan IdleBeforeCheckpoint = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Under steady writes, at most this many batches between checkpoints.</summary>
+    private const int CheckpointAfterBatches = 32;
+
+    /// <summary>Under steady writes, at most this long between checkpoints.</summary>
+    private static readonly TimeSpan CheckpointAfter = TimeSpan.FromMilliseconds(50);
+
     private long _lastCheckpointEnded;
     private TimeSpan _lastCheckpointTook;
+
+    /// <summary>Batches committed since the last checkpoint (the writer thread's own).</summary>
+    private int _uncheckpointed;
 
     public override async ValueTask DisposeAsync()
     {
@@ -337,7 +367,14 @@ internal sealed class SqliteDatabase : Database
                 // A write queued since the last TryRead set the event before Reset cleared it: look again before sleeping.
                 if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted)
                 {
-                    _queued.Wait();
+                    if (_uncheckpointed == 0)
+                    {
+                        _queued.Wait();
+                    }
+                    else if (!_queued.Wait(IdleBeforeCheckpoint) && !reader.TryPeek(out _))
+                    {
+                        CheckpointWhileIdle();
+                    }
                 }
                 continue;
             }
@@ -360,7 +397,7 @@ internal sealed class SqliteDatabase : Database
                 {
                     item.Publish();
                 }
-                Checkpoint(c);
+                CheckpointIfDue(c);
             }
             catch (Exception e)
             {
@@ -372,6 +409,21 @@ internal sealed class SqliteDatabase : Database
                     item.Abort(e);
                 }
             }
+        }
+    }
+
+    /// <summary>The idle checkpoint: an I/O error here closes the connection, and the next batch reopens it (and reports its own error).</summary>
+    private void CheckpointWhileIdle()
+    {
+        try
+        {
+            Checkpoint(Writer());
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            _writer?.Dispose();
+            _writer = null;
+            _uncheckpointed = 0;
         }
     }
 
