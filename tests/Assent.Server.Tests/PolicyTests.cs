@@ -238,6 +238,26 @@ public sealed class PolicyTests(SharedServer fixture) : IClassFixture<SharedServ
     }
 
     [Fact]
+    public async Task A_quorum_request_that_expires_is_taken_off_every_approvers_open_stream()
+    {
+        var (_, bob, _, agent, _) = await TreasuryAsync();
+        await Server.AskAsync(agent, "Transfer 16,000 USD to ACME", Payment("\"16000.00\""), "openid payments:write");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var stream = await Server.Http.SendAsync(bob.Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+
+        // Bob is an approver, not the request's user: the sweep still tells his stream.
+        Server.Clock.Advance(TimeSpan.FromHours(1));
+        await Server.Service<ApprovalService>().SweepAsync(CancellationToken.None);
+        (type, var settled) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("settled", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), settled.GetProperty("id").GetString());
+        Assert.Equal("expired", settled.GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task A_quorum_request_is_denied_once_the_quorum_can_no_longer_be_reached_and_outsiders_cannot_decide()
     {
         var (alice, bob, carol, agent, _) = await TreasuryAsync();

@@ -352,7 +352,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// Whether others than the request's own user may decide it: a policy applied, or it names several approvers (a
     /// challenge's quorum names two or more, docs/challenges.md §2.1).
     /// </summary>
-    private static bool Shared(ApprovalRecord a) => a.EligibleUsers is { Count: > 0 } || a.Policy is not null || a.Approvers > 1;
+    private static bool Shared(ApprovalRecord a) => ApprovalNotice.IsShared(a);
 
     /// <summary>Checks a passkey's assertion over <paramref name="challenge"/>; on success, the counter to store with the decision.</summary>
     private async Task<(DecideOutcome? Outcome, long SignCount)> VerifyAssertionAsync(DeviceRecord device, AssertionProof assertion, byte[] challenge,
@@ -400,9 +400,10 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (approval.Quorum > 1 && approval.EligibleUsers is null)
+        if (Shared(approval) && approval.EligibleUsers is null)
         {
-            // A vote may leave the quorum open: its announcement (here and in the other nodes' notice) goes to every approver.
+            // A vote may leave the quorum open, or settle a shared request: its announcement (here and in the other
+            // nodes' notice) goes to every approver.
             approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(approval.Id, ct) };
         }
         // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
@@ -440,7 +441,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         }
         else
         {
-            if (Shared(approval) && (approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct)) is { Count: > 0 } eligible)
+            if (approval.EligibleUsers is { Count: > 0 } eligible)
             {
                 hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Of(after.Value));
             }
@@ -459,12 +460,17 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// </summary>
     public async Task<bool> CancelAsync(ApprovalRecord approval, string actor, CancellationToken ct)
     {
+        if (Shared(approval) && approval.EligibleUsers is null)
+        {
+            // Read before: the other nodes' notice names them too.
+            approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(approval.Id, ct) };
+        }
         if (!await approvals.TryCancelAsync(approval, time.GetUtcNow().ToUnixTimeMilliseconds(),
                 new AuditEvent(AuditTypes.ApprovalCancelled, approval.UserId, actor, approval.Id), ct))
         {
             return false;
         }
-        if (Shared(approval) && (approval.EligibleUsers ?? await approvals.ListEligibleAsync(approval.Id, ct)) is { Count: > 0 } eligible)
+        if (approval.EligibleUsers is { Count: > 0 } eligible)
         {
             hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Cancelled);
         }
@@ -506,7 +512,15 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         var expired = await approvals.ExpireDueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), 500, ct);
         foreach (var a in expired)
         {
-            hub.Settled(a.Id, a.UserId, StateNames.Expired);
+            if (a.EligibleUsers is { Count: > 0 } eligible)
+            {
+                // A shared request's approvers hear its expiry too (the store read them with it).
+                hub.Settled(a.Id, eligible.Append(a.UserId).Distinct(), StateNames.Expired);
+            }
+            else
+            {
+                hub.Settled(a.Id, a.UserId, StateNames.Expired);
+            }
         }
         return expired.Count;
     }

@@ -15,6 +15,9 @@ internal interface IApprovalEvents
     /// <summary>A request settled on another node: approved, denied, expired or cancelled (<see cref="StateNames"/>).</summary>
     void Settled(string approvalId, string userId, string state);
 
+    /// <summary>A shared request settled on another node: each of <paramref name="userIds"/> (its user and its approvers) hears of it.</summary>
+    void Settled(string approvalId, IEnumerable<string> userIds, string state);
+
     /// <summary>News may have been missed (the notification connection was lost): everyone waiting must look again.</summary>
     void Resync();
 }

@@ -211,7 +211,9 @@ internal class ApprovalStore(Database db) : IApprovalStore
             ApprovalSql.Read, userId, limit), ct);
 
     public Task<IReadOnlyList<string>> ListEligibleAsync(string approvalId, CancellationToken ct) =>
-        db.ReadAsync(s => s.AllAsync("SELECT user_id FROM approval_approvers WHERE approval_id = $1 ORDER BY user_id", r => r.GetString(0), approvalId), ct);
+        db.ReadAsync(s => s.AllAsync(EligibleUsersSql, r => r.GetString(0), approvalId), ct);
+
+    private const string EligibleUsersSql = "SELECT user_id FROM approval_approvers WHERE approval_id = $1 ORDER BY user_id";
 
     public Task<IReadOnlyList<DecisionRecord>> ListDecisionsAsync(string approvalId, CancellationToken ct) =>
         db.ReadAsync(s => s.AllAsync($"SELECT {ApprovalSql.DecisionColumns} FROM decisions WHERE approval_id = $1 ORDER BY decided_at, device_id",
@@ -261,11 +263,11 @@ internal class ApprovalStore(Database db) : IApprovalStore
                 return null;
             }
             await w.ExecAsync(InsertDecision, d.ApprovalId, d.UserId, d.DeviceId, (int)d.Decision, d.Evidence, d.DecidedAt);
-            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, d.Decision));
+            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, d.Decision, request.EligibleUsers));
             await w.AuditAsync(audit);
             return (ApprovalState?)d.Decision;
         }
-        var state = await DecideInQuorumAsync(w, d, audit);
+        var state = await DecideInQuorumAsync(w, d, audit, request.EligibleUsers);
         if (state == ApprovalState.Pending)
         {
             // One more vote and still open: the other nodes announce the request again, so their approvers' streams show
@@ -284,7 +286,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
             {
                 return -1;
             }
-            await w.NotifyAsync(ApprovalNotice.Settled(request.Id, request.UserId, ApprovalState.Cancelled));
+            await w.NotifyAsync(ApprovalNotice.Settled(request.Id, request.UserId, ApprovalState.Cancelled, request.EligibleUsers));
             await w.AuditAsync(audit);
             return await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(request, ApprovalState.Cancelled, now));
         }, ct);
@@ -297,7 +299,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
     /// <see cref="ApprovalRecord.Quorum"/> approvals are in, and denied once that can no longer happen. The row is locked
     /// first, so concurrent decisions are counted one after the other.
     /// </summary>
-    private async ValueTask<ApprovalState?> DecideInQuorumAsync(IWriteSession w, DecisionRecord d, AuditEvent audit)
+    private async ValueTask<ApprovalState?> DecideInQuorumAsync(IWriteSession w, DecisionRecord d, AuditEvent audit, IReadOnlyList<string>? eligible)
     {
         if (await w.OneAsync(_lockForDecision, r => r.GetString(0), d.ApprovalId, d.DecidedAt) is not { } owner ||
             // The device row stays locked until commit, so a revocation waits for this decision and then removes it (docs/policies.md §3).
@@ -320,7 +322,7 @@ internal class ApprovalStore(Database db) : IApprovalStore
         if (state != ApprovalState.Pending)
         {
             await w.ExecAsync("UPDATE approvals SET state = $2, decided_at = $3 WHERE id = $1", d.ApprovalId, (int)state, d.DecidedAt);
-            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, state));
+            await w.NotifyAsync(ApprovalNotice.Settled(d.ApprovalId, owner, state, eligible));
         }
         return state;
     }
@@ -342,11 +344,17 @@ internal class ApprovalStore(Database db) : IApprovalStore
         var (due, queued) = await db.WriteAsync(async w =>
         {
             // On PostgreSQL several nodes sweep at once: SKIP LOCKED keeps them from waiting on, or double-expiring, each other's rows.
-            var due = await w.AllAsync(_expireDue, ApprovalSql.Read, now, max);
+            var due = (await w.AllAsync(_expireDue, ApprovalSql.Read, now, max)).ToList();
             var queued = 0;
-            foreach (var a in due)
+            for (var i = 0; i < due.Count; i++)
             {
-                await w.NotifyAsync(ApprovalNotice.Settled(a.Id, a.UserId, ApprovalState.Expired));
+                var a = due[i];
+                if (ApprovalNotice.IsShared(a))
+                {
+                    // Its approvers' streams hear the expiry too, here and on every node (docs/policies.md §3).
+                    due[i] = a = a with { EligibleUsers = await w.AllAsync(EligibleUsersSql, r => r.GetString(0), a.Id) };
+                }
+                await w.NotifyAsync(ApprovalNotice.Settled(a.Id, a.UserId, ApprovalState.Expired, a.EligibleUsers));
                 await w.AuditAsync(new AuditEvent(AuditTypes.ApprovalExpired, a.UserId, "system", a.Id));
                 queued += await w.EmitAsync(db.Outbox, OutboxEvent.ForApproval(a, ApprovalState.Expired, now));
             }

@@ -43,15 +43,24 @@ internal static class Rows
     public static string? NullableString(DbDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
 }
 
-/// <summary>What other nodes hear of a request: it was created, or it settled (approved, denied, expired).</summary>
-internal sealed record ApprovalNotice(string Kind, string ApprovalId, string UserId, string State, ApprovalRecord? Approval = null)
+/// <summary>
+/// What other nodes hear of a request: it was created, or it settled (approved, denied, expired, cancelled). A shared
+/// request's settlement also names its other approvers (<see cref="AlsoTo"/>), so their streams on every node hear it
+/// (docs/policies.md §3).
+/// </summary>
+internal sealed record ApprovalNotice(string Kind, string ApprovalId, string UserId, string State, ApprovalRecord? Approval = null,
+    IReadOnlyList<string>? AlsoTo = null)
 {
     public const string CreatedKind = "created";
     public const string SettledKind = "settled";
 
     public static ApprovalNotice Created(ApprovalRecord a) => new(CreatedKind, a.Id, a.UserId, StateNames.Pending, a);
 
-    public static ApprovalNotice Settled(string approvalId, string userId, ApprovalState state) => new(SettledKind, approvalId, userId, StateNames.Of(state));
+    public static ApprovalNotice Settled(string approvalId, string userId, ApprovalState state, IReadOnlyList<string>? alsoTo = null) =>
+        new(SettledKind, approvalId, userId, StateNames.Of(state), AlsoTo: alsoTo is { Count: > 0 } ? alsoTo : null);
+
+    /// <summary>Whether a request is decided by more than its own user: a quorum, or a policy's approvers.</summary>
+    public static bool IsShared(ApprovalRecord a) => a.EligibleUsers is { Count: > 0 } || a.Policy is not null || a.Approvers > 1;
 }
 
 /// <summary>

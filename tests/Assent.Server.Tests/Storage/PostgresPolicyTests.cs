@@ -91,5 +91,53 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         Assert.Equal("approval", type);
         Assert.Equal(shown.GetProperty("id").GetString(), again.GetProperty("id").GetString());
         Assert.Equal([alice.Handle], again.GetProperty("quorum").GetProperty("approved").EnumerateArray().Select(e => e.GetString()));
+
+        // Carol's vote on node a settles it: Bob's open card on node b hears so at once, not on his next reconnect.
+        Assert.Equal(HttpStatusCode.OK, await DecideAsync(carol, shown, Decisions.Approve));
+        (type, var settled) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("settled", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), settled.GetProperty("id").GetString());
+        Assert.Equal("approved", settled.GetProperty("state").GetString());
+    }
+
+    [Fact]
+    public async Task A_co_approvers_stream_on_another_node_hears_a_quorum_request_cancelled_or_expired()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        var (_, bob, _, agent) = await TreasuryAsync(a, "treasury-ends");
+
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var stream = await b.Http.SendAsync(bob.On(b).Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
+
+        // Withdrawn by its agent on node a (RFC 7009 revocation of the auth_req_id, docs/http-api.md §8.1).
+        var cancelled = await a.AskAsync(agent, "Transfer 40,000 USD", Payment("40000.00"), "openid payments:write");
+        var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        using (var revoke = new HttpRequestMessage(HttpMethod.Post, "/oauth/revoke") { Content = new FormUrlEncodedContent(new Dictionary<string, string> { ["token"] = cancelled }) })
+        {
+            revoke.Headers.Authorization = TestServer.Basic(agent);
+            using var revoked = await a.Http.SendAsync(revoke, cts.Token);
+            Assert.Equal(HttpStatusCode.OK, revoked.StatusCode);
+        }
+        (type, var settled) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("settled", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), settled.GetProperty("id").GetString());
+        Assert.Equal("cancelled", settled.GetProperty("state").GetString());
+
+        // Left to expire: node a's sweep expires it, and Bob on node b hears that too.
+        await a.AskAsync(agent, "Transfer 50,000 USD", Payment("50000.00"), "openid payments:write");
+        (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("approval", type);
+        a.Clock.Advance(TimeSpan.FromHours(1));
+        await a.Service<ApprovalService>().SweepAsync(CancellationToken.None);
+        (type, settled) = await ServerSentEvents.NextAsync(reader, cts.Token);
+        Assert.Equal("settled", type);
+        Assert.Equal(shown.GetProperty("id").GetString(), settled.GetProperty("id").GetString());
+        Assert.Equal("expired", settled.GetProperty("state").GetString());
     }
 }

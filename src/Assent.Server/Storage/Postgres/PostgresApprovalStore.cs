@@ -48,9 +48,10 @@ internal sealed class PostgresApprovalStore(PostgresDatabase db) : ApprovalStore
 
     public override async Task<ApprovalState?> TryDecideAsync(ApprovalRecord request, DecisionRecord d, long? signCount, AuditEvent audit, CancellationToken ct)
     {
-        if (request.Quorum != 1 || signCount is not null || MandateIds.IsRequest(request))
+        if (request.Quorum != 1 || signCount is not null || MandateIds.IsRequest(request) || request.EligibleUsers is { Count: > 0 })
         {
-            // A passkey's counter, a quorum, or a mandate (mandate.approved is announced too): a transaction of several statements.
+            // A passkey's counter, a quorum, a mandate (mandate.approved is announced too), or a request other approvers
+            // hear settle (its notice names them): a transaction of several statements.
             return await base.TryDecideAsync(request, d, signCount, audit, ct);
         }
         // The notice names the request's user, which the statement itself reads (see PostgresDatabase.Payload).

@@ -171,6 +171,13 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
     internal string Payload(ApprovalNotice notice)
     {
         var head = string.Join('|', NodeId, notice.Kind, notice.ApprovalId, notice.UserId, notice.State);
+        if (notice.AlsoTo is { } others)
+        {
+            // node|settled|approval|user|state|other,other…: a user id never holds ',' or '|' (Ids). Too many to fit, and the
+            // others hear of it when their streams reconnect, as before.
+            var tail = "|" + string.Join(',', others);
+            return head.Length + tail.Length < MaxNotifyPayload ? head + tail : head;
+        }
         if (notice.Approval is not { } a)
         {
             return head;

@@ -84,7 +84,8 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
 
     private void OnNotification(string payload, CancellationToken ct)
     {
-        // node|kind|approval|user|state, and for a new request optionally |request-json (which may contain '|').
+        // node|kind|approval|user|state, and for a new request optionally |request-json (which may contain '|'),
+        // for a shared request's settlement |other-user,other-user… (PostgresDatabase.Payload).
         var parts = payload.Split('|', 6);
         if (parts.Length < 5 || parts[0] == db.NodeId)
         {
@@ -93,7 +94,14 @@ internal sealed class PostgresListener(PostgresDatabase db, IApprovalStore appro
         var (kind, approvalId, userId, state) = (parts[1], parts[2], parts[3], parts[4]);
         if (kind == ApprovalNotice.SettledKind)
         {
-            events.Settled(approvalId, userId, state);
+            if (parts.Length == 6 && parts[5].Length > 0)
+            {
+                events.Settled(approvalId, parts[5].Split(',').Prepend(userId).Distinct(StringComparer.Ordinal), state);
+            }
+            else
+            {
+                events.Settled(approvalId, userId, state);
+            }
             return;
         }
         // A request created elsewhere, or a quorum's announced again after a vote: for this node's device streams, if it
