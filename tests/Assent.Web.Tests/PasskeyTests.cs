@@ -190,14 +190,22 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
     {
         var (phone, _, userId) = await EnrolledAsync("web-devices");
         await using var __ = phone;
-        phone.Page.Dialog += (_, dialog) => dialog.AcceptAsync("Laptop");
+        var dialogs = 0;
+        phone.Page.Dialog += (_, dialog) => { dialogs++; _ = dialog.DismissAsync(); };
         await phone.Page.ClickAsync(".tabs button[data-tab=devices]");
         await phone.Page.Locator("#devices li").First.WaitForAsync();
         // A second registration on the same authenticator is excluded by excludeCredentials, so add
-        // through a second authenticator in the same tab.
+        // through a second authenticator in the same tab. The name is asked in the page, not by a browser dialog.
         await phone.AddAuthenticatorAsync();
         await phone.Page.ClickAsync("#add-passkey");
+        var form = phone.Page.Locator(".name-form");
+        Assert.True(await phone.Page.IsHiddenAsync("#add-passkey"));
+        Assert.Equal("passkey", await phone.Page.EvaluateAsync<string>("() => document.activeElement.value"));
+        await form.Locator("input").FillAsync("Laptop");
+        await form.Locator("input").PressAsync("Enter");
         await phone.Page.Locator("#devices li", new() { HasText = "Laptop" }).WaitForAsync();
+        await form.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        Assert.True(await phone.Page.IsVisibleAsync("#add-passkey"));
         Assert.Equal(2, (await Server.Store.Devices.ListAsync(userId, default)).Count(d => d.Active && d.Kind == DeviceKinds.WebAuthn));
 
         // Sign out, then back in with the (new) passkey: usernameless, discoverable credential.
@@ -206,7 +214,45 @@ public sealed class PasskeyTests(BrowserHost host, ITestOutputHelper output)
         await phone.Page.ClickAsync("#signin");
         await phone.Page.Locator("#v-main").WaitForAsync();
         Assert.Equal("web-devices", await phone.Page.TextContentAsync("#who"));
+        Assert.Equal(0, dialogs);
 
+    }
+
+    [Fact]
+    public async Task A_device_is_renamed_in_the_page_and_Escape_or_an_unusable_name_changes_nothing()
+    {
+        var (phone, _, userId) = await EnrolledAsync("web-rename");
+        await using var __ = phone;
+        var dialogs = 0;
+        phone.Page.Dialog += (_, dialog) => { dialogs++; _ = dialog.DismissAsync(); };
+        await phone.Page.ClickAsync(".tabs button[data-tab=devices]");
+        var row = phone.Page.Locator("#devices li").First;
+        await row.WaitForAsync();
+        var before = Assert.Single(await Server.Store.Devices.ListAsync(userId, default)).Name;
+
+        // Escape puts the row back as it was.
+        await row.Locator("button", new() { HasText = "Rename" }).ClickAsync();
+        var form = row.Locator(".name-form");
+        Assert.Equal(before, await form.Locator("input").InputValueAsync());
+        await form.Locator("input").PressAsync("Escape");
+        await form.WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        Assert.True(await row.Locator("button", new() { HasText = "Rename" }).IsVisibleAsync());
+
+        // A name the server refuses (a control character would hide text) says why and renames nothing.
+        await row.Locator("button", new() { HasText = "Rename" }).ClickAsync();
+        await form.Locator("input").FillAsync("work\u202Ephone");
+        await form.Locator("button[data-act=save]").ClickAsync();
+        await phone.Page.Locator("#alert", new() { HasText = "name" }).WaitForAsync();
+        Assert.Equal(before, Assert.Single(await Server.Store.Devices.ListAsync(userId, default)).Name);
+
+        // Saved: the list shows the new name, and so does the store.
+        await phone.Page.Locator("#devices li").First.Locator("button", new() { HasText = "Rename" }).ClickAsync();
+        form = phone.Page.Locator("#devices li").First.Locator(".name-form");
+        await form.Locator("input").FillAsync("Work phone");
+        await form.Locator("input").PressAsync("Enter");
+        await phone.Page.Locator("#devices li", new() { HasText = "Work phone" }).WaitForAsync();
+        Assert.Equal("Work phone", Assert.Single(await Server.Store.Devices.ListAsync(userId, default)).Name);
+        Assert.Equal(0, dialogs);
     }
 
     [Fact]

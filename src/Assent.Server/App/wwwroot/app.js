@@ -536,6 +536,31 @@
     cancel.focus();
   }
 
+  // An in-page name field (renaming a device, naming a new passkey): it opens where it is used and takes focus; Enter
+  // saves, Escape or Cancel puts things back. No prompt(), for the reasons confirmIn gives. The server's limit is 64.
+  function nameIn(put, hide, label, initial, saveText, act) {
+    const input = el('input', { type: 'text', maxlength: '64', required: '', autocomplete: 'off', spellcheck: 'false' });
+    input.value = initial;
+    const go = el('button', { type: 'submit', 'data-act': 'save', text: saveText });
+    const cancel = el('button', { type: 'button', 'data-act': 'cancel', text: 'Cancel' });
+    const form = el('form', { class: 'confirm name-form' }, el('label', {}, el('span', { text: label }), input), el('div', { class: 'actions' }, go, cancel));
+    const close = () => { form.remove(); for (const b of hide) b.hidden = false; if (hide[0] && hide[0].isConnected) hide[0].focus(); };
+    cancel.addEventListener('click', close);
+    form.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') close(); });
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const name = input.value.trim();
+      if (!name) { input.focus(); return; }
+      go.disabled = true; cancel.disabled = true;
+      await act(name);
+      if (form.isConnected) close();
+    });
+    for (const b of hide) b.hidden = true;
+    put(form);
+    input.focus();
+    input.select();
+  }
+
   // Agents of other users this user allows to ask them (their own agents always may).
   async function loadConsents() {
     try {
@@ -604,11 +629,10 @@
           el('span', { class: 'grow', show: dev.name }),
           el('span', { class: 'small', text: (dev.kind === 'webauthn' ? 'passkey' : 'key') + (dev.active ? '' : ' · revoked') + (S.session && dev.id === S.session.device_id ? ' · this session' : '') }));
         if (dev.active) {
-          li.append(el('button', { type: 'button', text: 'Rename', onclick: async () => {
-            const name = prompt('New name for ' + plain(dev.name), plain(dev.name));
-            if (!name) return;
-            try { await api('PATCH', '/webauthn/devices/' + encodeURIComponent(dev.id), { name }); loadDevices(); } catch (e) { failed(e); }
-          } }));
+          li.append(el('button', { type: 'button', text: 'Rename', onclick: () => nameIn((f) => li.append(f), [...li.querySelectorAll('button')],
+            'New name for ' + plain(dev.name), plain(dev.name), 'Rename', async (name) => {
+              try { await api('PATCH', '/webauthn/devices/' + encodeURIComponent(dev.id), { name }); status('Renamed to ' + plain(name) + '.'); loadDevices(); } catch (e) { failed(e); }
+            }) }));
           const current = S.session && dev.id === S.session.device_id;
           li.append(el('button', { type: 'button', class: 'deny', text: 'Revoke', onclick: () => confirmIn(li, current
             ? 'Revoke ' + dev.name + ', the passkey you are signed in with? You will be signed out here, and it will not be able to approve anything.'
@@ -870,9 +894,12 @@
         }
       } catch (e) { failed(e, 'device'); }
     });
-    $('add-passkey').addEventListener('click', async () => {
-      status('Creating another passkey…');
-      try { await createPasskey(null, prompt('Name for the new passkey', 'passkey') || ''); status('Passkey added.'); S.session = await api('GET', '/webauthn/session'); loadDevices(); } catch (e) { failed(e); }
+    $('add-passkey').addEventListener('click', () => {
+      const add = $('add-passkey');
+      nameIn((f) => add.after(f), [add], 'Name for the new passkey', 'passkey', 'Create passkey', async (name) => {
+        status('Creating another passkey…');
+        try { await createPasskey(null, name); status('Passkey added.'); S.session = await api('GET', '/webauthn/session'); loadDevices(); } catch (e) { failed(e); }
+      });
     });
     for (const b of document.querySelectorAll('.tabs button')) b.addEventListener('click', () => tab(b.dataset.tab));
     $('push-switch').addEventListener('change', (ev) => setPush(ev.target.checked));
