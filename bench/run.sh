@@ -17,7 +17,9 @@
 #     mandate (the run fails if the remainder the tokens report disagrees with what they spent), and agent payments a
 #     mandate covers (POST /v1/payments to the signed header, --payments); each phase reports server CPU per operation.
 #     BASE_DLL=DIR/bench/Assent.Bench/bin/Release/net10.0/Assent.Bench.dll (another commit built apart) runs each mandates
-#     figure against that build's server too, alternating, for a side-by-side ratio on a shared machine.
+#     figure against that build's server too, alternating, for a side-by-side ratio on a shared machine. Then a
+#     quorum flow (2 of 3 users' CLI devices approving at once, docs/policies.md §3) beside a single-approver flow,
+#     both open loops at the same rate (QUORUM_ARGS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SET=${1:-core}
@@ -35,6 +37,7 @@ SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20"}
 MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20"}
 MANDATES_SCALE_ARGS=${MANDATES_SCALE_ARGS:-"--engine postgres --nodes 2 --shared --agents 32 --seconds 10 --warmup 20"}
 PAYMENTS_ARGS=${PAYMENTS_ARGS:-"--payments --agents 32 --seconds 10 --warmup 20"}
+QUORUM_ARGS=${QUORUM_ARGS:-"--users 32 --rate 200 --seconds 10 --warmup 10"}
 BASE_DLL=${BASE_DLL:-}
 
 # Every held waiter is a socket in the driver and one in the server: raise the open-file limit to
@@ -84,7 +87,9 @@ elif [ "$SET" = mandates ]; then
   done
   # shellcheck disable=SC2086
   run mandates $PAYMENTS_ARGS
-  modes="mandates mandates_postgres_2n payments"
+  # shellcheck disable=SC2086
+  run quorum $QUORUM_ARGS
+  modes="mandates mandates_postgres_2n payments quorum"
   if [ -n "$BASE_DLL" ]; then modes="$modes base_mandates base_mandates_postgres_2n"; fi
 else
   # shellcheck disable=SC2086

@@ -110,14 +110,20 @@ internal sealed class BenchAgent(HttpClient http, Provisioned who)
     }
 
     /// <summary>The approval id (<c>txn</c>) inside an access token, read without verifying: the driver trusts its own server.</summary>
-    public static string TransactionOf(string tokenResponse)
+    public static string TransactionOf(string tokenResponse) => Claim(tokenResponse, "txn", c => c.GetString()!);
+
+    /// <summary>How many users approved (the <c>approvers</c> claim of a quorum's token; 1 without it), read without verifying.</summary>
+    public static int ApproversOf(string tokenResponse) =>
+        Claim(tokenResponse, "approvers", c => c.ValueKind == JsonValueKind.Array ? c.GetArrayLength() : 1, 1);
+
+    private static T Claim<T>(string tokenResponse, string name, Func<JsonElement, T> read, T? absent = default)
     {
         using var response = JsonDocument.Parse(tokenResponse);
         var jwt = response.RootElement.GetProperty("access_token").GetString()!;
         var first = jwt.IndexOf('.');
         var payload = Base64Url.Decode(jwt.AsSpan(first + 1, jwt.IndexOf('.', first + 1) - first - 1));
         using var claims = JsonDocument.Parse(payload);
-        return claims.RootElement.GetProperty("txn").GetString()!;
+        return claims.RootElement.TryGetProperty(name, out var claim) ? read(claim) : absent!;
     }
 }
 

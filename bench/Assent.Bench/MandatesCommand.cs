@@ -239,7 +239,7 @@ internal static class MandatesCommand
     /// Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate, latency
     /// percentiles and <paramref name="cpu"/> (the servers' CPU time) per operation in the window.
     /// </summary>
-    private static async Task<(double Rate, double P50, double P99, double CpuMsPerOp)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
+    internal static async Task<(double Rate, double P50, double P99, double CpuMsPerOp)> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
         int rate, Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();

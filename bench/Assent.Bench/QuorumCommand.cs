@@ -1,0 +1,147 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Assent.Protocol.Approvals;
+using Assent.Server.Approvals;
+using Assent.Server.Common;
+using Assent.Server.Storage;
+
+namespace Assent.Bench;
+
+/// <summary>
+/// What a quorum costs (docs/policies.md §3): the whole flow, request to token, for a request that needs 2 of 3 users'
+/// CLI devices, both approving the moment it reaches them, beside the same flow with one approver, in one run on one
+/// server. Each agent i has a policy: its payments over 100 USD need 2 of users i, i+1 and i+2; the devices of i and
+/// i+1 approve, i+2's only watches (it hears the request and each vote, as an approver would). Both phases are open
+/// loops at <c>--rate</c> (each flow timed from when it was due), so the figures compare two flows at one load rather
+/// than two saturations.
+/// </summary>
+internal static class QuorumCommand
+{
+    public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
+    {
+        var users = args.Int("users", 32, 3, 1024);
+        var rate = args.Int("rate", 200, 1, 10_000);
+        var measure = TimeSpan.FromSeconds(args.Int("seconds", 10, 1, 600));
+        var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
+        var serverDll = args.String("server-dll");
+
+        var dataDirectory = Provisioning.NewDataDirectory();
+        var uri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
+        using var http = BenchHttp.Create(uri);
+        ServerProcess? server = null;
+        try
+        {
+            var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, uri, users, ct);
+            await AddPoliciesAsync(dataDirectory, uri, provisioned, ct);
+            server = await ServerProcess.StartAsync(dataDirectory, uri, http, ct, null, uri, serverDll);
+            Console.WriteLine($"quorum: {users} users and agents, open loop at {rate}/s, warm-up {warmup.TotalSeconds:0} s, each phase {measure.TotalSeconds:0} s, " +
+                              $"server {serverDll ?? "this build"}, {Environment.ProcessorCount} cores");
+            var devices = await Task.WhenAll(provisioned.Select(p => BenchDevice.EnrollAsync(http, p.InviteCode, ct)));
+
+            using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            hard.CancelAfter(2 * (warmup + measure) + TimeSpan.FromMinutes(2));
+            using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
+            var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+            long refused = 0;
+            var streams = devices.Select((device, j) => Task.Run(async () =>
+            {
+                // A quorum request is announced again after each vote: each device decides it once.
+                var decided = new HashSet<string>(StringComparer.Ordinal);
+                try
+                {
+                    await device.StreamAsync(async (id, payload, token) =>
+                    {
+                        if (!ApprovesHere(payload, j, users) || !decided.Add(id))
+                        {
+                            return;
+                        }
+                        var status = await device.PostDecisionAsync(id, device.Decision(Decisions.Approve, payload), token);
+                        if (status != HttpStatusCode.OK)
+                        {
+                            Interlocked.Increment(ref refused);
+                        }
+                    }, ready[j], streamsDone.Token);
+                }
+                catch (OperationCanceledException) when (streamsDone.IsCancellationRequested)
+                {
+                }
+            })).ToArray();
+            await Task.WhenAll(ready.Select(r => r.Task)).WaitAsync(TimeSpan.FromSeconds(30), ct);
+
+            long failed = 0;
+            TimeSpan Cpu() => server.CpuTime();
+            async Task<(long At, double Ms)?> FlowAsync(int i, string message, string? details, int approvers)
+            {
+                var agent = new BenchAgent(http, provisioned[i]);
+                var started = Stopwatch.GetTimestamp();
+                var (status, body) = await agent.TokenAsync(await agent.AskAsync(message, null, hard.Token, details), 30, hard.Token);
+                var at = Stopwatch.GetTimestamp();
+                // A token for the wrong number of approvers (the policy not applied, say) measures the wrong flow.
+                if (status != HttpStatusCode.OK || BenchAgent.ApproversOf(body) != approvers)
+                {
+                    if (Interlocked.Increment(ref failed) <= 3)
+                    {
+                        Console.Error.WriteLine($"  no token: {(int)status} {body}");
+                    }
+                    return null;
+                }
+                return (at, Stats.Milliseconds(at - started));
+            }
+            var single = await MandatesCommand.PhaseAsync("single", warmup, measure, users, rate, Cpu,
+                (i, n) => FlowAsync(i, $"Single {i}.{n}", Payment("50.00"), 1), hard.Token);
+            var quorum = await MandatesCommand.PhaseAsync("quorum", warmup, measure, users, rate, Cpu,
+                (i, n) => FlowAsync(i, $"Quorum {i}.{n}", Payment("150.00"), 2), hard.Token);
+            await streamsDone.CancelAsync();
+            await Task.WhenAll(streams);
+
+            Console.WriteLine($"  single approver  {Stats.F(single.Rate, 1)}/s, p50 {Stats.F(single.P50)} ms, p99 {Stats.F(single.P99)} ms, server CPU {Stats.F(single.CpuMsPerOp, 3)} ms/flow");
+            Console.WriteLine($"  2 of 3 at once   {Stats.F(quorum.Rate, 1)}/s, p50 {Stats.F(quorum.P50)} ms, p99 {Stats.F(quorum.P99)} ms, server CPU {Stats.F(quorum.CpuMsPerOp, 3)} ms/flow");
+            Console.WriteLine($"  quorum adds      p50 {Stats.F(quorum.P50 - single.P50)} ms, p99 {Stats.F(quorum.P99 - single.P99)} ms (no token: {failed}, decisions refused: {refused})");
+            Stats.Result("quorum", ("single_per_s", Stats.F(single.Rate, 1)), ("single_p50_ms", Stats.F(single.P50)), ("single_p99_ms", Stats.F(single.P99)),
+                ("quorum_per_s", Stats.F(quorum.Rate, 1)), ("quorum_p50_ms", Stats.F(quorum.P50)), ("quorum_p99_ms", Stats.F(quorum.P99)),
+                ("added_p99_ms", Stats.F(quorum.P99 - single.P99)), ("single_cpu_ms", Stats.F(single.CpuMsPerOp, 3)), ("quorum_cpu_ms", Stats.F(quorum.CpuMsPerOp, 3)),
+                ("no_token", failed.ToString(CultureInfo.InvariantCulture)));
+            return failed == 0 ? 0 : 1;
+        }
+        finally
+        {
+            if (server is not null)
+            {
+                await server.DisposeAsync();
+            }
+            Provisioning.Delete(dataDirectory);
+        }
+    }
+
+    private static string Payment(string amount) => $$"""[{"type":"payment","amount":"{{amount}}","currency":"USD","payee":"bench"}]""";
+
+    /// <summary>Agent i's payments over 100 USD need 2 of users i, i+1 and i+2 (written before the server starts, as <c>assent policy add</c> does).</summary>
+    private static async Task AddPoliciesAsync(string dataDirectory, Uri issuer, IReadOnlyList<Provisioned> provisioned, CancellationToken ct)
+    {
+        var options = new AssentOptions { Issuer = issuer.ToString().TrimEnd('/'), DataDirectory = dataDirectory };
+        await using var store = await StoreFactory.OpenAsync(options, TimeProvider.System, ct);
+        var book = new PolicyBook(store.Policies, store.Users, TimeProvider.System);
+        var over = JsonDocument.Parse("\"100\"").RootElement.Clone();
+        for (var i = 0; i < provisioned.Count; i++)
+        {
+            var approvers = Enumerable.Range(i, 3).Select(k => provisioned[k % provisioned.Count].Handle).ToList();
+            await book.AddAsync(new PolicyDraft($"bench-quorum-{i}", null, provisioned[i].ClientId, null, "payment", "USD", over, null, "quorum", 2, approvers), "bench", ct);
+        }
+    }
+
+    /// <summary>Whether device <paramref name="j"/> approves this request: its own single-approver requests, and as one of the first two of a quorum's three.</summary>
+    private static bool ApprovesHere(byte[] payload, int j, int users)
+    {
+        using var doc = JsonDocument.Parse(payload);
+        var message = doc.RootElement.GetProperty("binding_message").GetString() ?? "";
+        if (!message.StartsWith("Quorum ", StringComparison.Ordinal))
+        {
+            return true;
+        }
+        var i = int.Parse(message.AsSpan(7, message.IndexOf('.', StringComparison.Ordinal) - 7), CultureInfo.InvariantCulture);
+        return j == i || j == (i + 1) % users;
+    }
+}
