@@ -1,7 +1,7 @@
 // The MPP authors' own server (npm mppx) run locally with only the outside world replaced (docs/payments.md §9):
 // - evm charge: mppx's evm.charge verifies the credential (challenge HMAC and expiry, payee, amount, challenge-hash
 //   nonce, EIP-712 signature) and settles through viem, whose custom transport answers JSON-RPC from the USDC model in
-//   usdc-chain.mjs (signature, v/s, window, nonce reuse, balance as FiatToken v2);
+//   ../usdc-chain.mjs (signature, v/s, window, nonce reuse, balance as FiatToken v2);
 // - stripe charge: mppx's stripe.charge verifies the credential and creates the PaymentIntent with the official
 //   stripe package, pointed at the Stripe API stand-in below (Shared Payment Tokens minted and spent as Stripe does:
 //   limits on amount, currency, seller and expiry; single use; Idempotency-Key replays flagged idempotent-replayed).
@@ -10,11 +10,14 @@
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 import Stripe from "stripe";
-import { createWalletClient, custom, publicActions, getAddress } from "viem";
+import * as viem from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { baseSepolia } from "viem/chains";
 import { Mppx, evm, stripe } from "mppx/server";
-import { UsdcModel, chain, USDC, CHAIN_ID, transferWithAuthorizationAbi } from "./usdc-chain.mjs";
+import { usdcChain } from "../usdc-chain.mjs";
+
+const { createWalletClient, custom, publicActions, getAddress } = viem;
+const { UsdcModel, chain, USDC, CHAIN_ID, transferWithAuthorizationAbi } = usdcChain(viem);
 
 // The process's clock, movable forward: mppx, viem and the stand-ins all read Date.
 const RealDate = Date;
