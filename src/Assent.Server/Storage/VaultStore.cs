@@ -23,6 +23,9 @@ internal sealed record VaultWrapRecord(string ItemId, uint Version, byte[] Wrapp
 /// <summary>What an approved release stored with its decision (docs/vault.md §4), joined with the sealed version it releases.</summary>
 internal sealed record VaultReleaseRecord(string ApprovalId, string ItemId, uint Version, byte[] Wrapped, string? Name = null, byte[]? Ciphertext = null);
 
+/// <summary>A redeemed release request (docs/vault.md §4): the row as redeemed, and the key its approval stored (null when none is left).</summary>
+internal sealed record VaultRedeemed(DecidedApproval Approval, VaultReleaseRecord? Release);
+
 internal enum VaultKeyAdded
 {
     Added,
@@ -112,8 +115,14 @@ internal interface IVaultStore
     /// </summary>
     Task<bool> AddWrapsAsync(string userId, string kid, IReadOnlyList<VaultWrapRecord> wraps, AuditEvent audit, CancellationToken ct);
 
-    /// <summary>Takes (reads and deletes) the key an approved release stored, with the sealed version it opens, audited; null when none.</summary>
-    Task<VaultReleaseRecord?> TakeReleaseAsync(string approvalId, AuditEvent audit, CancellationToken ct);
+    /// <summary>
+    /// docs/vault.md §4: redeems an approved <c>vault_release</c> request (approved → redeemed, exactly once, as
+    /// <see cref="IApprovalStore.TryRedeemAsync"/>, audited with <paramref name="redeemed"/>) and, in the same transaction, takes
+    /// (reads and deletes) the key its approval stored, with the sealed version it opens, audited with <paramref name="released"/>.
+    /// One commit for both: the grant and the key it hands over are settled together. Null, and nothing changed, when the request is
+    /// not approved (or was redeemed already); <see cref="VaultRedeemed.Release"/> null when no key is stored for it.
+    /// </summary>
+    Task<VaultRedeemed?> RedeemReleaseAsync(string approvalId, long now, AuditEvent redeemed, AuditEvent released, CancellationToken ct);
 }
 
 /// <summary>The vault tables (migration 16), written once for both engines.</summary>
@@ -412,16 +421,28 @@ internal sealed class VaultStore(Database db) : IVaultStore
             return await w.AuditedAsync(audit);
         }, ct);
 
-    public Task<VaultReleaseRecord?> TakeReleaseAsync(string approvalId, AuditEvent audit, CancellationToken ct) =>
+    public Task<VaultRedeemed?> RedeemReleaseAsync(string approvalId, long now, AuditEvent redeemed, AuditEvent released, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
-            if (await w.OneAsync("DELETE FROM vault_releases WHERE approval_id = $1 RETURNING item_id, version, wrapped",
-                    r => new VaultReleaseRecord(approvalId, r.GetString(0), (uint)r.GetInt64(1), (byte[])r[2]), approvalId) is not { } taken)
+            // The statements of IApprovalStore.TryRedeemAsync (ApprovalSql), then the take: one transaction, one commit.
+            if (await w.OneAsync($"{ApprovalSql.Redeem} RETURNING {ApprovalSql.Columns}", ApprovalSql.Read, approvalId, now) is not { } row)
             {
                 return null;
             }
-            await w.AuditAsync(audit);
-            return await w.OneAsync("SELECT i.name, v.ciphertext FROM vault_versions v JOIN vault_items i ON i.id = v.item_id WHERE v.item_id = $1 AND v.version = $2",
-                r => taken with { Name = r.GetString(0), Ciphertext = (byte[])r[1] }, taken.ItemId, (long)taken.Version);
+            var decisions = await w.AllAsync(ApprovalSql.ApprovingDecisions, ApprovalSql.ReadDecision, approvalId);
+            await w.AuditAsync(redeemed);
+            return new VaultRedeemed(new DecidedApproval(row, decisions), await TakeReleaseAsync(w, approvalId, released));
         }, ct);
+
+    private static async ValueTask<VaultReleaseRecord?> TakeReleaseAsync(IWriteSession w, string approvalId, AuditEvent audit)
+    {
+        if (await w.OneAsync("DELETE FROM vault_releases WHERE approval_id = $1 RETURNING item_id, version, wrapped",
+                r => new VaultReleaseRecord(approvalId, r.GetString(0), (uint)r.GetInt64(1), (byte[])r[2]), approvalId) is not { } taken)
+        {
+            return null;
+        }
+        await w.AuditAsync(audit);
+        return await w.OneAsync("SELECT i.name, v.ciphertext FROM vault_versions v JOIN vault_items i ON i.id = v.item_id WHERE v.item_id = $1 AND v.version = $2",
+            r => taken with { Name = r.GetString(0), Ciphertext = (byte[])r[1] }, taken.ItemId, (long)taken.Version);
+    }
 }
