@@ -242,6 +242,10 @@ internal static class VaultCommand
         private TimeSpan _server;
         private TimeSpan _clientAt;
         private TimeSpan _serverAt;
+        private long _allocated;
+        private long _allocatedAt;
+        private int _collections;
+        private int _collectionsAt;
         private bool _measuring;
         private int _count;
 
@@ -252,6 +256,8 @@ internal static class VaultCommand
             {
                 _clientAt = Process.GetCurrentProcess().TotalProcessorTime;
                 _serverAt = server.CpuTime();
+                _allocatedAt = GC.GetTotalAllocatedBytes(true);
+                _collectionsAt = GC.CollectionCount(0);
             }
         }
 
@@ -261,14 +267,19 @@ internal static class VaultCommand
             {
                 _client += Process.GetCurrentProcess().TotalProcessorTime - _clientAt;
                 _server += server.CpuTime() - _serverAt;
+                _allocated += GC.GetTotalAllocatedBytes(true) - _allocatedAt;
+                _collections += GC.CollectionCount(0) - _collectionsAt;
                 _count++;
                 _measuring = false;
             }
         }
 
+        // The client's allocations (agent and device, this process) per operation, and its collections in all the measured ones:
+        // a collection during an operation is one way its time reaches the tail.
         public override string ToString() => _count == 0
             ? "n/a"
-            : $"client {Stats.F(_client.TotalMilliseconds / _count)} ms, server {Stats.F(_server.TotalMilliseconds / _count)} ms";
+            : $"client {Stats.F(_client.TotalMilliseconds / _count)} ms, server {Stats.F(_server.TotalMilliseconds / _count)} ms; " +
+              $"client allocated {Stats.F(_allocated / 1024.0 / _count)} KiB per op, {_collections} GCs";
     }
 
     private static void FillItems(string database, string userId, int count)
