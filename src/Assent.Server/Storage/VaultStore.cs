@@ -100,8 +100,11 @@ internal interface IVaultStore
     Task<VaultPutOutcome> PutAsync(string userId, string name, string itemId, uint version, byte[] ciphertext, IReadOnlyDictionary<string, byte[]> wraps,
         string createdBy, long now, AuditEvent audit, CancellationToken ct);
 
-    /// <summary>A sealed version of the user's item with its key wrapped to <paramref name="kid"/>; null when any of them is missing.</summary>
-    Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, CancellationToken ct);
+    /// <summary>
+    /// A sealed version of the user's item with its key wrapped to <paramref name="kid"/>, which must be a key of the device
+    /// <paramref name="deviceId"/> or the user's recovery key (docs/vault.md §6); null when any of them is missing. One read.
+    /// </summary>
+    Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, string deviceId, CancellationToken ct);
 
     /// <summary>Removes the item with all its versions and wraps; false when the user has no such item.</summary>
     Task<bool> RemoveItemAsync(string userId, string name, AuditEvent audit, CancellationToken ct);
@@ -369,13 +372,15 @@ internal sealed class VaultStore(Database db) : IVaultStore
             return new VaultPutOutcome(current is null ? VaultPutStatus.Created : VaultPutStatus.Updated, item);
         }, ct);
 
-    public Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, CancellationToken ct) =>
+    public Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, string deviceId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync(
             "SELECT i.id, i.name, v.version, v.ciphertext, w.kid, w.wrapped FROM vault_items i " +
+            "JOIN vault_keys k ON k.user_id = i.user_id AND k.kid = $4 AND (k.device_id = $5 OR k.kind = 'recovery') " +
             "JOIN vault_versions v ON v.item_id = i.id AND v.version = $3 " +
             "JOIN vault_wraps w ON w.user_id = i.user_id AND w.kid = $4 AND w.item_id = i.id AND w.version = v.version " +
             "WHERE i.user_id = $1 AND i.name = $2",
-            r => new VaultSealedRecord(r.GetString(0), r.GetString(1), (uint)r.GetInt64(2), (byte[])r[3], r.GetString(4), (byte[])r[5]), userId, name, (long)version, kid), ct);
+            r => new VaultSealedRecord(r.GetString(0), r.GetString(1), (uint)r.GetInt64(2), (byte[])r[3], r.GetString(4), (byte[])r[5]),
+            userId, name, (long)version, kid, deviceId), ct);
 
     public Task<bool> RemoveItemAsync(string userId, string name, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>

@@ -72,8 +72,31 @@ public abstract class VaultStoreContract : IAsyncLifetime
         var updated = await Vault.PutAsync(user, "a", id, 2, [1, 3, 5], Wraps(key), device, Now, Audit(), default);
         Assert.Equal((VaultPutStatus.Updated, 2u, 3L), (updated.Status, updated.Item!.Version, updated.Item.Size));
         Assert.Equal([(2u, 3L), (1u, 2L)], (await Vault.ListVersionsAsync(id, default)).Select(v => (v.Version, v.Size)));
-        Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, default))!.Ciphertext);
-        Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, default));
+        Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, device, default))!.Ciphertext);
+        Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, device, default));
+    }
+
+    [Fact]
+    public async Task A_sealed_version_is_read_only_through_a_key_of_the_asking_device_or_the_recovery_key()
+    {
+        var user = await UserAsync();
+        var (first, second) = (await DeviceAsync(user), await DeviceAsync(user));
+        var (a, b, recovery) = (Key(user, first), Key(user, second), Key(user, "recovery", "recovery"));
+        foreach (var k in new[] { a, b, recovery })
+        {
+            Assert.Equal(VaultKeyAdded.Added, (await Vault.AddKeyAsync(k, 10, Audit(), default)).Status);
+        }
+        var id = ItemId();
+        Assert.Equal(VaultPutStatus.Created, (await Vault.PutAsync(user, "s", id, 1, [1, 9], Wraps(a, b, recovery), first, Now, Audit(), default)).Status);
+
+        Assert.Equal(a.Kid, (await Vault.FindSealedAsync(user, "s", 1, a.Kid, first, default))!.Kid);
+        Assert.Equal(b.Kid, (await Vault.FindSealedAsync(user, "s", 1, b.Kid, second, default))!.Kid);
+        Assert.Equal(recovery.Kid, (await Vault.FindSealedAsync(user, "s", 1, recovery.Kid, second, default))!.Kid);
+        // Another device's key, a key nobody registered, another user's device: nothing.
+        Assert.Null(await Vault.FindSealedAsync(user, "s", 1, a.Kid, second, default));
+        Assert.Null(await Vault.FindSealedAsync(user, "s", 1, "kid-unknown", first, default));
+        var stranger = await UserAsync();
+        Assert.Null(await Vault.FindSealedAsync(stranger, "s", 1, a.Kid, first, default));
     }
 
     [Fact]
