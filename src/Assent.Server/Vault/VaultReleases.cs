@@ -120,8 +120,8 @@ internal static class VaultReleases
     /// <summary>
     /// docs/vault.md §4: redeems the approved release request <paramref name="approval"/> (whose details hold
     /// <paramref name="detail"/>) and takes the key its approval stored, in one transaction: the token response member, handed
-    /// out once (the stored key is deleted) and audited. <c>Approved</c> null when the request is not approved or was redeemed already; a null
-    /// <c>Release</c> when its item was removed meanwhile or what is stored is not the signed item and version.
+    /// out once (the stored key is deleted) and audited. <c>Approved</c> null when the request is not approved or was redeemed
+    /// already; a null <c>Release</c> when its item was removed meanwhile or what is stored is not the signed item and version.
     /// </summary>
     public static async Task<(DecidedApproval? Approved, VaultReleaseResult? Release)> RedeemAsync(ApprovalRecord approval, VaultReleaseDetail detail, long now,
         AuditEvent redeemed, string actor, IVaultStore vault, CancellationToken ct)
