@@ -27,6 +27,9 @@ internal static class VaultCommand
     {
         var count = args.Int("count", 200, 10, 10_000);
         var items = args.Int("items", 10_000, 100, 100_000);
+        // Release/approval pairs run before the measured ones: 20 by default (as before, so runs compare); more lets the JIT's
+        // tier-1 code (after some 30 calls of each method, compiled in the background) be in place before measuring.
+        var warmup = args.Int("warmup", 20, 0, 10_000);
         // --only release|put|list: one phase alone (to profile it, or to repeat it); all three by default.
         var only = args.String("only");
         if (only is not (null or "release" or "put" or "list"))
@@ -59,7 +62,7 @@ internal static class VaultCommand
 
             if (Runs("release"))
             {
-                await ReleasesAsync(count, device, vault, agent, reports, figures, server, ct);
+                await ReleasesAsync(count, warmup, device, vault, agent, reports, figures, server, ct);
             }
             if (Runs("put"))
             {
@@ -85,7 +88,7 @@ internal static class VaultCommand
         }
     }
 
-    private static async Task ReleasesAsync(int count, AuthenticatorClient device, VaultDevice vault, AssentClient agent, List<string> reports,
+    private static async Task ReleasesAsync(int count, int warmup, AuthenticatorClient device, VaultDevice vault, AssentClient agent, List<string> reports,
         List<(string, string)> figures, ServerProcess server, CancellationToken ct)
     {
         // The device: every request that reaches it is approved at once, a release re-wrapped first.
@@ -110,9 +113,9 @@ internal static class VaultCommand
         var approvals = new List<double>(count);
         var releaseCpu = new CpuMeter(server);
         var approvalCpu = new CpuMeter(server);
-        for (var i = 0; i < count + 20; i++)
+        for (var i = 0; i < count + warmup; i++)
         {
-            releaseCpu.Start(i >= 20);
+            releaseCpu.Start(i >= warmup);
             var started = Stopwatch.GetTimestamp();
             var released = await agent.GetSecretAsync("bench/secret", ct);
             var releasedAt = Stopwatch.GetTimestamp();
@@ -121,7 +124,7 @@ internal static class VaultCommand
             {
                 throw new InvalidOperationException($"release {i} came back {released.Status} or not the secret");
             }
-            approvalCpu.Start(i >= 20);
+            approvalCpu.Start(i >= warmup);
             var asked = Stopwatch.GetTimestamp();
             var approval = await agent.ApproveAsync($"Bench approval {i}", new ApproveOptions { Scope = Provisioning.Scopes }, ct);
             var approvedAt = Stopwatch.GetTimestamp();
@@ -130,7 +133,7 @@ internal static class VaultCommand
             {
                 throw new InvalidOperationException($"approval {i} came back {approval.Status}");
             }
-            if (i >= 20)
+            if (i >= warmup)
             {
                 releases.Add(Stats.Milliseconds(releasedAt - started));
                 approvals.Add(Stats.Milliseconds(approvedAt - asked));
@@ -144,8 +147,12 @@ internal static class VaultCommand
         catch (OperationCanceledException)
         {
         }
+        // Where the tail sits in the run: slow ones early are warm-up (tier-0 code, the JIT busy), spread out they are pauses or load.
+        var slowest = releases.Select((ms, at) => (ms, at)).OrderByDescending(r => r.ms).Take(3)
+            .Select(r => $"#{r.at + 1} {Stats.F(r.ms)} ms").ToList();
         reports.AddRange(Report("release 4 KiB (request -> device re-wrap -> agent opened)", releases, releaseCpu, "approval (request -> device approve -> token)",
             approvals, approvalCpu, 15));
+        reports.Add($"    slowest releases (in the order measured, after {warmup} warm-up pairs): {string.Join(", ", slowest)}");
         figures.Add(("release_p99_ms", Stats.F(Stats.Percentile(Sorted(releases), 0.99))));
         figures.Add(("approval_p99_ms", Stats.F(Stats.Percentile(Sorted(approvals), 0.99))));
     }
@@ -242,6 +249,10 @@ internal static class VaultCommand
         private TimeSpan _server;
         private TimeSpan _clientAt;
         private TimeSpan _serverAt;
+        private long _allocated;
+        private long _allocatedAt;
+        private int _collections;
+        private int _collectionsAt;
         private bool _measuring;
         private int _count;
 
@@ -252,6 +263,8 @@ internal static class VaultCommand
             {
                 _clientAt = Process.GetCurrentProcess().TotalProcessorTime;
                 _serverAt = server.CpuTime();
+                _allocatedAt = GC.GetTotalAllocatedBytes(true);
+                _collectionsAt = GC.CollectionCount(0);
             }
         }
 
@@ -261,14 +274,19 @@ internal static class VaultCommand
             {
                 _client += Process.GetCurrentProcess().TotalProcessorTime - _clientAt;
                 _server += server.CpuTime() - _serverAt;
+                _allocated += GC.GetTotalAllocatedBytes(true) - _allocatedAt;
+                _collections += GC.CollectionCount(0) - _collectionsAt;
                 _count++;
                 _measuring = false;
             }
         }
 
+        // The client's allocations (agent and device, this process) per operation, and its collections in all the measured ones:
+        // a collection during an operation is one way its time reaches the tail.
         public override string ToString() => _count == 0
             ? "n/a"
-            : $"client {Stats.F(_client.TotalMilliseconds / _count)} ms, server {Stats.F(_server.TotalMilliseconds / _count)} ms";
+            : $"client {Stats.F(_client.TotalMilliseconds / _count)} ms, server {Stats.F(_server.TotalMilliseconds / _count)} ms; " +
+              $"client allocated {Stats.F(_allocated / 1024.0 / _count)} KiB per op, {_collections} GCs";
     }
 
     private static void FillItems(string database, string userId, int count)

@@ -31,9 +31,11 @@ internal sealed class VaultDevice(AuthenticatorClient client, VaultOwner owner, 
 
     private const int MaxWrapsPerUpload = 500;
 
+    private string? _kid;
+
     public byte[] PublicKey { get; } = X25519.PublicKeyFromPrivateKey(privateKey);
 
-    public string Kid => VaultFormat.KeyId(PublicKey);
+    public string Kid => _kid ??= VaultFormat.KeyId(PublicKey);
 
     /// <summary>A device key's registration: the device's Ed25519 signature over KeyProof(user, device, P).</summary>
     public static VaultKeyRegistration DeviceRegistration(VaultOwner owner, ReadOnlySpan<byte> publicKey) =>

@@ -39,6 +39,26 @@ public static class X25519
         return secret.Export(SharedSecretBlobFormat.RawSharedSecret);
     }
 
+    /// <summary>
+    /// <see cref="SharedSecret(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> that also writes the private key's own public key into
+    /// <paramref name="ownPublicKey"/> (32 bytes), from a single import of the private key: the public key comes with the import.
+    /// </summary>
+    /// <exception cref="ArgumentException">A key, or <paramref name="ownPublicKey"/>, is not 32 bytes.</exception>
+    /// <exception cref="CryptographicException">The result is all zeros: the peer sent a small-order point (RFC 7748 §6.1).</exception>
+    public static byte[] SharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> peerPublicKey, Span<byte> ownPublicKey)
+    {
+        if (peerPublicKey.Length != KeySize || ownPublicKey.Length != KeySize)
+        {
+            throw new ArgumentException($"an X25519 public key must be {KeySize} bytes", peerPublicKey.Length != KeySize ? nameof(peerPublicKey) : nameof(ownPublicKey));
+        }
+        using var key = ImportPrivateKey(privateKey);
+        key.PublicKey.TryExport(KeyBlobFormat.RawPublicKey, ownPublicKey, out _);
+        var peer = PublicKey.Import(Algorithm, peerPublicKey, KeyBlobFormat.RawPublicKey);
+        using var secret = Algorithm.Agree(key, peer, new SharedSecretCreationParameters { ExportPolicy = KeyExportPolicies.AllowPlaintextExport })
+            ?? throw new CryptographicException("X25519 produced the all-zero value");
+        return secret.Export(SharedSecretBlobFormat.RawSharedSecret);
+    }
+
     private static Key ImportPrivateKey(ReadOnlySpan<byte> privateKey)
     {
         if (privateKey.Length != KeySize)

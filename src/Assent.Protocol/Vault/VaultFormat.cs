@@ -182,12 +182,13 @@ public static class VaultFormat
         {
             throw new ArgumentException($"a nonce is {NonceSize} bytes", nameof(nonce));
         }
-        var ephemeralPublic = X25519.PublicKeyFromPrivateKey(ephemeralPrivateKey);
         var wrapped = new byte[WrappedKeySize];
         wrapped[0] = Version;
-        ephemeralPublic.CopyTo(wrapped.AsSpan(1));
+        var ephemeralPublic = wrapped.AsSpan(1, X25519.KeySize);
         nonce.CopyTo(wrapped.AsSpan(1 + X25519.KeySize));
-        var wrapKey = WrappingKey(X25519.SharedSecret(ephemeralPrivateKey, recipientPublicKey), ephemeralPublic, recipientPublicKey);
+        // One import of the ephemeral key gives both E and Z.
+        var shared = X25519.SharedSecret(ephemeralPrivateKey, recipientPublicKey, ephemeralPublic);
+        var wrapKey = WrappingKey(shared, ephemeralPublic, recipientPublicKey);
         try
         {
             using var gcm = new AesGcm(wrapKey, TagSize);
@@ -209,12 +210,13 @@ public static class VaultFormat
         {
             throw new VaultFormatException($"not a version 1 wrapped key of {WrappedKeySize} bytes");
         }
-        var recipientPublic = X25519.PublicKeyFromPrivateKey(recipientPrivateKey);
+        var recipientPublic = new byte[X25519.KeySize];
         var ephemeralPublic = wrapped.Slice(1, X25519.KeySize);
         byte[] shared;
         try
         {
-            shared = X25519.SharedSecret(recipientPrivateKey, ephemeralPublic);
+            // One import of the recipient's key gives both its public key (for the salt and the kid) and Z.
+            shared = X25519.SharedSecret(recipientPrivateKey, ephemeralPublic, recipientPublic);
         }
         catch (CryptographicException)
         {

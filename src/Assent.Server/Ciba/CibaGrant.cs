@@ -5,6 +5,7 @@ using Assent.Server.Approvals;
 using Assent.Server.Common;
 using Assent.Server.Keys;
 using Assent.Server.Storage;
+using Assent.Server.Vault;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -34,8 +35,21 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
         return await settler.SettleAsync(http, approval.Id, approval, version, approval.ExpiresAt, c => approvals.FindAsync(approval.Id, c), true, async decided =>
         {
             // The redemption returns the row as decided, so the token is built from what was committed.
-            if (await approvals.TryRedeemAsync(decided.Id, time.GetUtcNow().ToUnixTimeMilliseconds(),
-                    new AuditEvent(AuditTypes.ApprovalRedeemed, decided.UserId, client.Id, decided.Id), ct) is not { } approved)
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            var redeemed = new AuditEvent(AuditTypes.ApprovalRedeemed, decided.UserId, client.Id, decided.Id);
+            DecidedApproval? approved;
+            VaultReleaseResult? release = null;
+            // docs/vault.md §4: an approved release hands the sealed item and the key re-wrapped to the agent over once, taken in the
+            // redemption's own transaction (a request's authorization_details never change once it is created).
+            if (VaultReleases.DetailOf(decided.AuthorizationDetails) is { } releasing)
+            {
+                (approved, release) = await VaultReleases.RedeemAsync(decided, releasing, now, redeemed, client.Id, vault, ct);
+            }
+            else
+            {
+                approved = await approvals.TryRedeemAsync(decided.Id, now, redeemed, ct);
+            }
+            if (approved is null)
             {
                 return new OAuthError(OAuthErrors.InvalidGrant, "this auth_req_id has already been redeemed");
             }
@@ -44,8 +58,7 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
                 mandate: await mandates.GrantOfAsync(approved, ct));
             return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, a.Scope, tokens.IdToken,
                 AuthorizationDetails: a.AuthorizationDetails is null ? null : JsonDocument.Parse(a.AuthorizationDetails).RootElement,
-                // docs/vault.md §4: an approved release hands the sealed item and the key re-wrapped to the agent over once.
-                VaultRelease: await Vault.VaultReleases.TakeAsync(a, client.Id, vault, ct)));
+                VaultRelease: release));
         }, OAuthParameters.AuthReqId, ct);
     }
 }

@@ -23,6 +23,9 @@ internal sealed record VaultWrapRecord(string ItemId, uint Version, byte[] Wrapp
 /// <summary>What an approved release stored with its decision (docs/vault.md §4), joined with the sealed version it releases.</summary>
 internal sealed record VaultReleaseRecord(string ApprovalId, string ItemId, uint Version, byte[] Wrapped, string? Name = null, byte[]? Ciphertext = null);
 
+/// <summary>A redeemed release request (docs/vault.md §4): the row as redeemed, and the key its approval stored (null when none is left).</summary>
+internal sealed record VaultRedeemed(DecidedApproval Approval, VaultReleaseRecord? Release);
+
 internal enum VaultKeyAdded
 {
     Added,
@@ -97,8 +100,11 @@ internal interface IVaultStore
     Task<VaultPutOutcome> PutAsync(string userId, string name, string itemId, uint version, byte[] ciphertext, IReadOnlyDictionary<string, byte[]> wraps,
         string createdBy, long now, AuditEvent audit, CancellationToken ct);
 
-    /// <summary>A sealed version of the user's item with its key wrapped to <paramref name="kid"/>; null when any of them is missing.</summary>
-    Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, CancellationToken ct);
+    /// <summary>
+    /// A sealed version of the user's item with its key wrapped to <paramref name="kid"/>, which must be a key of the device
+    /// <paramref name="deviceId"/> or the user's recovery key (docs/vault.md §6); null when any of them is missing. One read.
+    /// </summary>
+    Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, string deviceId, CancellationToken ct);
 
     /// <summary>Removes the item with all its versions and wraps; false when the user has no such item.</summary>
     Task<bool> RemoveItemAsync(string userId, string name, AuditEvent audit, CancellationToken ct);
@@ -112,8 +118,14 @@ internal interface IVaultStore
     /// </summary>
     Task<bool> AddWrapsAsync(string userId, string kid, IReadOnlyList<VaultWrapRecord> wraps, AuditEvent audit, CancellationToken ct);
 
-    /// <summary>Takes (reads and deletes) the key an approved release stored, with the sealed version it opens, audited; null when none.</summary>
-    Task<VaultReleaseRecord?> TakeReleaseAsync(string approvalId, AuditEvent audit, CancellationToken ct);
+    /// <summary>
+    /// docs/vault.md §4: redeems an approved <c>vault_release</c> request (approved → redeemed, exactly once, as
+    /// <see cref="IApprovalStore.TryRedeemAsync"/>, audited with <paramref name="redeemed"/>) and, in the same transaction, takes
+    /// (reads and deletes) the key its approval stored, with the sealed version it opens, audited with <paramref name="released"/>.
+    /// One commit for both: the grant and the key it hands over are settled together. Null, and nothing changed, when the request is
+    /// not approved (or was redeemed already); <see cref="VaultRedeemed.Release"/> null when no key is stored for it.
+    /// </summary>
+    Task<VaultRedeemed?> RedeemReleaseAsync(string approvalId, long now, AuditEvent redeemed, AuditEvent released, CancellationToken ct);
 }
 
 /// <summary>The vault tables (migration 16), written once for both engines.</summary>
@@ -360,13 +372,15 @@ internal sealed class VaultStore(Database db) : IVaultStore
             return new VaultPutOutcome(current is null ? VaultPutStatus.Created : VaultPutStatus.Updated, item);
         }, ct);
 
-    public Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, CancellationToken ct) =>
+    public Task<VaultSealedRecord?> FindSealedAsync(string userId, string name, uint version, string kid, string deviceId, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync(
             "SELECT i.id, i.name, v.version, v.ciphertext, w.kid, w.wrapped FROM vault_items i " +
+            "JOIN vault_keys k ON k.user_id = i.user_id AND k.kid = $4 AND (k.device_id = $5 OR k.kind = 'recovery') " +
             "JOIN vault_versions v ON v.item_id = i.id AND v.version = $3 " +
             "JOIN vault_wraps w ON w.user_id = i.user_id AND w.kid = $4 AND w.item_id = i.id AND w.version = v.version " +
             "WHERE i.user_id = $1 AND i.name = $2",
-            r => new VaultSealedRecord(r.GetString(0), r.GetString(1), (uint)r.GetInt64(2), (byte[])r[3], r.GetString(4), (byte[])r[5]), userId, name, (long)version, kid), ct);
+            r => new VaultSealedRecord(r.GetString(0), r.GetString(1), (uint)r.GetInt64(2), (byte[])r[3], r.GetString(4), (byte[])r[5]),
+            userId, name, (long)version, kid, deviceId), ct);
 
     public Task<bool> RemoveItemAsync(string userId, string name, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
@@ -412,16 +426,28 @@ internal sealed class VaultStore(Database db) : IVaultStore
             return await w.AuditedAsync(audit);
         }, ct);
 
-    public Task<VaultReleaseRecord?> TakeReleaseAsync(string approvalId, AuditEvent audit, CancellationToken ct) =>
+    public Task<VaultRedeemed?> RedeemReleaseAsync(string approvalId, long now, AuditEvent redeemed, AuditEvent released, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
-            if (await w.OneAsync("DELETE FROM vault_releases WHERE approval_id = $1 RETURNING item_id, version, wrapped",
-                    r => new VaultReleaseRecord(approvalId, r.GetString(0), (uint)r.GetInt64(1), (byte[])r[2]), approvalId) is not { } taken)
+            // The statements of IApprovalStore.TryRedeemAsync (ApprovalSql), then the take: one transaction, one commit.
+            if (await w.OneAsync($"{ApprovalSql.Redeem} RETURNING {ApprovalSql.Columns}", ApprovalSql.Read, approvalId, now) is not { } row)
             {
                 return null;
             }
-            await w.AuditAsync(audit);
-            return await w.OneAsync("SELECT i.name, v.ciphertext FROM vault_versions v JOIN vault_items i ON i.id = v.item_id WHERE v.item_id = $1 AND v.version = $2",
-                r => taken with { Name = r.GetString(0), Ciphertext = (byte[])r[1] }, taken.ItemId, (long)taken.Version);
+            var decisions = await w.AllAsync(ApprovalSql.ApprovingDecisions, ApprovalSql.ReadDecision, approvalId);
+            await w.AuditAsync(redeemed);
+            return new VaultRedeemed(new DecidedApproval(row, decisions), await TakeReleaseAsync(w, approvalId, released));
         }, ct);
+
+    private static async ValueTask<VaultReleaseRecord?> TakeReleaseAsync(IWriteSession w, string approvalId, AuditEvent audit)
+    {
+        if (await w.OneAsync("DELETE FROM vault_releases WHERE approval_id = $1 RETURNING item_id, version, wrapped",
+                r => new VaultReleaseRecord(approvalId, r.GetString(0), (uint)r.GetInt64(1), (byte[])r[2]), approvalId) is not { } taken)
+        {
+            return null;
+        }
+        await w.AuditAsync(audit);
+        return await w.OneAsync("SELECT i.name, v.ciphertext FROM vault_versions v JOIN vault_items i ON i.id = v.item_id WHERE v.item_id = $1 AND v.version = $2",
+            r => taken with { Name = r.GetString(0), Ciphertext = (byte[])r[1] }, taken.ItemId, (long)taken.Version);
+    }
 }

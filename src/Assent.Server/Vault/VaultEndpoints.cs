@@ -274,9 +274,9 @@ internal static class VaultEndpoints
         {
             return Problem.BadRequest(bad);
         }
-        // The key must be the caller's own (or the owner's recovery key): a device reads only what it can open.
-        if (!await IsCallersKeyAsync(approver, kid, vault, ct) ||
-            await vault.FindSealedAsync(approver.User.Id, name, version, kid, ct) is not { } sealedVersion)
+        // The key must be the caller's own (or the owner's recovery key): a device reads only what it can open. The store checks
+        // it in the same read (docs/vault.md §8).
+        if (kid.Length is 0 or > 64 || await vault.FindSealedAsync(approver.User.Id, name, version, kid, approver.DeviceId, ct) is not { } sealedVersion)
         {
             return Problem.NotFound("no such item version wrapped to a key of this device");
         }

@@ -118,25 +118,28 @@ internal static class VaultReleases
     public static bool TryParseWrapped(string value, out byte[] wrapped) => VaultEndpoints.IsWrapped(value, out wrapped);
 
     /// <summary>
-    /// docs/vault.md §4: the token response member of a redeemed release, taken once (the stored wrapped key is deleted) and
-    /// audited; null when the request released nothing or its item was removed meanwhile.
+    /// docs/vault.md §4: redeems the approved release request <paramref name="approval"/> (whose details hold
+    /// <paramref name="detail"/>) and takes the key its approval stored, in one transaction: the token response member, handed
+    /// out once (the stored key is deleted) and audited. <c>Approved</c> null when the request is not approved or was redeemed
+    /// already; a null <c>Release</c> when its item was removed meanwhile or what is stored is not the signed item and version.
     /// </summary>
-    public static async Task<VaultReleaseResult?> TakeAsync(ApprovalRecord approval, string actor, IVaultStore vault, CancellationToken ct)
+    public static async Task<(DecidedApproval? Approved, VaultReleaseResult? Release)> RedeemAsync(ApprovalRecord approval, VaultReleaseDetail detail, long now,
+        AuditEvent redeemed, string actor, IVaultStore vault, CancellationToken ct)
     {
-        if (DetailOf(approval.AuthorizationDetails) is not { } detail)
-        {
-            return null;
-        }
-        var taken = await vault.TakeReleaseAsync(approval.Id, new AuditEvent(VaultAudit.Released, approval.UserId, actor, approval.Id, new Dictionary<string, string>
+        var released = new AuditEvent(VaultAudit.Released, approval.UserId, actor, approval.Id, new Dictionary<string, string>
         {
             ["item"] = detail.Item, ["item_id"] = detail.ItemId, ["version"] = detail.Version.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["recipient_kid"] = VaultFormat.KeyId(detail.RecipientKey),
-        }), ct);
-        // The stored row is keyed by the approval alone; it must also be the item and version the signed details name.
-        if (taken is not { Ciphertext: { } ciphertext, Name: { } name } || taken.ItemId != detail.ItemId || taken.Version != detail.Version)
+        });
+        if (await vault.RedeemReleaseAsync(approval.Id, now, redeemed, released, ct) is not { } done)
         {
-            return null;
+            return (null, null);
         }
-        return new VaultReleaseResult(name, taken.ItemId, taken.Version, Base64Url.Encode(ciphertext), Base64Url.Encode(taken.Wrapped));
+        // The stored row is keyed by the approval alone; it must also be the item and version the signed details name.
+        if (done.Release is not { Ciphertext: { } ciphertext, Name: { } name } taken || taken.ItemId != detail.ItemId || taken.Version != detail.Version)
+        {
+            return (done.Approval, null);
+        }
+        return (done.Approval, new VaultReleaseResult(name, taken.ItemId, taken.Version, Base64Url.Encode(ciphertext), Base64Url.Encode(taken.Wrapped)));
     }
 }

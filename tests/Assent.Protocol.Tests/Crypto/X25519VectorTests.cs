@@ -69,6 +69,19 @@ public sealed class X25519VectorTests
     }
 
     [Fact]
+    public void Rfc7748_diffie_hellman_vector_from_one_import_gives_the_own_public_key_too()
+    {
+        // The overload the vault's wrap and unwrap use (docs/vault.md §2.2): Z and the private key's own public key at once.
+        var alicePublic = new byte[32];
+        var bobPublic = new byte[32];
+        Assert.Equal(SharedSecret, Convert.ToHexStringLower(X25519.SharedSecret(Convert.FromHexString(AlicePrivate), Convert.FromHexString(BobPublic), alicePublic)));
+        Assert.Equal(SharedSecret, Convert.ToHexStringLower(X25519.SharedSecret(Convert.FromHexString(BobPrivate), Convert.FromHexString(AlicePublic), bobPublic)));
+        Assert.Equal((AlicePublic, BobPublic), (Convert.ToHexStringLower(alicePublic), Convert.ToHexStringLower(bobPublic)));
+        Assert.Throws<CryptographicException>(() => X25519.SharedSecret(Convert.FromHexString(AlicePrivate), new byte[32], new byte[32]));
+        Assert.Throws<ArgumentException>(() => X25519.SharedSecret(Convert.FromHexString(AlicePrivate), Convert.FromHexString(BobPublic), new byte[31]));
+    }
+
+    [Fact]
     public void An_all_zero_shared_secret_is_refused()
     {
         // RFC 7748 §6.1: u = 0 and u = 1 are small-order points; the result is all zeros.

@@ -72,8 +72,31 @@ public abstract class VaultStoreContract : IAsyncLifetime
         var updated = await Vault.PutAsync(user, "a", id, 2, [1, 3, 5], Wraps(key), device, Now, Audit(), default);
         Assert.Equal((VaultPutStatus.Updated, 2u, 3L), (updated.Status, updated.Item!.Version, updated.Item.Size));
         Assert.Equal([(2u, 3L), (1u, 2L)], (await Vault.ListVersionsAsync(id, default)).Select(v => (v.Version, v.Size)));
-        Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, default))!.Ciphertext);
-        Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, default));
+        Assert.Equal([1, 2], (await Vault.FindSealedAsync(user, "a", 1, key.Kid, device, default))!.Ciphertext);
+        Assert.Null(await Vault.FindSealedAsync(user, "a", 3, key.Kid, device, default));
+    }
+
+    [Fact]
+    public async Task A_sealed_version_is_read_only_through_a_key_of_the_asking_device_or_the_recovery_key()
+    {
+        var user = await UserAsync();
+        var (first, second) = (await DeviceAsync(user), await DeviceAsync(user));
+        var (a, b, recovery) = (Key(user, first), Key(user, second), Key(user, "recovery", "recovery"));
+        foreach (var k in new[] { a, b, recovery })
+        {
+            Assert.Equal(VaultKeyAdded.Added, (await Vault.AddKeyAsync(k, 10, Audit(), default)).Status);
+        }
+        var id = ItemId();
+        Assert.Equal(VaultPutStatus.Created, (await Vault.PutAsync(user, "s", id, 1, [1, 9], Wraps(a, b, recovery), first, Now, Audit(), default)).Status);
+
+        Assert.Equal(a.Kid, (await Vault.FindSealedAsync(user, "s", 1, a.Kid, first, default))!.Kid);
+        Assert.Equal(b.Kid, (await Vault.FindSealedAsync(user, "s", 1, b.Kid, second, default))!.Kid);
+        Assert.Equal(recovery.Kid, (await Vault.FindSealedAsync(user, "s", 1, recovery.Kid, second, default))!.Kid);
+        // Another device's key, a key nobody registered, another user's device: nothing.
+        Assert.Null(await Vault.FindSealedAsync(user, "s", 1, a.Kid, second, default));
+        Assert.Null(await Vault.FindSealedAsync(user, "s", 1, "kid-unknown", first, default));
+        var stranger = await UserAsync();
+        Assert.Null(await Vault.FindSealedAsync(stranger, "s", 1, a.Kid, first, default));
     }
 
     [Fact]
@@ -229,8 +252,19 @@ public abstract class VaultStoreContract : IAsyncLifetime
         Assert.Single(await Vault.ListWrapsAsync(user, kept.Kid, null, 0, 10, default));
     }
 
+    private async Task<ApprovalRecord> ReleaseRequestAsync(string user)
+    {
+        var a = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user, "openid", "release", null, null,
+            [1], ApprovalState.Pending, Now, Now + 60_000);
+        await Store.Approvals.CreateAsync(a, Audit(AuditTypes.ApprovalCreated), default);
+        return a;
+    }
+
+    private Task<long> StoredReleasesAsync(string approvalId) =>
+        Store.Database.ReadAsync(async s => (await s.AllAsync("SELECT count(*) FROM vault_releases WHERE approval_id = $1", r => r.GetInt64(0), approvalId))[0], default);
+
     [Fact]
-    public async Task A_release_is_stored_with_an_approving_decision_only_and_taken_once()
+    public async Task A_release_is_stored_with_an_approving_decision_only_and_taken_once_in_its_redemption()
     {
         var user = await UserAsync();
         var device = await DeviceAsync(user);
@@ -242,21 +276,70 @@ public abstract class VaultStoreContract : IAsyncLifetime
 
         async Task<ApprovalRecord> DecidedAsync(ApprovalState decision)
         {
-            var a = new ApprovalRecord(Ids.New("apr"), Ids.Hash(Guid.NewGuid().ToString()), ApprovalKinds.Ciba, "agt_x", user, "openid", "release", null, null,
-                [1], ApprovalState.Pending, Now, Now + 60_000);
-            await Store.Approvals.CreateAsync(a, Audit(AuditTypes.ApprovalCreated), default);
+            var a = await ReleaseRequestAsync(user);
             Assert.Equal(decision, await Store.Approvals.TryDecideAsync(a, new DecisionRecord(a.Id, user, device, decision, "{}", Now), null, Audit(AuditTypes.ApprovalApproved),
                 new VaultReleaseRecord(a.Id, id, 1, wrapped), default));
             return a;
         }
+        AuditEvent Redeemed(ApprovalRecord a) => new(AuditTypes.ApprovalRedeemed, user, "agt_x", a.Id);
+        AuditEvent Released(ApprovalRecord a) => new("vault.released", user, "agt_x", a.Id);
+
+        // A denied request is not redeemed, and stored no key.
         var denied = await DecidedAsync(ApprovalState.Denied);
-        Assert.Null(await Vault.TakeReleaseAsync(denied.Id, Audit(), default));
+        Assert.Equal(0, await StoredReleasesAsync(denied.Id));
+        Assert.Null(await Vault.RedeemReleaseAsync(denied.Id, Now, Redeemed(denied), Released(denied), default));
+        Assert.Equal(ApprovalState.Denied, (await Store.Approvals.FindAsync(denied.Id, default))!.State);
+
+        // An approved one is redeemed with its approving decision, and its key taken in the same write.
         var approved = await DecidedAsync(ApprovalState.Approved);
-        var taken = await Vault.TakeReleaseAsync(approved.Id, Audit(), default);
-        Assert.Equal((id, 1u, "x"), (taken!.ItemId, taken.Version, taken.Name));
+        var done = await Vault.RedeemReleaseAsync(approved.Id, Now, Redeemed(approved), Released(approved), default);
+        Assert.Equal((approved.Id, ApprovalState.Redeemed), (done!.Approval.Approval.Id, done.Approval.Approval.State));
+        Assert.Equal(device, Assert.Single(done.Approval.Decisions).DeviceId);
+        var taken = done.Release!;
+        Assert.Equal((approved.Id, id, 1u, "x"), (taken.ApprovalId, taken.ItemId, taken.Version, taken.Name));
         Assert.Equal(wrapped, taken.Wrapped);
         Assert.Equal([4, 5, 6], taken.Ciphertext);
-        Assert.Null(await Vault.TakeReleaseAsync(approved.Id, Audit(), default));
+        Assert.Equal(0, await StoredReleasesAsync(approved.Id));
+        Assert.Equal(ApprovalState.Redeemed, (await Store.Approvals.FindAsync(approved.Id, default))!.State);
+
+        // Once only.
+        Assert.Null(await Vault.RedeemReleaseAsync(approved.Id, Now, Redeemed(approved), Released(approved), default));
+
+        // Both audited, once each.
+        await Store.Database.SettleAuditAsync(default);
+        var types = (await Store.Audit.ReadAsync(0, 1000, user, default))
+            .Where(r => System.Text.Encoding.UTF8.GetString(r.Entry).Contains(approved.Id, StringComparison.Ordinal))
+            .Select(r => System.Text.Json.JsonDocument.Parse(r.Entry).RootElement.GetProperty("type").GetString()).ToList();
+        Assert.Single(types, t => t == AuditTypes.ApprovalRedeemed);
+        Assert.Single(types, t => t == "vault.released");
+    }
+
+    [Fact]
+    public async Task A_stored_release_is_taken_only_by_its_requests_redemption()
+    {
+        var user = await UserAsync();
+        var device = await DeviceAsync(user);
+        var key = Key(user, device);
+        await Vault.AddKeyAsync(key, 10, Audit(), default);
+        var id = ItemId();
+        await Vault.PutAsync(user, "x", id, 1, [4, 5, 6], Wraps(key), device, Now, Audit(), default);
+        byte[] wrapped = [1, .. Enumerable.Repeat((byte)3, 92)];
+
+        // A key stored beside a request nobody approved (written straight in) stays where it is: no redemption, no take.
+        var pending = await ReleaseRequestAsync(user);
+        await Store.Database.WriteAsync(async w => await VaultSql.InsertReleaseAsync(w, new VaultReleaseRecord(pending.Id, id, 1, wrapped), Now), default);
+        Assert.Null(await Vault.RedeemReleaseAsync(pending.Id, Now, Audit(), Audit(), default));
+        Assert.Equal(1, await StoredReleasesAsync(pending.Id));
+        Assert.Equal(ApprovalState.Pending, (await Store.Approvals.FindAsync(pending.Id, default))!.State);
+
+        // An approved request whose item was removed meanwhile is redeemed, with nothing to hand over.
+        var approved = await ReleaseRequestAsync(user);
+        Assert.Equal(ApprovalState.Approved, await Store.Approvals.TryDecideAsync(approved, new DecisionRecord(approved.Id, user, device, ApprovalState.Approved, "{}", Now),
+            null, Audit(AuditTypes.ApprovalApproved), new VaultReleaseRecord(approved.Id, id, 1, wrapped), default));
+        Assert.True(await Vault.RemoveItemAsync(user, "x", Audit(), default));
+        var done = await Vault.RedeemReleaseAsync(approved.Id, Now, Audit(), Audit(), default);
+        Assert.Equal(ApprovalState.Redeemed, done!.Approval.Approval.State);
+        Assert.Null(done.Release);
     }
 }
 
