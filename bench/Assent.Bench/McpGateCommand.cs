@@ -150,6 +150,10 @@ internal static class McpGateCommand
                 var toDevice = gates.Select(_ => new List<double>(gated)).ToList();
                 var fromDecision = gates.Select(_ => new List<double>(gated)).ToList();
                 var plainTimes = gates.Select(_ => new List<double>(gated)).ToList();
+                // CPU time over the gated phase (a gated and an ungated call per round): each gate's own, and the server's
+                // (all gates' calls, the device's decisions and stream), proc(5) /proc/PID/stat as above.
+                var pairCpu = gates.Select(g => g.CpuSeconds()).ToArray();
+                var serverCpu = McpChild.CpuSeconds(server.Id);
                 for (var i = 0; i < gated; i++)
                 {
                     for (var g = 0; g < gates.Count; g++)
@@ -167,6 +171,12 @@ internal static class McpGateCommand
                     }
                 }
 
+                serverCpu = McpChild.CpuSeconds(server.Id) - serverCpu;
+                for (var g = 0; g < gates.Count; g++)
+                {
+                    pairCpu[g] = gates[g].CpuSeconds() - pairCpu[g];
+                }
+                Console.WriteLine($"  server CPU {Stats.F(serverCpu * 1e3 / (gated * gates.Count), 2)} ms per gated call (with its ungated call and the device's decision; all gates)");
                 var figures = new List<(double ForwardAdd, double ApprovalAdd, double ApprovalAdd50, long Rss, long Peak)>();
                 for (var g = 0; g < gates.Count; g++)
                 {
@@ -181,7 +191,7 @@ internal static class McpGateCommand
                     Console.WriteLine($"  [{name}] forwarding through the gate p50 {Stats.F(g50, 3)} ms p99 {Stats.F(g99, 3)} ms: adds p99 {Stats.F((g99 - d99) / 2, 3)} ms per forwarded message (target <= 1 ms);"
                         + $" gate CPU {Stats.F(gateCpu[g] * 1e6 / gateTimes[g].Count, 1)} us per round trip");
                     Console.WriteLine($"  [{name}] gated call (instant approval) p50 {Stats.F(a50)} ms p99 {Stats.F(a99)} ms; ungated p50 {Stats.F(p50)} ms p99 {Stats.F(p99)} ms:"
-                        + $" approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms");
+                        + $" approval adds p99 {Stats.F(a99 - p99)} ms (target <= 10 ms), p50 {Stats.F(a50 - p50)} ms; gate CPU {Stats.F(pairCpu[g] * 1e3 / gated, 2)} ms per gated + ungated call");
                     toDevice[g].Sort();
                     fromDecision[g].Sort();
                     if (toDevice[g].Count > 0)
@@ -415,9 +425,12 @@ internal sealed class McpChild : IAsyncDisposable
     }
 
     /// <summary>proc(5) /proc/PID/stat: user + system CPU time so far, in seconds.</summary>
-    public double CpuSeconds()
+    public double CpuSeconds() => CpuSeconds(_process.Id);
+
+    /// <summary>proc(5) /proc/PID/stat of any process: user + system CPU time so far, in seconds.</summary>
+    public static double CpuSeconds(int pid)
     {
-        var stat = File.ReadAllText($"/proc/{_process.Id}/stat");
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
         // Fields after the command name (which is in parentheses and may hold spaces): state is field 3, utime 14, stime 15.
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         var ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);

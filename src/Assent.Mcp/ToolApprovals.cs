@@ -91,6 +91,9 @@ internal sealed class ToolApprover(AssentClient client, TokenVerifier verifier, 
     /// <summary>Asks, waits, verifies. Transport failures and refusals become a <see cref="ToolDecision.Failed"/> outcome with a clear message.</summary>
     public async Task<ToolApprovalOutcome> ApproveAsync(string message, JsonElement details, string scope, CancellationToken ct)
     {
+        // While the human decides, the verifier fetches what the token's verification will need (the issuer's keys, the
+        // approver's DID document), so an approval does not wait for them once it arrives (docs/mcp.md §4).
+        _ = verifier.PrepareAsync(user is not null && user.StartsWith("did:web:", StringComparison.Ordinal) ? user : null, ct);
         Approval approval;
         try
         {

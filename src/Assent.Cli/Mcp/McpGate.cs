@@ -272,7 +272,9 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
             _ = WriteHostAsync(ErrorResponse(id.GetRawText(), InvalidRequest, "Invalid Request: a request with this id is already waiting for approval"));
             return;
         }
-        var task = Task.Run(() => GateAsync(call, raw, id, key, cts));
+        // Started on the reading thread, not queued to the thread pool: it runs until its authorize request is sent (the
+        // first wait), and only then does the relay read on. One thread-pool hop less per gated call (docs/mcp.md §4).
+        var task = GateAsync(call, raw, id, key, cts);
         lock (_gating)
         {
             _gating.RemoveAll(t => t.IsCompleted);
@@ -470,8 +472,12 @@ internal sealed class McpGate(ToolApprover approver, ToolPatterns patterns, stri
         await _toHost.WaitAsync();
         try
         {
-            await _host.WriteAsync(line + "\n");
-            await _host.FlushAsync();
+            // Written on this thread: the gate's stdout is a console stream, whose WriteAsync is a synchronous write queued
+            // to the thread pool, i.e. one thread-pool hop per message for nothing. A host not reading holds this thread as
+            // it held the queued one; everyone else waits on the semaphore without a thread (docs/mcp.md §4).
+            _host.Write(line);
+            _host.Write('\n');
+            _host.Flush();
         }
         finally
         {

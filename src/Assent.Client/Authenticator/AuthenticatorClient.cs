@@ -29,6 +29,8 @@ public sealed partial class AuthenticatorClient(Uri server, DeviceKey? device = 
     private readonly bool _ownsHttp = http is null;
     private readonly string _base = server.AbsoluteUri.TrimEnd('/');
     private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly Lock _signing = new();
+    private Ed25519Signer? _signer;
 
     public Uri Server => server;
 
@@ -75,7 +77,7 @@ public sealed partial class AuthenticatorClient(Uri server, DeviceKey? device = 
             // What is signed must be what was shown; bytes we cannot show are not signed.
             throw new AssentProtocolException($"request {request.Id} does not carry a valid approval payload; refusing to sign it");
         }
-        var signature = Ed25519.Sign(key.Seed, ApprovalPayload.SigningInput(decision, request.PayloadBytes));
+        var signature = Signer(key).Sign(ApprovalPayload.SigningInput(decision, request.PayloadBytes));
         var body = JsonSerializer.SerializeToUtf8Bytes(new DecisionRequest(key.DeviceId, decision, Base64Url.Encode(signature), VaultRelease: vaultRelease), ProtocolJson.Default.DecisionRequest);
         return await SendAsync(HttpMethod.Post, $"{Prefix}/approvals/{Uri.EscapeDataString(request.Id)}/decision", body, signed: false,
             ProtocolJson.Default.DecisionResponse, ct);
@@ -234,9 +236,26 @@ public sealed partial class AuthenticatorClient(Uri server, DeviceKey? device = 
 
     public void Dispose()
     {
+        lock (_signing)
+        {
+            _signer?.Dispose();
+            _signer = null;
+        }
         if (_ownsHttp)
         {
             _http.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The device key imported once for the decisions this client signs (<see cref="Ed25519Signer"/>: an import costs
+    /// more than a signature), as a phone keeps its key loaded; the seed is the one the client already holds.
+    /// </summary>
+    private Ed25519Signer Signer(DeviceKey key)
+    {
+        lock (_signing)
+        {
+            return _signer ??= new Ed25519Signer(key.Seed);
         }
     }
 

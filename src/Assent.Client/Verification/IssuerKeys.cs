@@ -52,6 +52,30 @@ internal sealed class IssuerKeys(string issuer, Uri? jwksUri, HttpClient http, T
         return Volatile.Read(ref _keys)?.GetValueOrDefault(kid);
     }
 
+    /// <summary>
+    /// Starts loading the key set when none is held yet (nor being fetched), so that a token verified a little later
+    /// finds its key; once loaded, only an unknown kid refetches (<see cref="FindAsync"/>, rate-limited as ever).
+    /// Returns the fetch, which may fail: the verification that needs the keys fetches again and reports it.
+    /// </summary>
+    public Task Prepare()
+    {
+        lock (_gate)
+        {
+            if (_fetching is { IsCompleted: false } running)
+            {
+                return running;
+            }
+            if (_keys is not null)
+            {
+                return Task.CompletedTask;
+            }
+            // As FindAsync with no keys yet: one fetch, counted against the refresh interval.
+            _lastFetch = time.GetTimestamp();
+            Interlocked.Increment(ref _fetches);
+            return _fetching = FetchAsync();
+        }
+    }
+
     private async Task FetchAsync()
     {
         // Not the caller's token: the fetch is shared, and one caller giving up must not fail the others.

@@ -75,6 +75,34 @@ public sealed class TokenVerifier : IDisposable
 
     internal int JwksFetches => _keys.Fetches;
 
+    internal int DidDocumentFetches => _dids.Fetches;
+
+    /// <summary>
+    /// Fetches ahead what verifying a token is about to need, for a caller that knows a token is coming (it has just
+    /// asked for an approval and waits for the human): the issuer's keys when none are held yet, and the approver's
+    /// DID document unless a copy younger than half of <see cref="TokenVerifierOptions.DidDocumentCacheDuration"/> is
+    /// held. <see cref="VerifyAsync"/> then finds them cached, or joins the fetch still under way, instead of fetching
+    /// after the token arrives. Nothing is trusted any longer than before: a document is still used only while younger
+    /// than the cache duration, and an unknown <c>kid</c> still refetches the keys at most once per
+    /// <see cref="TokenVerifierOptions.JwksRefreshInterval"/>. Failures are not reported here: the verification that
+    /// needs what could not be fetched fetches it again and says why it failed.
+    /// </summary>
+    /// <param name="approverDid">The did:web DID of the user asked to approve, when known; anything else prepares the keys only.</param>
+    /// <param name="ct">Stops waiting (the fetches go on, bounded, for the verification to use).</param>
+    public async Task PrepareAsync(string? approverDid, CancellationToken ct)
+    {
+        var keys = _keys.Prepare();
+        var document = approverDid is not null ? _dids.Prepare(approverDid) : Task.CompletedTask;
+        try
+        {
+            await Task.WhenAll(keys, document).WaitAsync(ct);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && e is TokenVerificationException or OperationCanceledException)
+        {
+            // Reported by the verification that needs it.
+        }
+    }
+
     /// <summary>Verifies <paramref name="token"/>; returns its claims or throws <see cref="TokenVerificationException"/>.</summary>
     /// <exception cref="ArgumentException">Neither <see cref="VerifyOptions.Audience"/> nor <see cref="VerifyOptions.Scope"/> is set.</exception>
     /// <exception cref="TokenVerificationException">The token is refused; <see cref="TokenVerificationException.Code"/> says why.</exception>
