@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Formats.Cbor;
 using System.Text;
 using System.Text.Json;
@@ -53,6 +54,11 @@ internal sealed class PasskeyCeremonies
     private readonly AttestationTrust? _trust;
     private readonly Fido2 _fido2;
     private readonly string[] _origins;
+
+    /// <summary>At most this many parsed passkey keys are kept: as many as the key imports (Assent.Protocol's ImportedKeys).</summary>
+    internal const int MaxStoredKeys = 4096;
+
+    private ConcurrentDictionary<string, Jwk> _storedKeys = new(StringComparer.Ordinal);
 
     private PasskeyCeremonies(AssentOptions options, AttestationTrust? trust)
     {
@@ -228,9 +234,18 @@ internal sealed class PasskeyCeremonies
         return WebAuthnResult<PasskeyAssertion>.Success(new PasskeyAssertion(signCount));
     }
 
-    /// <summary>The stored JWK read and found usable, or null.</summary>
-    private static Jwk? StoredKey(string publicJwk)
+    /// <summary>
+    /// The stored JWK read and found usable, or null. Usable keys are kept by their exact stored text, so a passkey that
+    /// signs in again is not parsed and checked again, and a replaced key (other text) is never served the old one.
+    /// Bounded like the imports it stands beside: past <see cref="MaxStoredKeys"/> the map starts over; unusable keys are not kept.
+    /// </summary>
+    private Jwk? StoredKey(string publicJwk)
     {
+        var keys = _storedKeys;
+        if (keys.TryGetValue(publicJwk, out var known))
+        {
+            return known;
+        }
         Jwk? jwk;
         try
         {
@@ -240,8 +255,20 @@ internal sealed class PasskeyCeremonies
         {
             return null;
         }
-        return jwk is not null && WebAuthnVerifier.IsUsableKey(jwk, out _) ? jwk : null;
+        if (jwk is null || !WebAuthnVerifier.IsUsableKey(jwk, out _))
+        {
+            return null;
+        }
+        if (keys.Count >= MaxStoredKeys)
+        {
+            keys = _storedKeys = new ConcurrentDictionary<string, Jwk>(StringComparer.Ordinal);
+        }
+        keys[publicJwk] = jwk;
+        return jwk;
     }
+
+    /// <summary>How many stored keys are kept parsed (tests).</summary>
+    internal int StoredKeyCount => _storedKeys.Count;
 
     private static Fido2User User(string userId, string handle) => new() { Id = Encoding.UTF8.GetBytes(userId), Name = handle, DisplayName = handle };
 

@@ -262,6 +262,41 @@ public sealed class PasskeyAssertionTests
     }
 
     [Fact]
+    public async Task Parsed_keys_are_kept_by_their_stored_text_up_to_the_bound_and_unusable_ones_never()
+    {
+        using var authenticator = TestAuthenticator.Create("EdDSA");
+        var ceremonies = await PasskeyCeremonies.CreateAsync(TestCeremonies.Options(), default);
+        var authData = authenticator.AuthenticatorData();
+        var clientData = GetClientData();
+        var signature = authenticator.SignCeremony(authData, clientData);
+
+        Assert.True((await ceremonies.VerifyAssertionAsync(authenticator.Stored(), authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.True((await ceremonies.VerifyAssertionAsync(authenticator.Stored(), authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+        // An unusable key is refused each time, and not kept.
+        var unusable = new StoredPasskey(authenticator.CredentialId, """{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", 0);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(WebAuthnFailures.InvalidKey, (await ceremonies.VerifyAssertionAsync(unusable, authData, clientData, signature, Challenge, default)).Error?.Code);
+        }
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+        // The same key in other text (members reordered) is another entry: keys are found by their exact stored text.
+        var reordered = new StoredPasskey(authenticator.CredentialId, $$"""{"x":"{{authenticator.Jwk.X}}","crv":"Ed25519","kty":"OKP"}""", 0);
+        Assert.True((await ceremonies.VerifyAssertionAsync(reordered, authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(2, ceremonies.StoredKeyCount);
+        // Bounded: past the bound the map starts over.
+        for (var i = 0; ceremonies.StoredKeyCount < PasskeyCeremonies.MaxStoredKeys; i++)
+        {
+            var padded = new StoredPasskey(authenticator.CredentialId, $$"""{"kty":"OKP","crv":"Ed25519","x":"{{authenticator.Jwk.X}}","kid":"{{i}}"}""", 0);
+            await ceremonies.VerifyAssertionAsync(padded, authData, clientData, signature, Challenge, default);
+        }
+        Assert.Equal(PasskeyCeremonies.MaxStoredKeys, ceremonies.StoredKeyCount);
+        var extra = new StoredPasskey(authenticator.CredentialId, $$"""{"kty":"OKP","crv":"Ed25519","x":"{{authenticator.Jwk.X}}","kid":"extra"}""", 0);
+        Assert.True((await ceremonies.VerifyAssertionAsync(extra, authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+    }
+
+    [Fact]
     public async Task A_counter_regression_is_judged_only_after_the_signature_verified()
     {
         // A forged assertion with a low counter must not be audited as a cloned authenticator (WebAuthn L3 §7.2 orders the counter last).
