@@ -82,7 +82,18 @@ internal static partial class AuthorizationRequests
     public static async Task<(AuthorizationRequest? Request, AuthorizationRefusal? Refusal)> ValidateAsync(IReadOnlyList<KeyValuePair<string, string>> parameters,
         IWebClientStore clients, CancellationToken ct)
     {
-        string? Get(string name) => parameters.FirstOrDefault(p => p.Key == name).Value is { Length: > 0 } v ? v : null;
+        // A loop, not FirstOrDefault with a lambda: that allocated a closure and a delegate per parameter read, per request.
+        string? Get(string name)
+        {
+            foreach (var p in parameters)
+            {
+                if (p.Key == name)
+                {
+                    return p.Value is { Length: > 0 } v ? v : null;
+                }
+            }
+            return null;
+        }
 
         var clientId = Get(OAuthParameters.ClientId);
         if (clientId is null)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Formats.Cbor;
 using System.Text;
 using System.Text.Json;
@@ -52,6 +53,12 @@ internal sealed class PasskeyCeremonies
     private readonly Fido2Configuration _config;
     private readonly AttestationTrust? _trust;
     private readonly Fido2 _fido2;
+    private readonly string[] _origins;
+
+    /// <summary>At most this many parsed passkey keys are kept: as many as the key imports (Assent.Protocol's ImportedKeys).</summary>
+    internal const int MaxStoredKeys = 4096;
+
+    private ConcurrentDictionary<string, Jwk> _storedKeys = new(StringComparer.Ordinal);
 
     private PasskeyCeremonies(AssentOptions options, AttestationTrust? trust)
     {
@@ -65,6 +72,9 @@ internal sealed class PasskeyCeremonies
         };
         _trust = trust;
         _fido2 = new Fido2(_config, trust);
+        // As Fido2 compared them: scheme, host and a port other than the scheme's default (WebAuthn L3 §7.2 step 12).
+        // A browser sends the serialized origin (HTML, "ASCII serialization of an origin"), which is this form.
+        _origins = [.. options.Origins.Select(o => Uri.TryCreate(o, UriKind.Absolute, out var uri) ? uri.GetLeftPart(UriPartial.Authority) : o).Distinct(StringComparer.Ordinal)];
     }
 
     /// <summary>Builds the ceremonies; with <c>trusted</c> attestation, reads the trust roots and the MDS BLOB first.</summary>
@@ -171,67 +181,94 @@ internal sealed class PasskeyCeremonies
     /// refused as <see cref="WebAuthnFailures.SignCountRegression"/>, a possibly cloned
     /// authenticator the caller audits; a passkey that always reports 0 keeps working.
     /// </summary>
-    public async Task<WebAuthnResult<PasskeyAssertion>> VerifyAssertionAsync(StoredPasskey passkey, byte[] authenticatorData, byte[] clientDataJson,
+    /// <remarks>
+    /// One verification, and one signature check. A decision's assertion becomes token evidence that the SDK checks
+    /// offline (<see cref="WebAuthnVerifier.VerifyAssertionSignature"/>), more strictly than Fido2 parses (DER signatures,
+    /// JSON without duplicate members, no cross-origin or top origin): what it would refuse must be refused here, so that
+    /// check is the one that runs, with the ceremony's RP ID and origins, on the key it keeps imported (ImportedKeys: a
+    /// key is validated once per process, by its exact bytes, so a replaced key is imported afresh). Fido2's
+    /// <c>MakeAssertionAsync</c> ran the same steps before it and imported the key again on every call (a P-256 point
+    /// validation as dear as the verification, and a native key left to the finalizer); what it checked that the offline
+    /// check does not, is done here on the bytes: the authenticator data's structure (Fido2's parser, no signature) and
+    /// the counter, judged after the signature as §7.2 orders it.
+    /// </remarks>
+    public Task<WebAuthnResult<PasskeyAssertion>> VerifyAssertionAsync(StoredPasskey passkey, byte[] authenticatorData, byte[] clientDataJson,
         byte[] signature, byte[] challenge, CancellationToken ct)
     {
-        Jwk? jwk;
-        try
-        {
-            jwk = JsonSerializer.Deserialize(passkey.PublicJwk, JwkJson.Default.Jwk);
-        }
-        catch (JsonException)
-        {
-            jwk = null;
-        }
-        if (jwk is null || passkey.CredentialId.Length == 0 || !WebAuthnVerifier.IsUsableKey(jwk, out _))
+        ct.ThrowIfCancellationRequested();
+        return Task.FromResult(VerifyAssertion(passkey, authenticatorData, clientDataJson, signature, challenge));
+    }
+
+    private WebAuthnResult<PasskeyAssertion> VerifyAssertion(StoredPasskey passkey, byte[] authenticatorData, byte[] clientDataJson, byte[] signature,
+        byte[] challenge)
+    {
+        if (passkey.CredentialId.Length == 0 || StoredKey(passkey.PublicJwk) is not { } jwk)
         {
             return WebAuthnResult<PasskeyAssertion>.Failure(WebAuthnFailures.InvalidKey, "the stored passkey key is unusable");
         }
-        var storedSignCount = (uint)Math.Clamp(passkey.SignCount, 0, uint.MaxValue);
         try
         {
-            var verified = await _fido2.MakeAssertionAsync(new MakeAssertionParams
-            {
-                AssertionResponse = new AuthenticatorAssertionRawResponse
-                {
-                    Id = Base64Url.Encode(passkey.CredentialId),
-                    RawId = passkey.CredentialId,
-                    Type = PublicKeyCredentialType.PublicKey,
-                    Response = new AuthenticatorAssertionRawResponse.AssertionResponse
-                    {
-                        AuthenticatorData = authenticatorData,
-                        ClientDataJson = clientDataJson,
-                        Signature = signature,
-                    },
-                    ClientExtensionResults = new AuthenticationExtensionsClientOutputs(),
-                },
-                OriginalOptions = AssertionOptions.Create(_config, challenge, [], UserVerificationRequirement.Required, null),
-                StoredPublicKey = CoseJwk.FromJwk(jwk),
-                // Fido2 refuses when either counter is nonzero and the new one is not greater (WebAuthn L3 §6.1.1).
-                StoredSignatureCounter = storedSignCount,
-                // Only asked about a posted user handle, and none is: the credential id names the passkey.
-                IsUserHandleOwnerOfCredentialIdCallback = static (_, _) => Task.FromResult(false),
-            }, ct);
-            // A decision's assertion becomes token evidence that the SDK checks offline, more strictly than Fido2 parses
-            // (DER signatures, JSON without duplicate members): what it would refuse is refused here.
-            // User verification is demanded by both checks, explicitly: sign-in and decisions alike need it, whatever the defaults.
-            var offline = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, jwk, challenge, requireUserVerification: true);
-            return offline.Succeeded
-                ? WebAuthnResult<PasskeyAssertion>.Success(new PasskeyAssertion(verified.SignCount))
-                : WebAuthnResult<PasskeyAssertion>.Failure(offline.Error.Code, offline.Error.Detail + " (as a token's evidence is checked offline)");
-        }
-        catch (Fido2VerificationException e) when (e.Code == Fido2ErrorCode.InvalidSignCount)
-        {
-            // The counter is judged after the signature, so the authenticator data parsed.
-            var signCount = Fido2AuthenticatorData.Parse(authenticatorData).SignCount;
-            return WebAuthnResult<PasskeyAssertion>.Failure(WebAuthnFailures.SignCountRegression,
-                $"signature counter {signCount} is not above the stored {storedSignCount}");
+            // WebAuthn L3 §6.1: flags consistent with what follows them (attested credential data, CBOR extensions), nothing after.
+            Fido2AuthenticatorData.Parse(authenticatorData);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return WebAuthnResult<PasskeyAssertion>.Failure(Refusal(e, WebAuthnFailures.MalformedAssertion));
+            return WebAuthnResult<PasskeyAssertion>.Failure(Refusal(e, WebAuthnFailures.MalformedAuthenticatorData));
         }
+        // §7.2 steps 11–21: type, challenge (fixed time), origin, not cross-origin, rpIdHash, UP, UV (sign-in and decisions
+        // alike need it, whatever the defaults), BS only with BE, and the signature over authData ‖ SHA-256(clientDataJSON).
+        var verified = WebAuthnVerifier.VerifyAssertionSignature(authenticatorData, clientDataJson, signature, jwk, challenge,
+            _config.RPID, _origins, requireUserVerification: true);
+        if (!verified.Succeeded)
+        {
+            return WebAuthnResult<PasskeyAssertion>.Failure(verified.Error);
+        }
+        // §7.2 step 22 (§6.1.1): when either counter is nonzero, the new one must be greater.
+        var storedSignCount = (uint)Math.Clamp(passkey.SignCount, 0, uint.MaxValue);
+        var signCount = verified.Value.SignCount;
+        if ((signCount != 0 || storedSignCount != 0) && signCount <= storedSignCount)
+        {
+            return WebAuthnResult<PasskeyAssertion>.Failure(WebAuthnFailures.SignCountRegression,
+                $"signature counter {signCount} is not above the stored {storedSignCount}");
+        }
+        return WebAuthnResult<PasskeyAssertion>.Success(new PasskeyAssertion(signCount));
     }
+
+    /// <summary>
+    /// The stored JWK read and found usable, or null. Usable keys are kept by their exact stored text, so a passkey that
+    /// signs in again is not parsed and checked again, and a replaced key (other text) is never served the old one.
+    /// Bounded like the imports it stands beside: past <see cref="MaxStoredKeys"/> the map starts over; unusable keys are not kept.
+    /// </summary>
+    private Jwk? StoredKey(string publicJwk)
+    {
+        var keys = _storedKeys;
+        if (keys.TryGetValue(publicJwk, out var known))
+        {
+            return known;
+        }
+        Jwk? jwk;
+        try
+        {
+            jwk = JsonSerializer.Deserialize(publicJwk, JwkJson.Default.Jwk);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+        if (jwk is null || !WebAuthnVerifier.IsUsableKey(jwk, out _))
+        {
+            return null;
+        }
+        if (keys.Count >= MaxStoredKeys)
+        {
+            keys = _storedKeys = new ConcurrentDictionary<string, Jwk>(StringComparer.Ordinal);
+        }
+        keys[publicJwk] = jwk;
+        return jwk;
+    }
+
+    /// <summary>How many stored keys are kept parsed (tests).</summary>
+    internal int StoredKeyCount => _storedKeys.Count;
 
     private static Fido2User User(string userId, string handle) => new() { Id = Encoding.UTF8.GetBytes(userId), Name = handle, DisplayName = handle };
 

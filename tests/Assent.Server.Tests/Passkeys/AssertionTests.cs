@@ -1,5 +1,8 @@
 using System.Security.Cryptography;
+using System.Text;
+using Assent.Protocol;
 using Assent.Protocol.WebAuthn;
+using Assent.Server.Common;
 using Assent.Server.Identity;
 
 namespace Assent.Server.Tests.Passkeys;
@@ -117,9 +120,8 @@ public sealed class PasskeyAssertionTests
         using var authenticator = TestAuthenticator.Create("EdDSA");
         var result = await VerifyAsync(authenticator, authenticator.AuthenticatorData(AuthenticatorFlags.UserPresent), GetClientData());
 
-        Assert.Equal(WebAuthnFailures.UserNotVerified, result.Error?.Code);
-        // Fido2 refuses it (WebAuthn L3 §7.2, the UV flag step), before the offline check that demands user verification again.
-        Assert.DoesNotContain("checked offline", result.Error?.Detail);
+        // WebAuthn L3 §7.2, the UV flag step: demanded explicitly, whatever the verifier's default.
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.UserNotVerified, "the UV flag is not set"), result.Error);
     }
 
     [Theory]
@@ -188,12 +190,122 @@ public sealed class PasskeyAssertionTests
         notDer[0] = 0x31; // a SET, not a SEQUENCE: Fido2 reads it, the SDK does not
         var duplicate = TestAuthenticator.ClientDataJson(ClientData.TypeGet, Challenge, extra: ",\"type\":\"webauthn.get\"");
 
-        // Fido2 accepted both: the detail says the offline check refused them.
-        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidSignature, "assertion signature does not verify (as a token's evidence is checked offline)"),
+        // Fido2 accepted both; the one check that runs is the SDK's.
+        Assert.Equal(new WebAuthnError(WebAuthnFailures.InvalidSignature, "assertion signature does not verify"),
             (await VerifyAsync(authenticator, authData, clientData, notDer)).Error);
-        var refused = (await VerifyAsync(authenticator, authData, duplicate)).Error;
-        Assert.Equal(WebAuthnFailures.MalformedClientData, refused?.Code);
-        Assert.EndsWith(" (as a token's evidence is checked offline)", refused?.Detail);
+        Assert.Equal(WebAuthnFailures.MalformedClientData, (await VerifyAsync(authenticator, authData, duplicate)).Error?.Code);
+    }
+
+    [Theory]
+    [InlineData(",\"crossOrigin\":true", "")]
+    [InlineData("", ",\"topOrigin\":\"https://assent.example\"")]
+    [InlineData("", ",\"topOrigin\":\"https://elsewhere.example\"")]
+    public async Task An_assertion_made_in_a_cross_origin_frame_is_refused(string crossOrigin, string topOrigin)
+    {
+        using var authenticator = TestAuthenticator.Create("ES256");
+        var clientData = Encoding.UTF8.GetBytes($"{{\"type\":\"webauthn.get\",\"challenge\":\"{Base64Url.Encode(Challenge)}\"," +
+                                                $"\"origin\":\"{TestAuthenticator.Origin}\"{topOrigin}{crossOrigin}}}");
+
+        Assert.Equal(WebAuthnFailures.CrossOriginRefused, (await VerifyAsync(authenticator, authenticator.AuthenticatorData(), clientData)).Error?.Code);
+    }
+
+    [Fact]
+    public async Task An_origin_is_compared_as_a_browser_serializes_it()
+    {
+        using var authenticator = TestAuthenticator.Create("ES256");
+        // Allowed: the configured origin exactly, the form a browser serializes (no default port, lower-case host).
+        Assert.True((await VerifyAsync(authenticator, authenticator.AuthenticatorData(), GetClientData())).Succeeded);
+        foreach (var origin in new[] { "https://assent.example:8443", "https://assent.example.evil", "http://assent.example", "https://assent.example:443",
+                     "https://ASSENT.example", "https://assent.example/", "null", "" })
+        {
+            var result = await VerifyAsync(authenticator, authenticator.AuthenticatorData(), TestAuthenticator.ClientDataJson(ClientData.TypeGet, Challenge, origin));
+            Assert.Equal(WebAuthnFailures.OriginNotAllowed, result.Error?.Code);
+        }
+    }
+
+    [Fact]
+    public async Task A_configured_origin_with_its_default_port_or_a_trailing_slash_still_names_the_origin_a_browser_sends()
+    {
+        using var authenticator = TestAuthenticator.Create("EdDSA");
+        var ceremonies = await PasskeyCeremonies.CreateAsync(new AssentOptions
+        {
+            Issuer = TestAuthenticator.Origin, WebAuthnOrigins = ["https://ASSENT.example:443/", "https://app.assent.example:8443"],
+        }, default);
+        var authData = authenticator.AuthenticatorData();
+
+        foreach (var (origin, accepted) in new[] { (TestAuthenticator.Origin, true), ("https://app.assent.example:8443", true), ("https://app.assent.example", false) })
+        {
+            var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, Challenge, origin);
+            var result = await ceremonies.VerifyAssertionAsync(authenticator.Stored(), authData, clientData, authenticator.SignCeremony(authData, clientData), Challenge, default);
+            Assert.True(accepted == result.Succeeded, $"{origin}: {result.Error?.Detail}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public async Task A_passkey_whose_stored_key_was_replaced_verifies_only_with_the_new_key(string kind)
+    {
+        // The same credential id, first with one key (verified, so its import is kept), then stored with another:
+        // the kept import is found by the key's bytes, never by the credential, so the old key's signature is refused.
+        using var before = TestAuthenticator.Create(kind);
+        using var after = TestAuthenticator.Create(kind);
+        var authData = before.AuthenticatorData();
+        var clientData = GetClientData();
+        var ceremonies = await TestCeremonies.NoneAsync();
+        var oldSignature = before.SignCeremony(authData, clientData);
+        Assert.True((await ceremonies.VerifyAssertionAsync(before.Stored(), authData, clientData, oldSignature, Challenge, default)).Succeeded);
+
+        var replaced = new StoredPasskey(before.CredentialId, after.PublicJwk, 0);
+
+        Assert.Equal(WebAuthnFailures.InvalidSignature, (await ceremonies.VerifyAssertionAsync(replaced, authData, clientData, oldSignature, Challenge, default)).Error?.Code);
+        Assert.True((await ceremonies.VerifyAssertionAsync(replaced, authData, clientData, after.SignCeremony(authData, clientData), Challenge, default)).Succeeded);
+    }
+
+    [Fact]
+    public async Task Parsed_keys_are_kept_by_their_stored_text_up_to_the_bound_and_unusable_ones_never()
+    {
+        using var authenticator = TestAuthenticator.Create("EdDSA");
+        var ceremonies = await PasskeyCeremonies.CreateAsync(TestCeremonies.Options(), default);
+        var authData = authenticator.AuthenticatorData();
+        var clientData = GetClientData();
+        var signature = authenticator.SignCeremony(authData, clientData);
+
+        Assert.True((await ceremonies.VerifyAssertionAsync(authenticator.Stored(), authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.True((await ceremonies.VerifyAssertionAsync(authenticator.Stored(), authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+        // An unusable key is refused each time, and not kept.
+        var unusable = new StoredPasskey(authenticator.CredentialId, """{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}""", 0);
+        for (var i = 0; i < 2; i++)
+        {
+            Assert.Equal(WebAuthnFailures.InvalidKey, (await ceremonies.VerifyAssertionAsync(unusable, authData, clientData, signature, Challenge, default)).Error?.Code);
+        }
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+        // The same key in other text (members reordered) is another entry: keys are found by their exact stored text.
+        var reordered = new StoredPasskey(authenticator.CredentialId, $$"""{"x":"{{authenticator.Jwk.X}}","crv":"Ed25519","kty":"OKP"}""", 0);
+        Assert.True((await ceremonies.VerifyAssertionAsync(reordered, authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(2, ceremonies.StoredKeyCount);
+        // Bounded: past the bound the map starts over.
+        for (var i = 0; ceremonies.StoredKeyCount < PasskeyCeremonies.MaxStoredKeys; i++)
+        {
+            var padded = new StoredPasskey(authenticator.CredentialId, $$"""{"kty":"OKP","crv":"Ed25519","x":"{{authenticator.Jwk.X}}","kid":"{{i}}"}""", 0);
+            await ceremonies.VerifyAssertionAsync(padded, authData, clientData, signature, Challenge, default);
+        }
+        Assert.Equal(PasskeyCeremonies.MaxStoredKeys, ceremonies.StoredKeyCount);
+        var extra = new StoredPasskey(authenticator.CredentialId, $$"""{"kty":"OKP","crv":"Ed25519","x":"{{authenticator.Jwk.X}}","kid":"extra"}""", 0);
+        Assert.True((await ceremonies.VerifyAssertionAsync(extra, authData, clientData, signature, Challenge, default)).Succeeded);
+        Assert.Equal(1, ceremonies.StoredKeyCount);
+    }
+
+    [Fact]
+    public async Task A_counter_regression_is_judged_only_after_the_signature_verified()
+    {
+        // A forged assertion with a low counter must not be audited as a cloned authenticator (WebAuthn L3 §7.2 orders the counter last).
+        using var authenticator = TestAuthenticator.Create("ES256");
+        var authData = authenticator.AuthenticatorData(signCount: 1);
+        var signature = authenticator.SignCeremony(authData, GetClientData());
+        signature[^1] ^= 0x01;
+
+        Assert.Equal(WebAuthnFailures.InvalidSignature, (await VerifyAsync(authenticator, authData, GetClientData(), signature, storedSignCount: 10)).Error?.Code);
     }
 
     [Fact]
