@@ -255,7 +255,7 @@ internal static class MandatesCommand
                 ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
             if (handlerLatency is { } hr)
             {
-                Stats.Result("payments_handler", ("mode", hr.Mode.Replace(' ', '_')), ("per_s", Stats.F(hr.Rate, 1)), ("added_p50_ms", Stats.F(hr.AddedP50)),
+                Stats.Result("payments_handler", ("loop", hr.Mode.Replace(' ', '_')), ("per_s", Stats.F(hr.Rate, 1)), ("added_p50_ms", Stats.F(hr.AddedP50)),
                     ("added_p99_ms", Stats.F(hr.AddedP99)), ("total_p50_ms", Stats.F(hr.TotalP50)), ("total_p99_ms", Stats.F(hr.TotalP99)),
                     ("own_p99_ms", Stats.F(hr.OwnP99, 3)), ("cpu_ms_per_op", Stats.F(hr.ServerCpu, 3)), ("bench_cpu_ms_per_op", Stats.F(hr.BenchCpu, 3)),
                     ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
