@@ -138,7 +138,7 @@ public sealed class PaymentHandlerTests(SharedServer fixture) : IClassFixture<Sh
             var want = expected[Id(p)];
             if (want is { } w)
             {
-                var m = p.GetProperty("mandate");
+                Assert.True(p.TryGetProperty("mandate", out var m), p.ToString());
                 Assert.Equal(mandate, m.GetProperty("id").GetString());
                 Assert.Equal(w.Charged, m.GetProperty("charged").GetString());
                 Assert.Equal(w.Remaining, m.GetProperty("remaining").GetString());
