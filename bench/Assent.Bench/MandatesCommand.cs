@@ -43,6 +43,12 @@ internal static class MandatesCommand
         // The handler phase (--payments): open loop at --handler-rate (default --rate), else closed loop over --handler-agents (default --agents).
         var handlerRate = args.Int("handler-rate", rate, 0, 100_000);
         var handlerAgents = args.Int("handler-agents", agents, 1, agents);
+        // In-run comparison of the receipt's post-back: agents 0, 2, 4, … wait for it (WaitForReceipt), the others do not.
+        var receiptSplit = args.Flag("handler-receipt-split");
+        if (receiptSplit && (shared || handlerAgents < 2))
+        {
+            throw new ArgumentException("--handler-receipt-split needs at least two --handler-agents and no --shared");
+        }
         if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
         {
             throw new ArgumentException("--engine is sqlite (one node) or postgres");
@@ -138,8 +144,11 @@ internal static class MandatesCommand
                 await using var paid = await PaidServerStandIn.StartAsync(hard.Token);
                 var clients = provisioned.Take(shared ? 1 : handlerAgents).Select((p, i) => new HttpClient(new Assent.Client.AssentPaymentHandler(
                     new Assent.Client.AssentClientOptions { Server = nodeUris[i % nodeCount], ClientId = p.ClientId, ClientSecret = p.ClientSecret, HttpClient = Node(i) },
-                    new SocketsHttpHandler { UseProxy = false, UseCookies = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan }))).ToList();
-                var figures = new ConcurrentBag<(long At, double Total, double Own)>();
+                    new SocketsHttpHandler { UseProxy = false, UseCookies = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
+                {
+                    WaitForReceipt = receiptSplit && i % 2 == 0,
+                })).ToList();
+                var figures = new ConcurrentBag<(long At, double Total, double Own, bool Waited)>();
                 try
                 {
                     var started = Stopwatch.GetTimestamp();
@@ -183,7 +192,7 @@ internal static class MandatesCommand
                             Interlocked.Increment(ref handlerErrors);
                             return null;
                         }
-                        figures.Add((at, Stats.Milliseconds(at - due), Stats.Milliseconds(own)));
+                        figures.Add((at, Stats.Milliseconds(at - due), Stats.Milliseconds(own), receiptSplit && i % 2 == 0));
                         return (at, Stats.Milliseconds(at - due - own));
                     }
                     if (handlerRate > 0)
@@ -202,12 +211,23 @@ internal static class MandatesCommand
                     }
                     var window = figures.Where(f => f.At >= from && f.At < to).ToList();
                     var cpuUsed = await cpuWindow;
-                    List<double> Sorted(Func<(long At, double Total, double Own), double> of) => [.. window.Select(of).Order()];
+                    List<double> Sorted(Func<(long At, double Total, double Own, bool Waited), double> of) => [.. window.Select(of).Order()];
                     var (added, total, ownTime) = (Sorted(f => f.Total - f.Own), Sorted(f => f.Total), Sorted(f => f.Own));
                     handlerLatency = new HandlerFigures(handlerRate > 0 ? $"open loop at {handlerRate}/s over {handlerAgents} agent(s)" : $"closed loop, {handlerAgents} agent(s)",
                         window.Count / measure.TotalSeconds, Stats.Percentile(added, 0.50), Stats.Percentile(added, 0.99), Stats.Percentile(total, 0.50),
                         Stats.Percentile(total, 0.99), Stats.Percentile(ownTime, 0.50), Stats.Percentile(ownTime, 0.99),
                         window.Count == 0 ? 0 : cpuUsed.Server.TotalMilliseconds / window.Count, window.Count == 0 ? 0 : cpuUsed.Bench.TotalMilliseconds / window.Count);
+                    if (receiptSplit)
+                    {
+                        // The same run, the same moments: only whether the paid answer waited for its receipt's post-back differs.
+                        List<double> Added(bool waited) => [.. window.Where(f => f.Waited == waited).Select(f => f.Total - f.Own).Order()];
+                        var (waiting, background) = (Added(true), Added(false));
+                        handlerLatency = handlerLatency with
+                        {
+                            ReceiptSplit = (Stats.Percentile(waiting, 0.50), Stats.Percentile(waiting, 0.99), waiting.Count,
+                                Stats.Percentile(background, 0.50), Stats.Percentile(background, 0.99), background.Count),
+                        };
+                    }
                 }
                 finally
                 {
@@ -237,6 +257,11 @@ internal static class MandatesCommand
                                   $"p99 {Stats.F(h.AddedP99)} ms; whole paid request p50 {Stats.F(h.TotalP50)} ms, p99 {Stats.F(h.TotalP99)} ms; paid server's own p50 " +
                                   $"{Stats.F(h.OwnP50, 3)} ms, p99 {Stats.F(h.OwnP99, 3)} ms; server CPU {Stats.F(h.ServerCpu, 3)} ms/op, bench process CPU (handler and paid server) " +
                                   $"{Stats.F(h.BenchCpu, 3)} ms/op (not paid: {handlerErrors})");
+                if (h.ReceiptSplit is { } split)
+                {
+                    Console.WriteLine($"  receipt split           added, waiting for the receipt: p50 {Stats.F(split.WaitP50)} ms, p99 {Stats.F(split.WaitP99)} ms ({split.WaitCount}); " +
+                                      $"receipt in the background: p50 {Stats.F(split.BackgroundP50)} ms, p99 {Stats.F(split.BackgroundP99)} ms ({split.BackgroundCount})");
+                }
             }
             Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms, server CPU {Stats.F(plainCpu, 3)} ms/op");
             Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
@@ -259,6 +284,11 @@ internal static class MandatesCommand
                     ("added_p99_ms", Stats.F(hr.AddedP99)), ("total_p50_ms", Stats.F(hr.TotalP50)), ("total_p99_ms", Stats.F(hr.TotalP99)),
                     ("own_p99_ms", Stats.F(hr.OwnP99, 3)), ("cpu_ms_per_op", Stats.F(hr.ServerCpu, 3)), ("bench_cpu_ms_per_op", Stats.F(hr.BenchCpu, 3)),
                     ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
+                if (hr.ReceiptSplit is { } rs)
+                {
+                    Stats.Result("payments_handler_receipt_split", ("wait_added_p50_ms", Stats.F(rs.WaitP50)), ("wait_added_p99_ms", Stats.F(rs.WaitP99)),
+                        ("background_added_p50_ms", Stats.F(rs.BackgroundP50)), ("background_added_p99_ms", Stats.F(rs.BackgroundP99)));
+                }
             }
             return errors == 0 && handlerErrors == 0 && !overspent ? 0 : 1;
         }
@@ -364,7 +394,11 @@ internal static class MandatesCommand
 
     /// <summary>The handler phase's figures: added = whole paid request less the paid server's own time (ms), and CPU per paid request.</summary>
     private sealed record HandlerFigures(string Mode, double Rate, double AddedP50, double AddedP99, double TotalP50, double TotalP99, double OwnP50, double OwnP99,
-        double ServerCpu, double BenchCpu);
+        double ServerCpu, double BenchCpu)
+    {
+        /// <summary>With <c>--handler-receipt-split</c>: added p50, p99 and count of the paid requests that waited for their receipt, then of those that did not.</summary>
+        public (double WaitP50, double WaitP99, int WaitCount, double BackgroundP50, double BackgroundP99, int BackgroundCount)? ReceiptSplit { get; init; }
+    }
 
     /// <summary>What a paid server's 402 looks like to <c>POST /v1/payments</c>: x402 v2, 0.01 USDC on Base Sepolia (docs/payments.md §2).</summary>
     private static readonly string X402Body =
