@@ -40,6 +40,15 @@ internal static class MandatesCommand
         // Open loop: operations sent at this combined rate, spread over the agents, each timed from when it was due, so a
         // server that falls behind shows its queue in the percentiles (closed loops at saturation time mostly their queue).
         var rate = args.Int("rate", 0, 0, 100_000);
+        // The handler phase (--payments): open loop at --handler-rate (default --rate), else closed loop over --handler-agents (default --agents).
+        var handlerRate = args.Int("handler-rate", rate, 0, 100_000);
+        var handlerAgents = args.Int("handler-agents", agents, 1, agents);
+        // In-run comparison of the receipt's post-back: agents 0, 2, 4, … wait for it (WaitForReceipt), the others do not.
+        var receiptSplit = args.Flag("handler-receipt-split");
+        if (receiptSplit && (shared || handlerAgents < 2))
+        {
+            throw new ArgumentException("--handler-receipt-split needs at least two --handler-agents and no --shared");
+        }
         if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
         {
             throw new ArgumentException("--engine is sqlite (one node) or postgres");
@@ -124,27 +133,43 @@ internal static class MandatesCommand
                 return (at, Stats.Milliseconds(at - started));
             }, hard.Token);
 
-            (double Rate, double P50, double P99, double CpuMsPerOp)? handlerLatency = null;
-            double handlerTotalP99 = 0;
+            HandlerFigures? handlerLatency = null;
             long handlerErrors = 0;
             if (payments)
             {
-                // The SDK's handler paying a loopback paid server: the whole paid request, less the paid server's own time.
+                // The SDK's handler paying a loopback paid server: the whole paid request, less the paid server's own time. Open loop at
+                // --handler-rate (default --rate): each paid request timed from when it was due, so only a handler that falls behind
+                // shows a queue; closed loop (rate 0) with --handler-agents loops (1: one agent paying sequentially; default --agents,
+                // which at 32 is saturation, where the added time is mostly queueing).
                 await using var paid = await PaidServerStandIn.StartAsync(hard.Token);
-                var clients = provisioned.Select((p, i) => new HttpClient(new Assent.Client.AssentPaymentHandler(
+                var clients = provisioned.Take(shared ? 1 : handlerAgents).Select((p, i) => new HttpClient(new Assent.Client.AssentPaymentHandler(
                     new Assent.Client.AssentClientOptions { Server = nodeUris[i % nodeCount], ClientId = p.ClientId, ClientSecret = p.ClientSecret, HttpClient = Node(i) },
-                    new SocketsHttpHandler { UseProxy = false, UseCookies = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan }))).ToList();
-                var totals = new ConcurrentBag<(long At, double Ms)>();
-                var from = Stopwatch.GetTimestamp() + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
-                var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
+                    new SocketsHttpHandler { UseProxy = false, UseCookies = false, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
+                {
+                    WaitForReceipt = receiptSplit && i % 2 == 0,
+                })).ToList();
+                var figures = new ConcurrentBag<(long At, double Total, double Own, bool Waited)>();
                 try
                 {
-                    handlerLatency = await PhaseAsync("handler", warmup, measure, agents, 0, Cpu, async (i, n) =>
+                    var started = Stopwatch.GetTimestamp();
+                    var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
+                    var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
+                    var cpuWindow = Task.Run(async () =>
+                    {
+                        await Task.Delay(warmup, hard.Token);
+                        var (server, bench) = (Cpu(), Process.GetCurrentProcess().TotalProcessorTime);
+                        await Task.Delay(measure, hard.Token);
+                        return (Server: Cpu() - server, Bench: Process.GetCurrentProcess().TotalProcessorTime - bench);
+                    }, hard.Token);
+                    async Task<(long At, double Ms)?> PaidRequestAsync(int i, int n)
                     {
                         var call = $"{i}.{n}";
                         using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(paid.Uri, "/paid"));
                         request.Headers.Add(PaidServerStandIn.CallHeader, call);
-                        var started = Stopwatch.GetTimestamp();
+                        // Open loop: from when it was due (OpenLoopAsync's schedule: operation k = n * agents + i at k / rate s).
+                        var due = handlerRate > 0
+                            ? started + (long)(((long)n * handlerAgents + i) * (double)Stopwatch.Frequency / handlerRate)
+                            : Stopwatch.GetTimestamp();
                         HttpStatusCode status;
                         try
                         {
@@ -167,15 +192,48 @@ internal static class MandatesCommand
                             Interlocked.Increment(ref handlerErrors);
                             return null;
                         }
-                        totals.Add((at, Stats.Milliseconds(at - started)));
-                        return (at, Stats.Milliseconds(at - started - own));
-                    }, hard.Token);
+                        figures.Add((at, Stats.Milliseconds(at - due), Stats.Milliseconds(own), receiptSplit && i % 2 == 0));
+                        return (at, Stats.Milliseconds(at - due - own));
+                    }
+                    if (handlerRate > 0)
+                    {
+                        var late = await OpenLoopAsync(started, to, handlerAgents, handlerRate, PaidRequestAsync, new(), hard.Token);
+                        Console.WriteLine($"  (handler: sent after due p50 {Stats.F(Stats.Percentile(late, 0.5))} ms, p99 {Stats.F(Stats.Percentile(late, 0.99))} ms)");
+                    }
+                    else
+                    {
+                        await Task.WhenAll(Enumerable.Range(0, handlerAgents).Select(i => Task.Run(async () =>
+                        {
+                            for (var n = 0; Stopwatch.GetTimestamp() < to && !hard.IsCancellationRequested; n++)
+                            {
+                                await PaidRequestAsync(i, n);
+                            }
+                        }, hard.Token)));
+                    }
+                    var window = figures.Where(f => f.At >= from && f.At < to).ToList();
+                    var cpuUsed = await cpuWindow;
+                    List<double> Sorted(Func<(long At, double Total, double Own, bool Waited), double> of) => [.. window.Select(of).Order()];
+                    var (added, total, ownTime) = (Sorted(f => f.Total - f.Own), Sorted(f => f.Total), Sorted(f => f.Own));
+                    handlerLatency = new HandlerFigures(handlerRate > 0 ? $"open loop at {handlerRate}/s over {handlerAgents} agent(s)" : $"closed loop, {handlerAgents} agent(s)",
+                        window.Count / measure.TotalSeconds, Stats.Percentile(added, 0.50), Stats.Percentile(added, 0.99), Stats.Percentile(total, 0.50),
+                        Stats.Percentile(total, 0.99), Stats.Percentile(ownTime, 0.50), Stats.Percentile(ownTime, 0.99),
+                        window.Count == 0 ? 0 : cpuUsed.Server.TotalMilliseconds / window.Count, window.Count == 0 ? 0 : cpuUsed.Bench.TotalMilliseconds / window.Count);
+                    if (receiptSplit)
+                    {
+                        // The same run, the same moments: only whether the paid answer waited for its receipt's post-back differs.
+                        List<double> Added(bool waited) => [.. window.Where(f => f.Waited == waited).Select(f => f.Total - f.Own).Order()];
+                        var (waiting, background) = (Added(true), Added(false));
+                        handlerLatency = handlerLatency with
+                        {
+                            ReceiptSplit = (Stats.Percentile(waiting, 0.50), Stats.Percentile(waiting, 0.99), waiting.Count,
+                                Stats.Percentile(background, 0.50), Stats.Percentile(background, 0.99), background.Count),
+                        };
+                    }
                 }
                 finally
                 {
                     clients.ForEach(c => c.Dispose());
                 }
-                handlerTotalP99 = Stats.Percentile([.. totals.Where(t => t.At >= from && t.At < to).Select(t => t.Ms).Order()], 0.99);
             }
 
             var plainLatency = await PhaseAsync("plain", warmup, measure, agents, rate, Cpu, async (i, n) =>
@@ -194,10 +252,17 @@ internal static class MandatesCommand
             var (plainRate, plainP50, plainP99, plainCpu) = plainLatency;
             Console.WriteLine($"  mandate {(payments ? "POST /v1/payments" : "request->token")}  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, " +
                               $"p99 {Stats.F(mandateP99)} ms, server CPU {Stats.F(mandateCpu, 3)} ms/op (not covered: {errors})");
-            if (handlerLatency is var (handlerRate, handlerP50, handlerP99, handlerCpu))
+            if (handlerLatency is { } h)
             {
-                Console.WriteLine($"  AssentPaymentHandler    {Stats.F(handlerRate, 1)} paid requests/s, added beyond the paid server's time: p50 {Stats.F(handlerP50)} ms, " +
-                                  $"p99 {Stats.F(handlerP99)} ms (whole paid request p99 {Stats.F(handlerTotalP99)} ms), server CPU {Stats.F(handlerCpu, 3)} ms/op (not paid: {handlerErrors})");
+                Console.WriteLine($"  AssentPaymentHandler    {h.Mode}: {Stats.F(h.Rate, 1)} paid requests/s, added beyond the paid server's time: p50 {Stats.F(h.AddedP50)} ms, " +
+                                  $"p99 {Stats.F(h.AddedP99)} ms; whole paid request p50 {Stats.F(h.TotalP50)} ms, p99 {Stats.F(h.TotalP99)} ms; paid server's own p50 " +
+                                  $"{Stats.F(h.OwnP50, 3)} ms, p99 {Stats.F(h.OwnP99, 3)} ms; server CPU {Stats.F(h.ServerCpu, 3)} ms/op, bench process CPU (handler and paid server) " +
+                                  $"{Stats.F(h.BenchCpu, 3)} ms/op (not paid: {handlerErrors})");
+                if (h.ReceiptSplit is { } split)
+                {
+                    Console.WriteLine($"  receipt split           added, waiting for the receipt: p50 {Stats.F(split.WaitP50)} ms, p99 {Stats.F(split.WaitP99)} ms ({split.WaitCount}); " +
+                                      $"receipt in the background: p50 {Stats.F(split.BackgroundP50)} ms, p99 {Stats.F(split.BackgroundP99)} ms ({split.BackgroundCount})");
+                }
             }
             Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms, server CPU {Stats.F(plainCpu, 3)} ms/op");
             Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
@@ -214,10 +279,17 @@ internal static class MandatesCommand
                 ("mandate_cpu_ms_per_op", Stats.F(mandateCpu, 3)), ("plain_cpu_ms_per_op", Stats.F(plainCpu, 3)),
                 ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
                 ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
-            if (handlerLatency is var (handlerPerS, p50, p99, cpu))
+            if (handlerLatency is { } hr)
             {
-                Stats.Result("payments_handler", ("per_s", Stats.F(handlerPerS, 1)), ("added_p50_ms", Stats.F(p50)), ("added_p99_ms", Stats.F(p99)),
-                    ("total_p99_ms", Stats.F(handlerTotalP99)), ("cpu_ms_per_op", Stats.F(cpu, 3)), ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
+                Stats.Result("payments_handler", ("loop", hr.Mode.Replace(' ', '_')), ("per_s", Stats.F(hr.Rate, 1)), ("added_p50_ms", Stats.F(hr.AddedP50)),
+                    ("added_p99_ms", Stats.F(hr.AddedP99)), ("total_p50_ms", Stats.F(hr.TotalP50)), ("total_p99_ms", Stats.F(hr.TotalP99)),
+                    ("own_p99_ms", Stats.F(hr.OwnP99, 3)), ("cpu_ms_per_op", Stats.F(hr.ServerCpu, 3)), ("bench_cpu_ms_per_op", Stats.F(hr.BenchCpu, 3)),
+                    ("not_paid", handlerErrors.ToString(CultureInfo.InvariantCulture)));
+                if (hr.ReceiptSplit is { } rs)
+                {
+                    Stats.Result("payments_handler_receipt_split", ("wait_added_p50_ms", Stats.F(rs.WaitP50)), ("wait_added_p99_ms", Stats.F(rs.WaitP99)),
+                        ("background_added_p50_ms", Stats.F(rs.BackgroundP50)), ("background_added_p99_ms", Stats.F(rs.BackgroundP99)));
+                }
             }
             return errors == 0 && handlerErrors == 0 && !overspent ? 0 : 1;
         }
@@ -324,6 +396,14 @@ internal static class MandatesCommand
         }
         await Task.WhenAll(running);
         return [.. late.Order()];
+    }
+
+    /// <summary>The handler phase's figures: added = whole paid request less the paid server's own time (ms), and CPU per paid request.</summary>
+    private sealed record HandlerFigures(string Mode, double Rate, double AddedP50, double AddedP99, double TotalP50, double TotalP99, double OwnP50, double OwnP99,
+        double ServerCpu, double BenchCpu)
+    {
+        /// <summary>With <c>--handler-receipt-split</c>: added p50, p99 and count of the paid requests that waited for their receipt, then of those that did not.</summary>
+        public (double WaitP50, double WaitP99, int WaitCount, double BackgroundP50, double BackgroundP99, int BackgroundCount)? ReceiptSplit { get; init; }
     }
 
     /// <summary>What a paid server's 402 looks like to <c>POST /v1/payments</c>: x402 v2, 0.01 USDC on Base Sepolia (docs/payments.md §2).</summary>

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -34,8 +35,9 @@ public sealed class AssentPaymentException(PaymentOutcome outcome, string messag
 /// 402 is handed to the Assent server (<c>POST /v1/payments</c>), which asks the agent's owner to approve exactly
 /// what is offered; once approved, the request is sent again with the header the server signed
 /// (<c>PAYMENT-SIGNATURE</c>, <c>X-PAYMENT</c>, or MPP's <c>Authorization: Payment …</c>), and the paid server's receipt
-/// (<c>PAYMENT-RESPONSE</c>, <c>X-PAYMENT-RESPONSE</c> or <c>Payment-Receipt</c>) is posted back. The agent never
-/// holds a wallet key. A payment that is denied, expires or is refused throws <see cref="AssentPaymentException"/>.
+/// (<c>PAYMENT-RESPONSE</c>, <c>X-PAYMENT-RESPONSE</c> or <c>Payment-Receipt</c>) is posted back — by default while the paid
+/// answer is already with the caller (<see cref="WaitForReceipt"/>; <see cref="ReceiptsPostedAsync"/>, and disposing, wait for
+/// it). The agent never holds a wallet key. A payment that is denied, expires or is refused throws <see cref="AssentPaymentException"/>.
 /// <code>
 /// using var http = new HttpClient(new AssentPaymentHandler(AssentClientOptions.FromEnvironment()) { MaxAmount = "0.50" });
 /// var report = await http.GetStringAsync("https://api.example/report");
@@ -48,6 +50,22 @@ public sealed class AssentPaymentHandler : DelegatingHandler
 
     /// <summary>A 402 body read at most: more is not a payment request.</summary>
     private const int MaxBodyBytes = 32 * 1024;
+
+    /// <summary>The receipt headers a paid server answers with, in the order looked for (docs/payments.md §1 step 6).</summary>
+    private static readonly string[] ReceiptHeaders = ["PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE", "Payment-Receipt"];
+
+    /// <summary>Waits before posting a receipt again when the Assent server could not be reached or failed (5xx); then it is given up.</summary>
+    private static readonly TimeSpan[] ReceiptRetries = [TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(1)];
+
+    /// <summary>Receipts being posted in the background, by a running number.</summary>
+    private readonly ConcurrentDictionary<long, Task> _receipts = new();
+
+    /// <summary>Cancelled once disposing has waited <see cref="ReceiptFlushTimeout"/>: what is still posting then is given up.</summary>
+    private readonly CancellationTokenSource _closing = new();
+
+    private long _receiptCount;
+
+    private int _disposed;
 
     private readonly AssentClientOptions _options;
     private readonly HttpClient _assent;
@@ -77,6 +95,22 @@ public sealed class AssentPaymentHandler : DelegatingHandler
 
     /// <summary>Called with each payment once it is approved and before the paid request is sent again (e.g. to log it).</summary>
     public Action<PaymentResponse>? OnPaid { get; init; }
+
+    /// <summary>
+    /// Whether the paid answer is returned only once its receipt has been posted to the Assent server (<c>true</c>), or at once
+    /// while the receipt is posted in the background (<c>false</c>, the default: the paid request does not wait for an Assent
+    /// round trip it has no use for). Either way the receipt is posted (tried again twice if the server cannot be reached or
+    /// fails), <see cref="ReceiptsPostedAsync"/> waits for what is still being posted, and disposing the handler waits for it
+    /// up to <see cref="ReceiptFlushTimeout"/>. Only a process that ends without disposing loses a receipt still in flight;
+    /// the payment itself is signed and audited before the paid request is sent again (docs/payments.md §1).
+    /// </summary>
+    public bool WaitForReceipt { get; init; }
+
+    /// <summary>How long disposing waits for receipts still being posted in the background.</summary>
+    public TimeSpan ReceiptFlushTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Completes when every receipt posted in the background so far has been handled (kept by the server, or given up).</summary>
+    public Task ReceiptsPostedAsync(CancellationToken ct = default) => Task.WhenAll(_receipts.Values).WaitAsync(ct);
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
     {
@@ -112,24 +146,70 @@ public sealed class AssentPaymentHandler : DelegatingHandler
         retry.Headers.Remove(payment.Header!.Name);
         retry.Headers.TryAddWithoutValidation(payment.Header.Name, payment.Header.Value);
         var paid = await base.SendAsync(retry, ct);
-        foreach (var name in new[] { "PAYMENT-RESPONSE", "X-PAYMENT-RESPONSE", "Payment-Receipt" })
+        foreach (var name in ReceiptHeaders)
         {
             if (paid.Headers.TryGetValues(name, out var values) && values.FirstOrDefault() is { } receipt)
             {
-                // The receipt is audited on the server; failing to post it does not undo a paid answer.
-                try
+                var receiptRequest = new PaymentReceiptRequest(name, receipt);
+                if (WaitForReceipt)
                 {
-                    using var post = Call(HttpMethod.Post, $"/v1/payments/{payment.PaymentId}/receipt");
-                    post.Content = JsonContent.Create(new PaymentReceiptRequest(name, receipt), PaymentJson.Default.PaymentReceiptRequest);
-                    using var _ = await Transport.SendAsync(_assent, _options.Server!, post, ct);
+                    await PostReceiptAsync(payment.PaymentId, receiptRequest, ct);
                 }
-                catch (AssentUnreachableException)
+                else
                 {
+                    // On the thread pool, away from any synchronization context the caller has, so that disposing can wait for it.
+                    var number = Interlocked.Increment(ref _receiptCount);
+                    var posting = Task.Run(() => PostReceiptAsync(payment.PaymentId, receiptRequest, _closing.Token), CancellationToken.None);
+                    _receipts[number] = posting;
+                    _ = posting.ContinueWith(_ => _receipts.TryRemove(number, out var _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously,
+                        TaskScheduler.Default);
                 }
                 break;
             }
         }
         return paid;
+    }
+
+    /// <summary>
+    /// Posts the paid server's receipt, where it is kept and audited (<c>POST /v1/payments/{id}/receipt</c>). Never throws: a
+    /// receipt that cannot be posted does not undo a paid answer. Tried again when the server is unreachable or fails (5xx);
+    /// any other answer (e.g. 409, the receipt is kept already) is final.
+    /// </summary>
+    private async Task PostReceiptAsync(string paymentId, PaymentReceiptRequest receipt, CancellationToken ct)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                using var post = Call(HttpMethod.Post, $"/v1/payments/{paymentId}/receipt");
+                post.Content = JsonContent.Create(receipt, PaymentJson.Default.PaymentReceiptRequest);
+                using var answer = await Transport.SendAsync(_assent, _options.Server!, post, ct);
+                if ((int)answer.StatusCode < 500)
+                {
+                    return;
+                }
+            }
+            catch (AssentUnreachableException)
+            {
+            }
+            catch (Exception) when (!WaitForReceipt || !ct.IsCancellationRequested)
+            {
+                // The answer could not be read, or disposing gave up on it: nothing more to do for this receipt.
+                return;
+            }
+            if (attempt >= ReceiptRetries.Length)
+            {
+                return;
+            }
+            try
+            {
+                await Task.Delay(ReceiptRetries[attempt], ct);
+            }
+            catch (OperationCanceledException) when (!WaitForReceipt)
+            {
+                return;
+            }
+        }
     }
 
     private static ByteArrayContent Content(byte[] body, List<KeyValuePair<string, IEnumerable<string>>> headers)
@@ -237,9 +317,21 @@ public sealed class AssentPaymentHandler : DelegatingHandler
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing && _ownsAssent)
+        if (disposing && Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            _assent.Dispose();
+            // Receipts still being posted are waited for (they run on the thread pool), then given up.
+            try
+            {
+                Task.WhenAll(_receipts.Values).Wait(ReceiptFlushTimeout);
+            }
+            catch (AggregateException)
+            {
+            }
+            _closing.Cancel();
+            if (_ownsAssent)
+            {
+                _assent.Dispose();
+            }
         }
         base.Dispose(disposing);
     }

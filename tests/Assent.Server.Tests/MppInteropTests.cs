@@ -144,7 +144,8 @@ public sealed class MppInteropTests(MppInteropServer fixture) : IClassFixture<Mp
         await using var run = await StartAsync(cts.Token);
         var payer = await PayerAsync(run.Paid);
         string? paymentId = null, sentHeader = null;
-        using var http = new HttpClient(new AssentPaymentHandler(Options(payer)) { MaxAmount = "0.05", OnPaid = p => (paymentId, sentHeader) = (p.PaymentId, p.Header!.Name) })
+        var handler = new AssentPaymentHandler(Options(payer)) { MaxAmount = "0.05", OnPaid = p => (paymentId, sentHeader) = (p.PaymentId, p.Header!.Name) };
+        using var http = new HttpClient(handler)
         {
             BaseAddress = run.Paid.BaseAddress,
         };
@@ -167,6 +168,8 @@ public sealed class MppInteropTests(MppInteropServer fixture) : IClassFixture<Mp
         // The nonce on chain is the one the approver saw (the challenge hash).
         Assert.Equal(seen.GetProperty("nonce").GetString(), transfer.GetProperty("nonce").GetString());
 
+        // The receipt is posted back while the paid answer is already here (docs/sdk.md §10).
+        await handler.ReceiptsPostedAsync(cts.Token);
         using var get = new HttpRequestMessage(HttpMethod.Get, $"/v1/payments/{paymentId}");
         get.Headers.Authorization = TestServer.Basic(payer.Agent);
         using var read = await Server.Http.SendAsync(get, cts.Token);
@@ -186,7 +189,8 @@ public sealed class MppInteropTests(MppInteropServer fixture) : IClassFixture<Mp
         using var cts = new CancellationTokenSource(Budget);
         await using var run = await StartAsync(cts.Token);
         var payer = await PayerAsync(run.Paid);
-        using var http = new HttpClient(new AssentPaymentHandler(Options(payer)) { MaxAmount = "1.00" }) { BaseAddress = run.Paid.BaseAddress };
+        var handler = new AssentPaymentHandler(Options(payer)) { MaxAmount = "1.00" };
+        using var http = new HttpClient(handler) { BaseAddress = run.Paid.BaseAddress };
         var approval = DecideWhenAskedAsync(payer.Device, Decisions.Approve, cts.Token);
         using var paid = await http.GetAsync("/mpp/stripe/weather", cts.Token);
         var seen = await approval;
@@ -210,6 +214,7 @@ public sealed class MppInteropTests(MppInteropServer fixture) : IClassFixture<Mp
         Assert.Equal(token.GetProperty("id").GetString(), intent.GetProperty("shared_payment_granted_token").GetString());
         // A Stripe charge needs no wallet balance: the chain saw nothing.
         Assert.Equal(1000000, await BalanceAsync(run.Paid, payer.Wallet));
+        await handler.ReceiptsPostedAsync(cts.Token);
         var audit = (await Server.Store.Audit.ReadAsync(0, 1000, payer.Device.UserId, CancellationToken.None)).Select(r => Encoding.UTF8.GetString(r.Entry)).ToList();
         Assert.Contains(audit, e => e.Contains("payment.signed", StringComparison.Ordinal) && e.Contains("spt_sha256", StringComparison.Ordinal));
         Assert.Contains(audit, e => e.Contains("payment.receipt", StringComparison.Ordinal) && e.Contains(intent.GetProperty("id").GetString()!, StringComparison.Ordinal));

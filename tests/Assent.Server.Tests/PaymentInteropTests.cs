@@ -75,7 +75,8 @@ public sealed class PaymentInteropTests(InteropServer fixture) : IClassFixture<I
         var payer = await PayerAsync(chain);
         var sellerBefore = await BalanceAsync(chain, Seller);
         string? paymentId = null, sentHeader = null;
-        using var http = new HttpClient(new AssentPaymentHandler(Options(payer)) { MaxAmount = "0.05", OnPaid = p => (paymentId, sentHeader) = (p.PaymentId, p.Header!.Name) })
+        var handler = new AssentPaymentHandler(Options(payer)) { MaxAmount = "0.05", OnPaid = p => (paymentId, sentHeader) = (p.PaymentId, p.Header!.Name) };
+        using var http = new HttpClient(handler)
         {
             BaseAddress = chain.BaseAddress,
         };
@@ -91,7 +92,9 @@ public sealed class PaymentInteropTests(InteropServer fixture) : IClassFixture<I
         Assert.Equal(sellerBefore + 10000, await BalanceAsync(chain, Seller));
         Assert.Equal(990000, await BalanceAsync(chain, payer.Wallet));
 
-        // The receipt was posted back: the payment is paid, and the signature and the receipt are in the owner's audit.
+        // The receipt was posted back (while the paid answer was already here, docs/sdk.md §10): the payment is paid, and the
+        // signature and the receipt are in the owner's audit.
+        await handler.ReceiptsPostedAsync(cts.Token);
         using var get = new HttpRequestMessage(HttpMethod.Get, $"/v1/payments/{paymentId}");
         get.Headers.Authorization = TestServer.Basic(payer.Agent);
         using var read = await Server.Http.SendAsync(get, cts.Token);

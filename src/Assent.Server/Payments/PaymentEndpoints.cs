@@ -473,7 +473,10 @@ internal static partial class PaymentEndpoints
         };
         PaymentHeader? header = null;
         // A payment a mandate approved names it, and what it was charged (docs/policies.md §6).
-        var grant = a.State is ApprovalState.Approved or ApprovalState.Redeemed ? await mandates.PaymentGrantAsync(a.Id, ct) : null;
+        // Read with the payment when it came from the store (one query for a whole list), else looked up.
+        var grant = a.State is not (ApprovalState.Approved or ApprovalState.Redeemed) ? null
+            : view.GrantRead ? view.Grant
+            : await mandates.PaymentGrantAsync(a.Id, ct);
         if (a.State is ApprovalState.Approved or ApprovalState.Redeemed && p.Receipt is null)
         {
             if (now + SigningMargin >= DateTimeOffset.FromUnixTimeSeconds(p.ValidBefore))

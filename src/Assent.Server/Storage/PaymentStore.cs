@@ -14,7 +14,14 @@ internal sealed record PaymentRecord(string Id, string ClientId, string UserId, 
     long CreatedAt, string? Receipt = null, long? ReceiptAt = null);
 
 /// <summary>A payment with its request (state, decision times; redeemed = signed).</summary>
-internal sealed record PaymentView(PaymentRecord Payment, ApprovalRecord Approval);
+internal sealed record PaymentView(PaymentRecord Payment, ApprovalRecord Approval)
+{
+    /// <summary>Whether <see cref="Grant"/> was read with the payment (in the same query); when false, it is not known here.</summary>
+    public bool GrantRead { get; init; }
+
+    /// <summary>What a spending mandate charged for the payment, when one approved it (docs/payments.md §11); read with the payment.</summary>
+    public MandatePaymentRecord? Grant { get; init; }
+}
 
 internal interface IPaymentStore
 {
@@ -38,14 +45,28 @@ internal sealed class PaymentStore(Database db) : IPaymentStore
     private const string Columns = "p.id, p.client_id, p.user_id, p.protocol, p.network, p.asset, p.symbol, p.pay_to, p.amount, p.amount_atomic, p.resource, " +
         "p.description, p.wallet, p.nonce, p.valid_after, p.valid_before, p.offer, p.created_at, p.receipt, p.receipt_at";
 
+    /// <summary>
+    /// The payment, its request and, when a mandate approved it, the mandate's payment row — one query for a page of payments,
+    /// not one more per payment (a payment has at most one: <c>mandate_payments.approval_id</c> is its key).
+    /// </summary>
     private static readonly string Select =
-        $"SELECT {Columns}, {string.Join(", ", ApprovalSql.Columns.Split(", ").Select(c => "a." + c))} FROM payments p JOIN approvals a ON a.id = p.id ";
+        $"SELECT {Columns}, {string.Join(", ", ApprovalSql.Columns.Split(", ").Select(c => "a." + c))}, " +
+        $"{string.Join(", ", MandateStore.PaymentColumns.Split(", ").Select(c => "m." + c))} " +
+        "FROM payments p JOIN approvals a ON a.id = p.id LEFT JOIN mandate_payments m ON m.approval_id = p.id ";
+
+    /// <summary>Where the mandate's payment columns start: after the payment's 20 and the request's.</summary>
+    private static readonly int GrantAt = 20 + ApprovalSql.Columns.Split(", ").Length;
 
     private static PaymentView Read(DbDataReader r) => new(
         new PaymentRecord(r.GetString(0), r.GetString(1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5), r.GetString(6), r.GetString(7),
             r.GetString(8), r.GetString(9), r.GetString(10), Rows.NullableString(r, 11), r.GetString(12), r.GetString(13), r.GetInt64(14), r.GetInt64(15),
             r.GetString(16), r.GetInt64(17), Rows.NullableString(r, 18), Rows.NullableLong(r, 19)),
-        ApprovalSql.Read(r, 20));
+        ApprovalSql.Read(r, 20))
+    {
+        GrantRead = true,
+        Grant = r.IsDBNull(GrantAt) ? null : new MandatePaymentRecord(r.GetString(GrantAt), r.GetString(GrantAt + 1), r.GetString(GrantAt + 2),
+            r.GetInt64(GrantAt + 3), Rows.NullableString(r, GrantAt + 4), r.GetInt64(GrantAt + 5), r.GetString(GrantAt + 6), r.GetInt64(GrantAt + 7)),
+    };
 
     public Task<bool> TryCreateAsync(ApprovalRecord approval, PaymentRecord p, int maxPending, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>

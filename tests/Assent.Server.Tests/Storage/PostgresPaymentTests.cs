@@ -68,4 +68,30 @@ public sealed class PostgresPaymentTests(PostgresCluster cluster)
         var payments = JsonDocument.Parse(await listed.Content.ReadAsStringAsync()).RootElement.GetProperty("payments");
         Assert.Equal(id, Assert.Single(payments.EnumerateArray()).GetProperty("paymentId").GetString());
     }
+
+    [Fact]
+    public async Task The_list_reads_each_payments_mandate_in_its_one_query_on_PostgreSQL_too()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        await using var server = await TestServer.StartAsync(configure: o => o.Database = database);
+        var (owner, agent, _) = await MandatePaying.PayerAsync(server);
+        var mandate = await Mandating.ApprovedAsync(server, agent, owner, "0.05", "0.10", "none");
+        var (_, covered) = await MandatePaying.PayAsync(server, agent, "30000");
+        var (_, pending) = await MandatePaying.PayAsync(server, agent, "60000");
+        Assert.True(MandatePaying.Covered(covered), covered.ToString());
+        Assert.Equal("pending", pending.GetProperty("status").GetString());
+
+        using var list = new HttpRequestMessage(HttpMethod.Get, "/v1/payments");
+        list.Headers.Authorization = TestServer.Basic(agent);
+        using var listed = await server.Http.SendAsync(list);
+        var payments = JsonDocument.Parse(await listed.Content.ReadAsStringAsync()).RootElement.GetProperty("payments").EnumerateArray()
+            .ToDictionary(p => p.GetProperty("paymentId").GetString()!);
+
+        Assert.Equal(2, payments.Count);
+        var m = payments[covered.GetProperty("paymentId").GetString()!].GetProperty("mandate");
+        Assert.Equal(mandate, m.GetProperty("id").GetString());
+        Assert.Equal("0.03", m.GetProperty("charged").GetString());
+        Assert.Equal("0.07", m.GetProperty("remaining").GetString());
+        Assert.False(payments[pending.GetProperty("paymentId").GetString()!].TryGetProperty("mandate", out _));
+    }
 }

@@ -138,7 +138,14 @@ internal sealed class SqliteDatabase : Database
         {
             throw new ObjectDisposedException(nameof(SqliteDatabase));
         }
-        _queued.Set();
+        // Set takes the event's lock while the writer is still counted as a waiter, which lasts until the woken writer gets
+        // that lock back: under load many handlers queued in that window and queued behind each other on the lock. A set
+        // event needs no second Set. Safe because the writer resets the event before it looks at the queue once more (both
+        // sides fenced: the channel's enqueue and Reset are interlocked operations).
+        if (!_queued.IsSet)
+        {
+            _queued.Set();
+        }
         // Once queued the write happens even if this caller stops waiting: state stays consistent.
         return item.Completion.WaitAsync(ct);
     }
