@@ -260,11 +260,8 @@ public abstract class VaultStoreContract : IAsyncLifetime
         return a;
     }
 
-    private Task<long> StoredReleasesAsync(string approvalId) =>
-        Store.Database.ReadAsync(async s => (await s.AllAsync("SELECT count(*) FROM vault_releases WHERE approval_id = $1", r => r.GetInt64(0), approvalId))[0], default);
-
-    [Fact]
-    public async Task A_release_is_stored_with_an_approving_decision_only_and_taken_once_in_its_redemption()
+    /// <summary>A user's device with a vault key, item "x" (version 1, ciphertext 4 5 6) wrapped for it, and a re-wrapped key to release.</summary>
+    private async Task<(string User, string Device, string Item, byte[] Wrapped)> ItemToReleaseAsync()
     {
         var user = await UserAsync();
         var device = await DeviceAsync(user);
@@ -272,7 +269,16 @@ public abstract class VaultStoreContract : IAsyncLifetime
         await Vault.AddKeyAsync(key, 10, Audit(), default);
         var id = ItemId();
         await Vault.PutAsync(user, "x", id, 1, [4, 5, 6], Wraps(key), device, Now, Audit(), default);
-        byte[] wrapped = [1, .. Enumerable.Repeat((byte)3, 92)];
+        return (user, device, id, [1, .. Enumerable.Repeat((byte)3, 92)]);
+    }
+
+    private Task<long> StoredReleasesAsync(string approvalId) =>
+        Store.Database.ReadAsync(async s => (await s.AllAsync("SELECT count(*) FROM vault_releases WHERE approval_id = $1", r => r.GetInt64(0), approvalId))[0], default);
+
+    [Fact]
+    public async Task A_release_is_stored_with_an_approving_decision_only_and_taken_once_in_its_redemption()
+    {
+        var (user, device, id, wrapped) = await ItemToReleaseAsync();
 
         async Task<ApprovalRecord> DecidedAsync(ApprovalState decision)
         {
@@ -317,13 +323,7 @@ public abstract class VaultStoreContract : IAsyncLifetime
     [Fact]
     public async Task A_stored_release_is_taken_only_by_its_requests_redemption()
     {
-        var user = await UserAsync();
-        var device = await DeviceAsync(user);
-        var key = Key(user, device);
-        await Vault.AddKeyAsync(key, 10, Audit(), default);
-        var id = ItemId();
-        await Vault.PutAsync(user, "x", id, 1, [4, 5, 6], Wraps(key), device, Now, Audit(), default);
-        byte[] wrapped = [1, .. Enumerable.Repeat((byte)3, 92)];
+        var (user, device, id, wrapped) = await ItemToReleaseAsync();
 
         // A key stored beside a request nobody approved (written straight in) stays where it is: no redemption, no take.
         var pending = await ReleaseRequestAsync(user);
