@@ -36,6 +36,12 @@ internal sealed class ServerProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        // The collector `assent server` runs with (Assent.Cli.csproj: server GC): the driver itself keeps the workstation
+        // one. DOTNET_gcServer=0 in the environment measures the server under the workstation collector instead.
+        if (Environment.GetEnvironmentVariable("DOTNET_gcServer") is null)
+        {
+            info.Environment["DOTNET_gcServer"] = "1";
+        }
         if (serverDll is not null)
         {
             info.ArgumentList.Add(Path.GetFullPath(serverDll));
