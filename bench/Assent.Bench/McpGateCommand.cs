@@ -24,6 +24,9 @@ internal static class McpGateCommand
         var messages = args.Int("messages", 10_000, 100, 1_000_000);
         var rate = args.Int("rate", 1_000, 1, 100_000);
         var gated = args.Int("gated", 200, 10, 10_000);
+        // Gated calls before the measured ones: the server's and the gate's approval paths reach their optimized code
+        // (tiered compilation) only after some hundreds of calls; 20 left the JIT busy through the measured calls.
+        var gatedWarmup = args.Int("gated-warmup", 500, 0, 100_000);
         var cli = args.String("cli") ?? Path.Combine(AppContext.BaseDirectory, "assent.dll");
         if (!File.Exists(cli))
         {
@@ -84,7 +87,7 @@ internal static class McpGateCommand
             {
                 builds.Add(("before", before));
             }
-            Console.WriteLine($"mcp-gate: {messages} tools/call round trips at {rate}/s direct and through each gate, then {gated} gated vs ungated calls; server pid {server.Id}");
+            Console.WriteLine($"mcp-gate: {messages} tools/call round trips at {rate}/s direct and through each gate, then {gated} gated vs ungated calls (after {gatedWarmup} of each to warm up); server pid {server.Id}");
             await using var direct = await McpChild.StartAsync(echo, null, ct);
             var gates = new List<McpChild>();
             try
@@ -135,7 +138,7 @@ internal static class McpGateCommand
                 Console.WriteLine($"  forwarding round trip (request + response) at {rate}/s: direct p50 {Stats.F(Stats.Percentile(directTimes, 0.5), 3)} ms p99 {Stats.F(d99, 3)} ms");
 
                 // Gated vs ungated through each gate, one call at a time, interleaved across gates.
-                for (var i = 0; i < 20; i++)
+                for (var i = 0; i < gatedWarmup; i++)
                 {
                     foreach (var gate in gates)
                     {

@@ -66,7 +66,7 @@ static int Usage()
                Assent.Bench challenges [--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]
                Assent.Bench webhooks [--users 32] [--rate 500] [--seconds 20] [--warmup 10]
                Assent.Bench drain [--deliveries 50000] [--users 32] [--probe-rate 50] [--probe-seconds 10]
-               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--cli PATH/assent.dll] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]
+               Assent.Bench mcp-gate [--messages 10000] [--rate 1000] [--gated 200] [--gated-warmup 500] [--cli PATH/assent.dll] [--before PATH/assent.dll] [--env NAME=VALUE,…] [--hold SEC]
                Assent.Bench signin [--clients 16] [--seconds 10] [--rounds 2] [--warmup 5] [--rate 1000] [--paced-seconds 10] [--server-dll DLL --server-schema N]
                Assent.Bench vault [--count 200] [--items 10000] [--only release|put|list]
         """);
