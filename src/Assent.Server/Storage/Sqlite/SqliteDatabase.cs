@@ -88,7 +88,7 @@ internal sealed class SqliteDatabase : Database
             {
                 // WAL: readers never block the writer. NORMAL keeps every commit across a
                 // process crash (kill -9); FULL adds an fsync per commit for power loss.
-                // wal_autocheckpoint=0: the writer checkpoints between batches instead (see Checkpoint).
+                // wal_autocheckpoint=0: a thread of its own checkpoints instead (see CheckpointLoop).
                 pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;";
                 pragma.ExecuteNonQuery();
             }
@@ -99,6 +99,8 @@ internal sealed class SqliteDatabase : Database
             {
                 _writerThread = new Thread(WriterLoop) { IsBackground = true, Name = "assent-sqlite-writer" };
                 _writerThread.Start();
+                _checkpointThread = new Thread(CheckpointLoop) { IsBackground = true, Name = "assent-sqlite-checkpoint" };
+                _checkpointThread.Start();
             }
         }
         finally
@@ -161,66 +163,123 @@ internal sealed class SqliteDatabase : Database
     private static T Finish<T>(ValueTask<T> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
 
     /// <summary>
-    /// A passive checkpoint on the writer's own connection, between batches (no caller waits on it). Nothing is
-    /// appended meanwhile, so it copies the whole log back unless a reader still holds older frames, and the next
-    /// commit starts the WAL over from its beginning: the log stays short. A checkpoint from another connection
-    /// never catches up with steady writes: the WAL then never restarts and grows by gigabytes a minute at full
-    /// load, and the kernel writes all of it back.
+    /// Checkpoints (docs/storage.md §4) run on a thread and a connection of their own, so that no write waits for one. A
+    /// checkpoint syncs the log and the database file; while the writer ran them itself, between batches, every write
+    /// queued meanwhile waited for those syncs (1.6 ms at the median on a development machine, up to 18 ms, far more on a
+    /// busy disk: with <c>synchronous=NORMAL</c> they were the only syncs in the path of a request).
     /// <para>
-    /// When: a checkpoint syncs the log and the database file, and a write queued meanwhile waits for it. One after
-    /// every batch put those syncs in the path of every request at low load (a third of a sequential mandate
-    /// flow's time, measured by bench/Assent.Bench mandates --agents 1). So the writer checkpoints once it has been
-    /// idle for <see cref="IdleBeforeCheckpoint"/> (no one is waiting), and under steady writes, which leave it no
-    /// idle moment, after <see cref="CheckpointAfterBatches"/> batches or <see cref="CheckpointAfter"/>, whichever
-    /// comes first: the log stays at most that many batches long. Where syncs are slow the writer still spends at
-    /// most half its time here: it skips checkpoints until as long as the last one took has passed, and the group
-    /// commit gathers larger batches meanwhile.
+    /// After commits, the checkpoint thread copies the log back into the database file, at most every
+    /// <see cref="CheckpointEvery"/>, passively: it never waits for the writer or a reader. When it has copied everything
+    /// and nothing was appended meanwhile, the writer's next commit starts the log over from its beginning. Under steady
+    /// writes that moment may not come: a checkpoint from another connection never catches up, and the log would grow by
+    /// gigabytes a minute at full load (the kernel writing all of it back). So once the log holds
+    /// <see cref="CatchUpFrames"/> frames the writer checkpoints itself between two batches: nothing is appended meanwhile,
+    /// it has only what the checkpoint thread has not copied yet to copy, it completes, and the next commit restarts the
+    /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Where syncs
+    /// are slow it still spends at most half its time there: it skips catching up until as long as its last checkpoint
+    /// took has passed.
     /// </para>
     /// </summary>
-    private void Checkpoint(Db c)
+    private void CheckpointLoop()
     {
-        if (Stopwatch.GetElapsedTime(_lastCheckpointEnded) < _lastCheckpointTook)
+        var last = 0L;
+        while (true)
+        {
+            _committed.Wait();
+            // Commits of a few milliseconds share one checkpoint.
+            var since = Stopwatch.GetElapsedTime(last);
+            if (since < CheckpointEvery && !_stopping)
+            {
+                Thread.Sleep(CheckpointEvery - since);
+            }
+            if (_stopping)
+            {
+                return;
+            }
+            // Reset before checkpointing: a commit from here on sets it again, and is checkpointed in the next round.
+            _committed.Reset();
+            last = Stopwatch.GetTimestamp();
+            try
+            {
+                lock (_checkpointing)
+                {
+                    if (CheckpointOn(_checkpointer ??= Open()) is { } frames)
+                    {
+                        Volatile.Write(ref _logFrames, frames);
+                    }
+                }
+            }
+            catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+            {
+                // I/O error, full disk: the writes it affects report it. Reopened for the next commit's checkpoint.
+                _checkpointer?.Dispose();
+                _checkpointer = null;
+            }
+        }
+    }
+
+    /// <summary>A passive checkpoint on <paramref name="c"/>: the frames in the log, or null when another checkpoint was running.</summary>
+    private static long? CheckpointOn(Db c)
+    {
+        try
+        {
+            // One row: busy (1 when another checkpoint held the lock), frames in the log, frames copied back.
+            using var r = c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteReader();
+            return r.Read() && r.GetInt64(0) == 0 ? r.GetInt64(1) : null;
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)
+        {
+            // SQLITE_BUSY or SQLITE_LOCKED: another checkpoint (the other thread's, another process's) is running.
+            return null;
+        }
+    }
+
+    /// <summary>After a batch: the writer's own checkpoint, only once the log has grown to <see cref="CatchUpFrames"/> (see <see cref="CheckpointLoop"/>).</summary>
+    private void CatchUpIfLong(Db c)
+    {
+        if (Volatile.Read(ref _logFrames) < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook)
         {
             return;
         }
         var started = Stopwatch.GetTimestamp();
-        try
+        // Waits for a checkpoint the other thread is running (it copies most of what this one would), rather than be
+        // turned away by it and let the log grow by another batch.
+        lock (_checkpointing)
         {
-            c.Prepared("PRAGMA wal_checkpoint(PASSIVE)", []).ExecuteNonQuery();
-            _uncheckpointed = 0;
+            if (CheckpointOn(c) is not null)
+            {
+                // Everything is copied back: the next commit starts the log over, and the checkpoint thread reports its new length.
+                Volatile.Write(ref _logFrames, 0);
+            }
         }
-        catch (SqliteException e) when (e.SqliteErrorCode is 5 or 6)
-        {
-            // SQLITE_BUSY or SQLITE_LOCKED (another process checkpointing, say): the next batch tries again.
-        }
-        _lastCheckpointEnded = Stopwatch.GetTimestamp();
-        _lastCheckpointTook = Stopwatch.GetElapsedTime(started, _lastCheckpointEnded);
+        _lastCatchUpEnded = Stopwatch.GetTimestamp();
+        _lastCatchUpTook = Stopwatch.GetElapsedTime(started, _lastCatchUpEnded);
     }
 
-    /// <summary>After a batch: checkpoint now only when steady writes have left no idle moment for long enough.</summary>
-    private void CheckpointIfDue(Db c)
-    {
-        _uncheckpointed++;
-        if (_uncheckpointed >= CheckpointAfterBatches || Stopwatch.GetElapsedTime(_lastCheckpointEnded) >= CheckpointAfter)
-        {
-            Checkpoint(c);
-        }
-    }
+    /// <summary>The checkpoint thread checkpoints at most this often (a commit waits for none of them).</summary>
+    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>How long the writer waits with nothing queued before it checkpoints what it has committed.</summary>
-    internal static readonly TimeSpan IdleBeforeCheckpoint = TimeSpan.FromMilliseconds(2);
+    /// <summary>The log's length (frames of one page each, 4 MiB of 4 KiB pages) at which the writer checkpoints itself.</summary>
+    private const long CatchUpFrames = 1024;
 
-    /// <summary>Under steady writes, at most this many batches between checkpoints.</summary>
-    private const int CheckpointAfterBatches = 32;
+    /// <summary>Set after every commit; the checkpoint thread waits on it.</summary>
+    private readonly ManualResetEventSlim _committed = new(false, spinCount: 0);
 
-    /// <summary>Under steady writes, at most this long between checkpoints.</summary>
-    private static readonly TimeSpan CheckpointAfter = TimeSpan.FromMilliseconds(50);
+    /// <summary>Held by whichever thread checkpoints: the writer catching up waits for the checkpoint thread's round.</summary>
+    private readonly Lock _checkpointing = new();
 
-    private long _lastCheckpointEnded;
-    private TimeSpan _lastCheckpointTook;
+    /// <summary>The checkpoint thread's own connection.</summary>
+    private Db? _checkpointer;
 
-    /// <summary>Batches committed since the last checkpoint (the writer thread's own).</summary>
-    private int _uncheckpointed;
+    private Thread? _checkpointThread;
+
+    private volatile bool _stopping;
+
+    /// <summary>The log's length in frames at the last checkpoint; the writer's cue to catch up.</summary>
+    private long _logFrames;
+
+    private long _lastCatchUpEnded;
+    private TimeSpan _lastCatchUpTook;
 
     public override async ValueTask DisposeAsync()
     {
@@ -230,6 +289,15 @@ internal sealed class SqliteDatabase : Database
         {
             await Task.Run(() => thread.Join());
         }
+        // After the writer: its last commits are what remains to copy back, and closing the last connection does that.
+        _stopping = true;
+        _committed.Set();
+        if (_checkpointThread is { } checkpoints)
+        {
+            await Task.Run(() => checkpoints.Join());
+        }
+        _checkpointer?.Dispose();
+        _checkpointer = null;
         await _writeLock.WaitAsync();
         try
         {
@@ -374,14 +442,7 @@ internal sealed class SqliteDatabase : Database
                 // A write queued since the last TryRead set the event before Reset cleared it: look again before sleeping.
                 if (!reader.TryPeek(out _) && !reader.Completion.IsCompleted)
                 {
-                    if (_uncheckpointed == 0)
-                    {
-                        _queued.Wait();
-                    }
-                    else if (!_queued.Wait(IdleBeforeCheckpoint) && !reader.TryPeek(out _))
-                    {
-                        CheckpointWhileIdle();
-                    }
+                    _queued.Wait();
                 }
                 continue;
             }
@@ -404,7 +465,11 @@ internal sealed class SqliteDatabase : Database
                 {
                     item.Publish();
                 }
-                CheckpointIfDue(c);
+                if (!_committed.IsSet)
+                {
+                    _committed.Set();
+                }
+                CatchUpIfLong(c);
             }
             catch (Exception e)
             {
@@ -416,21 +481,6 @@ internal sealed class SqliteDatabase : Database
                     item.Abort(e);
                 }
             }
-        }
-    }
-
-    /// <summary>The idle checkpoint: an I/O error here closes the connection, and the next batch reopens it (and reports its own error).</summary>
-    private void CheckpointWhileIdle()
-    {
-        try
-        {
-            Checkpoint(Writer());
-        }
-        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
-        {
-            _writer?.Dispose();
-            _writer = null;
-            _uncheckpointed = 0;
         }
     }
 
