@@ -34,16 +34,25 @@ public sealed class SignInServer : IAsyncLifetime
         {
             while (_relyingParty.IsListening)
             {
+                HttpListenerContext context;
                 try
                 {
-                    var context = await _relyingParty.GetContextAsync();
+                    context = await _relyingParty.GetContextAsync();
+                }
+                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+                try
+                {
                     context.Response.StatusCode = 200;
                     await context.Response.OutputStream.WriteAsync("ok"u8.ToArray());
                     context.Response.Close();
                 }
                 catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException)
                 {
-                    return;
+                    // The browser left this page before its answer (a test's next navigation): serve the next request.
+                    // Returning here stopped the relying party, and a later callback's navigation then never finished.
                 }
             }
         });
