@@ -197,8 +197,7 @@ internal static class MandatesCommand
                     }
                     if (handlerRate > 0)
                     {
-                        var late = await OpenLoopAsync(started, to, handlerAgents, handlerRate, PaidRequestAsync, new(), hard.Token);
-                        Console.WriteLine($"  (handler: sent after due p50 {Stats.F(Stats.Percentile(late, 0.5))} ms, p99 {Stats.F(Stats.Percentile(late, 0.99))} ms)");
+                        await OpenLoopAsync("handler", started, to, handlerAgents, handlerRate, PaidRequestAsync, new(), hard.Token);
                     }
                     else
                     {
@@ -327,9 +326,7 @@ internal static class MandatesCommand
         }, ct);
         if (rate > 0)
         {
-            var late = await OpenLoopAsync(started, to, agents, rate, step, done, ct);
-            // The driver's own lateness (due → sent): it counts in the percentiles, so a driver starved of CPU shows here.
-            Console.WriteLine($"  ({name}: sent after due p50 {Stats.F(Stats.Percentile(late, 0.5))} ms, p99 {Stats.F(Stats.Percentile(late, 0.99))} ms)");
+            await OpenLoopAsync(name, started, to, agents, rate, step, done, ct);
         }
         else
         {
@@ -356,9 +353,10 @@ internal static class MandatesCommand
     /// Sends operation k when it is due (k / <paramref name="rate"/> seconds after <paramref name="started"/>), by agent
     /// k mod <paramref name="agents"/>, without waiting for earlier ones; each is timed from when it was due, not from
     /// when it went out, so time spent queued behind a slow server counts. At most 4,096 in flight: past that, sending
-    /// waits (and what waits is late, which its time shows).
+    /// waits (and what waits is late, which its time shows). Then prints the driver's own lateness (due → sent) for
+    /// <paramref name="name"/>: it counts in the percentiles, so a driver starved of CPU shows there.
     /// </summary>
-    private static async Task<List<double>> OpenLoopAsync(long started, long to, int agents, int rate, Func<int, int, Task<(long At, double Ms)?>> step,
+    private static async Task OpenLoopAsync(string name, long started, long to, int agents, int rate, Func<int, int, Task<(long At, double Ms)?>> step,
         ConcurrentBag<(long At, double Ms)> done, CancellationToken ct)
     {
         var late = new ConcurrentBag<double>();
@@ -395,7 +393,8 @@ internal static class MandatesCommand
             }, ct));
         }
         await Task.WhenAll(running);
-        return [.. late.Order()];
+        List<double> sorted = [.. late.Order()];
+        Console.WriteLine($"  ({name}: sent after due p50 {Stats.F(Stats.Percentile(sorted, 0.5))} ms, p99 {Stats.F(Stats.Percentile(sorted, 0.99))} ms)");
     }
 
     /// <summary>The handler phase's figures: added = whole paid request less the paid server's own time (ms), and CPU per paid request.</summary>

@@ -209,8 +209,8 @@ public sealed class PolicyTests(SharedServer fixture) : IClassFixture<SharedServ
         var (alice, bob, carol, agent, _) = await TreasuryAsync();
         await Server.AskAsync(agent, "Transfer 15,000 USD to ACME", Payment("\"15000.00\""), "openid payments:write");
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var stream = await Server.Http.SendAsync(bob.Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        using var stream = await bob.OpenStreamAsync(cts.Token);
+        var reader = stream.Reader;
         // Pending when the stream opened: announced before ": ready".
         var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("approval", type);
@@ -243,8 +243,8 @@ public sealed class PolicyTests(SharedServer fixture) : IClassFixture<SharedServ
         var (_, bob, _, agent, _) = await TreasuryAsync();
         await Server.AskAsync(agent, "Transfer 16,000 USD to ACME", Payment("\"16000.00\""), "openid payments:write");
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        using var stream = await Server.Http.SendAsync(bob.Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        using var stream = await bob.OpenStreamAsync(cts.Token);
+        var reader = stream.Reader;
         var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
         Assert.Equal("approval", type);
 

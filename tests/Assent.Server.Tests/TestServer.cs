@@ -39,6 +39,13 @@ public sealed class TestDevice(TestServer server, string deviceId, byte[] seed, 
     /// <summary>The same device talking to another node of the deployment.</summary>
     public TestDevice On(TestServer other) => new(other, deviceId, seed, userId, did, handle);
 
+    /// <summary>This device's event stream (docs/http-api.md §11), open until disposed.</summary>
+    public async Task<DeviceStream> OpenStreamAsync(CancellationToken ct)
+    {
+        var response = await server.Http.SendAsync(Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, ct);
+        return new DeviceStream(response, new StreamReader(await response.Content.ReadAsStreamAsync(ct)));
+    }
+
     public HttpRequestMessage Signed(HttpMethod method, string pathAndQuery, byte[]? body = null)
     {
         var request = new HttpRequestMessage(method, pathAndQuery);
@@ -274,4 +281,16 @@ public sealed class SharedServer : IAsyncLifetime
 public sealed class SharedServerCollection : ICollectionFixture<SharedServer>
 {
     public const string Name = "shared server";
+}
+
+/// <summary>A device's open event stream: the response and a reader over its body, both released on dispose.</summary>
+public sealed class DeviceStream(HttpResponseMessage response, StreamReader reader) : IDisposable
+{
+    public StreamReader Reader => reader;
+
+    public void Dispose()
+    {
+        reader.Dispose();
+        response.Dispose();
+    }
 }

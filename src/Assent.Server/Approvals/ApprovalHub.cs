@@ -86,6 +86,22 @@ internal sealed class ApprovalHub : IApprovalEvents
         Publish(userId, new StreamEvent(state, approvalId, null));
     }
 
+    /// <summary>
+    /// <paramref name="approval"/> settled: its user hears of it and, when it was read with its approvers (a shared
+    /// request, <see cref="IApprovalStore.WithApproversAsync"/>), each of them.
+    /// </summary>
+    public void Settled(ApprovalRecord approval, string state)
+    {
+        if (approval.EligibleUsers is { Count: > 0 } eligible)
+        {
+            Settled(approval.Id, eligible.Prepend(approval.UserId).Distinct(StringComparer.Ordinal), state);
+        }
+        else
+        {
+            Settled(approval.Id, approval.UserId, state);
+        }
+    }
+
     /// <summary>A quorum request changed state: every eligible approver's streams hear of it (docs/policies.md §3).</summary>
     public void Settled(string approvalId, IEnumerable<string> userIds, string state)
     {

@@ -400,12 +400,9 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     {
         var state = decision == Decisions.Approve ? ApprovalState.Approved : ApprovalState.Denied;
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (Shared(approval) && approval.EligibleUsers is null)
-        {
-            // A vote may leave the quorum open, or settle a shared request: its announcement (here and in the other
-            // nodes' notice) goes to every approver.
-            approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(approval.Id, ct) };
-        }
+        // A vote may leave the quorum open, or settle a shared request: its announcement (here and in the other nodes'
+        // notice) goes to every approver.
+        approval = await approvals.WithApproversAsync(approval, ct);
         // The counter moves forward in the decision's own transaction: one commit, and no decision without it.
         var decided = new DecisionRecord(approval.Id, device.UserId, device.Id, state, evidence, now);
         var audited = new AuditEvent(state == ApprovalState.Approved ? AuditTypes.ApprovalApproved : AuditTypes.ApprovalDenied, approval.UserId, device.Id, approval.Id);
@@ -441,14 +438,7 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         }
         else
         {
-            if (approval.EligibleUsers is { Count: > 0 } eligible)
-            {
-                hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Of(after.Value));
-            }
-            else
-            {
-                hub.Settled(approval.Id, approval.UserId, StateNames.Of(after.Value));
-            }
+            hub.Settled(approval, StateNames.Of(after.Value));
         }
         return new(DecideStatus.Decided, after);
     }
@@ -460,24 +450,14 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
     /// </summary>
     public async Task<bool> CancelAsync(ApprovalRecord approval, string actor, CancellationToken ct)
     {
-        if (Shared(approval) && approval.EligibleUsers is null)
-        {
-            // Read before: the other nodes' notice names them too.
-            approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(approval.Id, ct) };
-        }
+        // Approvers read before: the other nodes' notice names them too.
+        approval = await approvals.WithApproversAsync(approval, ct);
         if (!await approvals.TryCancelAsync(approval, time.GetUtcNow().ToUnixTimeMilliseconds(),
                 new AuditEvent(AuditTypes.ApprovalCancelled, approval.UserId, actor, approval.Id), ct))
         {
             return false;
         }
-        if (approval.EligibleUsers is { Count: > 0 } eligible)
-        {
-            hub.Settled(approval.Id, eligible.Append(approval.UserId).Distinct(), StateNames.Cancelled);
-        }
-        else
-        {
-            hub.Settled(approval.Id, approval.UserId, StateNames.Cancelled);
-        }
+        hub.Settled(approval, StateNames.Cancelled);
         return true;
     }
 
@@ -512,15 +492,8 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         var expired = await approvals.ExpireDueAsync(time.GetUtcNow().ToUnixTimeMilliseconds(), 500, ct);
         foreach (var a in expired)
         {
-            if (a.EligibleUsers is { Count: > 0 } eligible)
-            {
-                // A shared request's approvers hear its expiry too (the store read them with it).
-                hub.Settled(a.Id, eligible.Append(a.UserId).Distinct(), StateNames.Expired);
-            }
-            else
-            {
-                hub.Settled(a.Id, a.UserId, StateNames.Expired);
-            }
+            // A shared request's approvers hear its expiry too (the store read them with it).
+            hub.Settled(a, StateNames.Expired);
         }
         return expired.Count;
     }

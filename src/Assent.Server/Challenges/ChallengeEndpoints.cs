@@ -382,19 +382,15 @@ internal static partial class ChallengeEndpoints
             return NotFound(id);
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var approval = view.Approval;
-        if (ApprovalNotice.IsShared(approval) && approval.EligibleUsers is null)
-        {
-            // A quorum's approvers hear the cancellation too, here and on the other nodes (docs/policies.md §3).
-            approval = approval with { EligibleUsers = await approvals.ListEligibleAsync(id, ct) };
-        }
+        // A quorum's approvers hear the cancellation too, here and on the other nodes (docs/policies.md §3).
+        var approval = await approvals.WithApproversAsync(view.Approval, ct);
         if (!await approvals.TryCancelAsync(approval, now, new AuditEvent(AuditTypes.ApprovalCancelled, approval.UserId, caller.Key.Id, id), ct))
         {
             var current = (await challenges.FindAsync(id, ct))!;
             return Problem.Conflict($"challenge {id} is {Status(current.Approval, now)}: only a pending challenge can be cancelled");
         }
         // The approver's screen and anyone holding a Prefer: wait learn of it at once.
-        hub.Settled(id, (approval.EligibleUsers ?? []).Prepend(approval.UserId).Distinct(StringComparer.Ordinal), StateNames.Cancelled);
+        hub.Settled(approval, StateNames.Cancelled);
         view = (await challenges.FindAsync(id, ct))!;
         return TypedResults.Json(await ResponseAsync(view, approvals, tokens, mandates, time, ct), V1Json.Default.ChallengeResponse);
     }

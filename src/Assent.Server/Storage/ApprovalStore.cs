@@ -5,6 +5,15 @@ namespace Assent.Server.Storage;
 /// <summary>Approval requests and the decisions on them (docs/storage.md §3).</summary>
 internal interface IApprovalStore
 {
+    /// <summary>
+    /// <paramref name="approval"/> with its approvers read when it is shared and came without them (its settlement's
+    /// notices name them, here and on the other nodes: docs/policies.md §3); any other request as it is.
+    /// </summary>
+    async ValueTask<ApprovalRecord> WithApproversAsync(ApprovalRecord approval, CancellationToken ct) =>
+        ApprovalNotice.IsShared(approval) && approval.EligibleUsers is null
+            ? approval with { EligibleUsers = await ListEligibleAsync(approval.Id, ct) }
+            : approval;
+
     Task CreateAsync(ApprovalRecord approval, AuditEvent audit, CancellationToken ct);
 
     /// <summary>

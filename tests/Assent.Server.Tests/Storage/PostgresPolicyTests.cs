@@ -19,6 +19,32 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
         return response.StatusCode;
     }
 
+    /// <summary>Two nodes of one deployment: one PostgreSQL database, one shared data directory; both stopped on dispose.</summary>
+    private sealed record Nodes(TestServer A, TestServer B) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await B.DisposeAsync();
+            await A.DisposeAsync();
+        }
+    }
+
+    private async Task<Nodes> TwoNodesAsync()
+    {
+        var database = await cluster.CreateDatabaseAsync();
+        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
+        var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        try
+        {
+            return new Nodes(a, await TestServer.StartAsync(shared, configure: o => o.Database = database));
+        }
+        catch
+        {
+            await a.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Alice, Bob and Carol, Alice's agent, and a policy named <paramref name="policy"/>: its payments over 10,000 USD need 2 of the 3.</summary>
     private static async Task<(TestDevice Alice, TestDevice Bob, TestDevice Carol, TestAgent Agent)> TreasuryAsync(TestServer a, string policy)
     {
@@ -34,10 +60,8 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
     [Fact]
     public async Task Two_approvers_deciding_at_once_on_two_nodes_make_the_quorum_and_a_device_revoked_on_the_other_node_stops_counting()
     {
-        var database = await cluster.CreateDatabaseAsync();
-        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var nodes = await TwoNodesAsync();
+        var (a, b) = (nodes.A, nodes.B);
         var (alice, bob, carol, agent) = await TreasuryAsync(a, "treasury-large");
 
         var first = await a.AskAsync(agent, "Transfer 12,500 USD", Payment("12500.00"), "openid payments:write");
@@ -70,16 +94,14 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
     [Fact]
     public async Task A_co_approvers_stream_on_another_node_hears_of_the_quorum_request_and_of_each_vote_live()
     {
-        var database = await cluster.CreateDatabaseAsync();
-        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var nodes = await TwoNodesAsync();
+        var (a, b) = (nodes.A, nodes.B);
         var (alice, bob, carol, agent) = await TreasuryAsync(a, "treasury-live");
 
         // Bob's stream is on node b; nobody else's is. The request is alice's, created on node a.
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var stream = await b.Http.SendAsync(bob.On(b).Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        using var stream = await bob.On(b).OpenStreamAsync(cts.Token);
+        var reader = stream.Reader;
         Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
         await a.AskAsync(agent, "Transfer 30,000 USD", Payment("30000.00"), "openid payments:write");
         var (type, shown) = await ServerSentEvents.NextAsync(reader, cts.Token);
@@ -103,15 +125,13 @@ public sealed class PostgresPolicyTests(PostgresCluster cluster)
     [Fact]
     public async Task A_co_approvers_stream_on_another_node_hears_a_quorum_request_cancelled_or_expired()
     {
-        var database = await cluster.CreateDatabaseAsync();
-        var shared = Directory.CreateTempSubdirectory("assent-nodes-").FullName;
-        await using var a = await TestServer.StartAsync(shared, configure: o => o.Database = database);
-        await using var b = await TestServer.StartAsync(shared, configure: o => o.Database = database);
+        await using var nodes = await TwoNodesAsync();
+        var (a, b) = (nodes.A, nodes.B);
         var (_, bob, _, agent) = await TreasuryAsync(a, "treasury-ends");
 
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        using var stream = await b.Http.SendAsync(bob.On(b).Signed(HttpMethod.Get, "/authenticator/stream"), HttpCompletionOption.ResponseHeadersRead, cts.Token);
-        using var reader = new StreamReader(await stream.Content.ReadAsStreamAsync(cts.Token));
+        using var stream = await bob.On(b).OpenStreamAsync(cts.Token);
+        var reader = stream.Reader;
         Assert.Equal(": ready", await reader.ReadLineAsync(cts.Token));
 
         // Withdrawn by its agent on node a (RFC 7009 revocation of the auth_req_id, docs/http-api.md §8.1).
