@@ -57,7 +57,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage: Assent.Bench serve --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
                Assent.Bench flows [--agents 32] [--seconds 20] [--warmup 5]
-               Assent.Bench mandates [--agents 32] [--seconds 10] [--warmup 10] [--engine sqlite|postgres] [--nodes 1] [--shared] [--rate R (open loop)] [--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL]
+               Assent.Bench mandates [--agents 32] [--seconds 10] [--warmup 10, 40 on postgres] [--engine sqlite|postgres] [--nodes 1] [--shared] [--rate R (open loop)] [--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL]
                Assent.Bench quorum [--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--server-dll DLL]
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]

@@ -272,30 +272,17 @@ internal static class SignInCommand
         var count = (int)(rate * length.TotalSeconds);
         var runs = new Task<(double Ms, double Late, string? Problem)>[count];
         ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
-        var interval = Stopwatch.Frequency / (double)rate;
         var cpuBefore = server.CpuTime();
         var start = Stopwatch.GetTimestamp();
-        for (var i = 0; i < count; i++)
+        await Pacer.RunAsync(start, rate, long.MaxValue, count, (k, due) =>
         {
-            var due = start + (long)(i * interval);
-            while (Stopwatch.GetTimestamp() < due)
-            {
-                if (Stats.Milliseconds(due - Stopwatch.GetTimestamp()) >= 1.5)
-                {
-                    await Task.Delay(1, ct);
-                }
-                else
-                {
-                    Thread.Yield();
-                }
-            }
-            var passkey = passkeys[i % passkeys.Count];
-            runs[i] = Task.Run(async () =>
+            var passkey = passkeys[(int)(k % passkeys.Count)];
+            runs[k] = Task.Run(async () =>
             {
                 var (ms, started, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
                 return (ms, Stats.Milliseconds(started - due), problem);
             }, ct);
-        }
+        }, ct);
         var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
         var cpu = server.CpuTime() - cpuBefore;
         var ok = done.Where(d => d.Problem is null).ToList();
