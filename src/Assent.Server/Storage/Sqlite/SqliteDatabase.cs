@@ -177,7 +177,7 @@ internal sealed class SqliteDatabase : Database
     /// it has only what the checkpoint thread has not copied yet to copy, it completes, and the next commit restarts the
     /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Where syncs
     /// are slow it still spends at most half its time there: it skips catching up until as long as its last checkpoint
-    /// took has passed.
+    /// took has passed, and whenever the checkpoint thread is in a round (whose syncs it would otherwise wait out).
     /// </para>
     /// </summary>
     private void CheckpointLoop()
@@ -241,16 +241,25 @@ internal sealed class SqliteDatabase : Database
         {
             return;
         }
+        // Never waits for the checkpoint thread's round: that one syncs, and a sync on a busy disk took 150-180 ms now and
+        // then (strace on a development machine), which every queued write waited out behind the writer. Turned away, the
+        // writer tries again after its next batch; the log grows by that batch meanwhile.
+        if (!_checkpointing.TryEnter())
+        {
+            return;
+        }
         var started = Stopwatch.GetTimestamp();
-        // Waits for a checkpoint the other thread is running (it copies most of what this one would), rather than be
-        // turned away by it and let the log grow by another batch.
-        lock (_checkpointing)
+        try
         {
             if (CheckpointOn(c) is not null)
             {
                 // Everything is copied back: the next commit starts the log over, and the checkpoint thread reports its new length.
                 Volatile.Write(ref _logFrames, 0);
             }
+        }
+        finally
+        {
+            _checkpointing.Exit();
         }
         _lastCatchUpEnded = Stopwatch.GetTimestamp();
         _lastCatchUpTook = Stopwatch.GetElapsedTime(started, _lastCatchUpEnded);
@@ -265,7 +274,7 @@ internal sealed class SqliteDatabase : Database
     /// <summary>Set after every commit; the checkpoint thread waits on it.</summary>
     private readonly ManualResetEventSlim _committed = new(false, spinCount: 0);
 
-    /// <summary>Held by whichever thread checkpoints: the writer catching up waits for the checkpoint thread's round.</summary>
+    /// <summary>Held by whichever thread checkpoints: the writer does not catch up while the checkpoint thread runs its round.</summary>
     private readonly Lock _checkpointing = new();
 
     /// <summary>The checkpoint thread's own connection.</summary>
