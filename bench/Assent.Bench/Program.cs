@@ -4,7 +4,7 @@ using Assent.Bench;
 // are measured apart from the driver's). Loopback only; every loop is bounded in time and count.
 //   serve   --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
 //   flows   [--agents 32] [--seconds 20] [--warmup 5]
-//   quorum [--users 32] [--rate 200] [--seconds 10] [--warmup 5]   a 2-of-3 quorum flow beside a single-approver flow, open loop
+//   quorum [--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--rounds 2]   a 2-of-3 quorum flow beside a single-approver flow, open loop
 //   waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
 //   verify  [--tokens 20000] [--rounds 5]          TokenVerifier vs raw Ed25519, one thread, in process
 //   approve-latency [--count 300]                  device decision -> ApproveAsync returned
@@ -58,7 +58,7 @@ static int Usage()
         usage: Assent.Bench serve --data DIR --urls URL [--issuer URL] [--stop-on-stdin-eof]
                Assent.Bench flows [--agents 32] [--seconds 20] [--warmup 5]
                Assent.Bench mandates [--agents 32] [--seconds 10] [--warmup 10, 40 on postgres] [--engine sqlite|postgres] [--nodes 1] [--shared] [--rate R (open loop)] [--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL]
-               Assent.Bench quorum [--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--server-dll DLL]
+               Assent.Bench quorum [--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--rounds 2] [--server-dll DLL]
                Assent.Bench waiters [--count 10000] [--users 100] [--seconds 20] [--probe 10]
                Assent.Bench verify [--tokens 20000] [--rounds 5]
                Assent.Bench approve-latency [--count 300]
