@@ -177,7 +177,8 @@ internal sealed class SqliteDatabase : Database
     /// it has only what the checkpoint thread has not copied yet to copy, it completes, and the next commit restarts the
     /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Where syncs
     /// are slow it still spends at most half its time there: it skips catching up until as long as its last checkpoint
-    /// took has passed, and whenever the checkpoint thread is in a round (whose syncs it would otherwise wait out).
+    /// took has passed, and, until the log holds twice as many frames, whenever the checkpoint thread is in a round
+    /// (whose syncs it would otherwise wait out).
     /// </para>
     /// </summary>
     private void CheckpointLoop()
@@ -237,14 +238,20 @@ internal sealed class SqliteDatabase : Database
     /// <summary>After a batch: the writer's own checkpoint, only once the log has grown to <see cref="CatchUpFrames"/> (see <see cref="CheckpointLoop"/>).</summary>
     private void CatchUpIfLong(Db c)
     {
-        if (Volatile.Read(ref _logFrames) < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook)
+        var frames = Volatile.Read(ref _logFrames);
+        if (frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook)
         {
             return;
         }
-        // Never waits for the checkpoint thread's round: that one syncs, and a sync on a busy disk took 150-180 ms now and
-        // then (strace on a development machine), which every queued write waited out behind the writer. Turned away, the
-        // writer tries again after its next batch; the log grows by that batch meanwhile.
-        if (!_checkpointing.TryEnter())
+        // Does not wait for the checkpoint thread's round: that one syncs, and a sync on a busy disk took 150-180 ms now
+        // and then (strace on a development machine), which every queued write waited out behind the writer. Turned away,
+        // the writer tries again after its next batch; the log grows by that batch meanwhile. Only on a disk so slow that
+        // the thread's rounds run back to back would it never get its turn: past twice the mark it waits for it.
+        if (frames >= 2 * CatchUpFrames)
+        {
+            _checkpointing.Enter();
+        }
+        else if (!_checkpointing.TryEnter())
         {
             return;
         }
@@ -274,7 +281,7 @@ internal sealed class SqliteDatabase : Database
     /// <summary>Set after every commit; the checkpoint thread waits on it.</summary>
     private readonly ManualResetEventSlim _committed = new(false, spinCount: 0);
 
-    /// <summary>Held by whichever thread checkpoints: the writer does not catch up while the checkpoint thread runs its round.</summary>
+    /// <summary>Held by whichever thread checkpoints: the writer does not wait for the checkpoint thread's round unless the log is very long.</summary>
     private readonly Lock _checkpointing = new();
 
     /// <summary>The checkpoint thread's own connection.</summary>
