@@ -35,7 +35,13 @@ internal static class Pacer
                     SleepUntil(due);
                     start(k, due);
                 }
+                // Cancelled mid-schedule: the caller's list of started operations is incomplete, so it must not read it as done.
+                ct.ThrowIfCancellationRequested();
                 done.SetResult();
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                done.SetCanceled(ct);
             }
             catch (Exception e)
             {
