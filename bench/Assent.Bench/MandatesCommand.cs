@@ -34,7 +34,7 @@ internal static class MandatesCommand
         var engine = args.String("engine") ?? "sqlite";
         // Two nodes, PostgreSQL and the driver saturate the cores, and the JIT's background tier-up then lags: in the
         // window after a 10 s warm-up, a node still spent a quarter to 40% of its CPU compiling (perf), and the shared
-        // mandate ran at 490-560/s against 770-800/s after 40 s. So PostgreSQL runs warm up for 40 s unless told.
+        // mandate ran at 490-560/s against 770-850/s after 40 s. So PostgreSQL runs warm up for 40 s unless told.
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", engine == "postgres" ? 40 : 10, 0, 600));
         var nodeCount = args.Int("nodes", 1, 1, 8);
         var shared = args.Flag("shared");
