@@ -50,8 +50,8 @@ internal static class ApproveCommand
                 {
                     throw CliException.Usage("--timeout must be from 1 to 3600 seconds");
                 }
-                // The request is created to expire when the wait ends (requested_expiry, CIBA Core §7.1), so
-                // giving up waiting and the request expiring are one event: nothing is left pending behind us.
+                // The request is created to expire when the wait ends (requested_expiry, CIBA Core §7.1), and is
+                // withdrawn when the wait ends first: nothing is left pending behind us.
                 approve.Timeout = TimeSpan.FromSeconds(seconds);
             }
             else
@@ -69,6 +69,22 @@ internal static class ApproveCommand
             }
             catch (AssentTimeoutException e)
             {
+                // The request was created to expire with the wait, but the server counts from when it received it, a
+                // moment after the wait began (longer for a process still starting up). Withdraw it, so that nothing is
+                // left pending behind us even for that moment: a device approving it then would approve what nobody
+                // waits for. Best effort and bounded; an already expired request is left as it is (RFC 7009 §2.2).
+                if (e.AuthReqId is { } id)
+                {
+                    using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    limit.CancelAfter(TimeSpan.FromSeconds(5));
+                    try
+                    {
+                        await client.CancelAsync(id, limit.Token);
+                    }
+                    catch (Exception x) when (x is AssentOAuthException or AssentUnreachableException or AssentProtocolException or OperationCanceledException)
+                    {
+                    }
+                }
                 if (asJson)
                 {
                     await Terminal.WriteJsonAsync(new ApproveOutput(false, "expired"), CliJson.Default.ApproveOutput);
