@@ -195,7 +195,8 @@ public sealed partial class AssentClient : IDisposable
     // Long enough for a server under load, short enough that a cancelled caller is not held up by one that is gone.
     private static readonly TimeSpan WithdrawTimeout = TimeSpan.FromSeconds(5);
 
-    private async Task WithdrawAsync(string authReqId)
+    /// <summary>Withdraws the request, best effort and bounded (<see cref="WithdrawTimeout"/>); also the CLI's when its own wait ends first.</summary>
+    internal async Task WithdrawAsync(string authReqId)
     {
         using var limit = new CancellationTokenSource(WithdrawTimeout, _time);
         try

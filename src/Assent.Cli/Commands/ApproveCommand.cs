@@ -75,15 +75,7 @@ internal static class ApproveCommand
                 // waits for. Best effort and bounded; an already expired request is left as it is (RFC 7009 §2.2).
                 if (e.AuthReqId is { } id)
                 {
-                    using var limit = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    limit.CancelAfter(TimeSpan.FromSeconds(5));
-                    try
-                    {
-                        await client.CancelAsync(id, limit.Token);
-                    }
-                    catch (Exception x) when (x is AssentOAuthException or AssentUnreachableException or AssentProtocolException or OperationCanceledException)
-                    {
-                    }
+                    await client.WithdrawAsync(id);
                 }
                 if (asJson)
                 {

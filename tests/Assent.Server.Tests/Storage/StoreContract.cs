@@ -906,7 +906,7 @@ public sealed class SqliteStoreContract : StoreContract
         {
             await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => PendingAsync(user)));
         }
-        // The file is never shortened: its size is the longest the log has been. It peaked at 6.3 to 8.3 MiB here (the
+        // The file is never shortened: its size is the longest the log has been. It peaked at 6.0 to 8.3 MiB here (the
         // length is learnt from the other thread's checkpoints, so what is appended during one of them comes on top of
         // 4 MiB); the bound leaves room for a machine busy with other tests.
         var wal = new FileInfo(DatabasePath + "-wal");
