@@ -43,7 +43,7 @@ internal static class BenchHttp
                 return new NetworkStream(socket, ownsSocket: true);
             };
         }
-        return new HttpClient(handler) { BaseAddress = baseUri, Timeout = Timeout.InfiniteTimeSpan };
+        return new HttpClient(new ServerTimes.Handler(handler)) { BaseAddress = baseUri, Timeout = Timeout.InfiniteTimeSpan };
     }
 }
 

@@ -93,7 +93,7 @@ internal static class QuorumCommand
                 }
                 return (at, Stats.Milliseconds(at - started));
             }
-            (double Rate, double P50, double P99, double CpuMsPerOp) single = default, quorum = default;
+            MandatesCommand.Phase single = null!, quorum = null!;
             for (var round = 1; round <= rounds; round++)
             {
                 single = await MandatesCommand.PhaseAsync("single", warmup, measure, users, rate, Cpu,

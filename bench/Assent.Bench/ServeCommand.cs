@@ -24,6 +24,9 @@ internal static class ServeCommand
         // `signin` drives every browser from the one loopback address, which the per-address limit of the sign-in
         // doors (docs/deployment.md §10) would otherwise hold to 30 a minute.
         options.Limits.CreationsPerMinute = 1_000_000;
+        // Each response says how long the server itself took (Server-Timing, docs/deployment.md §12): the driver prints
+        // that beside its own figures (ServerTimes).
+        options.ServerTiming = true;
         // Settings from the environment win, as for `assent server` (Assent__Webhooks__BacklogPerSecond=…): one build
         // compared with itself under another setting, side by side.
         new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection(AssentOptions.Section).Bind(options);

@@ -49,10 +49,10 @@ internal static class SignInCommand
         var dataDirectory = Provisioning.NewDataDirectory();
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
         using var http = BenchHttp.Create(baseUri);
-        using var browserHttp = new HttpClient(new SocketsHttpHandler
+        using var browserHttp = new HttpClient(new ServerTimes.Handler(new SocketsHttpHandler
         {
             MaxConnectionsPerServer = int.MaxValue, UseCookies = false, UseProxy = false, AllowAutoRedirect = false,
-        }) { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) };
+        })) { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(30) };
         try
         {
             var provisioned = await Provisioning.UsersWithAgentsAsync(dataDirectory, baseUri, clients, ct);
@@ -108,10 +108,14 @@ internal static class SignInCommand
 
             async Task<double?> SignIn(int i, int n)
             {
-                var (ms, _, problem) = await SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[i], Steps, ct);
+                var (ms, _, own, problem) = await SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[i], Steps, ct);
                 if (problem is not null && Interlocked.Read(ref errors) < 3)
                 {
                     Console.Error.WriteLine($"  sign-in error: {problem}");
+                }
+                if (problem is null)
+                {
+                    Own.Add(own);
                 }
                 return problem is null ? ms : null;
             }
@@ -137,6 +141,7 @@ internal static class SignInCommand
             {
                 bag.Clear();
             }
+            Own.Clear();
             var signIns = new List<double>();
             var flows = new List<double>();
             var cpu = (SignIns: TimeSpan.Zero, Flows: TimeSpan.Zero);
@@ -164,6 +169,10 @@ internal static class SignInCommand
                 return $"{name} p50 {Stats.F(Stats.Percentile(sorted, 0.5))} ms";
             });
             Console.WriteLine($"    steps: {string.Join(", ", parts)}");
+            List<double> own = [.. Own.Order()];
+            // What the server itself measured (Server-Timing, docs/deployment.md §12), summed over the four requests: the
+            // figures above also hold the driver's and the kernel's share of each request.
+            Console.WriteLine($"    server's own time: p50 {Stats.F(ServerTimes.Percentile(own, 0.5))} ms, p99 {Stats.F(ServerTimes.Percentile(own, 0.99))} ms");
             Console.WriteLine($"  CIBA flow (ask, device approves, token)        {Stats.F(flowRate, 0)}/s, p50 {Stats.F(Stats.Percentile(flows, 0.5))} ms, " +
                               $"p99 {Stats.F(Stats.Percentile(flows, 0.99))} ms, server CPU {Stats.F(cpu.Flows.TotalMilliseconds / flows.Count, 3)} ms each (peer)");
             Console.WriteLine($"  ratio sign-ins / CIBA flows: {Stats.F(signInRate / flowRate)} (errors {errors})");
@@ -178,12 +187,15 @@ internal static class SignInCommand
                 var parts2 = new[] { "options", "assertion", "authorize", "token" }.Select((name, i) =>
                     $"{name} p50 {Stats.F(Stats.Percentile(open.Steps[i], 0.5))} / p99 {Stats.F(Stats.Percentile(open.Steps[i], 0.99))} ms");
                 Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
+                Console.WriteLine($"    server's own time (Server-Timing, the four requests, not the wait before the first): p50 {Stats.F(ServerTimes.Percentile(open.Own, 0.5))} ms, " +
+                                  $"p99 {Stats.F(ServerTimes.Percentile(open.Own, 0.99))} ms");
             }
             Stats.Result("signin",
                 ("clients", clients.ToString(CultureInfo.InvariantCulture)),
                 ("signins_per_s", Stats.F(signInRate, 0)),
                 ("signin_p99_ms", Stats.F(Stats.Percentile(signIns, 0.99))),
                 ("signin_cpu_ms", Stats.F(cpu.SignIns.TotalMilliseconds / signIns.Count, 3)),
+                ("signin_own_p99_ms", Stats.F(ServerTimes.Percentile(own, 0.99))),
                 ("ciba_flows_per_s", Stats.F(flowRate, 0)),
                 ("ratio", Stats.F(signInRate / flowRate)),
                 ("paced_rate", rate.ToString(CultureInfo.InvariantCulture)),
@@ -191,6 +203,8 @@ internal static class SignInCommand
                 ("paced_p50_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Latencies, 0.5))),
                 ("paced_p99_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Latencies, 0.99))),
                 ("paced_cpu_ms", open is null ? "-" : Stats.F(open.CpuMs, 3)),
+                ("paced_own_p50_ms", open is null ? "-" : Stats.F(ServerTimes.Percentile(open.Own, 0.5))),
+                ("paced_own_p99_ms", open is null ? "-" : Stats.F(ServerTimes.Percentile(open.Own, 0.99))),
                 ("paced_late_p50_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Late, 0.5))),
                 ("paced_late_p99_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Late, 0.99))),
                 ("errors", (errors + (open?.Errors ?? 0)).ToString(CultureInfo.InvariantCulture)),
@@ -257,8 +271,12 @@ internal static class SignInCommand
     /// <summary>Each step's latencies (ms) in the measured rounds: options, assertion, authorize, token.</summary>
     private static readonly ConcurrentBag<double>[] Steps = [new(), new(), new(), new()];
 
-    /// <summary>The open-loop phase's figures: server times from the scheduled starts (sorted), how late the driver started them, CPU per sign-in.</summary>
-    private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors);
+    /// <summary>Each sign-in's server time as the server measured it (<see cref="ServerTimes"/>) in the measured rounds.</summary>
+    private static readonly ConcurrentBag<double> Own = [];
+
+    /// <summary>The open-loop phase's figures: server times from the scheduled starts (sorted), how late the driver started them, CPU per
+    /// sign-in, and the server's own times (sorted).</summary>
+    private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors, List<double> Own);
 
     /// <summary>
     /// Sign-ins due every 1/<paramref name="rate"/> s for <paramref name="length"/>, each started at its time whatever the
@@ -270,7 +288,7 @@ internal static class SignInCommand
         ServerProcess server, CancellationToken ct)
     {
         var count = (int)(rate * length.TotalSeconds);
-        var runs = new Task<(double Ms, double Late, string? Problem)>[count];
+        var runs = new Task<(double Ms, double Late, double Own, string? Problem)>[count];
         ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
         var cpuBefore = server.CpuTime();
         var start = Stopwatch.GetTimestamp();
@@ -279,8 +297,8 @@ internal static class SignInCommand
             var passkey = passkeys[(int)(k % passkeys.Count)];
             runs[k] = Task.Run(async () =>
             {
-                var (ms, started, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
-                return (ms, Stats.Milliseconds(started - due), problem);
+                var (ms, started, own, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
+                return (ms, Stats.Milliseconds(started - due), own, problem);
             }, ct);
         }, ct);
         var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
@@ -298,13 +316,18 @@ internal static class SignInCommand
             [.. steps.Select(b => b.Order().ToList())],
             ok.Count / drained.TotalSeconds,
             ok.Count == 0 ? double.NaN : cpu.TotalMilliseconds / ok.Count,
-            done.Length - ok.Count);
+            done.Length - ok.Count,
+            [.. ok.Select(d => d.Own).Order()]);
     }
 
-    /// <summary>One sign-in; the server time (ms, the four requests' latencies) and when its first request went, or what went wrong.</summary>
-    private static async Task<(double Ms, long Started, string? Problem)> SignInOnceAsync(HttpClient http, Uri issuer, string clientId, Passkey passkey,
+    /// <summary>
+    /// One sign-in; the server time (ms, the four requests' latencies), when its first request went and the server's own time
+    /// (<see cref="ServerTimes"/>), or what went wrong.
+    /// </summary>
+    private static async Task<(double Ms, long Started, double Own, string? Problem)> SignInOnceAsync(HttpClient http, Uri issuer, string clientId, Passkey passkey,
         ConcurrentBag<double>[] steps, CancellationToken ct)
     {
+        var tally = ServerTimes.Begin();
         double total = 0;
         var step = 0;
         var times = new double[4];
@@ -329,7 +352,7 @@ internal static class SignInCommand
         });
         if (options.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, $"options answered {(int)options.StatusCode}");
+            return (0, started, 0, $"options answered {(int)options.StatusCode}");
         }
         using var optionsBody = JsonDocument.Parse(await options.Content.ReadAsStringAsync(ct));
         var challenge = optionsBody.RootElement.GetProperty("challenge").GetString()!;
@@ -348,7 +371,7 @@ internal static class SignInCommand
         using var signedIn = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin") { Content = new StringContent(assertion, Encoding.UTF8, "application/json") });
         if (signedIn.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, $"signin answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
+            return (0, started, 0, $"signin answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
         }
         var cookie = string.Join("; ", signedIn.Headers.GetValues("Set-Cookie").Select(c => c[..c.IndexOf(';', StringComparison.Ordinal)]));
 
@@ -363,7 +386,7 @@ internal static class SignInCommand
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
         if (redirected.StatusCode != HttpStatusCode.Redirect || codeAt < 0)
         {
-            return (0, started, $"authorize answered {(int)redirected.StatusCode} to {location}");
+            return (0, started, 0, $"authorize answered {(int)redirected.StatusCode} to {location}");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
 
@@ -374,12 +397,12 @@ internal static class SignInCommand
         });
         if (token.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
+            return (0, started, 0, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
         }
         for (var i = 0; i < times.Length; i++)
         {
             steps[i].Add(times[i]);
         }
-        return (total, started, null);
+        return (total, started, tally.Ms, null);
     }
 }

@@ -79,6 +79,13 @@ public sealed class AssentOptions
     /// </summary>
     public int MaxWebAuthnEvidenceBytes { get; set; } = 640;
 
+    /// <summary>
+    /// Each response carries <c>Server-Timing: app;dur=…</c> (W3C Server Timing): the milliseconds from when the request
+    /// reached the application to when its response started. Off by default, as it tells any caller how long the server
+    /// took; the benchmarks turn it on to report the server's own time beside the time their driver saw (docs/deployment.md §12).
+    /// </summary>
+    public bool ServerTiming { get; set; }
+
     /// <summary>Cap on request bodies; larger ones get 413.</summary>
     public long MaxRequestBodyBytes { get; set; } = 64 * 1024;
 

@@ -181,6 +181,11 @@ public static class AssentServer
         services.AddOpenApi("v1", o => o.AddSchemaTransformer<V1SchemaNames>());
 
         var app = builder.Build();
+        if (options.ServerTiming)
+        {
+            // First, so that the time includes every other middleware.
+            app.UseServerTiming();
+        }
         if (ClientAddress.Forwarding(options.Limits) is { } forwarded)
         {
             app.UseForwardedHeaders(forwarded);
