@@ -256,7 +256,7 @@ internal static class MandatesCommand
                               $"p99 {Stats.F(mandateP99)} ms, server CPU {Stats.F(mandateCpu, 3)} ms/op (not covered: {errors})");
             // The server's own time (Server-Timing, summed over the operation's requests): without the driver's and the
             // kernel's share, which the figures above hold (a driver sharing the cores waits its turn too).
-            Console.WriteLine($"    server's own time     p50 {Stats.F(mandateOwnP50)} ms, p99 {Stats.F(mandateOwnP99)} ms");
+            Console.WriteLine($"    server's own time     p50 {Stats.F(mandateOwnP50)} ms, p99 {Stats.F(mandateOwnP99)} ms; {coveredLatency.OwnTail}; {coveredLatency.Machine}");
             if (handlerLatency is { } h)
             {
                 Console.WriteLine($"  AssentPaymentHandler    {h.Mode}: {Stats.F(h.Rate, 1)} paid requests/s, added beyond the paid server's time: p50 {Stats.F(h.AddedP50)} ms, " +
@@ -314,7 +314,14 @@ internal static class MandatesCommand
 
     /// <summary>A phase's measured window: operations per second, latency percentiles (ms), the servers' CPU per operation and
     /// the server's own time per operation (<see cref="ServerTimes"/>; NaN from a build without it).</summary>
-    internal sealed record Phase(double Rate, double P50, double P99, double CpuMsPerOp, double OwnP50, double OwnP99);
+    internal sealed record Phase(double Rate, double P50, double P99, double CpuMsPerOp, double OwnP50, double OwnP99)
+    {
+        /// <summary>How the server's slowest operations cluster in time (<see cref="ServerTimes.Tail"/>).</summary>
+        public string OwnTail { get; init; } = "n/a";
+
+        /// <summary>The machine's idle and stolen shares in the window (<see cref="Stats.Machine"/>).</summary>
+        public string Machine { get; init; } = "machine n/a";
+    }
 
     /// <summary>
     /// Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate, latency
@@ -331,9 +338,9 @@ internal static class MandatesCommand
         var cpuWindow = Task.Run(async () =>
         {
             await Task.Delay(warmup, ct);
-            var before = cpu();
+            var (before, machine) = (cpu(), Stats.MachineTicks());
             await Task.Delay(measure, ct);
-            return cpu() - before;
+            return (Cpu: cpu() - before, Machine: Stats.Machine(machine, Stats.MachineTicks()));
         }, ct);
         if (rate > 0)
         {
@@ -356,11 +363,16 @@ internal static class MandatesCommand
             }, ct)));
         }
         var window = done.Where(d => d.At >= from && d.At < to).Select(d => d.Ms).Order().ToList();
-        List<double> ownWindow = [.. own.Where(d => d.At >= from && d.At < to).Select(d => d.Ms).Order()];
+        var ownOps = own.Where(d => d.At >= from && d.At < to).ToList();
+        List<double> ownWindow = [.. ownOps.Select(d => d.Ms).Order()];
         var cpuUsed = await cpuWindow;
         _ = name;
         return new Phase(window.Count / measure.TotalSeconds, Stats.Percentile(window, 0.50), Stats.Percentile(window, 0.99),
-            window.Count == 0 ? 0 : cpuUsed.TotalMilliseconds / window.Count, ServerTimes.Percentile(ownWindow, 0.50), ServerTimes.Percentile(ownWindow, 0.99));
+            window.Count == 0 ? 0 : cpuUsed.Cpu.TotalMilliseconds / window.Count, ServerTimes.Percentile(ownWindow, 0.50), ServerTimes.Percentile(ownWindow, 0.99))
+        {
+            OwnTail = ServerTimes.Tail(ownOps),
+            Machine = cpuUsed.Machine,
+        };
     }
 
     /// <summary>

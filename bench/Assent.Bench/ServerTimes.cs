@@ -45,6 +45,34 @@ internal static class ServerTimes
     /// <summary>The percentile of server times, or NaN when any of them is (a build without the header).</summary>
     public static double Percentile(List<double> sorted, double q) => sorted.Any(double.IsNaN) ? double.NaN : Stats.Percentile(sorted, q);
 
+    /// <summary>
+    /// Where the tail comes from: the slowest 1% of <paramref name="ops"/> (completion time, server time) by server time,
+    /// grouped into bursts of operations that completed within 10 ms of one another. A few large bursts point at stalls
+    /// that hold everything in flight (a collection, a sync, the scheduler); as many bursts as operations, at queueing.
+    /// </summary>
+    public static string Tail(IReadOnlyCollection<(long At, double Ms)> ops)
+    {
+        if (ops.Count < 100 || ops.Any(o => double.IsNaN(o.Ms)))
+        {
+            return "n/a";
+        }
+        var slowest = ops.OrderByDescending(o => o.Ms).Take(ops.Count / 100).Select(o => o.At).Order().ToList();
+        var gap = (long)(0.010 * System.Diagnostics.Stopwatch.Frequency);
+        var (bursts, largest, current) = (1, 1, 1);
+        for (var i = 1; i < slowest.Count; i++)
+        {
+            if (slowest[i] - slowest[i - 1] <= gap)
+            {
+                largest = Math.Max(largest, ++current);
+            }
+            else
+            {
+                (bursts, current) = (bursts + 1, 1);
+            }
+        }
+        return $"the slowest 1% ({slowest.Count}) in {bursts} bursts, the largest {largest}";
+    }
+
     private static double? Parse(IEnumerable<string> values)
     {
         foreach (var value in values)

@@ -183,7 +183,7 @@ internal static class SignInCommand
                                   $"server CPU {Stats.F(open.CpuMs, 3)} ms each (target p99 <= 10 ms; errors {open.Errors})");
                 // The driver's own lateness (due → first request sent): when it is high, the driver was starved (it shares the cores), not the server slow.
                 Console.WriteLine($"    driver started them late by p50 {Stats.F(Stats.Percentile(open.Late, 0.5))} / p99 {Stats.F(Stats.Percentile(open.Late, 0.99))} ms; " +
-                                  $"load average {LoadAverage()}");
+                                  $"load average {LoadAverage()}, {open.Machine}");
                 var parts2 = new[] { "options", "assertion", "authorize", "token" }.Select((name, i) =>
                     $"{name} p50 {Stats.F(Stats.Percentile(open.Steps[i], 0.5))} / p99 {Stats.F(Stats.Percentile(open.Steps[i], 0.99))} ms");
                 Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
@@ -276,7 +276,8 @@ internal static class SignInCommand
 
     /// <summary>The open-loop phase's figures: server times from the scheduled starts (sorted), how late the driver started them, CPU per
     /// sign-in, and the server's own times (sorted).</summary>
-    private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors, List<double> Own);
+    private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors, List<double> Own,
+        string Machine);
 
     /// <summary>
     /// Sign-ins due every 1/<paramref name="rate"/> s for <paramref name="length"/>, each started at its time whatever the
@@ -290,7 +291,7 @@ internal static class SignInCommand
         var count = (int)(rate * length.TotalSeconds);
         var runs = new Task<(double Ms, double Late, double Own, string? Problem)>[count];
         ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
-        var cpuBefore = server.CpuTime();
+        var (cpuBefore, machineBefore) = (server.CpuTime(), Stats.MachineTicks());
         var start = Stopwatch.GetTimestamp();
         await Pacer.RunAsync(start, rate, long.MaxValue, count, (k, due) =>
         {
@@ -302,7 +303,7 @@ internal static class SignInCommand
             }, ct);
         }, ct);
         var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
-        var cpu = server.CpuTime() - cpuBefore;
+        var (cpu, machine) = (server.CpuTime() - cpuBefore, Stats.Machine(machineBefore, Stats.MachineTicks()));
         var ok = done.Where(d => d.Problem is null).ToList();
         foreach (var problem in done.Select(d => d.Problem).OfType<string>().Take(3))
         {
@@ -317,7 +318,8 @@ internal static class SignInCommand
             ok.Count / drained.TotalSeconds,
             ok.Count == 0 ? double.NaN : cpu.TotalMilliseconds / ok.Count,
             done.Length - ok.Count,
-            [.. ok.Select(d => d.Own).Order()]);
+            [.. ok.Select(d => d.Own).Order()],
+            machine);
     }
 
     /// <summary>
