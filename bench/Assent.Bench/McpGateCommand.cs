@@ -362,39 +362,29 @@ internal sealed class McpChild : IAsyncDisposable
         return Stats.Milliseconds(answered - sent);
     }
 
-    /// <summary>Open loop: calls written at <paramref name="rate"/> per second whatever the answers do; each one's round trip.</summary>
+    /// <summary>
+    /// Open loop: calls written at <paramref name="rate"/> per second whatever the answers do; each one's round trip. The
+    /// pacer's thread (<see cref="Pacer"/>: it sleeps, never spins, so it takes no core from the gate it measures) writes
+    /// each call to the pipe when it is due, in order; the answers come back on the reader.
+    /// </summary>
     public async Task<PacedRun> PacedAsync(string tool, int count, int rate, CancellationToken ct)
     {
         var answers = new Task<long>[count];
         var sent = new long[count];
-        var interval = Stopwatch.Frequency / (double)rate;
         var start = Stopwatch.GetTimestamp();
-        for (var i = 0; i < count; i++)
+        await Pacer.RunAsync(start, rate, long.MaxValue, count, (k, _) =>
         {
-            var due = start + (long)(i * interval);
-            while (Stopwatch.GetTimestamp() < due)
-            {
-                var ahead = Stats.Milliseconds(due - Stopwatch.GetTimestamp());
-                if (ahead >= 1.5)
-                {
-                    await Task.Delay(1, ct);
-                }
-                else
-                {
-                    Thread.Yield();
-                }
-            }
             var id = ++_nextId;
             var answered = new TaskCompletionSource<long>(TaskCreationOptions.RunContinuationsAsynchronously);
             lock (_waiting)
             {
                 _waiting[id] = answered;
             }
-            answers[i] = answered.Task;
-            sent[i] = Stopwatch.GetTimestamp();
-            await _process.StandardInput.WriteAsync(Call(id, tool) + "\n");
-            await _process.StandardInput.FlushAsync(ct);
-        }
+            answers[k] = answered.Task;
+            sent[k] = Stopwatch.GetTimestamp();
+            _process.StandardInput.Write(Call(id, tool) + "\n");
+            _process.StandardInput.Flush();
+        }, ct);
         var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
         await Task.WhenAll(answers).WaitAsync(TimeSpan.FromSeconds(60), ct);
         var latencies = new List<double>(count);
