@@ -31,6 +31,11 @@ internal static class ServeCommand
         // compared with itself under another setting, side by side.
         new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection(AssentOptions.Section).Bind(options);
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
+        if (Environment.GetEnvironmentVariable("ASSENT_BENCH_GC_LOG") == "1")
+        {
+            // A line a second on the collections and the time they paused the server, to set beside a tail's bursts.
+            _ = Task.Run(() => LogCollectionsAsync(ct), CancellationToken.None);
+        }
         if (args.Flag("stop-on-stdin-eof"))
         {
             // The driver stops its child by closing our stdin: a clean shutdown without signals.
@@ -43,5 +48,21 @@ internal static class ServeCommand
         await app.RunAsync(ct);
         await app.DisposeAsync();
         return 0;
+    }
+
+    /// <summary>With <c>ASSENT_BENCH_GC_LOG=1</c>: each second, the collections of each generation and the pause they added.</summary>
+    private static async Task LogCollectionsAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        var (g0, g1, g2, paused) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+        while (await timer.WaitForNextTickAsync(ct))
+        {
+            var (n0, n1, n2, now) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
+            // The longest pause of the last collection of any kind (a collection may pause more than once).
+            var last = GC.GetGCMemoryInfo(GCKind.Any).PauseDurations.ToArray().DefaultIfEmpty().Max();
+            Console.WriteLine(FormattableString.Invariant(
+                $"gc {DateTime.UtcNow:HH:mm:ss.fff}: gen0 +{n0 - g0}, gen1 +{n1 - g1}, gen2 +{n2 - g2}, paused +{(now - paused).TotalMilliseconds:0.0} ms, last pause {last.TotalMilliseconds:0.0} ms"));
+            (g0, g1, g2, paused) = (n0, n1, n2, now);
+        }
     }
 }

@@ -188,7 +188,7 @@ internal static class SignInCommand
                     $"{name} p50 {Stats.F(Stats.Percentile(open.Steps[i], 0.5))} / p99 {Stats.F(Stats.Percentile(open.Steps[i], 0.99))} ms");
                 Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
                 Console.WriteLine($"    server's own time (Server-Timing, the four requests, not the wait before the first): p50 {Stats.F(ServerTimes.Percentile(open.Own, 0.5))} ms, " +
-                                  $"p99 {Stats.F(ServerTimes.Percentile(open.Own, 0.99))} ms");
+                                  $"p99 {Stats.F(ServerTimes.Percentile(open.Own, 0.99))} ms; {open.OwnTail}");
             }
             Stats.Result("signin",
                 ("clients", clients.ToString(CultureInfo.InvariantCulture)),
@@ -277,7 +277,7 @@ internal static class SignInCommand
     /// <summary>The open-loop phase's figures: server times from the scheduled starts (sorted), how late the driver started them, CPU per
     /// sign-in, and the server's own times (sorted).</summary>
     private sealed record PacedRun(List<double> Latencies, List<double> Late, List<double>[] Steps, double Rate, double CpuMs, long Errors, List<double> Own,
-        string Machine);
+        string Machine, string OwnTail);
 
     /// <summary>
     /// Sign-ins due every 1/<paramref name="rate"/> s for <paramref name="length"/>, each started at its time whatever the
@@ -289,7 +289,7 @@ internal static class SignInCommand
         ServerProcess server, CancellationToken ct)
     {
         var count = (int)(rate * length.TotalSeconds);
-        var runs = new Task<(double Ms, double Late, double Own, string? Problem)>[count];
+        var runs = new Task<(double Ms, double Late, double Own, long At, string? Problem)>[count];
         ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
         var (cpuBefore, machineBefore) = (server.CpuTime(), Stats.MachineTicks());
         var start = Stopwatch.GetTimestamp();
@@ -299,7 +299,7 @@ internal static class SignInCommand
             runs[k] = Task.Run(async () =>
             {
                 var (ms, started, own, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
-                return (ms, Stats.Milliseconds(started - due), own, problem);
+                return (ms, Stats.Milliseconds(started - due), own, Stopwatch.GetTimestamp(), problem);
             }, ct);
         }, ct);
         var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
@@ -319,7 +319,8 @@ internal static class SignInCommand
             ok.Count == 0 ? double.NaN : cpu.TotalMilliseconds / ok.Count,
             done.Length - ok.Count,
             [.. ok.Select(d => d.Own).Order()],
-            machine);
+            machine,
+            ServerTimes.Tail([.. ok.Select(d => (d.At, d.Own))]));
     }
 
     /// <summary>
