@@ -31,7 +31,8 @@ public sealed class ServerTimingTests
             Assert.InRange(Duration(refused), 0, 10_000);
         }
 
-        // A token request held until the device decides: its time spans the hold, which only the server can see begin.
+        // A token request held until the device decides: its time must span at least the hold from when the server
+        // registered it to the decision, which the test measures from outside.
         var device = await server.UserWithDeviceAsync();
         var agent = await server.AgentAsync(device.Handle);
         var authReqId = await server.AskAsync(agent);
