@@ -147,4 +147,34 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
         Assert.Equal(0, coveredAfter);
         Assert.Equal(atRevocation, (await book.ShowAsync(id, owner.UserId, CancellationToken.None))!.Value.Row.Mandate.Payments);
     }
+
+    [Fact]
+    public async Task A_covered_payment_fans_out_its_approval_and_spending_once_and_the_last_one_the_exhaustion()
+    {
+        // On PostgreSQL a covered payment of a polling agent is one statement (docs/storage.md §5) whose outbox inserts are
+        // guarded by the spend and, for mandate.exhausted, by the budget reaching zero (docs/storage.md §9).
+        var database = await cluster.CreateDatabaseAsync();
+        await using var server = await TestServer.StartAsync(configure: o => o.Database = database);
+        var owner = await server.UserWithDeviceAsync();
+        var agent = await server.AgentAsync(owner.Handle);
+        var now = server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await server.Store.Webhooks.CreateEndpointAsync(new WebhookEndpointRecord("whk_pg", owner.UserId, "https://hooks.example/pg", "*", new byte[32], now, 0,
+            null, null, null, null, null), ["*"], new AuditEvent(AuditTypes.WebhookCreated, owner.UserId, owner.UserId, "whk_pg"), CancellationToken.None);
+        var mandateId = await Mandating.ApprovedAsync(server, agent, owner, "1.00", "2.00", "none");
+
+        Assert.NotNull(await Mandating.PayAsync(server, agent, "1.00"));
+        var first = await server.Store.Webhooks.ListDeliveriesAsync("whk_pg", long.MaxValue, 100, CancellationToken.None);
+        Assert.DoesNotContain(first, d => d.Type == EventTypes.MandateExhausted);
+        Assert.NotNull(await Mandating.PayAsync(server, agent, "1.00"));
+        Assert.Null(await Mandating.PayAsync(server, agent, "1.00"));
+
+        var deliveries = await server.Store.Webhooks.ListDeliveriesAsync("whk_pg", long.MaxValue, 100, CancellationToken.None);
+        Assert.Equal(deliveries.Count, deliveries.Select(d => d.EventId).Distinct().Count());
+        var spent = deliveries.Where(d => d.Type == EventTypes.MandateSpent).Select(d => d.Subject).ToList();
+        Assert.Equal(2, spent.Distinct().Count());
+        Assert.Equal(2, spent.Count);
+        // Each covered payment's request was approved without a human, and announced as such once.
+        Assert.All(spent, payment => Assert.Single(deliveries, d => d.Type == EventTypes.ApprovalApproved && d.Subject == payment));
+        Assert.Single(deliveries, d => d.Type == EventTypes.MandateExhausted && d.Subject == mandateId);
+    }
 }
