@@ -55,7 +55,7 @@ internal static class ServeCommand
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
         var (g0, g1, g2, paused) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
-        while (await timer.WaitForNextTickAsync(ct))
+        while (await timer.WaitForNextTickAsync(CancellationToken.None) && !ct.IsCancellationRequested)
         {
             var (n0, n1, n2, now) = (GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2), GC.GetTotalPauseDuration());
             // The longest pause of the last collection of any kind (a collection may pause more than once).

@@ -17,24 +17,35 @@ internal static class ServerTimes
     /// <summary>The operation's requests so far: their summed server time, or NaN once one came back without the header (another build).</summary>
     public sealed class Tally
     {
+        private readonly Lock _gate = new();
         private double _ms;
         private bool _missing;
 
-        public double Ms => _missing ? double.NaN : Volatile.Read(ref _ms);
+        public double Ms
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _missing ? double.NaN : _ms;
+                }
+            }
+        }
 
         internal void Add(HttpResponseMessage response)
         {
-            if (response.Headers.TryGetValues("Server-Timing", out var values) && Parse(values) is { } ms)
+            var ms = response.Headers.TryGetValues("Server-Timing", out var values) ? Parse(values) : null;
+            // An operation's requests follow one another; the lock only keeps a stray overlap from losing one.
+            lock (_gate)
             {
-                // An operation's requests follow one another; the lock only keeps a stray overlap from losing one.
-                lock (this)
+                if (ms is { } known)
                 {
-                    _ms += ms;
+                    _ms += known;
                 }
-            }
-            else
-            {
-                _missing = true;
+                else
+                {
+                    _missing = true;
+                }
             }
         }
     }
