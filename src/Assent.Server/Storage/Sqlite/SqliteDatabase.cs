@@ -175,10 +175,10 @@ internal sealed class SqliteDatabase : Database
     /// gigabytes a minute at full load (the kernel writing all of it back). So once the log holds
     /// <see cref="CatchUpFrames"/> frames the writer checkpoints itself between two batches: nothing is appended meanwhile,
     /// it has only what the checkpoint thread has not copied yet to copy, it completes, and the next commit restarts the
-    /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Where syncs
-    /// are slow it still spends at most half its time there: it skips catching up until as long as its last checkpoint
-    /// took has passed, and, until the log holds twice as many frames, whenever the checkpoint thread is in a round
-    /// (whose syncs it would otherwise wait out).
+    /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Until the log
+    /// holds twice as many frames (by the checkpoint thread's count or the writer's own), where syncs are slow the writer
+    /// spends at most half its time there: it skips catching up until as long as its last checkpoint took has passed, and
+    /// whenever the checkpoint thread is in a round (whose syncs it would otherwise wait out). Past that it catches up.
     /// </para>
     /// </summary>
     private void CheckpointLoop()
@@ -239,7 +239,12 @@ internal sealed class SqliteDatabase : Database
     private void CatchUpIfLong(Db c)
     {
         var frames = Volatile.Read(ref _logFrames);
-        if (frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook)
+        // The checkpoint thread reports the log's length after each round; a round that syncs on a busy disk reports late,
+        // and the writer kept appending meanwhile (a CI run saw the log reach 23 MiB). So the writer also counts the frames
+        // it appended since its own last catch-up, an upper bound of the log's length: past twice the mark it catches up
+        // whatever the other figures say.
+        var overdue = frames >= 2 * CatchUpFrames || _appendedSinceCatchUp >= 2 * CatchUpFrames;
+        if (!overdue && (frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook))
         {
             return;
         }
@@ -247,7 +252,7 @@ internal sealed class SqliteDatabase : Database
         // and then (strace on a development machine), which every queued write waited out behind the writer. Turned away,
         // the writer tries again after its next batch; the log grows by that batch meanwhile. Only on a disk so slow that
         // the thread's rounds run back to back would it never get its turn: past twice the mark it waits for it.
-        if (frames >= 2 * CatchUpFrames)
+        if (overdue)
         {
             _checkpointing.Enter();
         }
@@ -262,6 +267,7 @@ internal sealed class SqliteDatabase : Database
             {
                 // Everything is copied back: the next commit starts the log over, and the checkpoint thread reports its new length.
                 Volatile.Write(ref _logFrames, 0);
+                _appendedSinceCatchUp = 0;
             }
         }
         finally
@@ -293,6 +299,19 @@ internal sealed class SqliteDatabase : Database
 
     /// <summary>The log's length in frames at the last checkpoint; the writer's cue to catch up.</summary>
     private long _logFrames;
+
+    /// <summary>Frames the writer appended since its own last catch-up (the writer's thread only).</summary>
+    private long _appendedSinceCatchUp;
+
+    /// <summary>
+    /// The frames the writer's commits appended to the log since the last call: SQLite's count of pages its connection wrote,
+    /// which in WAL mode are the log's frames (<c>SQLITE_DBSTATUS_CACHE_WRITE</c>, read and reset).
+    /// </summary>
+    private static long FramesAppended(Db c)
+    {
+        const int cacheWrite = 9; // SQLITE_DBSTATUS_CACHE_WRITE
+        return SQLitePCL.raw.sqlite3_db_status(c.Connection.Handle, cacheWrite, out var current, out _, 1) == 0 ? current : 0;
+    }
 
     private long _lastCatchUpEnded;
     private TimeSpan _lastCatchUpTook;
@@ -485,6 +504,7 @@ internal sealed class SqliteDatabase : Database
                 {
                     _committed.Set();
                 }
+                _appendedSinceCatchUp += FramesAppended(c);
                 CatchUpIfLong(c);
             }
             catch (Exception e)
