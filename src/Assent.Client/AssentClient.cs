@@ -98,8 +98,18 @@ public sealed partial class AssentClient : IDisposable
         try
         {
             var endpoints = await DiscoverAsync(linked.Token);
-            var ack = await AuthorizeAsync(endpoints, message, user, options, linked.Token);
+            linked.Token.ThrowIfCancellationRequested();
+            // Once sent, the request may be created even if the answer is cut off, and then nobody could withdraw it (the
+            // approver's device already showed it in a CI run). So a cancellation lets the answer arrive, within
+            // WithdrawTimeout, and the request is withdrawn below like any other.
+            BcAuthorizeResponse ack;
+            using (var creating = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token))
+            using (ct.Register(() => creating.CancelAfter(WithdrawTimeout)))
+            {
+                ack = await AuthorizeAsync(endpoints, message, user, options, creating.Token);
+            }
             authReqId = ack.AuthReqId!;
+            ct.ThrowIfCancellationRequested();
             // CIBA Core §7.3: the default interval is 5 s when the server names none.
             var interval = TimeSpan.FromSeconds(Math.Clamp(ack.Interval ?? 5, 1, 60));
             var polling = false;
