@@ -156,6 +156,13 @@ public sealed class FlowTests(SharedServer shared)
         {
             Assert.Equal("invalid_grant", await TestServer.ErrorOf(unknown));
         }
+        // A handle's length with its creation time forged or not base64url at all (docs/concepts.md §9): unknown, never a fault.
+        foreach (var forged in new[] { authReqId[..8] + Base64Url.Encode(new byte[32]), "!" + authReqId[1..], authReqId[..50] + "*" })
+        {
+            Assert.Equal(authReqId.Length, forged.Length);
+            using var response = await Server.TokenAsync(agent, forged);
+            Assert.Equal("invalid_grant", await TestServer.ErrorOf(response));
+        }
         using (var foreign = await Server.TokenAsync(other, authReqId))
         {
             Assert.Equal("invalid_grant", await TestServer.ErrorOf(foreign));

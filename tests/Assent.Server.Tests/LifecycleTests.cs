@@ -48,11 +48,11 @@ public sealed class LifecycleTests
         Assert.Equal("expired_token", await TestServer.ErrorOf(response));
         // The held request may answer from its own expiry check before the sweeper's next pass marks the row: wait for that pass.
         var until = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        var approval = await server.Store.Approvals.FindByHandleAsync(Ids.Hash(authReqId), default);
+        var approval = await server.Store.Approvals.FindByHandleAsync(Ids.HandleKey(authReqId), default);
         while (approval!.State != ApprovalState.Expired && DateTime.UtcNow < until)
         {
             await Task.Delay(50);
-            approval = await server.Store.Approvals.FindByHandleAsync(Ids.Hash(authReqId), default);
+            approval = await server.Store.Approvals.FindByHandleAsync(Ids.HandleKey(authReqId), default);
         }
         Assert.Equal(ApprovalState.Expired, approval.State);
         var entries = await server.Store.Audit.ReadAsync(0, 1000, null, default);
@@ -82,6 +82,41 @@ public sealed class LifecycleTests
         {
             await server.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_request_asked_before_handles_carried_their_time_is_still_found_by_its_handle()
+    {
+        await using var server = await TestServer.StartAsync();
+        var device = await server.UserWithDeviceAsync();
+        var agent = await server.AgentAsync(device.Handle);
+        var authReqId = await server.AskAsync(agent);
+        var id = (await server.Store.Approvals.FindByHandleAsync(Ids.HandleKey(authReqId), default))!.Id;
+        // The row as an earlier release stored it: a handle of 256 random bits, keyed by its SHA-256 alone.
+        var earlier = Assent.Protocol.Base64Url.Encode(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        using (var c = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(server.DataDirectory, StoreFactory.SqliteFileName)};Pooling=False"))
+        {
+            c.Open();
+            using var update = c.CreateCommand();
+            update.CommandText = "PRAGMA busy_timeout=10000; UPDATE approvals SET handle_hash = $h WHERE id = $id";
+            update.Parameters.AddWithValue("$h", Ids.Hash(earlier));
+            update.Parameters.AddWithValue("$id", id);
+            Assert.Equal(1, update.ExecuteNonQuery());
+        }
+        // A new process: nothing of the request is held in memory, only the row.
+        await server.RestartAsync();
+
+        using (await device.DecideOnlyPendingAsync("approve"))
+        {
+        }
+        using (var stale = await server.TokenAsync(agent, authReqId))
+        {
+            Assert.Equal("invalid_grant", await TestServer.ErrorOf(stale));
+        }
+        using var token = await server.TokenAsync(agent, earlier);
+        var (status, body) = await TestServer.ReadAsync(token);
+        Assert.Equal(HttpStatusCode.OK, status);
+        await FlowTests.VerifiedClaimsAsync(server, body.GetProperty("access_token").GetString()!);
     }
 
     [Fact]

@@ -139,13 +139,13 @@ internal sealed class ApprovalService(IApprovalStore approvals, IDeviceStore dev
         }
         var now = time.GetUtcNow();
         var id = Ids.Ordered(kind switch { ApprovalKinds.Challenge => "chl", ApprovalKinds.Payment => "pay", _ => "apr" }, now);
-        // The handle given to the client is a bearer-grade secret: only its hash is stored.
-        var handle = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        // The handle given to the client is a bearer-grade secret: only its key (creation time and hash) is stored.
+        var handle = Ids.OrderedHandle(now);
         var exp = now + expiry;
         var payload = ApprovalPayload.Build(_issuer, id, Protocol.Did.DidWeb.ForUser(_issuerUri, user.Id), clientId, clientName, scope,
             bindingMessage, authorizationDetails is null ? default : System.Text.Encoding.UTF8.GetBytes(authorizationDetails),
             now.ToUnixTimeSeconds(), exp.ToUnixTimeSeconds(), Base64Url.Encode(RandomNumberGenerator.GetBytes(16)));
-        var record = new ApprovalRecord(id, Ids.Hash(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
+        var record = new ApprovalRecord(id, Ids.HandleKey(handle), kind, clientId, user.Id, scope, bindingMessage, authorizationDetails, resource, payload,
             ApprovalState.Pending, now.ToUnixTimeMilliseconds(), exp.ToUnixTimeMilliseconds(), Policy: policy?.Label);
         var createdData = new Dictionary<string, string> { ["kind"] = kind, ["scope"] = scope, ["payload_sha256"] = Base64Url.Encode(SHA256.HashData(payload)) };
         if (policy is not null)

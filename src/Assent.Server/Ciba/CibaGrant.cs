@@ -23,7 +23,7 @@ internal sealed class CibaGrant(IApprovalStore approvals, ApprovalHub hub, Grant
             return new OAuthError(OAuthErrors.InvalidRequest, "auth_req_id is required");
         }
         var version = hub.Version;
-        var handleHash = Ids.Hash(handle);
+        var handleHash = Ids.HandleKey(handle);
         // A request created here and not settled as far as this node has heard needs no read (see AnnouncedByHandle).
         var approval = hub.AnnouncedByHandle(handleHash) ?? await approvals.FindByHandleAsync(handleHash, ct);
         // §11: an auth_req_id that is unknown or was issued to another client is invalid_grant.

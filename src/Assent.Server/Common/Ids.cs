@@ -20,6 +20,50 @@ internal static class Ids
         return prefix + "_" + now.ToUnixTimeMilliseconds().ToString("x12", System.Globalization.CultureInfo.InvariantCulture) + Base64Url.Encode(random);
     }
 
+    /// <summary>
+    /// A request's handle (<c>auth_req_id</c>, docs/concepts.md §9): 48 bits of Unix milliseconds, then 256 random bits,
+    /// base64url. The time is not secret; it lets <see cref="HandleKey"/> store the handle where new rows go last.
+    /// </summary>
+    public static string OrderedHandle(DateTimeOffset now)
+    {
+        Span<byte> bytes = stackalloc byte[HandleTimeBytes + 32];
+        var ms = now.ToUnixTimeMilliseconds();
+        for (var i = 0; i < HandleTimeBytes; i++)
+        {
+            bytes[i] = (byte)(ms >> (8 * (HandleTimeBytes - 1 - i)));
+        }
+        RandomNumberGenerator.Fill(bytes[HandleTimeBytes..]);
+        return Base64Url.Encode(bytes);
+    }
+
+    /// <summary>
+    /// What a handle is stored and looked up by: its SHA-256, after its creation time when it carries one
+    /// (<see cref="OrderedHandle"/>). A random hash alone put every new request on a random page of the handle's unique
+    /// index, one more page each commit writes out; with the time first they go to its end, a few to a page. A handle of
+    /// an earlier release (256 random bits, no time) keys as its hash alone, as it was stored.
+    /// </summary>
+    public static byte[] HandleKey(string handle)
+    {
+        var hash = Hash(handle);
+        Span<byte> time = stackalloc byte[HandleTimeBytes];
+        // DecodeFromChars reports text that is not base64url; TryDecodeFromChars throws on it, and a caller chooses the handle.
+        if (handle.Length != OrderedHandleLength ||
+            System.Buffers.Text.Base64Url.DecodeFromChars(handle.AsSpan(0, 8), time, out _, out var written) != System.Buffers.OperationStatus.Done ||
+            written != HandleTimeBytes)
+        {
+            return hash;
+        }
+        var key = new byte[HandleTimeBytes + hash.Length];
+        time.CopyTo(key);
+        hash.CopyTo(key, HandleTimeBytes);
+        return key;
+    }
+
+    private const int HandleTimeBytes = 6;
+
+    /// <summary>38 bytes in base64url without padding.</summary>
+    private const int OrderedHandleLength = 51;
+
     /// <summary>A 256-bit secret (docs/concepts.md §9: secrets are at least 256 bits).</summary>
     public static string Secret(string prefix) => New(prefix, 32);
 

@@ -195,12 +195,13 @@ internal static partial class SessionEndpoints
         }
         else if (token.Length <= 128)
         {
-            // Both opaque kinds are found by their hash, so both are looked for whatever the hint (RFC 7009 §2.1: a
-            // server that does not find the token under the hint extends its search to every type it supports).
+            // Both opaque kinds are found by their hash (an auth_req_id by its key: docs/concepts.md §9), so both are looked
+            // for whatever the hint (RFC 7009 §2.1: a server that does not find the token under the hint extends its search
+            // to every type it supports).
             await sessionService.RevokeRefreshTokenAsync(token, client!.Id, ct);
             // An auth_req_id is withdrawn only by the client it was issued to, and only while pending (CIBA Core §11
             // treats another client's auth_req_id as unknown; here it changes nothing and is answered 200 alike).
-            if (await approvalStore.FindByHandleAsync(Ids.Hash(token), ct) is { Kind: ApprovalKinds.Ciba, State: ApprovalState.Pending } request
+            if (await approvalStore.FindByHandleAsync(Ids.HandleKey(token), ct) is { Kind: ApprovalKinds.Ciba, State: ApprovalState.Pending } request
                 && request.ClientId == client.Id)
             {
                 await approvals.CancelAsync(request, client.Id, ct);
