@@ -103,7 +103,7 @@ public sealed class LifecycleTests
             update.Parameters.AddWithValue("$id", id);
             Assert.Equal(1, update.ExecuteNonQuery());
         }
-        // A new process: nothing of the request is held in memory, only the row.
+        // A new server instance, as after an upgrade: nothing of the request is held in memory, only the row.
         await server.RestartAsync();
 
         using (await device.DecideOnlyPendingAsync("approve"))
