@@ -77,7 +77,7 @@ internal static class MandatesCommand
             var devices = await Task.WhenAll(provisioned.Select((p, i) => BenchDevice.EnrollAsync(Node(i + 1), p.InviteCode, ct)));
 
             using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            hard.CancelAfter(2 * (warmup + measure) + TimeSpan.FromMinutes(2));
+            hard.CancelAfter(2 * (SettleLimit + warmup + measure) + TimeSpan.FromMinutes(2));
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
             var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
             var streams = devices.Select((device, i) => Task.Run(async () =>
@@ -112,7 +112,7 @@ internal static class MandatesCommand
             long covered = 0, errors = 0;
             var minRemaining = decimal.MaxValue;
             var gate = new object();
-            var coveredLatency = await PhaseAsync("mandate", warmup, measure, agents, rate, Cpu, async (i, n) =>
+            var coveredLatency = await PhaseAsync("mandate", servers, warmup, measure, agents, rate, Cpu, async (i, n) =>
             {
                 var agent = new BenchAgent(Node(i), provisioned[shared ? 0 : i]);
                 var started = Stopwatch.GetTimestamp();
@@ -238,7 +238,7 @@ internal static class MandatesCommand
                 }
             }
 
-            var plainLatency = await PhaseAsync("plain", warmup, measure, agents, rate, Cpu, async (i, n) =>
+            var plainLatency = await PhaseAsync("plain", servers, warmup, measure, agents, rate, Cpu, async (i, n) =>
             {
                 // The whole flow, request to token, as for a mandate: ask, hold the token request, the device approves.
                 var agent = new BenchAgent(Node(i), provisioned[i]);
@@ -327,9 +327,18 @@ internal static class MandatesCommand
     /// Runs <paramref name="agents"/> loops of <paramref name="step"/> through a warm-up and a measured window; rate, latency
     /// percentiles, <paramref name="cpu"/> (the servers' CPU time) per operation and the server's own time per operation in the window.
     /// </summary>
-    internal static async Task<Phase> PhaseAsync(string name, TimeSpan warmup, TimeSpan measure, int agents,
+    internal static async Task<Phase> PhaseAsync(string name, IReadOnlyList<ServerProcess> servers, TimeSpan warmup, TimeSpan measure, int agents,
         int rate, Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
     {
+        // First the runtime's compilation of what this phase runs, in closed loop, however long it takes; then the fixed warm-up.
+        var settled = await ServerProcess.SettleAsync(servers, stop => Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
+        {
+            for (var n = 0; !stop.IsCancellationRequested; n++)
+            {
+                await step(i, n);
+            }
+        }, CancellationToken.None))), SettleLimit, ct);
+        Console.WriteLine($"  ({name}: {Stats.F(settled.TotalSeconds, 0)} s until the servers' JIT was quiet, then {warmup.TotalSeconds:0} s of warm-up)");
         var started = Stopwatch.GetTimestamp();
         var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);
@@ -374,6 +383,9 @@ internal static class MandatesCommand
             Machine = cpuUsed.Machine,
         };
     }
+
+    /// <summary>The longest a phase waits for the servers' compilation to end (<see cref="ServerProcess.SettleAsync"/>).</summary>
+    internal static readonly TimeSpan SettleLimit = TimeSpan.FromSeconds(120);
 
     /// <summary>
     /// Sends operation k when it is due (k / <paramref name="rate"/> seconds after <paramref name="started"/>), by agent

@@ -45,7 +45,7 @@ internal static class QuorumCommand
             var devices = await Task.WhenAll(provisioned.Select(p => BenchDevice.EnrollAsync(http, p.InviteCode, ct)));
 
             using var hard = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            hard.CancelAfter(2 * rounds * (warmup + measure) + TimeSpan.FromMinutes(2));
+            hard.CancelAfter(2 * rounds * (MandatesCommand.SettleLimit + warmup + measure) + TimeSpan.FromMinutes(2));
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(hard.Token);
             var ready = devices.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
             long refused = 0;
@@ -96,9 +96,9 @@ internal static class QuorumCommand
             MandatesCommand.Phase single = null!, quorum = null!;
             for (var round = 1; round <= rounds; round++)
             {
-                single = await MandatesCommand.PhaseAsync("single", warmup, measure, users, rate, Cpu,
+                single = await MandatesCommand.PhaseAsync("single", [server], warmup, measure, users, rate, Cpu,
                     (i, n) => FlowAsync(i, $"Single {i}.{n}", Payment("50.00"), 1), hard.Token);
-                quorum = await MandatesCommand.PhaseAsync("quorum", warmup, measure, users, rate, Cpu,
+                quorum = await MandatesCommand.PhaseAsync("quorum", [server], warmup, measure, users, rate, Cpu,
                     (i, n) => FlowAsync(i, $"Quorum {i}.{n}", Payment("150.00"), 2), hard.Token);
                 Console.WriteLine($"  round {round} of {rounds}:");
                 Console.WriteLine($"    single approver  {Stats.F(single.Rate, 1)}/s, p50 {Stats.F(single.P50)} ms, p99 {Stats.F(single.P99)} ms, server CPU {Stats.F(single.CpuMsPerOp, 3)} ms/flow");

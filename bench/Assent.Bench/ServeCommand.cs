@@ -31,6 +31,8 @@ internal static class ServeCommand
         // compared with itself under another setting, side by side.
         new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection(AssentOptions.Section).Bind(options);
         var app = await AssentServer.BuildAsync(options, urls, Console.Out, logLevel: LogLevel.Warning, ct: ct);
+        // The driver's cue that the runtime has finished compiling the hot paths (ServerProcess.SettleAsync).
+        _ = Task.Run(() => ReportJitAsync(ct), CancellationToken.None);
         if (Environment.GetEnvironmentVariable("ASSENT_BENCH_GC_LOG") == "1")
         {
             // A line a second on the collections and the time they paused the server, to set beside a tail's bursts.
@@ -48,6 +50,19 @@ internal static class ServeCommand
         await app.RunAsync(ct);
         await app.DisposeAsync();
         return 0;
+    }
+
+    /// <summary>
+    /// Twice a second, the time this process has spent compiling methods so far (every thread, tiered recompilation included),
+    /// as <c>@jit MILLISECONDS</c>: the driver reads it instead of forwarding it (<see cref="ServerProcess"/>).
+    /// </summary>
+    private static async Task ReportJitAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+        while (await timer.WaitForNextTickAsync(CancellationToken.None) && !ct.IsCancellationRequested)
+        {
+            Console.WriteLine(FormattableString.Invariant($"{ServerProcess.JitReport}{System.Runtime.JitInfo.GetCompilationTime(currentThread: false).TotalMilliseconds:0.0}"));
+        }
     }
 
     /// <summary>With <c>ASSENT_BENCH_GC_LOG=1</c>: each second, the collections of each generation and the pause they added.</summary>

@@ -60,11 +60,11 @@ internal sealed class ServerProcess : IAsyncDisposable
             info.ArgumentList.Add(database);
         }
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the server process");
-        process.OutputDataReceived += (_, e) => Forward(e.Data);
+        var server = new ServerProcess(process, baseUri);
+        process.OutputDataReceived += (_, e) => server.Received(e.Data);
         process.ErrorDataReceived += (_, e) => Forward(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var server = new ServerProcess(process, baseUri);
 
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -93,6 +93,80 @@ internal sealed class ServerProcess : IAsyncDisposable
             await Task.Delay(100, ct);
         }
     }
+
+    /// <summary>What the serve command prints before its compilation time so far (ServeCommand).</summary>
+    internal const string JitReport = "@jit ";
+
+    /// <summary>The server's compilation time so far in milliseconds, as it last reported it; negative before its first report.</summary>
+    private double _jitMs = -1;
+
+    private void Received(string? line)
+    {
+        if (line is not null && line.StartsWith(JitReport, StringComparison.Ordinal) &&
+            double.TryParse(line.AsSpan(JitReport.Length), NumberStyles.Float, CultureInfo.InvariantCulture, out var ms))
+        {
+            Volatile.Write(ref _jitMs, ms);
+            return;
+        }
+        Forward(line);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="load"/> until every one of <paramref name="servers"/> has spent less than <see cref="QuietJitMsPerSecond"/>
+    /// compiling in each of the last <see cref="QuietSeconds"/> seconds, at most <paramref name="limit"/>; the time it took.
+    /// <para>
+    /// The runtime compiles a method first quickly, then again, optimized, once it has been called often enough (tiered
+    /// compilation, with an instrumented step between for dynamic PGO), on a background thread. Under load on 2 cores that went
+    /// on for 30-40 s after a server started (perf: 20-30% of the machine's CPU in the runtime's tiering thread, then 1%), so a
+    /// fixed warm-up of 15 s measured the first phase during it and the next one after it. What a long-running server does is
+    /// measured once that work is done.
+    /// </para>
+    /// </summary>
+    public static async Task<TimeSpan> SettleAsync(IReadOnlyList<ServerProcess> servers, Func<CancellationToken, Task> load, TimeSpan limit, CancellationToken ct)
+    {
+        var started = Stopwatch.GetTimestamp();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var running = Task.Run(() => load(stop.Token), CancellationToken.None);
+        var history = new List<double[]>();
+        try
+        {
+            while (Stopwatch.GetElapsedTime(started) < limit && !running.IsCompleted)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                history.Add([.. servers.Select(s => Volatile.Read(ref s._jitMs))]);
+                if (history.Count >= 5 && history[^1].Any(ms => ms < 0))
+                {
+                    break;
+                }
+                if (history.Count > QuietSeconds && Enumerable.Range(0, servers.Count).All(i =>
+                        history[^(QuietSeconds + 1)][i] >= 0 && Enumerable.Range(1, QuietSeconds).All(k => history[^k][i] - history[^(k + 1)][i] < QuietJitMsPerSecond)))
+                {
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            try
+            {
+                await running;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+            }
+        }
+        if (servers.Any(s => Volatile.Read(ref s._jitMs) < 0))
+        {
+            Console.Error.WriteLine("  (a server did not report its compilation time: a build from before the report; its warm-up was the fixed one only)");
+        }
+        return Stopwatch.GetElapsedTime(started);
+    }
+
+    /// <summary>Compilation per second below which a server counts as warm: 1% of a core.</summary>
+    private const double QuietJitMsPerSecond = 10;
+
+    private const int QuietSeconds = 3;
 
     private static void Forward(string? line)
     {

@@ -131,6 +131,15 @@ internal static class SignInCommand
                 return status == HttpStatusCode.OK ? Stats.Milliseconds(Stopwatch.GetTimestamp() - sent) : null;
             }
 
+            // First the runtime's compilation of both flows (half the clients signing in, half asking), however long it takes.
+            var settled = await ServerProcess.SettleAsync([server], stop => Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(async () =>
+            {
+                for (var n = 0; !stop.IsCancellationRequested; n++)
+                {
+                    await (i % 2 == 0 ? SignIn(i, n) : Ciba(i, n));
+                }
+            }, CancellationToken.None))), MandatesCommand.SettleLimit, ct);
+            Console.WriteLine($"  ({Stats.F(settled.TotalSeconds, 0)} s until the server's JIT was quiet, then {warmup.TotalSeconds:0} s of warm-up)");
             if (warmup > TimeSpan.Zero)
             {
                 await LoopAsync(SignIn, warmup / 2);
