@@ -338,7 +338,7 @@ internal static class MandatesCommand
                 await step(i, n);
             }
         }, CancellationToken.None))), SettleLimit, ct);
-        Console.WriteLine($"  ({name}: {Stats.F(settled.TotalSeconds, 0)} s until the servers' JIT was quiet, then {warmup.TotalSeconds:0} s of warm-up)");
+        Console.WriteLine($"  ({name}: {settled}, then {warmup.TotalSeconds:0} s of warm-up)");
         var started = Stopwatch.GetTimestamp();
         var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);
         var to = from + (long)(measure.TotalSeconds * Stopwatch.Frequency);

@@ -113,21 +113,22 @@ internal sealed class ServerProcess : IAsyncDisposable
 
     /// <summary>
     /// Runs <paramref name="load"/> until every one of <paramref name="servers"/> has spent less than <see cref="QuietJitMsPerSecond"/>
-    /// compiling in each of the last <see cref="QuietSeconds"/> seconds, at most <paramref name="limit"/>; the time it took.
+    /// compiling in each of the last <see cref="QuietSeconds"/> seconds, at most <paramref name="limit"/>; what happened, to print.
     /// <para>
     /// The runtime compiles a method first quickly, then again, optimized, once it has been called often enough (tiered
     /// compilation, with an instrumented step between for dynamic PGO), on a background thread. Under load on 2 cores that went
-    /// on for 30-40 s after a server started (perf: 20-30% of the machine's CPU in the runtime's tiering thread, then 1%), so a
+    /// on for 30-55 s after a server started (perf: 20-30% of the machine's CPU in the runtime's tiering thread, then 1%), so a
     /// fixed warm-up of 15 s measured the first phase during it and the next one after it. What a long-running server does is
     /// measured once that work is done.
     /// </para>
     /// </summary>
-    public static async Task<TimeSpan> SettleAsync(IReadOnlyList<ServerProcess> servers, Func<CancellationToken, Task> load, TimeSpan limit, CancellationToken ct)
+    public static async Task<string> SettleAsync(IReadOnlyList<ServerProcess> servers, Func<CancellationToken, Task> load, TimeSpan limit, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var running = Task.Run(() => load(stop.Token), CancellationToken.None);
         var history = new List<double[]>();
+        var quiet = false;
         try
         {
             while (Stopwatch.GetElapsedTime(started) < limit && !running.IsCompleted)
@@ -141,6 +142,7 @@ internal sealed class ServerProcess : IAsyncDisposable
                 if (history.Count > QuietSeconds && Enumerable.Range(0, servers.Count).All(i =>
                         history[^(QuietSeconds + 1)][i] >= 0 && Enumerable.Range(1, QuietSeconds).All(k => history[^k][i] - history[^(k + 1)][i] < QuietJitMsPerSecond)))
                 {
+                    quiet = true;
                     break;
                 }
             }
@@ -156,11 +158,10 @@ internal sealed class ServerProcess : IAsyncDisposable
             {
             }
         }
-        if (servers.Any(s => Volatile.Read(ref s._jitMs) < 0))
-        {
-            Console.Error.WriteLine("  (a server did not report its compilation time: a build from before the report; its warm-up was the fixed one only)");
-        }
-        return Stopwatch.GetElapsedTime(started);
+        var took = Stats.F(Stopwatch.GetElapsedTime(started).TotalSeconds, 0);
+        return servers.Any(s => Volatile.Read(ref s._jitMs) < 0) ? "a server did not report its compilation time (a build from before the report)"
+            : quiet ? $"{took} s until the servers' JIT was quiet"
+            : $"the servers' JIT still compiling after {took} s";
     }
 
     /// <summary>Compilation per second below which a server counts as warm: 1% of a core.</summary>

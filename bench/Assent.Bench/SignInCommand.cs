@@ -139,7 +139,7 @@ internal static class SignInCommand
                     await (i % 2 == 0 ? SignIn(i, n) : Ciba(i, n));
                 }
             }, CancellationToken.None))), MandatesCommand.SettleLimit, ct);
-            Console.WriteLine($"  ({Stats.F(settled.TotalSeconds, 0)} s until the server's JIT was quiet, then {warmup.TotalSeconds:0} s of warm-up)");
+            Console.WriteLine($"  ({settled}, then {warmup.TotalSeconds:0} s of warm-up)");
             if (warmup > TimeSpan.Zero)
             {
                 await LoopAsync(SignIn, warmup / 2);
