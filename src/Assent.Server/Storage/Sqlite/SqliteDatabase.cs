@@ -278,8 +278,15 @@ internal sealed class SqliteDatabase : Database
         _lastCatchUpTook = Stopwatch.GetElapsedTime(started, _lastCatchUpEnded);
     }
 
-    /// <summary>The checkpoint thread checkpoints at most this often (a commit waits for none of them).</summary>
-    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(10);
+    /// <summary>
+    /// The checkpoint thread checkpoints at most this often (a commit waits for none of them). Each round costs the same pair of
+    /// syncs and copies each page the log holds once, however many commits rewrote it meanwhile: at every 10 ms the rounds took
+    /// a twelfth of the server's CPU at 1,000 mandate flows/s. Every 40 ms: 0.87-0.97x the CPU per flow at that rate, and
+    /// 0.87-0.92x at saturation with 1.07-1.15x the flows (side by side, one sitting). At saturation (about 4,500 writes/s of about 3
+    /// frames each) 40 ms of log stays under <see cref="CatchUpFrames"/>, so the writer does not catch up more often; at
+    /// 100 ms it did, and the saturated p99 grew by a quarter.
+    /// </summary>
+    private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(40);
 
     /// <summary>The log's length (frames of one page each, 4 MiB of 4 KiB pages) at which the writer checkpoints itself.</summary>
     private const long CatchUpFrames = 1024;
