@@ -117,7 +117,7 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// <para>
     /// The runtime compiles a method first quickly, then again, optimized, once it has been called often enough (tiered
     /// compilation, with an instrumented step between for dynamic PGO), on a background thread. Under load on 2 cores that went
-    /// on for 30-55 s after a server started (perf: 20-30% of the machine's CPU in the runtime's tiering thread, then 1%), so a
+    /// on for 30-55 s after a server started (perf: 12-30% of the machine's CPU in the runtime's tiering thread, then 2% or less), so a
     /// fixed warm-up of 15 s measured the first phase during it and the next one after it. What a long-running server does is
     /// measured once that work is done.
     /// </para>
