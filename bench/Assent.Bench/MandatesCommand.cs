@@ -331,13 +331,7 @@ internal static class MandatesCommand
         int rate, Func<TimeSpan> cpu, Func<int, int, Task<(long At, double Ms)?>> step, CancellationToken ct)
     {
         // First the runtime's compilation of what this phase runs, in closed loop, however long it takes; then the fixed warm-up.
-        var settled = await ServerProcess.SettleAsync(servers, stop => Task.WhenAll(Enumerable.Range(0, agents).Select(i => Task.Run(async () =>
-        {
-            for (var n = 0; !stop.IsCancellationRequested; n++)
-            {
-                await step(i, n);
-            }
-        }, CancellationToken.None))), SettleLimit, ct);
+        var settled = await ServerProcess.SettleAsync(servers, agents, step, SettleLimit, ct);
         Console.WriteLine($"  ({name}: {settled}, then {warmup.TotalSeconds:0} s of warm-up)");
         var started = Stopwatch.GetTimestamp();
         var from = started + (long)(warmup.TotalSeconds * Stopwatch.Frequency);

@@ -112,7 +112,8 @@ internal sealed class ServerProcess : IAsyncDisposable
     }
 
     /// <summary>
-    /// Runs <paramref name="load"/> until every one of <paramref name="servers"/> has spent less than <see cref="QuietJitMsPerSecond"/>
+    /// Runs <paramref name="loops"/> closed loops of <paramref name="step"/> (loop, iteration) until every one of <paramref name="servers"/>
+    /// has spent less than <see cref="QuietJitMsPerSecond"/>
     /// compiling in each of the last <see cref="QuietSeconds"/> seconds, at most <paramref name="limit"/>; what happened, to print.
     /// <para>
     /// The runtime compiles a method first quickly, then again, optimized, once it has been called often enough (tiered
@@ -122,11 +123,17 @@ internal sealed class ServerProcess : IAsyncDisposable
     /// measured once that work is done.
     /// </para>
     /// </summary>
-    public static async Task<string> SettleAsync(IReadOnlyList<ServerProcess> servers, Func<CancellationToken, Task> load, TimeSpan limit, CancellationToken ct)
+    public static async Task<string> SettleAsync(IReadOnlyList<ServerProcess> servers, int loops, Func<int, int, Task> step, TimeSpan limit, CancellationToken ct)
     {
         var started = Stopwatch.GetTimestamp();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var running = Task.Run(() => load(stop.Token), CancellationToken.None);
+        var running = Task.WhenAll(Enumerable.Range(0, loops).Select(i => Task.Run(async () =>
+        {
+            for (var n = 0; !stop.IsCancellationRequested; n++)
+            {
+                await step(i, n);
+            }
+        }, CancellationToken.None)));
         var history = new List<double[]>();
         var quiet = false;
         try

@@ -132,13 +132,7 @@ internal static class SignInCommand
             }
 
             // First the runtime's compilation of both flows (half the clients signing in, half asking), however long it takes.
-            var settled = await ServerProcess.SettleAsync([server], stop => Task.WhenAll(Enumerable.Range(0, clients).Select(i => Task.Run(async () =>
-            {
-                for (var n = 0; !stop.IsCancellationRequested; n++)
-                {
-                    await (i % 2 == 0 ? SignIn(i, n) : Ciba(i, n));
-                }
-            }, CancellationToken.None))), MandatesCommand.SettleLimit, ct);
+            var settled = await ServerProcess.SettleAsync([server], clients, (i, n) => i % 2 == 0 ? SignIn(i, n) : Ciba(i, n), MandatesCommand.SettleLimit, ct);
             Console.WriteLine($"  ({settled}, then {warmup.TotalSeconds:0} s of warm-up)");
             if (warmup > TimeSpan.Zero)
             {
