@@ -23,6 +23,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SET=${1:-core}
+case "$SET" in
+  core | v1 | signin | mandates) ;;
+  -h | --help) sed -n '2,/^set -euo/p' "bench/$(basename "$0")" | sed '$d'; exit 0 ;;
+  *) echo "unknown set '$SET': core (the default), v1, signin or mandates; bench/run.sh --help" >&2; exit 64 ;;
+esac
 
 RUNS=${RUNS:-3}
 # Warm-ups cover tiered JIT compilation (still a third of the machine 15 s in): the figures are steady state.

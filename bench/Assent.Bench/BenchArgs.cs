@@ -36,6 +36,9 @@ internal sealed class BenchArgs(Dictionary<string, string?> values)
         return new BenchArgs(values);
     }
 
+    /// <summary>Every option given, by name without its dashes.</summary>
+    public IEnumerable<string> Names => values.Keys;
+
     public bool Flag(string name) => values.ContainsKey(name);
 
     public string? String(string name) => values.GetValueOrDefault(name);
