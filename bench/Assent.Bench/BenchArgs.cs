@@ -26,7 +26,7 @@ internal sealed class BenchArgs(Dictionary<string, string?> values)
             }
             else
             {
-                throw new ArgumentException($"unexpected argument '{arg}'");
+                throw new UsageException($"unexpected argument '{arg}'");
             }
         }
         if (pending is not null)
@@ -43,7 +43,7 @@ internal sealed class BenchArgs(Dictionary<string, string?> values)
 
     public string? String(string name) => values.GetValueOrDefault(name);
 
-    public string Required(string name) => String(name) ?? throw new ArgumentException($"--{name} is required");
+    public string Required(string name) => String(name) ?? throw new UsageException($"--{name} is required");
 
     public int Int(string name, int fallback, int min, int max)
     {
@@ -53,8 +53,11 @@ internal sealed class BenchArgs(Dictionary<string, string?> values)
         }
         if (!int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value < min || value > max)
         {
-            throw new ArgumentException($"--{name} must be a whole number from {min} to {max}");
+            throw new UsageException($"--{name} must be a whole number from {min} to {max}");
         }
         return value;
     }
 }
+
+/// <summary>The command line itself is wrong: the message, then the command's usage.</summary>
+internal sealed class UsageException(string message) : ArgumentException(message);

@@ -24,12 +24,12 @@ internal static class FlowsCommand
         var engine = args.String("engine") ?? "sqlite";
         if (engine is not ("sqlite" or "postgres"))
         {
-            throw new ArgumentException("--engine is sqlite or postgres");
+            throw new UsageException("--engine is sqlite or postgres");
         }
         var nodeCount = args.Int("nodes", 1, 1, 8);
         if (engine == "sqlite" && nodeCount != 1)
         {
-            throw new ArgumentException("SQLite is one node; use --engine postgres for --nodes > 1");
+            throw new UsageException("SQLite is one node; use --engine postgres for --nodes > 1");
         }
 
         var dataDirectory = Provisioning.NewDataDirectory();

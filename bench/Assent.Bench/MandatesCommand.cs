@@ -50,11 +50,11 @@ internal static class MandatesCommand
         var receiptSplit = args.Flag("handler-receipt-split");
         if (receiptSplit && (shared || handlerAgents < 2))
         {
-            throw new ArgumentException("--handler-receipt-split needs at least two --handler-agents and no --shared");
+            throw new UsageException("--handler-receipt-split needs at least two --handler-agents and no --shared");
         }
         if (engine is not ("sqlite" or "postgres") || (engine == "sqlite" && nodeCount != 1))
         {
-            throw new ArgumentException("--engine is sqlite (one node) or postgres");
+            throw new UsageException("--engine is sqlite (one node) or postgres");
         }
 
         var dataDirectory = Provisioning.NewDataDirectory();

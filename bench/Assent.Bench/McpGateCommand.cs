@@ -30,17 +30,17 @@ internal static class McpGateCommand
         var cli = args.String("cli") ?? Path.Combine(AppContext.BaseDirectory, "assent.dll");
         if (!File.Exists(cli))
         {
-            throw new ArgumentException($"--cli: no assent.dll at {cli}");
+            throw new UsageException($"--cli: no assent.dll at {cli}");
         }
         var before = args.String("before");
         if (before is not null && !File.Exists(before))
         {
-            throw new ArgumentException($"--before: no assent.dll at {before}");
+            throw new UsageException($"--before: no assent.dll at {before}");
         }
         // Runtime settings for this build's gate only (NAME=VALUE,...), e.g. --env DOTNET_TieredPGO=0 with --before the same
         // assent.dll: one setting measured against none, side by side.
         var gateEnvironment = (args.String("env") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(pair => pair.Split('=', 2) is [var name, var value] && name.Length > 0 ? (name, value) : throw new ArgumentException($"--env: '{pair}' is not NAME=VALUE"))
+            .Select(pair => pair.Split('=', 2) is [var name, var value] && name.Length > 0 ? (name, value) : throw new UsageException($"--env: '{pair}' is not NAME=VALUE"))
             .ToList();
         // Seconds to keep the gates running after the figures, to look at them (dotnet-counters, /proc/PID/smaps).
         var hold = args.Int("hold", 0, 0, 3600);

@@ -7,7 +7,9 @@ var command = args.Length > 0 ? args[0] : "";
 if (command is "help" or "-h" or "--help" || args.Skip(1).Any(a => a is "-h" or "--help"))
 {
     // Asked for: the usage on standard output, and success.
-    Console.WriteLine(Usage.For(args.Length > 1 && Usage.Lines.ContainsKey(command) ? command : null));
+    // `help`, `--help`, `help mandates`, `mandates --help`: one command's usage when one is named.
+    var named = command is "help" or "-h" or "--help" ? args.Skip(1).FirstOrDefault() : command;
+    Console.WriteLine(Usage.For(named is not null && Usage.Lines.ContainsKey(named) ? named : null));
     return 0;
 }
 if (!Usage.Lines.ContainsKey(command))
@@ -23,10 +25,10 @@ try
     // A mistyped option would otherwise fall back to its default silently, and the figures measure something else.
     if (options.Names.FirstOrDefault(n => !Usage.Options(command).Contains(n)) is { } unknown)
     {
-        throw new ArgumentException($"unknown option --{unknown} for {command}");
+        throw new UsageException($"unknown option --{unknown} for {command}");
     }
 }
-catch (ArgumentException e)
+catch (UsageException e)
 {
     Console.Error.WriteLine(e.Message);
     Console.Error.WriteLine(Usage.For(command));
@@ -60,9 +62,15 @@ try
         _ => throw new InvalidOperationException(command),
     };
 }
+catch (UsageException e)
+{
+    // An option's value the command refused as it started (out of range, a file that is not there, options that conflict).
+    Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(Usage.For(command));
+    return 64;
+}
 catch (ArgumentException e)
 {
     Console.Error.WriteLine(e.Message);
-    Console.Error.WriteLine(Usage.For(command));
     return 64;
 }

@@ -34,7 +34,7 @@ internal static class VaultCommand
         var only = args.String("only");
         if (only is not (null or "release" or "put" or "list"))
         {
-            throw new ArgumentException("--only is release, put or list");
+            throw new UsageException("--only is release, put or list");
         }
         bool Runs(string phase) => only is null || only == phase;
         var dataDirectory = Provisioning.NewDataDirectory();
