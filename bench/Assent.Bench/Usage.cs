@@ -22,7 +22,7 @@ internal static partial class Usage
             "a 2-of-3 quorum flow beside a single-approver flow, open loop"),
         ["waiters"] = ("[--count 10000] [--users 100] [--seconds 20] [--probe 10] [--probe-loops 4]",
             "many agents parked in Prefer: wait, and a probe's latency beside them"),
-        ["verify"] = ("[--tokens 20000] [--rounds 5]", "TokenVerifier beside raw Ed25519, one thread, in process"),
+        ["verify"] = ("[--tokens 20000] [--rounds 5]", "TokenVerifier beside the raw Ed25519 verifies a token needs (the issuer's and the device's), one thread, in process"),
         ["approve-latency"] = ("[--count 300]", "device decision -> ApproveAsync returned"),
         ["push-latency"] = ("[--count 300]", "new request -> its Web Push request at a loopback receiver"),
         ["challenges"] = ("[--clients 32] [--users 32] [--seconds 10] [--rounds 2] [--warmup 10]", "POST /v1/challenges beside bc-authorize"),
