@@ -105,6 +105,17 @@ public sealed class PushTests(BrowserHost host, ITestOutputHelper output)
                 registrations.AddRange(e!.Value.GetProperty("registrations").EnumerateArray().Select(r => r.Clone()));
             }
         };
+        // Each version of the worker as the browser reports it (status: installing ... activated): a push is only delivered
+        // to an activated one, and the states are printed when no notification shows.
+        var versions = new List<(string Registration, string Status, string Running)>();
+        cdp.Event("ServiceWorker.workerVersionUpdated").OnEvent += (_, e) =>
+        {
+            lock (versions)
+            {
+                versions.AddRange(e!.Value.GetProperty("versions").EnumerateArray().Select(v => (v.GetProperty("registrationId").GetString()!,
+                    v.GetProperty("status").GetString()!, v.GetProperty("runningStatus").GetString()!)));
+            }
+        };
         await cdp.SendAsync("ServiceWorker.enable");
         await phone.EnrollAsync(invite.Code);
         await page.EvaluateAsync("() => navigator.serviceWorker.ready");
@@ -122,6 +133,12 @@ public sealed class PushTests(BrowserHost host, ITestOutputHelper output)
             registrationId = registrations.First(r => r.GetProperty("scopeURL").GetString()!.EndsWith("/app", StringComparison.Ordinal))
                 .GetProperty("registrationId").GetString()!;
         }
+        // navigator.serviceWorker.ready resolves while the worker may still be activating; under load that can last.
+        for (var i = 0; i < 300 && !Activated(); i++)
+        {
+            await Task.Delay(100);
+        }
+        Assert.True(Activated(), $"the worker of registration {registrationId} was never activated: {Versions()}");
         // What the server's payload is (PushNotifier.Payload), delivered as the browser would after decrypting it.
         var payload = JsonSerializer.Serialize(new { id, title = "Approval request from Deploy bot", body = "Deploy release 7 to production", url = $"/app#/requests/{id}" });
         await cdp.SendAsync("ServiceWorker.deliverPushMessage", new Dictionary<string, object>
@@ -130,7 +147,7 @@ public sealed class PushTests(BrowserHost host, ITestOutputHelper output)
         });
 
         JsonElement shown = default;
-        for (var i = 0; i < 100; i++)
+        for (var i = 0; i < 300; i++)
         {
             shown = await page.EvaluateAsync<JsonElement>("""
                 async () => (await (await navigator.serviceWorker.ready).getNotifications())
@@ -143,11 +160,28 @@ public sealed class PushTests(BrowserHost host, ITestOutputHelper output)
             await Task.Delay(50);
         }
         output.WriteLine(shown.GetRawText());
-        var notification = Assert.Single(shown.EnumerateArray());
+        Assert.True(shown.GetArrayLength() == 1, $"one notification shown, not {shown.GetRawText()}; worker versions: {Versions()}");
+        var notification = shown.EnumerateArray().Single();
         Assert.Equal("Approval request from Deploy bot", notification.GetProperty("title").GetString());
         Assert.Equal("Deploy release 7 to production", notification.GetProperty("body").GetString());
         Assert.Equal(id, notification.GetProperty("tag").GetString());
         Assert.Equal($"/app#/requests/{id}", notification.GetProperty("url").GetString());
+
+        bool Activated()
+        {
+            lock (versions)
+            {
+                return versions.Any(v => v.Registration == registrationId && v.Status == "activated");
+            }
+        }
+
+        string Versions()
+        {
+            lock (versions)
+            {
+                return string.Join(", ", versions.Select(v => $"{v.Registration}:{v.Status}/{v.Running}"));
+            }
+        }
 
         // CDP cannot tap a notification: the service worker's own notificationclick handler is run on the notification it
         // showed, by an event dispatched inside the worker.
