@@ -86,7 +86,7 @@ internal static class VerifyCommand
 
     /// <summary>
     /// Raw verifies of what a token's check cannot do without: the issuer's signature over the token and the device's
-    /// over the approval payload in its evidence (docs/tokens.md §3), both prepared beforehand so only Ed25519 is timed.
+    /// over the approval payload in its evidence (docs/tokens.md §4.1), both prepared beforehand so only Ed25519 is timed.
     /// </summary>
     private static long RawTicks(string[] tokens, byte[] publicKey, byte[] devicePublicKey)
     {
@@ -161,7 +161,7 @@ internal static class VerifyCommand
     }
 
     /// <summary>
-    /// Discovery and JWKS of the bench issuer, and the approver's DID document (did:web, docs/concepts.md: the token's
+    /// Discovery and JWKS of the bench issuer, and the approver's DID document (did:web, docs/concepts.md §7.1: the token's
     /// evidence is checked against the device key it lists), in memory: no network in the timed loop or around it.
     /// </summary>
     private sealed class StaticJwks(Jwk key, Jwk device) : HttpMessageHandler
