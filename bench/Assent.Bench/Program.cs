@@ -4,11 +4,12 @@ using Assent.Bench;
 // are measured apart from the driver's). Loopback only; every loop is bounded in time and count.
 // The commands and their options: Usage.cs (`Assent.Bench --help`).
 var command = args.Length > 0 ? args[0] : "";
-if (command is "help" or "-h" or "--help" || args.Skip(1).Any(a => a is "-h" or "--help"))
+var helpCommand = command is "help" or "-h" or "--help";
+if (helpCommand || args.Skip(1).Any(a => a is "-h" or "--help"))
 {
     // Asked for: the usage on standard output, and success.
     // `help`, `--help`, `help mandates`, `mandates --help`: one command's usage when one is named.
-    var named = command is "help" or "-h" or "--help" ? args.Skip(1).FirstOrDefault() : command;
+    var named = helpCommand ? args.Skip(1).FirstOrDefault() : command;
     Console.WriteLine(Usage.For(named is not null && Usage.Lines.ContainsKey(named) ? named : null));
     return 0;
 }
@@ -16,22 +17,6 @@ if (!Usage.Lines.ContainsKey(command))
 {
     Console.Error.WriteLine(command.Length == 0 ? "a command is required" : $"unknown command '{command}'");
     Console.Error.WriteLine(Usage.For(null));
-    return 64;
-}
-BenchArgs options;
-try
-{
-    options = BenchArgs.Parse(args.Skip(1));
-    // A mistyped option would otherwise fall back to its default silently, and the figures measure something else.
-    if (options.Names.FirstOrDefault(n => !Usage.Options(command).Contains(n)) is { } unknown)
-    {
-        throw new UsageException($"unknown option --{unknown} for {command}");
-    }
-}
-catch (UsageException e)
-{
-    Console.Error.WriteLine(e.Message);
-    Console.Error.WriteLine(Usage.For(command));
     return 64;
 }
 using var cts = new CancellationTokenSource();
@@ -42,6 +27,13 @@ Console.CancelKeyPress += (_, e) =>
 };
 try
 {
+    var options = BenchArgs.Parse(args.Skip(1));
+    // A mistyped option would otherwise fall back to its default silently, and the figures measure something else.
+    var known = Usage.Options(command);
+    if (options.Names.FirstOrDefault(n => !known.Contains(n)) is { } unknown)
+    {
+        throw new UsageException($"unknown option --{unknown} for {command}");
+    }
     return command switch
     {
         "serve" => await ServeCommand.RunAsync(options, cts.Token),
@@ -64,7 +56,8 @@ try
 }
 catch (UsageException e)
 {
-    // An option's value the command refused as it started (out of range, a file that is not there, options that conflict).
+    // The command line, or an option's value the command refused as it started (out of range, a file that is not there,
+    // options that conflict).
     Console.Error.WriteLine(e.Message);
     Console.Error.WriteLine(Usage.For(command));
     return 64;
