@@ -321,6 +321,9 @@ internal static class MandatesCommand
 
         /// <summary>The machine's idle and stolen shares in the window (<see cref="Stats.Machine"/>).</summary>
         public string Machine { get; init; } = "machine n/a";
+
+        /// <summary>The measured window's bounds (<see cref="Stopwatch"/> ticks), for a caller that sorts the operations itself.</summary>
+        public (long From, long To) Window { get; init; }
     }
 
     /// <summary>
@@ -375,6 +378,7 @@ internal static class MandatesCommand
         {
             OwnTail = ServerTimes.Tail(ownOps),
             Machine = cpuUsed.Machine,
+            Window = (from, to),
         };
     }
 

@@ -19,7 +19,7 @@ internal static partial class Usage
             "[--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL]",
             "mandate-covered payments beside approved ones, request -> token with no human"),
         ["quorum"] = ("[--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--rounds 2] [--server-dll DLL]",
-            "a 2-of-3 quorum flow beside a single-approver flow, open loop"),
+            "a 2-of-3 quorum flow beside a single-approver flow, open loop: in rounds, then alternating in one window"),
         ["waiters"] = ("[--count 10000] [--users 100] [--seconds 20] [--probe 10] [--probe-loops 4]",
             "many agents parked in Prefer: wait, and a probe's latency beside them"),
         ["verify"] = ("[--tokens 20000] [--rounds 5]", "TokenVerifier beside the raw Ed25519 verifies a token needs (the issuer's and the device's), one thread, in process"),
