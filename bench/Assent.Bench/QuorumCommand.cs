@@ -100,13 +100,14 @@ internal static class QuorumCommand
                 }
                 return (at, Stats.Milliseconds(at - started));
             }
+            // Agent i's 50 USD payment needs its own user; its 150 USD payment, its quorum (AddPoliciesAsync).
+            Task<(long At, double Ms)?> SingleAsync(int i, int n) => FlowAsync(i, $"Single {i}.{n}", Payment("50.00"), 1);
+            Task<(long At, double Ms)?> QuorumAsync(int i, int n) => FlowAsync(i, $"Quorum {i}.{n}", Payment("150.00"), 2);
             MandatesCommand.Phase single = null!, quorum = null!;
             for (var round = 1; round <= rounds; round++)
             {
-                single = await MandatesCommand.PhaseAsync("single", [server], warmup, measure, users, rate, Cpu,
-                    (i, n) => FlowAsync(i, $"Single {i}.{n}", Payment("50.00"), 1), hard.Token);
-                quorum = await MandatesCommand.PhaseAsync("quorum", [server], warmup, measure, users, rate, Cpu,
-                    (i, n) => FlowAsync(i, $"Quorum {i}.{n}", Payment("150.00"), 2), hard.Token);
+                single = await MandatesCommand.PhaseAsync("single", [server], warmup, measure, users, rate, Cpu, SingleAsync, hard.Token);
+                quorum = await MandatesCommand.PhaseAsync("quorum", [server], warmup, measure, users, rate, Cpu, QuorumAsync, hard.Token);
                 Console.WriteLine($"  round {round} of {rounds}:");
                 Console.WriteLine($"    single approver  {Stats.F(single.Rate, 1)}/s, p50 {Stats.F(single.P50)} ms, p99 {Stats.F(single.P99)} ms, server CPU {Stats.F(single.CpuMsPerOp, 3)} ms/flow");
                 Console.WriteLine($"    2 of 3 at once   {Stats.F(quorum.Rate, 1)}/s, p50 {Stats.F(quorum.P50)} ms, p99 {Stats.F(quorum.P99)} ms, server CPU {Stats.F(quorum.CpuMsPerOp, 3)} ms/flow");
@@ -117,9 +118,7 @@ internal static class QuorumCommand
             var together = await MandatesCommand.PhaseAsync("mixed", [server], warmup, 2 * measure, users, rate, Cpu, async (i, n) =>
             {
                 var isQuorum = (i + n) % 2 == 1;
-                var one = isQuorum
-                    ? await FlowAsync(i, $"Quorum {i}.{n}", Payment("150.00"), 2)
-                    : await FlowAsync(i, $"Single {i}.{n}", Payment("50.00"), 1);
+                var one = await (isQuorum ? QuorumAsync(i, n) : SingleAsync(i, n));
                 if (one is { } o)
                 {
                     mixed.Add((isQuorum, o.At, o.Ms));

@@ -7,7 +7,9 @@ using Assent.Client.Verification;
 using Assent.Protocol;
 using Assent.Protocol.Approvals;
 using Assent.Protocol.Crypto;
+using Assent.Protocol.Did;
 using Assent.Protocol.Jose;
+using Assent.Server.Common;
 
 namespace Assent.Bench;
 
@@ -21,9 +23,8 @@ internal static class VerifyCommand
 {
     private const string Issuer = "https://bench.test";
     private const int Chunk = 250;
-    private const string Approver = "did:web:bench.test:users:usr_0123456789abcdef";
-    private const string Device = Approver + "#dev_0123456789";
-    private const string ApproverDocument = "/users/usr_0123456789abcdef/did.json";
+    private static readonly string Approver = DidWeb.ForUser(new Uri(Issuer), "usr_0123456789abcdef");
+    private static readonly string Device = Approver + "#dev_0123456789";
 
     public static async Task<int> RunAsync(BenchArgs args, CancellationToken ct)
     {
@@ -162,22 +163,29 @@ internal static class VerifyCommand
 
     /// <summary>
     /// Discovery and JWKS of the bench issuer, and the approver's DID document (did:web, docs/concepts.md §7.1: the token's
-    /// evidence is checked against the device key it lists), in memory: no network in the timed loop or around it.
+    /// evidence is checked against the device key it lists), in memory: no network in the timed loop or around it. The
+    /// documents are the server's own types, written the way the server writes them.
     /// </summary>
-    private sealed class StaticJwks(Jwk key, Jwk device) : HttpMessageHandler
+    private sealed class StaticJwks : HttpMessageHandler
     {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        private readonly Dictionary<string, string> _bodies;
+
+        public StaticJwks(Jwk key, Jwk device)
         {
-            var body = request.RequestUri!.AbsolutePath switch
+            DidWeb.TryGetDocumentUrl(Approver, out var document);
+            var method = new VerificationMethod(Device, "JsonWebKey2020", Approver, device);
+            _bodies = new Dictionary<string, string>(StringComparer.Ordinal)
             {
-                "/.well-known/openid-configuration" => $$"""{"issuer":"{{Issuer}}","jwks_uri":"{{Issuer}}/jwks"}""",
-                "/jwks" => $$"""{"keys":[{"kty":"OKP","crv":"Ed25519","x":"{{key.X}}","kid":"{{key.Kid}}","use":"sig"}]}""",
-                ApproverDocument => $$$"""{"id":"{{{Approver}}}","verificationMethod":[{"id":"{{{Device}}}","type":"JsonWebKey2020","controller":"{{{Approver}}}","publicKeyJwk":{"kty":"OKP","crv":"Ed25519","x":"{{{device.X}}}"}}]}""",
-                _ => null,
+                ["/.well-known/openid-configuration"] = $$"""{"issuer":"{{Issuer}}","jwks_uri":"{{Issuer}}/jwks"}""",
+                ["/jwks"] = JsonSerializer.Serialize(new JwkSet([key]), JwkJson.Default.JwkSet),
+                [document!.AbsolutePath] = JsonSerializer.Serialize(new DidDocument(["https://www.w3.org/ns/did/v1"], Approver, [method], [Device], [Device]),
+                    ServerJson.Default.DidDocument),
             };
-            return Task.FromResult(body is null
-                ? new HttpResponseMessage(HttpStatusCode.NotFound)
-                : new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "application/json") });
         }
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(_bodies.TryGetValue(request.RequestUri!.AbsolutePath, out var body)
+                ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, "application/json") }
+                : new HttpResponseMessage(HttpStatusCode.NotFound));
     }
 }
