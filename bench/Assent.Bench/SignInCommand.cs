@@ -16,10 +16,11 @@ namespace Assent.Bench;
 
 /// <summary>
 /// Passkey sign-in for other applications (docs/http-api.md §17) at saturation: <c>--clients</c> concurrent browsers, each
-/// a user with a passkey (a software P-256 key) who already consented to the web client, loop through
-/// <c>POST /webauthn/signin/options</c> → <c>POST /webauthn/signin</c> (the assertion signed by the driver) →
-/// <c>GET /oauth/authorize</c> (302 with the code) → <c>POST /oauth/token</c> (PKCE). A sign-in's server time is the sum
-/// of its four requests' latencies: the driver's signing is not in it. Beside it, in the same server and the same run,
+/// a user with a passkey (a software P-256 key) who already consented to the web client, loop through what a browser and the
+/// application send: <c>GET /oauth/authorize</c> (the sign-in page, with its first challenge) → <c>POST /webauthn/signin</c>
+/// (the assertion signed by the driver, with the authorization request it continues; answered with the client's redirect and
+/// the code, §17.2) → <c>POST /oauth/token</c> (PKCE). A sign-in's server time is the sum of its three requests' latencies:
+/// the driver's signing is not in it. Beside it, in the same server and the same run,
 /// the peer: a CIBA flow (bc-authorize, the device's signed approval over its stream, the held token request) from as
 /// many agents. The two alternate in rounds so drift on a shared machine falls on both.
 /// <para>
@@ -163,17 +164,17 @@ internal static class SignInCommand
             flows.Sort();
             var seconds = round.TotalSeconds * rounds;
             var (signInRate, flowRate) = (signIns.Count / seconds, flows.Count / seconds);
-            Console.WriteLine($"  sign-in (options, assertion, authorize, token) {Stats.F(signInRate, 0)}/s, server time p50 {Stats.F(Stats.Percentile(signIns, 0.5))} ms, " +
+            Console.WriteLine($"  sign-in (page, assertion, token) {Stats.F(signInRate, 0)}/s, server time p50 {Stats.F(Stats.Percentile(signIns, 0.5))} ms, " +
                               $"p99 {Stats.F(Stats.Percentile(signIns, 0.99))} ms, server CPU {Stats.F(cpu.SignIns.TotalMilliseconds / signIns.Count, 3)} ms each " +
                               $"(target >= 1000/s, p99 <= 10 ms), load average {LoadAverage()}");
-            var parts = new[] { "options", "assertion", "authorize", "token" }.Select((name, i) =>
+            var parts = StepNames.Select((name, i) =>
             {
                 var sorted = Steps[i].Order().ToList();
                 return $"{name} p50 {Stats.F(Stats.Percentile(sorted, 0.5))} ms";
             });
             Console.WriteLine($"    steps: {string.Join(", ", parts)}");
             List<double> own = [.. Own.Order()];
-            // What the server itself measured (Server-Timing, docs/deployment.md §12), summed over the four requests: the
+            // What the server itself measured (Server-Timing, docs/deployment.md §12), summed over the three requests: the
             // figures above also hold the driver's and the kernel's share of each request.
             Console.WriteLine($"    server's own time: p50 {Stats.F(ServerTimes.Percentile(own, 0.5))} ms, p99 {Stats.F(ServerTimes.Percentile(own, 0.99))} ms");
             Console.WriteLine($"  CIBA flow (ask, device approves, token)        {Stats.F(flowRate, 0)}/s, p50 {Stats.F(Stats.Percentile(flows, 0.5))} ms, " +
@@ -187,10 +188,10 @@ internal static class SignInCommand
                 // The driver's own lateness (due → first request sent): when it is high, the driver was starved (it shares the cores), not the server slow.
                 Console.WriteLine($"    driver started them late by p50 {Stats.F(Stats.Percentile(open.Late, 0.5))} / p99 {Stats.F(Stats.Percentile(open.Late, 0.99))} ms; " +
                                   $"load average {LoadAverage()}, {open.Machine}");
-                var parts2 = new[] { "options", "assertion", "authorize", "token" }.Select((name, i) =>
+                var parts2 = StepNames.Select((name, i) =>
                     $"{name} p50 {Stats.F(Stats.Percentile(open.Steps[i], 0.5))} / p99 {Stats.F(Stats.Percentile(open.Steps[i], 0.99))} ms");
                 Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
-                Console.WriteLine($"    server's own time (Server-Timing, the four requests, not the wait before the first): p50 {Stats.F(ServerTimes.Percentile(open.Own, 0.5))} ms, " +
+                Console.WriteLine($"    server's own time (Server-Timing, the three requests, not the wait before the first): p50 {Stats.F(ServerTimes.Percentile(open.Own, 0.5))} ms, " +
                                   $"p99 {Stats.F(ServerTimes.Percentile(open.Own, 0.99))} ms; {open.OwnTail}");
             }
             Stats.Result("signin",
@@ -271,8 +272,18 @@ internal static class SignInCommand
         return (client.ClientId, passkeys);
     }
 
-    /// <summary>Each step's latencies (ms) in the measured rounds: options, assertion, authorize, token.</summary>
-    private static readonly ConcurrentBag<double>[] Steps = [new(), new(), new(), new()];
+    /// <summary>The steps of a sign-in, as a browser and the application take them.</summary>
+    private static readonly string[] StepNames = ["page", "assertion", "token"];
+
+    /// <summary>Each step's latencies (ms) in the measured rounds (<see cref="StepNames"/>).</summary>
+    private static readonly ConcurrentBag<double>[] Steps = [new(), new(), new()];
+
+    /// <summary>An attribute <c>data-NAME</c> of the sign-in page, HTML-decoded; null when absent.</summary>
+    private static string? Attribute(string html, string name)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(html, $"data-{name}=\"([^\"]*)\"");
+        return match.Success ? WebUtility.HtmlDecode(match.Groups[1].Value) : null;
+    }
 
     /// <summary>Each sign-in's server time as the server measured it (<see cref="ServerTimes"/>) in the measured rounds.</summary>
     private static readonly ConcurrentBag<double> Own = [];
@@ -285,7 +296,7 @@ internal static class SignInCommand
     /// <summary>
     /// Sign-ins due every 1/<paramref name="rate"/> s for <paramref name="length"/>, each started at its time whatever the
     /// earlier ones do (open loop), the users taken in turn. A sign-in's server time counts from its scheduled start: the
-    /// wait before its first request (the driver behind schedule, or connections busy) and its four requests' latencies;
+    /// wait before its first request (the driver behind schedule, or connections busy) and its three requests' latencies;
     /// only the driver's own work between requests is left out, as in the closed loop.
     /// </summary>
     private static async Task<PacedRun> PacedAsync(HttpClient http, Uri issuer, string clientId, IReadOnlyList<Passkey> passkeys, int rate, TimeSpan length,
@@ -293,7 +304,7 @@ internal static class SignInCommand
     {
         var count = (int)(rate * length.TotalSeconds);
         var runs = new Task<(double Ms, double Late, double Own, long At, string? Problem)>[count];
-        ConcurrentBag<double>[] steps = [new(), new(), new(), new()];
+        ConcurrentBag<double>[] steps = [.. StepNames.Select(_ => new ConcurrentBag<double>())];
         var (cpuBefore, machineBefore) = (server.CpuTime(), Stats.MachineTicks());
         var start = Stopwatch.GetTimestamp();
         await Pacer.RunAsync(start, rate, long.MaxValue, count, (k, due) =>
@@ -327,7 +338,7 @@ internal static class SignInCommand
     }
 
     /// <summary>
-    /// One sign-in; the server time (ms, the four requests' latencies), when its first request went and the server's own time
+    /// One sign-in; the server time (ms, the three requests' latencies), when its first request went and the server's own time
     /// (<see cref="ServerTimes"/>), or what went wrong.
     /// </summary>
     private static async Task<(double Ms, long Started, double Own, string? Problem)> SignInOnceAsync(HttpClient http, Uri issuer, string clientId, Passkey passkey,
@@ -336,7 +347,7 @@ internal static class SignInCommand
         var tally = ServerTimes.Begin();
         double total = 0;
         var step = 0;
-        var times = new double[4];
+        var times = new double[Steps.Length];
         long started = 0;
         async Task<HttpResponseMessage> TimedAsync(HttpRequestMessage request)
         {
@@ -352,17 +363,19 @@ internal static class SignInCommand
             return response;
         }
 
-        using var options = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin/options")
+        // The application sends the browser to the authorization endpoint; with no session, the sign-in page answers, its first
+        // passkey request's options (the challenge) and the authorization request to continue within it (docs/http-api.md §17.2).
+        var verifier = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        var codeChallenge = Base64Url.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
+        using var page = await TimedAsync(new HttpRequestMessage(HttpMethod.Get,
+            $"/oauth/authorize?response_type=code&client_id={clientId}&redirect_uri={Uri.EscapeDataString(RedirectUri)}&scope=openid&state=s&nonce=n" +
+            $"&code_challenge={codeChallenge}&code_challenge_method=S256"));
+        var html = await page.Content.ReadAsStringAsync(ct);
+        if (page.StatusCode != HttpStatusCode.OK || Attribute(html, "challenge") is not { } challenge || Attribute(html, "rp-id") is not { } rpId ||
+            Attribute(html, "continue") is not { } continuation)
         {
-            Content = new StringContent("{}", Encoding.UTF8, "application/json"),
-        });
-        if (options.StatusCode != HttpStatusCode.OK)
-        {
-            return (0, started, 0, $"options answered {(int)options.StatusCode}");
+            return (0, started, 0, $"authorize answered {(int)page.StatusCode} without the sign-in page's options");
         }
-        using var optionsBody = JsonDocument.Parse(await options.Content.ReadAsStringAsync(ct));
-        var challenge = optionsBody.RootElement.GetProperty("challenge").GetString()!;
-        var rpId = optionsBody.RootElement.GetProperty("rpId").GetString()!;
 
         // The prepared assertion: what the authenticator signs (WebAuthn L3 §6.1, §7.2), user present and verified, counter 0.
         byte[] authData = [.. SHA256.HashData(Encoding.UTF8.GetBytes(rpId)), 0x05, 0, 0, 0, 0];
@@ -372,27 +385,21 @@ internal static class SignInCommand
         var assertion = JsonSerializer.Serialize(new Dictionary<string, string>
         {
             ["credential_id"] = Base64Url.Encode(passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
-            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature),
+            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature), ["continue"] = continuation,
         });
+        // The sign-in opens the session and, the user having consented before, answers the client's redirect with the code.
         using var signedIn = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin") { Content = new StringContent(assertion, Encoding.UTF8, "application/json") });
+        var answer = await signedIn.Content.ReadAsStringAsync(ct);
         if (signedIn.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, 0, $"signin answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
+            return (0, started, 0, $"signin answered {(int)signedIn.StatusCode}: {answer}");
         }
-        var cookie = string.Join("; ", signedIn.Headers.GetValues("Set-Cookie").Select(c => c[..c.IndexOf(';', StringComparison.Ordinal)]));
-
-        var verifier = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
-        var codeChallenge = Base64Url.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-        var authorize = new HttpRequestMessage(HttpMethod.Get,
-            $"/oauth/authorize?response_type=code&client_id={clientId}&redirect_uri={Uri.EscapeDataString(RedirectUri)}&scope=openid&state=s&nonce=n" +
-            $"&code_challenge={codeChallenge}&code_challenge_method=S256");
-        authorize.Headers.Add("Cookie", cookie);
-        using var redirected = await TimedAsync(authorize);
-        var location = redirected.Headers.Location?.ToString() ?? "";
+        using var signedInBody = JsonDocument.Parse(answer);
+        var location = signedInBody.RootElement.TryGetProperty("redirect_to", out var to) ? to.GetString() ?? "" : "";
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
-        if (redirected.StatusCode != HttpStatusCode.Redirect || codeAt < 0)
+        if (!location.StartsWith(RedirectUri + "?", StringComparison.Ordinal) || codeAt < 0)
         {
-            return (0, started, 0, $"authorize answered {(int)redirected.StatusCode} to {location}");
+            return (0, started, 0, $"signin answered no redirect with a code: {answer}");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
 

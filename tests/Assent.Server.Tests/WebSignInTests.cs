@@ -144,7 +144,7 @@ public sealed class WebSignInTests(WebSignInServer fixture) : IClassFixture<WebS
         var issuer = Server.Service<TokenIssuer>();
         var hints = Server.Service<IdTokenHints>();
         var now = Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        var code = new AuthorizationCodeRecord([1], "web_test", "usr_test", "dev_test", "https://rp.example/cb", "openid", null, "n", now, AuthorizeEndpoints.PasskeyAmr,
+        var code = new AuthorizationCodeRecord([1], "web_test", "usr_test", "dev_test", "https://rp.example/cb", "openid", null, "n", now, AuthorizationCodes.PasskeyAmr,
             now, now + 60_000);
         var tokens = await issuer.ForAuthorizationCodeAsync(code, "jti1", alg, default);
         var hinted = hints.Validate(tokens.IdToken!);

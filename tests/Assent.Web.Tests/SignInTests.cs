@@ -144,6 +144,25 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         Assert.Contains("code=", second);
         var secondTokens = await NodeAsync("finish", client, alg, second, again);
         Assert.Equal(did, secondTokens.GetProperty("verified").GetProperty("sub").GetString());
+
+        // prompt=login: the passkey again. The page came with its first challenge, and the sign-in answered the client's
+        // redirect with the code itself: from the sign-in the browser went straight back to the application (§17.2).
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        phone.Page.Request += (_, r) =>
+        {
+            if (r.Url.StartsWith(Issuer + "/", StringComparison.Ordinal) && new Uri(r.Url).AbsolutePath is var path && (path.StartsWith("/oauth/", StringComparison.Ordinal) ||
+                    path.StartsWith("/webauthn/", StringComparison.Ordinal)))
+            {
+                seen.Enqueue(r.Method + " " + path);
+            }
+        };
+        var third = await NodeAsync("start", client, alg);
+        callback = await CaptureCallbackAsync(phone);
+        await phone.Page.GotoAsync(third.GetProperty("url").GetString()! + "&prompt=login");
+        var thirdReturned = await callback.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var thirdTokens = await NodeAsync("finish", client, alg, thirdReturned, third);
+        Assert.Equal(did, thirdTokens.GetProperty("verified").GetProperty("sub").GetString());
+        Assert.Equal(["GET /oauth/authorize", "POST /webauthn/signin"], seen);
     }
 
     [Fact]
@@ -402,7 +421,7 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
 
         // An unused code expires after a minute.
         var late = await CodeAsync(phone, client, verifier, signIn: false);
-        Server.Clock.Advance(AuthorizeEndpoints.CodeLifetime + TimeSpan.FromSeconds(1));
+        Server.Clock.Advance(AuthorizationCodes.CodeLifetime + TimeSpan.FromSeconds(1));
         try
         {
             Assert.Equal("invalid_grant", await TokenErrorAsync(client.ClientId, late, verifier, RedirectUri));
@@ -410,7 +429,7 @@ public sealed class SignInTests(BrowserHost host, SignInServer fixture) : IClass
         finally
         {
             // Back to real time: the relying parties of the other cases check iat and exp on it.
-            Server.Clock.Advance(-(AuthorizeEndpoints.CodeLifetime + TimeSpan.FromSeconds(1)));
+            Server.Clock.Advance(-(AuthorizationCodes.CodeLifetime + TimeSpan.FromSeconds(1)));
         }
     }
 

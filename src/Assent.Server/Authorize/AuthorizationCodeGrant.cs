@@ -141,7 +141,7 @@ internal sealed class AuthorizationCodeGrant(IWebClientStore clients, ISessionSt
         }
         var scope = string.Join(' ', requested);
         var signIn = new AuthorizationCodeRecord([], client.Id, consumed.UserId, consumed.DeviceId, "", scope, null, null,
-            consumed.AuthTime ?? consumed.CreatedAt, consumed.Amr ?? AuthorizeEndpoints.PasskeyAmr, now, now);
+            consumed.AuthTime ?? consumed.CreatedAt, consumed.Amr ?? AuthorizationCodes.PasskeyAmr, now, now);
         var tokens = await issuer.ForAuthorizationCodeAsync(signIn, Base64Url.Encode(RandomNumberGenerator.GetBytes(16)), client.IdTokenAlg, ct);
         return TypedResults.Ok(new TokenResponse(tokens.AccessToken, TokenTypes.Bearer, tokens.ExpiresIn, scope, tokens.IdToken, RefreshToken: next));
     }

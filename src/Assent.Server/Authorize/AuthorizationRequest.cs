@@ -20,11 +20,17 @@ internal sealed record AuthorizationRequest(
     IReadOnlyList<KeyValuePair<string, string>> Parameters,
     bool FormPost = false)
 {
-    /// <summary>The request's own parameters, to carry through the sign-in and consent pages unchanged.</summary>
-    public IEnumerable<KeyValuePair<string, string>> Carried(bool withoutLoginPrompt) => Parameters.Select(p =>
-        withoutLoginPrompt && p.Key == AuthorizeParameters.Prompt
-            ? new KeyValuePair<string, string>(p.Key, string.Join(' ', Prompt.Where(v => v != Prompts.Login)))
-            : p).Where(p => p.Value.Length > 0);
+    /// <summary>
+    /// The request's own parameters, to carry through the sign-in page: less what the sign-in itself answers, so that the
+    /// request it continues does not ask for it again (and again): <c>prompt=login</c> and <c>select_account</c>, and
+    /// <c>max_age</c> (a sign-in of a moment ago is younger than any; <c>max_age=0</c> would otherwise never be met).
+    /// </summary>
+    public IEnumerable<KeyValuePair<string, string>> AfterSignIn() => Parameters
+        .Where(p => p.Key != AuthorizeParameters.MaxAge)
+        .Select(p => p.Key == AuthorizeParameters.Prompt
+            ? new KeyValuePair<string, string>(p.Key, string.Join(' ', Prompt.Where(v => v is not (Prompts.Login or Prompts.SelectAccount))))
+            : p)
+        .Where(p => p.Value.Length > 0);
 }
 
 /// <summary>
@@ -61,6 +67,15 @@ internal static partial class AuthorizationRequests
         {
             source = request.Query;
         }
+        return FromPairs(source);
+    }
+
+    /// <summary>
+    /// The parameters of a query or form already split (<see cref="ReadAsync"/>, or the authorization request a passkey
+    /// sign-in continues, docs/http-api.md §12.3); null with an error when one repeats or is too long.
+    /// </summary>
+    public static (IReadOnlyList<KeyValuePair<string, string>>? Parameters, string? Error) FromPairs(IEnumerable<KeyValuePair<string, StringValues>> source)
+    {
         var list = new List<KeyValuePair<string, string>>();
         foreach (var (key, values) in source)
         {

@@ -6,6 +6,7 @@ using Assent.Protocol.OAuth;
 using Assent.Server.Authentication;
 using Assent.Server.Common;
 using Assent.Server.Identity;
+using Assent.Server.Passkeys;
 using Assent.Server.Storage;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -19,12 +20,6 @@ namespace Assent.Server.Authorize;
 /// </summary>
 internal static class AuthorizeEndpoints
 {
-    /// <summary>RFC 6749 §4.1.2 recommends at most 10 minutes; a code is redeemed within a second, so one minute is plenty.</summary>
-    public static readonly TimeSpan CodeLifetime = TimeSpan.FromSeconds(60);
-
-    /// <summary>RFC 8176 for a passkey sign-in, user verification required: hardware key, user (biometric or PIN), multi-factor (docs/tokens.md §11).</summary>
-    public const string PasskeyAmr = $"{AuthenticationMethods.HardwareKey} {AuthenticationMethods.User} {AuthenticationMethods.MultiFactor}";
-
     public static IEndpointRouteBuilder MapAuthorize(this IEndpointRouteBuilder app)
     {
         // An outsider's door: a page per request, so each address gets the creation limit (docs/deployment.md §10).
@@ -43,7 +38,7 @@ internal static class AuthorizeEndpoints
     }
 
     internal static async Task<IResult> AuthorizeAsync(HttpContext http, IWebClientStore clients, WebSessions sessions, IdentityDirectory directory,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        AuthorizationCodes codes, SignInChallenges challenges, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         var (parameters, readError) = await AuthorizationRequests.ReadAsync(http.Request, ct);
         if (parameters is null)
@@ -58,21 +53,22 @@ internal static class AuthorizeEndpoints
         var session = await sessions.FindForSignInAsync(http.Request, ct);
         var user = session is null ? null : await directory.FindUserAsync(session.UserId, ct);
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        if (session is null || user is null || NeedsSignIn(request, session, user, options, now))
+        if (session is null || user is null || codes.NeedsSignIn(request, session, user, now))
         {
             if (request.Prompt.Contains(Prompts.None))
             {
                 // OpenID Connect Core §3.1.2.6: no page may be shown, and the user must sign in.
                 return Redirect(http.Request, request, options, AuthorizeErrors.LoginRequired, "the user is not signed in (or must sign in again)");
             }
-            var continueUrl = AuthorizationRequests.Respond(AuthorizePaths.Authorize, request.Carried(withoutLoginPrompt: true).Select(p => new KeyValuePair<string, string?>(p.Key, p.Value)));
-            return AuthorizePages.SignIn(http.Response, request.Client.Name, continueUrl, request.LoginHint, "'self'");
+            var continueUrl = AuthorizationRequests.Respond(AuthorizePaths.Authorize, request.AfterSignIn().Select(p => new KeyValuePair<string, string?>(p.Key, p.Value)));
+            // The page's first passkey request needs no round trip for its options: they come with it (stateless, nothing written).
+            return AuthorizePages.SignIn(http.Response, request.Client.Name, continueUrl, request.LoginHint, challenges.IssueOptions(), "'self'");
         }
-        return await ConsentOrCodeAsync(http, request, session, user, clients, options, time, decided: false, ct);
+        return await ConsentOrCodeAsync(http, request, session, user, codes, options, decided: false, ct);
     }
 
     internal static async Task<IResult> ConsentAsync(HttpContext http, IWebClientStore clients, WebSessions sessions, IdentityDirectory directory,
-        AssentOptions options, TimeProvider time, CancellationToken ct)
+        AuthorizationCodes codes, AssentOptions options, TimeProvider time, CancellationToken ct)
     {
         if (!sessions.FromOwnOrigin(http.Request))
         {
@@ -103,54 +99,23 @@ internal static class AuthorizeEndpoints
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         await clients.GrantConsentAsync(user.Id, request.Client.Id, request.Scope, now,
             new AuditEvent(AuditTypes.WebConsentGranted, user.Id, session.DeviceId, request.Client.Id, new Dictionary<string, string> { ["scope"] = request.Scope }), ct);
-        return await ConsentOrCodeAsync(http, request, session, user, clients, options, time, decided: true, ct);
+        return await ConsentOrCodeAsync(http, request, session, user, codes, options, decided: true, ct);
     }
 
     private static async Task<IResult> ConsentOrCodeAsync(HttpContext http, AuthorizationRequest request, WebSessionRecord session, UserRecord user,
-        IWebClientStore clients, AssentOptions options, TimeProvider time, bool decided, CancellationToken ct)
+        AuthorizationCodes codes, AssentOptions options, bool decided, CancellationToken ct)
     {
-        if (!decided)
+        if (!decided && await codes.NeedsConsentAsync(request, user, ct))
         {
-            var consented = await clients.ConsentedScopesAsync(user.Id, request.Client.Id, ct);
-            var granted = consented?.Split(' ') ?? [];
-            // Asked once per user and client; again when the client asks for more, or says prompt=consent.
-            if (request.Prompt.Contains(Prompts.Consent) || request.Scope.Split(' ').Any(s => !granted.Contains(s)))
+            if (request.Prompt.Contains(Prompts.None))
             {
-                if (request.Prompt.Contains(Prompts.None))
-                {
-                    return Redirect(http.Request, request, options, AuthorizeErrors.ConsentRequired, "the user has not consented to this client's scopes");
-                }
-                var carried = request.Parameters.Where(p => p.Key is not (AuthorizeParameters.Csrf or AuthorizeParameters.Decision));
-                return AuthorizePages.Consent(http.Response, request.Client.Name, user.Handle, request.Scope.Split(' '), carried,
-                    Csrf(session, "consent", request.Client.Id, request.RedirectUri, request.Scope), "'self' " + Origin(request.RedirectUri));
+                return Redirect(http.Request, request, options, AuthorizeErrors.ConsentRequired, "the user has not consented to this client's scopes");
             }
+            var carried = request.Parameters.Where(p => p.Key is not (AuthorizeParameters.Csrf or AuthorizeParameters.Decision));
+            return AuthorizePages.Consent(http.Response, request.Client.Name, user.Handle, request.Scope.Split(' '), carried,
+                Csrf(session, "consent", request.Client.Id, request.RedirectUri, request.Scope), "'self' " + Origin(request.RedirectUri));
         }
-        var code = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var expires = now + (long)CodeLifetime.TotalMilliseconds;
-        await clients.CreateCodeAsync(new AuthorizationCodeRecord(Ids.Hash(code), request.Client.Id, user.Id, session.DeviceId, request.RedirectUri, request.Scope,
-                request.CodeChallenge, request.Nonce, session.CreatedAt, PasskeyAmr, now, expires),
-            // Kept past its expiry while a token it issued may live, so a replay still revokes that token.
-            expires + (long)options.AccessTokenLifetime.TotalMilliseconds, ct);
-        return RedirectTo(request.RedirectUri, [
-            new(AuthorizeParameters.Code, code),
-            new(AuthorizeParameters.State, request.State),
-            new(AuthorizeParameters.Issuer, options.IssuerString),
-        ], http.Request, request.FormPost);
-    }
-
-    /// <summary>OpenID Connect Core §3.1.2.1: a sign-in is needed for prompt=login, when max_age has passed, or when login_hint names someone else.</summary>
-    private static bool NeedsSignIn(AuthorizationRequest request, WebSessionRecord session, UserRecord user, AssentOptions options, long now)
-    {
-        if (request.Prompt.Contains(Prompts.Login) || request.Prompt.Contains(Prompts.SelectAccount))
-        {
-            return true;
-        }
-        if (request.MaxAge is { } maxAge && now - session.CreatedAt > maxAge * 1000)
-        {
-            return true;
-        }
-        return request.LoginHint is { } hint && hint != user.Handle && hint != DidWeb.ForUser(options.IssuerUri, user.Id);
+        return RedirectTo(request.RedirectUri, await codes.IssueAsync(request, session, user, ct), http.Request, request.FormPost);
     }
 
     internal static async Task<IResult> EndSessionAsync(HttpContext http, IWebClientStore clients, WebSessions sessions, IdTokenHints hints,

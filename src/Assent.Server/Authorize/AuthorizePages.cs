@@ -25,15 +25,18 @@ internal static class AuthorizePages
     /// The passkey sign-in: conditional mediation (WebAuthn L3 §5.1.4.1, autofill on an input with
     /// <c>autocomplete="username webauthn"</c>) started at once, and a button for the modal prompt. Each
     /// navigator.credentials call gets an AbortSignal: the button aborts the pending conditional request first.
-    /// After the sign-in the page goes on to <paramref name="continueUrl"/>, the same authorization request.
+    /// The first request's options come with the page (<paramref name="first"/>: a stateless challenge, nothing written), a
+    /// later one fetches its own. The assertion is posted with <paramref name="continueUrl"/>, the same authorization
+    /// request: the sign-in answers the client's redirect with the code when nothing more is needed (docs/http-api.md
+    /// §17.2), and the page goes there, or else on to <paramref name="continueUrl"/>.
     /// </summary>
-    public static IResult SignIn(HttpResponse response, string clientName, string continueUrl, string? loginHint, string formAction)
+    public static IResult SignIn(HttpResponse response, string clientName, string continueUrl, string? loginHint, Identity.RequestOptions first, string formAction)
     {
         var nonce = Nonce();
         var body = $$"""
             <h1>Sign in to {{E(clientName)}}</h1>
             <p class="muted">with your Assent passkey</p>
-            <form id="signin" data-continue="{{E(continueUrl)}}">
+            <form id="signin" data-continue="{{E(continueUrl)}}" data-challenge="{{E(first.Challenge)}}" data-rp-id="{{E(first.RpId)}}" data-timeout="{{first.Timeout}}">
               <input id="username" name="username" autocomplete="username webauthn" placeholder="Your passkey" value="{{E(loginHint ?? "")}}" aria-label="Your passkey">
               <button type="submit" id="passkey">Sign in with a passkey</button>
             </form>
@@ -47,10 +50,15 @@ internal static class AuthorizePages
               const form = document.getElementById('signin');
               const error = document.getElementById('error');
               let pending = null;
+              let first = { challenge: form.dataset.challenge, rpId: form.dataset.rpId, timeout: Number(form.dataset.timeout) };
               async function options() {
-                const r = await fetch('{{EndpointPaths.WebAuthn}}/signin/options', { method: 'POST', credentials: 'same-origin' });
-                if (!r.ok) throw new Error('could not start the sign-in (' + r.status + ')');
-                const o = await r.json();
+                let o = first;
+                first = null;
+                if (!o) {
+                  const r = await fetch('{{EndpointPaths.WebAuthn}}/signin/options', { method: 'POST', credentials: 'same-origin' });
+                  if (!r.ok) throw new Error('could not start the sign-in (' + r.status + ')');
+                  o = await r.json();
+                }
                 return { challenge: b64d(o.challenge), rpId: o.rpId, timeout: o.timeout, userVerification: 'required', allowCredentials: [] };
               }
               async function signIn(mediation) {
@@ -65,12 +73,10 @@ internal static class AuthorizePages
                 const r = cred.response;
                 const answer = await fetch('{{EndpointPaths.WebAuthn}}/signin', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json' },
                   body: JSON.stringify({ credential_id: b64e(cred.rawId), authenticator_data: b64e(r.authenticatorData),
-                    client_data_json: b64e(r.clientDataJSON), signature: b64e(r.signature) }) });
-                if (!answer.ok) {
-                  const p = await answer.json().catch(() => ({}));
-                  throw new Error(p.detail || p.title || 'the passkey was not accepted');
-                }
-                location.assign(form.dataset.continue);
+                    client_data_json: b64e(r.clientDataJSON), signature: b64e(r.signature), continue: form.dataset.continue }) });
+                const p = await answer.json().catch(() => ({}));
+                if (!answer.ok) throw new Error(p.detail || p.title || 'the passkey was not accepted');
+                location.assign(p.redirect_to || form.dataset.continue);
               }
               const report = (e) => { if (e && e.name !== 'AbortError') error.textContent = e.message || String(e); };
               form.addEventListener('submit', (ev) => { ev.preventDefault(); error.textContent = ''; signIn(null).catch(report); });

@@ -143,6 +143,7 @@ public static class AssentServer
         services.AddSingleton<EventBodies>();
         services.AddHostedService<DeliveryWorker>();
         services.AddSingleton<AuthorizationCodeGrant>();
+        services.AddSingleton<AuthorizationCodes>();
         services.AddPayments(store);
         services.AddSingleton<IdTokenHints>();
         services.AddHostedService<Sweeper>();

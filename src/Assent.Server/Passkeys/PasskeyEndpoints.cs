@@ -6,6 +6,7 @@ using Assent.Protocol.Jose;
 using Assent.Protocol.WebAuthn;
 using Assent.Server.Approvals;
 using Assent.Server.Authentication;
+using Assent.Server.Authorize;
 using Assent.Server.Common;
 using Assent.Server.Identity;
 using Assent.Server.Storage;
@@ -174,17 +175,15 @@ internal static class PasskeyEndpoints
             new RegistrationResponse(deviceId, user.Id, DidWeb.ForUser(options.IssuerUri, user.Id), user.Handle));
     }
 
-    internal static IResult SignInOptions(SignInChallenges challenges, AssentOptions options)
+    internal static IResult SignInOptions(SignInChallenges challenges)
     {
         // Stateless: nothing is written here; the challenge carries its own expiry and MAC, and is spent when used (SignInChallenges).
-        var challenge = challenges.Issue();
-        // Empty allowCredentials: a discoverable credential names its user (WebAuthn L3 §5.4.3, usernameless sign-in).
-        return TypedResults.Json(new RequestOptions(Base64Url.Encode(challenge), (long)PasskeyCeremonies.CeremonyTimeout.TotalMilliseconds, options.RpId, [], "required"),
-            WebAuthnOptionsJson.Default.RequestOptions);
+        return TypedResults.Json(challenges.IssueOptions(), WebAuthnOptionsJson.Default.RequestOptions);
     }
 
     internal static async Task<IResult> SignInAsync(HttpContext http, IDeviceStore devices, ISessionStore store, IdentityDirectory directory, WebSessions sessions,
-        SignInChallenges challenges, ApprovalService approvals, PasskeyCeremonies passkeys, AssentOptions options, TimeProvider time, CancellationToken ct)
+        SignInChallenges challenges, ApprovalService approvals, PasskeyCeremonies passkeys, AuthorizationCodes codes, AssentOptions options, TimeProvider time,
+        CancellationToken ct)
     {
         var read = await RequestBodies.ReadJsonAsync(http.Request, PasskeyJson.Default.AssertionRequest, ct);
         if (read.Error is not null)
@@ -259,7 +258,9 @@ internal static class PasskeyEndpoints
                 await approvals.AuditSignCountRegressionAsync(device, null, $"signature counter {verified.Value.SignCount} did not advance", ct);
                 return Problem.Unauthorized($"the passkey assertion was refused: {WebAuthnFailures.SignCountRegression}");
         }
-        return TypedResults.Json(await SessionViewAsync(devices, options, user, session!, ct), PasskeyJson.Default.SessionView);
+        // From the sign-in page of an authorization request that needs nothing more: its code now, not after another round trip.
+        var redirectTo = await codes.AfterSignInAsync(read.Value!.Continue, session!, user, ct);
+        return TypedResults.Json(await SessionViewAsync(devices, options, user, session!, ct) with { RedirectTo = redirectTo }, PasskeyJson.Default.SessionView);
     }
 
     internal static async Task<IResult> SignOutAsync(HttpRequest request, HttpResponse response, WebSessions sessions, CancellationToken ct)

@@ -1,7 +1,9 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
+using Assent.Protocol;
 using Assent.Server.Common;
+using Assent.Server.Identity;
 using Assent.Server.Keys;
 
 namespace Assent.Server.Passkeys;
@@ -19,6 +21,9 @@ internal sealed class SignInChallenges(MasterKey master, AssentOptions options, 
     private const int ExpiryBytes = 8;
     private const int MacBytes = 32;
 
+    /// <summary>WebAuthn L3 §5.8.6, UserVerificationRequirement: a sign-in counts as multi-factor only with user verification.</summary>
+    private const string UserVerificationRequired = "required";
+
     /// <summary>WebAuthn L3 §13.4.3 asks for at least 16 random bytes; ours are that plus the expiry and the MAC: 56, under the 64 the assertion endpoint reads.</summary>
     public const int Length = NonceBytes + ExpiryBytes + MacBytes;
 
@@ -35,6 +40,13 @@ internal sealed class SignInChallenges(MasterKey master, AssentOptions options, 
         Mac(challenge.AsSpan(0, NonceBytes + ExpiryBytes), challenge.AsSpan(NonceBytes + ExpiryBytes));
         return challenge;
     }
+
+    /// <summary>
+    /// The options of <c>navigator.credentials.get</c> for a sign-in, around a new challenge: empty allowCredentials (a
+    /// discoverable credential names its user, WebAuthn L3 §5.4.3, usernameless sign-in), user verification required.
+    /// </summary>
+    public RequestOptions IssueOptions() =>
+        new(Base64Url.Encode(Issue()), (long)PasskeyCeremonies.CeremonyTimeout.TotalMilliseconds, options.RpId, [], UserVerificationRequired);
 
     /// <summary>
     /// The expiry (Unix ms) of a challenge this deployment issued for sign-in at this RP and that has not expired; null
