@@ -10,7 +10,7 @@
 #     drain       50000 deliveries queued while the receiver is down; time from its return until all are read, and
 #                 a probe's create/decide latency during the drain vs idle
 #   e.g. RUNS=1 DRAIN_ARGS="--deliveries 20000" bench/run.sh v1
-#   bench/run.sh signin — passkey sign-in for web clients (docs/http-api.md §17): options, assertion, authorize, token
+#   bench/run.sh signin — passkey sign-in for web clients (docs/http-api.md §17): the sign-in page, assertion (answered with the code), token
 #                 at 16 clients on SQLite, server time per sign-in, vs a CIBA flow (ask, device approves, token)
 #   bench/run.sh mandates — mandate-covered payments (request -> token, no human) beside plain flows in the same run,
 #     as ratios: SQLite with 32 agents each spending their own mandate, and two PostgreSQL nodes spending one shared

@@ -20,7 +20,9 @@ namespace Assent.Bench;
 /// application send: <c>GET /oauth/authorize</c> (the sign-in page, with its first challenge) → <c>POST /webauthn/signin</c>
 /// (the assertion signed by the driver, with the authorization request it continues; answered with the client's redirect and
 /// the code, §17.2) → <c>POST /oauth/token</c> (PKCE). A sign-in's server time is the sum of its three requests' latencies:
-/// the driver's signing is not in it. Beside it, in the same server and the same run,
+/// the driver's signing is not in it. Against a build from before (<c>--server-dll</c>) the driver makes the requests that
+/// build's page made instead (the options, the authorization request again with the new session), each within its step,
+/// so that both builds are measured doing what a browser needs of them. Beside it, in the same server and the same run,
 /// the peer: a CIBA flow (bc-authorize, the device's signed approval over its stream, the held token request) from as
 /// many agents. The two alternate in rounds so drift on a shared machine falls on both.
 /// <para>
@@ -346,20 +348,20 @@ internal static class SignInCommand
     {
         var tally = ServerTimes.Begin();
         double total = 0;
-        var step = 0;
         var times = new double[Steps.Length];
         long started = 0;
-        async Task<HttpResponseMessage> TimedAsync(HttpRequestMessage request)
+        async Task<HttpResponseMessage> TimedAsync(int step, HttpRequestMessage request)
         {
             var sent = Stopwatch.GetTimestamp();
-            if (step == 0)
+            if (started == 0)
             {
                 started = sent;
             }
             var response = await http.SendAsync(request, ct);
             await response.Content.LoadIntoBufferAsync(ct);
-            times[step++] = Stats.Milliseconds(Stopwatch.GetTimestamp() - sent);
-            total += times[step - 1];
+            var ms = Stats.Milliseconds(Stopwatch.GetTimestamp() - sent);
+            times[step] += ms;
+            total += ms;
             return response;
         }
 
@@ -367,14 +369,29 @@ internal static class SignInCommand
         // passkey request's options (the challenge) and the authorization request to continue within it (docs/http-api.md §17.2).
         var verifier = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var codeChallenge = Base64Url.Encode(SHA256.HashData(Encoding.ASCII.GetBytes(verifier)));
-        using var page = await TimedAsync(new HttpRequestMessage(HttpMethod.Get,
+        using var page = await TimedAsync(0, new HttpRequestMessage(HttpMethod.Get,
             $"/oauth/authorize?response_type=code&client_id={clientId}&redirect_uri={Uri.EscapeDataString(RedirectUri)}&scope=openid&state=s&nonce=n" +
             $"&code_challenge={codeChallenge}&code_challenge_method=S256"));
         var html = await page.Content.ReadAsStringAsync(ct);
-        if (page.StatusCode != HttpStatusCode.OK || Attribute(html, "challenge") is not { } challenge || Attribute(html, "rp-id") is not { } rpId ||
-            Attribute(html, "continue") is not { } continuation)
+        if (page.StatusCode != HttpStatusCode.OK || Attribute(html, "continue") is not { } continuation)
         {
-            return (0, started, 0, $"authorize answered {(int)page.StatusCode} without the sign-in page's options");
+            return (0, started, 0, $"authorize answered {(int)page.StatusCode}, not the sign-in page");
+        }
+        var (challenge, rpId) = (Attribute(html, "challenge"), Attribute(html, "rp-id"));
+        if (challenge is null || rpId is null)
+        {
+            // A build from before the page came with its options (--server-dll): the page's script fetches them, and so does the
+            // driver, within the page's step.
+            using var options = await TimedAsync(0, new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin/options")
+            {
+                Content = new StringContent("{}", Encoding.UTF8, "application/json"),
+            });
+            if (options.StatusCode != HttpStatusCode.OK)
+            {
+                return (0, started, 0, $"options answered {(int)options.StatusCode}");
+            }
+            using var optionsBody = JsonDocument.Parse(await options.Content.ReadAsStringAsync(ct));
+            (challenge, rpId) = (optionsBody.RootElement.GetProperty("challenge").GetString()!, optionsBody.RootElement.GetProperty("rpId").GetString()!);
         }
 
         // The prepared assertion: what the authenticator signs (WebAuthn L3 §6.1, §7.2), user present and verified, counter 0.
@@ -388,7 +405,7 @@ internal static class SignInCommand
             ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature), ["continue"] = continuation,
         });
         // The sign-in opens the session and, the user having consented before, answers the client's redirect with the code.
-        using var signedIn = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin") { Content = new StringContent(assertion, Encoding.UTF8, "application/json") });
+        using var signedIn = await TimedAsync(1, new HttpRequestMessage(HttpMethod.Post, "/webauthn/signin") { Content = new StringContent(assertion, Encoding.UTF8, "application/json") });
         var answer = await signedIn.Content.ReadAsStringAsync(ct);
         if (signedIn.StatusCode != HttpStatusCode.OK)
         {
@@ -396,14 +413,23 @@ internal static class SignInCommand
         }
         using var signedInBody = JsonDocument.Parse(answer);
         var location = signedInBody.RootElement.TryGetProperty("redirect_to", out var to) ? to.GetString() ?? "" : "";
+        if (location.Length == 0)
+        {
+            // A build from before the sign-in answered the code (--server-dll): the page goes on to the authorization request with
+            // the new session, as the browser does, within the assertion's step.
+            var authorize = new HttpRequestMessage(HttpMethod.Get, continuation);
+            authorize.Headers.Add("Cookie", string.Join("; ", signedIn.Headers.GetValues("Set-Cookie").Select(c => c[..c.IndexOf(';', StringComparison.Ordinal)])));
+            using var redirected = await TimedAsync(1, authorize);
+            location = redirected.StatusCode == HttpStatusCode.Redirect ? redirected.Headers.Location?.ToString() ?? "" : "";
+        }
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
         if (!location.StartsWith(RedirectUri + "?", StringComparison.Ordinal) || codeAt < 0)
         {
-            return (0, started, 0, $"signin answered no redirect with a code: {answer}");
+            return (0, started, 0, $"signin answered no redirect with a code: {answer} ({location})");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
 
-        using var token = await TimedAsync(new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
+        using var token = await TimedAsync(2, new HttpRequestMessage(HttpMethod.Post, "/oauth/token")
         {
             Content = new FormUrlEncodedContent([new("grant_type", "authorization_code"), new("code", code), new("redirect_uri", RedirectUri),
                 new("client_id", clientId), new("code_verifier", verifier)]),
