@@ -278,7 +278,7 @@ internal static class SignInCommand
     private static readonly string[] StepNames = ["page", "assertion", "token"];
 
     /// <summary>Each step's latencies (ms) in the measured rounds (<see cref="StepNames"/>).</summary>
-    private static readonly ConcurrentBag<double>[] Steps = [new(), new(), new()];
+    private static readonly ConcurrentBag<double>[] Steps = [.. StepNames.Select(_ => new ConcurrentBag<double>())];
 
     /// <summary>An attribute <c>data-NAME</c> of the sign-in page, HTML-decoded; null when absent.</summary>
     private static string? Attribute(string html, string name)

@@ -33,7 +33,7 @@ internal static class PasskeyEndpoints
         group.MapPost("/register/options", RegistrationOptionsAsync).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.create: with an invite code, or for the signed-in user");
         group.MapPost("/register", RegisterAsync).WithSummary("Finish a passkey registration (attestation none or packed self); opens a session");
         group.MapPost("/signin/options", SignInOptions).RequireRateLimiting(CreationLimit.Policy).WithSummary("Options for navigator.credentials.get to sign in to the web app");
-        group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie");
+        group.MapPost("/signin", SignInAsync).WithSummary("Sign in with a passkey assertion; sets the session cookie, and with continue (the sign-in page's authorization request) may answer the client's redirect with the code");
         group.MapPost("/signout", SignOutAsync).WithSummary("End the web session");
         group.MapGet("/session", SessionAsync).WithSummary("The signed-in user and their passkeys (session cookie)");
         return app;
