@@ -3,7 +3,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Assent.Protocol;
-using Assent.Protocol.WebAuthn;
 using Assent.Server.Storage;
 using Assent.Server.Tests.Passkeys;
 
@@ -61,13 +60,7 @@ public sealed class SignInContinuationTests
 
     private static async Task<(HttpStatusCode Status, string? RedirectTo, string? Cookie)> SignInAsync(Setup s, byte[] challenge, string? continuation)
     {
-        var authData = s.User.Passkey.AuthenticatorData(signCount: 0, rpId: s.Server.Options.RpId);
-        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
-        var body = new Dictionary<string, string>
-        {
-            ["credential_id"] = Base64Url.Encode(s.User.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
-            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(s.User.Passkey.SignCeremony(authData, clientData)),
-        };
+        var body = s.User.Assertion(challenge);
         if (continuation is not null)
         {
             body["continue"] = continuation;
@@ -76,13 +69,6 @@ public sealed class SignInContinuationTests
         var (status, json) = await TestServer.ReadAsync(response);
         var cookie = response.Headers.TryGetValues("Set-Cookie", out var set) ? string.Join("; ", set.Select(c => c[..c.IndexOf(';', StringComparison.Ordinal)])) : null;
         return (status, json.TryGetProperty("redirect_to", out var to) ? to.GetString() : null, cookie);
-    }
-
-    private static async Task<byte[]> FreshChallengeAsync(Setup s)
-    {
-        using var options = await s.Browser.PostAsync("/webauthn/signin/options", TestDevice.JsonBody(new { }));
-        var (_, json) = await TestServer.ReadAsync(options);
-        return Base64Url.Decode(json.GetProperty("challenge").GetString()!);
     }
 
     private static Task<long> CodesAsync(TestServer server) =>
@@ -148,7 +134,7 @@ public sealed class SignInContinuationTests
             _ => "/oauth/authorize?" + query + "&" + change,
         };
 
-        var (status, redirectTo, cookie) = await SignInAsync(s, await FreshChallengeAsync(s), continuation);
+        var (status, redirectTo, cookie) = await SignInAsync(s, await s.User.SignInChallengeAsync(), continuation);
 
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.NotNull(cookie);

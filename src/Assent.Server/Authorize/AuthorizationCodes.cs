@@ -22,6 +22,12 @@ internal sealed class AuthorizationCodes(IWebClientStore clients, AssentOptions 
     /// <summary>RFC 8176 for a passkey sign-in, user verification required: hardware key, user (biometric or PIN), multi-factor (docs/tokens.md §11).</summary>
     public const string PasskeyAmr = $"{AuthenticationMethods.HardwareKey} {AuthenticationMethods.User} {AuthenticationMethods.MultiFactor}";
 
+    /// <summary>
+    /// A bound before parsing: the requests the sign-in page carries are far shorter (state and nonce at most 512 characters
+    /// each). A longer one gets no code here; the page goes on to the authorization endpoint, which answers it.
+    /// </summary>
+    private const int MaxContinuationLength = 8192;
+
     /// <summary>OpenID Connect Core §3.1.2.1: a sign-in is needed for prompt=login, when max_age has passed, or when login_hint names someone else.</summary>
     public bool NeedsSignIn(AuthorizationRequest request, WebSessionRecord session, UserRecord user, long now)
     {
@@ -78,7 +84,7 @@ internal sealed class AuthorizationCodes(IWebClientStore clients, AssentOptions 
     public async Task<string?> AfterSignInAsync(string? continuation, WebSessionRecord session, UserRecord user, CancellationToken ct)
     {
         const string prefix = AuthorizePaths.Authorize + "?";
-        if (continuation is null || continuation.Length > 8192 || !continuation.StartsWith(prefix, StringComparison.Ordinal))
+        if (continuation is null || continuation.Length > MaxContinuationLength || !continuation.StartsWith(prefix, StringComparison.Ordinal))
         {
             return null;
         }

@@ -36,22 +36,6 @@ public sealed class SignInTransactionTests
         return challenge;
     }
 
-    private static Dictionary<string, string> Assertion(PasskeyUser s, byte[] challenge, uint signCount = 0, bool corrupt = false)
-    {
-        var authData = s.Passkey.AuthenticatorData(signCount: signCount, rpId: s.Server.Options.RpId);
-        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
-        var signature = s.Passkey.SignCeremony(authData, clientData);
-        if (corrupt)
-        {
-            signature[^1] ^= 1;
-        }
-        return new Dictionary<string, string>
-        {
-            ["credential_id"] = Base64Url.Encode(s.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
-            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature),
-        };
-    }
-
     private static async Task<HttpResponseMessage> PostAsync(PasskeyUser s, Dictionary<string, string> assertion) =>
         await s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(assertion));
 
@@ -63,7 +47,7 @@ public sealed class SignInTransactionTests
     public async Task A_sign_in_opens_one_session_and_its_assertion_sent_again_is_refused()
     {
         await using var s = await PasskeyAsync();
-        var assertion = Assertion(s, await ChallengeAsync(s), signCount: 3);
+        var assertion = s.Assertion(await ChallengeAsync(s), signCount: 3);
 
         using var first = await PostAsync(s, assertion);
         using var again = await PostAsync(s, assertion);
@@ -81,7 +65,7 @@ public sealed class SignInTransactionTests
     public async Task The_same_assertion_sent_many_times_at_once_opens_exactly_one_session()
     {
         await using var s = await PasskeyAsync();
-        var assertion = Assertion(s, await ChallengeAsync(s));
+        var assertion = s.Assertion(await ChallengeAsync(s));
 
         var responses = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => PostAsync(s, assertion)));
 
@@ -100,8 +84,8 @@ public sealed class SignInTransactionTests
         await using var s = await PasskeyAsync();
         var challenge = await ChallengeAsync(s);
 
-        using var forged = await PostAsync(s, Assertion(s, challenge, corrupt: true));
-        using var genuine = await PostAsync(s, Assertion(s, challenge));
+        using var forged = await PostAsync(s, s.Assertion(challenge, corrupt: true));
+        using var genuine = await PostAsync(s, s.Assertion(challenge));
 
         Assert.Equal(HttpStatusCode.Unauthorized, forged.StatusCode);
         Assert.Contains(WebAuthnFailures.InvalidSignature, await forged.Content.ReadAsStringAsync());
@@ -117,7 +101,7 @@ public sealed class SignInTransactionTests
         var invite = await s.Server.InviteAsync("other" + Guid.NewGuid().ToString("N")[..8]);
         var challenge = await ChallengeAsync(s, "/webauthn/register/options", new { code = invite.Code });
 
-        using var signIn = await PostAsync(s, Assertion(s, challenge));
+        using var signIn = await PostAsync(s, s.Assertion(challenge));
 
         Assert.Equal(HttpStatusCode.Unauthorized, signIn.StatusCode);
         Assert.Null(await s.Server.Store.Sessions.FindLiveChallengePurposeAsync(SHA256.HashData(challenge), s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds(), default));

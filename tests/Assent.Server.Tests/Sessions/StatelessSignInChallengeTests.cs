@@ -19,29 +19,10 @@ public sealed class StatelessSignInChallengeTests
 {
     private static Task<PasskeyUser> PasskeyAsync() => PasskeyUser.StartAsync("stateless");
 
-    private static async Task<byte[]> ChallengeAsync(PasskeyUser s)
-    {
-        using var options = await s.Server.Http.PostAsync("/webauthn/signin/options", TestDevice.JsonBody(new { }));
-        var (status, json) = await TestServer.ReadAsync(options);
-        Assert.Equal(HttpStatusCode.OK, status);
-        return Base64Url.Decode(json.GetProperty("challenge").GetString()!);
-    }
+    private static Task<byte[]> ChallengeAsync(PasskeyUser s) => s.SignInChallengeAsync();
 
-    private static Task<HttpResponseMessage> SignInAsync(PasskeyUser s, byte[] challenge, bool corrupt = false)
-    {
-        var authData = s.Passkey.AuthenticatorData(signCount: 0, rpId: s.Server.Options.RpId);
-        var clientData = TestAuthenticator.ClientDataJson(ClientData.TypeGet, challenge, s.Server.BaseUri.GetLeftPart(UriPartial.Authority));
-        var signature = s.Passkey.SignCeremony(authData, clientData);
-        if (corrupt)
-        {
-            signature[^1] ^= 1;
-        }
-        return s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(new Dictionary<string, string>
-        {
-            ["credential_id"] = Base64Url.Encode(s.Passkey.CredentialId), ["authenticator_data"] = Base64Url.Encode(authData),
-            ["client_data_json"] = Base64Url.Encode(clientData), ["signature"] = Base64Url.Encode(signature),
-        }));
-    }
+    private static Task<HttpResponseMessage> SignInAsync(PasskeyUser s, byte[] challenge, bool corrupt = false) =>
+        s.Server.Http.PostAsync("/webauthn/signin", TestDevice.JsonBody(s.Assertion(challenge, corrupt: corrupt)));
 
     private static Task<long> CountAsync(TestServer server, string table) =>
         server.Store.Database.ReadAsync(async q => (await q.AllAsync($"SELECT COUNT(*) FROM {table}", r => r.GetInt64(0)))[0], default);
