@@ -12,6 +12,7 @@
 #   e.g. RUNS=1 DRAIN_ARGS="--deliveries 20000" bench/run.sh v1
 #   bench/run.sh signin — passkey sign-in for web clients (docs/http-api.md §17): the sign-in page, assertion (answered with the code), token
 #                 at 16 clients on SQLite, server time per sign-in, vs a CIBA flow (ask, device approves, token)
+#                 and vs node-oidc-provider signing as many users in (bench/peers/oidc-provider; needs node and npm)
 #   bench/run.sh mandates — mandate-covered payments (request -> token, no human) beside plain flows in the same run,
 #     as ratios: SQLite with 32 agents each spending their own mandate, and two PostgreSQL nodes spending one shared
 #     mandate (the run fails if the remainder the tokens report disagrees with what they spent), and agent payments a
@@ -38,7 +39,7 @@ SCALE_ARGS=${SCALE_ARGS:-"--engine postgres --nodes 2 --agents 32 --seconds 20 -
 CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rounds 2 --warmup 10"}
 WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
 DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
-SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20"}
+SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20 --oidc-provider"}
 MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20"}
 MANDATES_SCALE_ARGS=${MANDATES_SCALE_ARGS:-"--engine postgres --nodes 2 --shared --agents 32 --seconds 10 --warmup 20"}
 PAYMENTS_ARGS=${PAYMENTS_ARGS:-"--payments --agents 32 --seconds 10 --warmup 20"}

@@ -48,6 +48,8 @@ internal static class SignInCommand
         // Another build to serve with (a side-by-side run against the previous commit), and the schema version it knows.
         var serverDll = args.String("server-dll");
         var serverSchema = args.Int("server-schema", 0, 0, 1000);
+        // The outside peer (OidcProviderPeer): node-oidc-provider signing the same number of users in, in the same rounds.
+        var withPeer = args.Flag("oidc-provider");
 
         var dataDirectory = Provisioning.NewDataDirectory();
         var baseUri = new Uri($"http://127.0.0.1:{ServerProcess.FreePort()}");
@@ -65,8 +67,10 @@ internal static class SignInCommand
                 ForgetNewerMigrations(dataDirectory, serverSchema);
             }
             await using var server = await ServerProcess.StartAsync(dataDirectory, baseUri, http, ct, serverDll: serverDll);
+            await using var peer = withPeer ? await OidcProviderPeer.StartAsync(ct) : null;
             Console.WriteLine($"signin: {clients} clients, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
-                              $"server pid {server.Id} ({serverDll ?? "this build"}), {Environment.ProcessorCount} cores, SQLite");
+                              $"server pid {server.Id} ({serverDll ?? "this build"}), {Environment.ProcessorCount} cores, SQLite" +
+                              (peer is null ? "" : $"; peer node-oidc-provider {OidcProviderPeer.Version} (one Node process, in-memory storage)"));
 
             // The CIBA peer's devices approve every request they hear of, as FlowsCommand's do.
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -122,6 +126,15 @@ internal static class SignInCommand
                 }
                 return problem is null ? ms : null;
             }
+            async Task<double?> Peer(int i, int n)
+            {
+                var (ms, _, problem) = await peer!.SignInOnceAsync(i, PeerSteps, ct);
+                if (problem is not null && Interlocked.Read(ref errors) < 3)
+                {
+                    Console.Error.WriteLine($"  peer sign-in error: {problem}");
+                }
+                return problem is null ? ms : null;
+            }
             async Task<double?> Ciba(int i, int n)
             {
                 var sent = Stopwatch.GetTimestamp();
@@ -141,6 +154,11 @@ internal static class SignInCommand
             {
                 await LoopAsync(SignIn, warmup / 2);
                 await LoopAsync(Ciba, warmup / 2);
+                if (peer is not null)
+                {
+                    // Node compiles its hot functions as they run too.
+                    await LoopAsync(Peer, warmup);
+                }
             }
             errors = 0;
             foreach (var bag in Steps)
@@ -148,22 +166,44 @@ internal static class SignInCommand
                 bag.Clear();
             }
             Own.Clear();
+            foreach (var bag in PeerSteps)
+            {
+                bag.Clear();
+            }
             var signIns = new List<double>();
             var flows = new List<double>();
-            var cpu = (SignIns: TimeSpan.Zero, Flows: TimeSpan.Zero);
+            var peerSignIns = new List<double>();
+            var cpu = (SignIns: TimeSpan.Zero, Flows: TimeSpan.Zero, Peer: TimeSpan.Zero);
             for (var r = 0; r < rounds; r++)
             {
                 var before = server.CpuTime();
                 signIns.AddRange(await LoopAsync(SignIn, round));
                 var middle = server.CpuTime();
                 flows.AddRange(await LoopAsync(Ciba, round));
-                cpu = (cpu.SignIns + (middle - before), cpu.Flows + (server.CpuTime() - middle));
+                cpu = (cpu.SignIns + (middle - before), cpu.Flows + (server.CpuTime() - middle), cpu.Peer);
+                if (peer is not null)
+                {
+                    var peerBefore = peer.CpuTime();
+                    peerSignIns.AddRange(await LoopAsync(Peer, round));
+                    cpu.Peer += peer.CpuTime() - peerBefore;
+                }
             }
             await streamsDone.CancelAsync();
             await Task.WhenAll(streams);
-            var open = rate == 0 ? null : await PacedAsync(browserHttp, baseUri, clientId, passkeys, rate, paced, server, ct);
+            var open = rate == 0
+                ? null
+                : await PacedAsync(rate, paced, StepNames, server.CpuTime,
+                    (k, steps) => SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[(int)(k % passkeys.Count)], steps, ct), ct);
+            var peerOpen = rate == 0 || peer is null
+                ? null
+                : await PacedAsync(rate, paced, OidcProviderPeer.StepNames, peer.CpuTime, async (k, steps) =>
+                {
+                    var (ms, started, problem) = await peer.SignInOnceAsync((int)(k % clients), steps, ct);
+                    return (ms, started, double.NaN, problem);
+                }, ct);
             signIns.Sort();
             flows.Sort();
+            peerSignIns.Sort();
             var seconds = round.TotalSeconds * rounds;
             var (signInRate, flowRate) = (signIns.Count / seconds, flows.Count / seconds);
             Console.WriteLine($"  sign-in (page, assertion, token) {Stats.F(signInRate, 0)}/s, server time p50 {Stats.F(Stats.Percentile(signIns, 0.5))} ms, " +
@@ -182,6 +222,17 @@ internal static class SignInCommand
             Console.WriteLine($"  CIBA flow (ask, device approves, token)        {Stats.F(flowRate, 0)}/s, p50 {Stats.F(Stats.Percentile(flows, 0.5))} ms, " +
                               $"p99 {Stats.F(Stats.Percentile(flows, 0.99))} ms, server CPU {Stats.F(cpu.Flows.TotalMilliseconds / flows.Count, 3)} ms each (peer)");
             Console.WriteLine($"  ratio sign-ins / CIBA flows: {Stats.F(signInRate / flowRate)} (errors {errors})");
+            var peerRate = peerSignIns.Count / seconds;
+            var (signInCpu, peerCpu) = (cpu.SignIns.TotalMilliseconds / signIns.Count, cpu.Peer.TotalMilliseconds / peerSignIns.Count);
+            if (peer is not null)
+            {
+                Console.WriteLine($"  peer node-oidc-provider sign-in (authorize, page, assertion, resume, token) {Stats.F(peerRate, 0)}/s, " +
+                                  $"server time p50 {Stats.F(Stats.Percentile(peerSignIns, 0.5))} ms, p99 {Stats.F(Stats.Percentile(peerSignIns, 0.99))} ms, " +
+                                  $"CPU {Stats.F(peerCpu, 3)} ms each");
+                Console.WriteLine($"    steps: {string.Join(", ", OidcProviderPeer.StepNames.Select((name, i) => $"{name} p50 {Stats.F(Stats.Percentile([.. PeerSteps[i].Order()], 0.5))} ms"))}");
+                Console.WriteLine($"  ratio Assent / peer: sign-ins {Stats.F(signInRate / peerRate)}x, CPU per sign-in {Stats.F(signInCpu / peerCpu)}x, " +
+                                  $"p99 {Stats.F(Stats.Percentile(signIns, 0.99) / Stats.Percentile(peerSignIns, 0.99))}x");
+            }
             if (open is not null)
             {
                 Console.WriteLine($"  sign-in offered at {rate}/s for {paced.TotalSeconds:0} s (open loop, from the scheduled time): {Stats.F(open.Rate, 0)}/s done, " +
@@ -195,6 +246,12 @@ internal static class SignInCommand
                 Console.WriteLine($"    steps: {string.Join(", ", parts2)}");
                 Console.WriteLine($"    server's own time (Server-Timing, the three requests, not the wait before the first): p50 {Stats.F(ServerTimes.Percentile(open.Own, 0.5))} ms, " +
                                   $"p99 {Stats.F(ServerTimes.Percentile(open.Own, 0.99))} ms; {open.OwnTail}");
+            }
+            if (peerOpen is not null)
+            {
+                Console.WriteLine($"  peer sign-in offered at {rate}/s for {paced.TotalSeconds:0} s (open loop): {Stats.F(peerOpen.Rate, 0)}/s done, " +
+                                  $"server time p50 {Stats.F(Stats.Percentile(peerOpen.Latencies, 0.5))} ms, p99 {Stats.F(Stats.Percentile(peerOpen.Latencies, 0.99))} ms, " +
+                                  $"CPU {Stats.F(peerOpen.CpuMs, 3)} ms each (errors {peerOpen.Errors}); driver late p99 {Stats.F(Stats.Percentile(peerOpen.Late, 0.99))} ms, {peerOpen.Machine}");
             }
             Stats.Result("signin",
                 ("clients", clients.ToString(CultureInfo.InvariantCulture)),
@@ -213,9 +270,16 @@ internal static class SignInCommand
                 ("paced_own_p99_ms", open is null ? "-" : Stats.F(ServerTimes.Percentile(open.Own, 0.99))),
                 ("paced_late_p50_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Late, 0.5))),
                 ("paced_late_p99_ms", open is null ? "-" : Stats.F(Stats.Percentile(open.Late, 0.99))),
-                ("errors", (errors + (open?.Errors ?? 0)).ToString(CultureInfo.InvariantCulture)),
+                ("peer_signins_per_s", peer is null ? "-" : Stats.F(peerRate, 0)),
+                ("peer_p99_ms", peer is null ? "-" : Stats.F(Stats.Percentile(peerSignIns, 0.99))),
+                ("peer_cpu_ms", peer is null ? "-" : Stats.F(peerCpu, 3)),
+                ("peer_paced_p99_ms", peerOpen is null ? "-" : Stats.F(Stats.Percentile(peerOpen.Latencies, 0.99))),
+                ("peer_paced_done_per_s", peerOpen is null ? "-" : Stats.F(peerOpen.Rate, 0)),
+                ("ratio_peer_signins", peer is null ? "-" : Stats.F(signInRate / peerRate)),
+                ("ratio_peer_cpu", peer is null ? "-" : Stats.F(signInCpu / peerCpu)),
+                ("errors", (errors + (open?.Errors ?? 0) + (peerOpen?.Errors ?? 0)).ToString(CultureInfo.InvariantCulture)),
                 ("load", LoadAverage()));
-            return errors == 0 && open?.Errors is null or 0 ? 0 : 1;
+            return errors == 0 && open?.Errors is null or 0 && peerOpen?.Errors is null or 0 ? 0 : 1;
         }
         finally
         {
@@ -280,6 +344,9 @@ internal static class SignInCommand
     /// <summary>Each step's latencies (ms) in the measured rounds (<see cref="StepNames"/>).</summary>
     private static readonly ConcurrentBag<double>[] Steps = [.. StepNames.Select(_ => new ConcurrentBag<double>())];
 
+    /// <summary>The same for the peer's sign-ins (<see cref="OidcProviderPeer.StepNames"/>).</summary>
+    private static readonly ConcurrentBag<double>[] PeerSteps = [.. OidcProviderPeer.StepNames.Select(_ => new ConcurrentBag<double>())];
+
     /// <summary>An attribute <c>data-NAME</c> of the sign-in page, HTML-decoded; null when absent.</summary>
     private static string? Attribute(string html, string name)
     {
@@ -301,25 +368,24 @@ internal static class SignInCommand
     /// wait before its first request (the driver behind schedule, or connections busy) and its three requests' latencies;
     /// only the driver's own work between requests is left out, as in the closed loop.
     /// </summary>
-    private static async Task<PacedRun> PacedAsync(HttpClient http, Uri issuer, string clientId, IReadOnlyList<Passkey> passkeys, int rate, TimeSpan length,
-        ServerProcess server, CancellationToken ct)
+    private static async Task<PacedRun> PacedAsync(int rate, TimeSpan length, string[] stepNames, Func<TimeSpan> cpuTime,
+        Func<long, ConcurrentBag<double>[], Task<(double Ms, long Started, double Own, string? Problem)>> signIn, CancellationToken ct)
     {
         var count = (int)(rate * length.TotalSeconds);
         var runs = new Task<(double Ms, double Late, double Own, long At, string? Problem)>[count];
-        ConcurrentBag<double>[] steps = [.. StepNames.Select(_ => new ConcurrentBag<double>())];
-        var (cpuBefore, machineBefore) = (server.CpuTime(), Stats.MachineTicks());
+        ConcurrentBag<double>[] steps = [.. stepNames.Select(_ => new ConcurrentBag<double>())];
+        var (cpuBefore, machineBefore) = (cpuTime(), Stats.MachineTicks());
         var start = Stopwatch.GetTimestamp();
         await Pacer.RunAsync(start, rate, long.MaxValue, count, (k, due) =>
         {
-            var passkey = passkeys[(int)(k % passkeys.Count)];
             runs[k] = Task.Run(async () =>
             {
-                var (ms, started, own, problem) = await SignInOnceAsync(http, issuer, clientId, passkey, steps, ct);
+                var (ms, started, own, problem) = await signIn(k, steps);
                 return (ms, Stats.Milliseconds(started - due), own, Stopwatch.GetTimestamp(), problem);
             }, ct);
         }, ct);
         var done = await Task.WhenAll(runs).WaitAsync(TimeSpan.FromSeconds(120), ct);
-        var (cpu, machine) = (server.CpuTime() - cpuBefore, Stats.Machine(machineBefore, Stats.MachineTicks()));
+        var (cpu, machine) = (cpuTime() - cpuBefore, Stats.Machine(machineBefore, Stats.MachineTicks()));
         var ok = done.Where(d => d.Problem is null).ToList();
         foreach (var problem in done.Select(d => d.Problem).OfType<string>().Take(3))
         {
