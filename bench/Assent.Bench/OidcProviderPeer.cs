@@ -20,8 +20,6 @@ namespace Assent.Bench;
 /// </summary>
 internal sealed class OidcProviderPeer : IAsyncDisposable
 {
-    public const string Version = "9.13.3";
-
     private const string ClientId = "bench-wiki";
 
     private const string RedirectUri = "http://127.0.0.1:9/callback";
@@ -33,9 +31,9 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
     private readonly ECDsa _passkey;
     private readonly HttpClient _http;
 
-    private OidcProviderPeer(Process process, ECDsa passkey, Uri baseUri)
+    private OidcProviderPeer(Process process, ECDsa passkey, Uri baseUri, string version)
     {
-        (_process, _passkey, BaseUri) = (process, passkey, baseUri);
+        (_process, _passkey, BaseUri, Version) = (process, passkey, baseUri, version);
         _http = new HttpClient(new SocketsHttpHandler
         {
             MaxConnectionsPerServer = int.MaxValue, PooledConnectionLifetime = Timeout.InfiniteTimeSpan, UseCookies = false, UseProxy = false,
@@ -44,6 +42,9 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
     }
 
     public Uri BaseUri { get; }
+
+    /// <summary>The version of node-oidc-provider installed (its lockfile's).</summary>
+    public string Version { get; }
 
     /// <summary>The peer's CPU time so far (user + system).</summary>
     public TimeSpan CpuTime() => ServerProcess.Stat(_process.Id)?.Cpu ?? TimeSpan.Zero;
@@ -61,6 +62,8 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
                 throw new InvalidOperationException($"npm ci in {directory} failed ({code}): {output}");
             }
         }
+        using var installed = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "node_modules", "oidc-provider", "package.json"), ct));
+        var version = installed.RootElement.GetProperty("version").GetString() ?? "?";
         var passkey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var q = passkey.ExportParameters(false).Q;
         var jwk = JsonSerializer.Serialize(new Dictionary<string, string> { ["kty"] = "EC", ["crv"] = "P-256", ["x"] = Base64Url.Encode(q.X!), ["y"] = Base64Url.Encode(q.Y!) });
@@ -93,7 +96,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var peer = new OidcProviderPeer(process, passkey, uri);
+        var peer = new OidcProviderPeer(process, passkey, uri, version);
         try
         {
             await Task.WhenAny(listening.Task, process.WaitForExitAsync(ct)).WaitAsync(TimeSpan.FromSeconds(30), ct);

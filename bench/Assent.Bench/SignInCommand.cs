@@ -24,7 +24,9 @@ namespace Assent.Bench;
 /// build's page made instead (the options, the authorization request again with the new session), each within its step,
 /// so that both builds are measured doing what a browser needs of them. Beside it, in the same server and the same run,
 /// the peer: a CIBA flow (bc-authorize, the device's signed approval over its stream, the held token request) from as
-/// many agents. The two alternate in rounds so drift on a shared machine falls on both.
+/// many agents. The two alternate in rounds so drift on a shared machine falls on both. With <c>--oidc-provider</c> a third
+/// round each time signs as many users in through a peer from outside the project, node-oidc-provider (<see cref="OidcProviderPeer"/>),
+/// which also gets the open loop at the same rate: the ratios to it are what carries over to another machine.
 /// <para>
 /// Saturation hides latency in queueing: with <c>--clients</c> closed loops the mean is clients / throughput (Little's law),
 /// whatever a sign-in costs. So a second phase offers sign-ins at a fixed <c>--rate</c> (open loop): each is due at its
@@ -70,7 +72,7 @@ internal static class SignInCommand
             await using var peer = withPeer ? await OidcProviderPeer.StartAsync(ct) : null;
             Console.WriteLine($"signin: {clients} clients, {rounds} rounds of {round.TotalSeconds:0} s each way after {warmup.TotalSeconds:0} s warm-up, " +
                               $"server pid {server.Id} ({serverDll ?? "this build"}), {Environment.ProcessorCount} cores, SQLite" +
-                              (peer is null ? "" : $"; peer node-oidc-provider {OidcProviderPeer.Version} (one Node process, in-memory storage)"));
+                              (peer is null ? "" : $"; peer node-oidc-provider {peer.Version} (one Node process, in-memory storage)"));
 
             // The CIBA peer's devices approve every request they hear of, as FlowsCommand's do.
             using var streamsDone = CancellationTokenSource.CreateLinkedTokenSource(ct);
