@@ -120,9 +120,8 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
     public async Task<(double Ms, long Started, string? Problem)> SignInOnceAsync(int user, ConcurrentBag<double>[] steps, CancellationToken ct)
     {
         var jar = new CookieContainer();
-        var times = new double[StepNames.Length];
-        double total = 0;
-        long started = 0;
+        var timed = new TimedSteps(_http, StepNames.Length, ct);
+        // A browser's cookies: the provider keeps the interaction, and then the session, in them.
         async Task<HttpResponseMessage> TimedAsync(int step, HttpRequestMessage request)
         {
             var uri = new Uri(BaseUri, request.RequestUri!);
@@ -130,16 +129,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
             {
                 request.Headers.Add("Cookie", cookies);
             }
-            var sent = Stopwatch.GetTimestamp();
-            if (started == 0)
-            {
-                started = sent;
-            }
-            var response = await _http.SendAsync(request, ct);
-            await response.Content.LoadIntoBufferAsync(ct);
-            var ms = Stats.Milliseconds(Stopwatch.GetTimestamp() - sent);
-            times[step] += ms;
-            total += ms;
+            var response = await timed.SendAsync(step, request);
             if (response.Headers.TryGetValues("Set-Cookie", out var set))
             {
                 foreach (var cookie in set)
@@ -158,14 +148,14 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
             $"&code_challenge={codeChallenge}&code_challenge_method=S256"));
         if (Redirect(authorize) is not { } interaction)
         {
-            return (0, started, $"authorize answered {(int)authorize.StatusCode}: {await authorize.Content.ReadAsStringAsync(ct)}");
+            return (0, timed.Started, $"authorize answered {(int)authorize.StatusCode}: {await authorize.Content.ReadAsStringAsync(ct)}");
         }
         using var page = await TimedAsync(1, new HttpRequestMessage(HttpMethod.Get, interaction));
         var html = await page.Content.ReadAsStringAsync(ct);
         var match = System.Text.RegularExpressions.Regex.Match(html, "data-challenge=\"([^\"]*)\"");
         if (page.StatusCode != HttpStatusCode.OK || !match.Success)
         {
-            return (0, started, $"the sign-in page answered {(int)page.StatusCode}: {html}");
+            return (0, timed.Started, $"the sign-in page answered {(int)page.StatusCode}: {html}");
         }
 
         // The prepared assertion, as for Assent (WebAuthn L3 §6.1, §7.2): user present and verified, counter 0.
@@ -180,14 +170,14 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         });
         if (Redirect(signedIn) is not { } resume)
         {
-            return (0, started, $"the sign-in answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
+            return (0, timed.Started, $"the sign-in answered {(int)signedIn.StatusCode}: {await signedIn.Content.ReadAsStringAsync(ct)}");
         }
         using var resumed = await TimedAsync(3, new HttpRequestMessage(HttpMethod.Get, resume));
         var location = Redirect(resumed) ?? "";
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
         if (!location.StartsWith(RedirectUri + "?", StringComparison.Ordinal) || codeAt < 0)
         {
-            return (0, started, $"the resumed authorization answered {(int)resumed.StatusCode} without a code ({location})");
+            return (0, timed.Started, $"the resumed authorization answered {(int)resumed.StatusCode} without a code ({location})");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
         using var token = await TimedAsync(4, new HttpRequestMessage(HttpMethod.Post, "/token")
@@ -198,13 +188,10 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         var body = await token.Content.ReadAsStringAsync(ct);
         if (token.StatusCode != HttpStatusCode.OK || !body.Contains("\"id_token\"", StringComparison.Ordinal))
         {
-            return (0, started, $"token answered {(int)token.StatusCode}: {body}");
+            return (0, timed.Started, $"token answered {(int)token.StatusCode}: {body}");
         }
-        for (var i = 0; i < times.Length; i++)
-        {
-            steps[i].Add(times[i]);
-        }
-        return (total, started, null);
+        timed.AddTo(steps);
+        return (timed.Total, timed.Started, null);
     }
 
     public async ValueTask DisposeAsync()

@@ -415,23 +415,8 @@ internal static class SignInCommand
         ConcurrentBag<double>[] steps, CancellationToken ct)
     {
         var tally = ServerTimes.Begin();
-        double total = 0;
-        var times = new double[Steps.Length];
-        long started = 0;
-        async Task<HttpResponseMessage> TimedAsync(int step, HttpRequestMessage request)
-        {
-            var sent = Stopwatch.GetTimestamp();
-            if (started == 0)
-            {
-                started = sent;
-            }
-            var response = await http.SendAsync(request, ct);
-            await response.Content.LoadIntoBufferAsync(ct);
-            var ms = Stats.Milliseconds(Stopwatch.GetTimestamp() - sent);
-            times[step] += ms;
-            total += ms;
-            return response;
-        }
+        var timed = new TimedSteps(http, Steps.Length, ct);
+        Task<HttpResponseMessage> TimedAsync(int step, HttpRequestMessage request) => timed.SendAsync(step, request);
 
         // The application sends the browser to the authorization endpoint; with no session, the sign-in page answers, its first
         // passkey request's options (the challenge) and the authorization request to continue within it (docs/http-api.md §17.2).
@@ -443,7 +428,7 @@ internal static class SignInCommand
         var html = await page.Content.ReadAsStringAsync(ct);
         if (page.StatusCode != HttpStatusCode.OK || Attribute(html, "continue") is not { } continuation)
         {
-            return (0, started, 0, $"authorize answered {(int)page.StatusCode}, not the sign-in page");
+            return (0, timed.Started, 0, $"authorize answered {(int)page.StatusCode}, not the sign-in page");
         }
         var (challenge, rpId) = (Attribute(html, "challenge"), Attribute(html, "rp-id"));
         if (challenge is null || rpId is null)
@@ -456,7 +441,7 @@ internal static class SignInCommand
             });
             if (options.StatusCode != HttpStatusCode.OK)
             {
-                return (0, started, 0, $"options answered {(int)options.StatusCode}");
+                return (0, timed.Started, 0, $"options answered {(int)options.StatusCode}");
             }
             using var optionsBody = JsonDocument.Parse(await options.Content.ReadAsStringAsync(ct));
             (challenge, rpId) = (optionsBody.RootElement.GetProperty("challenge").GetString()!, optionsBody.RootElement.GetProperty("rpId").GetString()!);
@@ -477,7 +462,7 @@ internal static class SignInCommand
         var answer = await signedIn.Content.ReadAsStringAsync(ct);
         if (signedIn.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, 0, $"signin answered {(int)signedIn.StatusCode}: {answer}");
+            return (0, timed.Started, 0, $"signin answered {(int)signedIn.StatusCode}: {answer}");
         }
         using var signedInBody = JsonDocument.Parse(answer);
         var location = signedInBody.RootElement.TryGetProperty("redirect_to", out var to) ? to.GetString() ?? "" : "";
@@ -493,7 +478,7 @@ internal static class SignInCommand
         var codeAt = location.IndexOf("code=", StringComparison.Ordinal);
         if (!location.StartsWith(RedirectUri + "?", StringComparison.Ordinal) || codeAt < 0)
         {
-            return (0, started, 0, $"signin answered no redirect with a code: {answer} ({location})");
+            return (0, timed.Started, 0, $"signin answered no redirect with a code: {answer} ({location})");
         }
         var code = Uri.UnescapeDataString(location[(codeAt + 5)..].Split('&')[0]);
 
@@ -504,12 +489,9 @@ internal static class SignInCommand
         });
         if (token.StatusCode != HttpStatusCode.OK)
         {
-            return (0, started, 0, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
+            return (0, timed.Started, 0, $"token answered {(int)token.StatusCode}: {await token.Content.ReadAsStringAsync(ct)}");
         }
-        for (var i = 0; i < times.Length; i++)
-        {
-            steps[i].Add(times[i]);
-        }
-        return (total, started, tally.Ms, null);
+        timed.AddTo(steps);
+        return (timed.Total, timed.Started, tally.Ms, null);
     }
 }
