@@ -77,7 +77,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
             info.ArgumentList.Add(arg);
         }
         info.Environment["NODE_ENV"] = "production";
-        var process = Process.Start(info) ?? throw new InvalidOperationException("node did not start");
+        var process = Start(info);
         var listening = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) =>
         {
@@ -220,6 +220,19 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         return null;
     }
 
+    /// <summary>Starts node or npm, or says that --oidc-provider needs them.</summary>
+    private static Process Start(ProcessStartInfo info)
+    {
+        try
+        {
+            return Process.Start(info) ?? throw new InvalidOperationException($"{info.FileName} did not start");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new UsageException($"--oidc-provider runs the peer with Node.js: '{info.FileName}' could not be started ({e.Message}); install node and npm, or leave the flag out");
+        }
+    }
+
     private static async Task<(int Code, string Output)> RunAsync(string file, string[] args, string directory, CancellationToken ct)
     {
         var info = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, WorkingDirectory = directory };
@@ -227,7 +240,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         {
             info.ArgumentList.Add(arg);
         }
-        using var process = Process.Start(info) ?? throw new InvalidOperationException($"{file} did not start");
+        using var process = Start(info);
         process.StandardInput.Close();
         var (stdout, stderr) = (process.StandardOutput.ReadToEndAsync(ct), process.StandardError.ReadToEndAsync(ct));
         await process.WaitForExitAsync(ct);
