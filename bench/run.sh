@@ -17,6 +17,8 @@
 #     as ratios: SQLite with 32 agents each spending their own mandate, and two PostgreSQL nodes spending one shared
 #     mandate (the run fails if the remainder the tokens report disagrees with what they spent), and agent payments a
 #     mandate covers (POST /v1/payments to the signed header, --payments); each phase reports server CPU per operation.
+#     On SQLite a last phase asks node-oidc-provider for client credentials tokens (no human) at the same concurrency, a
+#     peer from outside the project (bench/peers/oidc-provider; needs node and npm).
 #     BASE_DLL=DIR/bench/Assent.Bench/bin/Release/net10.0/Assent.Bench.dll (another commit built apart) runs each mandates
 #     figure against that build's server too, alternating, for a side-by-side ratio on a shared machine. Then a
 #     quorum flow (2 of 3 users' CLI devices approving at once, docs/policies.md §3) beside a single-approver flow,
@@ -40,7 +42,7 @@ CHALLENGES_ARGS=${CHALLENGES_ARGS:-"--clients 32 --users 2048 --seconds 10 --rou
 WEBHOOKS_ARGS=${WEBHOOKS_ARGS:-"--rate 500 --seconds 20 --warmup 10"}
 DRAIN_ARGS=${DRAIN_ARGS:-"--deliveries 50000 --probe-rate 50"}
 SIGNIN_ARGS=${SIGNIN_ARGS:-"--clients 16 --seconds 10 --rounds 2 --warmup 20 --oidc-provider"}
-MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20"}
+MANDATES_ARGS=${MANDATES_ARGS:-"--agents 32 --seconds 10 --warmup 20 --oidc-provider"}
 MANDATES_SCALE_ARGS=${MANDATES_SCALE_ARGS:-"--engine postgres --nodes 2 --shared --agents 32 --seconds 10 --warmup 20"}
 PAYMENTS_ARGS=${PAYMENTS_ARGS:-"--payments --agents 32 --seconds 10 --warmup 20"}
 QUORUM_ARGS=${QUORUM_ARGS:-"--users 32 --rate 200 --seconds 10 --warmup 10"}

@@ -20,7 +20,9 @@ namespace Assent.Bench;
 /// an x402 v2 402 for 0.01 USDC to <c>POST /v1/payments</c> and gets the signed <c>PAYMENT-SIGNATURE</c> in the answer,
 /// timed from the request to that answer; then a <c>handler</c> phase pays a loopback paid server
 /// (<see cref="PaidServerStandIn"/>) through the SDK's <c>AssentPaymentHandler</c>, a whole paid request (402, payment, retry,
-/// receipt), and reports what the handler adds beyond the paid server's own time (the mandate decides: no human). Every phase also reports the server's CPU (and PostgreSQL's) per operation in
+/// receipt), and reports what the handler adds beyond the paid server's own time (the mandate decides: no human). With
+/// <c>--oidc-provider</c> a last phase asks a peer from outside the project, on the same machine, for tokens without a human
+/// as well: node-oidc-provider's client credentials grant (<see cref="OidcProviderPeer"/>), one request each, timed the same way. Every phase also reports the server's CPU (and PostgreSQL's) per operation in
 /// its measured window. <c>--server-dll</c> serves with another build (the previous commit) for a side-by-side ratio.
 /// </summary>
 internal static class MandatesCommand
@@ -40,6 +42,8 @@ internal static class MandatesCommand
         var shared = args.Flag("shared");
         var payments = args.Flag("payments");
         var serverDll = args.String("server-dll");
+        // A peer from outside the project on the same machine: node-oidc-provider's client credentials grant (OidcProviderPeer).
+        var withPeer = args.Flag("oidc-provider");
         // Open loop: operations sent at this combined rate, spread over the agents, each timed from when it was due, so a
         // server that falls behind shows its queue in the percentiles (closed loops at saturation time mostly their queue).
         var rate = args.Int("rate", 0, 0, 100_000);
@@ -250,6 +254,23 @@ internal static class MandatesCommand
             await streamsDone.CancelAsync();
             await Task.WhenAll(streams);
 
+            // The peer: a token without a human from node-oidc-provider, one request each (no budget, no audit, nothing on disk).
+            Phase? peerLatency = null;
+            long peerErrors = 0;
+            if (withPeer)
+            {
+                await using var peer = await OidcProviderPeer.StartAsync(hard.Token);
+                peerLatency = await PhaseAsync("peer", [], warmup, measure, agents, rate, peer.CpuTime, async (_, _) =>
+                {
+                    var token = await peer.ClientCredentialsAsync(hard.Token);
+                    if (token is null)
+                    {
+                        Interlocked.Increment(ref peerErrors);
+                    }
+                    return token;
+                }, hard.Token);
+            }
+
             var (mandateRate, mandateP50, mandateP99, mandateCpu, mandateOwnP50, mandateOwnP99) = coveredLatency;
             var (plainRate, plainP50, plainP99, plainCpu, _, _) = plainLatency;
             Console.WriteLine($"  mandate {(payments ? "POST /v1/payments" : "request->token")}  {Stats.F(mandateRate, 1)}/s, p50 {Stats.F(mandateP50)} ms, " +
@@ -271,6 +292,12 @@ internal static class MandatesCommand
             }
             Console.WriteLine($"  plain request->token    {Stats.F(plainRate, 1)}/s, p50 {Stats.F(plainP50)} ms, p99 {Stats.F(plainP99)} ms, server CPU {Stats.F(plainCpu, 3)} ms/op");
             Console.WriteLine($"  ratio mandate/plain     throughput {Stats.F(mandateRate / plainRate)}x, p99 {Stats.F(mandateP99 / plainP99)}x");
+            if (peerLatency is { } pl)
+            {
+                Console.WriteLine($"  peer client_credentials {Stats.F(pl.Rate, 1)}/s, p50 {Stats.F(pl.P50)} ms, p99 {Stats.F(pl.P99)} ms, CPU {Stats.F(pl.CpuMsPerOp, 3)} ms/op " +
+                                  $"(node-oidc-provider, one request, a JWT access token, in memory, one Node process; refused: {peerErrors})");
+                Console.WriteLine($"  ratio mandate/peer      throughput {Stats.F(mandateRate / pl.Rate)}x, CPU per op {Stats.F(mandateCpu / pl.CpuMsPerOp)}x, p99 {Stats.F(mandateP99 / pl.P99)}x");
+            }
             var overspent = false;
             if (shared)
             {
@@ -283,7 +310,12 @@ internal static class MandatesCommand
                 ("mandate_per_s", Stats.F(mandateRate, 1)), ("mandate_p50_ms", Stats.F(mandateP50)), ("mandate_p99_ms", Stats.F(mandateP99)),
                 ("mandate_cpu_ms_per_op", Stats.F(mandateCpu, 3)), ("mandate_own_p50_ms", Stats.F(mandateOwnP50)), ("mandate_own_p99_ms", Stats.F(mandateOwnP99)), ("plain_cpu_ms_per_op", Stats.F(plainCpu, 3)),
                 ("plain_per_s", Stats.F(plainRate, 1)), ("plain_p99_ms", Stats.F(plainP99)), ("ratio_throughput", Stats.F(mandateRate / plainRate)),
-                ("ratio_p99", Stats.F(mandateP99 / plainP99)), ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
+                ("ratio_p99", Stats.F(mandateP99 / plainP99)),
+                ("peer_per_s", peerLatency is null ? "-" : Stats.F(peerLatency.Rate, 1)), ("peer_p99_ms", peerLatency is null ? "-" : Stats.F(peerLatency.P99)),
+                ("peer_cpu_ms_per_op", peerLatency is null ? "-" : Stats.F(peerLatency.CpuMsPerOp, 3)),
+                ("ratio_peer_throughput", peerLatency is null ? "-" : Stats.F(mandateRate / peerLatency.Rate)),
+                ("ratio_peer_cpu", peerLatency is null ? "-" : Stats.F(mandateCpu / peerLatency.CpuMsPerOp)),
+                ("not_covered", errors.ToString(CultureInfo.InvariantCulture)));
             if (handlerLatency is { } hr)
             {
                 Stats.Result("payments_handler", ("loop", hr.Mode.Replace(' ', '_')), ("per_s", Stats.F(hr.Rate, 1)), ("added_p50_ms", Stats.F(hr.AddedP50)),
@@ -296,7 +328,7 @@ internal static class MandatesCommand
                         ("background_added_p50_ms", Stats.F(rs.BackgroundP50)), ("background_added_p99_ms", Stats.F(rs.BackgroundP99)));
                 }
             }
-            return errors == 0 && handlerErrors == 0 && !overspent ? 0 : 1;
+            return errors == 0 && handlerErrors == 0 && peerErrors == 0 && !overspent ? 0 : 1;
         }
         finally
         {

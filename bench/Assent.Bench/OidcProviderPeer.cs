@@ -9,14 +9,15 @@ using Assent.Protocol;
 namespace Assent.Bench;
 
 /// <summary>
-/// The signin bench's outside peer (<c>--oidc-provider</c>): node-oidc-provider, an OpenID Connect provider that self-hosted
+/// The signin and mandates benches' outside peer (<c>--oidc-provider</c>): node-oidc-provider, an OpenID Connect provider that self-hosted
 /// deployments run, serving the authorization code flow with PKCE from <c>bench/peers/oidc-provider/server.mjs</c> as a child
 /// process (installed from its lockfile with <c>npm ci</c> on first use). The driver signs users in through it as a browser
 /// would: the authorization request, its sign-in page, the signed assertion (a P-256 signature over what an authenticator
 /// signs, which the peer verifies), the authorization request resumed with the session, and the token request. Its users
 /// consented before, as Assent's bench users did. What it leaves out, the figures beside it say: it keeps its state in
 /// memory (Assent commits every session and code to SQLite), signs one token per sign-in (Assent two: the ID token and a JWT
-/// access token), and runs in one Node process, which uses at most one core.
+/// access token), and runs in one Node process, which uses at most one core. The mandates bench uses it too
+/// (<see cref="ClientCredentialsAsync"/>): one agent's client credentials grant, a JWT access token with no human.
 /// </summary>
 internal sealed class OidcProviderPeer : IAsyncDisposable
 {
@@ -193,6 +194,29 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         timed.AddTo(steps);
         return (timed.Total, timed.Started, null);
     }
+
+    /// <summary>
+    /// One token of the client credentials grant (RFC 6749 §4.4) for the peer's agent, a JWT access token it signs: when it
+    /// came and how long it took (ms), or null when it was refused.
+    /// </summary>
+    public async Task<(long At, double Ms)?> ClientCredentialsAsync(CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/token")
+        {
+            Content = new FormUrlEncodedContent([new("grant_type", "client_credentials"), new("scope", "pay")]),
+        };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Basic", AgentCredentials);
+        var sent = Stopwatch.GetTimestamp();
+        using var response = await _http.SendAsync(request, ct);
+        var body = await response.Content.ReadAsStringAsync(ct);
+        var at = Stopwatch.GetTimestamp();
+        return response.StatusCode == HttpStatusCode.OK && body.Contains("\"access_token\":\"ey", StringComparison.Ordinal)
+            ? (at, Stats.Milliseconds(at - sent))
+            : null;
+    }
+
+    /// <summary>The agent's id and secret as server.mjs registers them, for HTTP Basic (RFC 6749 §2.3.1).</summary>
+    private static readonly string AgentCredentials = Convert.ToBase64String(Encoding.ASCII.GetBytes("bench-agent:bench-agent-secret"));
 
     public async ValueTask DisposeAsync()
     {

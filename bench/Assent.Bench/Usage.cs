@@ -16,7 +16,7 @@ internal static partial class Usage
         ["flows"] = ("[--agents 32] [--seconds 20] [--warmup 5] [--engine sqlite|postgres] [--nodes 1]",
             "CIBA flows approved by CLI devices, closed loop"),
         ["mandates"] = ("[--agents 32] [--seconds 10] [--warmup 10, 40 on postgres] [--engine sqlite|postgres] [--nodes 1] [--shared] [--rate R (open loop)] " +
-            "[--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL]",
+            "[--payments [--handler-rate R] [--handler-agents N] [--handler-receipt-split]] [--server-dll DLL] [--oidc-provider]",
             "mandate-covered payments beside approved ones, request -> token with no human"),
         ["quorum"] = ("[--users 32] [--rate 200] [--seconds 10] [--warmup 5] [--rounds 2] [--server-dll DLL]",
             "a 2-of-3 quorum flow beside a single-approver flow, open loop: in rounds, then alternating in one window"),

@@ -4,7 +4,9 @@
 // signs (authenticator data and the client data's hash, WebAuthn L3 §7.2), the same check a passkey assertion costs, and
 // then finishes the interaction as that user. Consent is the one a user gave before (loadExistingGrant grants openid), as
 // the Assent side's users consented before. Storage is the provider's in-memory adapter: it writes nothing to disk, which
-// Assent does for every session and code. Usage: node server.mjs PORT PUBLIC_KEY_JWK_JSON; prints "listening" when ready.
+// Assent does for every session and code. For the mandates bench it also serves the client credentials grant (RFC 6749
+// §4.4) to one agent, with a JWT access token signed per request: a token without a human, as a covered payment is.
+// Usage: node server.mjs PORT PUBLIC_KEY_JWK_JSON; prints "listening" when ready.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import Provider from 'oidc-provider';
@@ -23,10 +25,28 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     id_token_signed_response_alg: 'EdDSA',
+  }, {
+    client_id: 'bench-agent',
+    client_secret: 'bench-agent-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+    redirect_uris: [],
+    grant_types: ['client_credentials'],
+    response_types: [],
+    id_token_signed_response_alg: 'EdDSA',
   }],
   jwks: { keys: [{ ...signingKey, alg: 'EdDSA', use: 'sig', kid: 'bench' }] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
-  features: { devInteractions: { enabled: false } },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    // The agent's tokens are JWTs for one resource (RFC 8707), signed like Assent's; the sign-in's access token stays opaque.
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (ctx, client) => (client.clientId === 'bench-agent' ? 'urn:bench:payments' : undefined),
+      useGrantedResource: () => true,
+      getResourceServerInfo: () => ({ scope: 'pay', accessTokenFormat: 'jwt', jwt: { sign: { alg: 'EdDSA' } } }),
+    },
+  },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   findAccount: async (ctx, id) => ({ accountId: id, claims: async () => ({ sub: id }) }),
   async loadExistingGrant(ctx) {
