@@ -16,7 +16,8 @@ namespace Assent.Bench;
 /// signs, which the peer verifies), the authorization request resumed with the session, and the token request. Its users
 /// consented before, as Assent's bench users did. What it leaves out, the figures beside it say: it keeps its state in
 /// memory (Assent commits every session and code to SQLite), signs one token per sign-in (Assent two: the ID token and a JWT
-/// access token), and runs in one Node process, which uses at most one core. The mandates bench uses it too
+/// access token), and runs in one Node process, whose JavaScript runs on one thread (with its helper threads it used 1.1-1.2
+/// cores at saturation on two). The mandates bench uses it too
 /// (<see cref="ClientCredentialsAsync"/>): one agent's client credentials grant, a JWT access token with no human.
 /// </summary>
 internal sealed class OidcProviderPeer : IAsyncDisposable
