@@ -32,7 +32,7 @@ internal sealed class BenchPostgres : IAsyncDisposable
             ServerProcess.FreePort());
         if (Environment.UserName == "root")
         {
-            await RunAsync("chown", "-R", "postgres:postgres", pg._root);
+            await BenchProcess.RunAsync("chown", ["-R", "postgres:postgres", pg._root], "/");
         }
         await pg.RunPgAsync("initdb", "-D", pg.Data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--no-instructions");
         // Durable settings (fsync on, synchronous_commit on): the comparison with SQLite is fair.
@@ -86,23 +86,6 @@ internal sealed class BenchPostgres : IAsyncDisposable
 
     private Task RunPgAsync(string tool, params string[] args) =>
         Environment.UserName == "root"
-            ? RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, tool), .. args])
-            : RunAsync(Path.Combine(_bin, tool), args);
-
-    private static async Task RunAsync(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-        using var p = Process.Start(info)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var output = p.StandardOutput.ReadToEndAsync();
-        await p.WaitForExitAsync();
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} failed ({p.ExitCode}): {await err}{await output}");
-        }
-    }
+            ? BenchProcess.RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, tool), .. args], "/")
+            : BenchProcess.RunAsync(Path.Combine(_bin, tool), args, "/");
 }

@@ -58,10 +58,13 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         if (!File.Exists(Path.Combine(directory, "node_modules", "oidc-provider", "package.json")))
         {
             Console.WriteLine("  (installing the peer: npm ci in bench/peers/oidc-provider)");
-            var (code, output) = await RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], directory, ct);
-            if (code != 0)
+            try
             {
-                throw new InvalidOperationException($"npm ci in {directory} failed ({code}): {output}");
+                await BenchProcess.RunAsync("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], directory, ct);
+            }
+            catch (System.ComponentModel.Win32Exception e)
+            {
+                throw NotInstalled("npm", e);
             }
         }
         using var installed = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(directory, "node_modules", "oidc-provider", "package.json"), ct));
@@ -245,7 +248,7 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         return null;
     }
 
-    /// <summary>Starts node or npm, or says that --oidc-provider needs them.</summary>
+    /// <summary>Starts node, or says that --oidc-provider needs it.</summary>
     private static Process Start(ProcessStartInfo info)
     {
         try
@@ -254,21 +257,10 @@ internal sealed class OidcProviderPeer : IAsyncDisposable
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new UsageException($"--oidc-provider runs the peer with Node.js: '{info.FileName}' could not be started ({e.Message}); install node and npm, or leave the flag out");
+            throw NotInstalled(info.FileName, e);
         }
     }
 
-    private static async Task<(int Code, string Output)> RunAsync(string file, string[] args, string directory, CancellationToken ct)
-    {
-        var info = new ProcessStartInfo(file) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true, WorkingDirectory = directory };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var process = Start(info);
-        process.StandardInput.Close();
-        var (stdout, stderr) = (process.StandardOutput.ReadToEndAsync(ct), process.StandardError.ReadToEndAsync(ct));
-        await process.WaitForExitAsync(ct);
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static UsageException NotInstalled(string file, System.ComponentModel.Win32Exception e) =>
+        new($"--oidc-provider runs the peer with Node.js: '{file}' could not be started ({e.Message}); install node and npm, or leave the flag out");
 }
