@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
 using Assent.Protocol;
+using Assent.Server.Common;
 using Assent.Server.Storage;
 using Assent.Server.Tests.Passkeys;
 
@@ -91,6 +92,17 @@ public sealed class SignInContinuationTests
         Assert.Equal("st8", response["state"].ToString());
         // RFC 9207 §2: iss beside the code, as from the authorization endpoint.
         Assert.Equal(s.Server.Options.IssuerString, response["iss"].ToString());
+        // The code and the session token start with their creation time, which keys them in the store (docs/concepts.md §9).
+        var signedInAt = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        var sessionToken = cookie!.Split("; ").Select(c => c.Split('=', 2)).Single(c => c[0] == s.Server.Options.SessionCookieName)[1];
+        foreach (var secret in new[] { response["code"].ToString(), sessionToken })
+        {
+            Assert.Matches("^[A-Za-z0-9_-]{51}$", secret);
+            var key = Ids.HandleKey(secret);
+            Assert.Equal(6 + 32, key.Length);
+            Assert.Equal(signedInAt, key.Take(6).Aggregate(0L, (t, b) => (t << 8) | b));
+        }
+        Assert.NotNull(await s.Server.Store.Sessions.FindWebSessionAsync(Ids.HandleKey(sessionToken), signedInAt, default));
         FormUrlEncodedContent Redeem() => new([new("grant_type", "authorization_code"), new("code", response["code"].ToString()), new("redirect_uri", Callback),
             new("client_id", s.ClientId), new("code_verifier", s.Verifier)]);
         using var token = await s.Browser.PostAsync("/oauth/token", Redeem());

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Encodings.Web;
 using Assent.Protocol;
 using Assent.Server.Common;
@@ -41,7 +40,7 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
     private async Task<WebSessionRecord?> FindAsync(string? token, CancellationToken ct) =>
         string.IsNullOrEmpty(token) || token.Length > MaxTokenLength
             ? null
-            : await sessions.FindWebSessionAsync(Ids.Hash(token), time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
+            : await sessions.FindWebSessionAsync(Ids.HandleKey(token), time.GetUtcNow().ToUnixTimeMilliseconds(), ct);
 
     /// <summary>The SameSite=Lax companion of the session cookie (same token, read by the sign-in endpoints only).</summary>
     private string SignInCookieName => options.SessionCookieName + "_signin";
@@ -86,10 +85,11 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
 
     private (string Token, WebSessionRecord Session) NewSession(DeviceRecord device)
     {
-        var token = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        // Its creation time first (docs/concepts.md §9): new sessions go to the end of their table's key index.
         var now = time.GetUtcNow();
+        var token = Ids.OrderedHandle(now);
         var expires = now + options.WebSessionLifetime;
-        return (token, new WebSessionRecord(Ids.Hash(token), device.UserId, device.Id, now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()));
+        return (token, new WebSessionRecord(Ids.HandleKey(token), device.UserId, device.Id, now.ToUnixTimeMilliseconds(), expires.ToUnixTimeMilliseconds()));
     }
 
     private static AuditEvent Opened(DeviceRecord device) => new(AuditTypes.SessionCreated, device.UserId, device.Id, device.UserId);
@@ -108,7 +108,7 @@ internal sealed class WebSessions(ISessionStore sessions, AssentOptions options,
         {
             if (!string.IsNullOrEmpty(token) && token.Length <= MaxTokenLength)
             {
-                await sessions.DeleteWebSessionAsync(Ids.Hash(token), ct);
+                await sessions.DeleteWebSessionAsync(Ids.HandleKey(token), ct);
             }
         }
         response.Cookies.Delete(options.SessionCookieName, Cookie(null));

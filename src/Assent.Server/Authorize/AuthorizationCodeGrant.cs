@@ -47,7 +47,7 @@ internal sealed class AuthorizationCodeGrant(IWebClientStore clients, ISessionSt
             return new OAuthError(OAuthErrors.InvalidRequest, "redirect_uri is required");
         }
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var hash = Ids.Hash(presented);
+        var hash = Ids.HandleKey(presented);
         var jti = Base64Url.Encode(RandomNumberGenerator.GetBytes(16));
         var jtiExpires = now + (long)options.AccessTokenLifetime.TotalMilliseconds + 1000;
         var refresh = Ids.Secret("rt");

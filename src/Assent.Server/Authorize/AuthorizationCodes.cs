@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Assent.Protocol;
 using Assent.Protocol.Did;
 using Assent.Protocol.OAuth;
@@ -59,10 +58,12 @@ internal sealed class AuthorizationCodes(IWebClientStore clients, AssentOptions 
     /// </summary>
     public async Task<KeyValuePair<string, string?>[]> IssueAsync(AuthorizationRequest request, WebSessionRecord session, UserRecord user, CancellationToken ct)
     {
-        var code = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        // Its creation time first (docs/concepts.md §9): new codes go to the end of their table's key index.
+        var issued = time.GetUtcNow();
+        var code = Ids.OrderedHandle(issued);
+        var now = issued.ToUnixTimeMilliseconds();
         var expires = now + (long)CodeLifetime.TotalMilliseconds;
-        await clients.CreateCodeAsync(new AuthorizationCodeRecord(Ids.Hash(code), request.Client.Id, user.Id, session.DeviceId, request.RedirectUri, request.Scope,
+        await clients.CreateCodeAsync(new AuthorizationCodeRecord(Ids.HandleKey(code), request.Client.Id, user.Id, session.DeviceId, request.RedirectUri, request.Scope,
                 request.CodeChallenge, request.Nonce, session.CreatedAt, PasskeyAmr, now, expires),
             // Kept past its expiry while a token it issued may live, so a replay still revokes that token.
             expires + (long)options.AccessTokenLifetime.TotalMilliseconds, ct);

@@ -21,8 +21,9 @@ internal static class Ids
     }
 
     /// <summary>
-    /// A request's handle (<c>auth_req_id</c>, docs/concepts.md §9): 48 bits of Unix milliseconds, then 256 random bits,
-    /// base64url. The time is not secret; it lets <see cref="HandleKey"/> store the handle where new rows go last.
+    /// A secret stored by its hash and keyed by its creation time (docs/concepts.md §9): a request's handle
+    /// (<c>auth_req_id</c>), a web session token, an authorization code. 48 bits of Unix milliseconds, then 256 random bits,
+    /// base64url. The time is not secret; it lets <see cref="HandleKey"/> store the secret where new rows go last.
     /// </summary>
     public static string OrderedHandle(DateTimeOffset now)
     {
@@ -38,9 +39,9 @@ internal static class Ids
 
     /// <summary>
     /// What a handle is stored and looked up by: its SHA-256, after its creation time when it carries one
-    /// (<see cref="OrderedHandle"/>). A random hash alone put every new request on a random page of the handle's unique
-    /// index, one more page each commit writes out; with the time first they go to its end, a few to a page. A handle of
-    /// an earlier release (256 random bits, no time) keys as its hash alone, as it was stored.
+    /// (<see cref="OrderedHandle"/>). A random hash alone put every new request (session, code) on a random page of its
+    /// unique index, one more page each commit writes out; with the time first they go to its end, a few to a page. A
+    /// handle of an earlier release (256 random bits, no time) keys as its hash alone, as it was stored.
     /// </summary>
     public static byte[] HandleKey(string handle)
     {

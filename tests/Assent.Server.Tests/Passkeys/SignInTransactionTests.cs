@@ -62,6 +62,32 @@ public sealed class SignInTransactionTests
     }
 
     [Fact]
+    public async Task A_session_token_of_an_earlier_release_still_signs_in_beside_one_keyed_by_its_time()
+    {
+        await using var s = await PasskeyAsync();
+        using var signIn = await PostAsync(s, s.Assertion(await ChallengeAsync(s)));
+        Assert.Equal(HttpStatusCode.OK, signIn.StatusCode);
+        var name = s.Server.Options.SessionCookieName;
+        var set = signIn.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith(name + "=", StringComparison.Ordinal));
+        var current = set[(name.Length + 1)..set.IndexOf(';', StringComparison.Ordinal)];
+        // An earlier release's token: 256 random bits, stored by their SHA-256 alone (docs/concepts.md §9).
+        var earlier = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await s.Server.Store.Sessions.CreateWebSessionAsync(new WebSessionRecord(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(earlier)), s.UserId,
+            s.DeviceId, now, now + 600_000), now, new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId), default);
+
+        foreach (var token in new[] { current, earlier })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "/webauthn/devices");
+            request.Headers.Add("Cookie", $"{name}={token}");
+            using var devices = await s.Server.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.OK, devices.StatusCode);
+        }
+        Assert.Equal(51, current.Length);
+        Assert.Equal(43, earlier.Length);
+    }
+
+    [Fact]
     public async Task The_same_assertion_sent_many_times_at_once_opens_exactly_one_session()
     {
         await using var s = await PasskeyAsync();
