@@ -295,9 +295,9 @@ public sealed class PushTests(PushServer fixture) : IClassFixture<PushServer>
     /// <summary>A web app session for the device's user, as a passkey sign-in would open it.</summary>
     private async Task<string> WebSessionCookieAsync(TestDevice device)
     {
-        var token = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
+        var token = Ids.OrderedHandle(Server.Clock.GetUtcNow());
         var now = Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        await Server.Store.Sessions.CreateWebSessionAsync(new WebSessionRecord(Ids.Hash(token), device.UserId, device.DeviceId, now, now + 600_000), now,
+        await Server.Store.Sessions.CreateWebSessionAsync(new WebSessionRecord(Ids.HandleKey(token), device.UserId, device.DeviceId, now, now + 600_000), now,
             new AuditEvent(AuditTypes.SessionCreated, device.UserId, device.DeviceId, device.UserId), default);
         return $"{Server.Options.SessionCookieName}={token}";
     }

@@ -39,8 +39,8 @@ internal static class Ids
 
     /// <summary>
     /// What a handle is stored and looked up by: its SHA-256, after its creation time when it carries one
-    /// (<see cref="OrderedHandle"/>). A random hash alone put every new request (session, code) on a random page of its
-    /// unique index, one more page each commit writes out; with the time first they go to its end, a few to a page. A
+    /// (<see cref="OrderedHandle"/>). A random hash alone put every new row (a request's, a session's, a code's) on a random
+    /// page of its unique index, one more page each commit writes out; with the time first they go to its end, a few to a page. A
     /// handle of an earlier release (256 random bits, no time) keys as its hash alone, as it was stored.
     /// </summary>
     public static byte[] HandleKey(string handle)
