@@ -2,6 +2,7 @@ using System.Net;
 using System.Security.Cryptography;
 using Assent.Protocol;
 using Assent.Protocol.WebAuthn;
+using Assent.Server.Common;
 using Assent.Server.Storage;
 
 namespace Assent.Server.Tests.Passkeys;
@@ -73,8 +74,8 @@ public sealed class SignInTransactionTests
         // An earlier release's token: 256 random bits, stored by their SHA-256 alone (docs/concepts.md §9).
         var earlier = Base64Url.Encode(RandomNumberGenerator.GetBytes(32));
         var now = s.Server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        await s.Server.Store.Sessions.CreateWebSessionAsync(new WebSessionRecord(SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(earlier)), s.UserId,
-            s.DeviceId, now, now + 600_000), now, new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId), default);
+        await s.Server.Store.Sessions.CreateWebSessionAsync(new WebSessionRecord(Ids.Hash(earlier), s.UserId, s.DeviceId, now, now + 600_000), now,
+            new AuditEvent(AuditTypes.SessionCreated, s.UserId, s.DeviceId, s.UserId), default);
 
         foreach (var token in new[] { current, earlier })
         {
