@@ -175,24 +175,40 @@ internal sealed class SqliteDatabase : Database
     /// gigabytes a minute at full load (the kernel writing all of it back). So once the log holds
     /// <see cref="CatchUpFrames"/> frames the writer checkpoints itself between two batches: nothing is appended meanwhile,
     /// it has only what the checkpoint thread has not copied yet to copy, it completes, and the next commit restarts the
-    /// log. One pair of syncs in the writer's path per 1,024 frames written instead of one every few batches. Until the log
-    /// holds twice as many frames (by the checkpoint thread's count or the writer's own), where syncs are slow the writer
-    /// spends at most half its time there: it skips catching up until as long as its last checkpoint took has passed, and
-    /// whenever the checkpoint thread is in a round (whose syncs it would otherwise wait out). Past that it catches up.
+    /// log.
+    /// </para>
+    /// <para>
+    /// That catch-up holds the writer for three syncs: the log's, the database file's and, in the next commit, the new log
+    /// header's. SQLite syncs the database file only in a checkpoint that reaches the end of the log, which under steady
+    /// writes only the writer's does: so its sync had every page the thread's rounds had copied since the last catch-up to
+    /// write. The thread therefore prepares it: past the mark it syncs both files itself after its round
+    /// (<see cref="SqliteFiles"/>), then runs the next round at once, up to <see cref="PreparingRounds"/> more times while a
+    /// round still finds more than <see cref="ShortRemainder"/> frames appended since the one before; then it tells the
+    /// writer. The writer's syncs then have only what was written since to write.
+    /// </para>
+    /// <para>
+    /// Where syncs are slow the writer spends at most half its time catching up: it skips catching up until as long as its
+    /// last checkpoint took has passed, and whenever the checkpoint thread is in a round (whose syncs it would otherwise wait
+    /// out). Once the log holds twice <see cref="CatchUpFrames"/> frames (by the checkpoint thread's count or the writer's
+    /// own) it catches up whether told or not.
     /// </para>
     /// </summary>
     private void CheckpointLoop()
     {
         var last = 0L;
+        var preparing = 0;
+        var previous = 0L;
         while (true)
         {
             _committed.Wait();
-            // Commits of a few milliseconds share one checkpoint.
+            // Commits of a few milliseconds share one checkpoint; the rounds that prepare a catch-up follow each other at once.
             var since = Stopwatch.GetElapsedTime(last);
-            if (since < CheckpointEvery && !_stopping)
+            if (preparing == 0 && since < CheckpointEvery && !_stopping)
             {
-                Thread.Sleep(CheckpointEvery - since);
+                // Woken early when the writer's own count says the log has reached the mark: preparing then starts at once.
+                _longLog.Wait(CheckpointEvery - since);
             }
+            _longLog.Reset();
             if (_stopping)
             {
                 return;
@@ -204,10 +220,29 @@ internal sealed class SqliteDatabase : Database
             {
                 lock (_checkpointing)
                 {
-                    if (CheckpointOn(_checkpointer ??= Open()) is { } frames)
+                    if (CheckpointOn(_checkpointer ??= Open()) is not { } frames)
                     {
-                        Volatile.Write(ref _logFrames, frames);
+                        continue;
                     }
+                    Volatile.Write(ref _logFrames, frames);
+                    var synced = false;
+                    if (frames < CatchUpFrames)
+                    {
+                        preparing = 0;
+                    }
+                    else if ((synced = SyncFiles(_checkpointer)) && preparing < PreparingRounds && frames - previous > ShortRemainder)
+                    {
+                        // Much was appended during the last round and sync: copy and sync that too before the writer does.
+                        preparing++;
+                    }
+                    else
+                    {
+                        preparing = 0;
+                        // Unsynced (another SQLite library, an I/O error), the writer catches up all the same, syncing everything.
+                        _catchUpSynced = synced;
+                        Volatile.Write(ref _catchUpDue, true);
+                    }
+                    previous = frames;
                 }
             }
             catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
@@ -235,16 +270,25 @@ internal sealed class SqliteDatabase : Database
         }
     }
 
-    /// <summary>After a batch: the writer's own checkpoint, only once the log has grown to <see cref="CatchUpFrames"/> (see <see cref="CheckpointLoop"/>).</summary>
+    /// <summary>
+    /// After a batch: the writer's own checkpoint, only once the checkpoint thread has prepared it or the log is twice
+    /// <see cref="CatchUpFrames"/> long (see <see cref="CheckpointLoop"/>).
+    /// </summary>
     private void CatchUpIfLong(Db c)
     {
+        if (_appendedSinceCatchUp >= CatchUpFrames && !_longLogTold)
+        {
+            _longLogTold = true;
+            _longLog.Set();
+        }
         var frames = Volatile.Read(ref _logFrames);
         // The checkpoint thread reports the log's length after each round; a round that syncs on a busy disk reports late,
         // and the writer kept appending meanwhile (a CI run saw the log reach 23 MiB). So the writer also counts the frames
         // it appended since its own last catch-up, an upper bound of the log's length: past twice the mark it catches up
         // whatever the other figures say.
+        var due = Volatile.Read(ref _catchUpDue);
         var overdue = frames >= 2 * CatchUpFrames || _appendedSinceCatchUp >= 2 * CatchUpFrames;
-        if (!overdue && (frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook))
+        if (!overdue && (!due || frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook))
         {
             return;
         }
@@ -267,7 +311,14 @@ internal sealed class SqliteDatabase : Database
             {
                 // Everything is copied back: the next commit starts the log over, and the checkpoint thread reports its new length.
                 Volatile.Write(ref _logFrames, 0);
+                Volatile.Write(ref _catchUpDue, false);
                 _appendedSinceCatchUp = 0;
+                _longLogTold = false;
+                Volatile.Write(ref _catchUps, _catchUps + 1);
+                if (due && _catchUpSynced)
+                {
+                    Volatile.Write(ref _preparedCatchUps, _preparedCatchUps + 1);
+                }
             }
         }
         finally
@@ -283,17 +334,65 @@ internal sealed class SqliteDatabase : Database
     /// syncs and copies each page the log holds once, however many commits rewrote it meanwhile: at every 10 ms the rounds took
     /// a twelfth of the server's CPU at 1,000 mandate flows/s. Every 40 ms: 0.87-0.97x the CPU per flow at that rate, and
     /// 0.87-0.92x at saturation with 1.07-1.15x the flows (side by side, one sitting). At saturation, about 4,500 writes/s of
-    /// about 3 frames each, 40 ms of log (about 550 frames) stays under <see cref="CatchUpFrames"/>, where the writer stops
-    /// to catch up; 100 ms of it (about 1,400) passes the mark, and at 100 ms the saturated p99 grew by a quarter.
+    /// about 3 frames each, 40 ms of log (about 550 frames) stayed under the catch-up mark (then 1,024 frames); 100 ms of it
+    /// (about 1,400) passed it, and at 100 ms the saturated p99 grew by a quarter.
     /// </summary>
     private static readonly TimeSpan CheckpointEvery = TimeSpan.FromMilliseconds(40);
 
     /// <summary>
-    /// The log's length (frames of one page each, 4 MiB of 4 KiB pages) at which the writer checkpoints itself. Each catch-up
-    /// holds the writer for three syncs (9-11% of its time at saturation); a mark 32 times longer cut that to 1-2% for about
-    /// 1.07x the flows, not worth a log of 128-256 MiB that a restart after a crash reads back (docs/storage.md §4).
+    /// The log's length (frames of one page each, 8 MiB of 4 KiB pages) from which the checkpoint thread prepares the
+    /// writer's catch-up. Once prepared a catch-up costs about the same whatever the log's length, so a longer mark makes
+    /// them rarer for nothing: 2,048 frames against 1,024 gave 0.96-0.97x the server CPU per flow at 1,000 mandate flows/s,
+    /// and the same flows at saturation. A mark 32 times longer (before catch-ups were prepared) was not worth a log of
+    /// 128-256 MiB that a restart after a crash reads back (docs/storage.md §4).
     /// </summary>
-    private const long CatchUpFrames = 1024;
+    private const long CatchUpFrames = 2048;
+
+    /// <summary>At most this many rounds, each with its syncs, prepare one catch-up after the first.</summary>
+    private const int PreparingRounds = 3;
+
+    /// <summary>Frames appended between two preparing rounds below which another round would not shorten the catch-up further.</summary>
+    private const long ShortRemainder = 128;
+
+    /// <summary>Set by the checkpoint thread once it has prepared a catch-up; the writer clears it when it has caught up.</summary>
+    private bool _catchUpDue;
+
+    /// <summary>Whether the checkpoint thread synced the files for the catch-up it last told the writer of.</summary>
+    private bool _catchUpSynced;
+
+    private long _catchUps;
+    private long _preparedCatchUps;
+
+    /// <summary>The writer's catch-ups so far, and how many of them the checkpoint thread had prepared.</summary>
+    internal (long All, long Prepared) CatchUps => (Volatile.Read(ref _catchUps), Volatile.Read(ref _preparedCatchUps));
+
+    /// <summary>False once syncing through SQLite's files failed to bind: catch-ups are then not prepared.</summary>
+    private static bool _filesSyncable = true;
+
+    /// <summary>Syncs the database file and the log through <paramref name="c"/>'s own open files; false when it could not.</summary>
+    private static bool SyncFiles(Db c)
+    {
+        if (!_filesSyncable)
+        {
+            return false;
+        }
+        try
+        {
+            return SqliteFiles.TrySync(c.Connection);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            // A SQLite library other than the bundled one: the writer's catch-ups sync everything themselves, as SQLite does.
+            _filesSyncable = false;
+            return false;
+        }
+    }
+
+    /// <summary>Set by the writer once it has appended <see cref="CatchUpFrames"/> frames since its last catch-up: the checkpoint thread's cue not to wait for its next round.</summary>
+    private readonly ManualResetEventSlim _longLog = new(false, spinCount: 0);
+
+    /// <summary>Whether the writer has set <see cref="_longLog"/> since its last catch-up (the writer's thread only).</summary>
+    private bool _longLogTold;
 
     /// <summary>Set after every commit; the checkpoint thread waits on it.</summary>
     private readonly ManualResetEventSlim _committed = new(false, spinCount: 0);
@@ -338,6 +437,7 @@ internal sealed class SqliteDatabase : Database
         // After the writer: its last commits are what remains to copy back, and closing the last connection does that.
         _stopping = true;
         _committed.Set();
+        _longLog.Set();
         if (_checkpointThread is { } checkpoints)
         {
             await Task.Run(() => checkpoints.Join());
