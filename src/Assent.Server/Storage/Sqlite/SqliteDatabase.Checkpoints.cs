@@ -72,21 +72,14 @@ internal sealed partial class SqliteDatabase
                         continue;
                     }
                     Volatile.Write(ref _logFrames, frames);
-                    var synced = false;
-                    if (frames < CatchUpFrames)
+                    var synced = frames >= CatchUpFrames && SyncFiles(_checkpointer);
+                    if (PreparingAfter(frames, previous, preparing, synced) is { } next)
                     {
-                        preparing = 0;
-                    }
-                    else if ((synced = SyncFiles(_checkpointer)) && preparing < PreparingRounds && frames - previous > ShortRemainder)
-                    {
-                        // Much was appended during the last round and sync: copy and sync that too before the writer does.
-                        preparing++;
+                        preparing = next;
                     }
                     else
                     {
                         preparing = 0;
-                        // Unsynced (another SQLite library, an I/O error), the writer catches up all the same, syncing everything.
-                        _catchUpSynced = synced;
                         Volatile.Write(ref _catchUpDue, true);
                     }
                     previous = frames;
@@ -99,6 +92,22 @@ internal sealed partial class SqliteDatabase
                 _checkpointer = null;
             }
         }
+    }
+
+    /// <summary>
+    /// After a round that found <paramref name="frames"/> in the log (<paramref name="previous"/> in the round before) and
+    /// synced the files or not: how many rounds have prepared the writer's catch-up so far, or null when the writer is to be
+    /// told to catch up now.
+    /// </summary>
+    internal static int? PreparingAfter(long frames, long previous, int preparing, bool synced)
+    {
+        if (frames < CatchUpFrames)
+        {
+            return 0;
+        }
+        // Much was appended during the last round and its sync: copy and sync that too before the writer does. Unsynced
+        // (another SQLite library, an I/O error), the writer catches up all the same, syncing everything itself.
+        return synced && preparing < PreparingRounds && frames - previous > ShortRemainder ? preparing + 1 : null;
     }
 
     /// <summary>A passive checkpoint on <paramref name="c"/>: the frames in the log, or null when another checkpoint was running.</summary>
@@ -162,10 +171,6 @@ internal sealed partial class SqliteDatabase
                 _appendedSinceCatchUp = 0;
                 _longLogTold = false;
                 Volatile.Write(ref _catchUps, _catchUps + 1);
-                if (due && _catchUpSynced)
-                {
-                    Volatile.Write(ref _preparedCatchUps, _preparedCatchUps + 1);
-                }
             }
         }
         finally
@@ -193,25 +198,21 @@ internal sealed partial class SqliteDatabase
     /// and the same flows at saturation. A mark 32 times longer (before catch-ups were prepared) was not worth a log of
     /// 128-256 MiB that a restart after a crash reads back (docs/storage.md §4).
     /// </summary>
-    private const long CatchUpFrames = 2048;
+    internal const long CatchUpFrames = 2048;
 
     /// <summary>At most this many rounds, each with its syncs, prepare one catch-up after the first.</summary>
-    private const int PreparingRounds = 3;
+    internal const int PreparingRounds = 3;
 
     /// <summary>Frames appended between two preparing rounds below which another round would not shorten the catch-up further.</summary>
-    private const long ShortRemainder = 128;
+    internal const long ShortRemainder = 128;
 
     /// <summary>Set by the checkpoint thread once it has prepared a catch-up; the writer clears it when it has caught up.</summary>
     private bool _catchUpDue;
 
-    /// <summary>Whether the checkpoint thread synced the files for the catch-up it last told the writer of.</summary>
-    private bool _catchUpSynced;
-
     private long _catchUps;
-    private long _preparedCatchUps;
 
-    /// <summary>The writer's catch-ups so far, and how many of them the checkpoint thread had prepared.</summary>
-    internal (long All, long Prepared) CatchUps => (Volatile.Read(ref _catchUps), Volatile.Read(ref _preparedCatchUps));
+    /// <summary>The writer's catch-ups so far.</summary>
+    internal long CatchUps => Volatile.Read(ref _catchUps);
 
     /// <summary>False once syncing through SQLite's files failed to bind: catch-ups are then not prepared.</summary>
     private static bool _filesSyncable = true;
