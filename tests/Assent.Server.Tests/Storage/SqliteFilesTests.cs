@@ -63,6 +63,41 @@ public sealed class SqliteFilesTests : IDisposable
     }
 
     [Fact]
+    public void A_watched_connections_commits_report_the_logs_length_on_their_thread_and_a_log_started_over_is_short()
+    {
+        using var c = Open("watched.db", "WAL");
+        var log = new FileInfo(Path.Combine(_dir, "watched.db-wal"));
+        SqliteFiles.TakeLogFrames(); // this thread may have run another test's watched commits
+        SqliteFiles.WatchCommits(c);
+        Assert.Null(SqliteFiles.TakeLogFrames());
+
+        Exec(c, "INSERT INTO t(y) VALUES(randomblob(1000))");
+        var frames = SqliteFiles.TakeLogFrames();
+        // The log has not started over since it was created: its file is a 32-byte header and the frames, each a 24-byte
+        // header and a page (sqlite.org/fileformat2.html §4.1).
+        log.Refresh();
+        Assert.Equal((log.Length - 32) / (Exec(c, "PRAGMA page_size") + 24), frames);
+        Assert.True(frames > 200, $"{frames} frames for 201 commits");
+        Assert.Null(SqliteFiles.TakeLogFrames());
+
+        Assert.Equal(201, Exec(c, "SELECT count(*) FROM t"));
+        Assert.Null(SqliteFiles.TakeLogFrames()); // a read commits nothing
+
+        Exec(c, "INSERT INTO t(y) VALUES(randomblob(1000))");
+        long? elsewhere = -1;
+        var other = new Thread(() => elsewhere = SqliteFiles.TakeLogFrames());
+        other.Start();
+        other.Join();
+        Assert.Null(elsewhere);
+        Assert.InRange(SqliteFiles.TakeLogFrames() ?? -1, frames!.Value + 1, frames.Value + 3); // the row's page, maybe its parents
+
+        // Everything copied back and no reader in the log: the next commit writes the log from its beginning again.
+        Exec(c, "PRAGMA wal_checkpoint(PASSIVE)");
+        Exec(c, "INSERT INTO t(y) VALUES(randomblob(1000))");
+        Assert.InRange(SqliteFiles.TakeLogFrames() ?? -1, 1, 3);
+    }
+
+    [Fact]
     public void Without_an_open_log_there_is_nothing_to_sync_and_it_says_so()
     {
         // A rollback journal is open only inside a write transaction: the database file syncs, the journal is not there.

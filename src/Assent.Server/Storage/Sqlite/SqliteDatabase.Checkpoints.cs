@@ -36,8 +36,9 @@ internal sealed partial class SqliteDatabase
     /// <para>
     /// Where syncs are slow the writer spends at most half its time catching up: it skips catching up until as long as its
     /// last checkpoint took has passed, and whenever the checkpoint thread is in a round (whose syncs it would otherwise wait
-    /// out). Once the log holds twice <see cref="CatchUpFrames"/> frames (by the checkpoint thread's count or the writer's
-    /// own) it catches up whether told or not.
+    /// out). Once the log holds twice <see cref="CatchUpFrames"/> frames it catches up whether told or not. The writer
+    /// counts the log by what SQLite reports after each of its commits (<see cref="SqliteFiles.WatchCommits"/>), so it knows
+    /// when the log started over by itself, after a round that copied everything: no catch-up is then due.
     /// </para>
     /// </summary>
     private void CheckpointLoop()
@@ -132,19 +133,32 @@ internal sealed partial class SqliteDatabase
     /// </summary>
     private void CatchUpIfLong(Db c)
     {
-        if (_appendedSinceCatchUp >= CatchUpFrames && !_longLogTold)
+        // The log's length by the writer's own count: exact when its commits report it (SqliteFiles.WatchCommits). The
+        // checkpoint thread's count, after its last round, is late: a round that syncs on a busy disk reports late while the
+        // writer kept appending (a CI run saw the log reach 23 MiB), and a round that copied everything reports a log the
+        // writer's next commit has started over (catch-ups of 3-134 frames, at 0.7-15 ms each, under the benchmark).
+        // Without the hook the writer counts the frames it appended since its own last catch-up, which a log started over
+        // meanwhile makes too high (overdue catch-ups of 1,500-1,900 frames that no round had prepared, 5-22 ms each), and
+        // which a catch-up stopped short by a reader makes too low: then the larger of the two counts.
+        var frames = _logWatched ? _writerLogFrames : Math.Max(_writerLogFrames, Volatile.Read(ref _logFrames));
+        if (frames < CatchUpFrames)
+        {
+            // Short: it started over, or the writer has just caught up. A catch-up prepared for the log before is moot.
+            _longLogTold = false;
+            if (Volatile.Read(ref _catchUpDue))
+            {
+                Volatile.Write(ref _catchUpDue, false);
+            }
+            return;
+        }
+        if (!_longLogTold)
         {
             _longLogTold = true;
             _longLog.Set();
         }
-        var frames = Volatile.Read(ref _logFrames);
-        // The checkpoint thread reports the log's length after each round; a round that syncs on a busy disk reports late,
-        // and the writer kept appending meanwhile (a CI run saw the log reach 23 MiB). So the writer also counts the frames
-        // it appended since its own last catch-up, an upper bound of the log's length: past twice the mark it catches up
-        // whatever the other figures say.
         var due = Volatile.Read(ref _catchUpDue);
-        var overdue = frames >= 2 * CatchUpFrames || _appendedSinceCatchUp >= 2 * CatchUpFrames;
-        if (!overdue && (!due || frames < CatchUpFrames || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook))
+        var overdue = frames >= 2 * CatchUpFrames;
+        if (!overdue && (!due || Stopwatch.GetElapsedTime(_lastCatchUpEnded) < _lastCatchUpTook))
         {
             return;
         }
@@ -165,10 +179,10 @@ internal sealed partial class SqliteDatabase
         {
             if (CheckpointOn(c) is not null)
             {
-                // Everything is copied back: the next commit starts the log over, and the checkpoint thread reports its new length.
+                // Everything is copied back: the next commit starts the log over, and reports its new length.
                 Volatile.Write(ref _logFrames, 0);
                 Volatile.Write(ref _catchUpDue, false);
-                _appendedSinceCatchUp = 0;
+                _writerLogFrames = 0;
                 _longLogTold = false;
                 Volatile.Write(ref _catchUps, _catchUps + 1);
             }
@@ -214,13 +228,35 @@ internal sealed partial class SqliteDatabase
     /// <summary>The writer's catch-ups so far.</summary>
     internal long CatchUps => Volatile.Read(ref _catchUps);
 
-    /// <summary>False once syncing through SQLite's files failed to bind: catch-ups are then not prepared.</summary>
-    private static bool _filesSyncable = true;
+    /// <summary>False once binding <see cref="SqliteFiles"/> failed: catch-ups are then not prepared, and the writer counts the log itself.</summary>
+    private static bool _nativeBound = true;
+
+    /// <summary>Whether the writer's connection reports the log's length after each commit (set where it opens).</summary>
+    private bool _logWatched;
+
+    /// <summary>Makes the writer's commits report the log's length (<see cref="SqliteFiles.WatchCommits"/>); false when it could not.</summary>
+    private static bool TryWatchCommits(Db c)
+    {
+        if (!_nativeBound)
+        {
+            return false;
+        }
+        try
+        {
+            SqliteFiles.WatchCommits(c.Connection);
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _nativeBound = false;
+            return false;
+        }
+    }
 
     /// <summary>Syncs the database file and the log through <paramref name="c"/>'s own open files; false when it could not.</summary>
     private static bool SyncFiles(Db c)
     {
-        if (!_filesSyncable)
+        if (!_nativeBound)
         {
             return false;
         }
@@ -231,12 +267,12 @@ internal sealed partial class SqliteDatabase
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             // A SQLite library other than the bundled one: the writer's catch-ups sync everything themselves, as SQLite does.
-            _filesSyncable = false;
+            _nativeBound = false;
             return false;
         }
     }
 
-    /// <summary>Set by the writer once it has appended <see cref="CatchUpFrames"/> frames since its last catch-up: the checkpoint thread's cue not to wait for its next round.</summary>
+    /// <summary>Set by the writer once the log holds <see cref="CatchUpFrames"/> frames by its count: the checkpoint thread's cue not to wait for its next round.</summary>
     private readonly ManualResetEventSlim _longLog = new(false, spinCount: 0);
 
     /// <summary>Whether the writer has set <see cref="_longLog"/> since its last catch-up (the writer's thread only).</summary>
@@ -255,11 +291,14 @@ internal sealed partial class SqliteDatabase
 
     private volatile bool _stopping;
 
-    /// <summary>The log's length in frames at the last checkpoint; the writer's cue to catch up.</summary>
+    /// <summary>The log's length in frames at the checkpoint thread's last round.</summary>
     private long _logFrames;
 
-    /// <summary>Frames the writer appended since its own last catch-up (the writer's thread only).</summary>
-    private long _appendedSinceCatchUp;
+    /// <summary>
+    /// The log's length in frames after the writer's last commit, as SQLite reported it; without that report, the frames the
+    /// writer appended since its own last catch-up (the writer's thread only).
+    /// </summary>
+    private long _writerLogFrames;
 
     /// <summary>
     /// The frames the writer's commits appended to the log since the last call: SQLite's count of pages its connection wrote,
@@ -280,14 +319,21 @@ internal sealed partial class SqliteDatabase
         _checkpointThread.Start();
     }
 
-    /// <summary>After each commit, on the writer's thread: wakes the checkpoint thread, counts the frames, catches up if due.</summary>
+    /// <summary>After each batch, on the writer's thread: wakes the checkpoint thread, takes the log's length, catches up if due.</summary>
     private void Committed(Db writer)
     {
         if (!_committed.IsSet)
         {
             _committed.Set();
         }
-        _appendedSinceCatchUp += FramesAppended(writer);
+        if (!_logWatched)
+        {
+            _writerLogFrames += FramesAppended(writer);
+        }
+        else if (SqliteFiles.TakeLogFrames() is { } frames)
+        {
+            _writerLogFrames = frames;
+        }
         CatchUpIfLong(writer);
     }
 

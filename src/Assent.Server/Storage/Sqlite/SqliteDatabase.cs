@@ -82,16 +82,7 @@ internal sealed partial class SqliteDatabase : Database
         await _writeLock.WaitAsync(ct);
         try
         {
-            var w = Writer().Connection;
-            using (var pragma = w.CreateCommand())
-            {
-                // WAL: readers never block the writer. NORMAL keeps every commit across a
-                // process crash (kill -9); FULL adds an fsync per commit for power loss.
-                // wal_autocheckpoint=0: a thread of its own checkpoints instead (see CheckpointLoop).
-                pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;";
-                pragma.ExecuteNonQuery();
-            }
-            SqliteSchema.Migrate(w);
+            SqliteSchema.Migrate(Writer().Connection);
             // The -wal and -shm files exist from here on; they took the database's mode, and this makes sure of it.
             KeepPrivate(Path);
             if (_writerThread is null)
@@ -188,7 +179,24 @@ internal sealed partial class SqliteDatabase : Database
 
     // ---- plumbing ----------------------------------------------------------------------
 
-    private Db Writer() => _writer ??= Open();
+    private Db Writer() => _writer ??= OpenWriter();
+
+    /// <summary>The writer's connection, set up afresh whenever it is opened (again after an I/O error).</summary>
+    private Db OpenWriter()
+    {
+        var c = Open();
+        using (var pragma = c.Connection.CreateCommand())
+        {
+            // WAL: readers never block the writer (the mode is the file's, kept across opens). NORMAL keeps every commit
+            // across a process crash (kill -9); FULL adds an fsync per commit for power loss. wal_autocheckpoint=0: a
+            // thread of its own checkpoints instead (see CheckpointLoop). The last two are the connection's own.
+            pragma.CommandText = $"PRAGMA journal_mode=WAL; PRAGMA synchronous={(SynchronousFull ? "FULL" : "NORMAL")}; PRAGMA wal_autocheckpoint=0;";
+            pragma.ExecuteNonQuery();
+        }
+        // After wal_autocheckpoint, which sets the same hook: the writer then knows the log's length after each commit.
+        _logWatched = TryWatchCommits(c);
+        return c;
+    }
 
     private Db Open()
     {
