@@ -923,6 +923,35 @@ public sealed class SqliteStoreContract : StoreContract
     }
 
     [Fact]
+    public async Task After_a_write_fails_for_want_of_room_the_writer_reopens_with_its_own_settings()
+    {
+        var database = _database!;
+        Task<long> Pragma(string pragma) => database.StatementAsync($"PRAGMA {pragma}", [], (r, _) => Task.FromResult(r.Read() ? r.GetInt64(0) : -1), default);
+        var user = await UserAsync("room");
+        Assert.Equal(1, await Pragma("synchronous")); // NORMAL (docs/storage.md §4)
+        Assert.Equal(0, await Pragma("wal_autocheckpoint"));
+
+        // The writer's connection may grow the file no further: the next write that needs a page fails with SQLITE_FULL, as
+        // on a full disk, and the writer drops its connection.
+        var pages = await Pragma("page_count");
+        Assert.Equal(pages, await Pragma($"max_page_count = {pages}"));
+        await Assert.ThrowsAnyAsync<Exception>(async () =>
+        {
+            for (var i = 0; i < 1000; i++)
+            {
+                await PendingAsync(user);
+            }
+        });
+
+        // Reopened (no page limit any more), with the settings the writer's first connection had, not SQLite's defaults
+        // (synchronous=FULL, a checkpoint in the writer's own commits every 1,000 frames).
+        Assert.True(await Pragma("max_page_count") > pages);
+        Assert.Equal(1, await Pragma("synchronous"));
+        Assert.Equal(0, await Pragma("wal_autocheckpoint"));
+        await PendingAsync(user);
+    }
+
+    [Fact]
     public async Task Once_the_writer_is_idle_everything_it_committed_is_copied_back_from_the_log()
     {
         // Writes leave their frames in the log (no checkpoint in their path); the checkpoint thread copies them back
