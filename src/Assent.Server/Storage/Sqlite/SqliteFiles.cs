@@ -10,11 +10,11 @@ namespace Assent.Server.Storage.Sqlite;
 /// <see cref="WatchCommits"/> makes each commit report the log's length, so that the writer knows when it started over.
 /// <para>
 /// Written by hand because neither Microsoft.Data.Sqlite nor SQLitePCLRaw exposes <c>sqlite3_file_control</c> or
-/// <c>sqlite3_wal_hook</c>: they are bound here from the native library SQLitePCLRaw loads. A file descriptor of our own would not do: on POSIX, closing any
-/// descriptor of a file releases every lock the process holds on it, SQLite's own included (sqlite.org/howtocorrupt.html
-/// §2.2). <c>SQLITE_FCNTL_FILE_POINTER</c> and <c>SQLITE_FCNTL_JOURNAL_POINTER</c> (sqlite.org/c3ref/c_fcntl_begin_atomic_write.html)
-/// give SQLite's own open files, and the sync goes through their VFS's <c>xSync</c> (sqlite.org/c3ref/io_methods.html), as
-/// SQLite's own syncs do.
+/// <c>sqlite3_wal_hook</c>: they are bound here from the native library SQLitePCLRaw loads. A file descriptor of our
+/// own would not do: on POSIX, closing any descriptor of a file releases every lock the process holds on it, SQLite's
+/// own included (sqlite.org/howtocorrupt.html §2.2). <c>SQLITE_FCNTL_FILE_POINTER</c> and
+/// <c>SQLITE_FCNTL_JOURNAL_POINTER</c> (sqlite.org/c3ref/c_fcntl_begin_atomic_write.html) give SQLite's own open files,
+/// and the sync goes through their VFS's <c>xSync</c> (sqlite.org/c3ref/io_methods.html), as SQLite's own syncs do.
 /// </para>
 /// </summary>
 internal static class SqliteFiles
