@@ -138,7 +138,7 @@ internal sealed partial class SqliteDatabase
         // writer kept appending (a CI run saw the log reach 23 MiB), and a round that copied everything reports a log the
         // writer's next commit has started over (catch-ups of 3-134 frames, at 0.7-15 ms each, under the benchmark).
         // Without the hook the writer counts the frames it appended since its own last catch-up, which a log started over
-        // meanwhile makes too high (overdue catch-ups of 1,500-1,900 frames that no round had prepared, 5-22 ms each), and
+        // meanwhile makes too high (overdue catch-ups of 1,466-1,867 frames that no round had prepared, 5-22 ms each), and
         // which a catch-up stopped short by a reader makes too low: then the larger of the two counts.
         var frames = _logWatched ? _writerLogFrames : Math.Max(_writerLogFrames, Volatile.Read(ref _logFrames));
         if (frames < CatchUpFrames)
