@@ -235,26 +235,17 @@ internal sealed partial class SqliteDatabase
     private bool _logWatched;
 
     /// <summary>Makes the writer's commits report the log's length (<see cref="SqliteFiles.WatchCommits"/>); false when it could not.</summary>
-    private static bool TryWatchCommits(Db c)
+    private static bool TryWatchCommits(Db c) => TryNative(() =>
     {
-        if (!_nativeBound)
-        {
-            return false;
-        }
-        try
-        {
-            SqliteFiles.WatchCommits(c.Connection);
-            return true;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            _nativeBound = false;
-            return false;
-        }
-    }
+        SqliteFiles.WatchCommits(c.Connection);
+        return true;
+    });
 
     /// <summary>Syncs the database file and the log through <paramref name="c"/>'s own open files; false when it could not.</summary>
-    private static bool SyncFiles(Db c)
+    private static bool SyncFiles(Db c) => TryNative(() => SqliteFiles.TrySync(c.Connection));
+
+    /// <summary>A call through <see cref="SqliteFiles"/>; false, and no more such calls, once SQLite's library failed to bind.</summary>
+    private static bool TryNative(Func<bool> call)
     {
         if (!_nativeBound)
         {
@@ -262,11 +253,12 @@ internal sealed partial class SqliteDatabase
         }
         try
         {
-            return SqliteFiles.TrySync(c.Connection);
+            return call();
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
-            // A SQLite library other than the bundled one: the writer's catch-ups sync everything themselves, as SQLite does.
+            // A SQLite library other than the bundled one: the writer's catch-ups sync everything themselves, as SQLite does,
+            // and the writer counts the log itself.
             _nativeBound = false;
             return false;
         }
