@@ -23,6 +23,12 @@ internal interface IWriteSession : ISqlSession
 
     /// <summary>Tells the other nodes (their waiters and device streams) about a transition once it commits; nothing on a single-process engine.</summary>
     ValueTask NotifyAsync(ApprovalNotice notice);
+
+    /// <summary>
+    /// False only when no event of this transaction can have a delivery (docs/storage.md §9): no live webhook endpoint and
+    /// no agent notified by ping or push. The outbox's fan-out is then skipped; true whenever the engine cannot tell.
+    /// </summary>
+    ValueTask<bool> ListeningAsync();
 }
 
 internal static class SessionExtensions

@@ -127,6 +127,29 @@ internal static class OutboxSql
 
     public static readonly string FanOutSql = FanOut();
 
+    /// <summary>
+    /// A row when some event may have a delivery: a live webhook endpoint exists, or an agent notified by ping or push
+    /// (what each branch of <see cref="FanOut"/> needs at the least). Without a row every fan-out inserts nothing.
+    /// </summary>
+    public static readonly string ListeningSql =
+        "SELECT 1 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled_at IS NULL) " +
+        $"OR EXISTS (SELECT 1 FROM clients WHERE delivery_mode <> '{Protocol.OAuth.DeliveryModes.Poll}')";
+
+    /// <summary>
+    /// Migration 19: the agents notified by ping or push, so that <see cref="ListeningSql"/> finds one, or that there is
+    /// none, without reading every agent.
+    /// </summary>
+    public static readonly string NotifiedClientsIndex =
+        $"CREATE INDEX clients_notified ON clients(id) WHERE delivery_mode <> '{Protocol.OAuth.DeliveryModes.Poll}'";
+
+    // A statement that writes a table ListeningSql reads (its name as a word: not web_clients).
+    private static readonly System.Text.RegularExpressions.Regex ListenersTable =
+        new(@"\b(webhook_endpoints|clients)\b", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="sql"/> may change the answer of <see cref="ListeningSql"/>: anything but a read that names its tables.</summary>
+    public static bool DecidesListening(string sql) =>
+        !sql.TrimStart().StartsWith("SELECT", StringComparison.OrdinalIgnoreCase) && ListenersTable.IsMatch(sql);
+
     private static readonly string LeasedFanOutSql = FanOut(leased: true) + " RETURNING " + WebhookStore.DeliveryColumns;
 
     public static object?[] Args(OutboxEvent e) =>
@@ -139,7 +162,7 @@ internal static class OutboxSql
     /// </summary>
     public static async ValueTask<int> EmitAsync(this IWriteSession w, OutboxSignal outbox, OutboxEvent? e)
     {
-        if (e is null)
+        if (e is null || !await w.ListeningAsync())
         {
             return 0;
         }

@@ -119,15 +119,21 @@ internal sealed class WebhookStore(Database db) : IWebhookStore
     public Task CreateEndpointAsync(WebhookEndpointRecord e, IReadOnlyList<string> events, AuditEvent audit, CancellationToken ct) =>
         db.WriteAsync(async w =>
         {
-            await w.ExecAsync($"INSERT INTO webhook_endpoints({EndpointColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                e.Id, e.OwnerUserId, e.Url, e.Events, e.SealedSecret, e.CreatedAt, e.Failures, e.FailingSince, e.RetryAt, e.DisabledAt, e.DisabledReason,
-                e.DeletedAt);
-            foreach (var ev in events)
-            {
-                await w.ExecAsync("INSERT INTO webhook_events(endpoint_id, event) VALUES($1, $2)", e.Id, ev);
-            }
+            await InsertEndpointAsync(w, e, events);
             return await w.AuditedAsync(audit);
         }, ct);
+
+    /// <summary>An endpoint's rows, and one per event it subscribes to, in the caller's transaction.</summary>
+    internal static async ValueTask InsertEndpointAsync(IWriteSession w, WebhookEndpointRecord e, IReadOnlyList<string> events)
+    {
+        await w.ExecAsync($"INSERT INTO webhook_endpoints({EndpointColumns}) VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            e.Id, e.OwnerUserId, e.Url, e.Events, e.SealedSecret, e.CreatedAt, e.Failures, e.FailingSince, e.RetryAt, e.DisabledAt, e.DisabledReason,
+            e.DeletedAt);
+        foreach (var ev in events)
+        {
+            await w.ExecAsync("INSERT INTO webhook_events(endpoint_id, event) VALUES($1, $2)", e.Id, ev);
+        }
+    }
 
     public Task<WebhookEndpointRecord?> FindEndpointAsync(string id, CancellationToken ct) =>
         db.ReadAsync(s => s.OneAsync($"SELECT {EndpointColumns} FROM webhook_endpoints WHERE id = $1", ReadEndpoint, id), ct);

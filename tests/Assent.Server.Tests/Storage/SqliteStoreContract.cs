@@ -1,3 +1,4 @@
+using Assent.Server.Common;
 using Assent.Server.Storage;
 using Assent.Server.Storage.Sqlite;
 using Microsoft.Data.Sqlite;
@@ -144,6 +145,48 @@ public sealed class SqliteStoreContract : StoreContract
         Assert.Null(await store.Clients.FindActiveByNameAsync("usr_a", "bot (agt_1)", default));
         Assert.False(await store.Clients.TryCreateAsync(new ClientRecord("agt_8", [1], "BoT", "usr_a", "openid", 40, null),
             new AuditEvent(AuditTypes.AgentCreated, "usr_a", "op", "agt_8"), default));
+    }
+
+    [Fact]
+    public async Task An_endpoint_that_another_process_added_between_two_transactions_receives_the_later_events()
+    {
+        // Whether anyone listens is asked again in each transaction (docs/storage.md §9): an offline command may add an
+        // endpoint to the file while the server runs.
+        var user = await UserAsync("nils");
+        Task<int> EmitAsync(string subject) => Store.Database.WriteAsync(w =>
+            w.EmitAsync(Store.Database.Outbox, new OutboxEvent(Ids.Ordered("msg", Clock.GetUtcNow()), "approval.approved", subject, user.Id, null, Now, false)), default);
+        Assert.Equal(0, await EmitAsync("apr_nils1"));
+
+        using (var other = new SqliteConnection("Data Source=" + DatabasePath))
+        {
+            other.Open();
+            using var insert = other.CreateCommand();
+            insert.CommandText = "INSERT INTO webhook_endpoints(id, owner_user_id, url, events, sealed_secret, created_at) VALUES('whk_nils', $user, 'https://hooks.example/nils', '*', x'00', 1); " +
+                                 "INSERT INTO webhook_events(endpoint_id, event) VALUES('whk_nils', '*');";
+            insert.Parameters.AddWithValue("$user", user.Id);
+            insert.ExecuteNonQuery();
+        }
+
+        Assert.Equal(1, await EmitAsync("apr_nils2"));
+        Assert.Equal("apr_nils2", Assert.Single(await Store.Webhooks.ListDeliveriesAsync("whk_nils", long.MaxValue, 100, default)).Subject);
+    }
+
+    [Fact]
+    public void Whether_anyone_listens_is_read_from_indexes_without_reading_every_agent()
+    {
+        // Asked at the start of every write transaction that emits an event (docs/storage.md §9), so its cost must not grow with the agents.
+        using var c = new SqliteConnection("Data Source=" + DatabasePath);
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "EXPLAIN QUERY PLAN " + OutboxSql.ListeningSql;
+        using var plan = cmd.ExecuteReader();
+        var steps = new List<string>();
+        while (plan.Read())
+        {
+            steps.Add(plan.GetString(3));
+        }
+        Assert.Contains(steps, s => s.Contains(" INDEX clients_notified", StringComparison.Ordinal));
+        Assert.DoesNotContain(steps, s => s.StartsWith("SCAN clients", StringComparison.Ordinal) && !s.Contains("INDEX", StringComparison.Ordinal));
     }
 
     [Theory]

@@ -160,6 +160,12 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
 
         public async ValueTask NotifyAsync(ApprovalNotice notice) =>
             await ExecAsync("SELECT pg_notify($1, $2)", Channel, db.Payload(notice));
+
+        /// <summary>
+        /// Always: another node may add a webhook endpoint between a read of them and this transaction's fan-out, which
+        /// reads them itself (and the pipelined transitions carry the fan-out in their one statement anyway).
+        /// </summary>
+        public ValueTask<bool> ListeningAsync() => ValueTask.FromResult(true);
     }
 
     /// <summary>

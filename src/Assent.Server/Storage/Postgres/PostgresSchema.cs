@@ -304,6 +304,8 @@ internal static class PostgresSchema
         VaultVersionSizes.Postgres,
         // 18: spent stateless sign-in challenges (see the SQLite migration of the same number).
         SessionSchema.SpentChallenges("BYTEA", "BIGINT"),
+        // 19: the agents notified by ping or push (see the SQLite migration of the same number).
+        OutboxSql.NotifiedClientsIndex,
     ];
 
     public static async Task MigrateAsync(NpgsqlDataSource source, CancellationToken ct)

@@ -217,12 +217,21 @@ internal sealed partial class SqliteDatabase : Database
         private static readonly string[] Names = Enumerable.Range(1, 32).Select(i => "$" + i.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
         private readonly Dictionary<string, SqliteCommand> _commands = new(StringComparer.Ordinal);
 
+        // The statements that may change whether anyone listens (OutboxSql.DecidesListening).
+        private readonly HashSet<SqliteCommand> _decidesListening = new(ReferenceEqualityComparer.Instance);
+
         public SqliteConnection Connection => connection;
 
         public SqliteTransaction? Transaction { get; set; }
 
         /// <summary>The chain head as of this transaction's last append; null outside a write transaction.</summary>
         public AuditHead? AuditHead { get; set; }
+
+        /// <summary>
+        /// Whether this write transaction's events may have deliveries (<see cref="ListeningAsync"/>): read once per
+        /// transaction, and again after one of its statements wrote a table that decides it; null outside a write transaction.
+        /// </summary>
+        public bool? Listening { get; set; }
 
         public SqliteCommand Prepared(string sql, object?[] args)
         {
@@ -235,6 +244,14 @@ internal sealed partial class SqliteDatabase : Database
                     cmd.Parameters.Add(new SqliteParameter(Names[i], DBNull.Value));
                 }
                 _commands[sql] = cmd;
+                if (OutboxSql.DecidesListening(sql))
+                {
+                    _decidesListening.Add(cmd);
+                }
+            }
+            if (Listening is not null && _decidesListening.Contains(cmd))
+            {
+                Listening = null;
             }
             cmd.Transaction = Transaction;
             for (var i = 0; i < args.Length; i++)
@@ -284,6 +301,20 @@ internal sealed partial class SqliteDatabase : Database
 
         /// <summary>One process owns the file: its hub hears of every transition directly.</summary>
         public ValueTask NotifyAsync(ApprovalNotice notice) => ValueTask.CompletedTask;
+
+        /// <summary>
+        /// <c>BEGIN IMMEDIATE</c> holds the file's write lock, so no other connection or process changes the endpoints or
+        /// the agents' delivery modes during the transaction; only its own statements do, and those clear the answer.
+        /// </summary>
+        public ValueTask<bool> ListeningAsync()
+        {
+            if (Transaction is null)
+            {
+                return ValueTask.FromResult(true);
+            }
+            Listening ??= Finish(AnyAsync(OutboxSql.ListeningSql));
+            return ValueTask.FromResult(Listening.Value);
+        }
 
         public void Dispose()
         {
@@ -368,6 +399,7 @@ internal sealed partial class SqliteDatabase : Database
         using var tx = c.Connection.BeginTransaction(deferred: false);
         c.Transaction = tx;
         c.AuditHead = null;
+        c.Listening = null;
         try
         {
             foreach (var item in items)
@@ -388,6 +420,7 @@ internal sealed partial class SqliteDatabase : Database
         {
             c.Transaction = null;
             c.AuditHead = null;
+            c.Listening = null;
         }
     }
 

@@ -303,6 +303,8 @@ internal static class SqliteSchema
         VaultVersionSizes.Sqlite,
         // 18: stateless passkey sign-in challenges (docs/http-api.md §12.3): the hashes of those spent, each kept until it expires.
         SessionSchema.SpentChallenges("BLOB", "INTEGER"),
+        // 19: the agents notified by ping or push, indexed: the writer asks once per transaction whether an event may have a delivery (docs/storage.md §9).
+        OutboxSql.NotifiedClientsIndex,
     ];
 
     public static int LatestVersion => Migrations.Length;
