@@ -703,25 +703,33 @@ public abstract class StoreContract : IAsyncLifetime
     public async Task An_event_reaches_an_endpoint_or_a_notified_agent_that_its_own_transaction_added_before_it()
     {
         // SQLite asks once per transaction whether any event may have a delivery, and skips the fan-out when none may
-        // (docs/storage.md §9); a statement of the same transaction that adds an endpoint or turns an agent to ping must
-        // count for the events after it. The three events share one transaction.
+        // (docs/storage.md §9); a statement of the same transaction that turns an agent to ping (or back), or adds an
+        // endpoint, must count for the events after it. Each transaction starts with nobody listening.
         var user = await UserAsync("lena");
         var agent = (await ClientAsync(user, "lena-bot"))!;
         var endpoint = new WebhookEndpointRecord("whk_lena", user.Id, "https://hooks.example/lena", "*", new byte[32], Now, 0, null, null, null, null, null);
         OutboxEvent Approved(string subject) => new(Ids.Ordered("msg", Clock.GetUtcNow()), "approval.approved", subject, user.Id, agent.Id, Now, true);
-        var fannedOut = await Store.Database.WriteAsync(async w =>
+        var toAgent = await Store.Database.WriteAsync(async w =>
         {
-            var none = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena1"));
-            await WebhookStore.InsertEndpointAsync(w, endpoint, ["*"]);
-            var toEndpoint = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena2"));
+            await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", "apr_lena1", new byte[] { 1 });
+            var before = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena1"));
             await w.ExecAsync("UPDATE clients SET delivery_mode = 'ping', notification_endpoint = $2 WHERE id = $1", agent.Id, "https://agent.example/cb");
-            await w.ExecAsync("INSERT INTO ciba_notifications(approval_id, sealed) VALUES($1, $2)", "apr_lena3", new byte[] { 1 });
-            var toBoth = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena3"));
-            return (none, toEndpoint, toBoth);
+            var pinged = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena1"));
+            await w.ExecAsync("UPDATE clients SET delivery_mode = 'poll', notification_endpoint = NULL WHERE id = $1", agent.Id);
+            var polling = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena1"));
+            return (before, pinged, polling);
+        }, default);
+        var toEndpoint = await Store.Database.WriteAsync(async w =>
+        {
+            var before = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena2"));
+            await WebhookStore.InsertEndpointAsync(w, endpoint, ["*"]);
+            var after = await w.EmitAsync(Store.Database.Outbox, Approved("apr_lena3"));
+            return (before, after);
         }, default);
 
-        Assert.Equal((0, 1, 2), fannedOut);
-        Assert.Equal(new[] { "apr_lena2", "apr_lena3" }, (await Store.Webhooks.ListDeliveriesAsync(endpoint.Id, long.MaxValue, 100, default)).Select(d => d.Subject).Order());
+        Assert.Equal((0, 1, 0), toAgent);
+        Assert.Equal((0, 1), toEndpoint);
+        Assert.Equal("apr_lena3", Assert.Single(await Store.Webhooks.ListDeliveriesAsync(endpoint.Id, long.MaxValue, 100, default)).Subject);
     }
 
     [Fact]
