@@ -29,7 +29,8 @@ namespace Assent.Bench;
 /// which also gets the open loop at the same rate: the ratios to it are what carries over to another machine.
 /// <para>
 /// Saturation hides latency in queueing: with <c>--clients</c> closed loops the mean is clients / throughput (Little's law),
-/// whatever a sign-in costs. So a second phase offers sign-ins at a fixed <c>--rate</c> (open loop): each is due at its
+/// whatever a sign-in costs. So a second phase offers sign-ins at a fixed <c>--rate</c> (open loop), measured after
+/// <c>--paced-warmup</c> seconds of the same whose figures are dropped: each is due at its
 /// scheduled time, started then whether or not earlier ones finished, and its server time is counted from that time, so that
 /// a sign-in that waits behind others counts the wait (no coordinated omission). What the target names is that figure:
 /// the time from the scheduled start to the token, less only the driver's own work between the requests (signing the assertion).
@@ -47,6 +48,11 @@ internal static class SignInCommand
         var warmup = TimeSpan.FromSeconds(args.Int("warmup", 5, 0, 600));
         var rate = args.Int("rate", 1_000, 0, 100_000);
         var paced = TimeSpan.FromSeconds(args.Int("paced-seconds", 10, 1, 600));
+        // The open loop at its rate before the one measured, its figures dropped: the closed loops before it leave the
+        // driver's pacing path and the server's paths at that concurrency still compiling (tiered JIT in both processes,
+        // seen taking most of a core between them for tenths of a second in the measured window's first seconds;
+        // docs/http-api.md §17.4).
+        var pacedWarmup = TimeSpan.FromSeconds(args.Int("paced-warmup", 5, 0, 600));
         // Another build to serve with (a side-by-side run against the previous commit), and the schema version it knows.
         var serverDll = args.String("server-dll");
         var serverSchema = args.Int("server-schema", 0, 0, 1000);
@@ -192,17 +198,23 @@ internal static class SignInCommand
             }
             await streamsDone.CancelAsync();
             await Task.WhenAll(streams);
-            var open = rate == 0
-                ? null
-                : await PacedAsync(rate, paced, StepNames, server.CpuTime,
-                    (k, steps) => SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[(int)(k % passkeys.Count)], steps, ct), ct);
-            var peerOpen = rate == 0 || peer is null
-                ? null
-                : await PacedAsync(rate, paced, OidcProviderPeer.StepNames, peer.CpuTime, async (k, steps) =>
-                {
-                    var (ms, started, problem) = await peer.SignInOnceAsync((int)(k % clients), steps, ct);
-                    return (ms, started, double.NaN, problem);
-                }, ct);
+            Task<PacedRun> Paced(TimeSpan length) => PacedAsync(rate, length, StepNames, server.CpuTime,
+                (k, steps) => SignInOnceAsync(browserHttp, baseUri, clientId, passkeys[(int)(k % passkeys.Count)], steps, ct), ct);
+            Task<PacedRun> PeerPaced(TimeSpan length) => PacedAsync(rate, length, OidcProviderPeer.StepNames, peer!.CpuTime, async (k, steps) =>
+            {
+                var (ms, started, problem) = await peer.SignInOnceAsync((int)(k % clients), steps, ct);
+                return (ms, started, double.NaN, problem);
+            }, ct);
+            if (rate > 0 && pacedWarmup > TimeSpan.Zero)
+            {
+                await Paced(pacedWarmup);
+            }
+            var open = rate == 0 ? null : await Paced(paced);
+            if (rate > 0 && peer is not null && pacedWarmup > TimeSpan.Zero)
+            {
+                await PeerPaced(pacedWarmup);
+            }
+            var peerOpen = rate == 0 || peer is null ? null : await PeerPaced(paced);
             signIns.Sort();
             flows.Sort();
             peerSignIns.Sort();

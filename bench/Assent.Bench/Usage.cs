@@ -32,7 +32,7 @@ internal static partial class Usage
         ["mcp-gate"] = ("[--messages 10000] [--rate 1000] [--gated 200] [--gated-warmup 500] [--cli PATH/assent.dll] [--before PATH/assent.dll] [--env NAME=VALUE,...] [--hold SEC]",
             "assent mcp gate: forwarding, approval overhead, memory (beside another build)"),
         ["mcp-echo"] = ("", "the trivial stdio MCP server mcp-gate runs the gate around"),
-        ["signin"] = ("[--clients 16] [--seconds 10] [--rounds 2] [--warmup 5] [--rate 1000] [--paced-seconds 10] [--server-dll DLL --server-schema N] [--oidc-provider]",
+        ["signin"] = ("[--clients 16] [--seconds 10] [--rounds 2] [--warmup 5] [--rate 1000] [--paced-seconds 10] [--paced-warmup 5] [--server-dll DLL --server-schema N] [--oidc-provider]",
             "passkey sign-in -> code -> token beside a CIBA flow (and node-oidc-provider's, with --oidc-provider)"),
         ["vault"] = ("[--count 200] [--items 10000] [--warmup 20] [--only release|put|list]",
             "release round trip (no human), put 1 MiB, list 10,000 items, each beside a baseline"),
