@@ -277,7 +277,8 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
                     sealedInPass += sealedNow;
                 }
                 while (sealedNow == SealBatch);
-                if (sealedInPass > 0 && Environment.TickCount64 - _lastVacuum >= VacuumEveryMs)
+                _sealedSinceVacuum += sealedInPass;
+                if (_sealedSinceVacuum >= VacuumEveryRows)
                 {
                     await VacuumPendingAsync(ct);
                 }
@@ -345,7 +346,12 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
     /// <summary>
     /// audit_pending is a queue: every row is deleted within moments of its insert. Autovacuum looks
     /// at a table about once a minute, by which time the table holds a minute of deleted rows that
-    /// seal passes walk and inserts grow the file past. Vacuumed each second, its space is reused.
+    /// seal passes walk and inserts grow the file past. So the sealer vacuums it itself, after every
+    /// <see cref="VacuumEveryRows"/> rows it deleted. Not more often: each VACUUM also writes the table's
+    /// statistics to pg_class, and that invalidates every cached plan naming the table in every session,
+    /// so each connection of every node then analyzes and plans again the statements that write
+    /// audit_pending (every transition's) at their next use. Once a second on two nodes, that replanning
+    /// took about a tenth of PostgreSQL's CPU at a thousand covered payments a second (docs/storage.md §5).
     /// SKIP_LOCKED: a vacuum already running (another node's, or autovacuum) is enough. TRUNCATE
     /// false: giving the file's empty end back takes a lock that stops inserts (with it, these
     /// vacuums took 81 ms each under load; without, 1.2 ms). A role that does not own the table
@@ -353,15 +359,17 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
     /// </summary>
     private async Task VacuumPendingAsync(CancellationToken ct)
     {
-        _lastVacuum = Environment.TickCount64;
+        _sealedSinceVacuum = 0;
         await using var c = await source.OpenConnectionAsync(ct);
         await using var vacuum = Cmd(c, null, "VACUUM (SKIP_LOCKED, TRUNCATE false) audit_pending");
         await vacuum.ExecuteNonQueryAsync(ct);
     }
 
-    // Machine time, not the store's clock: this paces the database's housekeeping, not request lifetimes.
-    private const long VacuumEveryMs = 1000;
-    private long _lastVacuum = Environment.TickCount64;
+    /// <summary>How many entries this node's sealer deletes from audit_pending between two vacuums of it (a test sets fewer).</summary>
+    internal int VacuumEveryRows { get; init; } = 10_000;
+
+    // Only the sealer's loop reads and writes it.
+    private long _sealedSinceVacuum;
 
     // ---- group commit ------------------------------------------------------------------
 
