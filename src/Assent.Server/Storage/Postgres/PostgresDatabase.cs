@@ -351,7 +351,7 @@ internal sealed class PostgresDatabase(NpgsqlDataSource source, TimeProvider tim
     /// statistics to pg_class, and that invalidates every cached plan naming the table in every session,
     /// so each connection of every node then analyzes and plans again the statements that write
     /// audit_pending (every transition's) at their next use. Once a second on two nodes, that replanning
-    /// took about a tenth of PostgreSQL's CPU at a thousand covered payments a second (docs/storage.md §5).
+    /// took 12% of PostgreSQL's CPU samples (docs/storage.md §5).
     /// SKIP_LOCKED: a vacuum already running (another node's, or autovacuum) is enough. TRUNCATE
     /// false: giving the file's empty end back takes a lock that stops inserts (with it, these
     /// vacuums took 81 ms each under load; without, 1.2 ms). A role that does not own the table
