@@ -205,16 +205,21 @@ internal static class SignInCommand
                 var (ms, started, problem) = await peer.SignInOnceAsync((int)(k % clients), steps, ct);
                 return (ms, started, double.NaN, problem);
             }, ct);
-            if (rate > 0 && pacedWarmup > TimeSpan.Zero)
+            // The warm-up's figures are dropped; none of it when there is no open loop (--rate 0).
+            async Task<PacedRun?> WarmedAsync(Func<TimeSpan, Task<PacedRun>> run)
             {
-                await Paced(pacedWarmup);
+                if (rate == 0)
+                {
+                    return null;
+                }
+                if (pacedWarmup > TimeSpan.Zero)
+                {
+                    await run(pacedWarmup);
+                }
+                return await run(paced);
             }
-            var open = rate == 0 ? null : await Paced(paced);
-            if (rate > 0 && peer is not null && pacedWarmup > TimeSpan.Zero)
-            {
-                await PeerPaced(pacedWarmup);
-            }
-            var peerOpen = rate == 0 || peer is null ? null : await PeerPaced(paced);
+            var open = await WarmedAsync(Paced);
+            var peerOpen = peer is null ? null : await WarmedAsync(PeerPaced);
             signIns.Sort();
             flows.Sort();
             peerSignIns.Sort();
