@@ -131,9 +131,12 @@ internal static class OutboxSql
     /// A row when some event may have a delivery: a live webhook endpoint exists, or an agent notified by ping or push
     /// (what each branch of <see cref="FanOut"/> needs at the least). Without a row every fan-out inserts nothing.
     /// </summary>
-    public static readonly string ListeningSql =
-        "SELECT 1 WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled_at IS NULL) " +
-        $"OR EXISTS (SELECT 1 FROM clients WHERE delivery_mode <> '{Protocol.OAuth.DeliveryModes.Poll}')";
+    public static readonly string ListeningSql = "SELECT 1 WHERE " + ListeningCondition();
+
+    /// <summary><see cref="ListeningSql"/>'s condition, as a boolean expression a statement can hold.</summary>
+    public static string ListeningCondition() =>
+        "(EXISTS (SELECT 1 FROM webhook_endpoints WHERE deleted_at IS NULL AND disabled_at IS NULL) " +
+        $"OR EXISTS (SELECT 1 FROM clients WHERE delivery_mode <> '{Protocol.OAuth.DeliveryModes.Poll}'))";
 
     /// <summary>
     /// Migration 19: the agents notified by ping or push, so that <see cref="ListeningSql"/> finds one, or that there is

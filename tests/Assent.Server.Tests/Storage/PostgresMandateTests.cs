@@ -177,4 +177,38 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
         Assert.All(spent, payment => Assert.Single(deliveries, d => d.Type == EventTypes.ApprovalApproved && d.Subject == payment));
         Assert.Single(deliveries, d => d.Type == EventTypes.MandateExhausted && d.Subject == mandateId);
     }
+
+    [Fact]
+    public async Task A_node_that_paid_while_nobody_listened_fans_out_its_next_payment_to_a_webhook_another_node_created()
+    {
+        // While nobody listens a covered payment is made without its fan-outs, and only while the statement's own snapshot
+        // sees nobody listening (docs/storage.md §5): a webhook another node created reaches this node's next payment.
+        var (a, b) = await TwoNodesAsync(cluster);
+        await using var _ = a;
+        await using var __ = b;
+        var owner = await a.UserWithDeviceAsync();
+        var agent = await a.AgentAsync(owner.Handle);
+        var mandateId = await Mandating.ApprovedAsync(a, agent, owner, "1.00", "3.00", "none");
+        var silent = await Mandating.PayAsync(a, agent, "1.00");
+        Assert.Equal(2.00m, Remaining(silent!.Value));
+
+        var now = b.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        await b.Store.Webhooks.CreateEndpointAsync(new WebhookEndpointRecord("whk_b", owner.UserId, "https://hooks.example/b", "*", new byte[32], now, 0,
+            null, null, null, null, null), ["*"], new AuditEvent(AuditTypes.WebhookCreated, owner.UserId, owner.UserId, "whk_b"), CancellationToken.None);
+        var heard = await Mandating.PayAsync(a, agent, "1.00");
+        Assert.Equal(1.00m, Remaining(heard!.Value));
+        var deliveries = await b.Store.Webhooks.ListDeliveriesAsync("whk_b", long.MaxValue, 100, CancellationToken.None);
+        var spent = Assert.Single(deliveries, d => d.Type == EventTypes.MandateSpent);
+        Assert.Single(deliveries, d => d.Type == EventTypes.ApprovalApproved && d.Subject == spent.Subject);
+
+        // Once nobody listens again, the last payment is made (and stored) all the same, announced to nobody.
+        Assert.True(await b.Store.Webhooks.TryDeleteEndpointAsync("whk_b", owner.UserId, now,
+            new AuditEvent(AuditTypes.WebhookDeleted, owner.UserId, owner.UserId, "whk_b"), CancellationToken.None));
+        Assert.Equal(0.00m, Remaining((await Mandating.PayAsync(a, agent, "1.00"))!.Value));
+        Assert.Null(await Mandating.PayAsync(b, agent, "0.50"));
+        Assert.Equal(2, (await b.Store.Webhooks.ListDeliveriesAsync("whk_b", long.MaxValue, 100, CancellationToken.None)).Count);
+        var stored = (await a.Service<MandateBook>().ShowAsync(mandateId, owner.UserId, CancellationToken.None))!.Value;
+        Assert.Equal(3, stored.Row.Mandate.Payments);
+        Assert.Equal(3, stored.Payments.Count);
+    }
 }
