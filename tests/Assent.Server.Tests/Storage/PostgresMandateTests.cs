@@ -182,7 +182,7 @@ public sealed class PostgresMandateTests(PostgresCluster cluster)
     public async Task A_node_that_paid_while_nobody_listened_fans_out_its_next_payment_to_a_webhook_another_node_created()
     {
         // While nobody listens a covered payment is made without its fan-outs, and only while the statement's own snapshot
-        // sees nobody listening (docs/storage.md §5): a webhook another node created reaches this node's next payment.
+        // sees nobody listening (docs/storage.md §9): a webhook another node created reaches this node's next payment.
         var (a, b) = await TwoNodesAsync(cluster);
         await using var _ = a;
         await using var __ = b;

@@ -3,10 +3,11 @@ namespace Assent.Server.Storage.Postgres;
 /// <summary>
 /// A covered payment as one statement (docs/policies.md §6, docs/storage.md §5): the guarded spend of the mandate's budget
 /// and, only if it matched, the approved request, its decision, the mandate's payment row, the audit event and the
-/// deliveries (none while nobody listens: <see cref="CoveredSilently"/>), pipelined with the other one-statement writes of this node's group commit. A batch then holds the
-/// mandate's row lock for one round trip and its commit, not for a transaction of several statements per payment: the
-/// nodes spending one mandate take turns per batch, and each re-checks the guard against the row the other committed
-/// (PostgreSQL's READ COMMITTED re-evaluates an UPDATE's WHERE on the row version that made it wait).
+/// deliveries (none while nobody listens: <see cref="CoveredSilently"/>), pipelined with the other one-statement writes
+/// of this node's group commit. A batch then holds the mandate's row lock for one round trip and its commit, not for a
+/// transaction of several statements per payment: the nodes spending one mandate take turns per batch, and each
+/// re-checks the guard against the row the other committed (PostgreSQL's READ COMMITTED re-evaluates an UPDATE's WHERE
+/// on the row version that made it wait).
 /// </summary>
 internal sealed class PostgresMandateStore(PostgresDatabase db) : MandateStore(db)
 {
@@ -85,7 +86,8 @@ internal sealed class PostgresMandateStore(PostgresDatabase db) : MandateStore(d
         var approved = OutboxEvent.ForApproval(approval, ApprovalState.Approved, charge.Now)!;
         var spent = OutboxEvent.ForMandate(EventTypes.MandateSpent, approval.Id, mandate.UserId, mandate.ClientId, charge.Now);
         var exhausted = OutboxEvent.ForMandate(EventTypes.MandateExhausted, mandate.Id, mandate.UserId, mandate.ClientId, charge.Now);
-        var result = await db.PipelineAsync(PostgresDatabase.Batched(Covered, [.. args, .. OutboxSql.Args(approved), .. OutboxSql.Args(spent), .. OutboxSql.Args(exhausted)]),
+        var announced = PostgresDatabase.Batched(Covered, [.. args, .. OutboxSql.Args(approved), .. OutboxSql.Args(spent), .. OutboxSql.Args(exhausted)]);
+        var result = await db.PipelineAsync(announced,
             static async (r, ct) => await r.ReadAsync(ct) ? (Left: r.GetInt64(0), Queued: r.GetInt64(1), Listening: r.GetBoolean(2))
                 : ((long Left, long Queued, bool Listening)?)null, ct);
         if (result is not { } done)
