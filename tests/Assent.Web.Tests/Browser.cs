@@ -19,8 +19,8 @@ public sealed class BrowserHost : IAsyncLifetime
     public async Task InitializeAsync()
     {
         // Every tab of the suite comes from one address, and each enrolment and sign-in asks for options through a door
-        // limited per address and minute (30 by default, docs/http-api.md §16): on a fast machine the suite enrolled more
-        // than that within one minute, and the refused enrolment left its test waiting for the app. The limit itself is
+        // limited per address and minute (30 by default, docs/http-api.md §16): on a fast machine the suite can enrol more
+        // than that within one minute, and a refused enrolment leaves its test waiting for the app. The limit itself is
         // tested against the server (Assent.Server.Tests, LimitTests).
         Server = await TestServer.StartAsync(configure: o => o.Limits.CreationsPerMinute = 10_000);
         Playwright = await Microsoft.Playwright.Playwright.CreateAsync();
